@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from api_keys.grants import parse_grants
+from api_keys.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it once (only its hash is stored)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--label", required=True)
+        parser.add_argument("--grants", required=True, help='comma list, e.g. "transmissions/modify,templates/view", or "all"')
+
+    def handle(self, *args, label, grants, **options):
+        try:
+            grant_list = parse_grants(grants)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        _key, raw = api_key_create(label=label, grants=grant_list)
+        self.stdout.write(raw)

