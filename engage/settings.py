@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "recipient_lists",
     "transmissions",
     "tracking",
+    "analytics",
 ]
 
 MIDDLEWARE = [
