@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("recipient_lists.urls")),
     path("api/v1/", include("transmissions.urls")),
     path("", include("tracking.urls")),
+    path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
     re_path(r"^api/.*$", api_not_found),
 ]
