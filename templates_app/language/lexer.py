@@ -1,0 +1,259 @@
+"""Template-level lexing: find tags, apply the whitespace rules, cut at link offsets.
+
+The output is a flat, position-ordered list of items that ``compiler`` turns into a node
+tree. All the work here happens once per template; nothing in this module runs per
+recipient.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Tag content: anything but quotes and "}}", with quoted strings skipped as a whole.
+_CONTENT_RE = re.compile(r"""(?:[^'"}]|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\}(?!\}))*""",
+                         re.DOTALL)
+_STMT_RE = re.compile(r"\s*(if|elseif|else|end|each)(?![A-Za-z0-9_])")
+_RIGHT_ALONE_RE = re.compile(r"[ \t]*(?:\r?\n)?")
+_RIGHT_WS_RE = re.compile(r"[ \t]*")
+_TAG_RUN_RE = re.compile(r"\{\{\{?.*?\}\}\}?")
+_URL_STOP = frozenset(" \t\r\n\f\v\"'<>")
+
+
+class LexError(Exception):
+    """A malformed tag, with the source offset it refers to."""
+
+    def __init__(self, detail: str, pos: int) -> None:
+        self.detail = detail
+        self.pos = pos
+        super().__init__(detail)
+
+
+@dataclass(slots=True)
+class Text:
+    """A literal run of the source, [start, end)."""
+
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class Tag:
+    """A ``{{ }}`` or ``{{{ }}}`` tag; content is [cstart, cend)."""
+
+    start: int
+    end: int
+    cstart: int
+    cend: int
+    triple: bool
+    keyword: str | None  # statement keyword, None for an expression
+    url: bool = False  # the heuristic found it inside a literal http(s):// URL
+
+
+@dataclass(slots=True)
+class Marker:
+    """A zero-width event: 'link_start' / 'link_end' (with span) or 'pixel' (with kind)."""
+
+    pos: int
+    kind: str
+    span: Any = None
+    pixel: str | None = None
+
+
+def lex(source: str) -> list[Text | Tag]:
+    """Split ``source`` into literal text and tags (raises LexError on an unclosed tag)."""
+    out: list[Text | Tag] = []
+    pos = 0
+    n = len(source)
+    find = source.find
+    while True:
+        i = find("{{", pos)
+        if i < 0:
+            if pos < n:
+                out.append(Text(pos, n))
+            return out
+        if i > pos:
+            out.append(Text(pos, i))
+        triple = source.startswith("{{{", i)
+        cstart = i + (3 if triple else 2)
+        m = _CONTENT_RE.match(source, cstart)
+        cend = m.end()
+        close = "}}}" if triple else "}}"
+        if not source.startswith(close, cend):
+            if cend < n and source[cend] in "'\"":
+                raise LexError("unfinished string", cend)
+            if triple and source.startswith("}}", cend):
+                raise LexError("'}}}' expected to close '{{{'", i)
+            raise LexError("unclosed tag: '" + close + "' expected", i)
+        end = cend + len(close)
+        content = source[cstart:cend]
+        sm = _STMT_RE.match(content)
+        out.append(Tag(i, end, cstart, cend, triple, sm.group(1) if sm else None))
+        pos = end
+
+
+def apply_whitespace(source: str, items: list[Text | Tag]) -> None:
+    """Apply the statement whitespace rules in place.
+
+    A line holding only statement tags and whitespace disappears with its LF/CRLF; after
+    any statement tag, whitespace up to the end of the line is dropped. Expressions never
+    trigger either rule.
+    """
+    n_items = len(items)
+    alone_flags: list[bool] = [False] * n_items
+    for k, it in enumerate(items):
+        if not isinstance(it, Tag) or it.keyword is None:
+            continue
+        alone = True
+        j = k - 1
+        while j >= 0:
+            p = items[j]
+            if isinstance(p, Tag):
+                if p.keyword is None:
+                    alone = False
+                    break
+            else:
+                seg = source[p.start:p.end]
+                nl = seg.rfind("\n")
+                if seg[nl + 1:].strip(" \t"):
+                    alone = False
+                    break
+                if nl >= 0:
+                    break
+            j -= 1
+        if alone:
+            j = k + 1
+            while j < n_items:
+                p = items[j]
+                if isinstance(p, Tag):
+                    if p.keyword is None:
+                        alone = False
+                        break
+                else:
+                    seg = source[p.start:p.end]
+                    nl = seg.find("\n")
+                    head = seg if nl < 0 else seg[:nl]
+                    if head.strip(" \t\r"):
+                        alone = False
+                        break
+                    if nl >= 0:
+                        break
+                j += 1
+        alone_flags[k] = alone
+    for k, it in enumerate(items):
+        if not isinstance(it, Tag) or it.keyword is None:
+            continue
+        if alone_flags[k]:
+            if k > 0 and isinstance(items[k - 1], Text):
+                p = items[k - 1]
+                e = p.end
+                while e > p.start and source[e - 1] in " \t":
+                    e -= 1
+                p.end = e
+            if k + 1 < n_items and isinstance(items[k + 1], Text):
+                p = items[k + 1]
+                m = _RIGHT_ALONE_RE.match(source, p.start, p.end)
+                p.start = m.end()
+        elif k + 1 < n_items and isinstance(items[k + 1], Text):
+            p = items[k + 1]
+            m = _RIGHT_WS_RE.match(source, p.start, p.end)
+            e = m.end()
+            last = k + 2 == n_items
+            if source.startswith("\n", e) or source.startswith("\r\n", e) or (
+                    e == p.end and last):
+                p.start = e
+    items[:] = [it for it in items if not isinstance(it, Text) or it.end > it.start]
+
+
+def mark_url_context(source: str, items: list[Text | Tag]) -> None:
+    """Flag expression tags that sit inside a literal ``http(s)://`` URL on their line."""
+    for it in items:
+        if not isinstance(it, Tag) or it.keyword is not None:
+            continue
+        ls = source.rfind("\n", 0, it.start) + 1
+        seg = source[ls:it.start]
+        low = seg.lower()
+        if "http" not in low:
+            continue
+        if "{{" in seg:
+            seg = _TAG_RUN_RE.sub("x", seg)
+            low = seg.lower()
+        i = max(low.rfind("http://"), low.rfind("https://"))
+        if i < 0:
+            continue
+        if not any(c in _URL_STOP for c in seg[i:]):
+            it.url = True
+
+
+def cut(source: str, items: list[Text | Tag], scan: Any) -> list[Text | Tag | Marker]:
+    """Merge a link scan into the item list.
+
+    Stripped ranges vanish (with any tag entirely inside them), link spans become
+    link_start/link_end markers, pixel offsets become pixel markers. Offsets that fall
+    inside a tag are ignored (strip ranges, links) or moved past the tag (pixels), so a
+    scanner can never split a tag.
+    """
+    tags = [it for it in items if isinstance(it, Tag)]
+    tag_starts = [t.start for t in tags]
+
+    def inside_tag(pos: int) -> Tag | None:
+        k = bisect.bisect_right(tag_starts, pos) - 1
+        if k >= 0 and tags[k].start < pos < tags[k].end:
+            return tags[k]
+        return None
+
+    strips = [(s, e) for s, e in scan.strip
+              if e > s and inside_tag(s) is None and inside_tag(e) is None]
+    markers: list[Marker] = []
+    for span in scan.links:
+        if inside_tag(span.start) is None and inside_tag(span.end) is None \
+                and span.end > span.start:
+            markers.append(Marker(span.start, "link_start", span=span))
+            markers.append(Marker(span.end, "link_end", span=span))
+    for kind, pos in (("initial_open", getattr(scan, "initial_open_at", None)),
+                      ("open", getattr(scan, "open_at", None))):
+        if pos is None:
+            continue
+        pos = min(max(pos, 0), len(source))
+        t = inside_tag(pos)
+        if t is not None:
+            pos = t.end
+        for s, e in strips:
+            if s < pos < e:
+                pos = e
+        markers.append(Marker(pos, "pixel", pixel=kind))
+
+    cuts = sorted({m.pos for m in markers})
+    out: list[tuple[int, int, Any]] = []
+    order = {"link_end": 0, "pixel": 1, "link_start": 2}
+    for m in markers:
+        out.append((m.pos, order[m.kind], m))
+    for it in items:
+        if isinstance(it, Tag):
+            if any(s <= it.start and it.end <= e for s, e in strips):
+                continue
+            out.append((it.start, 3, it))
+            continue
+        pieces = [(it.start, it.end)]
+        for s, e in strips:
+            if e <= it.start or s >= it.end:
+                continue
+            nxt = []
+            for a, b in pieces:
+                if a < s:
+                    nxt.append((a, min(b, s)))
+                if b > e:
+                    nxt.append((max(a, e), b))
+            pieces = nxt
+        for a, b in pieces:
+            start = a
+            for c in cuts:
+                if a < c < b:
+                    out.append((start, 3, Text(start, c)))
+                    start = c
+            if b > start:
+                out.append((start, 3, Text(start, b)))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in out]
