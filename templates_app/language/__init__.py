@@ -8,15 +8,22 @@ Public API: ``compile_part`` / ``CompiledPart.render``, ``compile_content`` /
 from __future__ import annotations
 
 from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
+from .content import CompiledContent, compile_content
+from .context import RESERVED_KEYS, build_context, validate_data_keys
 from .errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "RESERVED_KEYS",
+    "CompiledContent",
     "CompiledPart",
     "Limits",
     "TemplateError",
     "TemplateRenderError",
     "TemplateSyntaxError",
     "Tracker",
+    "build_context",
+    "compile_content",
     "compile_part",
+    "validate_data_keys",
 ]

@@ -52,7 +52,7 @@ def _float_str(v: float) -> str:
         return "inf" if v > 0 else "-inf"
     if v.is_integer() and abs(v) < 1e16:
         return str(int(v))
-    return "%.14g" % v
+    return f"{v:.14g}"
 
 
 def html_escape(v: Any) -> str:
