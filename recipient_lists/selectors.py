@@ -1,0 +1,56 @@
+"""Reads of stored recipient lists. ``recipient_list_iter_recipients`` is the contract with transmissions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import Q, QuerySet
+
+from engage import errors
+from recipient_lists.models import Recipient, RecipientList
+
+
+def recipient_list_get(*, list_id: str) -> RecipientList:
+    """The list row (recipients not loaded); 404 / 1600 "List 'x' does not exist"."""
+    recipient_list = RecipientList.objects.filter(pk=list_id).first()
+    if recipient_list is None:
+        raise errors.NotFound(f"List '{list_id}' does not exist")
+    return recipient_list
+
+
+def recipient_list_list() -> QuerySet[RecipientList]:
+    """Every list's summary row, one query."""
+    return RecipientList.objects.order_by("id")
+
+
+def recipient_list_recipients(*, list_id: str) -> list[dict]:
+    """Every recipient of the list in order, in the normalized shape; one query."""
+    return list(
+        Recipient.objects.filter(recipient_list_id=list_id).order_by("position").values_list("data", flat=True)
+    )
+
+
+def recipient_list_iter_recipients(*, list_id: str, chunk_size: int = 5000) -> Iterator[dict]:
+    """The list's recipients in order, in the shape of ``recipients.normalize_recipient``.
+
+    Raises NotFound (404 / 1600) before yielding when the list does not exist. Reads in
+    keyset-paginated chunks of ``chunk_size`` (one query per chunk, never per recipient), so
+    a 100,000-recipient list never sits in memory at once.
+    """
+    recipient_list_get(list_id=list_id)
+    last = -1
+    while True:
+        chunk = list(
+            Recipient.objects.filter(recipient_list_id=list_id, position__gt=last)
+            .order_by("position")
+            .values_list("position", "data")[:chunk_size]
+        )
+        for _position, data in chunk:
+            yield data
+        if len(chunk) < chunk_size:
+            return
+        last = chunk[-1][0]
+
+
+def recipient_list_ids_like(*, base: str) -> set[str]:
+    return set(RecipientList.objects.filter(Q(pk=base) | Q(pk__startswith=f"{base}-")).values_list("pk", flat=True))

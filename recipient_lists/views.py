@@ -1,0 +1,134 @@
+"""``/api/v1/recipient-lists`` (SPEC B §3.3): parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engage import errors
+from engage.api.views import ApiView, no_content, query_bool, query_int, request_object, results
+from recipient_lists.models import RecipientList
+from recipient_lists.recipients import normalize_recipients
+from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients
+from recipient_lists.services import recipient_list_create, recipient_list_delete, recipient_list_update
+from templates_app.ids import MAX_ID_BYTES, byte_length
+
+MANAGE = ("recipient_lists/manage",)
+RESERVED_PREFIX = "rcptlist_"
+MAX_NAME_BYTES = 64
+MAX_DESCRIPTION_BYTES = 1024
+
+
+def text_field(body: dict, key: str, *, max_bytes: int) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidData(f"{key} must be a string")
+    if byte_length(value) > max_bytes:
+        raise errors.InvalidData(f"{key} must be at most {max_bytes} bytes")
+    return value
+
+
+def parse_list_id(body: dict) -> str | None:
+    list_id = text_field(body, "id", max_bytes=MAX_ID_BYTES)
+    if list_id is None:
+        return None
+    if not list_id.strip() or "/" in list_id or any(ch.isspace() or ord(ch) < 32 for ch in list_id):
+        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
+    if list_id.startswith(RESERVED_PREFIX):
+        raise errors.InvalidData(f"List id '{list_id}' cannot start with '{RESERVED_PREFIX}'")
+    return list_id
+
+
+def parse_attributes(body: dict) -> dict[str, Any] | None:
+    attributes = body.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise errors.InvalidData("attributes must be an object")
+    return attributes
+
+
+def parse_recipients(request, body: dict) -> tuple[list[dict], list[dict], int] | None:
+    """``(accepted, rcpt_to_errors, rejected_count)``, or None when no recipients were sent."""
+    raw = body.get("recipients")
+    if raw is None:
+        return None
+    max_errors = query_int(request, "num_rcpt_errors")
+    return normalize_recipients(raw, max_errors=max_errors)
+
+
+def counted(data: dict[str, Any], rcpt_errors: list[dict], rejected: int, accepted: int):
+    """Counts in the results; with rejections, ``rcpt_to_errors`` and a top-level 5000 error (200)."""
+    data.update({"total_rejected_recipients": rejected, "total_accepted_recipients": accepted})
+    if rejected:
+        data["rcpt_to_errors"] = rcpt_errors
+        return results(data, errors=[errors.ListCreatedWithErrors().as_dict()])
+    return results(data)
+
+
+def list_summary(recipient_list: RecipientList) -> dict[str, Any]:
+    return {
+        "id": recipient_list.id,
+        "name": recipient_list.name,
+        "description": recipient_list.description,
+        "attributes": recipient_list.attributes,
+        "total_accepted_recipients": recipient_list.total_accepted_recipients,
+    }
+
+
+class RecipientListListView(ApiView):
+    grants = {"GET": MANAGE, "POST": MANAGE}
+
+    def get(self, request):
+        return results([list_summary(recipient_list) for recipient_list in recipient_list_list()])
+
+    def post(self, request):
+        body = request_object(request)
+        list_id = parse_list_id(body)
+        name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
+        description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES) or ""
+        attributes = parse_attributes(body)
+        parsed = parse_recipients(request, body)
+        if parsed is None:
+            raise errors.RequiredFieldMissing("recipients is a required field")
+        accepted, rcpt_errors, rejected = parsed
+        recipient_list = recipient_list_create(
+            list_id=list_id, name=name, description=description, attributes=attributes, recipients=accepted
+        )
+        return counted({"id": recipient_list.id, "name": recipient_list.name}, rcpt_errors, rejected, len(accepted))
+
+
+class RecipientListDetailView(ApiView):
+    grants = {"GET": MANAGE, "PUT": MANAGE, "DELETE": MANAGE}
+
+    def get(self, request, list_id: str):
+        show_recipients = query_bool(request, "show_recipients", False)
+        data = list_summary(recipient_list_get(list_id=list_id))
+        if show_recipients:
+            data["recipients"] = recipient_list_recipients(list_id=list_id)
+        return results(data)
+
+    def put(self, request, list_id: str):
+        body = request_object(request)
+        body_id = body.get("id")
+        if body_id is not None and body_id != list_id:
+            raise errors.InvalidData(f"The id in the body ('{body_id}') does not match the id in the URI ('{list_id}')")
+        name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
+        description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES)
+        attributes = parse_attributes(body)
+        parsed = parse_recipients(request, body)
+        recipient_list = recipient_list_update(
+            list_id=list_id,
+            name=name,
+            description=description,
+            attributes=attributes,
+            recipients=parsed[0] if parsed is not None else None,
+        )
+        data = {"id": recipient_list.id, "name": recipient_list.name}
+        if parsed is None:
+            return results(data)
+        accepted, rcpt_errors, rejected = parsed
+        return counted(data, rcpt_errors, rejected, len(accepted))
+
+    def delete(self, request, list_id: str):
+        recipient_list_delete(list_id=list_id)
+        return no_content()

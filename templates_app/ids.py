@@ -1,0 +1,35 @@
+"""Ids generated from names (SPEC A.1): pure, shared by templates and recipient lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+MAX_ID_BYTES = 64
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def slug_from_name(name: str, *, fallback: str) -> str:
+    """Lower-case ``name`` with ``-`` for every run of non-alphanumerics, trimmed of dashes.
+
+    Falls back to ``fallback`` when nothing alphanumeric is left. Leaves room under
+    ``MAX_ID_BYTES`` for a ``-N`` collision suffix.
+    """
+    slug = _NON_ALNUM.sub("-", name.lower()).strip("-")
+    slug = slug[: MAX_ID_BYTES - 8].rstrip("-")
+    return slug or fallback
+
+
+def first_free_id(base: str, *, taken: Callable[[str], set[str]]) -> str:
+    """``base`` if free, else ``base-2``, ``base-3``…; ``taken(base)`` returns the used ids starting with it."""
+    used = taken(base)
+    if base not in used:
+        return base
+    n = 2
+    while f"{base}-{n}" in used:
+        n += 1
+    return f"{base}-{n}"
+
+
+def byte_length(value: str) -> int:
+    return len(value.encode("utf-8"))

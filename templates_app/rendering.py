@@ -1,0 +1,71 @@
+"""The one seam between templates and the substitution language (``templates_app.language``).
+
+The language is a pure core that raises its own exceptions; this module maps them to the
+API's error vocabulary: a compile error is 422 / 3000 with ``part`` and ``line``, a render
+error is 422 / 3001 with ``part``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engage import errors
+
+
+def _language():
+    try:
+        from templates_app.language import build_context, compile_content
+    except ImportError:
+        return None
+    return compile_content, build_context
+
+
+def language_available() -> bool:
+    return _language() is not None
+
+
+def content_compile(content: dict[str, Any]):
+    """Compile stored content once; raises ``errors.TemplateSyntaxError`` (3000) with part and line.
+
+    Returns the compiled content, or None when the language is not installed.
+    """
+    language = _language()
+    if language is None:
+        return None
+    compile_content, _ = language
+    from templates_app.language.errors import TemplateSyntaxError
+
+    try:
+        return compile_content(content)
+    except TemplateSyntaxError as exc:
+        raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
+
+
+def content_render_preview(content: dict[str, Any], *, substitution_data: dict[str, Any]) -> dict[str, Any]:
+    """Render content the way a message to an anonymous recipient would be, for preview.
+
+    The result is ``{from, subject, reply_to, text, html, headers}`` with the parts the
+    content has. Render failures are 422 / 3001 naming the part.
+    """
+    language = _language()
+    if language is None:
+        preview = dict(content)
+        preview["rendered"] = False  # explicit marker: the language is not installed yet
+        return preview
+    compile_content, build_context = language
+    from templates_app.language.errors import TemplateRenderError
+
+    compiled = content_compile(content)
+    context = build_context(
+        tx_metadata={},
+        tx_substitution_data=substitution_data,
+        rcpt_metadata={},
+        rcpt_substitution_data={},
+        address_email="",
+        address_name="",
+        return_path="",
+    )
+    try:
+        return compiled.render(context)
+    except TemplateRenderError as exc:
+        raise errors.TemplateRenderError(exc.description, extra={"part": exc.part}) from None

@@ -1,0 +1,76 @@
+"""Reads of stored templates. ``template_get_for_send`` is the contract with transmissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from engage import errors
+from templates_app.models import Template
+
+
+def _not_found(template_id: str) -> errors.NotFound:
+    return errors.NotFound("Template does not exist")
+
+
+def template_get(*, template_id: str) -> Template:
+    """The template row; 404 / 1600 "Template does not exist"."""
+    template = Template.objects.filter(pk=template_id).first()
+    if template is None:
+        raise _not_found(template_id)
+    return template
+
+
+def template_list(*, draft: bool | None = None) -> QuerySet[Template]:
+    """Every template, one query. ``draft=True``: those with a draft; ``False``: those with a published version."""
+    queryset = Template.objects.order_by("id")
+    if draft is True:
+        queryset = queryset.filter(draft_content__isnull=False)
+    elif draft is False:
+        queryset = queryset.filter(published_content__isnull=False)
+    return queryset
+
+
+def template_version(template: Template, *, draft: bool | None) -> tuple[bool, dict, dict, int, Any]:
+    """``(is_published, content, options, version, updated_at)`` of the version a read asks for.
+
+    ``draft=True`` → the draft (422 / 2004 if none); ``False`` → the published version
+    (422 / 2005 if none); ``None`` → the most recently updated version.
+    """
+    if draft is None:
+        if template.has_draft and (
+            not template.has_published or template.draft_updated_at >= template.published_updated_at
+        ):
+            draft = True
+        else:
+            draft = False
+    if draft:
+        if not template.has_draft:
+            raise errors.NoDraftTemplate(f"Template '{template.id}' has no draft version")
+        return False, template.draft_content, template.draft_options or {}, template.draft_version, template.draft_updated_at
+    if not template.has_published:
+        raise errors.NoPublishedTemplate(f"Template '{template.id}' has no published version")
+    return (
+        True,
+        template.published_content,
+        template.published_options or {},
+        template.published_version,
+        template.published_updated_at,
+    )
+
+
+def template_get_for_send(*, template_id: str, use_draft: bool) -> tuple[dict, dict, int]:
+    """``(content, options, version)`` of the version a transmission sends.
+
+    ``use_draft=False`` (SparkPost's default) takes the published version. Raises NotFound
+    (404 / 1600), NoDraftTemplate (422 / 2004) or NoPublishedTemplate (422 / 2005).
+    """
+    template = template_get(template_id=template_id)
+    _published, content, options, version, _updated = template_version(template, draft=use_draft)
+    return content, options, version
+
+
+def template_ids_like(*, base: str) -> set[str]:
+    """Ids equal to ``base`` or starting with ``base-``: what a generated id must avoid."""
+    return set(Template.objects.filter(Q(pk=base) | Q(pk__startswith=f"{base}-")).values_list("pk", flat=True))

@@ -1,0 +1,169 @@
+"""``/api/v1/templates`` (SPEC B §2.2): parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from engage import errors
+from engage.api.views import ApiView, no_content, query_bool, request_object, results
+from templates_app import content as content_rules
+from templates_app.ids import MAX_ID_BYTES, byte_length
+from templates_app.models import Template
+from templates_app.rendering import content_render_preview
+from templates_app.selectors import template_get, template_list, template_version
+from templates_app.services import template_create, template_delete, template_update
+
+VIEW = ("templates/view", "templates/modify")
+MODIFY = ("templates/modify",)
+PREVIEW = ("templates/preview", "templates/modify")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with offset, whole seconds (SparkPost's ``2014-05-22T15:12:59+00:00``)."""
+    return value.replace(microsecond=0).isoformat() if value is not None else None
+
+
+def text_field(body: dict, key: str, *, max_bytes: int) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidData(f"{key} must be a string")
+    if byte_length(value) > max_bytes:
+        raise errors.InvalidData(f"{key} must be at most {max_bytes} bytes")
+    return value
+
+
+def bool_field(body: dict, key: str) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise errors.InvalidData(f"{key} must be a boolean")
+    return value
+
+
+def parse_template_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip() or "/" in value or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
+    return value
+
+
+def parse_content(body: dict, *, required: bool) -> dict[str, Any] | None:
+    raw = body.get("content")
+    if raw is None or content_rules.is_empty_object(raw):
+        if required:
+            raise errors.RequiredFieldMissing("content is a required field")
+        return None
+    return content_rules.normalize_content(raw, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
+
+
+def parse_options(body: dict) -> dict[str, bool] | None:
+    raw = body.get("options")
+    if raw is None:
+        return None
+    options = content_rules.normalize_options(raw)
+    return options or None
+
+
+def template_summary(template: Template) -> dict[str, Any]:
+    summary = {
+        "id": template.id,
+        "name": template.name,
+        "description": template.description,
+        "published": template.has_published,
+        "has_draft": template.has_draft,
+        "has_published": template.has_published,
+        "last_update_time": iso(template.last_update_time),
+    }
+    if template.last_use is not None:
+        summary["last_use"] = iso(template.last_use)
+    return summary
+
+
+def template_detail(template: Template, *, draft: bool | None) -> dict[str, Any]:
+    published, content, options, _version, updated_at = template_version(template, draft=draft)
+    detail = template_summary(template)
+    detail.update(
+        {
+            "published": published,
+            "last_update_time": iso(updated_at),
+            "options": options,
+            "content": content,
+        }
+    )
+    return detail
+
+
+class TemplateListView(ApiView):
+    grants = {"GET": VIEW, "POST": MODIFY}
+
+    def get(self, request):
+        draft = query_bool(request, "draft")
+        return results([template_summary(template) for template in template_list(draft=draft)])
+
+    def post(self, request):
+        body = request_object(request)
+        template_id = parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
+        name = text_field(body, "name", max_bytes=1024)
+        if template_id is None and not name:
+            raise errors.RequiredFieldMissing("id or name is required")
+        description = text_field(body, "description", max_bytes=1024) or ""
+        published = bool_field(body, "published") or False
+        content = parse_content(body, required=True)
+        options = parse_options(body) or {}
+        template = template_create(
+            template_id=template_id,
+            name=name,
+            description=description,
+            published=published,
+            content=content,
+            options=options,
+        )
+        return results({"id": template.id})
+
+
+class TemplateDetailView(ApiView):
+    grants = {"GET": VIEW, "PUT": MODIFY, "DELETE": MODIFY}
+
+    def get(self, request, template_id: str):
+        draft = query_bool(request, "draft")
+        return results(template_detail(template_get(template_id=template_id), draft=draft))
+
+    def put(self, request, template_id: str):
+        body = request_object(request)
+        update_published = query_bool(request, "update_published", False)
+        body_id = body.get("id")
+        if body_id is not None and body_id != template_id:
+            raise errors.InvalidData("id is read-only and cannot be changed")
+        template_update(
+            template_id=template_id,
+            name=text_field(body, "name", max_bytes=1024),
+            description=text_field(body, "description", max_bytes=1024),
+            content=parse_content(body, required=False),
+            options=parse_options(body),
+            publish=bool_field(body, "published") is True,
+            update_published=update_published,
+        )
+        return results({})
+
+    def delete(self, request, template_id: str):
+        template_delete(template_id=template_id)
+        return no_content()
+
+
+class TemplatePreviewView(ApiView):
+    grants = {"POST": PREVIEW}
+
+    def post(self, request, template_id: str):
+        body = request_object(request)
+        substitution_data = body.get("substitution_data", {})
+        if not isinstance(substitution_data, dict):
+            raise errors.InvalidData("substitution_data must be an object")
+        draft = query_bool(request, "draft")
+        template = template_get(template_id=template_id)
+        _published, content, _options, _version, _updated = template_version(template, draft=draft)
+        return results(content_render_preview(content, substitution_data=substitution_data))
