@@ -98,11 +98,12 @@ def stop() -> None:
             os.kill(int(pid_file.read_text().strip()), 15)
         except (ProcessLookupError, ValueError):
             pass
-    pgdata = VAR / "postgres"
-    if (pgdata / "postmaster.pid").exists():
-        from pgserver._commands import pg_ctl
-
-        pg_ctl(["-D", str(pgdata), "stop", "-m", "fast"])
+    postmaster = VAR / "postgres" / "postmaster.pid"
+    if postmaster.exists():
+        try:
+            os.kill(int(postmaster.read_text().split()[0]), 2)  # SIGINT: PostgreSQL's fast shutdown
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
 
 
 def main(argv: list[str]) -> int:

@@ -9,17 +9,23 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$ROOT/var/run}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
 ensure_venv() {
+    # $1: requirements.txt (run) or requirements-dev.txt (test, a superset).
     local req="$1"
     if [ ! -x .venv/bin/python ]; then
         echo "engage: creating .venv with $PY" >&2
         "$PY" -m venv .venv
     fi
-    local stamp=".venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)"
-    if [ ! -f "$stamp" ]; then
-        echo "engage: installing $req" >&2
-        .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
-        rm -f .venv/.installed-*
-        touch "$stamp"
+    local runtime_stamp=".venv/.installed-run-$(sha256sum requirements.txt | cut -c1-16)"
+    local dev_stamp=".venv/.installed-dev-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+    if [ -f "$dev_stamp" ] || { [ "$req" = requirements.txt ] && [ -f "$runtime_stamp" ]; }; then
+        return 0
+    fi
+    echo "engage: installing $req into .venv" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+    if [ "$req" = requirements.txt ]; then
+        rm -f .venv/.installed-run-*; touch "$runtime_stamp"
+    else
+        rm -f .venv/.installed-*; touch "$dev_stamp"
     fi
 }
 
