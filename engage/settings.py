@@ -148,3 +148,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ENGAGE_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Event buffer and tracking endpoints (tracking/events.py, tracking/views.py)
+# Redis stream the events are buffered in, and the consumer group of the landers.
+ENGAGE_EVENT_STREAM = env_str("ENGAGE_EVENT_STREAM", "engage:events")
+ENGAGE_EVENT_GROUP = env_str("ENGAGE_EVENT_GROUP", "engage-landers")
+# Entries a lander read but did not acknowledge for this long are taken over by another.
+ENGAGE_EVENT_RECLAIM_MS = env_int("ENGAGE_EVENT_RECLAIM_MS", 30000)
+# Take the client address of engagement events from the first X-Forwarded-For hop (only
+# behind a proxy that sets it); otherwise REMOTE_ADDR.
+ENGAGE_TRUST_X_FORWARDED_FOR = env_bool("ENGAGE_TRUST_X_FORWARDED_FOR", False)
+# Route /bench/redirect (a bare Django redirect) for bench/click_redirect.py only.
+ENGAGE_BENCH_ROUTES = env_bool("ENGAGE_BENCH_ROUTES", False)
+
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    # Moves buffered events into PostgreSQL; each run lands for about a second.
+    "tracking-land-events": {"task": "tracking.land_events", "schedule": 1.0, "options": {"expires": 5}},
+    # Creates today's and tomorrow's event partitions ahead of the events.
+    "tracking-event-partitions": {"task": "tracking.event_partitions", "schedule": 3600.0, "options": {"expires": 600}},
+}
