@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html import unescape as _html_unescape
+from html.entities import html5 as _html5
 from typing import Any
 from urllib.parse import quote as _quote
 
@@ -81,9 +83,32 @@ def url_quote(v: Any) -> str:
     return _quote(s, safe="-_.~")
 
 
+_CHARREF_RE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
+
+
+def _charref(m: re.Match[str]) -> str:
+    ref = m.group()
+    if ref[1] == "#":
+        return _html_unescape(ref)
+    # Named references follow the HTML5 attribute rules, as a browser reads an href: the
+    # whole name must be an entity, and one without ";" is kept before "=" so that
+    # "&copy=2" stays a query parameter.
+    value = _html5.get(ref[1:])
+    if value is None or (not ref.endswith(";") and m.string.startswith("=", m.end())):
+        return ref
+    return value
+
+
 def unescape_url(u: str) -> str:
-    """Decode HTML entities of a rendered href exactly once."""
-    return _html_unescape(u) if "&" in u else u
+    """Decode the character references of a rendered href exactly once.
+
+    ``html.unescape`` semantics, except that (as in browsers, HTML5 attribute rules) a
+    named reference without ``;`` followed by ``=`` or a letter/digit stays literal, so
+    ``?a=1&copy=2`` keeps its ``copy`` parameter.
+    """
+    if "&" not in u:
+        return u
+    return _CHARREF_RE.sub(_charref, u)
 
 
 def attr(obj: Any, key: str) -> Any:

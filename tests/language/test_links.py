@@ -191,3 +191,16 @@ def test_with_the_real_tracking_scanner() -> None:
     tracker = RecordingTracker()
     assert tpart.render({"a": "q r"}, tracker) == "see https://t.example/f/1 ok"
     assert tracker.seen == ["http://x.com/q%20r"]
+
+
+@pytest.mark.parametrize(("href", "decoded"), [
+    ("https://x.com/?a=1&amp;b=2", "https://x.com/?a=1&b=2"),
+    ("https://x.com/?a=1&copy=2", "https://x.com/?a=1&copy=2"),
+    ("https://x.com/&#47;p", "https://x.com//p"),
+    ("https://x.com/?q=&amp;amp;", "https://x.com/?q=&amp;"),
+    ("https://x.com/?q=a&b", "https://x.com/?q=a&b"),
+])
+def test_href_entities_are_decoded_once_like_a_browser(href: str, decoded: str) -> None:
+    tracker = RecordingTracker()
+    compiled(f'<a href="{href}">x</a>').render({}, tracker)
+    assert tracker.seen == [decoded]
