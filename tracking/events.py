@@ -309,13 +309,17 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
     if rows:
         event_partitions_ensure({row["timestamp"].date() for row in rows})
         _insert(rows)
-    ids = [entry_id for entry_id, _fields in entries]
+    _ack(client, [entry_id for entry_id, _fields in entries])
+    return len(entries)
+
+
+def _ack(client: redis.Redis, ids: list[bytes]) -> None:
+    """Acknowledge and delete landed entries (only ever after their rows committed)."""
     stream, group = settings.ENGAGE_EVENT_STREAM, settings.ENGAGE_EVENT_GROUP
     pipe = client.pipeline(transaction=True)
     pipe.xack(stream, group, *ids)
     pipe.xdel(stream, *ids)
     pipe.execute()
-    return len(entries)
 
 
 def event_partitions_ahead(now: datetime | None = None) -> None:

@@ -1,0 +1,68 @@
+"""Fixtures of the tracking tests: a private event stream per test (colleagues' tests and
+landers share this Redis), known tracking keys, and tokens for one message."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+OLD_KEY = "1:old-tracking-secret-0123456789"
+NEW_KEY = "2:new-tracking-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def event_stream(settings):
+    """A fresh Redis stream (and a short reclaim delay) for this test; deleted afterwards."""
+    from tracking.events import events_redis
+
+    name = f"engage:test:events:{uuid.uuid4().hex}"
+    settings.ENGAGE_EVENT_STREAM = name
+    settings.ENGAGE_EVENT_RECLAIM_MS = 30000
+    settings.ENGAGE_TRACKING_KEYS = [OLD_KEY, NEW_KEY]
+    yield name
+    events_redis().delete(name)
+
+
+@pytest.fixture
+def buffered(event_stream):
+    """Returns the events currently in the stream (decoded), oldest first."""
+    from tracking.events import events_redis
+
+    def read() -> list[dict]:
+        return [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(event_stream)]
+
+    return read
+
+
+MESSAGE = {
+    "message_id": "0000632c8b54d53f0a00",
+    "transmission_id": "11898458545848322",
+    "rcpt_to": "jo@example.com",
+    "campaign_id": "spring-sale",
+    "template_id": "tpl-1",
+    "template_version": 3,
+    "transactional": False,
+    "rcpt_meta": {"customKey": "customValue", "n": 1},
+    "rcpt_tags": ["male", "US"],
+}
+
+
+@pytest.fixture
+def tokens():
+    """The tokens of one message, signed now with the configured (newest) key."""
+    from tracking.signing import tracking_signer
+
+    return tracking_signer().for_message(issued_at=int(time.time()), **MESSAGE)
+
+
+@pytest.fixture
+def rollup_calls(monkeypatch):
+    """Records every ``rollups_apply(cursor, events)`` call's events."""
+    from analytics import rollups
+
+    calls: list[list[dict]] = []
+    monkeypatch.setattr(rollups, "rollups_apply", lambda cursor, events: calls.append(list(events)))
+    return calls
