@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from html import unescape as _html_unescape
 from html.entities import html5 as _html5
 from typing import Any
@@ -75,11 +76,22 @@ def html_escape(v: Any) -> str:
     return s
 
 
+@lru_cache(maxsize=4096)
+def _quote_cached(s: str) -> str:
+    return _quote(s, safe="-_.~")
+
+
 def url_quote(v: Any) -> str:
-    """Percent-encode a value substituted inside a URL (RFC 3986 unreserved kept)."""
+    """Percent-encode a value substituted inside a URL (RFC 3986 unreserved kept).
+
+    A recipient's value usually appears in several links, so short strings go through a
+    small bounded cache (pure function of the string: no cross-recipient leakage risk).
+    """
     s = v if v.__class__ is str else tostr(v)
     if s.isalnum() and s.isascii():
         return s
+    if len(s) <= 256:
+        return _quote_cached(s)
     return _quote(s, safe="-_.~")
 
 
