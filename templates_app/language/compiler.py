@@ -57,7 +57,12 @@ DEFAULT_LIMITS = Limits()
 
 
 class Tracker(Protocol):
-    """Per-recipient tracking hooks supplied by the caller (see tracking/links.py)."""
+    """Per-recipient tracking hooks supplied by the caller (see tracking/links.py).
+
+    Optionally a tracker also has ``compile_dynamic(source, mode) -> CompiledPart``, used
+    to compile dynamic-content chunks with a link scan so their links get tracked; without
+    it chunks are compiled without a scan. Compiled chunks are cached in the part.
+    """
 
     def link(self, url: str, span: Any) -> str:
         """Return the URL text to put in place of ``url`` (entities already decoded)."""
