@@ -9,7 +9,15 @@ class RecipientListAdmin(admin.ModelAdmin):
 
     list_display = ["id", "name", "total_accepted_recipients", "updated_at"]
     search_fields = ["id", "name"]
-    readonly_fields = ["id", "name", "description", "attributes", "total_accepted_recipients", "created_at", "updated_at"]
+    readonly_fields = [
+        "id",
+        "name",
+        "description",
+        "attributes",
+        "total_accepted_recipients",
+        "created_at",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request):
         return False

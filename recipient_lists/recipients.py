@@ -22,7 +22,9 @@ MAX_EMAIL_LENGTH = 254
 
 _NAME_ADDR = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]*)>\s*$", re.DOTALL)
 # Dot-atom local part (RFC 5321 §4.1.2) or a quoted string.
-_LOCAL = re.compile(r"""^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+)*|"(?:[^"\\\r\n]|\\.)*")$""")
+_LOCAL = re.compile(
+    r"""^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+)*|"(?:[^"\\\r\n]|\\.)*")$"""
+)
 _DOMAIN_LITERAL = re.compile(r"^\[[^\[\]\s]+\]$")
 
 

@@ -25,9 +25,7 @@ def recipient_list_list() -> QuerySet[RecipientList]:
 
 def recipient_list_recipients(*, list_id: str) -> list[dict]:
     """Every recipient of the list in order, in the normalized shape; one query."""
-    return list(
-        Recipient.objects.filter(recipient_list_id=list_id).order_by("position").values_list("data", flat=True)
-    )
+    return list(Recipient.objects.filter(recipient_list_id=list_id).order_by("position").values_list("data", flat=True))
 
 
 def recipient_list_iter_recipients(*, list_id: str, chunk_size: int = 5000) -> Iterator[dict]:

@@ -55,7 +55,9 @@ class TemplateDraftForm(forms.ModelForm):
     html = forms.CharField(widget=forms.Textarea(attrs={"rows": 14, "cols": 100}), required=False)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 8, "cols": 100}), required=False)
     headers = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 100}), required=False, help_text='A JSON object, e.g. {"X-Tag": "x"}'
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 100}),
+        required=False,
+        help_text='A JSON object, e.g. {"X-Tag": "x"}',
     )
 
     class Meta:
@@ -177,9 +179,7 @@ class TemplateAdmin(admin.ModelAdmin):
                 data = json.loads(sample or "{}")
                 if not isinstance(data, dict):
                     raise ValueError("substitution data must be a JSON object")
-                _published, content, _options, _number, _updated = template_version(
-                    template, draft=version == "draft"
-                )
+                _published, content, _options, _number, _updated = template_version(template, draft=version == "draft")
                 rendered = content_render_preview(content, substitution_data=data)
             except ValueError as exc:
                 error = f"Invalid JSON: {exc}"

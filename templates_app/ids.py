@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 MAX_ID_BYTES = 64
@@ -10,12 +11,13 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def slug_from_name(name: str, *, fallback: str) -> str:
-    """Lower-case ``name`` with ``-`` for every run of non-alphanumerics, trimmed of dashes.
+    """ASCII-folded, lower-case ``name`` with ``-`` for every run of non-alphanumerics, trimmed of dashes.
 
     Falls back to ``fallback`` when nothing alphanumeric is left. Leaves room under
     ``MAX_ID_BYTES`` for a ``-N`` collision suffix.
     """
-    slug = _NON_ALNUM.sub("-", name.lower()).strip("-")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _NON_ALNUM.sub("-", ascii_name.lower()).strip("-")
     slug = slug[: MAX_ID_BYTES - 8].rstrip("-")
     return slug or fallback
 

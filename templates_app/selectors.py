@@ -48,7 +48,13 @@ def template_version(template: Template, *, draft: bool | None) -> tuple[bool, d
     if draft:
         if not template.has_draft:
             raise errors.NoDraftTemplate(f"Template '{template.id}' has no draft version")
-        return False, template.draft_content, template.draft_options or {}, template.draft_version, template.draft_updated_at
+        return (
+            False,
+            template.draft_content,
+            template.draft_options or {},
+            template.draft_version,
+            template.draft_updated_at,
+        )
     if not template.has_published:
         raise errors.NoPublishedTemplate(f"Template '{template.id}' has no published version")
     return (

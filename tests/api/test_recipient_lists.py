@@ -108,7 +108,12 @@ def test_no_valid_recipient_is_400_5002(api, recipients):
 
 
 def test_partly_rejected_list_is_200_with_5000_and_rcpt_to_errors(api):
-    recipients = [RECIPIENTS[0], {"address": "bad@"}, {"address": {"name": "no email"}}, {"address": "ok@example.com", "tags": "x"}]
+    recipients = [
+        RECIPIENTS[0],
+        {"address": "bad@"},
+        {"address": {"name": "no email"}},
+        {"address": "ok@example.com", "tags": "x"},
+    ]
     response = create(api, id="mixed", recipients=recipients)
     assert response.status_code == 200
     body = response.json()
@@ -151,7 +156,11 @@ def test_wrong_recipient_types_are_rejected_with_the_index(api, recipient):
 
 
 def test_tags_are_capped_at_ten_and_nulls_are_not_given(api):
-    recipient = {"address": {"email": "a@example.com", "name": None}, "tags": [str(n) for n in range(12)], "metadata": None}
+    recipient = {
+        "address": {"email": "a@example.com", "name": None},
+        "tags": [str(n) for n in range(12)],
+        "metadata": None,
+    }
     create(api, id="t", recipients=[recipient])
     stored = get(api, "t", "?show_recipients=true")["recipients"][0]
     assert stored["tags"] == [str(n) for n in range(10)]
@@ -180,7 +189,13 @@ def test_list_returns_summaries_without_recipients_in_few_queries(api, django_as
         response = api.get("/api/v1/recipient-lists")
     listed = response.json()["results"]
     assert len(listed) == 6
-    assert listed[0] == {"id": "l0", "name": "l0", "description": "d0", "attributes": {}, "total_accepted_recipients": 3}
+    assert listed[0] == {
+        "id": "l0",
+        "name": "l0",
+        "description": "d0",
+        "attributes": {},
+        "total_accepted_recipients": 3,
+    }
 
 
 def test_get_unknown_list_is_404_1600(api):
@@ -251,5 +266,7 @@ def test_every_method_needs_recipient_lists_manage(api_with, method):
 
 def test_the_manage_grant_is_enough(api_with):
     client = api_with("recipient_lists/manage")
-    assert client.post("/api/v1/recipient-lists", {"id": "l", "recipients": RECIPIENTS}, format="json").status_code == 200
+    assert (
+        client.post("/api/v1/recipient-lists", {"id": "l", "recipients": RECIPIENTS}, format="json").status_code == 200
+    )
     assert client.get("/api/v1/recipient-lists/l").status_code == 200

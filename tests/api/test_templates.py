@@ -238,7 +238,9 @@ def test_publishing_without_a_draft_is_422_2004(api):
 
 def test_update_published_overwrites_the_published_version(api):
     create(api, id="t", published=True)
-    response = api.put("/api/v1/templates/t?update_published=true", {"content": {**CONTENT, "subject": "fixed"}}, format="json")
+    response = api.put(
+        "/api/v1/templates/t?update_published=true", {"content": {**CONTENT, "subject": "fixed"}}, format="json"
+    )
     assert response.status_code == 200
     detail = get(api, "t", "?draft=false")
     assert detail["content"]["subject"] == "fixed"
@@ -384,7 +386,9 @@ def test_preview_renders_from_reply_to_and_headers(api):
         "headers": {"X-Brand": "{{brand}}"},
     }
     create(api, id="t", content=content)
-    response = api.post("/api/v1/templates/t/preview", {"substitution_data": {"box": "news", "brand": "Acme"}}, format="json")
+    response = api.post(
+        "/api/v1/templates/t/preview", {"substitution_data": {"box": "news", "brand": "Acme"}}, format="json"
+    )
     preview = response.json()["results"]
     assert preview["from"] == {"email": "news@example.com", "name": "Acme"}
     assert preview["reply_to"] == "news@example.com"

@@ -9,7 +9,12 @@ from templates_app.services import template_create
 
 pytestmark = pytest.mark.django_db
 
-CONTENT = {"from": {"email": "shop@example.com", "name": "Shop"}, "subject": "Hi {{name}}", "html": "<b>{{name}}</b>", "text": "T {{name}}"}
+CONTENT = {
+    "from": {"email": "shop@example.com", "name": "Shop"},
+    "subject": "Hi {{name}}",
+    "html": "<b>{{name}}</b>",
+    "text": "T {{name}}",
+}
 
 
 @pytest.fixture

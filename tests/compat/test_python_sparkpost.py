@@ -24,7 +24,9 @@ def client(live_server, api_key: str) -> SparkPost:
 def sp(live_server, transactional_db):
     from api_keys.services import api_key_create
 
-    _key, raw = api_key_create(label="compat", grants=["templates/modify", "templates/preview", "recipient_lists/manage"])
+    _key, raw = api_key_create(
+        label="compat", grants=["templates/modify", "templates/preview", "recipient_lists/manage"]
+    )
     return client(live_server, raw)
 
 
@@ -75,7 +77,12 @@ def test_recipient_lists_round_trip(sp):
         {"address": "fred@example.com"},
     ]
     created = sp.recipient_lists.create(id="friends", name="Friends", recipients=recipients)
-    assert created == {"total_rejected_recipients": 0, "total_accepted_recipients": 2, "id": "friends", "name": "Friends"}
+    assert created == {
+        "total_rejected_recipients": 0,
+        "total_accepted_recipients": 2,
+        "id": "friends",
+        "name": "Friends",
+    }
 
     shown = sp.recipient_lists.get("friends", show_recipients=True)
     assert [r["address"]["email"] for r in shown["recipients"]] == ["wilma@example.com", "fred@example.com"]
