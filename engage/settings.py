@@ -168,3 +168,40 @@ CELERY_BEAT_SCHEDULE = {
     # Creates today's and tomorrow's event partitions ahead of the events.
     "tracking-event-partitions": {"task": "tracking.event_partitions", "schedule": 3600.0, "options": {"expires": 600}},
 }
+
+# Transmissions: accepting, generating and sending (transmissions/)
+# Request limits (SPEC B §1.1): 422 / 2002 past the substitution data limit, 422 / 1300
+# past the metadata limit (transmission metadata, and merged per recipient).
+ENGAGE_MAX_SUBSTITUTION_DATA_BYTES = env_int("ENGAGE_MAX_SUBSTITUTION_DATA_BYTES", 100 * 1024)
+ENGAGE_MAX_TRANSMISSION_METADATA_BYTES = env_int("ENGAGE_MAX_TRANSMISSION_METADATA_BYTES", 10 * 1024)
+ENGAGE_MAX_CONTENT_BYTES = env_int("ENGAGE_MAX_CONTENT_BYTES", 20 * 1024 * 1024)
+ENGAGE_START_TIME_MAX_SECONDS = env_int("ENGAGE_START_TIME_MAX_SECONDS", 31536000)
+# Recipients per generation task, and per claim inside a task.
+ENGAGE_GENERATION_CHUNK_SIZE = env_int("ENGAGE_GENERATION_CHUNK_SIZE", 500)
+ENGAGE_SEND_BATCH_SIZE = env_int("ENGAGE_SEND_BATCH_SIZE", 50)
+# A message claimed ("sending") for longer than this by a worker that stopped heartbeating
+# is given back to the queue by the recovery task (its worker is presumed dead).
+ENGAGE_SEND_CLAIM_TIMEOUT = env_int("ENGAGE_SEND_CLAIM_TIMEOUT", 120)
+# Relay: seconds per SMTP command; 4xx retries: first delay, doubling, and the attempt cap.
+ENGAGE_RELAY_TIMEOUT = env_int("ENGAGE_RELAY_TIMEOUT", 30)
+ENGAGE_RETRY_BASE_SECONDS = env_int("ENGAGE_RETRY_BASE_SECONDS", 60)
+ENGAGE_RETRY_MAX_SECONDS = env_int("ENGAGE_RETRY_MAX_SECONDS", 3600)
+ENGAGE_RETRY_MAX_ATTEMPTS = env_int("ENGAGE_RETRY_MAX_ATTEMPTS", 10)
+# The mailto: half of List-Unsubscribe (the https: half is the tracked /u/ URL).
+ENGAGE_LIST_UNSUBSCRIBE_MAILTO = env_str("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "")
+# How often beat starts due scheduled transmissions and recovers stale claims (seconds).
+ENGAGE_SCHEDULER_INTERVAL = env_int("ENGAGE_SCHEDULER_INTERVAL", 5)
+
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "transmissions-start-due": {
+        "task": "transmissions.start_due",
+        "schedule": float(ENGAGE_SCHEDULER_INTERVAL),
+        "options": {"expires": ENGAGE_SCHEDULER_INTERVAL * 2},
+    },
+    "transmissions-recover-stale": {
+        "task": "transmissions.recover_stale",
+        "schedule": float(ENGAGE_SCHEDULER_INTERVAL),
+        "options": {"expires": ENGAGE_SCHEDULER_INTERVAL * 2},
+    },
+}

@@ -1,13 +1,110 @@
-"""Reads about transmissions that other apps need."""
+"""Reads about transmissions: the API's list and detail, and the in-use checks other apps need."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q
+
+from engage import errors
+from transmissions.models import Message, MessageState, Transmission, TransmissionState
+
+_ACTIVE = (TransmissionState.SUBMITTED, TransmissionState.GENERATING)
 
 
 def transmission_uses_template(*, template_id: str) -> bool:
     """True while a transmission using this template is submitted (scheduled) or generating."""
-    return False
+    return Transmission.objects.filter(template_id=template_id, state__in=_ACTIVE).exists()
 
 
 def transmission_uses_list(*, list_id: str) -> bool:
     """True while a transmission using this recipient list is submitted (scheduled) or generating."""
-    return False
+    return Transmission.objects.filter(list_id=list_id, state__in=_ACTIVE).exists()
+
+
+def _content_summary(transmission: Transmission) -> dict[str, Any]:
+    if transmission.template_id:
+        return {"template_id": transmission.template_id, "use_draft_template": transmission.use_draft_template}
+    return {"template_id": "inline"}
+
+
+def transmission_list(*, campaign_id: str | None = None, template_id: str | None = None) -> list[dict[str, Any]]:
+    """Summaries ``{id, campaign_id, description, state, content: {template_id}}``, newest
+    first, in one query. Inline content is reported (and filterable) as ``"inline"``."""
+    queryset = Transmission.objects.order_by("-id").only(
+        "id", "campaign_id", "description", "state", "template_id", "use_draft_template"
+    )
+    if campaign_id:
+        queryset = queryset.filter(campaign_id=campaign_id)
+    if template_id:
+        queryset = queryset.filter(template_id="" if template_id == "inline" else template_id)
+    return [
+        {
+            "id": str(transmission.id),
+            "campaign_id": transmission.campaign_id,
+            "description": transmission.description,
+            "state": transmission.state,
+            "content": _content_summary(transmission),
+        }
+        for transmission in queryset
+    ]
+
+
+def _iso(value) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else ""
+
+
+def _or_empty(value: Any) -> Any:
+    return value if value not in (None, {}, []) else ""
+
+
+def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
+    """The ``results.transmission`` object of SPEC B §1.7; unset values are ``""``.
+
+    While generating, the counters are counted from the messages (one aggregate query).
+    """
+    transmission = Transmission.objects.filter(pk=transmission_id).first()
+    if transmission is None:
+        raise errors.NotFound(f"Resource not found:transmission id {transmission_id}")
+    num_generated, num_failed_gen = transmission.num_generated, transmission.num_failed_gen
+    if transmission.state == TransmissionState.GENERATING:
+        generation_failed = Q(state=MessageState.FAILED, last_error__startswith="generation:")
+        counts = Message.objects.filter(transmission_id=transmission.id).aggregate(
+            generated=Count(
+                "id", filter=Q(state__in=(MessageState.SENT, MessageState.DEFERRED, MessageState.FAILED)) & ~generation_failed
+            ),
+            failed=Count("id", filter=generation_failed),
+        )
+        num_generated, num_failed_gen = counts["generated"], counts["failed"]
+    if transmission.template_id:
+        content: dict[str, Any] = {
+            "template_id": transmission.template_id,
+            "use_draft_template": transmission.use_draft_template,
+        }
+        if transmission.template_version:
+            content["template_version"] = transmission.template_version
+    else:
+        content = dict(transmission.content)
+    options = dict(transmission.options)
+    for key in ("open_tracking", "click_tracking"):
+        options.setdefault(key, "")
+    return {
+        "id": str(transmission.id),
+        "description": transmission.description,
+        "state": transmission.state,
+        "campaign_id": transmission.campaign_id,
+        "content": content,
+        "return_path": transmission.return_path,
+        "recipients": {"list_id": transmission.list_id} if transmission.list_id else "",
+        "num_rcpts": transmission.num_rcpts,
+        "num_generated": num_generated,
+        "num_failed_gen": num_failed_gen,
+        "generation_start_time": _iso(transmission.generation_start_time),
+        "generation_end_time": _iso(transmission.generation_end_time),
+        "rcpt_list_chunk_size": transmission.rcpt_list_chunk_size,
+        "rcpt_list_total_chunks": transmission.rcpt_list_total_chunks,
+        "substitution_data": _or_empty(transmission.substitution_data),
+        "metadata": _or_empty(transmission.metadata),
+        "options": options,
+        "start_time": _iso(transmission.start_time),
+    }

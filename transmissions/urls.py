@@ -1,3 +1,10 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from transmissions import views
+
+urlpatterns = [
+    path("transmissions", views.TransmissionListView.as_view()),
+    path("transmissions/<str:transmission_id>", views.TransmissionDetailView.as_view()),
+]

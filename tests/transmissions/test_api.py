@@ -1,0 +1,379 @@
+"""``/api/v1/transmissions``: every endpoint and error path (status, code, results shape)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.helpers import assert_error
+from transmissions.models import Message, MessageState, Transmission, TransmissionState
+
+URL = "/api/v1/transmissions"
+CONTENT = {"from": "Team <team@example.com>", "subject": "Hi {{name}}", "text": "Hello {{name}} http://example.com/a"}
+
+
+def body(**overrides):
+    data = {
+        "campaign_id": "spring",
+        "content": CONTENT,
+        "recipients": [{"address": "a@example.com"}, {"address": {"email": "b@example.com", "name": "Bee"}}],
+    }
+    data.update(overrides)
+    return data
+
+
+def post(api, data, query=""):
+    return api.post(URL + query, data, format="json")
+
+
+@pytest.fixture
+def template(api):
+    response = api.post(
+        "/api/v1/templates",
+        {"id": "tpl", "published": True, "content": CONTENT, "options": {"open_tracking": False}},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return "tpl"
+
+
+@pytest.fixture
+def recipient_list(api):
+    response = api.post(
+        "/api/v1/recipient-lists",
+        {"id": "list1", "recipients": [{"address": "x@example.com"}, {"address": "y@example.com"}]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return "list1"
+
+
+def test_it_accepts_inline_recipients_and_stores_one_message_each(api):
+    response = post(api, body())
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert results["total_accepted_recipients"] == 2
+    assert results["total_rejected_recipients"] == 0
+    assert results["id"].isdigit() and len(results["id"]) == 17
+    messages = Message.objects.filter(transmission_id=int(results["id"]))
+    assert sorted(messages.values_list("email", flat=True)) == ["a@example.com", "b@example.com"]
+    assert all(len(m.message_id) == 20 and m.state == MessageState.QUEUED for m in messages)
+    assert "errors" not in response.json()
+
+
+def test_ids_are_unique_and_increasing(api):
+    first = int(post(api, body()).json()["results"]["id"])
+    second = int(post(api, body()).json()["results"]["id"])
+    assert second > first
+
+
+def test_it_enqueues_generation_on_commit(api, django_capture_on_commit_callbacks, monkeypatch):
+    calls = []
+    from transmissions import tasks
+
+    monkeypatch.setattr(tasks.transmission_generate_task, "delay", lambda tid: calls.append(tid))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(api, body())
+    assert calls == [int(response.json()["results"]["id"])]
+
+
+def test_it_works_with_a_trailing_slash(api):
+    response = api.post(URL + "/", body(), format="json")
+    assert response.status_code == 200
+
+
+def test_partial_validation_errors_are_200_with_2000_and_rcpt_to_errors(api):
+    data = body(recipients=[{"address": "ok@example.com"}, {"address": {"name": "no email"}}, {"address": "bad"}])
+    response = post(api, data)
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["errors"][0]["code"] == "2000"
+    assert payload["errors"][0]["message"] == "transmission created, but with validation errors"
+    assert payload["results"]["total_accepted_recipients"] == 1
+    assert payload["results"]["total_rejected_recipients"] == 2
+    codes = [error["code"] for error in payload["results"]["rcpt_to_errors"]]
+    assert codes == ["1400", "1300"]
+
+
+def test_num_rcpt_errors_bounds_the_reported_errors(api):
+    data = body(recipients=[{"address": "ok@example.com"}] + [{"address": "bad"}] * 5)
+    payload = post(api, data, "?num_rcpt_errors=2").json()
+    assert payload["results"]["total_rejected_recipients"] == 5
+    assert len(payload["results"]["rcpt_to_errors"]) == 2
+
+
+def test_all_recipients_invalid_is_422_1400(api):
+    assert_error(post(api, body(recipients=[{"address": "bad"}])), 422, "1400")
+
+
+def test_missing_recipients_is_422_1400(api):
+    data = body()
+    del data["recipients"]
+    assert_error(post(api, data), 422, "1400")
+
+
+def test_missing_content_is_422_1400(api):
+    error = assert_error(post(api, body(content=None)), 422, "1400")
+    assert error["description"] == "content object or template_id required"
+
+
+def test_inline_content_without_subject_is_422_1400(api):
+    assert_error(post(api, body(content={"from": "a@example.com", "text": "x"})), 422, "1400")
+
+
+def test_unknown_template_is_422_1603(api):
+    assert_error(post(api, body(content={"template_id": "nope"})), 422, "1603")
+
+
+def test_stored_template_is_accepted(api, template):
+    response = post(api, body(content={"template_id": template, "use_draft_template": None}))
+    assert response.status_code == 200, response.content
+
+
+def test_template_without_draft_is_422_2004(api, template):
+    assert_error(post(api, body(content={"template_id": template, "use_draft_template": True})), 422, "2004")
+
+
+def test_unknown_list_is_404_1600(api):
+    assert_error(post(api, body(recipients={"list_id": "nope"})), 404, "1600")
+
+
+def test_stored_list_recipients_are_copied(api, recipient_list):
+    payload = post(api, body(recipients={"list_id": recipient_list})).json()
+    assert payload["results"]["total_accepted_recipients"] == 2
+    transmission = Transmission.objects.get(pk=int(payload["results"]["id"]))
+    assert transmission.list_id == recipient_list
+    assert transmission.messages.count() == 2
+
+
+def test_template_syntax_error_is_422_3000_with_part_and_line(api):
+    content = {**CONTENT, "html": "<p>ok</p>\n<p>{{ if }}</p>"}
+    error = assert_error(post(api, body(content=content)), 422, "3000")
+    assert error["part"] == "html"
+    assert error["line"] == 2
+
+
+def test_substitution_data_over_100kb_is_422_2002(api):
+    assert_error(post(api, body(substitution_data={"x": "a" * 110_000})), 422, "2002")
+
+
+def test_campaign_id_over_64_bytes_is_422_1300(api):
+    assert_error(post(api, body(campaign_id="é" * 33)), 422, "1300")
+
+
+def test_description_over_1024_bytes_is_422_1300(api):
+    assert_error(post(api, body(description="d" * 1025)), 422, "1300")
+
+
+def test_metadata_over_the_limit_is_422_1300(api, settings):
+    settings.ENGAGE_MAX_TRANSMISSION_METADATA_BYTES = 100
+    assert_error(post(api, body(metadata={"k": "v" * 200})), 422, "1300")
+
+
+def test_body_too_large_is_413(api, settings):
+    settings.ENGAGE_MAX_REQUEST_BYTES = 1000
+    response = post(api, body(description="x" * 2000))
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"]
+
+
+def test_nulls_mean_not_given_and_unknown_fields_are_ignored(api):
+    data = body(metadata=None, substitution_data=None, options=None, description=None, whatever={"x": 1})
+    assert post(api, data).status_code == 200
+
+
+def test_unparsable_start_time_is_422_1300(api):
+    assert_error(post(api, body(options={"start_time": "tomorrow"})), 422, "1300")
+
+
+def test_start_time_more_than_a_year_ahead_is_422_1300(api):
+    later = (datetime.now(UTC) + timedelta(days=400)).isoformat(timespec="seconds")
+    assert_error(post(api, body(options={"start_time": later})), 422, "1300")
+
+
+def test_future_start_time_schedules_and_does_not_enqueue(api, django_capture_on_commit_callbacks):
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="seconds")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(api, body(options={"start_time": later}))
+    assert response.status_code == 200
+    assert callbacks == []
+    transmission = Transmission.objects.get(pk=int(response.json()["results"]["id"]))
+    assert transmission.start_time is not None and transmission.state == TransmissionState.SUBMITTED
+
+
+def test_past_start_time_generates_immediately(api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(api, body(options={"start_time": "2020-01-01T00:00:00+00:00"}))
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    assert Transmission.objects.get(pk=int(response.json()["results"]["id"])).start_time is None
+
+
+def test_options_of_wrong_type_are_422_1300(api):
+    assert_error(post(api, body(options={"open_tracking": "yes"})), 422, "1300")
+
+
+def test_accepted_options_are_stored(api):
+    options = {"open_tracking": False, "click_tracking": True, "transactional": True, "inline_css": True,
+               "sandbox": False, "ip_pool": "pool", "skip_suppression": True, "initial_open": False}
+    response = post(api, body(options=options))
+    assert response.status_code == 200
+    assert Transmission.objects.get(pk=int(response.json()["results"]["id"])).options == options
+
+
+def test_email_rfc822_content_is_accepted(api):
+    response = post(api, body(content={"email_rfc822": "From: a@example.com\nSubject: hi\n\nbody {{x}}\n"}))
+    assert response.status_code == 200, response.content
+
+
+def test_post_needs_transmissions_modify(api_with):
+    assert_error(post(api_with("transmissions/view"), body()), 403, "1100")
+
+
+def test_unauthenticated_is_401(api_with):
+    assert_error(post(api_with(), body()), 401, "1303")
+
+
+# --- GET list / detail ---------------------------------------------------------------------
+
+
+def test_list_returns_summaries_and_filters(api, template):
+    inline_id = post(api, body(campaign_id="one")).json()["results"]["id"]
+    stored_id = post(api, body(campaign_id="two", content={"template_id": template})).json()["results"]["id"]
+    listed = api.get(URL).json()["results"]
+    by_id = {item["id"]: item for item in listed}
+    assert by_id[inline_id] == {
+        "id": inline_id, "campaign_id": "one", "description": "", "state": "submitted",
+        "content": {"template_id": "inline"},
+    }
+    assert by_id[stored_id]["content"]["template_id"] == template
+    assert [i["id"] for i in api.get(URL + "?campaign_id=two").json()["results"]] == [stored_id]
+    assert [i["id"] for i in api.get(URL + f"?template_id={template}").json()["results"]] == [stored_id]
+    assert inline_id in [i["id"] for i in api.get(URL + "?template_id=inline").json()["results"]]
+
+
+def test_list_is_one_query(api, django_assert_num_queries):
+    for _ in range(3):
+        post(api, body())
+    from transmissions.selectors import transmission_list
+
+    with django_assert_num_queries(1):
+        assert len(transmission_list()) == 3
+
+
+def test_detail_has_the_documented_shape_with_empty_strings(api_with):
+    client = api_with("transmissions/modify", "transmissions/view")
+    tid = post(client, body(metadata={"k": "v"})).json()["results"]["id"]
+    response = api_with("transmissions/view").get(f"{URL}/{tid}")
+    assert response.status_code == 200
+    tx = response.json()["results"]["transmission"]
+    assert tx["id"] == tid
+    assert tx["state"] == "submitted"
+    assert tx["campaign_id"] == "spring"
+    assert tx["num_rcpts"] == 2
+    assert tx["num_generated"] == 0 and tx["num_failed_gen"] == 0
+    assert tx["generation_start_time"] == "" and tx["generation_end_time"] == ""
+    assert tx["substitution_data"] == ""
+    assert tx["metadata"] == {"k": "v"}
+    assert tx["options"] == {"open_tracking": "", "click_tracking": ""}
+    assert tx["rcpt_list_chunk_size"] >= 1 and tx["rcpt_list_total_chunks"] == 1
+    assert tx["content"]["subject"] == CONTENT["subject"]
+    for key in ("description", "return_path"):
+        assert tx[key] == ""
+
+
+def test_detail_of_unknown_is_404_1600(api):
+    assert_error(api.get(f"{URL}/12345"), 404, "1600")
+    assert_error(api.get(f"{URL}/not-a-number"), 404, "1600")
+
+
+def test_get_needs_a_transmissions_grant(api_with):
+    assert_error(api_with("templates/view").get(URL), 403, "1100")
+
+
+def test_put_is_405_1102(api):
+    tid = post(api, body()).json()["results"]["id"]
+    assert_error(api.put(f"{URL}/{tid}", {}, format="json"), 405, "1102")
+
+
+# --- DELETE ----------------------------------------------------------------------------------
+
+
+def scheduled(api, seconds):
+    later = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    return post(api, body(options={"start_time": later})).json()["results"]["id"]
+
+
+def test_delete_cancels_a_scheduled_transmission(api):
+    tid = scheduled(api, 3600)
+    response = api.delete(f"{URL}/{tid}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert Transmission.objects.get(pk=int(tid)).state == TransmissionState.CANCELED
+    assert api.get(f"{URL}/{tid}").json()["results"]["transmission"]["state"] == "Canceled"
+
+
+def test_delete_within_the_window_is_409_2003(api, settings):
+    settings.ENGAGE_SCHEDULED_DELETE_WINDOW = 600
+    tid = scheduled(api, 300)
+    error = assert_error(api.delete(f"{URL}/{tid}"), 409, "2003")
+    assert "600 seconds" in error["description"]
+
+
+def test_delete_of_an_immediate_transmission_is_409_2003(api):
+    tid = post(api, body()).json()["results"]["id"]
+    assert_error(api.delete(f"{URL}/{tid}"), 409, "2003")
+
+
+@pytest.mark.parametrize("state", [TransmissionState.GENERATING, TransmissionState.SUCCESS])
+def test_delete_when_generating_or_done_is_409_2006(api, state):
+    tid = scheduled(api, 3600)
+    Transmission.objects.filter(pk=int(tid)).update(state=state)
+    assert_error(api.delete(f"{URL}/{tid}"), 409, "2006")
+
+
+def test_delete_unknown_is_404_1600(api):
+    assert_error(api.delete(f"{URL}/99999"), 404, "1600")
+
+
+def test_delete_needs_modify(api, api_with):
+    tid = scheduled(api, 3600)
+    assert_error(api_with("transmissions/view").delete(f"{URL}/{tid}"), 403, "1100")
+
+
+# --- in-use selectors and the scheduler -------------------------------------------------------
+
+
+def test_template_and_list_are_in_use_while_submitted_or_generating(api, template, recipient_list):
+    from transmissions.selectors import transmission_uses_list, transmission_uses_template
+
+    tid = post(api, body(content={"template_id": template}, recipients={"list_id": recipient_list})).json()[
+        "results"
+    ]["id"]
+    assert transmission_uses_template(template_id=template)
+    assert transmission_uses_list(list_id=recipient_list)
+    assert_error(api.delete(f"/api/v1/templates/{template}"), 409, "1602")
+    Transmission.objects.filter(pk=int(tid)).update(state=TransmissionState.SUCCESS)
+    assert not transmission_uses_template(template_id=template)
+    assert not transmission_uses_list(list_id=recipient_list)
+
+
+def test_due_transmissions_are_found_by_the_scheduler(api):
+    from transmissions.services import transmissions_due
+
+    tid = int(scheduled(api, 3600))
+    assert tid not in transmissions_due()
+    assert tid in transmissions_due(now=datetime.now(UTC) + timedelta(hours=2))
+
+
+def test_ten_thousand_recipients_are_accepted_quickly(api):
+    recipients = [{"address": {"email": f"r{i}@example.com"}, "tags": ["t"], "metadata": {"i": i}} for i in range(10_000)]
+    started = time.perf_counter()
+    response = post(api, body(recipients=recipients))
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert response.json()["results"]["total_accepted_recipients"] == 10_000
+    assert Message.objects.filter(transmission_id=int(response.json()["results"]["id"])).count() == 10_000
+    assert elapsed < 3.0  # bench/accept.py measures the real figure (target < 1 s)

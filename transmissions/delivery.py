@@ -1,0 +1,263 @@
+"""The one seam to the SMTP relay (``ENGAGE_RELAY_URL``).
+
+One persistent connection per worker process, opened lazily, re-opened after a fork or a
+loss. ``Relay.send`` runs one SMTP transaction and classifies the outcome:
+
+- ``delivered``: the relay answered 2xx to the end of DATA (it owns the message now);
+- ``deferred``: a 4xx answer (try again later);
+- ``bounced``: a 5xx answer (never retry);
+- :class:`RelayUnavailable` is raised when the connection is lost or cannot be made.
+  ``handed_off_maybe`` tells whether the loss happened after the message body was sent
+  (then the relay may have accepted it: the at-least-once window, see ``sending``).
+
+A loss *before* the transaction starts (a relay that closed an idle connection) is retried
+once on a fresh connection, since nothing of this message reached the relay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["Relay", "RelayResult", "RelayUnavailable", "bounce_class", "relay", "relay_reset"]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    outcome: str  # "delivered" | "deferred" | "bounced"
+    code: int
+    text: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+class RelayUnavailable(Exception):
+    def __init__(self, reason: str, *, handed_off_maybe: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.handed_off_maybe = handed_off_maybe
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    host: str
+    port: int
+    security: str  # "none" | "starttls" | "tls"
+    username: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str) -> RelayConfig:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}.get(scheme)
+        if security is None or not parts.hostname:
+            raise ValueError(f"ENGAGE_RELAY_URL {url!r}: use smtp://, smtp+starttls:// or smtps://host:port")
+        default_port = {"none": 25, "starttls": 587, "tls": 465}[security]
+        return cls(
+            host=parts.hostname,
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+        )
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _outcome(code: int) -> str:
+    if 200 <= code < 300:
+        return "delivered"
+    if 400 <= code < 500:
+        return "deferred"
+    return "bounced"
+
+
+class Relay:
+    """A persistent SMTP client connection to the relay."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None) -> None:
+        self.config = RelayConfig.from_url(url)
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        try:
+            if cfg.security == "tls":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=self.timeout, local_hostname=self.local_hostname,
+                    context=ssl.create_default_context(),
+                )  # fmt: skip
+            else:
+                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=self.timeout, local_hostname=self.local_hostname)
+            conn.ehlo()
+            if cfg.security == "starttls":
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+            if cfg.username:
+                conn.login(cfg.username, cfg.password)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise RelayUnavailable(f"cannot connect to relay {cfg.host}:{cfg.port}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def send(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
+        """One SMTP transaction for one recipient."""
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                return self._transaction(self._conn, mail_from, rcpt_to, data)
+            except _LostBeforeData as exc:
+                self._drop()
+                if attempt == 2:
+                    raise RelayUnavailable(f"connection to relay lost: {exc}") from exc
+            except _LostAfterData as exc:
+                self._drop()
+                raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
+        raise AssertionError("unreachable")
+
+    def _transaction(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
+        options = []
+        if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
+            options.append("SMTPUTF8")
+        try:
+            code, text = conn.mail(mail_from, options)
+            if code != 250:
+                self._rset(conn)
+                return RelayResult(_outcome(code), code, _text(text))
+            code, text = conn.rcpt(rcpt_to)
+            if code not in (250, 251):
+                self._rset(conn)
+                return RelayResult(_outcome(code), code, _text(text))
+            conn.putcmd("data")
+            code, text = conn.getreply()
+            if code != 354:
+                self._rset(conn)
+                return RelayResult(_outcome(code), code, _text(text))
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise _LostBeforeData(str(exc)) from exc
+        try:
+            conn.send(_dot_stuffed(data))
+            code, text = conn.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise _LostAfterData(str(exc)) from exc
+        return RelayResult(_outcome(code), code, _text(text))
+
+    @staticmethod
+    def _rset(conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (OSError, smtplib.SMTPException):
+            pass  # the next transaction finds out and reconnects
+
+
+class _LostBeforeData(Exception):
+    pass
+
+
+class _LostAfterData(Exception):
+    pass
+
+
+_BARE_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """CRLF line ends, leading dots doubled, and the end-of-data marker (RFC 5321 §4.5.2)."""
+    data = _BARE_EOL.sub(b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+# --- classification ----------------------------------------------------------------------------
+
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def bounce_class(code: int, text: str) -> str:
+    """SparkPost's bounce classification for a relay answer (SPEC B §6.2 ``bounce_class``).
+
+    From the enhanced status code when there is one (RFC 3463), else from the basic code:
+    10 invalid recipient, 22 mailbox full, 23 too large, 21 routing/DNS, 50 policy block,
+    54 relaying denied, 70 transient failure (4xx), 1 undetermined.
+    """
+    match = _ENHANCED.search(text or "")
+    if match:
+        klass, subject, detail = (int(group) for group in match.groups())
+        if klass == 4:
+            return "70"
+        if subject == 1 and detail in (0, 1, 2, 3, 6):
+            return "10"
+        if (subject, detail) == (2, 1):
+            return "10"
+        if (subject, detail) == (2, 2):
+            return "22"
+        if (subject, detail) in ((3, 4), (2, 3)):
+            return "23"
+        if subject == 4:
+            return "21"
+        if (subject, detail) == (7, 1) and "relay" in text.lower():
+            return "54"
+        if subject == 7:
+            return "50"
+        return "1"
+    if 400 <= code < 500:
+        return "70"
+    if code in (550, 551, 553):
+        return "10"
+    if code == 552:
+        return "22"
+    if code == 554:
+        return "50"
+    return "1"
+
+
+# --- the process-wide relay ----------------------------------------------------------------------
+
+_relay: tuple[int, str, Relay] | None = None
+
+
+def relay() -> Relay:
+    """This process's relay connection (a fork gets a fresh one; a new URL too)."""
+    global _relay
+    from django.conf import settings
+
+    url = settings.ENGAGE_RELAY_URL
+    pid = os.getpid()
+    if _relay is None or _relay[0] != pid or _relay[1] != url:
+        _relay = (pid, url, Relay(url, timeout=settings.ENGAGE_RELAY_TIMEOUT))
+    return _relay[2]
+
+
+def relay_reset() -> None:
+    global _relay
+    if _relay is not None and _relay[0] == os.getpid():
+        _relay[2].close()
+    _relay = None

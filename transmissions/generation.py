@@ -1,0 +1,299 @@
+"""Turn one stored recipient into one ready-to-send message.
+
+``Prepared`` holds everything shared by the messages of a transmission: the content
+compiled ONCE (cached per process by transmission id and template version), the effective
+options, the tracking base URL and the fields every event carries. ``message_generate``
+then does the per-recipient work: data context → render (links and pixels through a
+:class:`MessageTracker`) → optional CSS inlining → MIME bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from engage import errors
+from templates_app.language import build_context, compile_content, compile_part
+from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
+from tracking.links import pixel_html, scan_html, scan_text
+from tracking.signing import tracking_base_url, tracking_signer
+from tracking.tokens import MessageTokens
+from transmissions.mime import address_header, build_message, from_parts, to_header
+from transmissions.models import Transmission
+from transmissions.options import EffectiveOptions, effective_options
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GenerationFailed", "MessageTracker", "Prepared", "Built", "message_generate", "prepared_get"]
+
+_CACHE_SIZE = 32
+_cache: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
+
+
+class GenerationFailed(Exception):
+    """The message cannot be generated for this recipient (render error): a
+    ``generation_failure`` event, the other recipients carry on."""
+
+    def __init__(self, reason: str, *, part: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part = part
+
+
+class MessageTracker:
+    """The tracking hooks of one message (the ``Tracker`` protocol of the language)."""
+
+    __slots__ = ("_base", "_tokens", "_click", "_open", "_initial_open")
+
+    def __init__(self, *, base_url: str, tokens: MessageTokens | None, options: EffectiveOptions) -> None:
+        self._base = base_url
+        self._tokens = tokens
+        self._click = options.click_tracking and tokens is not None
+        self._open = options.open_tracking and tokens is not None
+        self._initial_open = options.initial_open and tokens is not None
+
+    def link(self, url: str, span: Any) -> str:
+        if not self._click:
+            return url
+        token = self._tokens.click(url, span.name, unsubscribe=span.unsubscribe)
+        if span.sublink:
+            return f"{self._base}/f/{span.sublink}/{token}"
+        return f"{self._base}/f/{token}"
+
+    def pixel(self, kind: str) -> str:
+        if kind == "open" and self._open:
+            return pixel_html(f"{self._base}/q/{self._tokens.open('open')}")
+        if kind == "initial_open" and self._initial_open:
+            return pixel_html(f"{self._base}/q/{self._tokens.open('initial_open')}")
+        return ""
+
+
+@dataclass(slots=True)
+class Prepared:
+    transmission_id: int
+    campaign_id: str
+    template_id: str  # "inline" for inline content (SPEC B §6.2)
+    template_version: str
+    return_path: str
+    metadata: dict[str, Any]
+    substitution_data: dict[str, Any] | None
+    options: EffectiveOptions
+    inline_css: bool
+    base_url: str
+    compiled: Any  # CompiledContent, or a CompiledPart for email_rfc822
+    content: dict[str, Any]
+    rfc822: bool
+    unsubscribe_mailto: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
+    if not transmission.template_id:
+        return transmission.content, None, ""
+    from templates_app.selectors import template_get_for_send
+
+    content, options, version = template_get_for_send(
+        template_id=transmission.template_id, use_draft=transmission.use_draft_template
+    )
+    return content, options, str(version)
+
+
+def prepare(transmission: Transmission) -> Prepared:
+    """Compile the content and resolve the options of a transmission (no cache)."""
+    content, template_options, version = _content_and_options(transmission)
+    options = effective_options(
+        transmission=transmission.options,
+        template=template_options,
+        defaults={"open_tracking": settings.ENGAGE_OPEN_TRACKING, "click_tracking": settings.ENGAGE_CLICK_TRACKING},
+    )
+    rfc822 = "email_rfc822" in content
+    try:
+        if rfc822:
+            compiled: Any = compile_part(content["email_rfc822"], part="email_rfc822", mode="header")
+        else:
+            compiled = compile_content(content, scan_html=scan_html, scan_text=scan_text)
+    except TemplateSyntaxError as exc:
+        raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
+    base_url = tracking_base_url(transmission.tracking_domain or None)
+    mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or f"unsubscribe@{urlsplit(base_url).hostname or 'localhost'}"
+    return Prepared(
+        transmission_id=transmission.id,
+        campaign_id=transmission.campaign_id,
+        template_id=transmission.template_id or "inline",
+        template_version=transmission.template_version or version,
+        return_path=transmission.return_path,
+        metadata=transmission.metadata or {},
+        substitution_data=transmission.substitution_data,
+        options=options,
+        inline_css=bool(transmission.options.get("inline_css")),
+        base_url=base_url,
+        compiled=compiled,
+        content=content,
+        rfc822=rfc822,
+        unsubscribe_mailto=mailto,
+    )
+
+
+def prepared_get(*, transmission_id: int) -> Prepared | None:
+    """The prepared transmission, compiled once per process per (id, template version);
+    None when it does not exist."""
+    transmission = Transmission.objects.filter(pk=transmission_id).first()
+    if transmission is None:
+        return None
+    key = (transmission.id, transmission.template_version)
+    prepared = _cache.get(key)
+    if prepared is None:
+        prepared = prepare(transmission)
+        _cache[key] = prepared
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    else:
+        _cache.move_to_end(key)
+    return prepared
+
+
+@dataclass(slots=True)
+class Built:
+    data: bytes
+    mail_from: str
+    rcpt_to: str
+    friendly_from: str
+    subject: str
+
+
+def event_fields(prepared: Prepared, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
+    """The fields every event of this message carries (SPEC B §6.2-6.3)."""
+    email = recipient["address"]["email"]
+    return {
+        "transmission_id": str(prepared.transmission_id),
+        "message_id": message_id,
+        "campaign_id": prepared.campaign_id,
+        "template_id": prepared.template_id,
+        "template_version": prepared.template_version,
+        "rcpt_to": email.lower(),
+        "raw_rcpt_to": email,
+        "recipient_domain": email.rpartition("@")[2].lower(),
+        "rcpt_meta": {**prepared.metadata, **(recipient.get("metadata") or {})},
+        "rcpt_tags": list(recipient.get("tags") or []),
+        "transactional": prepared.options.transactional,
+    }
+
+
+def _inline_css(html: str) -> str:
+    import css_inline
+
+    try:
+        return css_inline.inline(html)
+    except ValueError as exc:  # css_inline.InlineError is a ValueError
+        log.warning("inline_css failed, sending the HTML as is: %s", exc)
+        return html
+
+
+def message_generate(
+    prepared: Prepared, *, message_id: str, recipient: dict[str, Any], raw_address: str | None = None,
+    now: float | None = None,
+) -> Built:
+    """Render and build one message; raises :class:`GenerationFailed` on a render error."""
+    now = time.time() if now is None else now
+    address = recipient["address"]
+    email = address["email"]
+    return_path = recipient.get("return_path") or prepared.return_path
+    context = build_context(
+        tx_metadata=prepared.metadata,
+        tx_substitution_data=prepared.substitution_data,
+        rcpt_metadata=recipient.get("metadata"),
+        rcpt_substitution_data=recipient.get("substitution_data"),
+        address_email=email,
+        address_name=address.get("name"),
+        return_path=return_path or None,
+    )
+    options = prepared.options
+    tracked = options.open_tracking or options.click_tracking or not options.transactional
+    tokens = None
+    if tracked:
+        tokens = tracking_signer().for_message(
+            message_id=message_id,
+            transmission_id=str(prepared.transmission_id),
+            rcpt_to=email.lower(),
+            issued_at=int(now),
+            campaign_id=prepared.campaign_id or None,
+            template_id=prepared.template_id,
+            template_version=prepared.template_version or None,
+            transactional=options.transactional,
+            rcpt_meta={**prepared.metadata, **(recipient.get("metadata") or {})},
+            rcpt_tags=recipient.get("tags") or None,
+            click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
+            max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
+        )
+    if prepared.rfc822:
+        return _generate_rfc822(prepared, context, email=email, return_path=return_path, message_id=message_id)
+    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=options)
+    try:
+        rendered = prepared.compiled.render(context, tracker)
+    except TemplateRenderError as exc:
+        raise GenerationFailed(exc.description, part=exc.part) from None
+    from_email, from_name = from_parts(rendered.get("from") or "")
+    subject = rendered.get("subject") or ""
+    html = rendered.get("html")
+    if html is not None and prepared.inline_css:
+        html = _inline_css(html)
+    headers: list[tuple[str, str]] = [
+        ("From", address_header(from_email, from_name)),
+        ("To", to_header(address, raw_address)),
+        ("Subject", subject),
+    ]
+    if rendered.get("reply_to"):
+        headers.append(("Reply-To", rendered["reply_to"]))
+    headers.append(("Date", formatdate(now, usegmt=True)))
+    headers.append(("Message-ID", f"<{message_id}@{from_email.rpartition('@')[2] or 'engage'}>"))
+    custom = rendered.get("headers") or {}
+    taken = {"from", "to", "subject", "reply-to", "date", "message-id", "mime-version"}
+    for name, value in custom.items():
+        if name.lower() not in taken:
+            headers.append((name, value))
+    if not options.transactional and tokens is not None:
+        unsubscribe = f"{prepared.base_url}/u/{tokens.open('unsubscribe')}"
+        headers.append(("List-Unsubscribe", f"<mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe>, <{unsubscribe}>"))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    data = build_message(
+        headers=headers,
+        text=rendered.get("text"),
+        html=html,
+        amp_html=rendered.get("amp_html"),
+        attachments=prepared.content.get("attachments") or (),
+        inline_images=prepared.content.get("inline_images") or (),
+    )
+    return Built(
+        data=data,
+        mail_from=return_path or from_email,
+        rcpt_to=email,
+        friendly_from=from_email,
+        subject=subject,
+    )
+
+
+def _generate_rfc822(prepared: Prepared, context: dict, *, email: str, return_path: str, message_id: str) -> Built:
+    """email_rfc822 content: substitution over the source, no To header built (SPEC B §1.3)."""
+    from email.parser import BytesHeaderParser
+
+    try:
+        source = prepared.compiled.render(context)
+    except TemplateRenderError as exc:
+        raise GenerationFailed(exc.description, part=exc.part) from None
+    data = source.encode("utf-8")
+    parsed = BytesHeaderParser().parsebytes(data)
+    from_email, _name = from_parts(str(parsed.get("From", "")))
+    return Built(
+        data=data,
+        mail_from=return_path or from_email,
+        rcpt_to=email,
+        friendly_from=from_email,
+        subject=str(parsed.get("Subject", "")),
+    )

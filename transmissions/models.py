@@ -1,0 +1,102 @@
+"""Transmissions and their messages (one row per recipient).
+
+A ``Transmission`` keeps the request as accepted (content or template reference, options,
+metadata, substitution data) and the generation counters the GET answers with. A
+``Message`` is one recipient of one transmission and carries the delivery state machine
+that makes sending crash safe (see ``transmissions.sending``)::
+
+    queued ──claim──▶ sending ──2xx──▶ sent
+                         │ ──5xx / render error──▶ failed
+                         └──4xx / connection lost──▶ deferred ──retry──▶ sending ...
+
+Rows are written with COPY at accept time, so the recipient data is stored as one JSON
+document per row in the normalized shape of ``recipient_lists.recipients``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class TransmissionState(models.TextChoices):
+    # The mixed case is SparkPost's, as documented (SPEC B §1.7).
+    SUBMITTED = "submitted"
+    GENERATING = "Generating"
+    SUCCESS = "Success"
+    CANCELED = "Canceled"
+
+
+class Transmission(models.Model):
+    # Numeric ids of about 17 digits (SPEC A.1): the identity column starts at 10**16
+    # (migration 0002), so ids are unique and increasing.
+    id = models.BigAutoField(primary_key=True)
+    state = models.CharField(max_length=16, choices=TransmissionState.choices, default=TransmissionState.SUBMITTED)
+    campaign_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    description = models.CharField(max_length=1024, blank=True, default="")
+    return_path = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    substitution_data = models.JSONField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    # Inline content (normalized), {"email_rfc822": ...}, or {} for a stored template.
+    content = models.JSONField(default=dict, blank=True)
+    template_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    use_draft_template = models.BooleanField(default=False)
+    template_version = models.CharField(max_length=16, blank=True, default="")
+    list_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    tracking_domain = models.CharField(max_length=255, blank=True, default="")
+    start_time = models.DateTimeField(null=True, blank=True)
+    num_rcpts = models.PositiveIntegerField(default=0)
+    rcpt_list_chunk_size = models.PositiveIntegerField(default=0)
+    rcpt_list_total_chunks = models.PositiveIntegerField(default=0)
+    num_generated = models.PositiveIntegerField(default=0)
+    num_failed_gen = models.PositiveIntegerField(default=0)
+    generation_start_time = models.DateTimeField(null=True, blank=True)
+    generation_end_time = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "start_time"], name="tx_state_start")]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_inline(self) -> bool:
+        return not self.template_id
+
+
+class MessageState(models.TextChoices):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+
+
+class Message(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    transmission = models.ForeignKey(Transmission, on_delete=models.CASCADE, related_name="messages")
+    chunk = models.PositiveIntegerField()
+    message_id = models.CharField(max_length=20, unique=True)
+    email = models.TextField()
+    recipient = models.JSONField()
+    state = models.CharField(max_length=16, choices=MessageState.choices, db_default=MessageState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(db_default=0)
+    claimed_by = models.CharField(max_length=64, blank=True, db_default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, db_default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["transmission", "chunk", "state"], name="msg_tx_chunk_state"),
+            models.Index(
+                fields=["claimed_at"],
+                name="msg_sending_claimed",
+                condition=models.Q(state="sending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id

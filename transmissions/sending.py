@@ -1,0 +1,304 @@
+"""Claim, generate and hand off messages, with a state per message (crash safety).
+
+Delivery guarantee, and its one residual window
+-----------------------------------------------
+Messages are claimed in small batches with one conditional UPDATE
+(``queued → sending``, ``claimed_by`` = this execution, ``claimed_at`` = now). Each message
+is then generated and handed to the relay, and its outcome is written **immediately**,
+one UPDATE per message, before the next message is touched (``sent`` after a 2xx,
+``failed`` after a 5xx or a render error, ``deferred`` after a 4xx). The chunk task is
+acknowledged only after all of that (``acks_late``).
+
+If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late`` +
+``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
+whose claim went stale (``ENGAGE_SEND_CLAIM_TIMEOUT``, heart-beaten while a batch runs)
+are claimed again, by the redelivered task or after the recovery beat task re-queues them.
+``sent`` rows are never touched again, so **nothing that was recorded as handed off is
+sent twice, and nothing claimed is lost**.
+
+The residual at-least-once window is the time between the relay's ``250`` to the end of
+DATA and the commit of that message's ``sent`` UPDATE: one local round trip (~0.1-0.3
+ms). A worker killed inside it leaves the message ``sending`` and it is sent again
+(at most one message per killed worker process). The same holds for a connection lost
+after the body was sent (``RelayUnavailable.handed_off_maybe``). The per-message UPDATE
+runs with ``synchronous_commit = off``: that does not widen the window for a worker crash
+(the commit is visible to every session at once), only for a PostgreSQL crash, where the
+last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and those messages resent.
+Events are buffered after the state is written, so a crash in between can lose the
+``injection``/``delivery`` events of that one message but never duplicates a send.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from tracking.events import events_enqueue
+from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
+from transmissions.generation import Built, GenerationFailed, Prepared, event_fields, message_generate, prepared_get
+from transmissions.models import TransmissionState
+from transmissions.services import transmission_finish_if_done
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChunkResult", "chunk_send", "message_retry", "stale_claims_recover"]
+
+_CLAIM_SQL = """
+UPDATE transmissions_message m
+   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1
+ WHERE m.id IN (SELECT id FROM transmissions_message
+                 WHERE transmission_id = %(tx)s AND chunk = %(chunk)s
+                   AND (state = 'queued'
+                        OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
+                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+   AND (m.state = 'queued' OR (m.state = 'sending' AND m.claimed_at < now() - make_interval(secs => %(stale)s)))
+RETURNING m.id, m.message_id, m.recipient, m.attempts
+"""
+_CLAIM_ONE_SQL = """
+UPDATE transmissions_message
+   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = attempts + 1
+ WHERE id = %(id)s AND state = 'deferred'
+RETURNING id, message_id, recipient, attempts, transmission_id
+"""
+_FINISH_ONE_SQL = (
+    "UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = '' WHERE id = %s"
+)
+_RELEASE_SQL = (
+    "UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL "
+    "WHERE claimed_by = %s AND state = 'sending' AND id = ANY(%s)"
+)
+_HEARTBEAT_SQL = "UPDATE transmissions_message SET claimed_at = now() WHERE claimed_by = %s AND state = 'sending'"
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    sent: int = 0
+    failed: int = 0
+    deferred: list[int] | None = None  # Message pks to retry later, with their attempt count
+    deferred_attempts: list[int] | None = None
+
+
+def _loads(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class _Session:
+    """One chunk execution: DB cursor, claim token, heartbeat."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.cursor = connection.cursor()
+        self.cursor.execute("SET synchronous_commit TO off")
+        self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
+        self.beat_every = max(self.stale / 4, 0.5)
+        self.last_beat = time.monotonic()
+
+    def heartbeat(self) -> None:
+        if time.monotonic() - self.last_beat >= self.beat_every:
+            self.cursor.execute(_HEARTBEAT_SQL, [self.token])
+            self.last_beat = time.monotonic()
+
+    def finish(self, pk: int, state: str, error: str = "") -> None:
+        self.cursor.execute(_FINISH_ONE_SQL, [state, error, pk])
+
+    def release(self, pks: list[int]) -> None:
+        if pks:
+            self.cursor.execute(_RELEASE_SQL, [self.token, pks])
+
+    def close(self) -> None:
+        try:
+            self.cursor.execute("SET synchronous_commit TO DEFAULT")
+        finally:
+            self.cursor.close()
+
+
+def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | None, reason: str = "") -> dict:
+    event = {
+        "type": kind,
+        **fields,
+        "friendly_from": built.friendly_from,
+        "subject": built.subject,
+        "msg_from": built.mail_from,
+        "msg_size": str(len(built.data)),
+    }
+    if result is not None:
+        event["reason"] = result.reason
+        event["raw_reason"] = result.reason
+        event["error_code"] = str(result.code)
+        if kind in ("bounce", "delay"):
+            event["bounce_class"] = bounce_class(result.code, result.text)
+    elif reason:
+        event["reason"] = reason
+        event["raw_reason"] = reason
+    return event
+
+
+def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts: int) -> str:
+    """Generate and hand off one claimed message; record its state and events.
+
+    Returns "sent", "failed" or "deferred"; raises RelayUnavailable (state left
+    ``sending`` for the caller to release).
+    """
+    pk, message_id, recipient = row[0], row[1], _loads(row[2])
+    fields = event_fields(prepared, message_id=message_id, recipient=recipient)
+    try:
+        built = message_generate(
+            prepared, message_id=message_id, recipient=recipient, raw_address=recipient.get("address_string")
+        )
+    except GenerationFailed as exc:
+        session.finish(pk, "failed", f"generation: {exc.reason}")
+        events_enqueue([
+            {"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
+             "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}},
+        ])  # fmt: skip
+        return "failed"
+    result = relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
+    num_retries = str(max(attempts - 1, 0))
+    if result.outcome == "delivered":
+        session.finish(pk, "sent")
+        events = [{"type": "injection", **fields, "friendly_from": built.friendly_from, "subject": built.subject,
+                   "msg_from": built.mail_from, "msg_size": str(len(built.data))}] if attempts == 1 else []  # fmt: skip
+        delivery = _result_event("delivery", fields, built, result)
+        delivery["num_retries"] = num_retries
+        events.append(delivery)
+        events_enqueue(events)
+        return "sent"
+    if result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
+        session.finish(pk, "deferred", result.reason)
+        delay = _result_event("delay", fields, built, result)
+        delay["num_retries"] = num_retries
+        events = [delay]
+        if attempts == 1:
+            events.insert(0, {**_result_event("injection", fields, built, None)})
+        events_enqueue(events)
+        return "deferred"
+    session.finish(pk, "failed", result.reason)
+    bounce = _result_event("bounce", fields, built, result)
+    bounce["num_retries"] = num_retries
+    events = [bounce]
+    if attempts == 1:
+        events.insert(0, _result_event("injection", fields, built, None))
+    events_enqueue(events)
+    return "failed"
+
+
+def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
+    """Send every queued message of one chunk; returns what happened. Raises
+    RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
+    result = ChunkResult(deferred=[], deferred_attempts=[])
+    prepared = prepared_get(transmission_id=transmission_id)
+    if prepared is None:
+        return result
+    from transmissions.models import Transmission
+
+    state = Transmission.objects.filter(pk=transmission_id).values_list("state", flat=True).first()
+    if state != TransmissionState.GENERATING:
+        return result
+    session = _Session(token)
+    try:
+        while True:
+            session.cursor.execute(
+                _CLAIM_SQL,
+                {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
+                 "limit": settings.ENGAGE_SEND_BATCH_SIZE},
+            )  # fmt: skip
+            rows = session.cursor.fetchall()
+            if not rows:
+                break
+            session.last_beat = time.monotonic()
+            for position, row in enumerate(rows):
+                session.heartbeat()
+                try:
+                    outcome = _deliver_one(session, prepared, row, attempts=row[3])
+                except RelayUnavailable as exc:
+                    _relay_lost(session, prepared, row, exc)
+                    session.release([r[0] for r in rows[position:]])
+                    raise
+                if outcome == "sent":
+                    result.sent += 1
+                elif outcome == "failed":
+                    result.failed += 1
+                else:
+                    result.deferred.append(row[0])
+                    result.deferred_attempts.append(row[3])
+    finally:
+        session.close()
+    transmission_finish_if_done(transmission_id=transmission_id)
+    return result
+
+
+def _relay_lost(session: _Session, prepared: Prepared, row: tuple, exc: RelayUnavailable) -> None:
+    recipient = _loads(row[2])
+    fields = event_fields(prepared, message_id=row[1], recipient=recipient)
+    log.warning("relay unavailable for message %s: %s", row[1], exc.reason)
+    events_enqueue([{"type": "delay", **fields, "reason": exc.reason, "raw_reason": exc.reason,
+                     "error_code": "", "bounce_class": "70", "num_retries": str(max(row[3] - 1, 0))}])  # fmt: skip
+
+
+def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
+    """Retry one deferred message: ``("sent" | "failed" | "deferred" | "skipped", attempts)``.
+
+    Claims it with ``deferred → sending``, so a duplicate retry task does nothing.
+    Raises RelayUnavailable (message given back to ``deferred``) when the relay is down.
+    """
+    session = _Session(token)
+    try:
+        session.cursor.execute(_CLAIM_ONE_SQL, {"token": token, "id": message_pk})
+        row = session.cursor.fetchone()
+        if row is None:
+            return "skipped", 0
+        prepared = prepared_get(transmission_id=row[4])
+        if prepared is None:
+            return "skipped", 0
+        try:
+            outcome = _deliver_one(session, prepared, row, attempts=row[3])
+        except RelayUnavailable as exc:
+            _relay_lost(session, prepared, row, exc)
+            session.finish(row[0], "deferred", exc.reason)
+            raise
+        return outcome, row[3]
+    finally:
+        session.close()
+
+
+_RECOVER_SQL = """
+UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL
+ WHERE state = 'sending' AND claimed_at < now() - make_interval(secs => %s)
+RETURNING transmission_id, chunk
+"""
+_STALLED_SQL = """
+SELECT m.transmission_id, m.chunk
+  FROM transmissions_message m JOIN transmissions_transmission t ON t.id = m.transmission_id
+ WHERE t.state = 'Generating' AND m.state = 'queued'
+   AND t.generation_start_time < now() - make_interval(secs => %s)
+   AND NOT EXISTS (SELECT 1 FROM transmissions_message r
+                    WHERE r.transmission_id = t.id
+                      AND (r.claimed_at > now() - make_interval(secs => %s)
+                           OR r.finished_at > now() - make_interval(secs => %s)))
+ GROUP BY m.transmission_id, m.chunk
+"""
+
+
+def stale_claims_recover() -> tuple[set[tuple[int, int]], list[int]]:
+    """Give back messages whose worker stopped heart-beating, and find chunks nobody works on.
+
+    Returns ((transmission_id, chunk) pairs to enqueue again, Generating transmission ids to
+    re-check for completion).
+    """
+    timeout = settings.ENGAGE_SEND_CLAIM_TIMEOUT
+    with connection.cursor() as cursor:
+        cursor.execute(_RECOVER_SQL, [timeout])
+        pairs = {(tx, chunk) for tx, chunk in cursor.fetchall()}
+        if pairs:
+            log.warning("re-queued stale claimed messages in %d chunk(s): %s", len(pairs), sorted(pairs)[:10])
+        cursor.execute(_STALLED_SQL, [timeout, timeout, timeout])
+        pairs |= {(tx, chunk) for tx, chunk in cursor.fetchall()}
+        cursor.execute("SELECT id FROM transmissions_transmission WHERE state = 'Generating'")
+        generating = [row[0] for row in cursor.fetchall()]
+    return pairs, generating

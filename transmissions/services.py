@@ -1,0 +1,261 @@
+"""Writes about transmissions: accept (store + enqueue), cancel, start generation, finish.
+
+Sending itself (claiming messages, rendering, handing off to the relay) is in
+``transmissions.sending``; the tasks in ``transmissions.tasks`` only unpack ids and call
+these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from engage import errors
+from recipient_lists.recipients import normalize_recipient
+from transmissions.models import Message, MessageState, Transmission, TransmissionState
+from transmissions.payload import Limits, TransmissionInput, recipient_check_limits, transmission_input_parse
+
+log = logging.getLogger(__name__)
+
+_COPY_SQL = "COPY transmissions_message (transmission_id, chunk, message_id, email, recipient) FROM STDIN"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    transmission_id: int
+    accepted: int
+    rejected: int
+    rcpt_errors: list[dict[str, Any]]
+
+
+def limits_from_settings() -> Limits:
+    return Limits(
+        max_substitution_data_bytes=settings.ENGAGE_MAX_SUBSTITUTION_DATA_BYTES,
+        max_metadata_bytes=settings.ENGAGE_MAX_TRANSMISSION_METADATA_BYTES,
+        max_content_bytes=settings.ENGAGE_MAX_CONTENT_BYTES,
+        max_schedule_seconds=settings.ENGAGE_START_TIME_MAX_SECONDS,
+    )
+
+
+def message_id_new() -> str:
+    """A message id: 20 hex characters (SPEC A.1), random so ids do not leak volumes."""
+    return os.urandom(10).hex()
+
+
+def _check_content(data: TransmissionInput) -> None:
+    from templates_app.rendering import content_compile
+    from templates_app.selectors import template_get_for_send
+
+    if data.template_id:
+        try:
+            template_get_for_send(template_id=data.template_id, use_draft=data.use_draft_template)
+        except errors.NotFound:
+            raise errors.SubresourceNotFound(f"template '{data.template_id}' does not exist") from None
+    elif "email_rfc822" not in data.content:
+        content_compile(data.content)  # 422 / 3000 with part and line
+
+
+def _recipients(
+    raw: list | None, data: TransmissionInput, *, limits: Limits, max_errors: int | None
+) -> tuple[list[dict], list[dict], int]:
+    """(accepted recipients, reported errors, rejected count); a stored list is copied."""
+    if raw is None:
+        from recipient_lists.selectors import recipient_list_iter_recipients
+
+        return list(recipient_list_iter_recipients(list_id=data.list_id)), [], 0
+    accepted: list[dict] = []
+    reported: list[dict] = []
+    rejected = 0
+    tx_metadata = data.metadata
+    for index, item in enumerate(raw):
+        recipient, error = normalize_recipient(item, index)
+        if error is None:
+            error = recipient_check_limits(recipient, index, tx_metadata=tx_metadata, limits=limits)
+        if error is not None:
+            rejected += 1
+            if max_errors is None or len(reported) < max_errors:
+                reported.append(error.as_dict())
+            continue
+        if isinstance(item.get("address"), str):
+            recipient["address_string"] = item["address"].strip()  # the To header keeps it as given
+        accepted.append(recipient)
+    return accepted, reported, rejected
+
+
+def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: int) -> None:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(_COPY_SQL) as copy:
+            for index, recipient in enumerate(recipients):
+                copy.write_row(
+                    (transmission_id, index // chunk_size, message_id_new(), recipient["address"]["email"], dumps(recipient))
+                )
+
+
+def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None) -> CreateResult:
+    """Validate and store a transmission with all its recipients, then enqueue generation
+    when the transaction commits (or leave it for the scheduler when ``start_time`` is ahead).
+
+    Whole-request problems raise an ``EngageError``; rejected recipients are counted and
+    reported (at most ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
+    """
+    now = now or timezone.now()
+    limits = limits_from_settings()
+    data, raw_recipients = transmission_input_parse(body, now=now, limits=limits)
+    _check_content(data)
+    accepted, reported, rejected = _recipients(raw_recipients, data, limits=limits, max_errors=max_rcpt_errors)
+    if not accepted:
+        error = errors.RequiredFieldMissing("At least one valid recipient is required")
+        if reported:
+            error.extra = {"rcpt_to_errors": reported}
+        raise error
+    chunk_size = max(1, settings.ENGAGE_GENERATION_CHUNK_SIZE)
+    with transaction.atomic():
+        transmission = Transmission.objects.create(
+            state=TransmissionState.SUBMITTED,
+            campaign_id=data.campaign_id,
+            description=data.description,
+            return_path=data.return_path,
+            metadata=data.metadata,
+            substitution_data=data.substitution_data,
+            options=data.options,
+            content=data.content,
+            template_id=data.template_id,
+            use_draft_template=data.use_draft_template,
+            list_id=data.list_id,
+            tracking_domain=data.tracking_domain,
+            start_time=data.start_time,
+            num_rcpts=len(accepted),
+            rcpt_list_chunk_size=chunk_size,
+            rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
+        )
+        _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
+        if data.start_time is None:
+            from transmissions.tasks import transmission_generate_task
+
+            transmission_id = transmission.id
+            transaction.on_commit(lambda: transmission_generate_task.delay(transmission_id))
+    return CreateResult(transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported)
+
+
+def transmission_cancel(*, transmission_id: int, now: datetime | None = None) -> None:
+    """Cancel a scheduled transmission (SPEC B §1.8).
+
+    404 / 1600 unknown; 409 / 2006 when generating, done or already canceled; 409 / 2003
+    within ``ENGAGE_SCHEDULED_DELETE_WINDOW`` seconds of its start (a transmission without a
+    start time starts immediately, so it is always inside the window).
+    """
+    now = now or timezone.now()
+    window = settings.ENGAGE_SCHEDULED_DELETE_WINDOW
+    transmission = Transmission.objects.filter(pk=transmission_id).only("state", "start_time").first()
+    if transmission is None:
+        raise errors.NotFound(f"Resource not found:transmission id {transmission_id}")
+    if transmission.state != TransmissionState.SUBMITTED:
+        raise errors.InvalidTransmissionState(
+            f"Transmission {transmission_id} is in state {transmission.state}; only scheduled transmissions can be deleted"
+        )
+    if transmission.start_time is None or transmission.start_time - now < timedelta(seconds=window):
+        raise errors.TooCloseToDelete(
+            f"Deletion time window ({window} seconds) doesn't permit transmission deletion"
+        )
+    updated = Transmission.objects.filter(
+        pk=transmission_id, state=TransmissionState.SUBMITTED, start_time__gte=now + timedelta(seconds=window)
+    ).update(state=TransmissionState.CANCELED, generation_end_time=now)
+    if not updated:  # the scheduler started it meanwhile
+        raise errors.InvalidTransmissionState(f"Transmission {transmission_id} is no longer scheduled")
+
+
+def transmission_start_generation(*, transmission_id: int) -> list[int]:
+    """Move a submitted transmission to Generating (idempotent) and fix its template version.
+
+    Returns the chunks that still have queued messages, for the caller to enqueue; empty
+    when the transmission is missing, canceled or finished. Runs again safely after a crash
+    (a redelivered task finds it Generating and returns the remaining chunks).
+    """
+    with transaction.atomic():
+        transmission = (
+            Transmission.objects.select_for_update()
+            .filter(pk=transmission_id)
+            .only("state", "template_id", "use_draft_template", "template_version")
+            .first()
+        )
+        if transmission is None or transmission.state not in (TransmissionState.SUBMITTED, TransmissionState.GENERATING):
+            return []
+        if transmission.state == TransmissionState.SUBMITTED:
+            fields = ["state", "generation_start_time"]
+            transmission.state = TransmissionState.GENERATING
+            transmission.generation_start_time = timezone.now()
+            if transmission.template_id:
+                transmission.template_version = _template_version(transmission)
+                fields.append("template_version")
+            transmission.save(update_fields=fields)
+    chunks = list(
+        Message.objects.filter(transmission_id=transmission_id, state=MessageState.QUEUED)
+        .values_list("chunk", flat=True)
+        .distinct()
+        .order_by("chunk")
+    )
+    if not chunks:
+        transmission_finish_if_done(transmission_id=transmission_id)
+    return chunks
+
+
+def _template_version(transmission: Transmission) -> str:
+    from templates_app.selectors import template_get_for_send
+
+    try:
+        _content, _options, version = template_get_for_send(
+            template_id=transmission.template_id, use_draft=transmission.use_draft_template
+        )
+    except errors.EngageError as exc:
+        log.warning("transmission %s: template %s unavailable: %s", transmission.pk, transmission.template_id, exc)
+        return ""
+    return str(version)
+
+
+_FINISH_SQL = """
+UPDATE transmissions_transmission t
+   SET state = %(success)s,
+       generation_end_time = now(),
+       num_generated = c.generated,
+       num_failed_gen = c.failed_gen
+  FROM (SELECT count(*) FILTER (WHERE m.state IN ('sent', 'deferred')
+                                   OR (m.state = 'failed' AND m.last_error NOT LIKE 'generation:%%')) AS generated,
+               count(*) FILTER (WHERE m.state = 'failed' AND m.last_error LIKE 'generation:%%') AS failed_gen,
+               count(*) FILTER (WHERE m.state IN ('queued', 'sending')) AS pending
+          FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
+ WHERE t.id = %(id)s AND t.state = %(generating)s AND c.pending = 0
+"""
+
+
+def transmission_finish_if_done(*, transmission_id: int) -> bool:
+    """Mark the transmission Success once no message is queued or being sent (one statement,
+    so concurrent chunk tasks finishing together cannot both miss it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_SQL,
+            {"id": transmission_id, "success": TransmissionState.SUCCESS, "generating": TransmissionState.GENERATING},
+        )
+        return cursor.rowcount > 0
+
+
+def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
+    """Submitted transmissions that should be generating: scheduled ones whose time has come,
+    and immediate ones whose enqueue was lost (still submitted ``grace_seconds`` after
+    creation). The scheduler enqueues them; starting twice is harmless."""
+    now = now or timezone.now()
+    scheduled = Transmission.objects.filter(
+        state=TransmissionState.SUBMITTED, start_time__isnull=False, start_time__lte=now
+    ).values_list("pk", flat=True)
+    stalled = Transmission.objects.filter(
+        state=TransmissionState.SUBMITTED, start_time__isnull=True, created_at__lte=now - timedelta(seconds=grace_seconds)
+    ).values_list("pk", flat=True)
+    return list(scheduled) + list(stalled)

@@ -1,0 +1,101 @@
+"""Celery tasks of transmissions: thin, named, ids in, retry policy here.
+
+All of them are safe to run twice (claims are conditional UPDATEs), which is what
+``acks_late`` + ``reject_on_worker_lost`` redelivery and the beat re-enqueues rely on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+
+from transmissions.delivery import RelayUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(retries: int) -> int:
+    """Exponential backoff: base, 2×base, 4×base … capped (ENGAGE_RETRY_* settings)."""
+    return min(settings.ENGAGE_RETRY_BASE_SECONDS * (2 ** max(retries, 0)), settings.ENGAGE_RETRY_MAX_SECONDS)
+
+
+def _token(task_id: str | None) -> str:
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{(task_id or '')[:8]}:{uuid.uuid4().hex[:8]}"
+
+
+@shared_task(name="transmissions.generate", acks_late=True, reject_on_worker_lost=True)
+def transmission_generate_task(transmission_id: int) -> int:
+    """Start generation: Generating, then one send task per chunk with queued messages."""
+    from transmissions.services import transmission_start_generation
+
+    chunks = transmission_start_generation(transmission_id=transmission_id)
+    for chunk in chunks:
+        chunk_send_task.delay(transmission_id, chunk)
+    return len(chunks)
+
+
+@shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
+    from transmissions.sending import chunk_send
+
+    try:
+        result = chunk_send(transmission_id=transmission_id, chunk=chunk, token=_token(self.request.id))
+    except RelayUnavailable as exc:
+        countdown = backoff_seconds(self.request.retries)
+        log.warning("transmission %s chunk %s: %s; retrying in %ss", transmission_id, chunk, exc.reason, countdown)
+        raise self.retry(countdown=countdown) from None
+    for pk, attempts in zip(result.deferred or [], result.deferred_attempts or [], strict=True):
+        message_retry_task.apply_async((pk,), countdown=backoff_seconds(attempts - 1))
+    return {"sent": result.sent, "failed": result.failed, "deferred": len(result.deferred or [])}
+
+
+@shared_task(bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def message_retry_task(self, message_pk: int) -> str:
+    """Retry a deferred (4xx) message with exponential backoff until it is sent, bounces,
+    or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""
+    from transmissions.sending import message_retry
+
+    try:
+        outcome, attempts = message_retry(message_pk=message_pk, token=_token(self.request.id))
+    except RelayUnavailable:
+        raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
+    if outcome == "deferred":
+        raise self.retry(countdown=backoff_seconds(attempts - 1))
+    if outcome in ("sent", "failed"):
+        from transmissions.models import Message
+        from transmissions.services import transmission_finish_if_done
+
+        transmission_id = Message.objects.filter(pk=message_pk).values_list("transmission_id", flat=True).first()
+        if transmission_id is not None:
+            transmission_finish_if_done(transmission_id=transmission_id)
+    return outcome
+
+
+@shared_task(name="transmissions.start_due", expires=30)
+def transmissions_start_due_task() -> int:
+    """Beat: start scheduled transmissions whose time has come (and stalled immediate ones)."""
+    from transmissions.services import transmissions_due
+
+    due = transmissions_due()
+    for transmission_id in due:
+        transmission_generate_task.delay(transmission_id)
+    return len(due)
+
+
+@shared_task(name="transmissions.recover_stale", expires=30)
+def transmissions_recover_stale_task() -> int:
+    """Beat: re-queue messages claimed by dead workers and re-enqueue their chunks."""
+    from transmissions.sending import stale_claims_recover
+    from transmissions.services import transmission_finish_if_done
+
+    pairs, generating = stale_claims_recover()
+    for transmission_id, chunk in sorted(pairs):
+        chunk_send_task.delay(transmission_id, chunk)
+    for transmission_id in generating:
+        transmission_finish_if_done(transmission_id=transmission_id)
+    return len(pairs)
