@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.transmissions.relay import Relay
+
+
+@pytest.fixture
+def relay(settings):
+    """A running in-process relay; ENGAGE_RELAY_URL points at it."""
+    from transmissions.delivery import relay_reset
+
+    server = Relay().start()
+    settings.ENGAGE_RELAY_URL = server.url
+    relay_reset()
+    yield server
+    relay_reset()
+    server.stop()
+
+
+@pytest.fixture
+def events(settings):
+    """A private event stream; call it to read the buffered events (decoded)."""
+    from tracking.events import events_redis
+
+    name = f"engage:test:tx-events:{uuid.uuid4().hex}"
+    settings.ENGAGE_EVENT_STREAM = name
+
+    def read() -> list[dict]:
+        return [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(name)]
+
+    yield read
+    events_redis().delete(name)

@@ -1,0 +1,82 @@
+"""An in-process SMTP relay for tests (aiosmtpd Controller on a free loopback port).
+
+``answers`` is a list of SMTP replies used in order for the end of DATA ("250 OK" when it
+runs out); ``delay`` slows each DATA down. A message is kept only when the relay answers
+2xx AND the client is still connected at that moment: it models a relay that commits a
+message when it answers, so a client killed while waiting for the answer has not handed
+the message off (see transmissions/sending.py for the real-world residual window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self):
+        return message_from_bytes(self.data, policy=policy.default)
+
+
+@dataclass
+class RelayHandler:
+    answers: list[str] = field(default_factory=list)
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            answer = self.answers.pop(0) if self.answers else "250 2.0.0 OK"
+        if answer.startswith("2"):
+            transport = getattr(server, "transport", None)
+            reader = getattr(server, "_reader", None)
+            if (transport is not None and transport.is_closing()) or (reader is not None and reader.at_eof()):
+                return "451 4.3.0 client gone"
+            with self.lock:
+                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return answer
+
+
+class Relay:
+    def __init__(self, handler: RelayHandler | None = None) -> None:
+        self.handler = handler or RelayHandler()
+        self.port = free_port()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, decode_data=False, data_size_limit=None,
+            enable_SMTPUTF8=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def start(self) -> Relay:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
