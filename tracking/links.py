@@ -143,12 +143,15 @@ def pixel_html(url: str) -> str:
 # HTML
 
 _TEXT_STOP = re.compile(r"<|\{\{")
+_SPACE_RUN = re.compile(r"[\t\n\f\r ]*")
 _TAG_NAME = re.compile(r"[A-Za-z][^\t\n\f\r />]*")
 _NAME_STOP = re.compile(r"[\t\n\f\r />=]|\{\{")
 _UNQUOTED_STOP = re.compile(r"[\t\n\f\r >]|\{\{")
 _DQ_STOP = re.compile(r'"|\{\{')
 _SQ_STOP = re.compile(r"'|\{\{")
 _RAW_TEXT = frozenset({"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"})
+_NEEDS_ATTRIBUTES = frozenset({"a", "area", "img"})
+_QUICK_TAG_BLOCKER = re.compile(r"[\"']|\{\{|data-msys-", re.IGNORECASE | re.ASCII)
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE | re.ASCII) for name in _RAW_TEXT}
 
 
@@ -183,8 +186,7 @@ def _parse_attributes(s: str, i: int) -> tuple[int, list[_Attr]]:
     attrs: list[_Attr] = []
     while True:
         ws_start = i
-        while i < n and s[i] in _SPACE:
-            i += 1
+        i = _SPACE_RUN.match(s, i).end()
         if i < n and s[i] == "/":
             i += 1
             while i < n and (s[i] in _SPACE or s[i] == "/"):
@@ -262,7 +264,7 @@ def _link_from_tag(s: str, tag: str, attrs: list[_Attr]) -> LinkSpan | _PendingA
         return None
     if _attr_value(s, found.get("data-msys-clicktrack")) == "0":
         return None
-    if _too_long(unescape_attribute(raw)):
+    if len(raw) > MAX_URL_BYTES // 4 and _too_long(unescape_attribute(raw)):
         return None
     sublink = _attr_value(s, found.get("data-msys-sublink")) or None
     unsubscribe = _attr_value(s, found.get("data-msys-unsubscribe")) == "1"
@@ -335,10 +337,17 @@ def scan_html(source: str) -> Scan:
         if name_match is None:
             i = j + 1  # a "<" that starts no tag is text
             continue
-        tag_end, attrs = _parse_attributes(s, name_match.end())
+        tag = name_match.group().lower()
+        name_end = name_match.end()
+        close = s.find(">", name_end) if tag not in _NEEDS_ATTRIBUTES else -1
+        if close != -1 and _QUICK_TAG_BLOCKER.search(s, name_end, close) is None:
+            # No quote or {{ before the first ">": that ">" ends the tag, and nothing in it
+            # matters (fast path for the many <td>, <p class=x>, <br> of an email).
+            tag_end, attrs = close + 1, []
+        else:
+            tag_end, attrs = _parse_attributes(s, name_end)
         if tag_end < 0:
             break  # a tag cut off by the end of the part is dropped by browsers too
-        tag = name_match.group().lower()
         for attr in attrs:
             if attr.name.startswith("data-msys-"):
                 strip.append((attr.strip_start, attr.end))
