@@ -1,6 +1,19 @@
 """Rollup maintenance, called by the event lander inside its landing transaction.
 
-Placeholder until the metrics issue: it keeps the contract so the lander can call it.
+``rollups_apply(cursor, events)`` folds newly landed events into:
+
+- ``analytics_rollup_hourly``: counters per UTC hour x campaign x template x recipient domain;
+- ``analytics_link_rollup_hourly``: clicks per UTC hour x campaign x template x link;
+- the first-seen state behind the unique counters (``analytics_message_engagement`` per
+  message, ``analytics_message_link_click`` per message and link);
+- ``analytics_webhook_pending``: one row per (active webhook, event of a type it wants).
+
+Everything is set-based: the batch is copied into a session temp table and each target
+table gets ONE statement per batch, whatever the batch size. Unique counters use
+``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on the first-seen tables, which returns
+the previous first-seen time too (``prev_*``): a message counts once, in the hour of its
+first event of that kind, and an earlier event landing late moves the count to its hour.
+Rows are upserted in key order so concurrent landers lock in the same order.
 """
 
 from __future__ import annotations
@@ -8,7 +21,176 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from analytics.models import ROLLUP_COUNTERS
+
+LANDED = "analytics_landed"
+LANDED_COLUMNS = (
+    "id", "timestamp", "type", "message_id", "campaign_id", "template_id", "domain",
+    "bounce_class", "link_name", "link_url",
+)  # fmt: skip
+
+_CREATE_LANDED = f"""
+CREATE TEMP TABLE IF NOT EXISTS {LANDED} (
+    id bigint, timestamp timestamptz NOT NULL, type text NOT NULL, message_id text NOT NULL,
+    campaign_id text NOT NULL, template_id text NOT NULL, domain text NOT NULL,
+    bounce_class text NOT NULL, link_name text NOT NULL, link_url text NOT NULL
+)"""
+
+# Keys of the rollup unique indexes are capped so an absurd URL cannot fail a landing
+# (btree entries are limited to ~2.7 kB).
+DOMAIN_MAX, LINK_NAME_MAX, LINK_URL_MAX, KEY_MAX = 255, 512, 2000, 64
+
+# How each event lands in the hourly counters (bounce classes: SPEC issue "What recipients did").
+_COUNT_FILTERS: dict[str, str] = {
+    "injected": "type = 'injection'",
+    "policy_rejected": "type = 'policy_rejection'",
+    "generation_failed": "type = 'generation_failure'",
+    "generation_rejected": "type = 'generation_rejection'",
+    "delivered": "type = 'delivery'",
+    "bounce": "type = 'bounce'",
+    "hard_bounce": "type = 'bounce' AND bounce_class IN ('10', '30', '90')",
+    "soft_bounce": "type = 'bounce' AND bounce_class IN ('20', '21', '22', '23', '24', '40', '60', '70', '100')",
+    "block_bounce": "type = 'bounce' AND bounce_class IN ('50', '51', '52', '53', '54')",
+    "admin_bounce": "type = 'bounce' AND bounce_class IN ('25', '80')",
+    "undetermined_bounce": "type = 'bounce' AND bounce_class = '1'",
+    "delayed": "type = 'delay'",
+    "rendered": "type = 'open'",
+    "initial_rendered": "type = 'initial_open'",
+    "clicked": "type = 'click'",
+    "unsubscribe": "type IN ('list_unsubscribe', 'link_unsubscribe')",
+}
+# unique counter -> (first-seen column in analytics_message_engagement, event types)
+_UNIQUE: dict[str, tuple[str, str]] = {
+    "unique_rendered": ("open", "type = 'open'"),
+    "unique_initial_rendered": ("initial_open", "type = 'initial_open'"),
+    "unique_clicked": ("click", "type = 'click'"),
+    "unique_confirmed_opened": ("confirmed", "TRUE"),
+}
+assert set(_COUNT_FILTERS) | set(_UNIQUE) == set(ROLLUP_COUNTERS)
+
+
+def _rollup_sql() -> str:
+    first_cols = ", ".join(f"first_{col}" for col, _ in _UNIQUE.values())
+    first_aggs = ",\n    ".join(f"min(timestamp) FILTER (WHERE {cond})" for _, cond in _UNIQUE.values())
+    updates = ",\n    ".join(
+        f"prev_{col} = e.first_{col}, first_{col} = LEAST(e.first_{col}, EXCLUDED.first_{col})"
+        for col, _ in _UNIQUE.values()
+    )
+    returning = ", ".join(f"e.first_{col}, e.prev_{col}" for col, _ in _UNIQUE.values())
+    kinds = ", ".join(f"('{name}', eng.first_{col}, eng.prev_{col})" for name, (col, _) in _UNIQUE.items())
+    count_aggs = ",\n    ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in _COUNT_FILTERS.items())
+    zeros_unique = ", ".join(f"0 AS {name}" for name in _UNIQUE)
+    zeros_counts = ", ".join(f"0 AS {name}" for name in _COUNT_FILTERS)
+    unique_aggs = ", ".join(f"coalesce(sum(d) FILTER (WHERE metric = '{name}'), 0) AS {name}" for name in _UNIQUE)
+    counters = list(_COUNT_FILTERS) + list(_UNIQUE)
+    return f"""
+WITH eng AS (
+  INSERT INTO analytics_message_engagement AS e (message_id, campaign_id, template_id, domain, {first_cols})
+  SELECT message_id, min(campaign_id), min(template_id), min(domain),
+    {first_aggs}
+  FROM {LANDED}
+  WHERE type IN ('open', 'initial_open', 'click') AND message_id <> ''
+  GROUP BY message_id ORDER BY message_id
+  ON CONFLICT (message_id) DO UPDATE SET
+    {updates}
+  RETURNING e.campaign_id, e.template_id, e.domain, {returning}
+), uniq AS (
+  SELECT date_trunc('hour', x.at, 'UTC') AS hour, eng.campaign_id, eng.template_id, eng.domain, k.metric, x.d
+  FROM eng
+  CROSS JOIN LATERAL (VALUES {kinds}) AS k(metric, cur, prev)
+  CROSS JOIN LATERAL (VALUES (k.cur, 1), (k.prev, -1)) AS x(at, d)
+  WHERE k.cur IS NOT NULL AND (k.prev IS NULL OR k.cur < k.prev) AND x.at IS NOT NULL
+), deltas AS (
+  SELECT date_trunc('hour', timestamp, 'UTC') AS hour, campaign_id, template_id, domain,
+    {count_aggs}, {zeros_unique}
+  FROM {LANDED} GROUP BY 1, 2, 3, 4
+  UNION ALL
+  SELECT hour, campaign_id, template_id, domain, {zeros_counts}, {unique_aggs}
+  FROM uniq GROUP BY 1, 2, 3, 4
+)
+INSERT INTO analytics_rollup_hourly AS r (hour, campaign_id, template_id, domain, {", ".join(counters)})
+SELECT hour, campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
+FROM deltas GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (hour, campaign_id, template_id, domain) DO UPDATE SET
+  {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)}
+"""
+
+
+ROLLUP_SQL = _rollup_sql()
+
+LINK_ROLLUP_SQL = f"""
+WITH lk AS (
+  INSERT INTO analytics_message_link_click AS m (message_id, link_name, link_url, campaign_id, template_id, first_click)
+  SELECT message_id, link_name, link_url, min(campaign_id), min(template_id), min(timestamp)
+  FROM {LANDED} WHERE type = 'click' AND message_id <> ''
+  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+  ON CONFLICT (message_id, link_name, link_url) DO UPDATE SET
+    prev_click = m.first_click, first_click = LEAST(m.first_click, EXCLUDED.first_click)
+  RETURNING m.campaign_id, m.template_id, m.link_name, m.link_url, m.first_click, m.prev_click
+), deltas AS (
+  SELECT date_trunc('hour', timestamp, 'UTC') AS hour, campaign_id, template_id, link_name, link_url,
+         1 AS clicked, 0 AS unique_clicked
+  FROM {LANDED} WHERE type = 'click'
+  UNION ALL
+  SELECT date_trunc('hour', x.at, 'UTC'), lk.campaign_id, lk.template_id, lk.link_name, lk.link_url, 0, x.d
+  FROM lk CROSS JOIN LATERAL (VALUES (lk.first_click, 1), (lk.prev_click, -1)) AS x(at, d)
+  WHERE (lk.prev_click IS NULL OR lk.first_click < lk.prev_click) AND x.at IS NOT NULL
+)
+INSERT INTO analytics_link_rollup_hourly AS r (hour, campaign_id, template_id, link_name, link_url, clicked, unique_clicked)
+SELECT hour, campaign_id, template_id, link_name, link_url, sum(clicked), sum(unique_clicked)
+FROM deltas GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (hour, campaign_id, template_id, link_name, link_url) DO UPDATE SET
+  clicked = r.clicked + EXCLUDED.clicked, unique_clicked = r.unique_clicked + EXCLUDED.unique_clicked
+"""
+
+WEBHOOK_PENDING_SQL = f"""
+INSERT INTO analytics_webhook_pending (webhook_id, event_pk, event_timestamp, created_at)
+SELECT w.id, l.id, l.timestamp, now()
+FROM {LANDED} l JOIN analytics_webhook w ON w.active AND l.type = ANY(w.events)
+WHERE l.id IS NOT NULL
+"""
+
+
+def landed_prepare(cursor: Any) -> None:
+    """Create (once per session) and empty the temp table a batch is staged in."""
+    cursor.execute(_CREATE_LANDED)
+    cursor.execute(f"TRUNCATE {LANDED}")
+
+
+def landed_row(event: dict) -> tuple:
+    """The staged form of an event dict (Event column names): only what the rollups read."""
+    domain = event.get("recipient_domain") or (event.get("rcpt_to") or "").rpartition("@")[2].lower()
+    url = event.get("target_link_url") or ""
+    return (
+        event.get("id"),
+        event["timestamp"],
+        event["type"],
+        event.get("message_id") or "",
+        (event.get("campaign_id") or "")[:KEY_MAX],
+        (event.get("template_id") or "")[:KEY_MAX],
+        domain[:DOMAIN_MAX],
+        str(event.get("bounce_class") or ""),
+        (event.get("target_link_name") or url)[:LINK_NAME_MAX],
+        url[:LINK_URL_MAX],
+    )
+
+
+def rollups_from_landed(cursor: Any) -> None:
+    """Fold the staged batch into every rollup (three statements, whatever the batch size)."""
+    cursor.execute(ROLLUP_SQL)
+    cursor.execute(LINK_ROLLUP_SQL)
+    cursor.execute(WEBHOOK_PENDING_SQL)
+
 
 def rollups_apply(cursor: Any, events: Sequence[dict]) -> None:
-    """Fold newly landed events (dicts with Event column names) into the rollup tables."""
-    return None
+    """Fold newly landed events (dicts with Event column names, ``id`` included) into the
+    rollup tables and the webhook queues. Call it in the transaction that inserted them,
+    with ONLY the rows that insert returned (``ON CONFLICT DO NOTHING RETURNING``), so a
+    re-landed batch never counts twice."""
+    if not events:
+        return
+    landed_prepare(cursor)
+    with cursor.copy(f"COPY {LANDED} ({', '.join(LANDED_COLUMNS)}) FROM STDIN") as copy:
+        for event in events:
+            copy.write_row(landed_row(event))
+    rollups_from_landed(cursor)

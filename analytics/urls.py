@@ -1,3 +1,20 @@
+"""Routes of the analytics app: API paths WITHOUT a trailing slash (ApiPathMiddleware)."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from analytics import views
+
+urlpatterns = [
+    path("api/v1/metrics", views.MetricsIndexView.as_view()),
+    path("api/v1/metrics/deliverability", views.DeliverabilityView.as_view()),
+    path("api/v1/metrics/deliverability/domain", views.DeliverabilityGroupedView.as_view(key="domain")),
+    path("api/v1/metrics/deliverability/campaign", views.DeliverabilityGroupedView.as_view(key="campaign_id")),
+    path("api/v1/metrics/deliverability/template", views.DeliverabilityGroupedView.as_view(key="template_id")),
+    path("api/v1/metrics/deliverability/time-series", views.TimeSeriesView.as_view()),
+    path("api/v1/metrics/deliverability/link-name", views.LinkNameView.as_view()),
+    path("api/v1/metrics/campaigns", views.ValuesListView.as_view(key="campaign_id", label="campaigns")),
+    path("api/v1/metrics/domains", views.ValuesListView.as_view(key="domain", label="domains")),
+    path("api/v1/metrics/templates", views.ValuesListView.as_view(key="template_id", label="templates")),
+]

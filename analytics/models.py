@@ -1,0 +1,197 @@
+"""Rollups, per-message first-seen state, and webhooks (issue "What recipients did").
+
+The rollup tables are maintained by ``analytics.rollups.rollups_apply`` inside the event
+lander's transaction, with set-based SQL; no API request ever counts raw events.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+# The counters of ``analytics_rollup_hourly``, in order. SparkPost metric names are
+# derived from these in ``analytics.metrics.METRICS``.
+ROLLUP_COUNTERS: tuple[str, ...] = (
+    "injected", "policy_rejected", "generation_failed", "generation_rejected", "delivered",
+    "bounce", "hard_bounce", "soft_bounce", "block_bounce", "admin_bounce", "undetermined_bounce",
+    "delayed", "rendered", "initial_rendered", "clicked", "unsubscribe",
+    "unique_rendered", "unique_initial_rendered", "unique_clicked", "unique_confirmed_opened",
+)  # fmt: skip
+
+
+class RollupHourly(models.Model):
+    """Event counts per UTC hour x campaign x template x recipient domain.
+
+    ``unique_*`` counters are attributed to the hour (and the message's campaign, template
+    and domain) of the message's FIRST event of that kind, ever (see MessageEngagement).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    hour = models.DateTimeField()
+    campaign_id = models.CharField(max_length=64)
+    template_id = models.CharField(max_length=64)
+    domain = models.TextField()
+    injected = models.BigIntegerField(db_default=0)
+    policy_rejected = models.BigIntegerField(db_default=0)
+    generation_failed = models.BigIntegerField(db_default=0)
+    generation_rejected = models.BigIntegerField(db_default=0)
+    delivered = models.BigIntegerField(db_default=0)
+    bounce = models.BigIntegerField(db_default=0)
+    hard_bounce = models.BigIntegerField(db_default=0)
+    soft_bounce = models.BigIntegerField(db_default=0)
+    block_bounce = models.BigIntegerField(db_default=0)
+    admin_bounce = models.BigIntegerField(db_default=0)
+    undetermined_bounce = models.BigIntegerField(db_default=0)
+    delayed = models.BigIntegerField(db_default=0)
+    rendered = models.BigIntegerField(db_default=0)
+    initial_rendered = models.BigIntegerField(db_default=0)
+    clicked = models.BigIntegerField(db_default=0)
+    unsubscribe = models.BigIntegerField(db_default=0)
+    unique_rendered = models.BigIntegerField(db_default=0)
+    unique_initial_rendered = models.BigIntegerField(db_default=0)
+    unique_clicked = models.BigIntegerField(db_default=0)
+    unique_confirmed_opened = models.BigIntegerField(db_default=0)
+
+    class Meta:
+        db_table = "analytics_rollup_hourly"
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "campaign_id", "template_id", "domain"], name="rollup_hourly_key")
+        ]
+
+
+class LinkRollupHourly(models.Model):
+    """Clicks per UTC hour x campaign x template x link name x URL.
+
+    ``link_name`` is the link's ``data-msys-linkname``, or its URL when it has none.
+    ``unique_clicked`` counts messages whose first click on this link fell in the hour.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    hour = models.DateTimeField()
+    campaign_id = models.CharField(max_length=64)
+    template_id = models.CharField(max_length=64)
+    link_name = models.TextField()
+    link_url = models.TextField()
+    clicked = models.BigIntegerField(db_default=0)
+    unique_clicked = models.BigIntegerField(db_default=0)
+
+    class Meta:
+        db_table = "analytics_link_rollup_hourly"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "campaign_id", "template_id", "link_name", "link_url"], name="link_rollup_hourly_key"
+            )
+        ]
+
+
+class MessageEngagement(models.Model):
+    """First-seen engagement per message: the state behind the unique counters.
+
+    ``prev_*`` hold the value of ``first_*`` before the last upsert, so one
+    ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` tells whether a batch moved a first
+    occurrence (new, or earlier than known when events land out of order).
+    """
+
+    message_id = models.CharField(max_length=40, primary_key=True)
+    campaign_id = models.CharField(max_length=64, default="")
+    template_id = models.CharField(max_length=64, default="")
+    domain = models.TextField(default="")
+    first_open = models.DateTimeField(null=True)
+    first_initial_open = models.DateTimeField(null=True)
+    first_click = models.DateTimeField(null=True)
+    first_confirmed = models.DateTimeField(null=True)
+    prev_open = models.DateTimeField(null=True)
+    prev_initial_open = models.DateTimeField(null=True)
+    prev_click = models.DateTimeField(null=True)
+    prev_confirmed = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "analytics_message_engagement"
+
+
+class MessageLinkClick(models.Model):
+    """First click per message and link (link name, URL): the state behind link unique clicks."""
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.CharField(max_length=40)
+    link_name = models.TextField()
+    link_url = models.TextField()
+    campaign_id = models.CharField(max_length=64, default="")
+    template_id = models.CharField(max_length=64, default="")
+    first_click = models.DateTimeField()
+    prev_click = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "analytics_message_link_click"
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "link_name", "link_url"], name="message_link_click_key")
+        ]
+
+
+class WebhookAuthType(models.TextChoices):
+    NONE = "none"
+    BASIC = "basic"
+    OAUTH2 = "oauth2"
+
+
+class Webhook(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=1024)
+    target = models.URLField(max_length=2048)
+    events = ArrayField(models.CharField(max_length=32))
+    auth_type = models.CharField(max_length=16, choices=WebhookAuthType.choices, default=WebhookAuthType.NONE)
+    auth_token = models.CharField(max_length=1024, default="", blank=True)
+    auth_request_details = models.JSONField(default=dict, blank=True)
+    auth_credentials = models.JSONField(default=dict, blank=True)
+    custom_headers = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_successful = models.DateTimeField(null=True, blank=True)
+    last_failure = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "analytics_webhook"
+
+
+class WebhookPendingEvent(models.Model):
+    """A landed event waiting to be put in a batch for one webhook (filled by the ingest)."""
+
+    id = models.BigAutoField(primary_key=True)
+    webhook_id = models.UUIDField(db_index=True)
+    event_pk = models.BigIntegerField()
+    event_timestamp = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "analytics_webhook_pending"
+
+
+class BatchState(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+class WebhookBatch(models.Model):
+    """One POST to a webhook target. Its payload is frozen at creation, so a retry sends the
+    same bytes (same ``X-MessageSystems-Batch-ID``, same ``event_id`` values)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    webhook_id = models.UUIDField(db_index=True)
+    payload = models.JSONField()
+    batch_size = models.IntegerField()
+    state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.PENDING)
+    attempts = models.IntegerField(default=0)
+    response_code = models.CharField(max_length=8, default="", blank=True)
+    failure = models.TextField(default="", blank=True)
+    latency_ms = models.IntegerField(null=True)
+    created_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True)
+    next_attempt_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "analytics_webhook_batch"
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_batch_due")]

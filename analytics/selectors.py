@@ -1,0 +1,146 @@
+"""Reads of the rollups (metrics API and report) and of the event store (events search).
+
+Every metrics read sums ``analytics_rollup_hourly`` / ``analytics_link_rollup_hourly``
+rows over the requested UTC hours; none counts raw events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+
+from analytics.metrics import LINK_METRICS, METRICS, MetricsQuery
+from analytics.models import ROLLUP_COUNTERS
+
+GROUP_KEYS = {"domain": "domain", "campaign_id": "campaign_id", "template_id": "template_id"}
+
+_SUMS = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in ROLLUP_COUNTERS)
+
+
+def _where(q: MetricsQuery, *, domains: bool = True) -> tuple[str, list[Any]]:
+    clauses, params = ["hour >= %s", "hour < %s"], [q.start, q.end]
+    if q.campaigns:
+        clauses.append("campaign_id = ANY(%s)")
+        params.append(list(q.campaigns))
+    if q.templates:
+        clauses.append("template_id = ANY(%s)")
+        params.append(list(q.templates))
+    if domains and q.domains:
+        clauses.append("domain = ANY(%s)")
+        params.append(list(q.domains))
+    return " AND ".join(clauses), params
+
+
+def _select_metrics(metrics: tuple[str, ...]) -> str:
+    return ", ".join(f"({METRICS[m]})::bigint AS {m}" for m in metrics)
+
+
+def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [col.name for col in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def metrics_summary(*, query: MetricsQuery) -> dict[str, int]:
+    """The requested metrics over the whole window: one object."""
+    where, params = _where(query)
+    sql = f"SELECT {_select_metrics(query.metrics)} FROM (SELECT {_SUMS} FROM analytics_rollup_hourly WHERE {where}) s"
+    return _fetch(sql, params)[0]
+
+
+def metrics_grouped(*, query: MetricsQuery, key: str) -> list[dict[str, Any]]:
+    """The requested metrics per ``key`` (domain, campaign_id or template_id), largest
+    ``order_by`` (default: the first metric) first."""
+    column = GROUP_KEYS[key]
+    where, params = _where(query)
+    order = query.order_by or query.metrics[0]
+    limit = f"LIMIT {int(query.limit)}" if query.limit else ""
+    sql = (
+        f"SELECT {column} AS {key}, {_select_metrics(query.metrics)} FROM ("
+        f"SELECT {column}, {_SUMS} FROM analytics_rollup_hourly WHERE {where} GROUP BY {column}) s "
+        f"ORDER BY {order} DESC, {key} {limit}"
+    )
+    return _fetch(sql, params)
+
+
+_BUCKETS = {
+    "hour": ("date_trunc('hour', {t})", "1 hour"),
+    "12hr": ("date_trunc('day', {t}) + floor(extract(hour from {t}) / 12) * interval '12 hours'", "12 hours"),
+    "day": ("date_trunc('day', {t})", "1 day"),
+    "week": ("date_trunc('week', {t})", "1 week"),
+    "month": ("date_trunc('month', {t})", "1 month"),
+}
+
+
+def metrics_time_series(*, query: MetricsQuery) -> list[dict[str, Any]]:
+    """The requested metrics per bucket of ``precision``, buckets in ``timezone`` (local
+    midnight for day/week/month), every bucket of the window present, oldest first."""
+    trunc, step = _BUCKETS[query.precision]
+    where, params = _where(query)
+    tz = query.tz.key
+    bucket = trunc.format(t="(hour AT TIME ZONE %s)")
+    first = trunc.format(t="(%s::timestamptz AT TIME ZONE %s)")
+    sql = f"""
+    WITH sums AS (
+      SELECT {bucket} AS bucket, {_SUMS} FROM analytics_rollup_hourly WHERE {where} GROUP BY 1
+    ), series AS (
+      SELECT generate_series({first}, (%s::timestamptz - interval '1 microsecond') AT TIME ZONE %s,
+                             interval '{step}') AS bucket
+    )
+    SELECT series.bucket AS ts, {_select_metrics(query.metrics)}
+    FROM series LEFT JOIN sums USING (bucket) ORDER BY series.bucket"""
+    rows = _fetch(sql, [tz, *params, query.start, tz, query.end, tz])
+    for row in rows:
+        row["ts"] = _local_iso(row["ts"], query.tz)
+        for metric in query.metrics:
+            row[metric] = row[metric] or 0
+    return rows
+
+
+def _local_iso(naive: datetime, tz: ZoneInfo) -> str:
+    return naive.replace(tzinfo=tz).isoformat(timespec="seconds")
+
+
+def _link_where(q: MetricsQuery) -> tuple[str, list[Any]]:
+    return _where(q, domains=False)
+
+
+def metrics_link_names(*, query: MetricsQuery) -> list[dict[str, Any]]:
+    """Clicks per link name: ``count_clicked`` = unique (messages), ``count_raw_clicked`` = all."""
+    where, params = _link_where(query)
+    cols = ", ".join(f"sum({LINK_METRICS[m]})::bigint AS {m}" for m in query.metrics)
+    order = query.order_by or query.metrics[0]
+    sql = (
+        f"SELECT link_name, {cols} FROM analytics_link_rollup_hourly WHERE {where} "
+        f"GROUP BY link_name ORDER BY {order} DESC, link_name LIMIT {int(query.limit or 1000)}"
+    )
+    return _fetch(sql, params)
+
+
+def metrics_links(*, query: MetricsQuery, limit: int = 200) -> list[dict[str, Any]]:
+    """Clicks and unique clicks per (link name, URL), most clicked first (the report's drill-down)."""
+    where, params = _link_where(query)
+    sql = (
+        "SELECT link_name, link_url, sum(clicked)::bigint AS clicks, sum(unique_clicked)::bigint AS unique_clicks "
+        f"FROM analytics_link_rollup_hourly WHERE {where} GROUP BY link_name, link_url "
+        f"ORDER BY clicks DESC, link_name, link_url LIMIT {int(limit)}"
+    )
+    return _fetch(sql, params)
+
+
+def metrics_values(*, query: MetricsQuery, key: str) -> list[str]:
+    """Distinct non-empty values of ``key`` with rollup rows in the window (the list endpoints)."""
+    column = GROUP_KEYS[key]
+    where, params = _where(query)
+    limit = f"LIMIT {int(query.limit)}" if query.limit else ""
+    sql = (
+        f"SELECT DISTINCT {column} FROM analytics_rollup_hourly WHERE {where} AND {column} <> '' "
+        f"ORDER BY {column} {limit}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
