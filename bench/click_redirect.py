@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument(
+        "--lander-during", action="store_true", help="run the lander during the timed runs (default: start it after)"
+    )
     parser.add_argument("--worker-threads", type=int, default=2, help="gunicorn gthread threads per worker")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -113,6 +116,8 @@ def main() -> None:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
+        # Its own Redis database: test suites FLUSHDB database 0, which would drop buffered events.
+        "REDIS_URL": urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/10")),
         "ENGAGE_BENCH_ROUTES": "true",
         "ENGAGE_EVENT_STREAM": f"engage:bench:events:{uuid.uuid4().hex[:8]}",
         "ENGAGE_LOG_LEVEL": "WARNING",
@@ -142,6 +147,17 @@ def main() -> None:
         rcpt_tags=["bench"],
     )
     token = tokens.click("https://example.com/landing?utm_source=bench&x=%2F", "Bench link")
+    # The warm-up clicks belong to another transmission, so the count of the timed run is exact.
+    warm_token = (
+        tracking_signer()
+        .for_message(
+            message_id=uuid.uuid4().hex[:20],
+            transmission_id="1",
+            rcpt_to="warm@example.com",
+            issued_at=int(time.time()),
+        )
+        .click("https://example.com/warm", "Warm-up")
+    )
 
     port = _free_port()
     server = subprocess.Popen(
@@ -149,7 +165,8 @@ def main() -> None:
          "--threads", str(args.worker_threads), "--limit-request-line", "8190", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )  # fmt: skip
-    lander = subprocess.Popen([PY, "manage.py", "land_events"], cwd=ROOT, env=env)
+    lander_cmd = [PY, "manage.py", "land_events"]
+    lander = subprocess.Popen(lander_cmd, cwd=ROOT, env=env) if args.lander_during else None
     try:
         _wait_http(port, "/bench/redirect")
         base = f"http://127.0.0.1:{port}"
@@ -157,38 +174,34 @@ def main() -> None:
         _wrk(f"{base}/bench/redirect", warm, args.connections, args.threads)
         bare = _wrk(f"{base}/bench/redirect", args.seconds, args.connections, args.threads)
         # The warm-up of the tracked URL records clicks too: count them apart.
-        warm_count = _wrk(f"{base}/f/{token}", warm, args.connections, args.threads)["count"]
-        time.sleep(1)
-        with connection.cursor() as cursor:
-            deadline = time.monotonic() + 60
-            while True:
-                cursor.execute("SELECT count(*) FROM tracking_event WHERE transmission_id = %s", [transmission_id])
-                before = cursor.fetchone()[0]
-                if before >= warm_count or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+        _wrk(f"{base}/f/{warm_token}", warm, args.connections, args.threads)
         tracked = _wrk(f"{base}/f/{token}", args.seconds, args.connections, args.threads)
-        # Wait until the lander has caught up (the count stops moving).
-        deadline, last, stable_since = time.monotonic() + 120, -1, time.monotonic()
+        if lander is None:
+            lander = subprocess.Popen(lander_cmd, cwd=ROOT, env=env)
+        # Wait until the lander has caught up: the stream is empty and the count settled.
+        from tracking.events import events_redis
+
+        deadline, last = time.monotonic() + 120, -1
         while time.monotonic() < deadline:
+            time.sleep(0.5)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM tracking_event WHERE transmission_id = %s", [transmission_id])
                 total = cursor.fetchone()[0]
-            if total != last:
-                last, stable_since = total, time.monotonic()
-            elif time.monotonic() - stable_since > 3:
+            if events_redis().xlen(env["ENGAGE_EVENT_STREAM"]) == 0 and total == last:
                 break
-            time.sleep(0.5)
-        landed = last - before
+            last = total
+        landed = last
     finally:
-        lander.terminate()
         server.terminate()
-        lander.wait(10)
         server.wait(10)
+        if lander is not None:
+            lander.terminate()
+            lander.wait(10)
 
     ratio = tracked["rps"] / bare["rps"]
     print(f"setup: gunicorn gthread {args.workers}x{args.worker_threads}, wrk -t{args.threads} "
-          f"-c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, lander running alongside")  # fmt: skip
+          f"-c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, lander "
+          f"{'running during the runs' if args.lander_during else 'started after the timed runs'}")  # fmt: skip
     print(f"bare Django redirect : {bare['rps']:10.0f} req/s  p50 {bare['p50_ms']:.2f} ms  p99 {bare['p99_ms']:.2f} ms")
     print(
         f"/f/<token> click     : {tracked['rps']:10.0f} req/s  p50 {tracked['p50_ms']:.2f} ms  "

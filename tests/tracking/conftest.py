@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+TEST_REDIS_DB = 9
 OLD_KEY = "1:old-tracking-secret-0123456789"
 NEW_KEY = "2:new-tracking-secret-0123456789"
 
@@ -19,6 +21,8 @@ def event_stream(settings):
     from tracking.events import events_redis
 
     name = f"engage:test:events:{uuid.uuid4().hex}"
+    # Other suites FLUSHDB Redis db 0 while they run; keep the event streams out of its way.
+    settings.REDIS_URL = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{TEST_REDIS_DB}"))
     settings.ENGAGE_EVENT_STREAM = name
     settings.ENGAGE_EVENT_RECLAIM_MS = 30000
     settings.ENGAGE_TRACKING_KEYS = [OLD_KEY, NEW_KEY]
