@@ -6,6 +6,7 @@ rows over the requested UTC hours; none counts raw events.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,8 @@ from django.db import connection
 
 from analytics.metrics import LINK_METRICS, METRICS, MetricsQuery
 from analytics.models import ROLLUP_COUNTERS
+from analytics.search import FILTERS, EventQuery
+from tracking.models import EVENT_COLUMNS
 
 GROUP_KEYS = {"domain": "domain", "campaign_id": "campaign_id", "template_id": "template_id"}
 
@@ -144,3 +147,64 @@ def metrics_values(*, query: MetricsQuery, key: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+_EVENT_SELECT = "id, " + ", ".join(EVENT_COLUMNS)
+
+
+def _event_where(query: EventQuery) -> tuple[str, list[Any]]:
+    clauses, params = ["timestamp >= %s", "timestamp < %s"], [query.start, query.end]
+    for name, values in query.filters.items():
+        column, how = FILTERS[name]
+        if how == "like":
+            clauses.append(f"{column} ILIKE ANY(%s)")
+            params.append(["%" + v.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for v in values])
+        else:
+            clauses.append(f"{column} = ANY(%s)")
+            params.append(list(values))
+    return " AND ".join(clauses), params
+
+
+def _json_columns(row: dict[str, Any]) -> dict[str, Any]:
+    # Django's psycopg cursor hands jsonb back as text (JSONField parses it); so do we.
+    for name in ("rcpt_meta", "rcpt_tags", "extra"):
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return row
+
+
+def events_fetch(*, pks: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+    """Event rows by (id, timestamp), oldest first (webhook batches)."""
+    if not pks:
+        return []
+    sql = (
+        f"SELECT {_EVENT_SELECT} FROM tracking_event WHERE (id, timestamp) IN "
+        "(SELECT * FROM unnest(%s::bigint[], %s::timestamptz[])) ORDER BY timestamp, id"
+    )
+    return [_json_columns(row) for row in _fetch(sql, [[p[0] for p in pks], [p[1] for p in pks]])]
+
+
+def events_search(*, query: EventQuery, with_total: bool = True) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """Events matching ``query``, newest first: (one page of rows, total matches in the
+    window or None, whether more rows follow). Keyset paging on (timestamp, id) when
+    ``query.after`` is set, else OFFSET paging by ``query.page``."""
+    where, params = _event_where(query)
+    page_where, page_params = where, list(params)
+    offset = ""
+    if query.after is not None:
+        page_where += " AND (timestamp, id) < (%s, %s)"
+        page_params += list(query.after)
+    elif query.page > 1:
+        offset = f"OFFSET {(query.page - 1) * query.per_page}"
+    sql = (
+        f"SELECT {_EVENT_SELECT} FROM tracking_event WHERE {page_where} "
+        f"ORDER BY timestamp DESC, id DESC LIMIT {query.per_page + 1} {offset}"
+    )
+    rows = [_json_columns(row) for row in _fetch(sql, page_params)]
+    more = len(rows) > query.per_page
+    total = None
+    if with_total:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM tracking_event WHERE {where}", params)
+            total = cursor.fetchone()[0]
+    return rows[: query.per_page], total, more

@@ -17,4 +17,6 @@ urlpatterns = [
     path("api/v1/metrics/campaigns", views.ValuesListView.as_view(key="campaign_id", label="campaigns")),
     path("api/v1/metrics/domains", views.ValuesListView.as_view(key="domain", label="domains")),
     path("api/v1/metrics/templates", views.ValuesListView.as_view(key="template_id", label="templates")),
+    path("api/v1/events/message", views.EventsMessageView.as_view()),
+    path("api/v1/message-events", views.MessageEventsView.as_view()),
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from analytics import selectors
+from analytics import search, selectors
 from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query
+from analytics.serialize import event_flat
 from engage import errors
 from engage.api.views import ApiView, results
 
@@ -73,3 +74,47 @@ class ValuesListView(ApiView):
     def get(self, request):
         query = metrics_query(request, need_metrics=False)
         return results({self.label: selectors.metrics_values(query=query, key=self.key)})
+
+
+EVENTS_GRANTS = {"GET": ("message_events/view",)}
+
+
+def _parsed(parse, request):
+    try:
+        return parse(request.query_params.dict(), now=timezone.now())
+    except ParamError as exc:
+        raise errors.InvalidParams(str(exc)) from None
+
+
+class EventsMessageView(ApiView):
+    """``GET /api/v1/events/message``: cursor paging, ``links.next`` until the last page."""
+
+    grants = EVENTS_GRANTS
+
+    def get(self, request):
+        query = _parsed(search.parse_events_message, request)
+        rows, total, more = selectors.events_search(query=query)
+        links = {}
+        if more and rows:
+            params = request.query_params.copy()
+            params["cursor"] = search.cursor_encode(rows[-1]["timestamp"], rows[-1]["id"])
+            links["next"] = f"/api/v1/events/message?{params.urlencode()}"
+        return results([event_flat(row) for row in rows], total_count=total, links=links)
+
+
+class MessageEventsView(ApiView):
+    """``GET /api/v1/message-events``: SparkPost's older page-paged search."""
+
+    grants = EVENTS_GRANTS
+
+    def get(self, request):
+        query = _parsed(search.parse_message_events, request)
+        rows, total, _more = selectors.events_search(query=query)
+        last = max(1, -(-total // query.per_page))
+        links = []
+        for rel, page in (("first", 1), ("previous", query.page - 1), ("next", query.page + 1), ("last", last)):
+            if 1 <= page <= last and (rel in ("first", "last") or page != query.page):
+                params = request.query_params.copy()
+                params["page"] = str(page)
+                links.append({"href": f"/api/v1/message-events?{params.urlencode()}", "rel": rel})
+        return results([event_flat(row, tz=query.tz) for row in rows], total_count=total, links=links)

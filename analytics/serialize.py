@@ -1,0 +1,65 @@
+"""PURE: an event row (Event column names) in SparkPost's flat shape (SPEC B §6.2, §6.3)
+for the events APIs, and in the ``{"msys": {<category>: {...}}}`` record for webhooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from tracking.models import EVENT_CATEGORY
+
+COMMON = (
+    "type", "event_id", "timestamp", "message_id", "transmission_id", "campaign_id", "template_id",
+    "template_version", "rcpt_to", "raw_rcpt_to", "recipient_domain", "rcpt_meta", "rcpt_tags",
+    "friendly_from", "subject", "transactional",
+)  # fmt: skip
+OPTIONAL = (
+    "ip_address", "user_agent", "accept_language", "target_link_name", "target_link_url",
+    "bounce_class", "error_code", "reason",
+)  # fmt: skip
+_ENGAGEMENT = ("ip_address", "user_agent", "accept_language")
+RELEVANT: dict[str, tuple[str, ...]] = {
+    "injection": (),
+    "delivery": ("ip_address",),
+    "bounce": ("ip_address", "bounce_class", "error_code", "reason"),
+    "delay": ("ip_address", "bounce_class", "error_code", "reason"),
+    "policy_rejection": ("bounce_class", "error_code", "reason"),
+    "generation_failure": ("error_code", "reason"),
+    "generation_rejection": ("bounce_class", "error_code", "reason"),
+    "open": _ENGAGEMENT,
+    "initial_open": _ENGAGEMENT,
+    "click": (*_ENGAGEMENT, "target_link_name", "target_link_url"),
+    "list_unsubscribe": (),
+    "link_unsubscribe": (*_ENGAGEMENT, "target_link_name", "target_link_url"),
+}
+
+
+def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> dict[str, Any]:
+    """The event as SparkPost shows it: type-relevant fields always, other fields only when
+    set, ``transactional`` as ``"1"``/``"0"``, ids as strings, ``extra`` merged in (never
+    over a column). ``timestamp`` is ISO 8601 with offset in ``tz``, or Unix seconds."""
+    relevant = RELEVANT.get(row["type"], ())
+    out: dict[str, Any] = {}
+    for name in COMMON:
+        value = row.get(name)
+        if name == "timestamp":
+            stamp: datetime = value
+            value = int(stamp.timestamp()) if unix else stamp.astimezone(tz).isoformat(timespec="milliseconds")
+        elif name == "transactional":
+            value = "1" if value else "0"
+        elif value is None:
+            value = {} if name == "rcpt_meta" else [] if name == "rcpt_tags" else ""
+        out[name] = value
+    for name in OPTIONAL:
+        value = row.get(name) or ""
+        if value or name in relevant:
+            out[name] = str(value)
+    for key, value in (row.get("extra") or {}).items():
+        out.setdefault(key, value)
+    return out
+
+
+def event_record(row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook record ``{"msys": {<category>: {...}}}`` with a Unix timestamp (integer)."""
+    category = EVENT_CATEGORY.get(row["type"], "message_event")
+    return {"msys": {category: event_flat(row, unix=True)}}
