@@ -1,0 +1,158 @@
+"""End-to-end fixtures: a real Celery worker (with beat) as a subprocess, pointed at the
+pytest TEST database, a private Redis database for its broker and event stream, and an
+in-process aiosmtpd relay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+
+from tests.transmissions.relay import Relay
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_REDIS_DB = "13"
+
+
+def _redis_url(base: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{E2E_REDIS_DB}", parts.query, parts.fragment))
+
+
+def _database_url(settings_dict: dict) -> str:
+    user = quote(settings_dict.get("USER") or "")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password)}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or "5432"
+    return f"postgresql://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+class Worker:
+    """``celery -A engage worker --beat -P prefork -c 2`` in its own process group."""
+
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.logdir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/celery"), "-A", "engage", "worker", "--beat", "-l", "INFO", "-P", "prefork",
+             "-c", "2", "-s", str(self.logdir / "beat-schedule"), "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children) at once."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # warm shutdown: the main process stops its children
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.logdir.glob("worker-*.log")))
+
+
+def _broker_use(app, url: str) -> None:
+    """Point this process's Celery producer at ``url`` (dropping cached connections)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_url = url
+    app.conf.broker_write_url = url
+    app.conf.broker_read_url = url
+
+
+@pytest.fixture(scope="module")
+def e2e_relay():
+    server = Relay().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def e2e(django_db_setup, django_db_blocker, e2e_relay):
+    """The worker, relay and settings shared by the module; yields a namespace."""
+    from django.conf import settings
+    from django.db import connection
+
+    from engage.celery import app
+
+    redis_url = _redis_url(settings.REDIS_URL)
+    stream = f"engage:e2e:events:{uuid.uuid4().hex}"
+    group = f"engage-e2e-{uuid.uuid4().hex[:8]}"
+    logdir = Path(tempfile.mkdtemp(prefix="engage-e2e-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "REDIS_URL": redis_url,
+        "ENGAGE_RELAY_URL": e2e_relay.url,
+        "ENGAGE_EVENT_STREAM": stream,
+        "ENGAGE_EVENT_GROUP": group,
+        "ENGAGE_TRACKING_BASE_URL": "http://testserver",
+        "ENGAGE_TRACKING_KEYS": ",".join(settings.ENGAGE_TRACKING_KEYS),
+        "ENGAGE_SECRET_KEY": settings.SECRET_KEY,
+        "ENGAGE_SCHEDULER_INTERVAL": "1",
+        "ENGAGE_SEND_CLAIM_TIMEOUT": "3",
+        "ENGAGE_TASK_VISIBILITY_TIMEOUT": "6",
+        "ENGAGE_RETRY_BASE_SECONDS": "1",
+        "ENGAGE_GENERATION_CHUNK_SIZE": "100",
+        "ENGAGE_SEND_BATCH_SIZE": "20",
+        "ENGAGE_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # This process enqueues (POST → on_commit) and records clicks into the same broker and stream.
+    saved = (app.conf.broker_url, settings.REDIS_URL, settings.ENGAGE_EVENT_STREAM, settings.ENGAGE_EVENT_GROUP,
+             settings.ENGAGE_TRACKING_BASE_URL)  # fmt: skip
+    _broker_use(app, redis_url)
+    settings.REDIS_URL = redis_url
+    settings.ENGAGE_EVENT_STREAM = stream
+    settings.ENGAGE_EVENT_GROUP = group
+    settings.ENGAGE_TRACKING_BASE_URL = "http://testserver"
+    import redis
+
+    broker = redis.Redis.from_url(redis_url)
+    broker.delete("celery", "unacked", "unacked_index")
+    worker = Worker(env, logdir)
+    worker.start()
+    try:
+        yield type("E2E", (), {"worker": worker, "relay": e2e_relay, "stream": stream, "broker": broker})
+    finally:
+        worker.stop()
+        (app.conf.broker_url, settings.REDIS_URL, settings.ENGAGE_EVENT_STREAM, settings.ENGAGE_EVENT_GROUP,
+         settings.ENGAGE_TRACKING_BASE_URL) = saved  # fmt: skip
+        _broker_use(app, saved[0])
+        broker.delete(stream)
+        if sys.exc_info()[0] is not None:
+            print(worker.log())
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
