@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/click_redirect.py [--seconds 10] [--connections 32] [--workers 4]
 
-Uses DATABASE_URL / REDIS_URL like the app, but the database ``engage_bench`` (created and
+Uses DATABASE_URL / REDIS_URL like the app, but the database ``engage_bench_click`` (created and
 migrated here) and a private event stream. Serves the app with gunicorn (gthread) on
 127.0.0.1 with ENGAGE_BENCH_ROUTES=true, runs ``manage.py land_events`` alongside (as in
 production), drives both URLs with ``wrk``, prints requests/s, the ratio (target >= 50%),
@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
-BENCH_DB = "engage_bench"
+# Not engage_bench itself: bench/metrics.py TRUNCATEs tracking_event there while it loads.
+BENCH_DB = "engage_bench_click"
 
 
 def _free_port() -> int:
