@@ -66,8 +66,7 @@ def to_header(address: Mapping[str, str], raw_address: str | None = None) -> str
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     part = MIMENonMultipart("text", subtype)
     if body.isascii() and max(map(len, body.splitlines() or [""])) <= 900:
-        part.set_payload(body, "us-ascii")
-        part["Content-Transfer-Encoding"] = "7bit"
+        part.set_payload(body, "us-ascii")  # sets Content-Transfer-Encoding: 7bit
     else:
         part.set_payload(body, _UTF8)
     return part

@@ -1,0 +1,157 @@
+"""Generation-to-relay benchmark: messages/s from a real Celery worker (prefork, -c 2) into a
+local aiosmtpd sink, next to the sink's own rate fed directly by smtplib in the same run.
+
+    .venv/bin/python bench/generation.py [--messages 5000] [--concurrency 2]
+
+Database ``engage_bench_tx`` and Redis db 14 as in bench/accept.py. The sink runs in its own
+process and answers 250 to everything. Direct rate: ``concurrency`` processes send
+pre-built messages of the same size over persistent smtplib connections. Engage rate: from
+POST to the last message recorded ``sent`` (accept + generation + tracking + MIME + SMTP
++ per-message state + events). Targets: >= 1,000 msg/s on 2 cores, >= 70% of direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accept import ROOT, bench_env  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sink(port: int, ready) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 2.0.0 OK"
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Handler(), decode_data=False, data_size_limit=None), "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def _direct_sender(port: int, count: int, data: bytes) -> None:
+    conn = smtplib.SMTP("127.0.0.1", port)
+    conn.ehlo()
+    for i in range(count):
+        conn.sendmail("bench@sender.test", [f"user{i}@example.com"], data)
+    conn.quit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args()
+    bench_env()
+    import logging
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    import redis
+    from django.conf import settings
+    from django.test import Client
+
+    from api_keys.grants import ALL_GRANTS
+    from api_keys.services import api_key_create
+    from transmissions.models import Message, MessageState
+
+    port = _free_port()
+    ready = multiprocessing.Event()
+    sink = multiprocessing.Process(target=_sink, args=(port, ready), daemon=True)
+    sink.start()
+    ready.wait(10)
+
+    content = {
+        "from": "Bench <bench@sender.test>",
+        "subject": "Hi {{name}}",
+        "html": "<html><body><h1>Hello {{name}}</h1>" + "<p>Some paragraph text for a realistic size.</p>" * 40
+        + '<a href="https://example.com/offer?u={{name}}">offer</a> <a href="https://example.com/b">b</a></body></html>',
+        "text": "Hello {{name}}\n" + "Some paragraph text for a realistic size.\n" * 40 + "https://example.com/offer\n",
+    }  # fmt: skip
+
+    # 1. Direct: pre-built messages of about the size Engage produces.
+    from transmissions.mime import build_message
+
+    data = build_message(
+        headers=[("From", "bench@sender.test"), ("To", "user@example.com"), ("Subject", "Hi")],
+        text=content["text"] + "x" * 700, html=content["html"] + "x" * 1000,
+    )
+    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # smtplib leaves bytes as they are
+    assert max(len(line) for line in data.splitlines()) <= 998, "sample has an over-long line"
+    per = args.messages // args.concurrency
+    started = time.perf_counter()
+    senders = [multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)]
+    for proc in senders:
+        proc.start()
+    for proc in senders:
+        proc.join()
+        assert proc.exitcode == 0, "a direct sender failed"
+    direct_rate = per * args.concurrency / (time.perf_counter() - started)
+
+    # 2. Engage: a real worker, POST, wait until every message is recorded sent.
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete("celery", "unacked", "unacked_index")
+    env = {**os.environ, "ENGAGE_RELAY_URL": f"smtp://127.0.0.1:{port}", "ENGAGE_LOG_LEVEL": "WARNING",
+           "ENGAGE_EVENT_STREAM": "engage:bench:generation"}  # fmt: skip
+    worker = subprocess.Popen(
+        [str(ROOT / ".venv/bin/celery"), "-A", "engage", "worker", "-l", "WARNING", "-P", "prefork",
+         "-c", str(args.concurrency), "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # let the worker boot
+        _key, raw = api_key_create(label="bench-generation", grants=list(ALL_GRANTS))
+        body = json.dumps({
+            "campaign_id": "bench", "content": content,
+            "recipients": [{"address": f"user{i}@example.com", "substitution_data": {"name": f"User {i}"},
+                            "metadata": {"i": i}, "tags": ["b"]} for i in range(args.messages)],
+        })  # fmt: skip
+        started = time.perf_counter()
+        response = Client(HTTP_AUTHORIZATION=raw).post("/api/v1/transmissions", body, content_type="application/json")
+        assert response.status_code == 200, response.content[:300]
+        tid = int(response.json()["results"]["id"])
+        deadline = started + 600
+        while time.perf_counter() < deadline:
+            sent = Message.objects.filter(transmission_id=tid, state=MessageState.SENT).count()
+            if sent >= args.messages:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        sent = Message.objects.filter(transmission_id=tid, state=MessageState.SENT).count()
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        sink.terminate()
+        broker.delete("celery", "unacked", "unacked_index", "engage:bench:generation")
+    engage_rate = sent / elapsed
+    ratio = engage_rate / direct_rate
+    print(f"generation: {args.messages} messages, {args.concurrency} worker processes, {len(data)} bytes/message (direct)")
+    print(f"  direct smtplib -> sink : {direct_rate:,.0f} msg/s")
+    print(f"  engage POST -> sent    : {engage_rate:,.0f} msg/s ({sent} sent in {elapsed:.2f} s)")
+    print(f"  ratio engage/direct    : {ratio:.0%}  (targets: >= 1,000 msg/s: {'PASS' if engage_rate >= 1000 else 'FAIL'}, "
+          f">= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
