@@ -150,6 +150,8 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_successful = models.DateTimeField(null=True, blank=True)
     last_failure = models.DateTimeField(null=True, blank=True)
+    # DELETE hides the webhook and stops new batches; batches already made still drain.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "analytics_webhook"
@@ -180,6 +182,7 @@ class WebhookBatch(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     webhook_id = models.UUIDField(db_index=True)
+    target = models.URLField(max_length=2048, default="")  # the target when the batch was made
     payload = models.JSONField()
     batch_size = models.IntegerField()
     state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.PENDING)

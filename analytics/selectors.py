@@ -7,15 +7,17 @@ rows over the requested UTC hours; none counts raw events.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.db.models import Q
 
 from analytics.metrics import LINK_METRICS, METRICS, MetricsQuery
-from analytics.models import ROLLUP_COUNTERS
+from analytics.models import ROLLUP_COUNTERS, BatchState, Webhook, WebhookBatch
 from analytics.search import FILTERS, EventQuery
+from engage import errors
 from tracking.models import EVENT_COLUMNS
 
 GROUP_KEYS = {"domain": "domain", "campaign_id": "campaign_id", "template_id": "template_id"}
@@ -208,3 +210,27 @@ def events_search(*, query: EventQuery, with_total: bool = True) -> tuple[list[d
             cursor.execute(f"SELECT count(*) FROM tracking_event WHERE {where}", params)
             total = cursor.fetchone()[0]
     return rows[: query.per_page], total, more
+
+
+def webhook_list() -> list[Webhook]:
+    return list(Webhook.objects.filter(deleted_at__isnull=True).order_by("created_at"))
+
+
+def webhook_get(*, hook_id: Any, include_deleted: bool = False) -> Webhook:
+    hooks = Webhook.objects.all() if include_deleted else Webhook.objects.filter(deleted_at__isnull=True)
+    hook = hooks.filter(pk=hook_id).first()
+    if hook is None:
+        raise errors.NotFound(f"webhook '{hook_id}' does not exist")
+    return hook
+
+
+def webhook_batch_status(*, hook_id: Any, limit: int, now: datetime) -> list[WebhookBatch]:
+    """Batches that failed at least once: still retrying or expired, and those that
+    succeeded after a retry in the last 24 hours (SPEC B §8.2), newest first."""
+    recent = now - timedelta(hours=24)
+    batches = WebhookBatch.objects.filter(webhook_id=hook_id).filter(
+        Q(state=BatchState.PENDING, attempts__gte=1)
+        | Q(state=BatchState.EXPIRED)
+        | Q(state=BatchState.DELIVERED, attempts__gt=1, last_attempt_at__gte=recent)
+    )
+    return list(batches.order_by("-created_at")[:limit])

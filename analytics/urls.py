@@ -19,4 +19,9 @@ urlpatterns = [
     path("api/v1/metrics/templates", views.ValuesListView.as_view(key="template_id", label="templates")),
     path("api/v1/events/message", views.EventsMessageView.as_view()),
     path("api/v1/message-events", views.MessageEventsView.as_view()),
+    path("api/v1/webhooks", views.WebhooksView.as_view()),
+    path("api/v1/webhooks/<uuid:hook_id>", views.WebhookView.as_view()),
+    path("api/v1/webhooks/<uuid:hook_id>/validate", views.WebhookValidateView.as_view()),
+    path("api/v1/webhooks/<uuid:hook_id>/batch-status", views.WebhookBatchStatusView.as_view()),
+    path("api/v1/webhooks/<uuid:hook_id>/replay", views.WebhookReplayView.as_view()),
 ]

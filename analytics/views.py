@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from analytics import search, selectors
-from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query
+from analytics import search, selectors, webhooks
+from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query, parse_time, parse_timezone
 from analytics.serialize import event_flat
 from engage import errors
-from engage.api.views import ApiView, results
+from engage.api.views import ApiView, no_content, query_int, request_object, results
 
 METRICS_GRANTS = {"GET": ("metrics/view",)}
 
@@ -118,3 +118,132 @@ class MessageEventsView(ApiView):
                 params["page"] = str(page)
                 links.append({"href": f"/api/v1/message-events?{params.urlencode()}", "rel": rel})
         return results([event_flat(row, tz=query.tz) for row in rows], total_count=total, links=links)
+
+
+WEBHOOK_GRANTS = {
+    "GET": ("webhooks/view", "webhooks/modify"),
+    "POST": ("webhooks/modify",),
+    "PUT": ("webhooks/modify",),
+    "DELETE": ("webhooks/modify",),
+}
+
+
+def _iso(value, tz=None) -> str | None:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value else None
+
+
+def _webhook_link(
+    request, hook_id, suffix: str = "", rel: str = "urn.msys.webhooks.webhook", methods=("GET", "PUT")
+) -> dict:
+    return {
+        "href": request.build_absolute_uri(f"/api/v1/webhooks/{hook_id}{suffix}"),
+        "rel": rel,
+        "method": list(methods),
+    }
+
+
+def _webhook_out(request, hook, tz) -> dict:
+    return {
+        "id": str(hook.pk), "name": hook.name, "target": hook.target, "events": list(hook.events),
+        "auth_type": hook.auth_type, "auth_token": hook.auth_token, "auth_request_details": hook.auth_request_details,
+        "auth_credentials": hook.auth_credentials, "custom_headers": hook.custom_headers, "active": hook.active,
+        "last_successful": _iso(hook.last_successful, tz), "last_failure": _iso(hook.last_failure, tz),
+    }  # fmt: skip
+
+
+def _tz(request):
+    try:
+        return parse_timezone(request.query_params.get("timezone"))
+    except ParamError as exc:
+        raise errors.InvalidParams(str(exc)) from None
+
+
+class WebhooksView(ApiView):
+    grants = WEBHOOK_GRANTS
+
+    def get(self, request):
+        tz = _tz(request)
+        return results([
+            {**_webhook_out(request, hook, tz), "links": [_webhook_link(request, hook.pk)]}
+            for hook in selectors.webhook_list()
+        ])  # fmt: skip
+
+    def post(self, request):
+        hook = webhooks.webhook_create(data=request_object(request))
+        return results({"id": str(hook.pk), "links": [_webhook_link(request, hook.pk)]})
+
+
+class WebhookView(ApiView):
+    grants = WEBHOOK_GRANTS
+
+    def get(self, request, hook_id):
+        hook = selectors.webhook_get(hook_id=hook_id)
+        links = [
+            _webhook_link(request, hook.pk, "/validate", "urn.msys.webhooks.validate", ["POST"]),
+            _webhook_link(request, hook.pk, "/batch-status", "urn.msys.webhooks.batches", ["GET"]),
+        ]
+        return results({**_webhook_out(request, hook, _tz(request)), "links": links})
+
+    def put(self, request, hook_id):
+        hook = webhooks.webhook_update(hook=selectors.webhook_get(hook_id=hook_id), data=request_object(request))
+        return results(
+            {
+                "id": str(hook.pk),
+                "links": [_webhook_link(request, hook.pk, "/validate", "urn.msys.webhooks.validate", ["POST"])],
+            }
+        )
+
+    def delete(self, request, hook_id):
+        webhooks.webhook_delete(hook=selectors.webhook_get(hook_id=hook_id))
+        return no_content()
+
+
+class WebhookValidateView(ApiView):
+    grants = WEBHOOK_GRANTS
+
+    def post(self, request, hook_id):
+        hook = selectors.webhook_get(hook_id=hook_id)
+        data = request.data
+        message = data.get("message", {"msys": {}}) if isinstance(data, dict) else data
+        return results(webhooks.webhook_validate(hook=hook, message=message))
+
+
+class WebhookBatchStatusView(ApiView):
+    grants = WEBHOOK_GRANTS
+
+    def get(self, request, hook_id):
+        hook = selectors.webhook_get(hook_id=hook_id, include_deleted=True)
+        limit = query_int(request, "limit", 1000, minimum=1, maximum=10000)
+        tz = _tz(request)
+        return results([
+            {
+                "batch_id": str(b.pk), "ts": _iso(b.last_attempt_at or b.created_at, tz), "attempts": b.attempts,
+                "response_code": b.response_code, "failure_code": b.failure, "latency": b.latency_ms,
+                "batch_size": b.batch_size, "state": b.state, "next_attempt": _iso(b.next_attempt_at, tz)
+                if b.state == "pending" else None,
+            }
+            for b in selectors.webhook_batch_status(hook_id=hook.pk, limit=limit, now=timezone.now())
+        ])  # fmt: skip
+
+
+class WebhookReplayView(ApiView):
+    """Beyond SparkPost: re-deliver stored events, by time window or after an event id."""
+
+    grants = WEBHOOK_GRANTS
+
+    def post(self, request, hook_id):
+        hook = selectors.webhook_get(hook_id=hook_id)
+        data = request_object(request)
+        if "since_event_id" in data:
+            count = webhooks.webhook_replay(hook=hook, since_event_id=str(data["since_event_id"]))
+        else:
+            if "from" not in data:
+                raise errors.RequiredFieldMissing("give 'from' (and optionally 'to') or 'since_event_id'")
+            tz = parse_timezone(str(data.get("timezone") or "UTC"))
+            try:
+                start = parse_time(str(data["from"]), "from", tz)
+                end = parse_time(str(data["to"]), "to", tz) if data.get("to") else timezone.now()
+            except ParamError as exc:
+                raise errors.InvalidData(str(exc)) from None
+            count = webhooks.webhook_replay(hook=hook, start=start, end=end)
+        return results({"events": count})

@@ -205,3 +205,21 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": ENGAGE_SCHEDULER_INTERVAL * 2},
     },
 }
+
+# Webhooks (analytics/webhooks.py): a batch is posted when a webhook has this many events
+# waiting, or its oldest waiting event is this old; targets get this long to answer;
+# failed batches are retried with exponential backoff (base, doubling, capped at an hour)
+# until this many hours after the batch was made, then expire.
+ENGAGE_WEBHOOK_BATCH_SIZE = env_int("ENGAGE_WEBHOOK_BATCH_SIZE", 1000)
+ENGAGE_WEBHOOK_BATCH_SECONDS = env_int("ENGAGE_WEBHOOK_BATCH_SECONDS", 30)
+ENGAGE_WEBHOOK_TIMEOUT = env_int("ENGAGE_WEBHOOK_TIMEOUT", 10)
+ENGAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("ENGAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
+ENGAGE_WEBHOOK_RETRY_HOURS = env_int("ENGAGE_WEBHOOK_RETRY_HOURS", 8)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "analytics-webhooks-dispatch": {
+        "task": "analytics.webhooks_dispatch",
+        "schedule": float(min(ENGAGE_WEBHOOK_BATCH_SECONDS, 5)),
+        "options": {"expires": 30},
+    },
+}

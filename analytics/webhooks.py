@@ -1,0 +1,321 @@
+"""Webhooks (SPEC B §8): services that create, change and deliver them.
+
+Flow: the ingest (``rollups_apply``) puts one ``analytics_webhook_pending`` row per
+(active webhook, landed event of a type it wants) in the landing transaction, so no event
+is skipped whatever order landers commit in. ``webhook_batches_build`` turns pending rows
+into ``WebhookBatch`` rows whose payload is frozen (same bytes and ``event_id`` values on
+every retry); ``webhook_batch_deliver`` claims a due batch with a conditional UPDATE,
+POSTs it, and records the outcome with the next attempt time (exponential backoff until
+``ENGAGE_WEBHOOK_RETRY_HOURS``). Celery beat runs ``webhooks_dispatch`` (tasks.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from analytics import selectors
+from analytics.models import BatchState, Webhook, WebhookAuthType, WebhookBatch, WebhookPendingEvent
+from analytics.serialize import event_record
+from engage import errors
+
+EVENT_TYPES = (
+    "delivery", "injection", "policy_rejection", "spam_complaint", "delay", "bounce", "out_of_band", "open",
+    "initial_open", "click", "generation_failure", "generation_rejection", "list_unsubscribe", "link_unsubscribe",
+)  # fmt: skip
+TEST_BODY = [{"msys": {}}]
+
+
+@dataclass
+class Response:
+    status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
+    headers: dict[str, str]
+    body: str
+    failure: str = ""
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str], *, timeout: float | None = None) -> Response:
+    """POST ``body`` (header names sent as given); any answer is a Response, a network
+    failure has status None. No redirects are followed."""
+    parts = urllib.parse.urlsplit(url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        conn = connection_class(parts.hostname, parts.port, timeout=timeout or settings.ENGAGE_WEBHOOK_TIMEOUT)
+        try:
+            conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
+            answer = conn.getresponse()
+            text = answer.read(65536).decode("utf-8", "replace")
+            failure = "" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+            return Response(answer.status, dict(answer.getheaders()), text, failure)
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return Response(None, {}, "", f"{type(exc).__name__}: {exc}")
+
+
+# --- auth -------------------------------------------------------------------------------
+def oauth2_token_fetch(details: dict) -> dict:
+    """POST ``details["body"]`` (form-encoded, as OAuth2 token endpoints expect) to
+    ``details["url"]``; returns ``{"access_token", "expires_in"}`` or raises InvalidParams."""
+    body = urllib.parse.urlencode(details.get("body") or {}).encode()
+    answer = http_post(
+        details["url"], body, {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    )
+    try:
+        data = json.loads(answer.body) if answer.status == 200 else {}
+    except ValueError:
+        data = {}
+    if not data.get("access_token"):
+        raise errors.InvalidParams(f"POST to webhook tokens URL failed ({answer.failure or answer.status})")
+    return {"access_token": data["access_token"], "expires_in": data.get("expires_in")}
+
+
+def _headers(hook: Webhook, batch_id: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "User-Agent": "Engage-Webhooks/1"}
+    headers.update({str(k): str(v) for k, v in (hook.custom_headers or {}).items()})
+    if batch_id:
+        headers["X-MessageSystems-Batch-ID"] = batch_id
+    if hook.auth_token:
+        headers["X-MessageSystems-Webhook-Token"] = hook.auth_token
+    if hook.auth_type == WebhookAuthType.BASIC:
+        creds = hook.auth_credentials or {}
+        raw = f"{creds.get('username', '')}:{creds.get('password', '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+    elif hook.auth_type == WebhookAuthType.OAUTH2 and (hook.auth_credentials or {}).get("access_token"):
+        headers["Authorization"] = f"Bearer {hook.auth_credentials['access_token']}"
+    return headers
+
+
+def _post_with_auth(hook: Webhook, body: bytes, batch_id: str | None = None, *, save_token: bool = True) -> Response:
+    """POST as ``hook`` authenticates; for oauth2 a 400/401 means the token expired: fetch
+    a new one and try once more."""
+    answer = http_post(hook.target, body, _headers(hook, batch_id))
+    if hook.auth_type == WebhookAuthType.OAUTH2 and answer.status in (400, 401):
+        try:
+            hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details)
+        except errors.EngageError:
+            return answer
+        if save_token and hook.pk and Webhook.objects.filter(pk=hook.pk).exists():
+            hook.save(update_fields=["auth_credentials"])
+        answer = http_post(hook.target, body, _headers(hook, batch_id))
+    return answer
+
+
+# --- create / update / delete -----------------------------------------------------------
+def _clean(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in ("name", "target", "events"):
+        if name not in data and not partial:
+            raise errors.RequiredFieldMissing(f"'{name}' is required")
+    if "name" in data:
+        if not isinstance(data["name"], str) or not data["name"].strip():
+            raise errors.InvalidData("'name' must be a non-empty string")
+        fields["name"] = data["name"].strip()
+    if "target" in data:
+        target = data["target"]
+        parts = urllib.parse.urlsplit(target) if isinstance(target, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise errors.InvalidData("'target' must be an http or https URL")
+        fields["target"] = target
+    if "events" in data:
+        events = data["events"]
+        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+            raise errors.InvalidData("'events' must be a non-empty array of event types")
+        unknown = [e for e in events if e not in EVENT_TYPES]
+        if unknown:
+            raise errors.InvalidData(f"unknown event type(s): {', '.join(unknown)}")
+        fields["events"] = sorted(set(events))
+    if "auth_type" in data:
+        if data["auth_type"] not in WebhookAuthType.values:
+            raise errors.InvalidData("'auth_type' must be none, basic or oauth2")
+        fields["auth_type"] = data["auth_type"]
+    for name in ("auth_token",):
+        if name in data:
+            fields[name] = str(data[name])
+    for name in ("auth_request_details", "auth_credentials", "custom_headers"):
+        if name in data:
+            if not isinstance(data[name], dict):
+                raise errors.InvalidData(f"'{name}' must be an object")
+            fields[name] = data[name]
+    if "active" in data:
+        fields["active"] = bool(data["active"])
+    return fields
+
+
+def _check_auth(hook: Webhook) -> None:
+    if hook.auth_type == WebhookAuthType.BASIC and not (hook.auth_credentials or {}).get("username"):
+        raise errors.InvalidData("basic auth needs auth_credentials.username")
+    if hook.auth_type == WebhookAuthType.OAUTH2 and not (hook.auth_request_details or {}).get("url"):
+        raise errors.InvalidData("oauth2 auth needs auth_request_details.url")
+
+
+def _test_post(hook: Webhook) -> None:
+    if hook.auth_type == WebhookAuthType.OAUTH2:
+        hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details)
+    answer = _post_with_auth(hook, json.dumps(TEST_BODY).encode(), save_token=False)
+    if answer.status != 200:
+        raise errors.InvalidParams(
+            f"Test POST to {hook.target} failed ({answer.failure or f'HTTP {answer.status}'}); the webhook was not saved"
+        )
+
+
+def webhook_create(*, data: dict[str, Any]) -> Webhook:
+    """Validate, fetch an oauth2 token, send the test POST (anything but 200: 400, nothing saved), save."""
+    hook = Webhook(**_clean(data, partial=False))
+    _check_auth(hook)
+    _test_post(hook)
+    hook.save()
+    return hook
+
+
+def webhook_update(*, hook: Webhook, data: dict[str, Any]) -> Webhook:
+    """Partial update; a new target or new auth is tested first (failure: 400, nothing changed)."""
+    fields = _clean(data, partial=True)
+    retest = any(
+        fields.get(k, getattr(hook, k)) != getattr(hook, k)
+        for k in ("target", "auth_type", "auth_request_details", "auth_credentials", "auth_token")
+    )
+    for name, value in fields.items():
+        setattr(hook, name, value)
+    _check_auth(hook)
+    if retest:
+        _test_post(hook)
+        fields["auth_credentials"] = hook.auth_credentials
+    if fields:
+        hook.save(update_fields=list(fields))
+    return hook
+
+
+def webhook_delete(*, hook: Webhook) -> None:
+    """Hide the webhook and stop new batches; batches already made still drain."""
+    with transaction.atomic():
+        hook.deleted_at, hook.active = timezone.now(), False
+        hook.save(update_fields=["deleted_at", "active"])
+        WebhookPendingEvent.objects.filter(webhook_id=hook.pk).delete()
+
+
+def webhook_validate(*, hook: Webhook, message: Any) -> dict[str, Any]:
+    answer = _post_with_auth(hook, json.dumps(message).encode())
+    ok = answer.status == 200
+    return {
+        "msg": "Test POST to endpoint succeeded" if ok else "Test POST to endpoint failed",
+        "response": {"status": answer.status, "headers": answer.headers, "body": answer.body[:4096]},
+    }
+
+
+def webhook_replay(
+    *, hook: Webhook, start: datetime | None = None, end: datetime | None = None, since_event_id: str | None = None
+) -> int:
+    """Queue again the stored events of the webhook's types in [start, end), or after the
+    event ``since_event_id`` (in (timestamp, id) order); returns how many."""
+    with connection.cursor() as cursor:
+        if since_event_id is not None:
+            cursor.execute(
+                "SELECT timestamp, id FROM tracking_event WHERE event_id = %s ORDER BY timestamp LIMIT 1",
+                [since_event_id],
+            )
+            found = cursor.fetchone()
+            if found is None:
+                raise errors.InvalidParams(f"no stored event has event_id '{since_event_id}'")
+            where, params = "(timestamp, id) > (%s, %s)", list(found)
+        else:
+            where, params = "timestamp >= %s AND timestamp < %s", [start, end]
+        cursor.execute(
+            "INSERT INTO analytics_webhook_pending (webhook_id, event_pk, event_timestamp, created_at) "
+            f"SELECT %s, id, timestamp, now() - interval '1 day' FROM tracking_event WHERE type = ANY(%s) AND {where} "
+            "ORDER BY timestamp, id",
+            [hook.pk, list(hook.events), *params],
+        )
+        return cursor.rowcount
+
+
+# --- batching and delivery ------------------------------------------------------------
+def webhook_batches_build(*, now: datetime | None = None, force: bool = False) -> list[str]:
+    """Turn waiting events into batches: a full batch whenever ``ENGAGE_WEBHOOK_BATCH_SIZE``
+    wait, and the rest once the oldest has waited ``ENGAGE_WEBHOOK_BATCH_SECONDS`` (or
+    ``force``). Returns the new batch ids."""
+    now = now or timezone.now()
+    size = settings.ENGAGE_WEBHOOK_BATCH_SIZE
+    due = now - timedelta(seconds=settings.ENGAGE_WEBHOOK_BATCH_SECONDS)
+    made: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT webhook_id, count(*), min(created_at) FROM analytics_webhook_pending GROUP BY webhook_id"
+        )
+        waiting = cursor.fetchall()
+    for webhook_id, count, oldest in waiting:
+        hook = Webhook.objects.filter(pk=webhook_id).first()
+        if hook is None:
+            continue
+        while count > 0 and (count >= size or force or oldest <= due):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "DELETE FROM analytics_webhook_pending WHERE id IN (SELECT id FROM analytics_webhook_pending "
+                    "WHERE webhook_id = %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING event_pk, event_timestamp",
+                    [webhook_id, size],
+                )
+                keys = cursor.fetchall()
+                if not keys:
+                    break
+                records = [event_record(row) for row in selectors.events_fetch(pks=keys)]
+                if records:
+                    batch = WebhookBatch.objects.create(
+                        webhook_id=webhook_id, target=hook.target, payload=records, batch_size=len(records),
+                        created_at=now, next_attempt_at=now,
+                        expires_at=now + timedelta(hours=settings.ENGAGE_WEBHOOK_RETRY_HOURS),
+                    )  # fmt: skip
+                    made.append(str(batch.pk))
+            count -= len(keys)
+    return made
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(settings.ENGAGE_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600))
+
+
+def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str | None:
+    """POST one due batch (claimed by a conditional UPDATE so two workers never both send
+    it); returns its new state, or None when it was not due or already taken."""
+    now = now or timezone.now()
+    lease = now + timedelta(seconds=settings.ENGAGE_WEBHOOK_TIMEOUT * 3 + 30)
+    claimed = WebhookBatch.objects.filter(pk=batch_id, state=BatchState.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=lease, last_attempt_at=now
+    )
+    if not claimed:
+        return None
+    batch = WebhookBatch.objects.get(pk=batch_id)
+    hook = Webhook.objects.get(pk=batch.webhook_id)
+    hook.target = batch.target or hook.target
+    began = time.perf_counter()
+    answer = _post_with_auth(hook, json.dumps(batch.payload, separators=(",", ":")).encode(), str(batch.pk))
+    batch.latency_ms = int((time.perf_counter() - began) * 1000)
+    batch.attempts += 1
+    batch.response_code = str(answer.status or "")
+    batch.failure = answer.failure
+    if answer.status is not None and 200 <= answer.status < 300:
+        batch.state = BatchState.DELIVERED
+        Webhook.objects.filter(pk=hook.pk).update(last_successful=now)
+    else:
+        batch.next_attempt_at = now + _backoff(batch.attempts)
+        if batch.next_attempt_at >= batch.expires_at:
+            batch.state = BatchState.EXPIRED
+        Webhook.objects.filter(pk=hook.pk).update(last_failure=now)
+    batch.save(update_fields=["latency_ms", "attempts", "response_code", "failure", "state", "next_attempt_at"])
+    return batch.state
+
+
+def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
+    now = now or timezone.now()
+    due = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")
+    return [str(pk) for pk in due.values_list("pk", flat=True)[:limit]]
