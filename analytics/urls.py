@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from analytics import views
+from analytics import report, views
 
 urlpatterns = [
     path("api/v1/metrics", views.MetricsIndexView.as_view()),
@@ -24,4 +24,7 @@ urlpatterns = [
     path("api/v1/webhooks/<uuid:hook_id>/validate", views.WebhookValidateView.as_view()),
     path("api/v1/webhooks/<uuid:hook_id>/batch-status", views.WebhookBatchStatusView.as_view()),
     path("api/v1/webhooks/<uuid:hook_id>/replay", views.WebhookReplayView.as_view()),
+    path("report/", report.report, name="analytics-report"),
+    path("report/sink/", report.sink_list, name="analytics-sink"),
+    path("report/sink/<str:name>", report.sink_message, name="analytics-sink-message"),
 ]
