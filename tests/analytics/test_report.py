@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -39,9 +40,10 @@ def test_report_shows_the_metrics_api_figures_and_links(client, api, staff):
     for name in FIGURES:
         assert f'id="{name}">{totals[name]}<' in html
     assert "<svg" in html and "polyline" in html
-    links = data.brute_links(events, start=data.START, end=data.START + __import__("datetime").timedelta(days=5))
+    links = data.brute_links(events, start=data.START, end=data.START + timedelta(days=5))
     for (name, url), (clicks, unique) in links.items():
-        assert f"<td>{name}</td>" in html and url in html
+        row = f'<td>{name}</td><td><a href="{url}" rel="noopener noreferrer">{url}</a></td>'
+        assert f'{row}<td class="n">{clicks}</td><td class="n">{unique}</td>' in html
     filtered = client.get("/report/", {**WINDOW, "campaign": "welcome"}).content.decode()
     assert f'id="count_clicked">{_api_totals(api, campaigns="welcome")["count_clicked"]}<' in filtered
     assert client.get("/report/", {"from": "nonsense"}).status_code == 400
@@ -72,7 +74,9 @@ def test_sink_lists_messages_and_shows_one_sandboxed(client, staff, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI: apt-get install -y chromium)")
-def test_report_in_a_real_browser_matches_the_metrics_api(live_server, transactional_db, django_user_model, api, tmp_path):
+def test_report_in_a_real_browser_matches_the_metrics_api(
+    live_server, transactional_db, django_user_model, api, tmp_path
+):
     from playwright.sync_api import sync_playwright
 
     django_user_model.objects.create_user("boss", password="pw-for-tests", is_staff=True)
