@@ -61,6 +61,43 @@ class RollupHourly(models.Model):
         ]
 
 
+class RollupDaily(models.Model):
+    """The hourly counters summed per UTC day (same keys): long windows read whole days
+    here and only their partial edge days from the hourly table."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateTimeField()
+    campaign_id = models.CharField(max_length=64)
+    template_id = models.CharField(max_length=64)
+    domain = models.TextField()
+    injected = models.BigIntegerField(db_default=0)
+    policy_rejected = models.BigIntegerField(db_default=0)
+    generation_failed = models.BigIntegerField(db_default=0)
+    generation_rejected = models.BigIntegerField(db_default=0)
+    delivered = models.BigIntegerField(db_default=0)
+    bounce = models.BigIntegerField(db_default=0)
+    hard_bounce = models.BigIntegerField(db_default=0)
+    soft_bounce = models.BigIntegerField(db_default=0)
+    block_bounce = models.BigIntegerField(db_default=0)
+    admin_bounce = models.BigIntegerField(db_default=0)
+    undetermined_bounce = models.BigIntegerField(db_default=0)
+    delayed = models.BigIntegerField(db_default=0)
+    rendered = models.BigIntegerField(db_default=0)
+    initial_rendered = models.BigIntegerField(db_default=0)
+    clicked = models.BigIntegerField(db_default=0)
+    unsubscribe = models.BigIntegerField(db_default=0)
+    unique_rendered = models.BigIntegerField(db_default=0)
+    unique_initial_rendered = models.BigIntegerField(db_default=0)
+    unique_clicked = models.BigIntegerField(db_default=0)
+    unique_confirmed_opened = models.BigIntegerField(db_default=0)
+
+    class Meta:
+        db_table = "analytics_rollup_daily"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "campaign_id", "template_id", "domain"], name="rollup_daily_key")
+        ]
+
+
 class LinkRollupHourly(models.Model):
     """Clicks per UTC hour x campaign x template x link name x URL.
 

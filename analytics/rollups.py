@@ -2,7 +2,8 @@
 
 ``rollups_apply(cursor, events)`` folds newly landed events into:
 
-- ``analytics_rollup_hourly``: counters per UTC hour x campaign x template x recipient domain;
+- ``analytics_rollup_hourly``: counters per UTC hour x campaign x template x recipient domain,
+  and ``analytics_rollup_daily``, the same per UTC day (read for the whole days of long windows);
 - ``analytics_link_rollup_hourly``: clicks per UTC hour x campaign x template x link;
 - the first-seen state behind the unique counters (``analytics_message_engagement`` per
   message, ``analytics_message_link_click`` per message and link);
@@ -107,11 +108,17 @@ WITH eng AS (
   UNION ALL
   SELECT hour, campaign_id, template_id, domain, {zeros_counts}, {unique_aggs}
   FROM uniq GROUP BY 1, 2, 3, 4
-)
+), hourly AS (
 INSERT INTO analytics_rollup_hourly AS r (hour, campaign_id, template_id, domain, {", ".join(counters)})
 SELECT hour, campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
 FROM deltas GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (hour, campaign_id, template_id, domain) DO UPDATE SET
+  {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)}
+)
+INSERT INTO analytics_rollup_daily AS r (day, campaign_id, template_id, domain, {", ".join(counters)})
+SELECT date_trunc('day', hour, 'UTC'), campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
+FROM deltas GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (day, campaign_id, template_id, domain) DO UPDATE SET
   {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)}
 """
 

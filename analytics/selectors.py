@@ -26,7 +26,13 @@ _SUMS = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in ROLLUP_COUNTERS)
 
 
 def _where(q: MetricsQuery, *, domains: bool = True) -> tuple[str, list[Any]]:
-    clauses, params = ["hour >= %s", "hour < %s"], [q.start, q.end]
+    """Hour range and filters, for the hourly tables."""
+    filters, params = _filters(q, domains=domains)
+    return "hour >= %s AND hour < %s" + filters, [q.start, q.end, *params]
+
+
+def _filters(q: MetricsQuery, *, domains: bool = True) -> tuple[str, list[Any]]:
+    clauses, params = [], []
     if q.campaigns:
         clauses.append("campaign_id = ANY(%s)")
         params.append(list(q.campaigns))
@@ -36,7 +42,28 @@ def _where(q: MetricsQuery, *, domains: bool = True) -> tuple[str, list[Any]]:
     if domains and q.domains:
         clauses.append("domain = ANY(%s)")
         params.append(list(q.domains))
-    return " AND ".join(clauses), params
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+_KEY_COLUMNS = "campaign_id, template_id, domain, " + ", ".join(ROLLUP_COUNTERS)
+
+
+def _source(q: MetricsQuery, *, daily: bool = True) -> tuple[str, list[Any]]:
+    """The rollup rows of the window as a subquery ``src`` (column ``hour``): the whole
+    UTC days from ``analytics_rollup_daily``, the partial days at the edges from the
+    hourly table; hourly only when ``daily`` is false or the window holds no whole day."""
+    filters, params = _filters(q)
+    first_day = q.start.replace(hour=0) + (timedelta(days=1) if q.start.hour else timedelta(0))
+    last_day = q.end.replace(hour=0)
+    if not daily or first_day >= last_day:
+        sql = f"(SELECT hour, {_KEY_COLUMNS} FROM analytics_rollup_hourly WHERE hour >= %s AND hour < %s{filters}) src"
+        return sql, [q.start, q.end, *params]
+    sql = (
+        f"(SELECT day AS hour, {_KEY_COLUMNS} FROM analytics_rollup_daily WHERE day >= %s AND day < %s{filters} "
+        f"UNION ALL SELECT hour, {_KEY_COLUMNS} FROM analytics_rollup_hourly "
+        f"WHERE ((hour >= %s AND hour < %s) OR (hour >= %s AND hour < %s)){filters}) src"
+    )
+    return sql, [first_day, last_day, *params, q.start, first_day, last_day, q.end, *params]
 
 
 def _select_metrics(metrics: tuple[str, ...]) -> str:
@@ -52,8 +79,8 @@ def _fetch(sql: str, params: list[Any]) -> list[dict[str, Any]]:
 
 def metrics_summary(*, query: MetricsQuery) -> dict[str, int]:
     """The requested metrics over the whole window: one object."""
-    where, params = _where(query)
-    sql = f"SELECT {_select_metrics(query.metrics)} FROM (SELECT {_SUMS} FROM analytics_rollup_hourly WHERE {where}) s"
+    source, params = _source(query)
+    sql = f"SELECT {_select_metrics(query.metrics)} FROM (SELECT {_SUMS} FROM {source}) s"
     return _fetch(sql, params)[0]
 
 
@@ -61,12 +88,12 @@ def metrics_grouped(*, query: MetricsQuery, key: str) -> list[dict[str, Any]]:
     """The requested metrics per ``key`` (domain, campaign_id or template_id), largest
     ``order_by`` (default: the first metric) first."""
     column = GROUP_KEYS[key]
-    where, params = _where(query)
+    source, params = _source(query)
     order = query.order_by or query.metrics[0]
     limit = f"LIMIT {int(query.limit)}" if query.limit else ""
     sql = (
         f"SELECT {column} AS {key}, {_select_metrics(query.metrics)} FROM ("
-        f"SELECT {column}, {_SUMS} FROM analytics_rollup_hourly WHERE {where} GROUP BY {column}) s "
+        f"SELECT {column}, {_SUMS} FROM {source} GROUP BY {column}) s "
         f"ORDER BY {order} DESC, {key} {limit}"
     )
     return _fetch(sql, params)
@@ -85,13 +112,14 @@ def metrics_time_series(*, query: MetricsQuery) -> list[dict[str, Any]]:
     """The requested metrics per bucket of ``precision``, buckets in ``timezone`` (local
     midnight for day/week/month), every bucket of the window present, oldest first."""
     trunc, step = _BUCKETS[query.precision]
-    where, params = _where(query)
+    utc_days = query.precision in ("day", "week", "month") and query.tz.key in ("UTC", "Etc/UTC")
+    source, params = _source(query, daily=utc_days)
     tz = query.tz.key
     bucket = trunc.format(t="(hour AT TIME ZONE %s)")
     first = trunc.format(t="(%s::timestamptz AT TIME ZONE %s)")
     sql = f"""
     WITH sums AS (
-      SELECT {bucket} AS bucket, {_SUMS} FROM analytics_rollup_hourly WHERE {where} GROUP BY 1
+      SELECT {bucket} AS bucket, {_SUMS} FROM {source} GROUP BY 1
     ), series AS (
       SELECT generate_series({first}, (%s::timestamptz - interval '1 microsecond') AT TIME ZONE %s,
                              interval '{step}') AS bucket
@@ -140,12 +168,9 @@ def metrics_links(*, query: MetricsQuery, limit: int = 200) -> list[dict[str, An
 def metrics_values(*, query: MetricsQuery, key: str) -> list[str]:
     """Distinct non-empty values of ``key`` with rollup rows in the window (the list endpoints)."""
     column = GROUP_KEYS[key]
-    where, params = _where(query)
+    source, params = _source(query)
     limit = f"LIMIT {int(query.limit)}" if query.limit else ""
-    sql = (
-        f"SELECT DISTINCT {column} FROM analytics_rollup_hourly WHERE {where} AND {column} <> '' "
-        f"ORDER BY {column} {limit}"
-    )
+    sql = f"SELECT DISTINCT {column} FROM {source} WHERE {column} <> '' ORDER BY {column} {limit}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]

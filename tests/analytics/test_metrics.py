@@ -178,3 +178,16 @@ def test_relanding_the_same_events_changes_nothing(api, events):
     before = _get(api, "deliverability", **params)
     data.land(events, batch=500, seed=3)
     assert _get(api, "deliverability", **params) == before
+
+
+def test_utc_day_series_and_long_windows_read_daily_rollups_consistently(api, events):
+    got = _get(
+        api, "deliverability/time-series", **{"from": "2024-03-01T06:00", "to": "2024-03-05T18:00"},
+        metrics="count_targeted,count_unique_clicked", precision="day",
+    )  # fmt: skip
+    start, end = S + timedelta(hours=6), S + timedelta(days=4, hours=18)
+    expected = data.brute(events, start=start, end=end, key=lambda e: data.local_day(e, ZoneInfo("UTC")))
+    assert [row["ts"] for row in got][0] == "2024-03-01T00:00:00+00:00" and len(got) == 5
+    for row in got:
+        assert row["count_targeted"] == expected.get(row["ts"], {}).get("count_targeted", 0)
+        assert row["count_unique_clicked"] == expected.get(row["ts"], {}).get("count_unique_clicked", 0)
