@@ -5,28 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from engage import errors
+from engage.api.fields import text_field
 from engage.api.views import ApiView, no_content, query_bool, query_int, request_object, results
 from recipient_lists.models import RecipientList
 from recipient_lists.recipients import normalize_recipients
 from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients
 from recipient_lists.services import recipient_list_create, recipient_list_delete, recipient_list_update
-from templates_app.ids import MAX_ID_BYTES, byte_length
+from templates_app.ids import MAX_ID_BYTES
 
 MANAGE = ("recipient_lists/manage",)
 RESERVED_PREFIX = "rcptlist_"
 MAX_NAME_BYTES = 64
 MAX_DESCRIPTION_BYTES = 1024
-
-
-def text_field(body: dict, key: str, *, max_bytes: int) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidData(f"{key} must be a string")
-    if byte_length(value) > max_bytes:
-        raise errors.InvalidData(f"{key} must be at most {max_bytes} bytes")
-    return value
 
 
 def parse_list_id(body: dict) -> str | None:

@@ -32,6 +32,3 @@ def first_free_id(base: str, *, taken: Callable[[str], set[str]]) -> str:
         n += 1
     return f"{base}-{n}"
 
-
-def byte_length(value: str) -> int:
-    return len(value.encode("utf-8"))

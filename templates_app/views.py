@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
 from engage import errors
+from engage.api.fields import bool_field, iso, text_field
 from engage.api.views import ApiView, no_content, query_bool, request_object, results
 from templates_app import content as content_rules
-from templates_app.ids import MAX_ID_BYTES, byte_length
+from templates_app.ids import MAX_ID_BYTES
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview
 from templates_app.selectors import template_get, template_list, template_version
@@ -19,29 +19,6 @@ from templates_app.services import template_create, template_delete, template_up
 VIEW = ("templates/view", "templates/modify")
 MODIFY = ("templates/modify",)
 PREVIEW = ("templates/preview", "templates/modify")
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 with offset, whole seconds (SparkPost's ``2014-05-22T15:12:59+00:00``)."""
-    return value.replace(microsecond=0).isoformat() if value is not None else None
-
-
-def text_field(body: dict, key: str, *, max_bytes: int) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidData(f"{key} must be a string")
-    if byte_length(value) > max_bytes:
-        raise errors.InvalidData(f"{key} must be at most {max_bytes} bytes")
-    return value
-
-
-def bool_field(body: dict, key: str) -> bool | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise errors.InvalidData(f"{key} must be a boolean")
-    return value
 
 
 def parse_template_id(value: str | None) -> str | None:
