@@ -4,10 +4,13 @@ Delivery guarantee, and its one residual window
 -----------------------------------------------
 Messages are claimed in small batches with one conditional UPDATE
 (``queued → sending``, ``claimed_by`` = this execution, ``claimed_at`` = now). Each message
-is then generated and handed to the relay, and its outcome is written **immediately**,
-one UPDATE per message, before the next message is touched (``sent`` after a 2xx,
-``failed`` after a 5xx or a render error, ``deferred`` after a 4xx). The chunk task is
-acknowledged only after all of that (``acks_late``).
+is then generated and handed to the relay, and its outcome is written before the chunk
+task is acknowledged (``acks_late``): ``failed`` after a 5xx or a render error and
+``deferred`` after a 4xx immediately, one UPDATE each; ``sent`` after a 2xx in small
+groups, one ``UPDATE ... WHERE id = ANY(...)`` per group of at most :data:`SENT_GROUP`
+(8) messages, written as soon as the group is full, before the next SMTP transaction once
+the oldest unrecorded ``250`` is :data:`SENT_GROUP_SECONDS` (50 ms) old, before every new
+claim, and when the chunk ends or fails.
 
 If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late`` +
 ``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
@@ -17,15 +20,19 @@ are claimed again, by the redelivered task or after the recovery beat task re-qu
 sent twice, and nothing claimed is lost**.
 
 The residual at-least-once window is the time between the relay's ``250`` to the end of
-DATA and the commit of that message's ``sent`` UPDATE: one local round trip (~0.1-0.3
-ms). A worker killed inside it leaves the message ``sending`` and it is sent again
-(at most one message per killed worker process). The same holds for a connection lost
-after the body was sent (``RelayUnavailable.handed_off_maybe``). The per-message UPDATE
-runs with ``synchronous_commit = off``: that does not widen the window for a worker crash
-(the commit is visible to every session at once), only for a PostgreSQL crash, where the
-last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and those messages resent.
-Events are buffered after the state is written, so a crash in between can lose the
-``injection``/``delivery`` events of that one message but never duplicates a send.
+DATA and the commit of the UPDATE that records that message's group as ``sent``: with a
+healthy relay a few milliseconds (at most :data:`SENT_GROUP` messages' hand-off plus one
+local round trip; one relay transaction longer if that transaction stalls). A worker killed
+inside it leaves those messages ``sending`` and they are sent again: **at most
+:data:`SENT_GROUP` messages per killed worker process** (tests/e2e checks the bound). The
+grouping is what pays for one PostgreSQL round trip per 8 messages instead of one per
+message. The same holds for a connection lost after the body was sent
+(``RelayUnavailable.handed_off_maybe``). State UPDATEs run with ``synchronous_commit =
+off``: that does not widen the window for a worker crash (the commit is visible to every
+session at once), only for a PostgreSQL crash, where the last ~``wal_writer_delay`` (200
+ms) of ``sent`` marks can be lost and those messages resent. Events are buffered after the
+state they report is written (one Redis round trip per group), so a crash in between can
+lose the ``injection``/``delivery`` events of one group but never duplicates a send.
 """
 
 from __future__ import annotations
@@ -47,7 +54,10 @@ from transmissions.services import transmission_finish_if_done
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChunkResult", "chunk_send", "message_retry", "stale_claims_recover"]
+__all__ = ["SENT_GROUP", "SENT_GROUP_SECONDS", "ChunkResult", "chunk_send", "message_retry", "stale_claims_recover"]
+
+SENT_GROUP = 8  # the most messages a killed worker process can have handed off but not recorded
+SENT_GROUP_SECONDS = 0.05  # the oldest unrecorded 250 is recorded before the next hand-off after this
 
 _CLAIM_SQL = """
 UPDATE transmissions_message m
@@ -69,6 +79,10 @@ RETURNING id, message_id, recipient, attempts, transmission_id
 _FINISH_ONE_SQL = (
     "UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = '' WHERE id = %s"
 )
+_FINISH_SENT_SQL = (
+    "UPDATE transmissions_message SET state = 'sent', finished_at = now(), last_error = '', claimed_by = '' "
+    "WHERE id = ANY(%s)"
+)
 _RELEASE_SQL = (
     "UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL "
     "WHERE claimed_by = %s AND state = 'sending' AND id = ANY(%s)"
@@ -89,7 +103,8 @@ def _loads(value: Any) -> dict:
 
 
 class _Session:
-    """One chunk execution: DB cursor, claim token, heartbeat."""
+    """One chunk execution: DB cursor, claim token, heartbeat, and the group of messages
+    handed off whose ``sent`` state (and then events) is not written yet."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -98,6 +113,32 @@ class _Session:
         self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
         self.beat_every = max(self.stale / 4, 0.5)
         self.last_beat = time.monotonic()
+        self.unrecorded: list[int] = []  # pks the relay answered 2xx for, not yet ``sent``
+        self.unrecorded_since = 0.0
+        self.events: list[dict] = []  # events whose state is written once ``flush`` ran
+
+    def delivered(self, pk: int, events: list[dict]) -> None:
+        """Note a 2xx: recorded ``sent`` with its group (see the module docstring)."""
+        if not self.unrecorded:
+            self.unrecorded_since = time.monotonic()
+        self.unrecorded.append(pk)
+        self.events.extend(events)
+        if len(self.unrecorded) >= SENT_GROUP:
+            self.flush()
+
+    def before_hand_off(self) -> None:
+        """Record an old group before a transaction that may take as long as the relay likes."""
+        if self.unrecorded and time.monotonic() - self.unrecorded_since >= SENT_GROUP_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write ``sent`` for the group, then buffer the events of everything recorded."""
+        if self.unrecorded:
+            self.cursor.execute(_FINISH_SENT_SQL, [self.unrecorded])
+            self.unrecorded = []
+        if self.events:
+            events, self.events = self.events, []
+            events_enqueue(events)
 
     def heartbeat(self) -> None:
         if time.monotonic() - self.last_beat >= self.beat_every:
@@ -112,7 +153,13 @@ class _Session:
             self.cursor.execute(_RELEASE_SQL, [self.token, pks])
 
     def close(self) -> None:
+        """Ends the session; on an error path, first records what was handed off."""
         try:
+            if self.unrecorded or self.events:
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("could not record %d handed-off message(s) as sent", len(self.unrecorded))
             self.cursor.execute("SET synchronous_commit TO DEFAULT")
         finally:
             self.cursor.close()
@@ -140,7 +187,8 @@ def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | N
 
 
 def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts: int) -> str:
-    """Generate and hand off one claimed message; record its state and events.
+    """Generate and hand off one claimed message; record its state (``sent`` with its
+    group) and leave its events to the session's next ``flush``.
 
     Returns "sent", "failed" or "deferred"; raises RelayUnavailable (state left
     ``sending`` for the caller to release).
@@ -153,38 +201,36 @@ def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts:
         )
     except GenerationFailed as exc:
         session.finish(pk, "failed", f"generation: {exc.reason}")
-        events_enqueue([
+        session.events.append(
             {"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
              "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}},
-        ])  # fmt: skip
+        )  # fmt: skip
         return "failed"
+    session.before_hand_off()
     result = relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
     num_retries = str(max(attempts - 1, 0))
     if result.outcome == "delivered":
-        session.finish(pk, "sent")
         events = [{"type": "injection", **fields, "friendly_from": built.friendly_from, "subject": built.subject,
                    "msg_from": built.mail_from, "msg_size": str(len(built.data))}] if attempts == 1 else []  # fmt: skip
         delivery = _result_event("delivery", fields, built, result)
         delivery["num_retries"] = num_retries
         events.append(delivery)
-        events_enqueue(events)
+        session.delivered(pk, events)
         return "sent"
     if result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
         session.finish(pk, "deferred", result.reason)
         delay = _result_event("delay", fields, built, result)
         delay["num_retries"] = num_retries
-        events = [delay]
         if attempts == 1:
-            events.insert(0, {**_result_event("injection", fields, built, None)})
-        events_enqueue(events)
+            session.events.append(_result_event("injection", fields, built, None))
+        session.events.append(delay)
         return "deferred"
     session.finish(pk, "failed", result.reason)
     bounce = _result_event("bounce", fields, built, result)
     bounce["num_retries"] = num_retries
-    events = [bounce]
     if attempts == 1:
-        events.insert(0, _result_event("injection", fields, built, None))
-    events_enqueue(events)
+        session.events.append(_result_event("injection", fields, built, None))
+    session.events.append(bounce)
     return "failed"
 
 
@@ -203,6 +249,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     session = _Session(token)
     try:
         while True:
+            session.flush()
             session.cursor.execute(
                 _CLAIM_SQL,
                 {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
@@ -217,6 +264,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 try:
                     outcome = _deliver_one(session, prepared, row, attempts=row[3])
                 except RelayUnavailable as exc:
+                    session.flush()
                     _relay_lost(session, prepared, row, exc)
                     session.release([r[0] for r in rows[position:]])
                     raise
@@ -262,6 +310,7 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
             _relay_lost(session, prepared, row, exc)
             session.finish(row[0], "deferred", exc.reason)
             raise
+        session.flush()
         return outcome, row[3]
     finally:
         session.close()
