@@ -33,6 +33,8 @@ def _database_url(settings_dict: dict) -> str:
     auth = f"{user}:{quote(password)}@" if password else (f"{user}@" if user else "")
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or "5432"
+    if host.startswith("/"):  # a socket directory (the embedded PostgreSQL)
+        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
     return f"postgresql://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
