@@ -144,11 +144,19 @@ class Relay:
         if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
         try:
-            code, text = conn.mail(mail_from, options)
+            if not options and _plain(mail_from):
+                conn.putcmd("mail", f"FROM:<{mail_from}>")
+                code, text = conn.getreply()
+            else:
+                code, text = conn.mail(mail_from, options)
             if code != 250:
                 self._rset(conn)
                 return RelayResult(_outcome(code), code, _text(text))
-            code, text = conn.rcpt(rcpt_to)
+            if not options and _plain(rcpt_to):
+                conn.putcmd("rcpt", f"TO:<{rcpt_to}>")
+                code, text = conn.getreply()
+            else:
+                code, text = conn.rcpt(rcpt_to)
             if code not in (250, 251):
                 self._rset(conn)
                 return RelayResult(_outcome(code), code, _text(text))
@@ -183,11 +191,20 @@ class _LostAfterData(Exception):
 
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
+# An address smtplib's quoteaddr (an RFC 822 parse, ~40 us) would give back unchanged inside <>.
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _plain(address: str) -> bool:
+    return address.isascii() and _PLAIN_ADDRESS.fullmatch(address) is not None
 
 
 def _dot_stuffed(data: bytes) -> bytes:
     """CRLF line ends, leading dots doubled, and the end-of-data marker (RFC 5321 §4.5.2)."""
-    data = _BARE_EOL.sub(b"\r\n", data)
+    if b"\r" in data:
+        data = _BARE_EOL.sub(b"\r\n", data)
+    else:  # LF only (what transmissions.mime writes): a plain replace is ~10x the regex
+        data = data.replace(b"\n", b"\r\n")
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")

@@ -362,3 +362,30 @@ def test_an_old_unrecorded_group_is_recorded_before_the_next_hand_off(api, relay
     monkeypatch.setattr(sending, "relay", Watching)
     run(api, body(recipients=recipients))
     assert seen == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["jo@example.com", "Jo.Doe+tag@sub.example.com", "a_b-c@x.io", '"jo doe"@example.com', "jo@[127.0.0.1]",
+     "Jo <jo@example.com>", "", "<>", "jo@", "jö@example.com", "a,b@example.com"],
+)  # fmt: skip
+def test_the_fast_smtp_address_path_agrees_with_smtplib(address):
+    import smtplib
+
+    from transmissions.delivery import _plain
+
+    if _plain(address):
+        assert smtplib.quoteaddr(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize("data", [b"a\nb\n", b"a\r\nb", b".a\n.b\r\n..c\rd", b"x", b"\n.\n"])
+def test_dot_stuffing_gives_crlf_lines_doubled_dots_and_the_end_marker(data):
+    import re
+
+    from transmissions.delivery import _dot_stuffed
+
+    lines = re.split(rb"\r\n|\r|\n", data)
+    if lines[-1] == b"":
+        lines.pop()
+    expected = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+    assert _dot_stuffed(data) == expected
