@@ -2,7 +2,7 @@
 NOTHING into ``tracking_event``, and fold exactly the inserted rows into the rollups, all
 on the caller's cursor (so in the caller's transaction).
 
-The lander (``tracking.events``) may call ``events_insert`` instead of its own insert;
+The lander (``tracking.events``) lands every buffered batch through ``events_insert``;
 tests and ``bench/metrics.py`` use it to land events exactly as production does.
 """
 
@@ -14,17 +14,11 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from analytics import rollups
-from tracking.models import EVENT_COLUMNS
+from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
 
 STAGE = "analytics_stage"
 
-_DEFAULTS: dict[str, Any] = {
-    "message_id": "", "transmission_id": "", "campaign_id": "", "template_id": "", "template_version": "",
-    "rcpt_to": "", "raw_rcpt_to": "", "recipient_domain": "", "rcpt_meta": {}, "rcpt_tags": [],
-    "friendly_from": "", "subject": "", "ip_address": "", "user_agent": "", "accept_language": "",
-    "target_link_name": "", "target_link_url": "", "transactional": False, "bounce_class": "",
-    "error_code": "", "reason": "", "extra": {},
-}  # fmt: skip
+_DEFAULTS = EVENT_DEFAULTS
 _JSON = {"rcpt_meta", "rcpt_tags", "extra"}
 _COLS = ", ".join(EVENT_COLUMNS)
 

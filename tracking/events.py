@@ -35,8 +35,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from analytics import rollups
-from tracking.models import EVENT_COLUMNS
+from analytics import ingest
+from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -50,32 +50,10 @@ __all__ = [
 ]
 
 # Column defaults (the table's), and how each column is typed in the unnest() insert.
-_DEFAULTS: dict[str, Any] = {
-    "message_id": "", "transmission_id": "", "campaign_id": "", "template_id": "", "template_version": "",
-    "rcpt_to": "", "raw_rcpt_to": "", "recipient_domain": "", "rcpt_meta": {}, "rcpt_tags": [],
-    "friendly_from": "", "subject": "", "ip_address": "", "user_agent": "", "accept_language": "",
-    "target_link_name": "", "target_link_url": "", "transactional": False, "bounce_class": "",
-    "error_code": "", "reason": "", "extra": {},
-}  # fmt: skip
+_DEFAULTS = EVENT_DEFAULTS
 _JSON_COLUMNS = frozenset({"rcpt_meta", "rcpt_tags", "extra"})
-_SQL_TYPES = {"timestamp": "timestamptz", "transactional": "boolean", **{c: "jsonb" for c in _JSON_COLUMNS}}
 _COLUMN_SET = frozenset(EVENT_COLUMNS)
 
-
-def _insert_sql() -> str:
-    # One statement whatever the batch size: each column travels as one array parameter
-    # (a VALUES list would hit the 65535-parameter limit and be re-planned per size).
-    cols = ", ".join(EVENT_COLUMNS)
-    arrays = ", ".join(f"%s::{_SQL_TYPES.get(c, 'text').replace('jsonb', 'text')}[]" for c in EVENT_COLUMNS)
-    aliases = ", ".join(f"c{i}" for i in range(len(EVENT_COLUMNS)))
-    select = ", ".join(f"c{i}::jsonb" if c in _JSON_COLUMNS else f"c{i}" for i, c in enumerate(EVENT_COLUMNS))
-    return (
-        f"INSERT INTO tracking_event ({cols}) SELECT {select} FROM unnest({arrays}) AS u({aliases}) "
-        f"ON CONFLICT (event_id, timestamp) DO NOTHING RETURNING id, {cols}"
-    )
-
-
-_INSERT_SQL = _insert_sql()
 
 _FIELD = b"e"
 _TRUE_STRINGS = frozenset({"1", "true", "yes", "on"})
@@ -269,22 +247,10 @@ def event_partitions_ensure(days: Iterable[date]) -> None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert rows (skipping duplicates) and fold the inserted ones into the rollups, in one
-    transaction; returns the inserted rows as dicts (with ``id``)."""
-    params = []
-    for column in EVENT_COLUMNS:
-        if column in _JSON_COLUMNS:
-            params.append([json.dumps(row[column], separators=(",", ":"), default=_json_default) for row in rows])
-        else:
-            params.append([row[column] for row in rows])
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, params)
-            names = [col.name for col in cursor.description]
-            inserted = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-            if inserted:
-                rollups.rollups_apply(cursor, inserted)
-    return inserted
+    """Insert rows (skipping duplicates) and fold the inserted ones into the rollups and
+    webhook queues, in one transaction; returns the inserted rows as dicts (with ``id``)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        return ingest.events_insert(cursor, rows)
 
 
 def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None = None) -> int:

@@ -52,6 +52,16 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 
 
+# The table's column defaults: what an event that does not carry a field stores.
+EVENT_DEFAULTS: dict[str, object] = {
+    "message_id": "", "transmission_id": "", "campaign_id": "", "template_id": "", "template_version": "",
+    "rcpt_to": "", "raw_rcpt_to": "", "recipient_domain": "", "rcpt_meta": {}, "rcpt_tags": [],
+    "friendly_from": "", "subject": "", "ip_address": "", "user_agent": "", "accept_language": "",
+    "target_link_name": "", "target_link_url": "", "transactional": False, "bounce_class": "",
+    "error_code": "", "reason": "", "extra": {},
+}  # fmt: skip
+
+
 class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     event_id = models.CharField(max_length=40)

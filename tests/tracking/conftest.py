@@ -64,9 +64,17 @@ def tokens():
 
 @pytest.fixture
 def rollup_calls(monkeypatch):
-    """Records every ``rollups_apply(cursor, events)`` call's events."""
-    from analytics import rollups
+    """The rows of every landing batch that inserted something new (what the rollups got)."""
+    from analytics import ingest
 
     calls: list[list[dict]] = []
-    monkeypatch.setattr(rollups, "rollups_apply", lambda cursor, events: calls.append(list(events)))
+    real = ingest.events_insert
+
+    def recording(cursor, events, **kwargs):
+        inserted = real(cursor, events, **kwargs)
+        if inserted:
+            calls.append(list(inserted))
+        return inserted
+
+    monkeypatch.setattr(ingest, "events_insert", recording)
     return calls
