@@ -125,11 +125,18 @@ class Relay:
 
     def send(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
         """One SMTP transaction for one recipient."""
+        result = self.send_begin(mail_from=mail_from, rcpt_to=rcpt_to, data=data)
+        return self.send_end() if result is None else result
+
+    def send_begin(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult | None:
+        """The transaction up to and including the body. None when the relay's answer to the
+        end of DATA is still to be read by :meth:`send_end` (the caller may prepare the next
+        message meanwhile, while the relay takes the body in); else the refusal (4xx/5xx)."""
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
             try:
-                return self._transaction(self._conn, mail_from, rcpt_to, data)
+                return self._begin(self._conn, mail_from, rcpt_to, data)
             except _LostBeforeData as exc:
                 self._drop()
                 if attempt == 2:
@@ -139,7 +146,18 @@ class Relay:
                 raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
         raise AssertionError("unreachable")
 
-    def _transaction(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
+    def send_end(self) -> RelayResult:
+        """The relay's answer to the body sent by :meth:`send_begin`."""
+        try:
+            if self._conn is None:
+                raise OSError("no connection")
+            code, text = self._conn.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
+        return RelayResult(_outcome(code), code, _text(text))
+
+    def _begin(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult | None:
         options = []
         if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
@@ -169,10 +187,9 @@ class Relay:
             raise _LostBeforeData(str(exc)) from exc
         try:
             conn.send(_dot_stuffed(data))
-            code, text = conn.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _LostAfterData(str(exc)) from exc
-        return RelayResult(_outcome(code), code, _text(text))
+        return None
 
     @staticmethod
     def _rset(conn: smtplib.SMTP) -> None:

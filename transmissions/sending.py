@@ -19,12 +19,14 @@ are claimed again, by the redelivered task or after the recovery beat task re-qu
 ``sent`` rows are never touched again, so **nothing that was recorded as handed off is
 sent twice, and nothing claimed is lost**.
 
-The residual at-least-once window is the time between the relay's ``250`` to the end of
-DATA and the commit of the UPDATE that records that message's group as ``sent``: with a
-healthy relay a few milliseconds (at most :data:`SENT_GROUP` messages' hand-off plus one
-local round trip; one relay transaction longer if that transaction stalls). A worker killed
-inside it leaves those messages ``sending`` and they are sent again: **at most
-:data:`SENT_GROUP` messages per killed worker process** (tests/e2e checks the bound). The
+The residual at-least-once window is the time between the end of DATA (the body is on
+its way; the next message is generated while the relay answers) and the commit of the
+UPDATE that records that message's group as ``sent``: with a healthy relay a few
+milliseconds (at most :data:`SENT_GROUP` messages' hand-off plus one local round trip; one
+relay transaction longer if that transaction stalls). A worker killed inside it leaves
+those messages ``sending`` and they are sent again: the body in flight and the unrecorded
+group together are never more than :data:`SENT_GROUP`, so **at most :data:`SENT_GROUP`
+messages per killed worker process** are repeated (tests/e2e checks the bound). The
 grouping is what pays for one PostgreSQL round trip per 8 messages instead of one per
 message. The same holds for a connection lost after the body was sent
 (``RelayUnavailable.handed_off_maybe``). State UPDATEs run with ``synchronous_commit =
@@ -186,13 +188,16 @@ def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | N
     return event
 
 
-def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts: int) -> str:
-    """Generate and hand off one claimed message; record its state (``sent`` with its
-    group) and leave its events to the session's next ``flush``.
+@dataclass(slots=True)
+class _Job:
+    position: int  # in the claimed batch
+    row: tuple
+    fields: dict
+    built: Built
 
-    Returns "sent", "failed" or "deferred"; raises RelayUnavailable (state left
-    ``sending`` for the caller to release).
-    """
+
+def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
+    """Generate one claimed message; None (recorded ``failed``, event buffered) on a render error."""
     pk, message_id, recipient = row[0], row[1], _loads(row[2])
     fields = event_fields(prepared, message_id=message_id, recipient=recipient)
     try:
@@ -205,9 +210,14 @@ def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts:
             {"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
              "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}},
         )  # fmt: skip
-        return "failed"
-    session.before_hand_off()
-    result = relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
+        return None
+    return _Job(position, row, fields, built)
+
+
+def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
+    """Record the relay's answer for one message (``sent`` with its group) and leave its
+    events to the session's next ``flush``: "sent", "failed" or "deferred"."""
+    pk, attempts, fields, built = job.row[0], job.row[3], job.fields, job.built
     num_retries = str(max(attempts - 1, 0))
     if result.outcome == "delivered":
         events = [{"type": "injection", **fields, "friendly_from": built.friendly_from, "subject": built.subject,
@@ -234,9 +244,36 @@ def _deliver_one(session: _Session, prepared: Prepared, row: tuple, *, attempts:
     return "failed"
 
 
+def _deliver_one(session: _Session, prepared: Prepared, row: tuple) -> str:
+    """Generate, hand off and record one claimed message (no overlap; see ``chunk_send``).
+
+    Raises RelayUnavailable (state left ``sending`` for the caller to deal with).
+    """
+    job = _job_build(session, prepared, row)
+    if job is None:
+        return "failed"
+    session.before_hand_off()
+    built = job.built
+    return _job_record(session, job, relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data))
+
+
+def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
+    if outcome == "sent":
+        result.sent += 1
+    elif outcome == "failed":
+        result.failed += 1
+    else:
+        result.deferred.append(row[0])
+        result.deferred_attempts.append(row[3])
+
+
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. Raises
-    RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
+    RelayUnavailable (after giving the unsent claimed messages back) so the task retries.
+
+    The next message is generated while the relay takes in the previous body: its answer
+    to the end of DATA is read (and recorded) right after, before the next transaction.
+    """
     result = ChunkResult(deferred=[], deferred_attempts=[])
     prepared = prepared_get(transmission_id=transmission_id)
     if prepared is None:
@@ -259,22 +296,43 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
             if not rows:
                 break
             session.last_beat = time.monotonic()
+            pending: _Job | None = None  # body handed off, the relay's answer not read yet
+
+            def lost(job: _Job, exc: RelayUnavailable) -> None:
+                session.flush()
+                _relay_lost(session, prepared, job.row, exc)
+                session.release([r[0] for r in rows[job.position :]])
+
             for position, row in enumerate(rows):
                 session.heartbeat()
-                try:
-                    outcome = _deliver_one(session, prepared, row, attempts=row[3])
-                except RelayUnavailable as exc:
-                    session.flush()
-                    _relay_lost(session, prepared, row, exc)
-                    session.release([r[0] for r in rows[position:]])
-                    raise
-                if outcome == "sent":
-                    result.sent += 1
-                elif outcome == "failed":
+                job = _job_build(session, prepared, row, position)
+                if pending is not None:
+                    try:
+                        _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
+                    except RelayUnavailable as exc:
+                        lost(pending, exc)
+                        raise
+                    pending = None
+                if job is None:
                     result.failed += 1
+                    continue
+                session.before_hand_off()
+                built = job.built
+                try:
+                    answer = relay().send_begin(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
+                except RelayUnavailable as exc:
+                    lost(job, exc)
+                    raise
+                if answer is None:
+                    pending = job
                 else:
-                    result.deferred.append(row[0])
-                    result.deferred_attempts.append(row[3])
+                    _tally(result, row, _job_record(session, job, answer))
+            if pending is not None:
+                try:
+                    _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
+                except RelayUnavailable as exc:
+                    lost(pending, exc)
+                    raise
     finally:
         session.close()
     transmission_finish_if_done(transmission_id=transmission_id)
@@ -305,7 +363,7 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
         if prepared is None:
             return "skipped", 0
         try:
-            outcome = _deliver_one(session, prepared, row, attempts=row[3])
+            outcome = _deliver_one(session, prepared, row)
         except RelayUnavailable as exc:
             _relay_lost(session, prepared, row, exc)
             session.finish(row[0], "deferred", exc.reason)
