@@ -8,9 +8,10 @@ is then generated and handed to the relay, and its outcome is written before the
 task is acknowledged (``acks_late``): ``failed`` after a 5xx or a render error and
 ``deferred`` after a 4xx immediately, one UPDATE each; ``sent`` after a 2xx in small
 groups, one ``UPDATE ... WHERE id = ANY(...)`` per group of at most :data:`SENT_GROUP`
-(8) messages, written as soon as the group is full, before the next SMTP transaction once
-the oldest unrecorded ``250`` is :data:`SENT_GROUP_SECONDS` (50 ms) old, before every new
-claim, and when the chunk ends or fails.
+(8) messages, written while the next body is in flight once that body would make the group
+full, before the next SMTP transaction once the oldest unrecorded ``250`` is
+:data:`SENT_GROUP_SECONDS` (50 ms) old, before every new claim, and when the chunk ends or
+fails.
 
 If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late`` +
 ``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
@@ -131,6 +132,12 @@ class _Session:
     def before_hand_off(self) -> None:
         """Record an old group before a transaction that may take as long as the relay likes."""
         if self.unrecorded and time.monotonic() - self.unrecorded_since >= SENT_GROUP_SECONDS:
+            self.flush()
+
+    def while_in_flight(self) -> None:
+        """A body is on its way: record the group now if it makes SENT_GROUP with that body
+        (the round trips then overlap the relay's work instead of adding to it)."""
+        if len(self.unrecorded) >= SENT_GROUP - 1:
             self.flush()
 
     def flush(self) -> None:
@@ -325,6 +332,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     raise
                 if answer is None:
                     pending = job
+                    session.while_in_flight()
                 else:
                     _tally(result, row, _job_record(session, job, answer))
             if pending is not None:
