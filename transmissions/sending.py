@@ -304,12 +304,6 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 break
             session.last_beat = time.monotonic()
             pending: _Job | None = None  # body handed off, the relay's answer not read yet
-
-            def lost(job: _Job, exc: RelayUnavailable) -> None:
-                session.flush()
-                _relay_lost(session, prepared, job.row, exc)
-                session.release([r[0] for r in rows[job.position :]])
-
             for position, row in enumerate(rows):
                 session.heartbeat()
                 job = _job_build(session, prepared, row, position)
@@ -317,7 +311,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     try:
                         _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
                     except RelayUnavailable as exc:
-                        lost(pending, exc)
+                        _batch_lost(session, prepared, rows, pending, exc)
                         raise
                     pending = None
                 if job is None:
@@ -328,7 +322,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 try:
                     answer = relay().send_begin(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
                 except RelayUnavailable as exc:
-                    lost(job, exc)
+                    _batch_lost(session, prepared, rows, job, exc)
                     raise
                 if answer is None:
                     pending = job
@@ -339,12 +333,19 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 try:
                     _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
                 except RelayUnavailable as exc:
-                    lost(pending, exc)
+                    _batch_lost(session, prepared, rows, pending, exc)
                     raise
     finally:
         session.close()
     transmission_finish_if_done(transmission_id=transmission_id)
     return result
+
+
+def _batch_lost(session: _Session, prepared: Prepared, rows: list, job: _Job, exc: RelayUnavailable) -> None:
+    """The relay went away at ``job``: record what it accepted, give back it and the rest."""
+    session.flush()
+    _relay_lost(session, prepared, job.row, exc)
+    session.release([r[0] for r in rows[job.position :]])
 
 
 def _relay_lost(session: _Session, prepared: Prepared, row: tuple, exc: RelayUnavailable) -> None:

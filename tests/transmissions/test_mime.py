@@ -27,8 +27,12 @@ def same(headers, text, html, amp_html=None) -> None:
 
 HEADERS = [("From", "news@sender.test"), ("To", '"Jo" <jo@example.com>'), ("Subject", "Hello Jo"),
            ("Message-ID", "<abc@sender.test>")]  # fmt: skip
-body_text = st.lists(st.sampled_from(["a", "b", " ", "\n", "\r\n", "\r", ".", "é", "€", "x" * 950, "\t", "--"])).map("".join)
-header_text = st.lists(st.sampled_from(["a", "B", " ", "  ", "\t", ",", ";", "<", ">", "é", "@", "x" * 40, "="])).map("".join)
+body_text = st.lists(st.sampled_from(["a", "b", " ", "\n", "\r\n", "\r", ".", "é", "€", "x" * 950, "\t", "--"])).map(
+    "".join
+)
+header_text = st.lists(st.sampled_from(["a", "B", " ", "  ", "\t", ",", ";", "<", ">", "é", "@", "x" * 40, "="])).map(
+    "".join
+)
 
 
 def test_text_and_html_are_a_multipart_alternative_like_the_generators():
@@ -71,5 +75,9 @@ def test_any_bodies_and_header_values_give_the_generators_bytes(text, html, amp,
 def test_the_parts_read_back_as_given(text, html):
     message = email.message_from_bytes(build_message(headers=HEADERS, text=text, html=html), policy=default)
     plain, rich = (part.get_content() for part in message.iter_parts())
-    assert plain.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") == text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
-    assert rich.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") == html.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    assert plain.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") == text.replace("\r\n", "\n").replace(
+        "\r", "\n"
+    ).rstrip("\n")
+    assert rich.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") == html.replace("\r\n", "\n").replace(
+        "\r", "\n"
+    ).rstrip("\n")
