@@ -1,6 +1,6 @@
 """Click redirect benchmark: ``/f/<token>`` against a bare Django redirect, same server.
 
-    .venv/bin/python bench/click_redirect.py [--seconds 10] [--connections 32] [--workers 4]
+    .venv/bin/python bench/click_redirect.py [--seconds 10] [--connections 8] [--workers 2]
 
 Uses DATABASE_URL / REDIS_URL like the app, but the database ``engage_bench_click`` (created and
 migrated here) and a private event stream. Serves the app with gunicorn (gthread) on
@@ -101,13 +101,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (one per core)")
     parser.add_argument(
         "--lander-during", action="store_true", help="run the lander during the timed runs (default: start it after)"
     )
-    parser.add_argument("--worker-threads", type=int, default=2, help="gunicorn gthread threads per worker")
+    parser.add_argument("--worker-threads", type=int, default=4, help="gunicorn gthread threads per worker")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
