@@ -223,3 +223,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30},
     },
 }
+
+# Retention (tracking/retention.py): raw events are dropped a day partition at a time after
+# this many days; rollups (what metrics and the report read) are kept this many days.
+ENGAGE_EVENT_RETENTION_DAYS = env_int("ENGAGE_EVENT_RETENTION_DAYS", 10)
+ENGAGE_ROLLUP_RETENTION_DAYS = env_int("ENGAGE_ROLLUP_RETENTION_DAYS", 183)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "tracking-retention": {"task": "tracking.retention", "schedule": 3600.0, "options": {"expires": 600}},
+}

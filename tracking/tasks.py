@@ -8,7 +8,11 @@ import time
 
 from celery import shared_task
 
+from django.conf import settings
+from django.utils import timezone
+
 from tracking.events import event_partitions_ahead, events_land
+from tracking.retention import event_retention_apply, rollup_retention_apply
 
 LAND_SECONDS = 1.0
 
@@ -37,3 +41,11 @@ def land_events() -> int:
 def event_partitions() -> None:
     """Create today's and tomorrow's event partitions ahead of the events."""
     event_partitions_ahead()
+
+
+@shared_task(name="tracking.retention", ignore_result=True)
+def retention() -> None:
+    """Drop raw events and rollups past their retention (beat runs this hourly)."""
+    now = timezone.now()
+    event_retention_apply(now=now, keep_days=settings.ENGAGE_EVENT_RETENTION_DAYS)
+    rollup_retention_apply(now=now, keep_days=settings.ENGAGE_ROLLUP_RETENTION_DAYS)
