@@ -32,7 +32,7 @@ _ROLLUPS = (
 
 def partitions_expired(names: list[str], *, cutoff: date) -> list[str]:
     """The day partitions (``tracking_event_YYYYMMDD``) that hold only days before ``cutoff``."""
-    return sorted(name for name in names if datetime.strptime(name[-8:], "%Y%m%d").date() < cutoff)
+    return sorted(name for name in names if date.fromisoformat(name[-8:]) < cutoff)
 
 
 def event_retention_apply(*, now: datetime, keep_days: int) -> list[str]:

@@ -7,7 +7,6 @@ import socket
 import time
 
 from celery import shared_task
-
 from django.conf import settings
 from django.utils import timezone
 
