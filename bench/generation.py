@@ -142,6 +142,7 @@ def main() -> None:
          "-c", str(args.concurrency), "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    ours: list[int] = []  # this run's transmissions, deleted at the end (the table would grow run after run)
     try:
         time.sleep(4)  # let the worker boot
         _key, raw = api_key_create(label="bench-generation", grants=list(ALL_GRANTS))
@@ -171,10 +172,12 @@ def main() -> None:
 
         warm = args.concurrency * settings.ENGAGE_GENERATION_CHUNK_SIZE
         _clock_reset(clock)
-        wait_sent(post(warm), warm, time.perf_counter() + 120)
+        ours.append(post(warm))
+        wait_sent(ours[-1], warm, time.perf_counter() + 120)
         _clock_reset(clock)
         started = time.perf_counter()
         tid = post(args.messages)
+        ours.append(tid)
         sent = wait_sent(tid, args.messages, started + 600)
         elapsed = time.perf_counter() - started
         received, engage_rate = _clock_rate(clock)
@@ -183,6 +186,11 @@ def main() -> None:
         worker.wait(30)
         sink.terminate()
         broker.delete("celery", "unacked", "unacked_index", "engage:bench:generation")
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM transmissions_message WHERE transmission_id = ANY(%s)", [ours])
+            cursor.execute("DELETE FROM transmissions_transmission WHERE id = ANY(%s)", [ours])
     ratio = engage_rate / direct_rate
     print(f"generation: {args.messages} messages, {args.concurrency} worker processes, {len(data)} bytes/message (direct)")
     print(f"  direct smtplib -> sink : {direct_rate:,.0f} msg/s (first to last received at the sink)")
