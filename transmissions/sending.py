@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SENT_GROUP", "SENT_GROUP_SECONDS", "ChunkResult", "chunk_send", "message_retry", "stale_claims_recover"]
 
-SENT_GROUP = 8  # the most messages a killed worker process can have handed off but not recorded
+# The most messages a killed worker process can have handed off but not recorded (1 = only
+# the one in flight; larger groups trade that window for throughput, see bench/RESULTS.md).
+SENT_GROUP = settings.ENGAGE_SEND_RECORD_GROUP
 SENT_GROUP_SECONDS = 0.05  # the oldest unrecorded 250 is recorded before the next hand-off after this
 
 _CLAIM_SQL = """
