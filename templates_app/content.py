@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from engage import errors
+from engage.api.fields import bool_options
 from recipient_lists.recipients import split_address
 
 OPTION_KEYS = ("open_tracking", "click_tracking", "transactional")
@@ -109,15 +110,7 @@ def normalize_options(raw: Any) -> dict[str, bool]:
     """``{open_tracking, click_tracking, transactional}``: booleans, only the ones given."""
     if not isinstance(raw, dict):
         raise errors.InvalidData("options must be an object")
-    options: dict[str, bool] = {}
-    for key in OPTION_KEYS:
-        value = raw.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, bool):
-            raise errors.InvalidData(f"options.{key} must be a boolean")
-        options[key] = value
-    return options
+    return bool_options(raw, OPTION_KEYS)
 
 
 def is_empty_object(value: Any) -> bool:

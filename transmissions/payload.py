@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engage import errors
+from engage.api.fields import bool_options
 from templates_app.content import normalize_content
 
 #: Options that are accepted and stored; only the first four change what Engage does.
@@ -110,14 +111,7 @@ def _options(raw: Any, *, now: datetime, limits: Limits) -> tuple[dict[str, Any]
         return {}, None
     if not isinstance(raw, dict):
         raise errors.InvalidData("options must be an object")
-    options: dict[str, Any] = {}
-    for key in BOOL_OPTIONS:
-        value = raw.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, bool):
-            raise errors.InvalidData(f"options.{key} must be a boolean")
-        options[key] = value
+    options: dict[str, Any] = bool_options(raw, BOOL_OPTIONS)
     ip_pool = raw.get("ip_pool")
     if ip_pool is not None:
         if not isinstance(ip_pool, str):

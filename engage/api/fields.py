@@ -33,3 +33,16 @@ def bool_field(body: dict, key: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise errors.InvalidData(f"{key} must be a boolean")
     return value
+
+
+def bool_options(raw: dict, keys: tuple[str, ...]) -> dict[str, bool]:
+    """The boolean ``options`` among ``keys`` that were given (null = not given)."""
+    options: dict[str, bool] = {}
+    for key in keys:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise errors.InvalidData(f"options.{key} must be a boolean")
+        options[key] = value
+    return options
