@@ -17,6 +17,7 @@ from analytics import rollups
 from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
 
 STAGE = "analytics_stage"
+WORK_MEM = "64MB"
 
 _DEFAULTS = EVENT_DEFAULTS
 _JSON = {"rcpt_meta", "rcpt_tags", "extra"}
@@ -77,10 +78,16 @@ def events_insert_rows(cursor: Any, rows: Iterable[Sequence[Any]]) -> int:
         for row in rows:
             copy.write_row(row)
     cursor.execute(_ENSURE_PARTITIONS)
+    # A 50k batch's CTE tuplestore, hash aggregates and sorts overflow the default 4 MB
+    # work_mem and spill to temp files; raise it for these statements only (transaction-
+    # local, restored before returning so the caller's later statements are unaffected).
+    cursor.execute(f"SELECT current_setting('work_mem'), set_config('work_mem', '{WORK_MEM}', true)")
+    previous_work_mem = cursor.fetchone()[0]
     rollups.landed_prepare(cursor)
     cursor.execute(_INSERT)
     inserted = cursor.rowcount
     rollups.rollups_from_landed(cursor)
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [previous_work_mem])
     return inserted
 
 

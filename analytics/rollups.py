@@ -155,6 +155,7 @@ INSERT INTO analytics_webhook_pending (webhook_id, event_pk, event_timestamp, cr
 SELECT w.id, l.id, l.timestamp, now()
 FROM {LANDED} l JOIN analytics_webhook w ON w.active AND l.type = ANY(w.events)
 WHERE l.id IS NOT NULL
+  AND EXISTS (SELECT 1 FROM analytics_webhook WHERE active)  -- one-time filter: no scan of the batch without webhooks
 """
 
 

@@ -102,7 +102,7 @@ def load(total: int, size: int) -> tuple[float, float]:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE tracking_event, analytics_rollup_hourly, analytics_link_rollup_hourly, "
+            "TRUNCATE tracking_event, analytics_rollup_hourly, analytics_rollup_daily, analytics_link_rollup_hourly, "
             "analytics_message_engagement, analytics_message_link_click, analytics_webhook_pending"
         )
         cursor.execute("DROP TABLE IF EXISTS bench_plain")
