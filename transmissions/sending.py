@@ -57,7 +57,15 @@ from transmissions.services import transmission_finish_if_done
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SENT_GROUP", "SENT_GROUP_SECONDS", "ChunkResult", "chunk_send", "message_retry", "stale_claims_recover"]
+__all__ = [
+    "SENT_GROUP",
+    "SENT_GROUP_SECONDS",
+    "ChunkResult",
+    "chunk_send",
+    "deferred_orphans_find",
+    "message_retry",
+    "stale_claims_recover",
+]
 
 # The most messages a killed worker process can have handed off but not recorded (1 = only
 # the one in flight; larger groups trade that window for throughput, see bench/RESULTS.md).
@@ -420,3 +428,25 @@ def stale_claims_recover() -> tuple[set[tuple[int, int]], list[int]]:
         cursor.execute("SELECT id FROM transmissions_transmission WHERE state = 'Generating'")
         generating = [row[0] for row in cursor.fetchall()]
     return pairs, generating
+
+
+_ORPHANED_RETRIES_SQL = """
+SELECT id FROM transmissions_message
+ WHERE state = 'deferred' AND finished_at < now() - make_interval(secs => %s)
+ ORDER BY id LIMIT %s
+"""
+
+
+def deferred_orphans_find(*, limit: int = 1000) -> list[int]:
+    """Deferred messages whose retry is long overdue: their retry task was lost (a flushed or
+    replaced broker). Every retry is due within ENGAGE_RETRY_MAX_SECONDS of the deferral;
+    past that plus the claim timeout nobody is going to retry them. Enqueueing a second
+    retry for one that does still have a task is harmless: ``message_retry`` claims with
+    ``deferred -> sending``, so only one of the two does anything."""
+    overdue = settings.ENGAGE_RETRY_MAX_SECONDS + settings.ENGAGE_SEND_CLAIM_TIMEOUT
+    with connection.cursor() as cursor:
+        cursor.execute(_ORPHANED_RETRIES_SQL, [overdue, limit])
+        orphans = [row[0] for row in cursor.fetchall()]
+    if orphans:
+        log.warning("re-enqueueing %d deferred message(s) whose retry was lost", len(orphans))
+    return orphans

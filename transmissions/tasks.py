@@ -89,13 +89,16 @@ def transmissions_start_due_task() -> int:
 
 @shared_task(name="transmissions.recover_stale", expires=30)
 def transmissions_recover_stale_task() -> int:
-    """Beat: re-queue messages claimed by dead workers and re-enqueue their chunks."""
-    from transmissions.sending import stale_claims_recover
+    """Beat: re-queue messages claimed by dead workers and re-enqueue their chunks, and
+    re-enqueue retries of deferred messages whose retry task was lost."""
+    from transmissions.sending import deferred_orphans_find, stale_claims_recover
     from transmissions.services import transmission_finish_if_done
 
     pairs, generating = stale_claims_recover()
     for transmission_id, chunk in sorted(pairs):
         chunk_send_task.delay(transmission_id, chunk)
+    for message_pk in deferred_orphans_find():
+        message_retry_task.delay(message_pk)
     for transmission_id in generating:
         transmission_finish_if_done(transmission_id=transmission_id)
     return len(pairs)

@@ -271,6 +271,24 @@ def test_recovery_requeues_stale_claims(api, settings):
     assert Message.objects.get(transmission_id=tid).state == MessageState.QUEUED
 
 
+def test_a_deferred_message_whose_retry_was_lost_is_found_and_retried_once(api, relay, settings, events):
+    from django.utils import timezone
+
+    from transmissions.sending import deferred_orphans_find, message_retry
+
+    settings.ENGAGE_RETRY_MAX_SECONDS, settings.ENGAGE_SEND_CLAIM_TIMEOUT = 60, 60
+    relay.handler.answers = ["451 4.3.0 try later", "451 4.3.0 try later"]
+    transmission = run(api, body(recipients=[{"address": "a@example.com"}, {"address": "b@example.com"}]))
+    lost, recent = Message.objects.filter(transmission=transmission).order_by("id")
+    assert {lost.state, recent.state} == {MessageState.DEFERRED}
+    Message.objects.filter(pk=lost.pk).update(finished_at=timezone.now() - timezone.timedelta(minutes=5))
+
+    assert deferred_orphans_find() == [lost.pk]  # the other one's retry is not overdue yet
+    assert message_retry(message_pk=lost.pk, token="recovered")[0] == "sent"
+    assert message_retry(message_pk=lost.pk, token="a-late-original")[0] == "skipped"
+    assert deferred_orphans_find() == []
+
+
 def test_a_stored_template_is_compiled_with_its_version(api, relay, events):
     response = api.post("/api/v1/templates", {"id": "t1", "published": True, "content": CONTENT}, format="json")
     assert response.status_code == 200
