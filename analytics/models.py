@@ -21,15 +21,10 @@ ROLLUP_COUNTERS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class RollupHourly(models.Model):
-    """Event counts per UTC hour x campaign x template x recipient domain.
-
-    ``unique_*`` counters are attributed to the hour (and the message's campaign, template
-    and domain) of the message's FIRST event of that kind, ever (see MessageEngagement).
-    """
+class RollupCounters(models.Model):
+    """The keys and counters the hourly and daily rollups share (``ROLLUP_COUNTERS``)."""
 
     id = models.BigAutoField(primary_key=True)
-    hour = models.DateTimeField()
     campaign_id = models.CharField(max_length=64)
     template_id = models.CharField(max_length=64)
     domain = models.TextField()
@@ -55,41 +50,30 @@ class RollupHourly(models.Model):
     unique_confirmed_opened = models.BigIntegerField(db_default=0)
 
     class Meta:
+        abstract = True
+
+
+class RollupHourly(RollupCounters):
+    """Event counts per UTC hour x campaign x template x recipient domain.
+
+    ``unique_*`` counters are attributed to the hour (and the message's campaign, template
+    and domain) of the message's FIRST event of that kind, ever (see MessageEngagement).
+    """
+
+    hour = models.DateTimeField()
+
+    class Meta:
         db_table = "analytics_rollup_hourly"
         constraints = [
             models.UniqueConstraint(fields=["hour", "campaign_id", "template_id", "domain"], name="rollup_hourly_key")
         ]
 
 
-class RollupDaily(models.Model):
+class RollupDaily(RollupCounters):
     """The hourly counters summed per UTC day (same keys): long windows read whole days
     here and only their partial edge days from the hourly table."""
 
-    id = models.BigAutoField(primary_key=True)
     day = models.DateTimeField()
-    campaign_id = models.CharField(max_length=64)
-    template_id = models.CharField(max_length=64)
-    domain = models.TextField()
-    injected = models.BigIntegerField(db_default=0)
-    policy_rejected = models.BigIntegerField(db_default=0)
-    generation_failed = models.BigIntegerField(db_default=0)
-    generation_rejected = models.BigIntegerField(db_default=0)
-    delivered = models.BigIntegerField(db_default=0)
-    bounce = models.BigIntegerField(db_default=0)
-    hard_bounce = models.BigIntegerField(db_default=0)
-    soft_bounce = models.BigIntegerField(db_default=0)
-    block_bounce = models.BigIntegerField(db_default=0)
-    admin_bounce = models.BigIntegerField(db_default=0)
-    undetermined_bounce = models.BigIntegerField(db_default=0)
-    delayed = models.BigIntegerField(db_default=0)
-    rendered = models.BigIntegerField(db_default=0)
-    initial_rendered = models.BigIntegerField(db_default=0)
-    clicked = models.BigIntegerField(db_default=0)
-    unsubscribe = models.BigIntegerField(db_default=0)
-    unique_rendered = models.BigIntegerField(db_default=0)
-    unique_initial_rendered = models.BigIntegerField(db_default=0)
-    unique_clicked = models.BigIntegerField(db_default=0)
-    unique_confirmed_opened = models.BigIntegerField(db_default=0)
 
     class Meta:
         db_table = "analytics_rollup_daily"
