@@ -8,6 +8,7 @@ from analytics import search, selectors, webhooks
 from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query, parse_time, parse_timezone
 from analytics.serialize import event_flat
 from engage import errors
+from engage.api.fields import iso
 from engage.api.views import ApiView, no_content, query_int, request_object, results
 
 METRICS_GRANTS = {"GET": ("metrics/view",)}
@@ -129,7 +130,7 @@ WEBHOOK_GRANTS = {
 
 
 def _iso(value, tz=None) -> str | None:
-    return value.astimezone(tz).isoformat(timespec="seconds") if value else None
+    return iso(value.astimezone(tz)) if value else None
 
 
 def _webhook_link(

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Q
 
 from engage import errors
+from engage.api.fields import iso
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 
 _ACTIVE = (TransmissionState.SUBMITTED, TransmissionState.GENERATING)
@@ -51,7 +52,7 @@ def transmission_list(*, campaign_id: str | None = None, template_id: str | None
 
 
 def _iso(value) -> str:
-    return value.isoformat(timespec="seconds") if value is not None else ""
+    return iso(value) or ""  # SparkPost reports unset values as ""
 
 
 def _or_empty(value: Any) -> Any:
