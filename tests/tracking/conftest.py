@@ -15,13 +15,13 @@ OLD_KEY = "1:old-tracking-secret-0123456789"
 NEW_KEY = "2:new-tracking-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def event_stream(settings):
     """A fresh Redis stream (and a short reclaim delay) for this test; deleted afterwards."""
     from tracking.events import events_redis
 
     name = f"engage:test:events:{uuid.uuid4().hex}"
-    # Other suites FLUSHDB Redis db 0 while they run; keep the event streams out of its way.
+    # Its own Redis database, apart from the broker and the cache of other tests.
     settings.REDIS_URL = urlunsplit(urlsplit(settings.REDIS_URL)._replace(path=f"/{TEST_REDIS_DB}"))
     settings.ENGAGE_EVENT_STREAM = name
     settings.ENGAGE_EVENT_RECLAIM_MS = 30000

@@ -10,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from tracking.events import event_id_new, events_enqueue, events_land, events_redis
 from tracking.models import Event
 
+pytestmark = pytest.mark.usefixtures("event_stream")
+
 
 def test_enqueue_assigns_unique_time_ordered_ids_and_utc_timestamps(buffered):
     events_enqueue([{"type": "delivery", "message_id": "m1"}, {"type": "delivery", "message_id": "m2"}])

@@ -5,12 +5,6 @@ import pytest
 from tracking.links import LinkSpan, Scan, pixel_html, rewrite_html, rewrite_text, scan_html, scan_text
 
 
-@pytest.fixture(autouse=True)
-def event_stream():
-    """These tests are pure: replace the directory's autouse Redis/Django fixture with nothing."""
-    return None
-
-
 def _mark(url: str, span: LinkSpan) -> str:
     return f"T({url})"
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracking.links import LinkSpan, Scan, rewrite_html, rewrite_text, scan_html, scan_text
-
-
-@pytest.fixture(autouse=True)
-def event_stream():
-    """These tests are pure: replace the directory's autouse Redis/Django fixture with nothing."""
-    return None
-
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TRACKED = "http://t.example/f/tok"

@@ -6,13 +6,6 @@ import pytest
 
 from tracking.tokens import KINDS, InvalidToken, TokenSigner, decode
 
-
-@pytest.fixture(autouse=True)
-def event_stream():
-    """These tests are pure: replace the directory's autouse Redis/Django fixture with nothing."""
-    return None
-
-
 KEY_NEW = (7, b"n" * 32)
 KEY_OLD = (3, b"o" * 32)
 KEY_RETIRED = (1, b"r" * 32)

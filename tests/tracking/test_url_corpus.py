@@ -10,13 +10,6 @@ import pytest
 from tracking.links import LinkSpan, rewrite_html, rewrite_text, scan_html
 from tracking.tokens import TokenSigner
 
-
-@pytest.fixture(autouse=True)
-def event_stream():
-    """These tests are pure: replace the directory's autouse Redis/Django fixture with nothing."""
-    return None
-
-
 SIGNER = TokenSigner([(9, b"corpus-key-0123456789abcdef")])
 TRACK = "http://track.example:8000/f/"
 SKIP = object()

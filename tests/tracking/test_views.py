@@ -9,6 +9,8 @@ import pytest
 from tests.tracking.conftest import MESSAGE, OLD_KEY
 from tracking.views import PIXEL_GIF, location_header_value
 
+pytestmark = pytest.mark.usefixtures("event_stream")
+
 HARD_URLS = [
     # (signed target URL, exact Location header expected)
     ("https://example.com/", "https://example.com/"),
