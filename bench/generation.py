@@ -42,7 +42,9 @@ def _sink(port: int, ready, clock) -> None:
     """``clock`` = shared [count, first, last] (perf_counter at each end of DATA)."""
     from aiosmtpd.smtp import SMTP
 
-    class Handler:
+    from engage.devsink import Pipelining
+
+    class Handler(Pipelining):  # EHLO offers PIPELINING, as production relays do
         async def handle_DATA(self, server, session, envelope):
             now = time.perf_counter()
             with clock.get_lock():

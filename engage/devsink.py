@@ -19,7 +19,20 @@ from aiosmtpd.smtp import SMTP
 _counter = itertools.count()
 
 
-class SinkHandler:
+class Pipelining:
+    """aiosmtpd handler mixin: EHLO offers PIPELINING (RFC 2920), as production relays do.
+    aiosmtpd reads pipelined commands in order and answers each; it only does not say so."""
+
+    pipelining = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+
+class SinkHandler(Pipelining):
     def __init__(self, directory: Path):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)

@@ -230,9 +230,3 @@ CELERY_BEAT_SCHEDULE = {
     "tracking-retention": {"task": "tracking.retention", "schedule": 3600.0, "options": {"expires": 600}},
 }
 
-# Sending: `sent` is recorded for up to this many relayed messages in one UPDATE. A worker
-# process killed at the wrong moment can resend at most this many (SMTP gives no way to
-# make the relay's 250 and our record one step); 1 keeps only the message in flight.
-ENGAGE_SEND_RECORD_GROUP = env_int("ENGAGE_SEND_RECORD_GROUP", 8)
-if ENGAGE_SEND_RECORD_GROUP < 1:
-    raise ImproperlyConfigured("ENGAGE_SEND_RECORD_GROUP must be at least 1")

@@ -1,7 +1,8 @@
 """The one seam to the SMTP relay (``ENGAGE_RELAY_URL``).
 
 One persistent connection per worker process, opened lazily, re-opened after a fork or a
-loss. ``Relay.send`` runs one SMTP transaction and classifies the outcome:
+loss. ``Relay.send`` runs one SMTP transaction (MAIL, RCPT and DATA in one round trip when
+the relay offers PIPELINING, RFC 2920; then the body) and classifies the outcome:
 
 - ``delivered``: the relay answered 2xx to the end of DATA (it owns the message now);
 - ``deferred``: a 4xx answer (try again later);
@@ -162,34 +163,59 @@ class Relay:
         if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
         try:
-            if not options and _plain(mail_from):
-                conn.putcmd("mail", f"FROM:<{mail_from}>")
-                code, text = conn.getreply()
+            if not options and _plain(mail_from) and _plain(rcpt_to) and conn.has_extn("pipelining"):
+                refused = self._envelope_pipelined(conn, mail_from, rcpt_to)
             else:
-                code, text = conn.mail(mail_from, options)
-            if code != 250:
-                self._rset(conn)
-                return RelayResult(_outcome(code), code, _text(text))
-            if not options and _plain(rcpt_to):
-                conn.putcmd("rcpt", f"TO:<{rcpt_to}>")
-                code, text = conn.getreply()
-            else:
-                code, text = conn.rcpt(rcpt_to)
-            if code not in (250, 251):
-                self._rset(conn)
-                return RelayResult(_outcome(code), code, _text(text))
-            conn.putcmd("data")
-            code, text = conn.getreply()
-            if code != 354:
-                self._rset(conn)
-                return RelayResult(_outcome(code), code, _text(text))
+                refused = self._envelope(conn, mail_from, rcpt_to, options)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _LostBeforeData(str(exc)) from exc
+        if refused is not None:
+            return refused
         try:
             conn.send(_dot_stuffed(data))
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _LostAfterData(str(exc)) from exc
         return None
+
+    def _envelope(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, options: list[str]) -> RelayResult | None:
+        """MAIL, RCPT and DATA one round trip each; the refusal, or None after 354."""
+        if not options and _plain(mail_from):
+            conn.putcmd("mail", f"FROM:<{mail_from}>")
+            code, text = conn.getreply()
+        else:
+            code, text = conn.mail(mail_from, options)
+        if code != 250:
+            return self._refused(conn, code, text)
+        if not options and _plain(rcpt_to):
+            conn.putcmd("rcpt", f"TO:<{rcpt_to}>")
+            code, text = conn.getreply()
+        else:
+            code, text = conn.rcpt(rcpt_to)
+        if code not in (250, 251):
+            return self._refused(conn, code, text)
+        conn.putcmd("data")
+        code, text = conn.getreply()
+        return None if code == 354 else self._refused(conn, code, text)
+
+    def _envelope_pipelined(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> RelayResult | None:
+        """MAIL, RCPT and DATA in one write, then their three answers (RFC 2920): the first
+        refusal, or None after 354. A relay that says 354 although it refused the sender or
+        the recipient is sent an empty body's end, so the transaction closes cleanly."""
+        conn.send(f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode("ascii"))
+        mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
+        if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
+            return None
+        if data[0] == 354:
+            conn.send(b".\r\n")
+            conn.getreply()
+        code, text = next(
+            answer for answer, ok in ((mail, (250,)), (rcpt, (250, 251)), (data, (354,))) if answer[0] not in ok
+        )
+        return self._refused(conn, code, text)
+
+    def _refused(self, conn: smtplib.SMTP, code: int, text: bytes | str) -> RelayResult:
+        self._rset(conn)
+        return RelayResult(_outcome(code), code, _text(text))
 
     @staticmethod
     def _rset(conn: smtplib.SMTP) -> None:

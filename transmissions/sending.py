@@ -4,38 +4,37 @@ Delivery guarantee, and its one residual window
 -----------------------------------------------
 Messages are claimed in small batches with one conditional UPDATE
 (``queued → sending``, ``claimed_by`` = this execution, ``claimed_at`` = now). Each message
-is then generated and handed to the relay, and its outcome is written before the chunk
-task is acknowledged (``acks_late``): ``failed`` after a 5xx or a render error and
-``deferred`` after a 4xx immediately, one UPDATE each; ``sent`` after a 2xx in small
-groups, one ``UPDATE ... WHERE id = ANY(...)`` per group of at most :data:`SENT_GROUP`
-(8) messages, written while the next body is in flight once that body would make the group
-full, before the next SMTP transaction once the oldest unrecorded ``250`` is
-:data:`SENT_GROUP_SECONDS` (50 ms) old, before every new claim, and when the chunk ends or
-fails.
+is then generated and handed to the relay in one SMTP transaction (MAIL, RCPT and DATA in
+one round trip when the relay offers PIPELINING), and its outcome is written before the
+next message is generated: ``sent`` the moment the relay's 2xx to the end of DATA is read,
+``failed`` after a 5xx or a render error, ``deferred`` after a 4xx. The ``sent`` UPDATE is
+sent to PostgreSQL at once without waiting for its answer (a prepared statement, read back
+before the connection's next use), so recording costs no round trip of its own.
 
 If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late`` +
 ``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
 whose claim went stale (``ENGAGE_SEND_CLAIM_TIMEOUT``, heart-beaten while a batch runs)
 are claimed again, by the redelivered task or after the recovery beat task re-queues them.
-``sent`` rows are never touched again, so **nothing that was recorded as handed off is
-sent twice, and nothing claimed is lost**.
+``sent`` rows are never touched again, so **nothing recorded as handed off is sent twice,
+and nothing claimed is lost**.
 
-The residual at-least-once window is the time between the end of DATA (the body is on
-its way; the next message is generated while the relay answers) and the commit of the
-UPDATE that records that message's group as ``sent``: with a healthy relay a few
-milliseconds (at most :data:`SENT_GROUP` messages' hand-off plus one local round trip; one
-relay transaction longer if that transaction stalls). A worker killed inside it leaves
-those messages ``sending`` and they are sent again: the body in flight and the unrecorded
-group together are never more than :data:`SENT_GROUP`, so **at most :data:`SENT_GROUP`
-messages per killed worker process** are repeated (tests/e2e checks the bound). The
-grouping is what pays for one PostgreSQL round trip per 8 messages instead of one per
-message. The same holds for a connection lost after the body was sent
-(``RelayUnavailable.handed_off_maybe``). State UPDATEs run with ``synchronous_commit =
-off``: that does not widen the window for a worker crash (the commit is visible to every
-session at once), only for a PostgreSQL crash, where the last ~``wal_writer_delay`` (200
-ms) of ``sent`` marks can be lost and those messages resent. Events are buffered after the
-state they report is written (one Redis round trip per group), so a crash in between can
-lose the ``injection``/``delivery`` events of one group but never duplicates a send.
+SMTP has no way to make the relay's acceptance and our record one step (RFC 1047): the
+relay takes responsibility when it answers 2xx, and a client that never reads that answer
+must send again or risk losing the message. So a worker process killed after the relay
+committed the message and before our ``sent`` UPDATE left the process repeats **that one
+message**. That window is the relay's answer crossing loopback plus our reading it and
+writing the UPDATE: tens of microseconds with a core free (the next message is not
+generated while an answer is awaited, precisely to keep it short). The same holds for a
+connection lost after the body was sent (``RelayUnavailable.handed_off_maybe``): the
+message goes back to ``queued``.
+
+State UPDATEs run with ``synchronous_commit = off``: that does not widen the window for a
+worker crash (the commit is visible to every session at once), only for a PostgreSQL
+crash, where the last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and
+those messages resent.
+Events are buffered after the state they report is written, in groups of at most
+:data:`EVENT_GROUP` messages or :data:`EVENT_GROUP_SECONDS`, so a killed worker can lose the
+``injection``/``delivery`` events of one group, but never duplicates a send.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from psycopg import pq
 
 from tracking.events import events_enqueue
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
@@ -58,8 +58,8 @@ from transmissions.services import transmission_finish_if_done
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SENT_GROUP",
-    "SENT_GROUP_SECONDS",
+    "EVENT_GROUP",
+    "EVENT_GROUP_SECONDS",
     "ChunkResult",
     "chunk_send",
     "deferred_orphans_find",
@@ -67,10 +67,8 @@ __all__ = [
     "stale_claims_recover",
 ]
 
-# The most messages a killed worker process can have handed off but not recorded (1 = only
-# the one in flight; larger groups trade that window for throughput, see bench/RESULTS.md).
-SENT_GROUP = settings.ENGAGE_SEND_RECORD_GROUP
-SENT_GROUP_SECONDS = 0.05  # the oldest unrecorded 250 is recorded before the next hand-off after this
+EVENT_GROUP = 16  # sent messages whose events go to the event buffer in one round trip
+EVENT_GROUP_SECONDS = 0.05  # ... or sooner, before the next hand-off once the oldest is this old
 
 _CLAIM_SQL = """
 UPDATE transmissions_message m
@@ -92,9 +90,12 @@ RETURNING id, message_id, recipient, attempts, transmission_id
 _FINISH_ONE_SQL = (
     "UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = '' WHERE id = %s"
 )
-_FINISH_SENT_SQL = (
+# Sent without waiting for the answer, right after the relay's 2xx (see the module docstring).
+_MARK_SENT = b"engage_mark_sent"
+_MARK_SENT_PREPARE = (
+    "PREPARE engage_mark_sent (bigint, text) AS "
     "UPDATE transmissions_message SET state = 'sent', finished_at = now(), last_error = '', claimed_by = '' "
-    "WHERE id = ANY(%s)"
+    "WHERE id = $1 AND claimed_by = $2 AND state = 'sending'"
 )
 _RELEASE_SQL = (
     "UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL "
@@ -116,69 +117,90 @@ def _loads(value: Any) -> dict:
 
 
 class _Session:
-    """One chunk execution: DB cursor, claim token, heartbeat, and the group of messages
-    handed off whose ``sent`` state (and then events) is not written yet."""
+    """One chunk execution: DB cursor, claim token, heartbeat, the ``sent`` UPDATE in flight,
+    and the events of recorded messages not yet buffered."""
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.cursor = connection.cursor()
         self.cursor.execute("SET synchronous_commit TO off")
+        self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_SENT.decode()])
+        if self.cursor.fetchone() is None:
+            self.cursor.execute(_MARK_SENT_PREPARE)
+        self.pgconn = connection.connection.pgconn
+        self.marking: int | None = None  # pk whose ``sent`` UPDATE has not been read back
         self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
         self.beat_every = max(self.stale / 4, 0.5)
         self.last_beat = time.monotonic()
-        self.unrecorded: list[int] = []  # pks the relay answered 2xx for, not yet ``sent``
-        self.unrecorded_since = 0.0
-        self.events: list[dict] = []  # events whose state is written once ``flush`` ran
+        self.events: list[dict] = []  # events of recorded messages, for the next ``flush``
+        self.events_since = 0.0
+        self.events_of = 0  # messages those events are about
 
-    def delivered(self, pk: int, events: list[dict]) -> None:
-        """Note a 2xx: recorded ``sent`` with its group (see the module docstring)."""
-        if not self.unrecorded:
-            self.unrecorded_since = time.monotonic()
-        self.unrecorded.append(pk)
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.drain()
+        self.cursor.execute(sql, params)
+
+    def mark_sent(self, pk: int) -> None:
+        """Record ``sent`` now; the answer is read back before the connection's next use."""
+        self.drain()
+        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token.encode()])
+        self.marking = pk
+
+    def drain(self) -> None:
+        if self.marking is None:
+            return
+        pk, self.marking = self.marking, None
+        problem = ""
+        while (res := self.pgconn.get_result()) is not None:
+            if res.status != pq.ExecStatus.COMMAND_OK:
+                problem = (res.error_message or b"").decode("utf-8", "replace").strip()
+            elif res.command_tuples == 0:
+                log.warning("message %s was sent after its claim went stale (another worker may resend it)", pk)
+        if problem:
+            raise RuntimeError(f"could not record message {pk} as sent: {problem}")
+
+    def note(self, events: list[dict]) -> None:
+        """The events of one recorded message, buffered with their group."""
+        if not self.events_of:
+            self.events_since = time.monotonic()
         self.events.extend(events)
-        if len(self.unrecorded) >= SENT_GROUP:
+        self.events_of += 1
+        if self.events_of >= EVENT_GROUP:
             self.flush()
 
     def before_hand_off(self) -> None:
-        """Record an old group before a transaction that may take as long as the relay likes."""
-        if self.unrecorded and time.monotonic() - self.unrecorded_since >= SENT_GROUP_SECONDS:
-            self.flush()
-
-    def while_in_flight(self) -> None:
-        """A body is on its way: record the group now if it makes SENT_GROUP with that body
-        (the round trips then overlap the relay's work instead of adding to it)."""
-        if len(self.unrecorded) >= SENT_GROUP - 1:
+        """Buffer an old group's events before a transaction that may take as long as the relay likes."""
+        if self.events and time.monotonic() - self.events_since >= EVENT_GROUP_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        """Write ``sent`` for the group, then buffer the events of everything recorded."""
-        if self.unrecorded:
-            self.cursor.execute(_FINISH_SENT_SQL, [self.unrecorded])
-            self.unrecorded = []
+        """Buffer the events of everything recorded (after reading the last record back)."""
+        self.drain()
         if self.events:
             events, self.events = self.events, []
             events_enqueue(events)
+        self.events_of = 0
 
     def heartbeat(self) -> None:
         if time.monotonic() - self.last_beat >= self.beat_every:
-            self.cursor.execute(_HEARTBEAT_SQL, [self.token])
+            self.execute(_HEARTBEAT_SQL, [self.token])
             self.last_beat = time.monotonic()
 
     def finish(self, pk: int, state: str, error: str = "") -> None:
-        self.cursor.execute(_FINISH_ONE_SQL, [state, error, pk])
+        self.execute(_FINISH_ONE_SQL, [state, error, pk])
 
     def release(self, pks: list[int]) -> None:
         if pks:
-            self.cursor.execute(_RELEASE_SQL, [self.token, pks])
+            self.execute(_RELEASE_SQL, [self.token, pks])
 
     def close(self) -> None:
-        """Ends the session; on an error path, first records what was handed off."""
+        """Ends the session; on an error path, first buffers the events of what was recorded."""
         try:
-            if self.unrecorded or self.events:
+            if self.events or self.marking is not None:
                 try:
                     self.flush()
                 except Exception:
-                    log.exception("could not record %d handed-off message(s) as sent", len(self.unrecorded))
+                    log.exception("could not record the last sent message or buffer %d event(s)", len(self.events))
             self.cursor.execute("SET synchronous_commit TO DEFAULT")
         finally:
             self.cursor.close()
@@ -223,52 +245,48 @@ def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int 
         )
     except GenerationFailed as exc:
         session.finish(pk, "failed", f"generation: {exc.reason}")
-        session.events.append(
-            {"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
-             "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}},
+        session.note(
+            [{"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
+              "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}}],
         )  # fmt: skip
         return None
     return _Job(position, row, fields, built)
 
 
 def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
-    """Record the relay's answer for one message (``sent`` with its group) and leave its
-    events to the session's next ``flush``: "sent", "failed" or "deferred"."""
+    """Record the relay's answer for one message and leave its events to the session's next
+    ``flush``: "sent", "failed" or "deferred"."""
     pk, attempts, fields, built = job.row[0], job.row[3], job.fields, job.built
     num_retries = str(max(attempts - 1, 0))
     if result.outcome == "delivered":
+        session.mark_sent(pk)  # first: the relay owns the message from now on
         events = [{"type": "injection", **fields, "friendly_from": built.friendly_from, "subject": built.subject,
                    "msg_from": built.mail_from, "msg_size": str(len(built.data))}] if attempts == 1 else []  # fmt: skip
         delivery = _result_event("delivery", fields, built, result)
         delivery["num_retries"] = num_retries
         events.append(delivery)
-        session.delivered(pk, events)
+        session.note(events)
         return "sent"
     if result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
         session.finish(pk, "deferred", result.reason)
         delay = _result_event("delay", fields, built, result)
         delay["num_retries"] = num_retries
-        if attempts == 1:
-            session.events.append(_result_event("injection", fields, built, None))
-        session.events.append(delay)
+        injection = [_result_event("injection", fields, built, None)] if attempts == 1 else []
+        session.note([*injection, delay])
         return "deferred"
     session.finish(pk, "failed", result.reason)
     bounce = _result_event("bounce", fields, built, result)
     bounce["num_retries"] = num_retries
-    if attempts == 1:
-        session.events.append(_result_event("injection", fields, built, None))
-    session.events.append(bounce)
+    injection = [_result_event("injection", fields, built, None)] if attempts == 1 else []
+    session.note([*injection, bounce])
     return "failed"
 
 
-def _deliver_one(session: _Session, prepared: Prepared, row: tuple) -> str:
-    """Generate, hand off and record one claimed message (no overlap; see ``chunk_send``).
+def _deliver_one(session: _Session, prepared: Prepared, job: _Job) -> str:
+    """Hand off one generated message and record the relay's answer.
 
     Raises RelayUnavailable (state left ``sending`` for the caller to deal with).
     """
-    job = _job_build(session, prepared, row)
-    if job is None:
-        return "failed"
     session.before_hand_off()
     built = job.built
     return _job_record(session, job, relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data))
@@ -286,11 +304,7 @@ def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. Raises
-    RelayUnavailable (after giving the unsent claimed messages back) so the task retries.
-
-    The next message is generated while the relay takes in the previous body: its answer
-    to the end of DATA is read (and recorded) right after, before the next transaction.
-    """
+    RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
     result = ChunkResult(deferred=[], deferred_attempts=[])
     prepared = prepared_get(transmission_id=transmission_id)
     if prepared is None:
@@ -304,7 +318,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     try:
         while True:
             session.flush()
-            session.cursor.execute(
+            session.execute(
                 _CLAIM_SQL,
                 {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
                  "limit": settings.ENGAGE_SEND_BATCH_SIZE},
@@ -313,37 +327,16 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
             if not rows:
                 break
             session.last_beat = time.monotonic()
-            pending: _Job | None = None  # body handed off, the relay's answer not read yet
             for position, row in enumerate(rows):
                 session.heartbeat()
                 job = _job_build(session, prepared, row, position)
-                if pending is not None:
-                    try:
-                        _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
-                    except RelayUnavailable as exc:
-                        _batch_lost(session, prepared, rows, pending, exc)
-                        raise
-                    pending = None
                 if job is None:
                     result.failed += 1
                     continue
-                session.before_hand_off()
-                built = job.built
                 try:
-                    answer = relay().send_begin(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data)
+                    _tally(result, row, _deliver_one(session, prepared, job))
                 except RelayUnavailable as exc:
                     _batch_lost(session, prepared, rows, job, exc)
-                    raise
-                if answer is None:
-                    pending = job
-                    session.while_in_flight()
-                else:
-                    _tally(result, row, _job_record(session, job, answer))
-            if pending is not None:
-                try:
-                    _tally(result, pending.row, _job_record(session, pending, relay().send_end()))
-                except RelayUnavailable as exc:
-                    _batch_lost(session, prepared, rows, pending, exc)
                     raise
     finally:
         session.close()
@@ -352,7 +345,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
 
 
 def _batch_lost(session: _Session, prepared: Prepared, rows: list, job: _Job, exc: RelayUnavailable) -> None:
-    """The relay went away at ``job``: record what it accepted, give back it and the rest."""
+    """The relay went away at ``job``: buffer what is recorded, give back it and the rest."""
     session.flush()
     _relay_lost(session, prepared, job.row, exc)
     session.release([r[0] for r in rows[job.position :]])
@@ -374,15 +367,19 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
     """
     session = _Session(token)
     try:
-        session.cursor.execute(_CLAIM_ONE_SQL, {"token": token, "id": message_pk})
+        session.execute(_CLAIM_ONE_SQL, {"token": token, "id": message_pk})
         row = session.cursor.fetchone()
         if row is None:
             return "skipped", 0
         prepared = prepared_get(transmission_id=row[4])
         if prepared is None:
             return "skipped", 0
+        job = _job_build(session, prepared, row)
+        if job is None:
+            session.flush()
+            return "failed", row[3]
         try:
-            outcome = _deliver_one(session, prepared, row)
+            outcome = _deliver_one(session, prepared, job)
         except RelayUnavailable as exc:
             _relay_lost(session, prepared, row, exc)
             session.finish(row[0], "deferred", exc.reason)

@@ -12,7 +12,6 @@ from collections import Counter
 import pytest
 
 from tests.e2e.conftest import wait_for
-from transmissions.sending import SENT_GROUP
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -55,7 +54,9 @@ def test_post_send_open_click_and_events_land(api, client, e2e, relay):
             "metadata": {"plan": "gold"},
             "substitution_data": {"name": "Jo"},
             "content": CONTENT,
-            "recipients": [{"address": {"email": "jo@example.com", "name": "Jo"}, "tags": ["vip"], "metadata": {"age": 7}}],
+            "recipients": [
+                {"address": {"email": "jo@example.com", "name": "Jo"}, "tags": ["vip"], "metadata": {"age": 7}}
+            ],
         },
         format="json",
     )
@@ -83,7 +84,9 @@ def test_post_send_open_click_and_events_land(api, client, e2e, relay):
     wanted = {"injection", "delivery", "initial_open", "open", "click"}
     found = wait_for(
         lambda: (evs := events_of(tid)) and wanted <= {e.type for e in evs} and len(evs) >= 6 and evs,
-        20, 0.25, lambda: f"events in PostgreSQL, have {all_events()}",
+        20,
+        0.25,
+        lambda: f"events in PostgreSQL, have {all_events()}",
     )
     by_type = {e.type: e for e in found}
     clicks = [e for e in found if e.type == "click"]
@@ -109,7 +112,7 @@ def test_post_send_open_click_and_events_land(api, client, e2e, relay):
     assert detail["num_generated"] == 1 and detail["generation_end_time"]
 
 
-def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_its_unrecorded_group(api, e2e, relay):
+def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_the_message_in_flight(api, e2e, relay):
     relay.handler.delay = 0.01
     recipients = [{"address": f"r{i}@example.com"} for i in range(300)]
     response = api.post(URL, {"content": {**CONTENT, "html": None}, "recipients": recipients,
@@ -129,11 +132,12 @@ def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_its_
     time.sleep(2)  # anything sent twice would arrive now
     counts = Counter(r.rcpt_tos[0] for r in relay.received)
     assert len(counts) == 300  # nothing lost
-    # Nothing recorded as handed off is sent again. The one residual window (relay's 250
-    # received, the group's ``sent`` not yet committed; transmissions/sending.py) can repeat
-    # at most SENT_GROUP messages for each of the 2 killed pool processes.
+    # Nothing recorded as handed off is sent again. SMTP's one residual window (the relay
+    # committed and answered 250, the worker died before its ``sent`` UPDATE left it;
+    # transmissions/sending.py) can repeat only the message in flight of each of the 2
+    # killed pool processes; it is tens of microseconds wide, so almost every run has none.
     duplicates = {rcpt: n for rcpt, n in counts.items() if n != 1}
-    assert len(duplicates) <= 2 * SENT_GROUP and all(n == 2 for n in duplicates.values()), duplicates
+    assert len(duplicates) <= 2 and all(n == 2 for n in duplicates.values()), duplicates
     wait_for(
         lambda: api.get(f"{URL}/{tid}").json()["results"]["transmission"]["state"] == "Success", 15, 0.25,
         what="Success after the restart",
@@ -145,7 +149,9 @@ def test_4xx_then_2xx_is_a_delay_then_a_delivery_and_5xx_a_bounce(api, e2e, rela
     deferred = api.post(URL, {"content": CONTENT, "recipients": [{"address": "grey@example.com"}]}, format="json")
     tid = deferred.json()["results"]["id"]
     wait_for(lambda: any(r.rcpt_tos == ["grey@example.com"] for r in relay.received), 30, what="the retried message")
-    found = wait_for(lambda: (evs := events_of(tid)) and {"delay", "delivery"} <= {e.type for e in evs} and evs, 20, 0.25)
+    found = wait_for(
+        lambda: (evs := events_of(tid)) and {"delay", "delivery"} <= {e.type for e in evs} and evs, 20, 0.25
+    )
     delay = next(e for e in found if e.type == "delay")
     assert delay.error_code == "451"
     assert [e.type for e in found].index("delay") < [e.type for e in found].index("delivery")

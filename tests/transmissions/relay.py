@@ -1,7 +1,8 @@
 """An in-process SMTP relay for tests (aiosmtpd Controller on a free loopback port).
 
 ``answers`` is a list of SMTP replies used in order for the end of DATA ("250 OK" when it
-runs out); ``delay`` slows each DATA down. A message is kept only when the relay answers
+runs out); ``delay`` slows each DATA down; ``refuse`` maps an address to the reply its RCPT
+gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers
 2xx AND the client is still connected at that moment: it models a relay that commits a
 message when it answers, so a client killed while waiting for the answer has not handed
 the message off (see transmissions/sending.py for the real-world residual window).
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
+
+from engage.devsink import Pipelining
 
 
 def free_port() -> int:
@@ -36,11 +39,28 @@ class Received:
 
 
 @dataclass
-class RelayHandler:
+class RelayHandler(Pipelining):
     answers: list[str] = field(default_factory=list)
     delay: float = 0.0
+    refuse: dict[str, str] = field(default_factory=dict)
+    refuse_mail: str | None = None
+    pipelining: bool = True
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.refuse_mail:
+            return self.refuse_mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
@@ -62,7 +82,11 @@ class Relay:
         self.handler = handler or RelayHandler()
         self.port = free_port()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, decode_data=False, data_size_limit=None,
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            decode_data=False,
+            data_size_limit=None,
             enable_SMTPUTF8=True,
         )
 

@@ -1,0 +1,144 @@
+"""The hand-off contract of transmissions/sending.py and the SMTP client of delivery.py,
+against real PostgreSQL, Redis and an in-process aiosmtpd relay."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+
+import psycopg
+import pytest
+
+from tests.transmissions.relay import Relay
+from tests.transmissions.test_generation import body, run
+from transmissions.models import Message, TransmissionState
+
+
+def _watcher():
+    """A second PostgreSQL session: what another process (a restarted worker) would see."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432, dbname=s["NAME"], user=s.get("USER") or None,
+        password=s.get("PASSWORD") or None, autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("group_seconds", [3600.0, 0.0])
+def test_every_handed_off_message_is_sent_for_other_sessions_before_the_next_hand_off(
+    transactional_db, api, relay, events, monkeypatch, group_seconds
+):
+    """The ``sent`` UPDATE leaves the worker right after the relay's 2xx, not at a later read
+    back: a restarted worker would never resend a message the relay already took, except
+    inside that one step. Events follow the state they report, by groups."""
+    from transmissions import sending
+
+    monkeypatch.setattr(sending, "EVENT_GROUP_SECONDS", group_seconds)
+    recipients = [{"address": f"g{i}@example.com"} for i in range(2 * sending.EVENT_GROUP + 3)]
+    real_relay, without_events = sending.relay, []
+    with _watcher() as watcher:
+
+        class Watching:
+            def send(self, **kwargs):
+                handed = {r.rcpt_tos[0] for r in relay.received}
+                deadline = time.monotonic() + 5
+                while True:
+                    rows = watcher.execute("SELECT email FROM transmissions_message WHERE state = 'sent'").fetchall()
+                    sent = {row[0] for row in rows}
+                    if handed <= sent:
+                        break
+                    assert time.monotonic() < deadline, f"not recorded before the next hand-off: {handed - sent}"
+                    time.sleep(0.002)
+                delivered = {e["rcpt_to"] for e in events() if e["type"] == "delivery"}
+                assert delivered <= sent  # events only after the state they report
+                without_events.append(len(handed - delivered))
+                return real_relay().send(**kwargs)
+
+        monkeypatch.setattr(sending, "relay", Watching)
+        transmission = run(api, body(recipients=recipients))
+    assert len(without_events) == len(recipients)
+    if group_seconds:
+        assert max(without_events) == sending.EVENT_GROUP - 1
+    else:
+        assert set(without_events) == {0}
+    assert transmission.state == TransmissionState.SUCCESS
+    assert Message.objects.filter(transmission_id=transmission.id, state="sent").count() == len(recipients)
+    assert sorted(e["type"] for e in events()) == ["delivery"] * len(recipients) + ["injection"] * len(recipients)
+
+
+def test_a_refusal_after_the_body_is_recorded_and_the_next_message_goes(api, relay, events):
+    relay.handler.answers = ["250 OK", "550 5.1.1 no such user", "451 4.3.0 busy"]
+    recipients = [{"address": f"a{i}@example.com"} for i in range(4)]
+    transmission = run(api, body(recipients=recipients))
+    states = dict(Message.objects.filter(transmission_id=transmission.id).values_list("email", "state"))
+    assert states == {"a0@example.com": "sent", "a1@example.com": "failed", "a2@example.com": "deferred",
+                      "a3@example.com": "sent"}  # fmt: skip
+    kinds = sorted((e["rcpt_to"], e["type"]) for e in events() if e["type"] != "injection")
+    assert kinds == [("a0@example.com", "delivery"), ("a1@example.com", "bounce"), ("a2@example.com", "delay"),
+                     ("a3@example.com", "delivery")]  # fmt: skip
+
+
+class _Counting:
+    """Counts the client's writes to the relay (one per round trip it starts)."""
+
+    def __init__(self, monkeypatch):
+        self.writes = 0
+        real = smtplib.SMTP.send
+
+        def send(conn, data):
+            self.writes += 1
+            return real(conn, data)
+
+        monkeypatch.setattr(smtplib.SMTP, "send", send)
+
+
+@pytest.mark.parametrize("pipelining, writes", [(True, 2), (False, 4)])
+def test_the_envelope_is_one_round_trip_when_the_relay_offers_pipelining(monkeypatch, pipelining, writes):
+    from transmissions.delivery import Relay as Client
+
+    server = Relay().start()
+    server.handler.pipelining = pipelining
+    client = Client(server.url)
+    try:
+        client.send(mail_from="a@sender.test", rcpt_to="warm@example.com", data=b"Subject: warm\n\nx\n")
+        counting = _Counting(monkeypatch)
+        for i in range(3):
+            result = client.send(mail_from="a@sender.test", rcpt_to=f"r{i}@example.com", data=b"Subject: hi\n\nbody\n")
+            assert result.outcome == "delivered"
+        assert counting.writes == 3 * writes
+    finally:
+        client.close()
+        server.stop()
+    assert [r.rcpt_tos for r in server.received] == [["warm@example.com"], ["r0@example.com"], ["r1@example.com"],
+                                                     ["r2@example.com"]]  # fmt: skip
+    assert server.received[1].data.replace(b"\r\n", b"\n") == b"Subject: hi\n\nbody\n"
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(
+    "mail_answer, rcpt_answer, outcome, code",
+    [(None, "550 5.1.1 unknown user", "bounced", 550), (None, "452 4.2.2 mailbox full", "deferred", 452),
+     ("451 4.7.1 slow down", None, "deferred", 451), ("553 5.7.1 sender refused", None, "bounced", 553)],
+)  # fmt: skip
+def test_a_refused_envelope_is_classified_and_the_connection_stays_usable(pipelining, mail_answer, rcpt_answer,
+                                                                           outcome, code):  # fmt: skip
+    from transmissions.delivery import Relay as Client
+
+    server = Relay().start()
+    server.handler.pipelining = pipelining
+    if rcpt_answer:
+        server.handler.refuse["no@example.com"] = rcpt_answer
+    if mail_answer:
+        server.handler.refuse_mail = mail_answer
+    client = Client(server.url)
+    try:
+        result = client.send(mail_from="a@sender.test", rcpt_to="no@example.com", data=b"Subject: x\n\nx\n")
+        assert (result.outcome, result.code) == (outcome, code)
+        server.handler.refuse_mail = None
+        after = client.send(mail_from="a@sender.test", rcpt_to="yes@example.com", data=b"Subject: y\n\ny\n")
+        assert after.outcome == "delivered"
+    finally:
+        client.close()
+        server.stop()
+    assert [r.rcpt_tos for r in server.received] == [["yes@example.com"]]
