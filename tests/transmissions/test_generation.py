@@ -341,53 +341,6 @@ def test_tracking_precedence_shows_in_the_sent_message(api, relay, settings, tx,
     assert (html.count("/q/") == 2) is want_open  # initial_open follows open_tracking
 
 
-def test_sent_is_recorded_in_groups_of_at_most_sent_group_before_the_next_hand_off(api, relay, events, monkeypatch):
-    from transmissions import sending
-
-    recipients = [{"address": f"g{i}@example.com"} for i in range(3 * sending.SENT_GROUP + 3)]
-    unrecorded, real_relay = [], sending.relay
-
-    class Watching:
-        def send_end(self):
-            return real_relay().send_end()
-
-        def send_begin(self, **kwargs):
-            handed = {r.rcpt_tos[0] for r in relay.received}
-            sent = set(Message.objects.filter(state="sent", email__in=handed).values_list("email", flat=True))
-            delivered = {e["rcpt_to"] for e in events() if e["type"] == "delivery"}
-            assert delivered <= sent  # events only after the state they report
-            unrecorded.append(len(handed - sent))
-            return real_relay().send_begin(**kwargs)
-
-    monkeypatch.setattr(sending, "relay", Watching)
-    monkeypatch.setattr(sending, "SENT_GROUP_SECONDS", 3600.0)
-    transmission = run(api, body(recipients=recipients))
-    assert max(unrecorded) == sending.SENT_GROUP - 1
-    assert transmission.state == TransmissionState.SUCCESS
-    assert Message.objects.filter(transmission_id=transmission.id, state="sent").count() == len(recipients)
-    assert sorted(e["type"] for e in events()) == ["delivery"] * len(recipients) + ["injection"] * len(recipients)
-
-
-def test_an_old_unrecorded_group_is_recorded_before_the_next_hand_off(api, relay, monkeypatch):
-    from transmissions import sending
-
-    monkeypatch.setattr(sending, "SENT_GROUP_SECONDS", 0.0)
-    recipients = [{"address": f"s{i}@example.com"} for i in range(4)]
-    seen, real_relay = [], sending.relay
-
-    class Watching:
-        def send_end(self):
-            return real_relay().send_end()
-
-        def send_begin(self, **kwargs):
-            seen.append(Message.objects.filter(state="sending", email__in=[r.rcpt_tos[0] for r in relay.received]).count())
-            return real_relay().send_begin(**kwargs)
-
-    monkeypatch.setattr(sending, "relay", Watching)
-    run(api, body(recipients=recipients))
-    assert seen == [0, 0, 0, 0]
-
-
 @pytest.mark.parametrize(
     "address",
     ["jo@example.com", "Jo.Doe+tag@sub.example.com", "a_b-c@x.io", '"jo doe"@example.com', "jo@[127.0.0.1]",
