@@ -5,6 +5,13 @@ compiled ONCE (cached per process by transmission id and template version), the 
 options, the tracking base URL and the fields every event carries. ``message_generate``
 then does the per-recipient work: data context → render (links and pixels through a
 :class:`MessageTracker`) → optional CSS inlining → MIME bytes.
+
+``email_rfc822`` content is split and compiled once as well (``transmissions.rfc822``): per
+recipient its substituted headers and text/html parts are rendered with the same tracker
+and joined with the untouched bytes of the source.
+
+``perform_substitutions: false`` (SPEC B §1.2) sends the text, html and AMP bodies as
+written (still click and open tracked); headers are still substituted.
 """
 
 from __future__ import annotations
@@ -20,14 +27,15 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from engage import errors
-from templates_app.language import build_context, compile_content, compile_part
+from templates_app.language import build_context, compile_content
 from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
 from tracking.links import pixel_html, scan_html, scan_text
 from tracking.signing import tracking_base_url, tracking_signer
 from tracking.tokens import MessageTokens
-from transmissions.mime import address_header, build_message, from_parts, to_header
+from transmissions.mime import address_header, build_message, from_parts, header_line, to_header
 from transmissions.models import Transmission
 from transmissions.options import EffectiveOptions, effective_options
+from transmissions.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +95,7 @@ class Prepared:
     options: EffectiveOptions
     inline_css: bool
     base_url: str
-    compiled: Any  # CompiledContent, or a CompiledPart for email_rfc822
+    compiled: Any  # CompiledContent, or a CompiledMessage for email_rfc822
     content: dict[str, Any]
     rfc822: bool
     unsubscribe_mailto: str
@@ -114,13 +122,18 @@ def prepare(transmission: Transmission) -> Prepared:
         defaults={"open_tracking": settings.ENGAGE_OPEN_TRACKING, "click_tracking": settings.ENGAGE_CLICK_TRACKING},
     )
     rfc822 = "email_rfc822" in content
+    substitute = transmission.options.get("perform_substitutions") is not False
     try:
         if rfc822:
-            compiled: Any = compile_part(content["email_rfc822"], part="email_rfc822", mode="header")
+            compiled: Any = compile_message(content["email_rfc822"], substitute=substitute)
         else:
             compiled = compile_content(content, scan_html=scan_html, scan_text=scan_text)
+            if not substitute:
+                _bodies_literal(compiled, content)
     except TemplateSyntaxError as exc:
         raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
+    except Rfc822Error as exc:
+        raise errors.InvalidData(f"content.email_rfc822 is not a MIME message: {exc}") from None
     base_url = tracking_base_url(transmission.tracking_domain or None)
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or f"unsubscribe@{urlsplit(base_url).hostname or 'localhost'}"
     return Prepared(
@@ -139,6 +152,16 @@ def prepare(transmission: Transmission) -> Prepared:
         rfc822=rfc822,
         unsubscribe_mailto=mailto,
     )
+
+
+def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
+    """``perform_substitutions: false``: the bodies as written, tracked as compiled ones are."""
+    if compiled.text is not None:
+        compiled.text = LiteralPart(content["text"], part="text", html=False, scan=scan_text(content["text"]))
+    if compiled.html is not None:
+        compiled.html = LiteralPart(content["html"], part="html", html=True, scan=scan_html(content["html"]))
+    if compiled.amp_html is not None:
+        compiled.amp_html = LiteralPart(content["amp_html"], part="amp_html", html=True)
 
 
 def prepared_get(*, transmission_id: int) -> Prepared | None:
@@ -197,7 +220,11 @@ def _inline_css(html: str) -> str:
 
 
 def message_generate(
-    prepared: Prepared, *, message_id: str, recipient: dict[str, Any], raw_address: str | None = None,
+    prepared: Prepared,
+    *,
+    message_id: str,
+    recipient: dict[str, Any],
+    raw_address: str | None = None,
     now: float | None = None,
 ) -> Built:
     """Render and build one message; raises :class:`GenerationFailed` on a render error."""
@@ -232,9 +259,9 @@ def message_generate(
             click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
             max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
         )
-    if prepared.rfc822:
-        return _generate_rfc822(prepared, context, email=email, return_path=return_path, message_id=message_id)
     tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=options)
+    if prepared.rfc822:
+        return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
     try:
         rendered = prepared.compiled.render(context, tracker)
     except TemplateRenderError as exc:
@@ -259,9 +286,7 @@ def message_generate(
         if name.lower() not in taken:
             headers.append((name, value))
     if not options.transactional and tokens is not None:
-        unsubscribe = f"{prepared.base_url}/u/{tokens.open('unsubscribe')}"
-        headers.append(("List-Unsubscribe", f"<mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe>, <{unsubscribe}>"))
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        headers += _list_unsubscribe(prepared, tokens)
     data = build_message(
         headers=headers,
         text=rendered.get("text"),
@@ -279,21 +304,35 @@ def message_generate(
     )
 
 
-def _generate_rfc822(prepared: Prepared, context: dict, *, email: str, return_path: str, message_id: str) -> Built:
-    """email_rfc822 content: substitution over the source, no To header built (SPEC B §1.3)."""
-    from email.parser import BytesHeaderParser
+def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[str, str]]:
+    """The RFC 8058 headers of a non-transactional message (SPEC A.2)."""
+    unsubscribe = f"{prepared.base_url}/u/{tokens.open('unsubscribe')}"
+    return [
+        ("List-Unsubscribe", f"<mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe>, <{unsubscribe}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
 
+
+def _generate_rfc822(
+    prepared: Prepared, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
+    return_path: str,
+) -> Built:  # fmt: skip
+    """email_rfc822 content: the compiled source rendered with the message's tracker; no To
+    header is built (SPEC B §1.3, B §3.2). A non-transactional message gets the
+    List-Unsubscribe headers unless the source has its own."""
+    compiled: CompiledMessage = prepared.compiled
+    extra = b""
+    if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
+        extra = b"".join(header_line(name, value) for name, value in _list_unsubscribe(prepared, tokens))
     try:
-        source = prepared.compiled.render(context)
+        rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:
         raise GenerationFailed(exc.description, part=exc.part) from None
-    data = source.encode("utf-8")
-    parsed = BytesHeaderParser().parsebytes(data)
-    from_email, _name = from_parts(str(parsed.get("From", "")))
+    from_email, _name = from_parts(rendered.from_header)
     return Built(
-        data=data,
+        data=rendered.data,
         mail_from=return_path or from_email,
         rcpt_to=email,
         friendly_from=from_email,
-        subject=str(parsed.get("Subject", "")),
+        subject=rendered.subject,
     )

@@ -36,7 +36,7 @@ from email.utils import formataddr
 
 from recipient_lists.recipients import split_address
 
-__all__ = ["address_header", "build_message", "to_header"]
+__all__ = ["address_header", "build_message", "header_line", "to_header"]
 
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = BASE64
@@ -184,7 +184,7 @@ _NLCRE = re.compile(r"\r\n|\r|\n")
 _BOUNDARY_FORMAT = "=" * 15 + "%0" + str(len(repr(sys.maxsize - 1))) + "d=="
 
 
-def _header_line(name: str, value: str) -> bytes:
+def header_line(name: str, value: str) -> bytes:
     """``name: value`` and LF, folded exactly as ``email.generator`` folds it."""
     if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value and "\r" not in value:
         if value == value.strip(" \t") or not value.strip():
@@ -203,7 +203,7 @@ def _part_bytes(subtype: str, body: str, *, mime_version: bool) -> tuple[bytes, 
 
 
 def _build_direct(headers: Iterable[tuple[str, str]], parts: list[tuple[str, str]]) -> bytes:
-    top = b"".join(_header_line(name, value) for name, value in headers) + b"MIME-Version: 1.0\n"
+    top = b"".join(header_line(name, value) for name, value in headers) + b"MIME-Version: 1.0\n"
     if len(parts) == 1:
         head, body = _part_bytes(parts[0][0], parts[0][1], mime_version=False)
         return top + head + b"\n" + body

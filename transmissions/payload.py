@@ -18,8 +18,10 @@ from typing import Any
 from engage import errors
 from engage.api.fields import bool_options
 from templates_app.content import normalize_content
+from templates_app.language import TemplateSyntaxError
+from transmissions.rfc822 import Rfc822Error, compile_message
 
-#: Options that are accepted and stored; only the first four change what Engage does.
+#: Options that are accepted and stored; sandbox and skip_suppression change nothing in Engage.
 BOOL_OPTIONS = (
     "open_tracking",
     "click_tracking",
@@ -178,6 +180,17 @@ def _content(raw: Any, target: TransmissionInput, *, limits: Limits) -> None:
     target.content = content
 
 
+def _check_rfc822(source: str, *, substitute: bool) -> None:
+    """An ``email_rfc822`` source must be a MIME tree whose substituted headers and bodies
+    compile (422 / 1300, or 422 / 3000 with part and line like inline content)."""
+    try:
+        compile_message(source, substitute=substitute)
+    except Rfc822Error as exc:
+        raise errors.InvalidData(f"content.email_rfc822 is not a MIME message: {exc}") from None
+    except TemplateSyntaxError as exc:
+        raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
+
+
 def _recipients_source(raw: Any, target: TransmissionInput) -> list | None:
     """The inline recipients array, or None when the request names a stored list."""
     if raw is None:
@@ -220,10 +233,16 @@ def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tu
             )
         target.substitution_data = substitution_data
     target.options, target.start_time = _options(body.get("options"), now=now, limits=limits)
+    if "email_rfc822" in target.content:
+        _check_rfc822(
+            target.content["email_rfc822"], substitute=target.options.get("perform_substitutions") is not False
+        )
     return target, raw_recipients
 
 
-def recipient_check_limits(recipient: dict, index: int, *, tx_metadata: dict, limits: Limits) -> errors.EngageError | None:
+def recipient_check_limits(
+    recipient: dict, index: int, *, tx_metadata: dict, limits: Limits
+) -> errors.EngageError | None:
     """Per-recipient limits on top of ``normalize_recipient``: merged metadata and
     substitution data sizes."""
     metadata = recipient.get("metadata")

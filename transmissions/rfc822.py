@@ -1,0 +1,652 @@
+"""``email_rfc822`` content: parse the source once, substitute and track per recipient. PURE.
+
+:func:`compile_message` runs once per transmission. It splits the source into byte ranges
+and compiles the ranges that change per recipient with the substitution language (the same
+``compile_part`` and link scanners as inline content); :meth:`CompiledMessage.render` then
+renders those pieces for one recipient and joins bytes. Everything else goes out exactly as
+it came in.
+
+Decisions (SPEC B §1.3, A.2):
+
+- Line ends: CRLF and lone CR become LF (the relay seam writes CRLF on the wire).
+- Headers: only the top-level header block is substituted. A field is compiled when its
+  value, after decoding RFC 2047 encoded words, contains ``{{``. A rendered value that is
+  ASCII goes out as is (folded like ``transmissions.mime`` folds); a non-ASCII one is RFC
+  2047 encoded again (address fields per address, so the addresses stay readable). A line
+  break in a substituted value becomes a space: substitution never adds a header.
+  ``Content-Type``, ``Content-Transfer-Encoding`` and ``MIME-Version`` are never
+  substituted. Part names in errors follow inline content: ``Header:<Name>``.
+- Bodies: the first non-attachment ``text/plain``, ``text/html`` and ``text/x-amp-html``
+  leaf (depth first, never inside an attached ``message/*``) are decoded (transfer encoding,
+  then charset), compiled as the ``text``, ``html`` and ``amp_html`` parts of inline content
+  (text and html with the link scan, so clicks and pixels are tracked like inline content;
+  AMP without, as inline), and encoded again per recipient with the part's own charset and
+  transfer encoding. When a rendered part needs more than that (a character the charset
+  cannot hold, 8-bit data in a 7bit part, a line over 998 bytes), the part switches to UTF-8
+  and/or quoted-printable (base64 when a substituted value would contain a boundary of an
+  enclosing multipart) and its ``Content-Type`` / ``Content-Transfer-Encoding`` fields are
+  rewritten to say so. A part that renders to exactly its decoded source keeps its
+  original bytes. A part that cannot be decoded (unknown charset or transfer encoding,
+  bytes invalid in the declared charset) is left as is: no substitution, no tracking.
+- ``substitute=False`` (``perform_substitutions: false``): bodies are sent as written (no
+  ``{{ }}`` evaluation) but still get link tracking and pixels; headers are still
+  substituted.
+- A source with no header field, a multipart without a boundary or without any delimiter
+  line, or multiparts nested deeper than :data:`MAX_DEPTH`, is not a MIME tree:
+  :class:`Rfc822Error`.
+"""
+
+from __future__ import annotations
+
+import re
+from base64 import encodebytes
+from binascii import Error as BinasciiError
+from binascii import a2b_base64, a2b_qp, b2a_qp
+from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import formataddr, getaddresses
+from typing import Any
+
+from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
+from tracking.links import Scan, scan_html, scan_text, unescape_attribute
+from transmissions.mime import header_line
+
+__all__ = [
+    "MAX_DEPTH",
+    "NEW_BASE64",
+    "NEW_CHARSET",
+    "NEW_CTE",
+    "CompiledMessage",
+    "Entity",
+    "Field",
+    "LiteralPart",
+    "RenderedMessage",
+    "Rfc822Error",
+    "compile_message",
+    "decode_body",
+    "decode_words",
+    "encode_body",
+    "encode_header",
+    "normalize_newlines",
+    "split_message",
+    "text_parts",
+]
+
+MAX_DEPTH = 32
+MAX_LINE_BYTES = 998
+#: Bits of the state a body render returns: which of the part's structural fields change.
+NEW_CHARSET = 1  # the charset is now utf-8
+NEW_CTE = 2  # the transfer encoding is now quoted-printable
+NEW_BASE64 = 4  # the transfer encoding is now base64
+_STATES = range(8)
+ADDRESS_HEADERS = frozenset({
+    "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender", "resent-to",
+    "resent-cc", "resent-bcc", "disposition-notification-to",
+})  # fmt: skip
+_STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+_BODY_KINDS = {"text/plain": "text", "text/html": "html", "text/x-amp-html": "amp_html"}
+_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_FOLD = re.compile(r"\n(?=[ \t])")
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+class Rfc822Error(ValueError):
+    """The source cannot be parsed into a MIME tree."""
+
+
+# --- splitting -----------------------------------------------------------------------------------
+
+
+def normalize_newlines(source: str) -> bytes:
+    """The source as UTF-8 bytes with LF line ends (CRLF and lone CR become LF)."""
+    if "\r" in source:
+        source = source.replace("\r\n", "\n").replace("\r", "\n")
+    return source.encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One header field: ``data[start:end]`` is the whole field, continuation lines and the
+    final LF included. ``name`` is "" for a leading mbox ``From `` line."""
+
+    name: str
+    start: int
+    end: int
+    value: str  # unfolded, leading whitespace and final line end removed
+
+
+@dataclass(slots=True)
+class Entity:
+    """One MIME entity (the message or a part) as byte offsets into the source.
+
+    ``head_end`` is where the header block ends (new fields go there); the body is
+    ``data[body_start:end]``. For a part of a multipart, the LF before the next delimiter
+    line belongs to the delimiter, not to the body (RFC 2046 §5.1.1).
+    """
+
+    start: int
+    end: int
+    fields: list[Field]
+    head_end: int
+    body_start: int
+    content_type: str
+    charset: str | None
+    disposition: str | None
+    cte: str
+    boundaries: tuple[bytes, ...] = ()  # the delimiters ("--" + boundary) of the enclosing multiparts
+    children: list[Entity] = field(default_factory=list)
+
+    def header(self, name: str) -> Field | None:
+        """The first field called ``name`` (lower case), or None."""
+        for item in self.fields:
+            if item.name.lower() == name:
+                return item
+        return None
+
+
+def _split_head(data: bytes, start: int, end: int) -> tuple[list[Field], int, int]:
+    """(fields, head_end, body_start) of the entity ``data[start:end]``.
+
+    The header block ends at the first empty line, or (as ``email.feedparser`` reads it)
+    at the first line that is neither a field nor a continuation: that line starts the body.
+    """
+    fields: list[Field] = []
+    pending: tuple[str, int] | None = None  # (name, start) of the field being read
+    pos = start
+    while pos < end:
+        newline = data.find(b"\n", pos, end)
+        line_end = end if newline == -1 else newline + 1
+        first = data[pos : pos + 1]
+        if first == b"\n":
+            break
+        if first in (b" ", b"\t") and pending is not None:
+            pos = line_end
+            continue
+        match = _FIELD_NAME.match(data, pos, line_end)
+        if match is None and not (pos == start and data.startswith(b"From ", pos)):
+            break
+        if pending is not None:
+            fields.append(_field(data, pending, pos))
+        pending = (match.group(1).decode("ascii") if match else "", pos)
+        pos = line_end
+    if pending is not None:
+        fields.append(_field(data, pending, pos))
+    body_start = pos + 1 if pos < end and data[pos] == 0x0A else pos
+    return fields, pos, body_start
+
+
+def _field(data: bytes, pending: tuple[str, int], end: int) -> Field:
+    name, start = pending
+    text = data[start:end].decode("utf-8", "surrogatepass")
+    value = text.partition(":")[2] if name else text
+    value = _FOLD.sub("", value).rstrip("\n").lstrip(" \t")
+    return Field(name, start, end, value)
+
+
+def _entity(
+    data: bytes, start: int, end: int, *, default_type: str, depth: int, boundaries: tuple[bytes, ...] = ()
+) -> Entity:
+    if depth > MAX_DEPTH:
+        raise Rfc822Error(f"multiparts are nested more than {MAX_DEPTH} deep")
+    fields, head_end, body_start = _split_head(data, start, end)
+    meta = Message()
+    meta.set_default_type(default_type)
+    for item in fields:
+        if item.name:
+            meta[item.name] = item.value
+    entity = Entity(
+        start=start,
+        end=end,
+        fields=fields,
+        head_end=head_end,
+        body_start=body_start,
+        content_type=meta.get_content_type(),
+        charset=meta.get_content_charset(),
+        disposition=meta.get_content_disposition(),
+        cte=str(meta.get("content-transfer-encoding", "7bit")).strip().lower() or "7bit",
+        boundaries=boundaries,
+    )
+    if entity.content_type.startswith("multipart/"):
+        boundary = meta.get_boundary()
+        if not boundary:
+            raise Rfc822Error(f"a {entity.content_type} part has no boundary parameter")
+        child_type = "message/rfc822" if entity.content_type == "multipart/digest" else "text/plain"
+        entity.children = _children(data, entity, boundary, child_type, depth)
+    return entity
+
+
+def _children(data: bytes, entity: Entity, boundary: str, child_type: str, depth: int) -> list[Entity]:
+    marker = b"--" + boundary.encode("utf-8", "surrogatepass")
+    boundaries = (*entity.boundaries, marker)
+    delimiter = re.compile(rb"^" + re.escape(marker) + rb"(--)?[ \t]*$", re.MULTILINE)
+    found = list(delimiter.finditer(data, entity.body_start, entity.end))
+    if not found:
+        raise Rfc822Error(f"the boundary {boundary!r} of a {entity.content_type} part never appears")
+    children: list[Entity] = []
+    for index, match in enumerate(found):
+        if match.group(1):  # the close delimiter: what follows is the epilogue
+            break
+        start = min(match.end() + 1, entity.end)
+        following = found[index + 1] if index + 1 < len(found) else None
+        end = entity.end if following is None else max(following.start() - 1, start)
+        children.append(_entity(data, start, end, default_type=child_type, depth=depth + 1, boundaries=boundaries))
+    return children
+
+
+def split_message(data: bytes) -> Entity:
+    """The MIME tree of a message (LF line ends) as offsets; raises :class:`Rfc822Error`."""
+    root = _entity(data, 0, len(data), default_type="text/plain", depth=0)
+    if not any(item.name for item in root.fields):
+        raise Rfc822Error("the message has no header fields")
+    return root
+
+
+def text_parts(root: Entity) -> dict[str, Entity]:
+    """The first non-attachment text/plain, text/html and text/x-amp-html leaves, depth
+    first, keyed "text", "html", "amp_html". Attached messages are not entered."""
+    found: dict[str, Entity] = {}
+    stack = [root]
+    while stack:
+        entity = stack.pop()
+        if entity.children:
+            stack.extend(reversed(entity.children))
+            continue
+        kind = _BODY_KINDS.get(entity.content_type)
+        if kind is None or kind in found or entity.disposition == "attachment":
+            continue
+        if entity.body_start == entity.head_end and entity.body_start == entity.end:
+            continue  # no body at all
+        found[kind] = entity
+    return found
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+def decode_body(raw: bytes, *, cte: str, charset: str | None) -> tuple[str, str] | None:
+    """``(text, codec)`` of a body, or None when it cannot be decoded reliably.
+
+    ``codec`` is the charset to encode the rendered text with: the declared one, or
+    ``us-ascii`` when none is declared (a body that is not ASCII then decodes as UTF-8 and
+    will be labelled UTF-8 when it goes out).
+    """
+    try:
+        if cte in ("7bit", "8bit", "binary"):
+            payload = raw
+        elif cte == "quoted-printable":
+            payload = a2b_qp(raw)
+        elif cte == "base64":
+            payload = a2b_base64(raw)
+        else:
+            return None
+    except (BinasciiError, ValueError):
+        return None
+    codec = charset or "us-ascii"
+    try:
+        return payload.decode(codec), codec
+    except LookupError:
+        return None
+    except UnicodeDecodeError:
+        if codec not in ("us-ascii", "ascii"):
+            return None
+    try:
+        return payload.decode("utf-8"), codec
+    except UnicodeDecodeError:
+        return None
+
+
+def _long_line(payload: bytes) -> bool:
+    return len(payload) > MAX_LINE_BYTES and max(map(len, payload.split(b"\n"))) > MAX_LINE_BYTES
+
+
+def encode_body(
+    text: str, *, codec: str, cte: str, suffix: bytes = b"", boundaries: tuple[bytes, ...] = ()
+) -> tuple[bytes, int]:
+    """``(body bytes, state)``: ``text`` in ``codec`` and ``cte``, falling back to UTF-8
+    (state bit :data:`NEW_CHARSET`) and quoted-printable (:data:`NEW_CTE`) when those cannot
+    carry it. A body that would contain one of the enclosing ``boundaries`` (a substituted
+    value could otherwise end the part) goes as base64 (:data:`NEW_BASE64`). ``suffix``
+    (the source's trailing line ends) follows a base64 body."""
+    state = 0
+    try:
+        payload = text.encode(codec)
+    except UnicodeEncodeError:
+        payload = text.encode("utf-8", "surrogatepass")
+        state |= NEW_CHARSET
+    if cte == "base64":
+        return encodebytes(payload).rstrip(b"\n") + suffix, state
+    if cte == "quoted-printable":
+        body = b2a_qp(payload)
+    elif cte != "binary" and ((cte != "8bit" and not payload.isascii()) or _long_line(payload)):
+        body = b2a_qp(payload)
+        state |= NEW_CTE
+    else:
+        body = payload
+    # Stricter than a delimiter line (any occurrence): never wrong, and rare.
+    if boundaries and any(marker in body for marker in boundaries):
+        return encodebytes(payload).rstrip(b"\n") + suffix, (state & ~NEW_CTE) | NEW_BASE64
+    return body, state
+
+
+class LiteralPart:
+    """A body part sent without substitution (``perform_substitutions: false``), with the
+    same tracking as a compiled part: ``render`` has the signature of
+    ``CompiledPart.render`` and gives what a compiled part of text without ``{{ }}`` gives
+    (``data-msys-*`` and ``[[...]]`` removed, links through ``tracker.link``, pixels through
+    ``tracker.pixel``), except that an untracked link keeps its source text."""
+
+    __slots__ = ("part", "source", "_pieces", "_plain")
+
+    def __init__(self, source: str, *, part: str, html: bool, scan: Scan | None = None) -> None:
+        self.part = part
+        self.source = source
+        edits: list[tuple[int, int, int, Any]] = []
+        if scan is not None:
+            edits += [(start, 2, end, "") for start, end in scan.strip]
+            for link in scan.links:
+                raw = source[link.start : link.end]
+                url = unescape_attribute(raw) if html else raw
+                edits.append((link.start, 2, link.end, ("link", raw, url, link)))
+            if scan.initial_open_at is not None:
+                edits.append((scan.initial_open_at, 0, scan.initial_open_at, ("pixel", "initial_open")))
+            if scan.open_at is not None:
+                edits.append((scan.open_at, 1, scan.open_at, ("pixel", "open")))
+        edits.sort(key=lambda edit: (edit[0], edit[1]))
+        pieces: list[Any] = []
+        pos = 0
+        for start, _order, end, piece in edits:
+            if start > pos:
+                pieces.append(source[pos:start])
+            if piece:
+                pieces.append(piece)
+            pos = max(pos, end)
+        pieces.append(source[pos:])
+        self._pieces = tuple(pieces)
+        self._plain = "".join(p if p.__class__ is str else p[1] if p[0] == "link" else "" for p in pieces)
+
+    def render(self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS) -> str:
+        if tracker is None:
+            return self._plain
+        out: list[str] = []
+        for piece in self._pieces:
+            if piece.__class__ is str:
+                out.append(piece)
+            elif piece[0] == "link":
+                _kind, raw, url, span = piece
+                wrapped = tracker.link(url, span)
+                out.append(raw if wrapped == url else wrapped)
+            else:
+                out.append(tracker.pixel(piece[1]))
+        return "".join(out)
+
+
+class _BodySlot:
+    __slots__ = ("part", "raw", "decoded", "codec", "cte", "suffix", "boundaries")
+
+    def __init__(self, part: Any, raw: bytes, decoded: str, codec: str, entity: Entity) -> None:
+        self.part = part
+        self.raw = raw
+        self.decoded = decoded
+        self.codec = codec
+        self.cte = entity.cte
+        self.suffix = raw[len(raw.rstrip(b"\n")) :]
+        self.boundaries = entity.boundaries
+
+    def render(self, data: dict, tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
+        text = self.part.render(data, tracker, limits=limits)
+        if text == self.decoded:
+            return self.raw, 0
+        return encode_body(text, codec=self.codec, cte=self.cte, suffix=self.suffix, boundaries=self.boundaries)
+
+
+def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _BodySlot | None:
+    raw = data[entity.body_start : entity.end]
+    decoded = decode_body(raw, cte=entity.cte, charset=entity.charset)
+    if decoded is None:
+        return None
+    text, codec = decoded
+    scan = scan_html(text) if kind == "html" else scan_text(text) if kind == "text" else None
+    part: Any
+    if substitute:
+        part = compile_part(text, part=kind, mode="text" if kind == "text" else "html", scan=scan)
+    else:
+        part = LiteralPart(text, part=kind, html=kind != "text", scan=scan)
+    return _BodySlot(part, raw, text, codec, entity)
+
+
+def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) -> list[tuple[int, int, int, Any]]:
+    """Edits that rewrite (or add) the part's Content-Type / Content-Transfer-Encoding for
+    each state a render of body ``index`` can return."""
+    edits: list[tuple[int, int, int, Any]] = []
+    at = entity.head_end
+    content_type = entity.header("content-type")
+    if content_type is None:
+        original, value = b"", f'{entity.content_type}; charset="utf-8"'
+    else:
+        original = data[content_type.start : content_type.end]
+        meta = Message()
+        meta["Content-Type"] = content_type.value
+        meta.set_param("charset", "utf-8")
+        value = meta["Content-Type"]
+    changed = header_line("Content-Type", value)
+    variants = tuple(changed if state & NEW_CHARSET else original for state in _STATES)
+    span = (at, 5, at) if content_type is None else (content_type.start, 2, content_type.end)
+    edits.append((*span, (3, (index, variants))))
+    cte = entity.header("content-transfer-encoding")
+    original = b"" if cte is None else data[cte.start : cte.end]
+    qp, b64 = b"Content-Transfer-Encoding: quoted-printable\n", b"Content-Transfer-Encoding: base64\n"
+    variants = tuple(b64 if state & NEW_BASE64 else qp if state & NEW_CTE else original for state in _STATES)
+    span = (at, 6, at) if cte is None else (cte.start, 2, cte.end)
+    edits.append((*span, (3, (index, variants))))
+    if root and entity.header("mime-version") is None:
+        variants = (b"",) + (b"MIME-Version: 1.0\n",) * (len(_STATES) - 1)
+        edits.append((at, 7, at, (3, (index, variants))))
+    return edits
+
+
+# --- headers -------------------------------------------------------------------------------------
+
+
+def _decode_word(match: re.Match[str]) -> str | None:
+    charset, encoding, text = match.group(1).partition("*")[0], match.group(2).upper(), match.group(3)
+    try:
+        if encoding == "B":
+            payload = a2b_base64(text + "=" * (-len(text) % 4))
+        else:
+            payload = a2b_qp(text.encode("ascii"), header=True)
+        return payload.decode(charset)
+    except (BinasciiError, ValueError, LookupError, UnicodeError):
+        return None
+
+
+def decode_words(value: str) -> str:
+    """``value`` with its RFC 2047 encoded words decoded; the text around them is kept
+    exactly (unlike ``str(make_header(...))``), whitespace between two adjacent encoded
+    words is dropped (RFC 2047 §6.2), and a word that does not decode stays as written."""
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pos = 0
+    after_word = False
+    for match in _ENCODED_WORD.finditer(value):
+        decoded = _decode_word(match)
+        between = value[pos : match.start()]
+        if decoded is None:
+            out.append(value[pos : match.end()])
+            after_word = False
+        else:
+            if not (after_word and between.strip(" \t") == ""):
+                out.append(between)
+            out.append(decoded)
+            after_word = True
+        pos = match.end()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _encode_addresses(text: str) -> str | None:
+    pairs = getaddresses([text])
+    if not pairs or any(not address for _name, address in pairs):
+        return None
+    try:
+        return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+    except UnicodeError:
+        return None
+
+
+def encode_header(name: str, text: str) -> bytes:
+    """The header line(s) for a decoded, rendered value: ASCII as is, anything else RFC
+    2047 encoded (an address field per address; one whose addresses cannot be parsed, or
+    are not ASCII, goes out as UTF-8). Line breaks in ``text`` become spaces."""
+    if "\n" in text or "\r" in text:
+        text = _LINE_BREAKS.sub(" ", text)
+    if not text.isascii() and name.lower() in ADDRESS_HEADERS:
+        encoded = _encode_addresses(text)
+        if encoded is None or not encoded.isascii():
+            return f"{name}: {text}\n".encode("utf-8", "surrogatepass")
+        text = encoded
+    return header_line(name, text)
+
+
+class _HeaderSlot:
+    __slots__ = ("name", "part")
+
+    def __init__(self, name: str, part: CompiledPart) -> None:
+        self.name = name
+        self.part = part
+
+    def render(self, data: dict, limits: Limits) -> tuple[bytes, str]:
+        text = self.part.render(data, limits=limits)
+        return encode_header(self.name, text), text
+
+
+# --- the compiled message ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    data: bytes  # LF line ends
+    subject: str  # decoded
+    from_header: str  # decoded
+
+
+class CompiledMessage:
+    """An ``email_rfc822`` source, split and compiled once; :meth:`render` per recipient.
+
+    ``parts`` names the body parts that are rendered ("text", "html", "amp_html");
+    ``headers`` the header fields that are substituted.
+    """
+
+    __slots__ = ("_segments", "_headers", "_bodies", "_subject", "_from", "parts", "headers",
+                 "has_list_unsubscribe")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        segments: tuple,
+        headers: list[_HeaderSlot],
+        bodies: list[_BodySlot],
+        subject: str | int,
+        from_header: str | int,
+        parts: tuple[str, ...],
+        has_list_unsubscribe: bool,
+    ) -> None:
+        self._segments = segments
+        self._headers = headers
+        self._bodies = bodies
+        self._subject = subject
+        self._from = from_header
+        self.parts = parts
+        self.headers = tuple(slot.name for slot in headers)
+        self.has_list_unsubscribe = has_list_unsubscribe
+
+    def render(
+        self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
+        extra_headers: bytes = b"",
+    ) -> RenderedMessage:  # fmt: skip
+        """The message for one recipient; ``extra_headers`` (complete lines) go at the end
+        of the top-level header block. Raises ``TemplateRenderError``."""
+        headers = [slot.render(data, limits) for slot in self._headers]
+        bodies = [slot.render(data, tracker, limits) for slot in self._bodies]
+        out: list[bytes] = []
+        for kind, value in self._segments:
+            if kind == 0:
+                out.append(value)
+            elif kind == 1:
+                out.append(headers[value][0])
+            elif kind == 2:
+                out.append(bodies[value][0])
+            elif kind == 3:
+                out.append(value[1][bodies[value[0]][1]])
+            else:
+                out.append(extra_headers)
+        subject = self._subject if self._subject.__class__ is str else headers[self._subject][1]
+        from_header = self._from if self._from.__class__ is str else headers[self._from][1]
+        return RenderedMessage(b"".join(out), subject, from_header)
+
+
+def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
+    """Split and compile an ``email_rfc822`` source (see the module docstring).
+
+    Raises :class:`Rfc822Error` when the source is not a MIME tree and the language's
+    ``TemplateSyntaxError`` (naming the part and the line in it) when a substituted header
+    or body does not compile. Headers compile first, in their order, then text, html, AMP.
+    """
+    if not isinstance(source, str):
+        raise Rfc822Error("must be a string")
+    data = normalize_newlines(source)
+    if not data.endswith(b"\n"):
+        data += b"\n"  # so that every header field ends with a line end
+    root = split_message(data)
+    edits: list[tuple[int, int, int, Any]] = []
+    headers: list[_HeaderSlot] = []
+    subject: str | int | None = None
+    from_header: str | int | None = None
+    for item in root.fields:
+        lname = item.name.lower()
+        if not lname or lname in _STRUCTURAL:
+            continue
+        text = decode_words(item.value)
+        value: str | int = text
+        if "{{" in text:
+            value = len(headers)
+            headers.append(_HeaderSlot(item.name, compile_part(text, part=f"Header:{item.name}", mode="header")))
+            edits.append((item.start, 2, item.end, (1, value)))
+        if lname == "subject" and subject is None:
+            subject = value
+        elif lname == "from" and from_header is None:
+            from_header = value
+    bodies: list[_BodySlot] = []
+    kinds: list[str] = []
+    found = text_parts(root)
+    for kind in ("text", "html", "amp_html"):
+        entity = found.get(kind)
+        slot = None if entity is None else _body_slot(data, entity, kind, substitute=substitute)
+        if slot is None:
+            continue
+        index = len(bodies)
+        bodies.append(slot)
+        edits.append((entity.body_start, 10, entity.end, (2, index)))
+        edits += _structural_edits(data, entity, index, root=entity is root)
+        kinds.append(kind)
+    edits.append((root.head_end, 9, root.head_end, (4, None)))
+    edits.sort(key=lambda edit: (edit[0], edit[1]))
+    segments: list[tuple[int, Any]] = []
+    pos = 0
+    for start, _order, end, segment in edits:
+        if start > pos:
+            segments.append((0, data[pos:start]))
+        segments.append(segment)
+        pos = max(pos, end)
+    if pos < len(data):
+        segments.append((0, data[pos:]))
+    return CompiledMessage(
+        segments=tuple(segments),
+        headers=headers,
+        bodies=bodies,
+        subject=subject if subject is not None else "",
+        from_header=from_header if from_header is not None else "",
+        parts=tuple(kinds),
+        has_list_unsubscribe=root.header("list-unsubscribe") is not None,
+    )
