@@ -90,6 +90,7 @@ class Relay:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
+        self._envelope: tuple[str, str, bool] = ("", "", False)  # (from, to, written pipelined)
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
@@ -125,30 +126,67 @@ class Relay:
             conn.close()
 
     def send(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
-        """One SMTP transaction for one recipient."""
-        result = self.send_begin(mail_from=mail_from, rcpt_to=rcpt_to, data=data)
-        return self.send_end() if result is None else result
+        """One SMTP transaction for one recipient, step after step."""
+        self.envelope_send(mail_from=mail_from, rcpt_to=rcpt_to)
+        refused = self.envelope_result()
+        if refused is not None:
+            return refused
+        self.body_send(data)
+        return self.body_result()
 
-    def send_begin(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult | None:
-        """The transaction up to and including the body. None when the relay's answer to the
-        end of DATA is still to be read by :meth:`send_end` (the caller may prepare the next
-        message meanwhile, while the relay takes the body in); else the refusal (4xx/5xx)."""
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = self._connect()
+    # The same transaction in steps, for a caller that generates the next message while the
+    # relay answers the envelope: envelope_send → envelope_result → body_send → body_result.
+
+    def envelope_send(self, *, mail_from: str, rcpt_to: str) -> None:
+        """Start a transaction. With PIPELINING, MAIL, RCPT and DATA are written now in one
+        go and their answers read by :meth:`envelope_result`; else that does it all."""
+        self._envelope = (mail_from, rcpt_to, False)
+        if self._conn is None:
+            self._conn = self._connect()
+        if self._pipelinable(self._conn, mail_from, rcpt_to):
             try:
-                return self._begin(self._conn, mail_from, rcpt_to, data)
-            except _LostBeforeData as exc:
+                self._conn.send(_envelope_bytes(mail_from, rcpt_to))
+            except (OSError, smtplib.SMTPServerDisconnected):
+                self._drop()  # envelope_result starts again on a fresh connection
+            else:
+                self._envelope = (mail_from, rcpt_to, True)
+
+    def envelope_result(self) -> RelayResult | None:
+        """None once the relay said 354 (send the body next), else its refusal (4xx/5xx).
+
+        A connection lost before the body (a relay that closed an idle connection) is
+        retried once on a fresh one: nothing of this message reached the relay."""
+        mail_from, rcpt_to, written = self._envelope
+        for attempt in (1, 2):
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                conn = self._conn
+                if not written and self._pipelinable(conn, mail_from, rcpt_to):
+                    conn.send(_envelope_bytes(mail_from, rcpt_to))
+                    written = True
+                if written:
+                    return self._pipelined_answers(conn)
+                return self._envelope_one_by_one(conn, mail_from, rcpt_to)
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 self._drop()
+                written = False
                 if attempt == 2:
                     raise RelayUnavailable(f"connection to relay lost: {exc}") from exc
-            except _LostAfterData as exc:
-                self._drop()
-                raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
         raise AssertionError("unreachable")
 
-    def send_end(self) -> RelayResult:
-        """The relay's answer to the body sent by :meth:`send_begin`."""
+    def body_send(self, data: bytes) -> None:
+        """The message, dot-stuffed, and the end of DATA."""
+        try:
+            if self._conn is None:
+                raise OSError("no connection")
+            self._conn.send(_dot_stuffed(data))
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
+
+    def body_result(self) -> RelayResult:
+        """The relay's answer to the end of DATA: 2xx means it owns the message now."""
         try:
             if self._conn is None:
                 raise OSError("no connection")
@@ -158,27 +196,15 @@ class Relay:
             raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
         return RelayResult(_outcome(code), code, _text(text))
 
-    def _begin(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult | None:
+    @staticmethod
+    def _pipelinable(conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> bool:
+        return _plain(mail_from) and _plain(rcpt_to) and conn.has_extn("pipelining")
+
+    def _envelope_one_by_one(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> RelayResult | None:
+        """MAIL, RCPT and DATA one round trip each; the refusal, or None after 354."""
         options = []
         if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
-        try:
-            if not options and _plain(mail_from) and _plain(rcpt_to) and conn.has_extn("pipelining"):
-                refused = self._envelope_pipelined(conn, mail_from, rcpt_to)
-            else:
-                refused = self._envelope(conn, mail_from, rcpt_to, options)
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            raise _LostBeforeData(str(exc)) from exc
-        if refused is not None:
-            return refused
-        try:
-            conn.send(_dot_stuffed(data))
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            raise _LostAfterData(str(exc)) from exc
-        return None
-
-    def _envelope(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, options: list[str]) -> RelayResult | None:
-        """MAIL, RCPT and DATA one round trip each; the refusal, or None after 354."""
         if not options and _plain(mail_from):
             conn.putcmd("mail", f"FROM:<{mail_from}>")
             code, text = conn.getreply()
@@ -197,20 +223,17 @@ class Relay:
         code, text = conn.getreply()
         return None if code == 354 else self._refused(conn, code, text)
 
-    def _envelope_pipelined(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> RelayResult | None:
-        """MAIL, RCPT and DATA in one write, then their three answers (RFC 2920): the first
-        refusal, or None after 354. A relay that says 354 although it refused the sender or
-        the recipient is sent an empty body's end, so the transaction closes cleanly."""
-        conn.send(f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode("ascii"))
+    def _pipelined_answers(self, conn: smtplib.SMTP) -> RelayResult | None:
+        """The three answers to a pipelined envelope (RFC 2920): the first refusal, or None
+        after 354. A relay that says 354 although it refused the sender or the recipient is
+        sent an empty body's end, so the transaction closes cleanly."""
         mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
         if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
             return None
         if data[0] == 354:
             conn.send(b".\r\n")
             conn.getreply()
-        code, text = next(
-            answer for answer, ok in ((mail, (250,)), (rcpt, (250, 251)), (data, (354,))) if answer[0] not in ok
-        )
+        code, text = next(answer for answer, ok in ((mail, (250,)), (rcpt, (250, 251)), (data, (354,))) if answer[0] not in ok)
         return self._refused(conn, code, text)
 
     def _refused(self, conn: smtplib.SMTP, code: int, text: bytes | str) -> RelayResult:
@@ -225,14 +248,6 @@ class Relay:
             pass  # the next transaction finds out and reconnects
 
 
-class _LostBeforeData(Exception):
-    pass
-
-
-class _LostAfterData(Exception):
-    pass
-
-
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 # An address smtplib's quoteaddr (an RFC 822 parse, ~40 us) would give back unchanged inside <>.
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"]+@[^\s<>()\[\]\\,;:\"@]+")
@@ -240,6 +255,10 @@ _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"]+@[^\s<>()\[\]\\,;:\"@]+")
 
 def _plain(address: str) -> bool:
     return address.isascii() and _PLAIN_ADDRESS.fullmatch(address) is not None
+
+
+def _envelope_bytes(mail_from: str, rcpt_to: str) -> bytes:
+    return f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode("ascii")
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -4,12 +4,13 @@ Delivery guarantee, and its one residual window
 -----------------------------------------------
 Messages are claimed in small batches with one conditional UPDATE
 (``queued → sending``, ``claimed_by`` = this execution, ``claimed_at`` = now). Each message
-is then generated and handed to the relay in one SMTP transaction (MAIL, RCPT and DATA in
-one round trip when the relay offers PIPELINING), and its outcome is written before the
-next message is generated: ``sent`` the moment the relay's 2xx to the end of DATA is read,
-``failed`` after a 5xx or a render error, ``deferred`` after a 4xx. The ``sent`` UPDATE is
-sent to PostgreSQL at once without waiting for its answer (a prepared statement, read back
-before the connection's next use), so recording costs no round trip of its own.
+is then generated and handed to the relay in one SMTP transaction: the envelope (MAIL,
+RCPT and DATA in one write when the relay offers PIPELINING) goes out, the next message is
+generated while the relay answers it, then the body goes and the relay's answer to it is
+read at once and recorded: ``sent`` on a 2xx, ``failed`` after a 5xx or a render error,
+``deferred`` after a 4xx. The ``sent`` UPDATE is sent to PostgreSQL the moment the 2xx is
+read, without waiting for its answer (a prepared statement, read back before the
+connection's next use), so recording costs no round trip of its own.
 
 If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late`` +
 ``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
@@ -23,16 +24,15 @@ relay takes responsibility when it answers 2xx, and a client that never reads th
 must send again or risk losing the message. So a worker process killed after the relay
 committed the message and before our ``sent`` UPDATE left the process repeats **that one
 message**. That window is the relay's answer crossing loopback plus our reading it and
-writing the UPDATE: tens of microseconds with a core free (the next message is not
-generated while an answer is awaited, precisely to keep it short). The same holds for a
+writing the UPDATE: tens of microseconds with a core free (nothing is generated while
+that answer is awaited, precisely to keep it short). The same holds for a
 connection lost after the body was sent (``RelayUnavailable.handed_off_maybe``): the
 message goes back to ``queued``.
 
 State UPDATEs run with ``synchronous_commit = off``: that does not widen the window for a
 worker crash (the commit is visible to every session at once), only for a PostgreSQL
 crash, where the last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and
-those messages resent.
-Events are buffered after the state they report is written, in groups of at most
+those messages resent. Events are buffered after the state they report is written, in groups of at most
 :data:`EVENT_GROUP` messages or :data:`EVENT_GROUP_SECONDS`, so a killed worker can lose the
 ``injection``/``delivery`` events of one group, but never duplicates a send.
 """
@@ -282,14 +282,34 @@ def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
     return "failed"
 
 
-def _deliver_one(session: _Session, prepared: Prepared, job: _Job) -> str:
-    """Hand off one generated message and record the relay's answer.
+def _hand_off(session: _Session, job: _Job) -> str:
+    """The rest of the transaction whose envelope ``relay().envelope_send`` started: read the
+    envelope's answers, send the body, read the relay's answer at once and record it.
 
     Raises RelayUnavailable (state left ``sending`` for the caller to deal with).
     """
+    transaction = relay()
+    answer = transaction.envelope_result()
+    if answer is None:
+        transaction.body_send(job.built.data)
+        answer = transaction.body_result()
+    return _job_record(session, job, answer)
+
+
+def _envelope_send(session: _Session, job: _Job) -> None:
     session.before_hand_off()
-    built = job.built
-    return _job_record(session, job, relay().send(mail_from=built.mail_from, rcpt_to=built.rcpt_to, data=built.data))
+    relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to)
+
+
+def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, result: ChunkResult) -> _Job | None:
+    """Generate the next message of the batch from ``start`` (render errors recorded)."""
+    for position in range(start, len(rows)):
+        session.heartbeat()
+        job = _job_build(session, prepared, rows[position], position)
+        if job is not None:
+            return job
+        result.failed += 1
+    return None
 
 
 def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
@@ -323,21 +343,22 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
                  "limit": settings.ENGAGE_SEND_BATCH_SIZE},
             )  # fmt: skip
-            rows = session.cursor.fetchall()
+            rows = sorted(session.cursor.fetchall())  # RETURNING gives storage order; send in id order
             if not rows:
                 break
             session.last_beat = time.monotonic()
-            for position, row in enumerate(rows):
-                session.heartbeat()
-                job = _job_build(session, prepared, row, position)
-                if job is None:
-                    result.failed += 1
-                    continue
+            job = _next_job(session, prepared, rows, 0, result)
+            while job is not None:
                 try:
-                    _tally(result, row, _deliver_one(session, prepared, job))
+                    _envelope_send(session, job)
+                    # The next message is generated while the relay answers the envelope
+                    # (never while it answers the body: that answer is read at once).
+                    following = _next_job(session, prepared, rows, job.position + 1, result)
+                    _tally(result, job.row, _hand_off(session, job))
                 except RelayUnavailable as exc:
                     _batch_lost(session, prepared, rows, job, exc)
                     raise
+                job = following
     finally:
         session.close()
     transmission_finish_if_done(transmission_id=transmission_id)
@@ -379,7 +400,8 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
             session.flush()
             return "failed", row[3]
         try:
-            outcome = _deliver_one(session, prepared, job)
+            _envelope_send(session, job)
+            outcome = _hand_off(session, job)
         except RelayUnavailable as exc:
             _relay_lost(session, prepared, row, exc)
             session.finish(row[0], "deferred", exc.reason)

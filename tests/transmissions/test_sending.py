@@ -40,7 +40,10 @@ def test_every_handed_off_message_is_sent_for_other_sessions_before_the_next_han
     with _watcher() as watcher:
 
         class Watching:
-            def send(self, **kwargs):
+            def __getattr__(self, name):
+                return getattr(real_relay(), name)
+
+            def envelope_send(self, **kwargs):
                 handed = {r.rcpt_tos[0] for r in relay.received}
                 deadline = time.monotonic() + 5
                 while True:
@@ -53,7 +56,7 @@ def test_every_handed_off_message_is_sent_for_other_sessions_before_the_next_han
                 delivered = {e["rcpt_to"] for e in events() if e["type"] == "delivery"}
                 assert delivered <= sent  # events only after the state they report
                 without_events.append(len(handed - delivered))
-                return real_relay().send(**kwargs)
+                return real_relay().envelope_send(**kwargs)
 
         monkeypatch.setattr(sending, "relay", Watching)
         transmission = run(api, body(recipients=recipients))
