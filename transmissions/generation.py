@@ -67,9 +67,9 @@ class MessageTracker:
         self._open = options.open_tracking and tokens is not None
         self._initial_open = options.initial_open and tokens is not None
 
-    def link(self, url: str, span: Any) -> str:
+    def link(self, url: str, span: Any) -> str | None:
         if not self._click:
-            return url
+            return None  # the link stays exactly as written
         token = self._tokens.click(url, span.name, unsubscribe=span.unsubscribe)
         if span.sublink:
             return f"{self._base}/f/{span.sublink}/{token}"

@@ -375,7 +375,7 @@ class LiteralPart:
             elif piece[0] == "link":
                 _kind, raw, url, span = piece
                 wrapped = tracker.link(url, span)
-                out.append(raw if wrapped == url else wrapped)
+                out.append(raw if wrapped is None or wrapped == url else wrapped)
             else:
                 out.append(tracker.pixel(piece[1]))
         return "".join(out)

@@ -64,8 +64,9 @@ class Tracker(Protocol):
     it chunks are compiled without a scan. Compiled chunks are cached in the part.
     """
 
-    def link(self, url: str, span: Any) -> str:
-        """Return the URL text to put in place of ``url`` (entities already decoded)."""
+    def link(self, url: str, span: Any) -> str | None:
+        """Return the URL text to put in place of ``url`` (entities already decoded), or
+        None to leave the link exactly as written (e.g. click tracking is off)."""
 
     def pixel(self, kind: str) -> str:
         """Return the HTML of the ``open`` / ``initial_open`` pixel ("" for none)."""
@@ -385,13 +386,22 @@ def _with_loop(d: dict, lv: Any, li: int, lvs: dict) -> dict:
 def _link_html(L: Any, u: str, span: Any) -> str:
     if L is None:
         return u
-    return L(rt.unescape_url(u), span)
+    out = L(rt.unescape_url(u), span)
+    return u if out is None else out
 
 
 def _link_text(L: Any, u: str, span: Any) -> str:
     if L is None:
         return u
-    return L(u, span)
+    out = L(u, span)
+    return u if out is None else out
+
+
+def _link_static(L: Any, url: str, raw: str, span: Any) -> str:
+    if L is None:
+        return raw
+    out = L(url, span)
+    return raw if out is None else out
 
 
 _HELPERS.update({"_loops_exceeded": _loops_exceeded, "_account": _account,
@@ -532,7 +542,7 @@ class _Gen:
             if all(isinstance(c, str) for c in node.body):
                 raw = "".join(node.body)
                 dec = rt.unescape_url(raw) if self.mode == "html" else raw
-                return f"(_L({dec!r}, {span}) if _L is not None else {raw!r})"
+                return f"_lk_static(_L, {dec!r}, {raw!r}, {span})"
             parts = [self.simple(c) for c in node.body]
             expr = " + ".join(parts) if parts else "''"
             helper = "_lk_html" if self.mode == "html" else "_lk_text"
@@ -665,6 +675,7 @@ class CompiledPart:
         ns.update(consts)
         ns["_lk_html"] = _link_html
         ns["_lk_text"] = _link_text
+        ns["_lk_static"] = _link_static
         ns["_DYN"] = self._dynamic
         ns["__builtins__"] = {"float": float}
         exec(compile(code, f"<template {part}>", "exec"), ns)  # noqa: S102 - generated code

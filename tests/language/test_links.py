@@ -204,3 +204,27 @@ def test_href_entities_are_decoded_once_like_a_browser(href: str, decoded: str) 
     tracker = RecordingTracker()
     compiled(f'<a href="{href}">x</a>').render({}, tracker)
     assert tracker.seen == [decoded]
+
+
+class PixelsOnlyTracker(RecordingTracker):
+    """Open tracking on, click tracking off: every link left as written."""
+
+    def link(self, url: str, span: object) -> None:
+        self.seen.append(url)
+        return None
+
+
+@pytest.mark.parametrize(
+    "href",
+    ["https://x.com/?a=1&amp;b=2", "https://x.com/?q=&amp;lt;b&amp;gt;", "https://x.com/{{user}}?c=&amp;copy=1",
+     "https://x.com/?u={{user}}&amp;amp;v=1", "https://x.com/plain"],
+)  # fmt: skip
+def test_a_link_the_tracker_leaves_alone_keeps_its_exact_text(href):
+    source = f'<html><body><a href="{href}">L</a> <a href="{href}">M</a></body></html>'
+    tracker = PixelsOnlyTracker()
+    out = compiled(source).render({"user": "jo"}, tracker)
+    as_written = href.replace("{{user}}", "jo")
+    assert out.count(f'href="{as_written}"') == 2
+    assert tracker.seen and "<img open>" in out  # the tracker was asked, and pixels still go in
+    text = compile_part(f"see {as_written} now", part="text", mode="text", scan=None)
+    assert text.render({}, tracker) == f"see {as_written} now"
