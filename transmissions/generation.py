@@ -35,6 +35,7 @@ from tracking.tokens import MessageTokens
 from transmissions.mime import address_header, build_message, from_parts, header_line, to_header
 from transmissions.models import Transmission
 from transmissions.options import EffectiveOptions, effective_options
+from transmissions.payload import content_to_compile
 from transmissions.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ def prepare(transmission: Transmission) -> Prepared:
         if rfc822:
             compiled: Any = compile_message(content["email_rfc822"], substitute=substitute)
         else:
-            compiled = compile_content(content, scan_html=scan_html, scan_text=scan_text)
+            compiled = compile_content(
+                content_to_compile(content, substitute=substitute), scan_html=scan_html, scan_text=scan_text
+            )
             if not substitute:
                 _bodies_literal(compiled, content)
     except TemplateSyntaxError as exc:
@@ -156,11 +159,11 @@ def prepare(transmission: Transmission) -> Prepared:
 
 def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
     """``perform_substitutions: false``: the bodies as written, tracked as compiled ones are."""
-    if compiled.text is not None:
+    if content.get("text") is not None:
         compiled.text = LiteralPart(content["text"], part="text", html=False, scan=scan_text(content["text"]))
-    if compiled.html is not None:
+    if content.get("html") is not None:
         compiled.html = LiteralPart(content["html"], part="html", html=True, scan=scan_html(content["html"]))
-    if compiled.amp_html is not None:
+    if content.get("amp_html") is not None:
         compiled.amp_html = LiteralPart(content["amp_html"], part="amp_html", html=True)
 
 

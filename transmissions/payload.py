@@ -64,6 +64,15 @@ class TransmissionInput:
     tracking_domain: str = ""
 
 
+BODIES = ("text", "html", "amp_html")  # what ``perform_substitutions: false`` sends as written
+
+
+def content_to_compile(content: dict[str, Any], *, substitute: bool) -> dict[str, Any]:
+    """The part of inline ``content`` that goes through the template language: all of it,
+    or without the bodies under ``perform_substitutions: false`` (headers still are)."""
+    return content if substitute else {key: value for key, value in content.items() if key not in BODIES}
+
+
 def _nbytes(value: str) -> int:
     return len(value.encode("utf-8", "surrogatepass"))
 

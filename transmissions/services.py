@@ -21,7 +21,13 @@ from django.utils import timezone
 from engage import errors
 from recipient_lists.recipients import normalize_recipient
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
-from transmissions.payload import Limits, TransmissionInput, recipient_check_limits, transmission_input_parse
+from transmissions.payload import (
+    Limits,
+    TransmissionInput,
+    content_to_compile,
+    recipient_check_limits,
+    transmission_input_parse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,8 @@ def _check_content(data: TransmissionInput) -> None:
         except errors.NotFound:
             raise errors.SubresourceNotFound(f"template '{data.template_id}' does not exist") from None
     elif "email_rfc822" not in data.content:
-        content_compile(data.content)  # 422 / 3000 with part and line
+        substitute = data.options.get("perform_substitutions") is not False
+        content_compile(content_to_compile(data.content, substitute=substitute))  # 422 / 3000 with part and line
 
 
 def _recipients(

@@ -132,3 +132,12 @@ def test_without_perform_substitutions_bodies_go_as_written_and_headers_are_subs
     html, text = parts(inline)
     assert "<p>Hi {{name}}</p>" in html and re.search(r'href="http://[^"]+/f/[A-Za-z0-9_-]+"', html)
     assert text.startswith("Hi {{name}}, see http://") and CONTENT["text"] != text
+
+
+def test_without_perform_substitutions_inline_bodies_that_are_not_valid_templates_are_accepted(api, relay):
+    content = {**CONTENT, "html": "<p>{{ if }} {{name}</p>", "text": "{{ each }}"}
+    run(api, body(content=content, options={"perform_substitutions": False}))
+    html, text = parts(relay.received[0].message)
+    assert "<p>{{ if }} {{name}</p>" in html and text.startswith("{{ each }}")
+    substituted = api.post("/api/v1/transmissions", body(content=content), format="json")
+    assert_error(substituted, 422, "3000")
