@@ -76,9 +76,12 @@ class MessageState(models.TextChoices):
 
 class Message(models.Model):
     id = models.BigAutoField(primary_key=True)
-    transmission = models.ForeignKey(Transmission, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by msg_tx_chunk_state (leading column); message_id by its unique constraint only
+    # (no varchar_pattern_ops twin): every index here is written three times per message
+    # (COPY at accept, the claim, the ``sent`` UPDATE).
+    transmission = models.ForeignKey(Transmission, on_delete=models.CASCADE, related_name="messages", db_index=False)
     chunk = models.PositiveIntegerField()
-    message_id = models.CharField(max_length=20, unique=True)
+    message_id = models.CharField(max_length=20)
     email = models.TextField()
     recipient = models.JSONField()
     state = models.CharField(max_length=16, choices=MessageState.choices, db_default=MessageState.QUEUED)
@@ -91,12 +94,16 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["transmission", "chunk", "state"], name="msg_tx_chunk_state"),
+            # Only the messages still to send: "is this transmission done?" and stale claims.
             models.Index(
-                fields=["claimed_at"],
-                name="msg_sending_claimed",
-                condition=models.Q(state="sending"),
+                fields=["transmission", "claimed_at"],
+                name="msg_pending",
+                condition=models.Q(state__in=["queued", "sending"]),
             ),
+            # Deferred messages whose retry is overdue (the recovery beat).
+            models.Index(fields=["finished_at"], name="msg_deferred", condition=models.Q(state="deferred")),
         ]
+        constraints = [models.UniqueConstraint(fields=["message_id"], name="msg_message_id_unique")]
 
     def __str__(self) -> str:
         return self.message_id

@@ -228,6 +228,7 @@ def _template_version(transmission: Transmission) -> str:
     return str(version)
 
 
+_PENDING_SQL = "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
 _FINISH_SQL = """
 UPDATE transmissions_transmission t
    SET state = %(success)s,
@@ -247,6 +248,9 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
     """Mark the transmission Success once no message is queued or being sent (one statement,
     so concurrent chunk tasks finishing together cannot both miss it)."""
     with connection.cursor() as cursor:
+        cursor.execute(_PENDING_SQL, [transmission_id])
+        if cursor.fetchone() is not None:
+            return False  # the common case, answered from the small msg_pending index
         cursor.execute(
             _FINISH_SQL,
             {"id": transmission_id, "success": TransmissionState.SUCCESS, "generating": TransmissionState.GENERATING},
