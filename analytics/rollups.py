@@ -19,6 +19,7 @@ Rows are upserted in key order so concurrent landers lock in the same order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +71,16 @@ _UNIQUE: dict[str, tuple[str, str]] = {
 assert set(_COUNT_FILTERS) | set(_UNIQUE) == set(ROLLUP_COUNTERS)
 
 
-def _rollup_sql() -> str:
+# UTC hours and days by arithmetic (date_bin), cheaper per row than date_trunc(..., 'UTC').
+def _hour(ts: str) -> str:
+    return f"date_bin('1 hour', {ts}, '2000-01-01 00:00+00')"
+
+
+def _day(ts: str) -> str:
+    return f"date_bin('1 day', {ts}, '2000-01-01 00:00+00')"
+
+
+def _rollup_sql(source: str) -> str:
     first_cols = ", ".join(f"first_{col}" for col, _ in _UNIQUE.values())
     first_aggs = ",\n    ".join(f"min(timestamp) FILTER (WHERE {cond})" for _, cond in _UNIQUE.values())
     updates = ",\n    ".join(
@@ -79,67 +89,69 @@ def _rollup_sql() -> str:
     )
     returning = ", ".join(f"e.first_{col}, e.prev_{col}" for col, _ in _UNIQUE.values())
     kinds = ", ".join(f"('{name}', eng.first_{col}, eng.prev_{col})" for name, (col, _) in _UNIQUE.items())
-    count_aggs = ",\n    ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in _COUNT_FILTERS.items())
-    zeros_unique = ", ".join(f"0 AS {name}" for name in _UNIQUE)
-    zeros_counts = ", ".join(f"0 AS {name}" for name in _COUNT_FILTERS)
-    unique_aggs = ", ".join(f"coalesce(sum(d) FILTER (WHERE metric = '{name}'), 0) AS {name}" for name in _UNIQUE)
+    # Per-batch deltas are int: sum(int) accumulates in bigint, sum(bigint) in (slow) numeric.
+    count_aggs = ",\n    ".join(
+        f"(count(*) FILTER (WHERE {cond}))::int AS {name}" for name, cond in _COUNT_FILTERS.items()
+    )
+    unique_aggs = ", ".join(f"coalesce(sum(d) FILTER (WHERE metric = '{name}'), 0)::int AS {name}" for name in _UNIQUE)
     counters = list(_COUNT_FILTERS) + list(_UNIQUE)
     return f"""
 WITH eng AS (
   INSERT INTO analytics_message_engagement AS e (message_id, campaign_id, template_id, domain, {first_cols})
   SELECT message_id, min(campaign_id), min(template_id), min(domain),
     {first_aggs}
-  FROM {LANDED}
+  FROM {source}
   WHERE type IN ('open', 'initial_open', 'click') AND message_id <> ''
   GROUP BY message_id ORDER BY message_id
   ON CONFLICT (message_id) DO UPDATE SET
     {updates}
   RETURNING e.campaign_id, e.template_id, e.domain, {returning}
-), uniq AS (
-  SELECT date_trunc('hour', x.at, 'UTC') AS hour, eng.campaign_id, eng.template_id, eng.domain, k.metric, x.d
-  FROM eng
-  CROSS JOIN LATERAL (VALUES {kinds}) AS k(metric, cur, prev)
-  CROSS JOIN LATERAL (VALUES (k.cur, 1), (k.prev, -1)) AS x(at, d)
-  WHERE k.cur IS NOT NULL AND (k.prev IS NULL OR k.cur < k.prev) AND x.at IS NOT NULL
 ), deltas AS (
-  SELECT date_trunc('hour', timestamp, 'UTC') AS hour, campaign_id, template_id, domain,
-    {count_aggs}, {zeros_unique}
-  FROM {LANDED} GROUP BY 1, 2, 3, 4
-  UNION ALL
-  SELECT hour, campaign_id, template_id, domain, {zeros_counts}, {unique_aggs}
-  FROM uniq GROUP BY 1, 2, 3, 4
+  -- One aggregation of the batch's events and of the unique-counter moves (+1 in the hour
+  -- of a new first occurrence, -1 in the hour of the one it replaces).
+  SELECT hour, campaign_id, template_id, domain, {count_aggs}, {unique_aggs}
+  FROM (
+    SELECT {_hour("timestamp")} AS hour, campaign_id, template_id, domain, type, bounce_class, NULL AS metric, 0 AS d
+    FROM {source}
+    UNION ALL
+    SELECT {_hour("x.at")}, eng.campaign_id, eng.template_id, eng.domain, NULL, NULL, k.metric, x.d
+    FROM eng
+    CROSS JOIN LATERAL (VALUES {kinds}) AS k(metric, cur, prev)
+    CROSS JOIN LATERAL (VALUES (k.cur, 1), (k.prev, -1)) AS x(at, d)
+    WHERE k.cur IS NOT NULL AND (k.prev IS NULL OR k.cur < k.prev) AND x.at IS NOT NULL
+  ) rows
+  GROUP BY 1, 2, 3, 4
 ), hourly AS (
 INSERT INTO analytics_rollup_hourly AS r (hour, campaign_id, template_id, domain, {", ".join(counters)})
-SELECT hour, campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
-FROM deltas GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+SELECT hour, campaign_id, template_id, domain, {", ".join(counters)}
+FROM deltas ORDER BY 1, 2, 3, 4
 ON CONFLICT (hour, campaign_id, template_id, domain) DO UPDATE SET
   {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)}
 )
 INSERT INTO analytics_rollup_daily AS r (day, campaign_id, template_id, domain, {", ".join(counters)})
-SELECT date_trunc('day', hour, 'UTC'), campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
+SELECT {_day("hour")}, campaign_id, template_id, domain, {", ".join(f"sum({c})" for c in counters)}
 FROM deltas GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (day, campaign_id, template_id, domain) DO UPDATE SET
   {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in counters)}
 """
 
 
-ROLLUP_SQL = _rollup_sql()
-
-LINK_ROLLUP_SQL = f"""
+def _link_rollup_sql(source: str) -> str:
+    return f"""
 WITH lk AS (
   INSERT INTO analytics_message_link_click AS m (message_id, link_name, link_url, campaign_id, template_id, first_click)
   SELECT message_id, link_name, link_url, min(campaign_id), min(template_id), min(timestamp)
-  FROM {LANDED} WHERE type = 'click' AND message_id <> ''
+  FROM {source} WHERE type = 'click' AND message_id <> ''
   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
   ON CONFLICT (message_id, link_name, link_url) DO UPDATE SET
     prev_click = m.first_click, first_click = LEAST(m.first_click, EXCLUDED.first_click)
   RETURNING m.campaign_id, m.template_id, m.link_name, m.link_url, m.first_click, m.prev_click
 ), deltas AS (
-  SELECT date_trunc('hour', timestamp, 'UTC') AS hour, campaign_id, template_id, link_name, link_url,
+  SELECT {_hour("timestamp")} AS hour, campaign_id, template_id, link_name, link_url,
          1 AS clicked, 0 AS unique_clicked
-  FROM {LANDED} WHERE type = 'click'
+  FROM {source} WHERE type = 'click'
   UNION ALL
-  SELECT date_trunc('hour', x.at, 'UTC'), lk.campaign_id, lk.template_id, lk.link_name, lk.link_url, 0, x.d
+  SELECT {_hour("x.at")}, lk.campaign_id, lk.template_id, lk.link_name, lk.link_url, 0, x.d
   FROM lk CROSS JOIN LATERAL (VALUES (lk.first_click, 1), (lk.prev_click, -1)) AS x(at, d)
   WHERE (lk.prev_click IS NULL OR lk.first_click < lk.prev_click) AND x.at IS NOT NULL
 )
@@ -150,17 +162,45 @@ ON CONFLICT (hour, campaign_id, template_id, link_name, link_url) DO UPDATE SET
   clicked = r.clicked + EXCLUDED.clicked, unique_clicked = r.unique_clicked + EXCLUDED.unique_clicked
 """
 
-WEBHOOK_PENDING_SQL = f"""
+
+def _webhook_pending_sql(source: str) -> str:
+    return f"""
 INSERT INTO analytics_webhook_pending (webhook_id, event_pk, event_timestamp, created_at)
-SELECT w.id, l.id, l.timestamp, now()
-FROM {LANDED} l JOIN analytics_webhook w ON w.active AND l.type = ANY(w.events)
-WHERE l.id IS NOT NULL
+SELECT w.id, landed.id, landed.timestamp, now()
+FROM {source} JOIN analytics_webhook w ON w.active AND landed.type = ANY(w.events)
+WHERE landed.id IS NOT NULL
   AND EXISTS (SELECT 1 FROM analytics_webhook WHERE active)  -- one-time filter: no scan of the batch without webhooks
 """
 
 
+def staged_source(table: str) -> str:
+    """The rows of ``table`` (``id`` and the ``tracking_event`` columns: the ingest's
+    staging table) in the form the rollups read, as a FROM item named ``landed``."""
+    return f"""(
+  SELECT id, timestamp, type, message_id, left(campaign_id, {KEY_MAX}) AS campaign_id,
+    left(template_id, {KEY_MAX}) AS template_id,
+    left(coalesce(nullif(recipient_domain, ''), lower(substring(rcpt_to from '[^@]*$'))), {DOMAIN_MAX}) AS domain,
+    bounce_class, left(coalesce(nullif(target_link_name, ''), target_link_url), {LINK_NAME_MAX}) AS link_name,
+    left(target_link_url, {LINK_URL_MAX}) AS link_url
+  FROM {table}
+) landed"""
+
+
+@functools.cache
+def _statements(source: str) -> tuple[str, str, str]:
+    return _rollup_sql(source), _link_rollup_sql(source), _webhook_pending_sql(source)
+
+
+def rollups_from(cursor: Any, source: str) -> None:
+    """Fold the batch in ``source`` (a FROM item named ``landed`` with the columns of
+    ``LANDED_COLUMNS``: the ``LANDED`` table or ``staged_source(...)``) into every rollup
+    and the webhook queues: three statements, whatever the batch size."""
+    for sql in _statements(source):
+        cursor.execute(sql)
+
+
 def landed_prepare(cursor: Any) -> None:
-    """Create (once per session) and empty the temp table a batch is staged in."""
+    """Create (once per session) and empty the temp table ``rollups_apply`` stages in."""
     cursor.execute(_CREATE_LANDED)
     cursor.execute(f"TRUNCATE {LANDED}")
 
@@ -183,22 +223,15 @@ def landed_row(event: dict) -> tuple:
     )
 
 
-def rollups_from_landed(cursor: Any) -> None:
-    """Fold the staged batch into every rollup (three statements, whatever the batch size)."""
-    cursor.execute(ROLLUP_SQL)
-    cursor.execute(LINK_ROLLUP_SQL)
-    cursor.execute(WEBHOOK_PENDING_SQL)
-
-
 def rollups_apply(cursor: Any, events: Sequence[dict]) -> None:
     """Fold newly landed events (dicts with Event column names, ``id`` included) into the
     rollup tables and the webhook queues. Call it in the transaction that inserted them,
     with ONLY the rows that insert returned (``ON CONFLICT DO NOTHING RETURNING``), so a
-    re-landed batch never counts twice."""
+    re-landed batch never counts twice. (The ingest does the same from its staging table.)"""
     if not events:
         return
     landed_prepare(cursor)
     with cursor.copy(f"COPY {LANDED} ({', '.join(LANDED_COLUMNS)}) FROM STDIN") as copy:
         for event in events:
             copy.write_row(landed_row(event))
-    rollups_from_landed(cursor)
+    rollups_from(cursor, f"{LANDED} landed")

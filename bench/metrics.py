@@ -2,11 +2,12 @@
 
 Loads N generated events (default 10 million) into a separate database (``engage_bench``,
 created and migrated when missing) through ``analytics.ingest.events_insert_rows`` — the
-real path: COPY into a staging table, INSERT ... ON CONFLICT DO NOTHING into the
-partitioned ``tracking_event``, rollups and webhook queues — in batches, then COPYs the
-same rows into ``bench_plain``, a partitioned copy of the table with the same indexes and
-no rollups. Then times the summary and every group-by through the Django test client
-(API key auth included), ~50 requests each, and prints p50/p95.
+real path: staging, the idempotent insert into the partitioned ``tracking_event``, rollups
+and webhook queues — in batches, and COPYs the same rows into ``bench_plain``, a
+partitioned copy of the table with the same indexes and no rollups. Each batch goes both
+ways in turn, alternating which goes first (``--sequential``: all ingest batches, then all
+plain COPY batches). Then times the summary and every group-by through the Django test
+client (API key auth included), ~50 requests each, and prints p50/p95.
 
 Run: ``DATABASE_URL=postgresql://postgres@127.0.0.1:5432/engage REDIS_URL=redis://127.0.0.1:6379/0
 .venv/bin/python bench/metrics.py --events 10000000`` (``--skip-load`` re-times queries only).
@@ -94,7 +95,7 @@ def batches(total: int, size: int, seed: int = 42):
                     return
 
 
-def load(total: int, size: int) -> tuple[float, float]:
+def load(total: int, size: int, *, interleave: bool) -> tuple[float, float]:
     from django.db import connection, transaction
 
     from analytics.ingest import events_insert_rows
@@ -114,26 +115,47 @@ def load(total: int, size: int) -> tuple[float, float]:
                 [lo, lo + timedelta(days=1)],
             )
             cursor.execute("SELECT engage_event_partition(%s)", [lo.date()])
-    ingest_seconds = 0.0
-    for number, rows in enumerate(batches(total, size)):
+    columns = ", ".join(EVENT_COLUMNS)
+
+    def ingest(rows: list[tuple]) -> float:
         began = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
             events_insert_rows(cursor, rows)
-        ingest_seconds += time.perf_counter() - began
-        if number % 20 == 0:
-            print(
-                f"  ingest: {(number + 1) * size:,} rows, {((number + 1) * size) / ingest_seconds:,.0f} rows/s",
-                flush=True,
-            )
-    plain_seconds = 0.0
-    columns = ", ".join(EVENT_COLUMNS)
-    for rows in batches(total, size):
+        return time.perf_counter() - began
+
+    def plain(rows: list[tuple]) -> float:
         began = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
             with cursor.copy(f"COPY bench_plain ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        plain_seconds += time.perf_counter() - began
+        return time.perf_counter() - began
+
+    ingest_seconds = plain_seconds = 0.0
+    if interleave:
+        # Each batch both ways, in alternating order, so load from other processes on a
+        # shared machine (and checkpoints) falls on both sides alike.
+        for number, rows in enumerate(batches(total, size)):
+            if number % 2 == 0:
+                ingest_seconds += ingest(rows)
+                plain_seconds += plain(rows)
+            else:
+                plain_seconds += plain(rows)
+                ingest_seconds += ingest(rows)
+            if number % 20 == 0:
+                done = (number + 1) * size
+                print(
+                    f"  {done:,} rows: ingest {done / ingest_seconds:,.0f} rows/s, plain {done / plain_seconds:,.0f}",
+                    flush=True,
+                )
+    else:
+        for number, rows in enumerate(batches(total, size)):
+            ingest_seconds += ingest(rows)
+            if number % 20 == 0:
+                done = (number + 1) * size
+                print(f"  ingest: {done:,} rows, {done / ingest_seconds:,.0f} rows/s", flush=True)
+        for rows in batches(total, size):
+            plain_seconds += plain(rows)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     return total / ingest_seconds, total / plain_seconds
@@ -188,6 +210,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--sequential", action="store_true", help="all ingest batches, then all plain COPY batches (default: alternate)"
+    )
     args = parser.parse_args()
     bench_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engage.settings")
@@ -199,10 +224,10 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     if not args.skip_load:
         print(f"loading {args.events:,} events in batches of {args.batch:,} ...", flush=True)
-        ingest_rate, plain_rate = load(args.events, args.batch)
+        ingest_rate, plain_rate = load(args.events, args.batch, interleave=not args.sequential)
         print(f"ingest with rollups: {ingest_rate:,.0f} rows/s")
         print(f"plain COPY:          {plain_rate:,.0f} rows/s")
-        print(f"ratio:               {ingest_rate / plain_rate:.0%} (target >= 50%)")
+        print(f"ratio:               {ingest_rate / plain_rate:.1%} (target >= 50%)")
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from django.db import connection, transaction
+
+from analytics.ingest import events_insert
+from analytics.models import WebhookPendingEvent
+from tests.analytics import data
+from tracking.models import Event
+
+METRICS = "count_targeted,count_delivered,count_rendered,count_unique_rendered,count_clicked,count_unique_clicked"
+
+
+def _land(events: list[dict]) -> list[dict]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        return events_insert(cursor, events)
+
+
+def _totals(api) -> dict:
+    params = {"from": "2024-03-01T00:00", "to": "2024-03-08T00:00", "metrics": METRICS}
+    return api.get("/api/v1/metrics/deliverability", params).json()["results"][0]
+
+
+def _expected(events: list[dict]) -> dict:
+    expected = data.brute(events, start=data.START, end=data.START.replace(day=8))[None]
+    return {name: expected.get(name, 0) for name in METRICS.split(",")}
+
+
+def test_a_batch_partly_landed_before_inserts_and_rolls_up_only_its_new_events(api, db):
+    events = data.generate(seed=11, messages=60)
+    half, third = len(events) // 2, len(events) // 3
+    _land(events[:half])
+    landed = _land(events[third:])
+    assert sorted(row["event_id"] for row in landed) == sorted(event["event_id"] for event in events[half:])
+    assert all(row["id"] for row in landed)
+    assert Event.objects.count() == len(events)
+    assert _totals(api) == _expected(events)
+
+
+def test_a_batch_landed_again_inserts_nothing_and_counts_nothing(api, db):
+    events = data.generate(seed=12, messages=40)
+    _land(events)
+    before = _totals(api)
+    assert _land(events) == []
+    assert Event.objects.count() == len(events)
+    assert _totals(api) == before == _expected(events)
+
+
+def test_the_same_event_twice_in_one_batch_lands_once(api, db):
+    event = data.generate(seed=13, messages=5)[0]
+    assert len(_land([event, dict(event)])) == 1
+    assert Event.objects.filter(event_id=event["event_id"]).count() == 1
+    assert _totals(api)["count_targeted"] == 1
+
+
+def test_new_events_of_a_partly_relanded_batch_reach_the_webhook_queue_once(db):
+    from analytics.models import Webhook
+
+    Webhook.objects.create(name="w", target="http://127.0.0.1:9/", events=["delivery"])
+    events = data.generate(seed=14, messages=30)
+    _land(events[:10])
+    _land(events)
+    deliveries = {e.pk for e in Event.objects.filter(type="delivery")}
+    pending = list(WebhookPendingEvent.objects.values_list("event_pk", flat=True))
+    assert sorted(pending) == sorted(deliveries)
