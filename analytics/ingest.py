@@ -1,12 +1,16 @@
-"""The bulk insert path for events: COPY into a staging table, INSERT into ``tracking_event``,
-and fold exactly the inserted rows into the rollups, all on the caller's cursor (so in the
+"""The bulk insert path for events: COPY straight into ``tracking_event``, stage the new rows
+for the rollups, and fold them into the rollups, all on the caller's cursor (so in the
 caller's transaction).
 
-The unique ``(event_id, timestamp)`` index makes landing idempotent: a batch is first tried
-as a plain INSERT, and only when the index refuses it (a batch re-landed after a crash, or
-landed concurrently) does it go through ``ON CONFLICT DO NOTHING`` and keep just the rows
-that were new. Either way the rollups read the staging table, which then holds exactly the
-new rows.
+The rows are encoded once, and the table's index maintenance runs while the client is
+still encoding (COPY streams), so landing costs little more than a plain COPY plus the
+rollups. Ids are taken from the table's sequence beforehand, so the batch can then be
+read back by id range into the small staging table ``rollups.LANDED``.
+
+The unique ``(event_id, timestamp)`` index makes landing idempotent: when it refuses the
+COPY (a batch re-landed after a crash, or landed concurrently), the batch is staged in full
+and goes through ``INSERT ... ON CONFLICT DO NOTHING``, and only the rows that were new are
+staged for the rollups.
 
 The lander (``tracking.events``) lands every buffered batch through ``events_insert``;
 tests and ``bench/metrics.py`` use it to land events exactly as production does.
@@ -14,7 +18,8 @@ tests and ``bench/metrics.py`` use it to land events exactly as production does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -24,40 +29,28 @@ from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
 
 STAGE = "analytics_stage"
 WORK_MEM = "64MB"
+SEQUENCE = "tracking_event_id_seq"  # the bigserial of tracking_event.id
 
 _DEFAULTS = EVENT_DEFAULTS
 _JSON = {"rcpt_meta", "rcpt_tags", "extra"}
 _COLS = ", ".join(EVENT_COLUMNS)
+_TIMESTAMP = EVENT_COLUMNS.index("timestamp")
+_LANDED = f"{rollups.LANDED} ({', '.join(rollups.LANDED_COLUMNS)})"
 
-_ENSURE_PARTITIONS = f"""
-DO $$
-DECLARE d date;
-BEGIN
-  FOR d IN SELECT (day AT TIME ZONE 'UTC')::date
-           FROM (SELECT DISTINCT date_bin('1 day', timestamp, '2000-01-01 00:00+00') AS day FROM {STAGE}) days LOOP
-    IF to_regclass('tracking_event_' || to_char(d, 'YYYYMMDD')) IS NULL THEN
-      BEGIN
-        PERFORM engage_event_partition(d);
-      EXCEPTION WHEN others THEN NULL;  -- rows of that day already sit in DEFAULT: they stay there
-      END;
-    END IF;
-  END LOOP;
-END $$"""
-
-_CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE tracking_event INCLUDING DEFAULTS)"
-# The common case: nothing of the batch has landed yet, so a plain INSERT (no speculative
-# insertion, no RETURNING) does; the unique (event_id, timestamp) index still refuses a
-# duplicate, and then the batch takes the slow path below.
-_INSERT = f"INSERT INTO tracking_event (id, {_COLS}) SELECT id, {_COLS} FROM {STAGE}"
-# A re-landed (or concurrently landed) batch: insert what is new and keep only that staged.
+_MISSING_PARTITIONS = (
+    "SELECT day FROM unnest(%s::date[]) AS day WHERE to_regclass('tracking_event_' || to_char(day, 'YYYYMMDD')) IS NULL"
+)
+_IDS = f"SELECT array_agg(nextval('{SEQUENCE}')) FROM generate_series(1, %s)"
+_STAGE_LANDED = f"INSERT INTO {_LANDED} SELECT {rollups.LANDED_SELECT} FROM tracking_event WHERE id BETWEEN %s AND %s"
+# The slow path: what of the batch is new goes in, and only that is staged for the rollups.
+_CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS SELECT id, {_COLS} FROM tracking_event WITH NO DATA"
 _INSERT_NEW = f"""
 WITH ins AS (
   INSERT INTO tracking_event (id, {_COLS}) SELECT id, {_COLS} FROM {STAGE}
   ON CONFLICT (event_id, timestamp) DO NOTHING
-  RETURNING id
+  RETURNING {rollups.LANDED_SELECT}
 )
-DELETE FROM {STAGE} s WHERE NOT EXISTS (SELECT FROM ins WHERE ins.id = s.id)"""
-_SOURCE = rollups.staged_source(STAGE)
+INSERT INTO {_LANDED} SELECT * FROM ins"""
 _UNIQUE_VIOLATION = "23505"
 
 
@@ -82,35 +75,64 @@ def _unique_violation(exc: BaseException) -> bool:
     return _UNIQUE_VIOLATION in (getattr(exc, "sqlstate", None), getattr(exc.__cause__, "sqlstate", None))
 
 
-def events_insert_rows(cursor: Any, rows: Iterable[Sequence[Any]]) -> int:
-    """Land rows already in ``EVENT_COLUMNS`` order (JSON columns wrapped in ``Jsonb``);
-    returns how many were new. Duplicates of landed ``(event_id, timestamp)`` are skipped
-    and not counted, so a batch may be landed twice. Afterwards the staging table holds
-    exactly the new rows (``id`` included)."""
-    cursor.execute(_CREATE_STAGE)
-    cursor.execute(f"TRUNCATE {STAGE}")
-    with cursor.copy(f"COPY {STAGE} ({_COLS}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cursor.execute(_ENSURE_PARTITIONS)
+def _partitions_ensure(cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
+    """Create the day partitions the rows need, before they land (rows of a day without one
+    would go to DEFAULT, and that day's partition could then never be made)."""
+    days = sorted({row[_TIMESTAMP].astimezone(UTC).date() for row in rows})
+    cursor.execute(_MISSING_PARTITIONS, [days])
+    for (day,) in cursor.fetchall():
+        cursor.execute("SAVEPOINT engage_partition")
+        try:
+            cursor.execute("SELECT engage_event_partition(%s)", [day])
+        except Exception:
+            # Rows of that day already sit in DEFAULT: the new ones join them there.
+            cursor.execute("ROLLBACK TO SAVEPOINT engage_partition")
+        else:
+            cursor.execute("RELEASE SAVEPOINT engage_partition")
+
+
+def _copy(cursor: Any, table: str, ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
+    with cursor.copy(f"COPY {table} (id, {_COLS}) FROM STDIN") as copy:
+        for pk, row in zip(ids, rows, strict=True):
+            copy.write_row((pk, *row))
+
+
+def events_insert_rows(cursor: Any, rows: Sequence[Sequence[Any]]) -> int:
+    """Land rows already in ``EVENT_COLUMNS`` order (an aware datetime for ``timestamp``,
+    JSON columns wrapped in ``Jsonb``); returns how many were new. Duplicates of landed
+    ``(event_id, timestamp)`` are skipped and not counted, so a batch may be landed twice.
+    Afterwards ``rollups.LANDED`` holds exactly the new rows (``id`` included)."""
+    rollups.landed_prepare(cursor)
+    if not rows:
+        return 0
+    _partitions_ensure(cursor, rows)
     # A 50k batch's hash aggregates and sorts overflow the default 4 MB work_mem and spill
     # to temp files; raise it for these statements only (transaction-local, restored
     # before returning so the caller's later statements are unaffected).
     cursor.execute(f"SELECT current_setting('work_mem'), set_config('work_mem', '{WORK_MEM}', true)")
     previous_work_mem = cursor.fetchone()[0]
+    cursor.execute(_IDS, [len(rows)])
+    ids = cursor.fetchone()[0]
+    low, high = min(ids), max(ids)
     cursor.execute("SAVEPOINT engage_ingest")
     try:
-        cursor.execute(_INSERT)
-        inserted = cursor.rowcount
+        _copy(cursor, "tracking_event", ids, rows)
     except Exception as exc:
         if not _unique_violation(exc):
             raise
         cursor.execute("ROLLBACK TO SAVEPOINT engage_ingest")
+        cursor.execute(_CREATE_STAGE)
+        cursor.execute(f"TRUNCATE {STAGE}")
+        _copy(cursor, STAGE, ids, rows)
         cursor.execute(_INSERT_NEW)
-        cursor.execute(f"SELECT count(*) FROM {STAGE}")
-        inserted = cursor.fetchone()[0]
+    else:
+        if high - low + 1 == len(rows):
+            cursor.execute(_STAGE_LANDED, [low, high])
+        else:  # another session drew ids in between: its rows may share the range
+            cursor.execute(_STAGE_LANDED + " AND id = ANY(%s::bigint[])", [low, high, list(ids)])
+    inserted = cursor.rowcount
     cursor.execute("RELEASE SAVEPOINT engage_ingest")
-    rollups.rollups_from(cursor, _SOURCE)
+    rollups.rollups_from_landed(cursor)
     cursor.execute("SELECT set_config('work_mem', %s, true)", [previous_work_mem])
     return inserted
 
@@ -125,6 +147,9 @@ def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: b
     events_insert_rows(cursor, [event_row(event) for event in events])
     if not returning:
         return []
-    cursor.execute(f"SELECT id, {_COLS} FROM {STAGE} ORDER BY timestamp, id")
+    cursor.execute(
+        f"SELECT e.id, {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM tracking_event e "
+        f"JOIN {rollups.LANDED} l ON e.id = l.id AND e.timestamp = l.timestamp ORDER BY e.timestamp, e.id"
+    )
     names = ["id", *EVENT_COLUMNS]
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]

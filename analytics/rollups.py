@@ -19,7 +19,6 @@ Rows are upserted in key order so concurrent landers lock in the same order.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,34 +172,28 @@ WHERE landed.id IS NOT NULL
 """
 
 
-def staged_source(table: str) -> str:
-    """The rows of ``table`` (``id`` and the ``tracking_event`` columns: the ingest's
-    staging table) in the form the rollups read, as a FROM item named ``landed``."""
-    return f"""(
-  SELECT id, timestamp, type, message_id, left(campaign_id, {KEY_MAX}) AS campaign_id,
-    left(template_id, {KEY_MAX}) AS template_id,
-    left(coalesce(nullif(recipient_domain, ''), lower(substring(rcpt_to from '[^@]*$'))), {DOMAIN_MAX}) AS domain,
-    bounce_class, left(coalesce(nullif(target_link_name, ''), target_link_url), {LINK_NAME_MAX}) AS link_name,
-    left(target_link_url, {LINK_URL_MAX}) AS link_url
-  FROM {table}
-) landed"""
+ROLLUP_SQL = _rollup_sql(f"{LANDED} landed")
+LINK_ROLLUP_SQL = _link_rollup_sql(f"{LANDED} landed")
+WEBHOOK_PENDING_SQL = _webhook_pending_sql(f"{LANDED} landed")
+
+# A tracking_event row in its staged form (``LANDED_COLUMNS``): the select list the ingest
+# fills ``LANDED`` with, from the table or from an INSERT's RETURNING.
+LANDED_SELECT = f"""id, timestamp, type, message_id, left(campaign_id, {KEY_MAX}), left(template_id, {KEY_MAX}),
+  left(coalesce(nullif(recipient_domain, ''), lower(substring(rcpt_to from '[^@]*$'))), {DOMAIN_MAX}),
+  bounce_class, left(coalesce(nullif(target_link_name, ''), target_link_url), {LINK_NAME_MAX}),
+  left(target_link_url, {LINK_URL_MAX})"""
 
 
-@functools.cache
-def _statements(source: str) -> tuple[str, str, str]:
-    return _rollup_sql(source), _link_rollup_sql(source), _webhook_pending_sql(source)
-
-
-def rollups_from(cursor: Any, source: str) -> None:
-    """Fold the batch in ``source`` (a FROM item named ``landed`` with the columns of
-    ``LANDED_COLUMNS``: the ``LANDED`` table or ``staged_source(...)``) into every rollup
-    and the webhook queues: three statements, whatever the batch size."""
-    for sql in _statements(source):
-        cursor.execute(sql)
+def rollups_from_landed(cursor: Any) -> None:
+    """Fold the batch staged in ``LANDED`` into every rollup and the webhook queues (three
+    statements, whatever the batch size)."""
+    cursor.execute(ROLLUP_SQL)
+    cursor.execute(LINK_ROLLUP_SQL)
+    cursor.execute(WEBHOOK_PENDING_SQL)
 
 
 def landed_prepare(cursor: Any) -> None:
-    """Create (once per session) and empty the temp table ``rollups_apply`` stages in."""
+    """Create (once per session) and empty the temp table a batch is staged in."""
     cursor.execute(_CREATE_LANDED)
     cursor.execute(f"TRUNCATE {LANDED}")
 
@@ -227,11 +220,11 @@ def rollups_apply(cursor: Any, events: Sequence[dict]) -> None:
     """Fold newly landed events (dicts with Event column names, ``id`` included) into the
     rollup tables and the webhook queues. Call it in the transaction that inserted them,
     with ONLY the rows that insert returned (``ON CONFLICT DO NOTHING RETURNING``), so a
-    re-landed batch never counts twice. (The ingest does the same from its staging table.)"""
+    re-landed batch never counts twice."""
     if not events:
         return
     landed_prepare(cursor)
     with cursor.copy(f"COPY {LANDED} ({', '.join(LANDED_COLUMNS)}) FROM STDIN") as copy:
         for event in events:
             copy.write_row(landed_row(event))
-    rollups_from(cursor, f"{LANDED} landed")
+    rollups_from_landed(cursor)

@@ -62,3 +62,32 @@ def test_new_events_of_a_partly_relanded_batch_reach_the_webhook_queue_once(db):
     deliveries = {e.pk for e in Event.objects.filter(type="delivery")}
     pending = list(WebhookPendingEvent.objects.values_list("event_pk", flat=True))
     assert sorted(pending) == sorted(deliveries)
+
+
+def test_rows_another_lander_put_inside_the_batchs_id_range_are_not_staged(api, db, monkeypatch):
+    """Concurrent landers draw ids from one sequence, so a batch's ids can have gaps that
+    the other's rows fill: only the batch's own rows are rolled up."""
+    from analytics import ingest
+
+    events = data.generate(seed=15, messages=20)
+    intruder, batch = events[0], events[1:]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval('{ingest.SEQUENCE}')")
+        last = cursor.fetchone()[0]
+    # The batch gets every other id; the intruder lands with one of the skipped ones.
+    monkeypatch.setattr(
+        ingest,
+        "_IDS",
+        f"SELECT array_agg(v) FROM (SELECT nextval('{ingest.SEQUENCE}') AS v FROM generate_series(1, 2 * %s)) ids "
+        f"WHERE v %% 2 = {last % 2}",
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO tracking_event (id, {', '.join(ingest.EVENT_COLUMNS)}) VALUES ({last + 3}, "
+            f"{', '.join(['%s'] * len(ingest.EVENT_COLUMNS))})",
+            list(ingest.event_row(intruder)),
+        )
+        landed = ingest.events_insert(cursor, batch)
+    assert sorted(row["id"] for row in landed)[0] == last + 2
+    assert sorted(row["event_id"] for row in landed) == sorted(event["event_id"] for event in batch)
+    assert _totals(api) == _expected(batch)
