@@ -9,8 +9,10 @@ from analytics import webhooks
 
 @shared_task(name="analytics.webhooks_dispatch", ignore_result=True)
 def webhooks_dispatch() -> None:
-    """Beat: make the batches that are due and queue a delivery per due batch."""
+    """Beat: make the batches that are due, expire the abandoned ones past their retry
+    window, and queue a delivery per due batch."""
     webhooks.webhook_batches_build()
+    webhooks.webhook_batches_expire()
     for batch_id in webhooks.webhook_batches_due():
         webhook_batch_deliver.delay(batch_id)
 

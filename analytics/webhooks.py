@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from analytics import selectors
@@ -289,8 +290,10 @@ def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str 
     it); returns its new state, or None when it was not due or already taken."""
     now = now or timezone.now()
     lease = now + timedelta(seconds=settings.ENGAGE_WEBHOOK_TIMEOUT * 3 + 30)
-    claimed = WebhookBatch.objects.filter(pk=batch_id, state=BatchState.PENDING, next_attempt_at__lte=now).update(
-        next_attempt_at=lease, last_attempt_at=now
+    claimed = (
+        WebhookBatch.objects.filter(pk=batch_id, state=BatchState.PENDING, next_attempt_at__lte=now)
+        .filter(_retry_window_open(now))
+        .update(next_attempt_at=lease, last_attempt_at=now)
     )
     if not claimed:
         return None
@@ -315,7 +318,27 @@ def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str 
     return batch.state
 
 
+def _retry_window_open(now: datetime) -> Q:
+    """Batches that may still be attempted: inside their retry window, or never attempted
+    (a batch made before an outage of Engage itself gets at least one try)."""
+    return Q(expires_at__gt=now) | Q(last_attempt_at__isnull=True)
+
+
+def webhook_batches_expire(*, now: datetime | None = None) -> int:
+    """Expire the pending batches past their retry window whose last attempt is over. A
+    failed attempt expires its batch itself; this catches the attempts that never recorded
+    an outcome (worker killed mid-POST, an error after the claim), whose batch would
+    otherwise be claimed again after every lease, forever. Returns how many."""
+    now = now or timezone.now()
+    abandoned = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).exclude(
+        _retry_window_open(now)
+    )
+    return abandoned.update(state=BatchState.EXPIRED)
+
+
 def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
     now = now or timezone.now()
-    due = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")
-    return [str(pk) for pk in due.values_list("pk", flat=True)[:limit]]
+    due = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).filter(
+        _retry_window_open(now)
+    )
+    return [str(pk) for pk in due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]

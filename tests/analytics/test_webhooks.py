@@ -194,6 +194,41 @@ def test_batches_expire_after_the_retry_window(api, receiver):
     assert state == "expired" and at - NOW <= timedelta(hours=9)
 
 
+def test_a_batch_whose_attempts_never_record_expires_after_the_retry_window(api, receiver, monkeypatch):
+    hook_id = _create(api, receiver)
+    data.land(_events(5), batch=100)
+    webhooks.webhook_batches_build(now=NOW, force=True)
+    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("the worker died mid-POST")
+
+    monkeypatch.setattr(webhooks, "http_post", dies)
+    for at in (NOW, NOW + timedelta(hours=4)):  # claimed, then the lease runs out with nothing recorded
+        assert webhooks.webhook_batches_due(now=at) == [batch_id]
+        with pytest.raises(RuntimeError):
+            webhooks.webhook_batch_deliver(batch_id=batch_id, now=at)
+    monkeypatch.undo()
+    late = NOW + timedelta(hours=8, minutes=1)
+    assert webhooks.webhook_batches_due(now=late) == []
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=late) is None
+    assert webhooks.webhook_batches_expire(now=late) == 1
+    assert receiver.batches("/hook") == []
+    status = api.get(f"/api/v1/webhooks/{hook_id}/batch-status").json()["results"]
+    assert [(s["batch_id"], s["attempts"], s["state"]) for s in status] == [(batch_id, 0, "expired")]
+
+
+def test_a_batch_made_before_an_outage_still_gets_one_attempt(api, receiver):
+    _create(api, receiver)
+    data.land(_events(5), batch=100)
+    webhooks.webhook_batches_build(now=NOW, force=True)
+    after_outage = NOW + timedelta(hours=9)
+    assert webhooks.webhook_batches_expire(now=after_outage) == 0
+    (batch_id,) = webhooks.webhook_batches_due(now=after_outage)
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=after_outage) == "delivered"
+    assert len(receiver.batches("/hook")) == 1
+
+
 def test_oauth2_token_is_fetched_and_refetched_after_a_401(api, receiver):
     details = {"url": receiver.url + "/token", "body": {"client_id": "engage", "client_secret": "x"}}
     hook_id = _create(api, receiver, path="/oauth", auth_type="oauth2", auth_request_details=details)
