@@ -19,12 +19,41 @@ import pytest
 from tests.transmissions.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E_REDIS_DB = "13"
+# The e2e worker's broker and event stream live in one of these Redis dbs, claimed for the
+# module (see _redis_claim): a worker of another test session sharing the db would take this
+# session's tasks. 9 is tests/tracking's; 13 is the db older checkouts use unclaimed.
+E2E_REDIS_DBS = (14, 15, 12, 11, 10)
+E2E_REDIS_CLAIM = "engage:e2e:claimed-by"
+# The worker's webhook batches hold at most this many events (tests/e2e/test_webhooks_e2e.py).
+WEBHOOK_BATCH_SIZE = 5
 
 
-def _redis_url(base: str) -> str:
+def _redis_url(base: str, db: int) -> str:
     parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{E2E_REDIS_DB}", parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def _redis_claim(base: str, owner: str, timeout: float = 300.0) -> str:
+    """The URL of a db of E2E_REDIS_DBS that no other session holds, claimed for ``owner``
+    (a key with an expiry, in case the session dies); waits while all are held."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for db in E2E_REDIS_DBS:
+            url = _redis_url(base, db)
+            if redis.Redis.from_url(url).set(E2E_REDIS_CLAIM, owner, nx=True, ex=3600):
+                return url
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"every e2e Redis db {E2E_REDIS_DBS} is claimed by another test session")
+        time.sleep(1)
+
+
+def _redis_release(url: str, owner: str) -> None:
+    import redis
+
+    release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+    redis.Redis.from_url(url).eval(release, 1, E2E_REDIS_CLAIM, owner)
 
 
 def _database_url(settings_dict: dict) -> str:
@@ -77,8 +106,12 @@ class Worker:
 
 def _broker_use(app, url: str) -> None:
     """Point this process's Celery producer at ``url`` (dropping cached connections)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    from kombu import pools
+
+    # app._pool is kombu's process-wide pool for the URL; closing it alone would leave the
+    # closed pool registered, and the next module's switch to the same URL would get it
+    # back ("Acquire on closed pool"). reset() closes every pool and empties the registry.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url
@@ -101,7 +134,8 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
 
     from engage.celery import app
 
-    redis_url = _redis_url(settings.REDIS_URL)
+    owner = uuid.uuid4().hex
+    redis_url = _redis_claim(settings.REDIS_URL, owner)
     stream = f"engage:e2e:events:{uuid.uuid4().hex}"
     group = f"engage-e2e-{uuid.uuid4().hex[:8]}"
     logdir = Path(tempfile.mkdtemp(prefix="engage-e2e-"))
@@ -121,6 +155,12 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
         "ENGAGE_RETRY_BASE_SECONDS": "1",
         "ENGAGE_GENERATION_CHUNK_SIZE": "100",
         "ENGAGE_SEND_BATCH_SIZE": "20",
+        # Webhooks: beat makes a batch once its oldest event waited 1 s (and dispatches every
+        # second); a failed POST is retried after 1 s, then 2 s, ...
+        "ENGAGE_WEBHOOK_BATCH_SECONDS": "1",
+        "ENGAGE_WEBHOOK_BATCH_SIZE": str(WEBHOOK_BATCH_SIZE),
+        "ENGAGE_WEBHOOK_RETRY_BASE_SECONDS": "1",
+        "ENGAGE_WEBHOOK_TIMEOUT": "5",
         "ENGAGE_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }
@@ -146,6 +186,7 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
          settings.ENGAGE_TRACKING_BASE_URL) = saved  # fmt: skip
         _broker_use(app, saved[0])
         broker.delete(stream)
+        _redis_release(redis_url, owner)
         if sys.exc_info()[0] is not None:
             print(worker.log())
 
