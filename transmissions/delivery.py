@@ -91,6 +91,7 @@ class Relay:
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
         self._envelope: tuple[str, str, bool] = ("", "", False)  # (from, to, written pipelined)
+        self._unfinished = False  # a transaction was started and not finished on _conn
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
@@ -113,6 +114,9 @@ class Relay:
         return conn
 
     def close(self) -> None:
+        if self._unfinished:
+            self._drop()  # QUIT inside DATA would be body text
+            return
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -121,6 +125,7 @@ class Relay:
                 conn.close()
 
     def _drop(self) -> None:
+        self._unfinished = False
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -140,6 +145,11 @@ class Relay:
     def envelope_send(self, *, mail_from: str, rcpt_to: str) -> None:
         """Start a transaction. With PIPELINING, MAIL, RCPT and DATA are written now in one
         go and their answers read by :meth:`envelope_result`; else that does it all."""
+        if self._unfinished:
+            # The caller never finished the last transaction (an error between the steps):
+            # this connection may be inside DATA, where the next envelope would be body text.
+            self._drop()
+        self._unfinished = True
         self._envelope = (mail_from, rcpt_to, False)
         if self._conn is None:
             self._conn = self._connect()
@@ -194,6 +204,7 @@ class Relay:
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
             raise RelayUnavailable(f"connection to relay lost during DATA: {exc}", handed_off_maybe=True) from exc
+        self._unfinished = False
         return RelayResult(_outcome(code), code, _text(text))
 
     @staticmethod
@@ -238,6 +249,7 @@ class Relay:
 
     def _refused(self, conn: smtplib.SMTP, code: int, text: bytes | str) -> RelayResult:
         self._rset(conn)
+        self._unfinished = False
         return RelayResult(_outcome(code), code, _text(text))
 
     @staticmethod

@@ -145,3 +145,30 @@ def test_a_refused_envelope_is_classified_and_the_connection_stays_usable(pipeli
         client.close()
         server.stop()
     assert [r.rcpt_tos for r in server.received] == [["yes@example.com"]]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("stopped_after", ["envelope_send", "envelope_result", "body_send"])
+def test_a_transaction_left_unfinished_never_leaks_into_the_next_one(pipelining, stopped_after):
+    """An error between the steps (say, the database while the next message is generated)
+    must not leave the connection inside DATA, where the next envelope would be body text."""
+    from transmissions.delivery import Relay as Client
+
+    server = Relay().start()
+    server.handler.pipelining = pipelining
+    client = Client(server.url)
+    try:
+        client.envelope_send(mail_from="a@sender.test", rcpt_to="first@example.com")
+        if stopped_after != "envelope_send":
+            assert client.envelope_result() is None
+        if stopped_after == "body_send":  # the end of DATA went: the relay owns that one
+            client.body_send(b"Subject: 1\n\none\n")
+        result = client.send(mail_from="a@sender.test", rcpt_to="second@example.com", data=b"Subject: 2\n\ntwo\n")
+        assert result.outcome == "delivered"
+    finally:
+        client.close()
+        server.stop()
+    first = [(["first@example.com"], b"Subject: 1\n\none\n")] if stopped_after == "body_send" else []
+    assert [(r.rcpt_tos, r.data.replace(b"\r\n", b"\n")) for r in server.received] == [
+        *first, (["second@example.com"], b"Subject: 2\n\ntwo\n")
+    ]
