@@ -117,6 +117,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
+# Webhook POSTs wait on other people's servers (up to ENGAGE_WEBHOOK_TIMEOUT per attempt):
+# their own queue, served by their own worker, so a slow endpoint never holds up sending.
+CELERY_TASK_ROUTES = {"analytics.webhook_batch_deliver": {"queue": "webhooks"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300)}
 
 # Tracking (SPEC A.2)

@@ -16,7 +16,7 @@ def compose() -> dict:
 
 
 def test_compose_parses_and_has_the_production_services():
-    assert set(compose()["services"]) >= {"postgres", "redis", "web", "worker", "beat"}
+    assert set(compose()["services"]) >= {"postgres", "redis", "web", "worker", "webhooks", "beat"}
 
 
 def test_compose_settings_names_are_the_ones_settings_reads():
@@ -40,7 +40,7 @@ def _words(command) -> list[str]:
 def test_each_service_command_exists_in_the_project():
     services = compose()["services"]
     commands = set()
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "webhooks", "beat"):
         words = _words(services[name]["command"])
         if "manage.py" in words:
             for index, word in enumerate(words):
@@ -59,3 +59,31 @@ def test_each_service_command_exists_in_the_project():
     known = get_commands()
     for _, command in commands:
         assert command in known, f"manage.py {command} does not exist"
+
+
+def _queues(words: list[str]) -> set[str]:
+    for flag in ("--queues", "-Q"):
+        if flag in words:
+            return set(words[words.index(flag) + 1].split(","))
+    return {"celery"}  # a worker without --queues serves the default queue only
+
+
+def test_every_task_queue_has_a_worker_in_compose_and_in_scripts_run():
+    """A task routed to a queue nobody serves would wait forever (webhooks have their own)."""
+    from engage.celery import app
+
+    app.loader.import_default_modules()  # the autodiscovered task modules
+    routed = {app.amqp.router.route({}, name)["queue"].name for name in app.tasks if not name.startswith("celery.")}
+    assert routed == {"celery", "webhooks"}
+    served = set()
+    for service in compose()["services"].values():
+        words = _words(service.get("command") or [])
+        if words[:4] == ["celery", "-A", "engage", "worker"]:
+            served |= _queues(words)
+    assert served == routed
+    run_served = set()
+    for line in (ROOT / "scripts" / "run").read_text().splitlines():
+        words = shlex.split(line.split("&")[0]) if "celery -A engage worker" in line else []
+        if words:
+            run_served |= _queues(words)
+    assert run_served == routed
