@@ -1,7 +1,8 @@
 """Rollups, per-message first-seen state, and webhooks (issue "What recipients did").
 
-The rollup tables are maintained by ``analytics.rollups.rollups_apply`` inside the event
-lander's transaction, with set-based SQL; no API request ever counts raw events.
+The rollup tables are maintained by ``analytics.rollups`` (called by ``analytics.ingest``)
+inside the event lander's transaction, with set-based SQL; no API request ever counts raw
+events.
 """
 
 from __future__ import annotations

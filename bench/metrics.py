@@ -2,12 +2,12 @@
 
 Loads N generated events (default 10 million) into a separate database (``engage_bench``,
 created and migrated when missing) through ``analytics.ingest.events_insert_rows`` — the
-real path: staging, the idempotent insert into the partitioned ``tracking_event``, rollups
-and webhook queues — in batches, and COPYs the same rows into ``bench_plain``, a
-partitioned copy of the table with the same indexes and no rollups. Each batch goes both
-ways in turn, alternating which goes first (``--sequential``: all ingest batches, then all
-plain COPY batches). Then times the summary and every group-by through the Django test
-client (API key auth included), ~50 requests each, and prints p50/p95.
+real path: the idempotent COPY into the partitioned ``tracking_event``, rollups and webhook
+queues — in batches, and COPYs the same rows into ``bench_plain``, a partitioned copy of
+the table with the same indexes and no rollups. Each batch goes both ways in turn,
+alternating which goes first (``--sequential``: all ingest batches, then all plain COPY
+batches). Then times the summary and every group-by through the Django test client (API
+key auth included), ~50 requests each, and prints p50/p95.
 
 Run: ``DATABASE_URL=postgresql://postgres@127.0.0.1:5432/engage REDIS_URL=redis://127.0.0.1:6379/0
 .venv/bin/python bench/metrics.py --events 10000000`` (``--skip-load`` re-times queries only).
