@@ -191,6 +191,17 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
             print(worker.log())
 
 
+@pytest.fixture
+def relay(e2e):
+    """The module's relay, emptied and answering 250 at once."""
+    e2e.relay.handler.received.clear()
+    e2e.relay.handler.answers.clear()
+    e2e.relay.handler.refuse.clear()
+    e2e.relay.handler.refuse_mail = None
+    e2e.relay.handler.delay = 0.0
+    return e2e.relay
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

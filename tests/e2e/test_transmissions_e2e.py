@@ -38,14 +38,6 @@ def events_of(transmission_id: str) -> list:
     return list(Event.objects.filter(transmission_id=transmission_id).order_by("timestamp"))
 
 
-@pytest.fixture
-def relay(e2e):
-    e2e.relay.handler.received.clear()
-    e2e.relay.handler.answers.clear()
-    e2e.relay.handler.delay = 0.0
-    return e2e.relay
-
-
 def test_post_send_open_click_and_events_land(api, client, e2e, relay):
     response = api.post(
         URL,

@@ -96,14 +96,6 @@ def receiver():
     server.server.server_close()
 
 
-@pytest.fixture
-def relay(e2e):
-    e2e.relay.handler.received.clear()
-    e2e.relay.handler.answers.clear()
-    e2e.relay.handler.delay = 0.0
-    return e2e.relay
-
-
 def create_hook(api, receiver: Receiver, path: str, events: list[str], **fields) -> str:
     body = {"name": path, "target": receiver.url + path, "events": events, **fields}
     response = api.post("/api/v1/webhooks", body, format="json")
