@@ -40,7 +40,7 @@ from transmissions.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, comp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GenerationFailed", "MessageTracker", "Prepared", "Built", "message_generate", "prepared_get"]
+__all__ = ["GenerationFailed", "MessageTracker", "Prepared", "Built", "message_generate", "prepared_for", "prepared_get"]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
@@ -168,11 +168,13 @@ def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
 
 
 def prepared_get(*, transmission_id: int) -> Prepared | None:
-    """The prepared transmission, compiled once per process per (id, template version);
-    None when it does not exist."""
+    """The prepared transmission (see :func:`prepared_for`); None when it does not exist."""
     transmission = Transmission.objects.filter(pk=transmission_id).first()
-    if transmission is None:
-        return None
+    return None if transmission is None else prepared_for(transmission)
+
+
+def prepared_for(transmission: Transmission) -> Prepared:
+    """``transmission`` prepared, compiled once per process per (id, template version)."""
     key = (transmission.id, transmission.template_version)
     prepared = _cache.get(key)
     if prepared is None:

@@ -51,8 +51,16 @@ from psycopg import pq
 
 from tracking.events import events_enqueue
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
-from transmissions.generation import Built, GenerationFailed, Prepared, event_fields, message_generate, prepared_get
-from transmissions.models import TransmissionState
+from transmissions.generation import (
+    Built,
+    GenerationFailed,
+    Prepared,
+    event_fields,
+    message_generate,
+    prepared_for,
+    prepared_get,
+)
+from transmissions.models import Transmission, TransmissionState
 from transmissions.services import transmission_finish_if_done
 
 log = logging.getLogger(__name__)
@@ -122,6 +130,7 @@ class _Session:
 
     def __init__(self, token: str) -> None:
         self.token = token
+        self.token_bytes = token.encode()
         self.cursor = connection.cursor()
         self.cursor.execute("SET synchronous_commit TO off")
         self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_SENT.decode()])
@@ -143,7 +152,7 @@ class _Session:
     def mark_sent(self, pk: int) -> None:
         """Record ``sent`` now; the answer is read back before the connection's next use."""
         self.drain()
-        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token.encode()])
+        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token_bytes])
         self.marking = pk
 
     def drain(self) -> None:
@@ -256,30 +265,21 @@ def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int 
 def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
     """Record the relay's answer for one message and leave its events to the session's next
     ``flush``: "sent", "failed" or "deferred"."""
-    pk, attempts, fields, built = job.row[0], job.row[3], job.fields, job.built
-    num_retries = str(max(attempts - 1, 0))
+    pk, attempts = job.row[0], job.row[3]
     if result.outcome == "delivered":
         session.mark_sent(pk)  # first: the relay owns the message from now on
-        events = [{"type": "injection", **fields, "friendly_from": built.friendly_from, "subject": built.subject,
-                   "msg_from": built.mail_from, "msg_size": str(len(built.data))}] if attempts == 1 else []  # fmt: skip
-        delivery = _result_event("delivery", fields, built, result)
-        delivery["num_retries"] = num_retries
-        events.append(delivery)
-        session.note(events)
-        return "sent"
-    if result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
+        kind, outcome = "delivery", "sent"
+    elif result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
         session.finish(pk, "deferred", result.reason)
-        delay = _result_event("delay", fields, built, result)
-        delay["num_retries"] = num_retries
-        injection = [_result_event("injection", fields, built, None)] if attempts == 1 else []
-        session.note([*injection, delay])
-        return "deferred"
-    session.finish(pk, "failed", result.reason)
-    bounce = _result_event("bounce", fields, built, result)
-    bounce["num_retries"] = num_retries
-    injection = [_result_event("injection", fields, built, None)] if attempts == 1 else []
-    session.note([*injection, bounce])
-    return "failed"
+        kind, outcome = "delay", "deferred"
+    else:
+        session.finish(pk, "failed", result.reason)
+        kind, outcome = "bounce", "failed"
+    event = _result_event(kind, job.fields, job.built, result)
+    event["num_retries"] = str(max(attempts - 1, 0))
+    injection = [_result_event("injection", job.fields, job.built, None)] if attempts == 1 else []
+    session.note([*injection, event])
+    return outcome
 
 
 def _hand_off(session: _Session, job: _Job) -> str:
@@ -326,14 +326,10 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. Raises
     RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
     result = ChunkResult(deferred=[], deferred_attempts=[])
-    prepared = prepared_get(transmission_id=transmission_id)
-    if prepared is None:
+    transmission = Transmission.objects.filter(pk=transmission_id).first()  # one query: state and content
+    if transmission is None or transmission.state != TransmissionState.GENERATING:
         return result
-    from transmissions.models import Transmission
-
-    state = Transmission.objects.filter(pk=transmission_id).values_list("state", flat=True).first()
-    if state != TransmissionState.GENERATING:
-        return result
+    prepared = prepared_for(transmission)
     session = _Session(token)
     try:
         while True:
