@@ -20,14 +20,17 @@ are claimed again, by the redelivered task or after the recovery beat task re-qu
 and nothing claimed is lost**.
 
 SMTP has no way to make the relay's acceptance and our record one step (RFC 1047): the
-relay takes responsibility when it answers 2xx, and a client that never reads that answer
-must send again or risk losing the message. So a worker process killed after the relay
-committed the message and before our ``sent`` UPDATE left the process repeats **that one
-message**. That window is the relay's answer crossing loopback plus our reading it and
-writing the UPDATE: tens of microseconds with a core free (nothing is generated while
-that answer is awaited, precisely to keep it short). The same holds for a
-connection lost after the body was sent (``RelayUnavailable.handed_off_maybe``): the
-message goes back to ``queued``.
+relay takes responsibility when it has the end of DATA, and a client that never reads its
+answer must send again or risk losing the message. So a worker process killed after the
+body left it and before our ``sent`` UPDATE did repeats **that one message** if the relay
+committed it. The window is the relay's time to answer the end of DATA (a relay that
+syncs its queue to disk: milliseconds), plus our reading the answer and writing the
+UPDATE (microseconds: nothing else is done in between, the previous mark is read back
+while the relay takes the body). A killed process's connection also stays open until the
+kernel has torn the process down, so the relay cannot tell it is gone. The same holds for
+a connection lost after the body was sent (``RelayUnavailable.handed_off_maybe``): the
+message goes back to ``queued``. Never resending it instead would lose the messages the
+relay had not committed, or answered 4xx: at-least-once is what every MTA does here.
 
 State UPDATEs run with ``synchronous_commit = off``: that does not widen the window for a
 worker crash (the commit is visible to every session at once), only for a PostgreSQL
@@ -292,6 +295,9 @@ def _hand_off(session: _Session, job: _Job) -> str:
     answer = transaction.envelope_result()
     if answer is None:
         transaction.body_send(job.built.data)
+        # While the relay takes the body: read back the last ``sent`` mark, so that nothing
+        # but this message's own mark is done between the relay's answer and its record.
+        session.drain()
         answer = transaction.body_result()
     return _job_record(session, job, answer)
 

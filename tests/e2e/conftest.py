@@ -92,6 +92,15 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def kill_from_outside(self, after: float) -> None:
+        """SIGKILL the whole worker ``after`` seconds from now, from another process, as an
+        OOM kill or an operator would: at a moment independent of the relay. (A kill issued
+        from this process is not: the in-process relay's thread shares its GIL, so the kill
+        tends to land just after the relay kept a message.)"""
+        assert self.proc is not None and self.proc.poll() is None, "the worker is not running"
+        subprocess.run(["/bin/sh", "-c", f"sleep {after:.3f}; kill -KILL -{self.proc.pid}"], check=True, timeout=30)
+        self.proc.wait(10)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()  # warm shutdown: the main process stops its children

@@ -2,10 +2,11 @@
 
 ``answers`` is a list of SMTP replies used in order for the end of DATA ("250 OK" when it
 runs out); ``delay`` slows each DATA down; ``refuse`` maps an address to the reply its RCPT
-gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers
-2xx AND the client is still connected at that moment: it models a relay that commits a
-message when it answers, so a client killed while waiting for the answer has not handed
-the message off (see transmissions/sending.py for the real-world residual window).
+gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers 2xx AND the client's connection is still
+open at that moment: it models a relay that commits a message when it answers. A killed
+client's connection closes only once the kernel has torn its process down (milliseconds),
+so a message answered meanwhile is kept although the client never reads the answer: the
+at-least-once window of transmissions/sending.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple = ()  # the client's (address, port): one per connection
 
     @property
     def message(self):
@@ -73,7 +75,9 @@ class RelayHandler(Pipelining):
             if (transport is not None and transport.is_closing()) or (reader is not None and reader.at_eof()):
                 return "451 4.3.0 client gone"
             with self.lock:
-                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+                self.received.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.peer)
+                )
         return answer
 
 
