@@ -1,7 +1,7 @@
 """Generation-to-relay benchmark: messages/s from a real Celery worker (prefork, -c 2) into a
 local aiosmtpd sink, next to the sink's own rate fed directly by smtplib in the same run.
 
-    .venv/bin/python bench/generation.py [--messages 5000] [--concurrency 2]
+    .venv/bin/python bench/generation.py [--messages 5000] [--concurrency 2] [--rounds 3]
 
 Database ``engage_bench_tx`` and Redis db 14 as in bench/accept.py. The sink runs in its own
 process, answers 250 to everything, and is the one clock of both rates: (messages - 1) /
@@ -11,7 +11,9 @@ messages of the same size over persistent smtplib connections. Engage rate: a wo
 by a first transmission (one chunk per pool process), then the measured transmission
 (generation + tracking + MIME + SMTP + state + events). Also printed: POST to the last
 message recorded ``sent`` (adds the API accept of all recipients and the task pick-up).
-Targets: >= 1,000 msg/s on 2 cores, >= 70% of direct.
+The two phases alternate for ``--rounds`` rounds (the worker idles during a direct phase),
+so a load change on the machine falls on both; the targets are judged on the medians:
+>= 1,000 msg/s on 2 cores, >= 70% of direct.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import multiprocessing
 import os
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -87,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="direct and engage phases alternate; medians are judged")
     args = parser.parse_args()
     bench_env()
     import logging
@@ -125,14 +129,18 @@ def main() -> None:
     data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # smtplib leaves bytes as they are
     assert max(len(line) for line in data.splitlines()) <= 998, "sample has an over-long line"
     per = args.messages // args.concurrency
-    senders = [multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)]
-    for proc in senders:
-        proc.start()
-    for proc in senders:
-        proc.join()
-        assert proc.exitcode == 0, "a direct sender failed"
-    direct_count, direct_rate = _clock_rate(clock)
-    assert direct_count == per * args.concurrency, direct_count
+
+    def direct() -> float:
+        _clock_reset(clock)
+        senders = [multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)]
+        for proc in senders:
+            proc.start()
+        for proc in senders:
+            proc.join()
+            assert proc.exitcode == 0, "a direct sender failed"
+        count, rate = _clock_rate(clock)
+        assert count == per * args.concurrency, count
+        return rate
 
     # 2. Engage: a real worker, POST, wait until every message is recorded sent.
     broker = redis.Redis.from_url(settings.REDIS_URL)
@@ -176,13 +184,18 @@ def main() -> None:
         _clock_reset(clock)
         ours.append(post(warm))
         wait_sent(ours[-1], warm, time.perf_counter() + 120)
-        _clock_reset(clock)
-        started = time.perf_counter()
-        tid = post(args.messages)
-        ours.append(tid)
-        sent = wait_sent(tid, args.messages, started + 600)
-        elapsed = time.perf_counter() - started
-        received, engage_rate = _clock_rate(clock)
+        rounds = []  # (direct rate, engage rate at the sink, POST -> all recorded sent)
+        for _ in range(args.rounds):
+            direct_rate = direct()
+            _clock_reset(clock)
+            started = time.perf_counter()
+            tid = post(args.messages)
+            ours.append(tid)
+            sent = wait_sent(tid, args.messages, started + 600)
+            elapsed = time.perf_counter() - started
+            received, engage_rate = _clock_rate(clock)
+            assert sent == received == args.messages, (sent, received)
+            rounds.append((direct_rate, engage_rate, sent / elapsed))
     finally:
         worker.terminate()
         worker.wait(30)
@@ -193,14 +206,16 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM transmissions_message WHERE transmission_id = ANY(%s)", [ours])
             cursor.execute("DELETE FROM transmissions_transmission WHERE id = ANY(%s)", [ours])
-    ratio = engage_rate / direct_rate
-    print(f"generation: {args.messages} messages, {args.concurrency} worker processes, {len(data)} bytes/message (direct)")
-    print(f"  direct smtplib -> sink : {direct_rate:,.0f} msg/s (first to last received at the sink)")
-    print(f"  engage worker -> sink  : {engage_rate:,.0f} msg/s (first to last received; {received} received)")
-    print(f"  engage POST -> sent    : {sent / elapsed:,.0f} msg/s ({sent} recorded sent in {elapsed:.2f} s, with accept)")
-    print(f"  ratio engage/direct    : {ratio:.0%}  (targets: >= 1,000 msg/s: {'PASS' if engage_rate >= 1000 else 'FAIL'}, "
-          f">= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
-
+    print(f"generation: {args.messages} messages per round, {args.concurrency} worker processes, "
+          f"{len(data)} bytes/message (direct); rates timed at the sink, first to last message")  # fmt: skip
+    for n, (direct_rate, engage_rate, posted) in enumerate(rounds, 1):
+        print(f"  round {n}: direct smtplib {direct_rate:,.0f} msg/s | engage worker {engage_rate:,.0f} msg/s "
+              f"({engage_rate / direct_rate:.0%}) | engage POST -> all sent {posted:,.0f} msg/s")  # fmt: skip
+    direct_rate, engage_rate = (statistics.median(r[i] for r in rounds) for i in (0, 1))
+    ratio = statistics.median(r[1] / r[0] for r in rounds)
+    print(f"  median: direct {direct_rate:,.0f} msg/s, engage {engage_rate:,.0f} msg/s, ratio {ratio:.0%}  "
+          f"(targets: >= 1,000 msg/s: {'PASS' if engage_rate >= 1000 else 'FAIL'}, "
+          f">= 70% of direct: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
 
 if __name__ == "__main__":
     main()
