@@ -134,6 +134,9 @@ def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_the_
     repeated = {rcpt: n for rcpt, n in counts.items() if n != 1}
     assert all(n == 2 for n in repeated.values()), repeated
     assert set(repeated) <= set(in_flight.values()), (repeated, in_flight)
+    for rcpt in repeated:  # the same message again, under its Message-ID (which mailboxes deduplicate)
+        copies = [r.message for r in relay.received if r.rcpt_tos[0] == rcpt]
+        assert copies[0]["Message-ID"] == copies[1]["Message-ID"], rcpt
     wait_for(
         lambda: api.get(f"{URL}/{tid}").json()["results"]["transmission"]["state"] == "Success", 15, 0.25,
         what="Success after the restart",
