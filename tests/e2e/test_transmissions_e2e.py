@@ -1,7 +1,7 @@
 """The path a user walks, with real parts: POST → Celery worker (subprocess) generates and
 hands off to an SMTP relay → parse the mail → open pixel and click → events in PostgreSQL.
-Plus: a worker SIGKILLed mid-transmission loses nothing and repeats at most its message in flight; 4xx then 2xx is a
-delay then a delivery; 5xx is a bounce."""
+Plus: a worker SIGKILLed mid-transmission loses nothing and repeats at most its message in
+flight; 4xx then 2xx is a delay then a delivery; 5xx is a bounce."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 ``answers`` is a list of SMTP replies used in order for the end of DATA ("250 OK" when it
 runs out); ``delay`` slows each DATA down; ``refuse`` maps an address to the reply its RCPT
-gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers 2xx AND the client's connection is still
-open at that moment: it models a relay that commits a message when it answers. A killed
-client's connection closes only once the kernel has torn its process down (milliseconds),
-so a message answered meanwhile is kept although the client never reads the answer: the
-at-least-once window of transmissions/sending.py.
+gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers
+PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers
+2xx AND the client's connection is still open at that moment: it models a relay that
+commits a message when it answers. A killed client's connection closes only once the
+kernel has torn its process down (milliseconds), so a message answered meanwhile is kept
+although the client never reads the answer: the at-least-once window of
+transmissions/sending.py.
 """
 
 from __future__ import annotations
