@@ -290,11 +290,7 @@ def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str 
     it); returns its new state, or None when it was not due or already taken."""
     now = now or timezone.now()
     lease = now + timedelta(seconds=settings.ENGAGE_WEBHOOK_TIMEOUT * 3 + 30)
-    claimed = (
-        WebhookBatch.objects.filter(pk=batch_id, state=BatchState.PENDING, next_attempt_at__lte=now)
-        .filter(_retry_window_open(now))
-        .update(next_attempt_at=lease, last_attempt_at=now)
-    )
+    claimed = _due(now).filter(pk=batch_id).update(next_attempt_at=lease, last_attempt_at=now)
     if not claimed:
         return None
     batch = WebhookBatch.objects.get(pk=batch_id)
@@ -324,21 +320,25 @@ def _retry_window_open(now: datetime) -> Q:
     return Q(expires_at__gt=now) | Q(last_attempt_at__isnull=True)
 
 
+def _pending_now(now: datetime):
+    """Pending batches whose next attempt is due (or whose attempt's lease ran out)."""
+    return WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now)
+
+
+def _due(now: datetime):
+    """The batches an attempt may claim now."""
+    return _pending_now(now).filter(_retry_window_open(now))
+
+
 def webhook_batches_expire(*, now: datetime | None = None) -> int:
     """Expire the pending batches past their retry window whose last attempt is over. A
     failed attempt expires its batch itself; this catches the attempts that never recorded
     an outcome (worker killed mid-POST, an error after the claim), whose batch would
     otherwise be claimed again after every lease, forever. Returns how many."""
     now = now or timezone.now()
-    abandoned = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).exclude(
-        _retry_window_open(now)
-    )
-    return abandoned.update(state=BatchState.EXPIRED)
+    return _pending_now(now).exclude(_retry_window_open(now)).update(state=BatchState.EXPIRED)
 
 
 def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
     now = now or timezone.now()
-    due = WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now).filter(
-        _retry_window_open(now)
-    )
-    return [str(pk) for pk in due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]
+    return [str(pk) for pk in _due(now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]

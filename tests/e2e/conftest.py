@@ -86,19 +86,20 @@ class Worker:
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children) at once."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+    def kill(self, after: float | None = None) -> None:
+        """SIGKILL the whole worker (main process and pool children) at once.
 
-    def kill_from_outside(self, after: float) -> None:
-        """SIGKILL the whole worker ``after`` seconds from now, from another process, as an
-        OOM kill or an operator would: at a moment independent of the relay. (A kill issued
-        from this process is not: the in-process relay's thread shares its GIL, so the kill
-        tends to land just after the relay kept a message.)"""
-        assert self.proc is not None and self.proc.poll() is None, "the worker is not running"
-        subprocess.run(["/bin/sh", "-c", f"sleep {after:.3f}; kill -KILL -{self.proc.pid}"], check=True, timeout=30)
+        With ``after``: that many seconds from now, from another process, as an OOM kill or
+        an operator would, at a moment independent of the relay. (A kill issued from this
+        process is not: the in-process relay's thread shares its GIL, so the kill tends to
+        land just after the relay kept a message.)"""
+        if self.proc is None or self.proc.poll() is not None:
+            assert after is None, "the worker is not running"
+            return
+        if after is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            subprocess.run(["/bin/sh", "-c", f"sleep {after:.3f}; kill -KILL -{self.proc.pid}"], check=True, timeout=30)
         self.proc.wait(10)
 
     def stop(self) -> None:

@@ -113,7 +113,7 @@ def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_the_
     assert response.status_code == 200, response.content
     tid = response.json()["results"]["id"]
     wait_for(lambda: len(relay.received) >= 20, 30, 0.01, what="sending to start")
-    e2e.worker.kill_from_outside(after=random.uniform(0.05, 0.25))
+    e2e.worker.kill(after=random.uniform(0.05, 0.25))
     time.sleep(0.5)  # a killed process's sockets close only once the kernel has torn it down
     before = list(relay.received)
     assert len(before) < 300, "the kill landed after the whole transmission"
