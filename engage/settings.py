@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "api_keys",
     "templates_app",
     "recipient_lists",
@@ -100,6 +102,20 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["engage.api.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env_str("ENGAGE_API_RATE", "100000/minute")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI document (engage/api/schema.py): made from the request declarations, served at
+# /api/v1/openapi.json with a browsable page at /api/v1/docs (assets served locally).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Engage API",
+    "DESCRIPTION": "SparkPost-compatible transmissions, templates, recipient lists, events, metrics and webhooks.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 CACHES = {
@@ -215,6 +231,9 @@ ENGAGE_WEBHOOK_BATCH_SECONDS = env_int("ENGAGE_WEBHOOK_BATCH_SECONDS", 30)
 ENGAGE_WEBHOOK_TIMEOUT = env_int("ENGAGE_WEBHOOK_TIMEOUT", 10)
 ENGAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("ENGAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
 ENGAGE_WEBHOOK_RETRY_HOURS = env_int("ENGAGE_WEBHOOK_RETRY_HOURS", 8)
+# Webhook targets may not resolve to loopback, private, link-local, multicast or reserved
+# addresses, except these: a comma list of host:port or CIDR blocks (analytics/webhooks.py).
+ENGAGE_WEBHOOK_ALLOWED_TARGETS = env_list("ENGAGE_WEBHOOK_ALLOWED_TARGETS", [])
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "analytics-webhooks-dispatch": {
