@@ -12,8 +12,13 @@ POSTs it, and records the outcome with the next attempt time (exponential backof
 from __future__ import annotations
 
 import base64
+import functools
+import http
 import http.client
 import json
+import logging
+import socket
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -25,59 +30,158 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics import selectors
+from analytics import selectors, targets
 from analytics.models import BatchState, Webhook, WebhookAuthType, WebhookBatch, WebhookPendingEvent
 from analytics.serialize import event_record
 from engage import errors
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = (
     "delivery", "injection", "policy_rejection", "spam_complaint", "delay", "bounce", "out_of_band", "open",
     "initial_open", "click", "generation_failure", "generation_rejection", "list_unsubscribe", "link_unsubscribe",
 )  # fmt: skip
 TEST_BODY = [{"msys": {}}]
+# The create/update test POST and ``validate`` run in a web request: all their outbound
+# work (oauth2 token, resolution, connect, answer) ends within this many seconds (or
+# ENGAGE_WEBHOOK_TIMEOUT when that is shorter).
+TEST_TIMEOUT_SECONDS = 5.0
+# What a caller learns of any attempt that got no HTTP answer. Refused, reset, timed out,
+# TLS failure and a non-HTTP answer all read the same, so failed creates cannot tell a
+# closed port from an open one that speaks something else (the detail goes to the log).
+NO_ANSWER = "no HTTP response"
 
 
 @dataclass
 class Response:
-    status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
-    headers: dict[str, str]
-    body: str
+    """The outcome of one POST. ``status``: the HTTP status, None without an HTTP answer;
+    ``reason``: the standard phrase for ``status`` (never the target's own text);
+    ``failure``: "" for 2xx, else ``"HTTP 503 Service Unavailable"``, ``NO_ANSWER`` or
+    ``"refused: ..."``; ``refused``: the target was not connected to (internal address,
+    unresolvable); ``body``: only when asked for (the oauth2 token answer)."""
+
+    status: int | None
+    reason: str = ""
     failure: str = ""
+    body: str = ""
+    refused: bool = False
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str], *, timeout: float | None = None) -> Response:
-    """POST ``body`` (header names sent as given); any answer is a Response, a network
-    failure has status None. No redirects are followed."""
-    parts = urllib.parse.urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn = connection_class(parts.hostname, parts.port, timeout=timeout or settings.ENGAGE_WEBHOOK_TIMEOUT)
+@functools.lru_cache(maxsize=8)
+def _allow_list_parse(entries: tuple[str, ...]) -> targets.AllowList:
+    return targets.AllowList.parse(entries)
+
+
+def allow_list() -> targets.AllowList:
+    """``settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS`` parsed (ValueError naming a bad entry)."""
+    return _allow_list_parse(tuple(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS))
+
+
+def _connect_first(addresses: list[targets.IPAddress], address: tuple, timeout: Any, source_address: Any = None):
+    """``socket.create_connection`` to the first of the checked ``addresses`` that
+    accepts, on ``address``'s port; the host name is never resolved again."""
+    error: OSError = OSError("no address to connect to")
+    for ip in addresses:
         try:
-            conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
-            answer = conn.getresponse()
-            text = answer.read(65536).decode("utf-8", "replace")
-            failure = "" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
-            return Response(answer.status, dict(answer.getheaders()), text, failure)
-        finally:
-            conn.close()
+            return socket.create_connection((str(ip), address[1]), timeout, source_address)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to checked addresses while ``Host`` carries the target's host."""
+
+    def __init__(self, host: str, port: int, *, addresses: list[targets.IPAddress], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._create_connection = functools.partial(_connect_first, addresses)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As _PinnedHTTPConnection; TLS SNI and certificate verification use the target's
+    host (the default context: CERT_REQUIRED, check_hostname)."""
+
+    def __init__(self, host: str, port: int, *, addresses: list[targets.IPAddress], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._create_connection = functools.partial(_connect_first, addresses)
+
+
+def _cut(conn: http.client.HTTPConnection) -> None:
+    """End a POST that overran its deadline: a blocked read returns at once."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def http_post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout: float | None = None, read_body: bool = False
+) -> Response:
+    """POST ``body`` to ``url`` (header names sent as given) and return a Response; never
+    raises for what the target does.
+
+    The target must pass ``analytics.targets``: http/https, and every address its host
+    resolves to public or allowed by ``ENGAGE_WEBHOOK_ALLOWED_TARGETS``; else the answer
+    is ``refused`` and nothing is connected to. The connection goes to a checked address
+    (no second lookup: DNS rebinding cannot move it). Redirects are not followed (a 3xx is
+    a failure). Resolution, connect, sending and the answer's status line and headers all
+    end within ``timeout`` seconds (default ``ENGAGE_WEBHOOK_TIMEOUT``; SPEC B §8.3) or the
+    attempt is cut and has no HTTP answer. The answer's headers are never kept; its body
+    (first 64 KiB) only with ``read_body``."""
+    timeout = float(timeout or settings.ENGAGE_WEBHOOK_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    try:
+        target = targets.target_parse(url)
+        addresses = targets.target_resolve(target, allowed=allow_list(), timeout=timeout)
+    except targets.TargetRefused as exc:
+        return Response(None, failure=f"refused: {exc}", refused=True)
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    left = max(deadline - time.monotonic(), 0.05)
+    conn = connection_class(target.host, target.port, addresses=addresses, timeout=left)
+    watchdog = threading.Timer(left, _cut, [conn])
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.request("POST", target.request_path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        answer = conn.getresponse()
+        text = answer.read(65536).decode("utf-8", "replace") if read_body else ""
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return Response(None, {}, "", f"{type(exc).__name__}: {exc}")
+        log.info(
+            "webhook POST to %s port %s: no HTTP answer (%s: %s)", target.host, target.port, type(exc).__name__, exc
+        )
+        return Response(None, failure=NO_ANSWER)
+    finally:
+        watchdog.cancel()
+        conn.close()
+    reason = _phrase(answer.status)
+    failure = "" if 200 <= answer.status < 300 else f"HTTP {answer.status} {reason}".rstrip()
+    return Response(answer.status, reason, failure, text)
 
 
 # --- auth -------------------------------------------------------------------------------
-def oauth2_token_fetch(details: dict) -> dict:
+def oauth2_token_fetch(details: dict, *, timeout: float | None = None) -> dict:
     """POST ``details["body"]`` (form-encoded, as OAuth2 token endpoints expect) to
-    ``details["url"]``; returns ``{"access_token", "expires_in"}`` or raises InvalidParams."""
+    ``details["url"]`` (which passes the same address policy as targets); returns
+    ``{"access_token", "expires_in"}`` or raises InvalidParams."""
     body = urllib.parse.urlencode(details.get("body") or {}).encode()
     answer = http_post(
-        details["url"], body, {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-    )
+        details["url"], body, {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        timeout=timeout, read_body=True,
+    )  # fmt: skip
     try:
         data = json.loads(answer.body) if answer.status == 200 else {}
     except ValueError:
         data = {}
-    if not data.get("access_token"):
+    if not isinstance(data, dict) or not data.get("access_token"):
         raise errors.InvalidParams(f"POST to webhook tokens URL failed ({answer.failure or answer.status})")
     return {"access_token": data["access_token"], "expires_in": data.get("expires_in")}
 
@@ -98,19 +202,41 @@ def _headers(hook: Webhook, batch_id: str | None = None) -> dict[str, str]:
     return headers
 
 
-def _post_with_auth(hook: Webhook, body: bytes, batch_id: str | None = None, *, save_token: bool = True) -> Response:
+def _test_timeout() -> float:
+    return min(TEST_TIMEOUT_SECONDS, float(settings.ENGAGE_WEBHOOK_TIMEOUT))
+
+
+def _post_with_auth(
+    hook: Webhook,
+    body: bytes,
+    batch_id: str | None = None,
+    *,
+    refetch: bool = True,
+    save_token: bool = True,
+    budget: float | None = None,
+) -> Response:
     """POST as ``hook`` authenticates; for oauth2 a 400/401 means the token expired: fetch
-    a new one and try once more."""
-    answer = http_post(hook.target, body, _headers(hook, batch_id))
-    if hook.auth_type == WebhookAuthType.OAUTH2 and answer.status in (400, 401):
+    a new one and try once more (with ``refetch``). With ``budget``, everything ends
+    within that many seconds; without, each POST has ``ENGAGE_WEBHOOK_TIMEOUT``."""
+    deadline = None if budget is None else time.monotonic() + budget
+
+    def left() -> float | None:
+        return None if deadline is None else max(deadline - time.monotonic(), 0.05)
+
+    answer = http_post(hook.target, body, _headers(hook, batch_id), timeout=left())
+    if refetch and hook.auth_type == WebhookAuthType.OAUTH2 and answer.status in (400, 401):
         try:
-            hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details)
+            hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details, timeout=left())
         except errors.EngageError:
             return answer
         if save_token and hook.pk and Webhook.objects.filter(pk=hook.pk).exists():
             hook.save(update_fields=["auth_credentials"])
-        answer = http_post(hook.target, body, _headers(hook, batch_id))
+        answer = http_post(hook.target, body, _headers(hook, batch_id), timeout=left())
     return answer
+
+
+def _refused(answer: Response, what: str) -> errors.InvalidParams:
+    return errors.InvalidParams(f"'{what}' refused: {answer.failure.removeprefix('refused: ')}")
 
 
 # --- create / update / delete -----------------------------------------------------------
@@ -125,9 +251,10 @@ def _clean(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         fields["name"] = data["name"].strip()
     if "target" in data:
         target = data["target"]
-        parts = urllib.parse.urlsplit(target) if isinstance(target, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise errors.InvalidData("'target' must be an http or https URL")
+        try:
+            targets.target_parse(target if isinstance(target, str) else "")
+        except targets.TargetRefused as exc:
+            raise errors.InvalidData(f"'target' must be an http or https URL: {exc}") from None
         fields["target"] = target
     if "events" in data:
         events = data["events"]
@@ -162,13 +289,18 @@ def _check_auth(hook: Webhook) -> None:
 
 
 def _test_post(hook: Webhook) -> None:
+    """The create/update test POST (SPEC B §8.1: anything but 200 fails the call with 400
+    and nothing is saved), token fetch included, within ``TEST_TIMEOUT_SECONDS``. The
+    error tells the status, or only that there was no HTTP answer (NO_ANSWER)."""
+    deadline = time.monotonic() + _test_timeout()
     if hook.auth_type == WebhookAuthType.OAUTH2:
-        hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details)
-    answer = _post_with_auth(hook, json.dumps(TEST_BODY).encode(), save_token=False)
+        hook.auth_credentials = oauth2_token_fetch(hook.auth_request_details, timeout=_test_timeout())
+    budget = max(deadline - time.monotonic(), 0.05)
+    answer = _post_with_auth(hook, json.dumps(TEST_BODY).encode(), refetch=False, budget=budget)
+    if answer.refused:
+        raise _refused(answer, "target")
     if answer.status != 200:
-        raise errors.InvalidParams(
-            f"Test POST to {hook.target} failed ({answer.failure or f'HTTP {answer.status}'}); the webhook was not saved"
-        )
+        raise errors.InvalidParams(f"Test POST to endpoint failed ({answer.failure}); the webhook was not saved")
 
 
 def webhook_create(*, data: dict[str, Any]) -> Webhook:
@@ -207,11 +339,19 @@ def webhook_delete(*, hook: Webhook) -> None:
 
 
 def webhook_validate(*, hook: Webhook, message: Any) -> dict[str, Any]:
-    answer = _post_with_auth(hook, json.dumps(message).encode())
+    """POST ``message`` to the target (SPEC B §8.2 ``validate``) within
+    ``TEST_TIMEOUT_SECONDS``. Returns ``{"msg", "response": {"status", "reason"}}``:
+    the status code and its standard phrase only (``status`` None and ``reason``
+    NO_ANSWER without an HTTP answer); unlike SparkPost, never the target's headers or
+    body, so the endpoint cannot read a service's answer through Engage. Raises
+    InvalidParams (400) when the target is refused (internal address, unresolvable)."""
+    answer = _post_with_auth(hook, json.dumps(message).encode(), budget=_test_timeout())
+    if answer.refused:
+        raise _refused(answer, "target")
     ok = answer.status == 200
     return {
         "msg": "Test POST to endpoint succeeded" if ok else "Test POST to endpoint failed",
-        "response": {"status": answer.status, "headers": answer.headers, "body": answer.body[:4096]},
+        "response": {"status": answer.status, "reason": answer.reason if answer.status else answer.failure},
     }
 
 

@@ -171,6 +171,8 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
         "ENGAGE_WEBHOOK_BATCH_SIZE": str(WEBHOOK_BATCH_SIZE),
         "ENGAGE_WEBHOOK_RETRY_BASE_SECONDS": "1",
         "ENGAGE_WEBHOOK_TIMEOUT": "5",
+        # The webhook receivers listen on loopback, which targets may not reach unless allowed.
+        "ENGAGE_WEBHOOK_ALLOWED_TARGETS": "127.0.0.1/32",
         "ENGAGE_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

@@ -89,8 +89,11 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    """A receiver on loopback, allowed by its host:port here (the API's test POST); the
+    worker allows 127.0.0.1/32 (conftest)."""
     server = Receiver()
+    settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS = [f"127.0.0.1:{server.server.server_address[1]}"]
     yield server
     server.server.shutdown()
     server.server.server_close()
