@@ -8,8 +8,10 @@ from django.conf import settings
 
 from engage import errors
 from engage.api.fields import bool_field, iso, text_field
-from engage.api.views import ApiView, no_content, query_bool, request_object, results
+from engage.api.schema import operation, parse_body, parse_query
+from engage.api.views import ApiView, no_content, request_object, results
 from templates_app import content as content_rules
+from templates_app import schemas
 from templates_app.ids import MAX_ID_BYTES
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview
@@ -78,11 +80,16 @@ def template_detail(template: Template, *, draft: bool | None) -> dict[str, Any]
 class TemplateListView(ApiView):
     grants = {"GET": VIEW, "POST": MODIFY}
 
+    @operation(operation_id="templates_list", summary="List templates", query=schemas.DraftQuery, tags=["templates"])
     def get(self, request):
-        draft = query_bool(request, "draft")
-        return results([template_summary(template) for template in template_list(draft=draft)])
+        query = parse_query(request, schemas.DraftQuery)
+        return results([template_summary(template) for template in template_list(draft=query.draft)])
 
+    @operation(
+        operation_id="templates_create", summary="Create a template", body=schemas.TemplateCreate, tags=["templates"]
+    )
     def post(self, request):
+        parse_body(request, schemas.TemplateCreate)
         body = request_object(request)
         template_id = parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
         name = text_field(body, "name", max_bytes=1024)
@@ -106,13 +113,24 @@ class TemplateListView(ApiView):
 class TemplateDetailView(ApiView):
     grants = {"GET": VIEW, "PUT": MODIFY, "DELETE": MODIFY}
 
+    @operation(
+        operation_id="templates_retrieve", summary="Retrieve a template", query=schemas.DraftQuery, tags=["templates"]
+    )
     def get(self, request, template_id: str):
-        draft = query_bool(request, "draft")
-        return results(template_detail(template_get(template_id=template_id), draft=draft))
+        query = parse_query(request, schemas.DraftQuery)
+        return results(template_detail(template_get(template_id=template_id), draft=query.draft))
 
+    @operation(
+        operation_id="templates_update",
+        summary="Update a template",
+        body=schemas.TemplateUpdate,
+        query=schemas.UpdateQuery,
+        tags=["templates"],
+    )
     def put(self, request, template_id: str):
+        parse_body(request, schemas.TemplateUpdate)
         body = request_object(request)
-        update_published = query_bool(request, "update_published", False)
+        update_published = bool(parse_query(request, schemas.UpdateQuery).update_published)
         body_id = body.get("id")
         if body_id is not None and body_id != template_id:
             raise errors.InvalidData("id is read-only and cannot be changed")
@@ -127,6 +145,7 @@ class TemplateDetailView(ApiView):
         )
         return results({})
 
+    @operation(operation_id="templates_delete", summary="Delete a template", status=204, tags=["templates"])
     def delete(self, request, template_id: str):
         template_delete(template_id=template_id)
         return no_content()
@@ -135,12 +154,16 @@ class TemplateDetailView(ApiView):
 class TemplatePreviewView(ApiView):
     grants = {"POST": PREVIEW}
 
+    @operation(
+        operation_id="templates_preview",
+        summary="Preview a template",
+        body=schemas.TemplatePreview,
+        query=schemas.PreviewQuery,
+        tags=["templates"],
+    )
     def post(self, request, template_id: str):
-        body = request_object(request)
-        substitution_data = body.get("substitution_data", {})
-        if not isinstance(substitution_data, dict):
-            raise errors.InvalidData("substitution_data must be an object")
-        draft = query_bool(request, "draft")
+        body = parse_body(request, schemas.TemplatePreview)
+        draft = parse_query(request, schemas.PreviewQuery).draft
         template = template_get(template_id=template_id)
         _published, content, _options, _version, _updated = template_version(template, draft=draft)
-        return results(content_render_preview(content, substitution_data=substitution_data))
+        return results(content_render_preview(content, substitution_data=body.substitution_data or {}))
