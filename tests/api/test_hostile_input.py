@@ -57,8 +57,9 @@ def test_a_surrogate_pair_is_one_character_and_accepted(api):
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
 def test_non_finite_numbers_are_400(api, number):
     text = (
-        '{"recipients": [{"address": "a@example.com"}], "content": {"from": "f@example.com", "subject": "s", "text": "t"}, "metadata": {"x": %s}}'
-        % number
+        '{"recipients": [{"address": "a@example.com"}], '
+        '"content": {"from": "f@example.com", "subject": "s", "text": "t"}, '
+        f'"metadata": {{"x": {number}}}}}'
     )
     response = post_raw(api, "/api/v1/transmissions", text)
     assert response.status_code == 400
