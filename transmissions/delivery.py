@@ -13,6 +13,12 @@ the relay offers PIPELINING, RFC 2920; then the body) and classifies the outcome
 
 A loss *before* the transaction starts (a relay that closed an idle connection) is retried
 once on a fresh connection, since nothing of this message reached the relay.
+
+A message whose envelope or header block holds a non-ASCII local part (``smtputf8``, RFC
+6531/6532) is sent with the ``SMTPUTF8`` MAIL parameter when the relay offers it. When it
+does not, nothing of the message is sent and that message alone is ``bounced`` with
+:data:`NO_SMTPUTF8` (553 5.6.7, RFC 6531 §3.6 / RFC 5248): a relay without SMTPUTF8 cannot
+carry it, and a retry would not change that.
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Relay", "RelayResult", "RelayUnavailable", "bounce_class", "relay", "relay_reset"]
+__all__ = ["NO_SMTPUTF8", "Relay", "RelayResult", "RelayUnavailable", "bounce_class", "relay", "relay_reset"]
+
+#: The (code, text) a message that needs SMTPUTF8 gets from a relay that does not offer it.
+NO_SMTPUTF8 = (
+    553,
+    "5.6.7 the relay does not offer SMTPUTF8 (RFC 6531), which this message needs: an address "
+    "has a non-ASCII local part; it was not sent",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +103,7 @@ class Relay:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
-        self._envelope: tuple[str, str, bool] = ("", "", False)  # (from, to, written pipelined)
+        self._envelope: tuple[str, str, bool, bool] = ("", "", False, False)  # (from, to, smtputf8, pipelined)
         self._unfinished = False  # a transaction was started and not finished on _conn
 
     def _connect(self) -> smtplib.SMTP:
@@ -130,9 +143,9 @@ class Relay:
         if conn is not None:
             conn.close()
 
-    def send(self, *, mail_from: str, rcpt_to: str, data: bytes) -> RelayResult:
+    def send(self, *, mail_from: str, rcpt_to: str, data: bytes, smtputf8: bool = False) -> RelayResult:
         """One SMTP transaction for one recipient, step after step."""
-        self.envelope_send(mail_from=mail_from, rcpt_to=rcpt_to)
+        self.envelope_send(mail_from=mail_from, rcpt_to=rcpt_to, smtputf8=smtputf8)
         refused = self.envelope_result()
         if refused is not None:
             return refused
@@ -142,42 +155,47 @@ class Relay:
     # The same transaction in steps, for a caller that generates the next message while the
     # relay answers the envelope: envelope_send → envelope_result → body_send → body_result.
 
-    def envelope_send(self, *, mail_from: str, rcpt_to: str) -> None:
+    def envelope_send(self, *, mail_from: str, rcpt_to: str, smtputf8: bool = False) -> None:
         """Start a transaction. With PIPELINING, MAIL, RCPT and DATA are written now in one
-        go and their answers read by :meth:`envelope_result`; else that does it all."""
+        go and their answers read by :meth:`envelope_result`; else that does it all.
+        ``smtputf8``: the message needs SMTPUTF8 (see the module docstring)."""
         if self._unfinished:
             # The caller never finished the last transaction (an error between the steps):
             # this connection may be inside DATA, where the next envelope would be body text.
             self._drop()
         self._unfinished = True
-        self._envelope = (mail_from, rcpt_to, False)
+        smtputf8 = smtputf8 or not (mail_from.isascii() and rcpt_to.isascii())
+        self._envelope = (mail_from, rcpt_to, smtputf8, False)
         if self._conn is None:
             self._conn = self._connect()
-        if self._pipelinable(self._conn, mail_from, rcpt_to):
+        if not smtputf8 and self._pipelinable(self._conn, mail_from, rcpt_to):
             try:
                 self._conn.send(_envelope_bytes(mail_from, rcpt_to))
             except (OSError, smtplib.SMTPServerDisconnected):
                 self._drop()  # envelope_result starts again on a fresh connection
             else:
-                self._envelope = (mail_from, rcpt_to, True)
+                self._envelope = (mail_from, rcpt_to, smtputf8, True)
 
     def envelope_result(self) -> RelayResult | None:
         """None once the relay said 354 (send the body next), else its refusal (4xx/5xx).
 
         A connection lost before the body (a relay that closed an idle connection) is
         retried once on a fresh one: nothing of this message reached the relay."""
-        mail_from, rcpt_to, written = self._envelope
+        mail_from, rcpt_to, smtputf8, written = self._envelope
         for attempt in (1, 2):
             try:
                 if self._conn is None:
                     self._conn = self._connect()
                 conn = self._conn
-                if not written and self._pipelinable(conn, mail_from, rcpt_to):
+                if smtputf8 and not conn.has_extn("smtputf8"):
+                    self._unfinished = False  # nothing of this message was sent
+                    return RelayResult("bounced", *NO_SMTPUTF8)
+                if not written and not smtputf8 and self._pipelinable(conn, mail_from, rcpt_to):
                     conn.send(_envelope_bytes(mail_from, rcpt_to))
                     written = True
                 if written:
                     return self._pipelined_answers(conn)
-                return self._envelope_one_by_one(conn, mail_from, rcpt_to)
+                return self._envelope_one_by_one(conn, mail_from, rcpt_to, smtputf8)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 self._drop()
                 written = False
@@ -211,11 +229,11 @@ class Relay:
     def _pipelinable(conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> bool:
         return _plain(mail_from) and _plain(rcpt_to) and conn.has_extn("pipelining")
 
-    def _envelope_one_by_one(self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str) -> RelayResult | None:
+    def _envelope_one_by_one(
+        self, conn: smtplib.SMTP, mail_from: str, rcpt_to: str, smtputf8: bool = False
+    ) -> RelayResult | None:
         """MAIL, RCPT and DATA one round trip each; the refusal, or None after 354."""
-        options = []
-        if (not mail_from.isascii() or not rcpt_to.isascii()) and conn.has_extn("smtputf8"):
-            options.append("SMTPUTF8")
+        options = ["SMTPUTF8"] if smtputf8 else []
         if not options and _plain(mail_from):
             conn.putcmd("mail", f"FROM:<{mail_from}>")
             code, text = conn.getreply()

@@ -32,7 +32,8 @@ from templates_app.language.errors import TemplateRenderError, TemplateSyntaxErr
 from tracking.links import pixel_html, scan_html, scan_text
 from tracking.signing import tracking_base_url, tracking_signer
 from tracking.tokens import MessageTokens
-from transmissions.mime import address_header, build_message, from_parts, header_line, to_header
+from transmissions.headers import HeaderError, envelope_address, header_block
+from transmissions.mime import build_message, from_parts, to_addresses
 from transmissions.models import Transmission
 from transmissions.options import EffectiveOptions, effective_options
 from transmissions.payload import content_to_compile
@@ -187,13 +188,21 @@ def prepared_for(transmission: Transmission) -> Prepared:
     return prepared
 
 
+#: Header names Engage writes itself; ``content.headers`` cannot replace them.
+_OWN_HEADERS = frozenset({"from", "to", "subject", "reply-to", "date", "message-id", "mime-version"})
+
+
 @dataclass(slots=True)
 class Built:
+    """One generated message: ``data`` (LF line ends), the envelope (domains as A-labels),
+    and ``smtputf8`` when the envelope or the header block holds a non-ASCII local part."""
+
     data: bytes
     mail_from: str
     rcpt_to: str
     friendly_from: str
     subject: str
+    smtputf8: bool = False
 
 
 def event_fields(prepared: Prepared, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
@@ -229,10 +238,10 @@ def message_generate(
     *,
     message_id: str,
     recipient: dict[str, Any],
-    raw_address: str | None = None,
     now: float | None = None,
 ) -> Built:
-    """Render and build one message; raises :class:`GenerationFailed` on a render error."""
+    """Render and build one message; raises :class:`GenerationFailed` on a render error or
+    an address that cannot be written (``transmissions.headers.HeaderError``)."""
     now = time.time() if now is None else now
     address = recipient["address"]
     email = address["email"]
@@ -276,37 +285,58 @@ def message_generate(
     html = rendered.get("html")
     if html is not None and prepared.inline_css:
         html = _inline_css(html)
-    headers: list[tuple[str, str]] = [
-        ("From", address_header(from_email, from_name)),
-        ("To", to_header(address, raw_address)),
+    try:
+        sender = envelope_address(from_email)
+        envelope_from = envelope_address(return_path) if return_path else sender
+        envelope_to = envelope_address(email)
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="from") from None
+    headers: list[tuple[str, Any]] = [
+        ("From", [(from_name, from_email)]),
+        ("To", to_addresses(address)),
         ("Subject", subject),
     ]
     if rendered.get("reply_to"):
         headers.append(("Reply-To", rendered["reply_to"]))
     headers.append(("Date", formatdate(now, usegmt=True)))
-    headers.append(("Message-ID", f"<{message_id}@{from_email.rpartition('@')[2] or 'engage'}>"))
+    headers.append(("Message-ID", f"<{message_id}@{sender.rpartition('@')[2]}>"))
     custom = rendered.get("headers") or {}
-    taken = {"from", "to", "subject", "reply-to", "date", "message-id", "mime-version"}
+    taken = set(_OWN_HEADERS)
+    own_unsubscribe = not options.transactional and tokens is not None
     for name, value in custom.items():
-        if name.lower() not in taken:
+        lname = name.lower()
+        if lname not in taken:
+            taken.add(lname)  # the first of two names that differ only in case
             headers.append((name, value))
-    if not options.transactional and tokens is not None:
-        headers += _list_unsubscribe(prepared, tokens)
-    data = build_message(
-        headers=headers,
-        text=rendered.get("text"),
-        html=html,
-        amp_html=rendered.get("amp_html"),
-        attachments=prepared.content.get("attachments") or (),
-        inline_images=prepared.content.get("inline_images") or (),
-    )
+    if own_unsubscribe and "list-unsubscribe" not in taken:
+        headers += [item for item in _list_unsubscribe(prepared, tokens) if item[0].lower() not in taken]
+    try:
+        data = build_message(
+            headers=headers,
+            text=rendered.get("text"),
+            html=html,
+            amp_html=rendered.get("amp_html"),
+            attachments=prepared.content.get("attachments") or (),
+            inline_images=prepared.content.get("inline_images") or (),
+        )
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
     return Built(
         data=data,
-        mail_from=return_path or from_email,
-        rcpt_to=email,
+        mail_from=envelope_from,
+        rcpt_to=envelope_to,
         friendly_from=from_email,
         subject=subject,
+        smtputf8=_needs_smtputf8(data, envelope_from, envelope_to),
     )
+
+
+def _needs_smtputf8(data: bytes, mail_from: str, rcpt_to: str) -> bool:
+    """A non-ASCII local part in the envelope or the top-level header block (RFC 6531/6532)."""
+    if not (mail_from.isascii() and rcpt_to.isascii()):
+        return True
+    end = data.find(b"\n\n")
+    return not data[: end if end >= 0 else len(data)].isascii()
 
 
 def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[str, str]]:
@@ -328,16 +358,24 @@ def _generate_rfc822(
     compiled: CompiledMessage = prepared.compiled
     extra = b""
     if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
-        extra = b"".join(header_line(name, value) for name, value in _list_unsubscribe(prepared, tokens))
+        extra = header_block(_list_unsubscribe(prepared, tokens))
     try:
         rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:
         raise GenerationFailed(exc.description, part=exc.part) from None
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
     from_email, _name = from_parts(rendered.from_header)
+    try:
+        envelope_from = envelope_address(return_path or from_email)
+        envelope_to = envelope_address(email)
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="from") from None
     return Built(
         data=rendered.data,
-        mail_from=return_path or from_email,
-        rcpt_to=email,
+        mail_from=envelope_from,
+        rcpt_to=envelope_to,
         friendly_from=from_email,
         subject=rendered.subject,
+        smtputf8=_needs_smtputf8(rendered.data, envelope_from, envelope_to),
     )

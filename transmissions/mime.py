@@ -8,15 +8,16 @@ Structure, outermost first, each level only when needed::
         multipart/related            inline images (Content-ID = name)
           text/html
 
-Headers whose value is not ASCII are RFC 2047 encoded; addresses use ``formataddr``. A
-body part that is ASCII with short lines goes as 7bit, anything else as base64 (the C
-codec: quoted-printable is pure Python and costs ~1 ms per 10 KB part).
+Every top-level header is written by ``transmissions.headers.header_line`` (no line break
+from data, folded, never over 998 octets, addresses readable); part headers carry only
+sanitized values (an attachment's type and name lose their control characters). A body part
+that is ASCII with short lines goes as 7bit, anything else as base64 (the C codec:
+quoted-printable is pure Python and costs ~1 ms per 10 KB part).
 
 The common case (text, html and/or AMP parts, no attachment and no inline image) is written
 as bytes directly (:func:`_build_direct`), byte for byte what ``email.generator`` writes for
-the same tree (tests/transmissions/test_mime.py compares them): the generator spent ~0.5 ms
-per message folding short ASCII headers and compiling a regex per boundary. Long or
-non-ASCII header values still go through the stdlib's folding (``compat32.fold_binary``).
+the same tree below the top-level headers (tests/transmissions/test_mime.py compares them):
+the generator spent ~0.5 ms per message compiling a regex per boundary.
 """
 
 from __future__ import annotations
@@ -25,36 +26,20 @@ import random
 import re
 import sys
 from base64 import encodebytes
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from email.charset import BASE64, Charset
-from email.header import Header
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import compat32
-from email.utils import formataddr
 
 from recipient_lists.recipients import split_address
+from transmissions.headers import Address, header_block, sanitize
 
-__all__ = ["address_header", "build_message", "header_line", "to_header"]
+__all__ = ["build_message", "from_parts", "to_addresses"]
 
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = BASE64
 _UTF8.header_encoding = BASE64
-
-
-def header_value(value: str) -> str | Header:
-    """``value`` as is when ASCII, else an RFC 2047 encoded word list."""
-    if value.isascii():
-        return value
-    return Header(value, _UTF8, maxlinelen=76)
-
-
-def address_header(email: str, name: str | None = None) -> str:
-    """``"Name" <email>`` (name RFC 2047 encoded when not ASCII), or the bare email."""
-    if not name:
-        return email
-    return formataddr((name, email), charset="utf-8")
 
 
 def from_parts(value: str | Mapping[str, str]) -> tuple[str, str]:
@@ -65,13 +50,17 @@ def from_parts(value: str | Mapping[str, str]) -> tuple[str, str]:
     return email, name
 
 
-def to_header(address: Mapping[str, str], raw_address: str | None = None) -> str:
-    """The ``To:`` header of a recipient (SPEC B §3.2): ``header_to`` replaces the email;
-    a name gives ``"name" <email>``; a recipient given as a string keeps that string."""
-    email = address.get("header_to") or address["email"]
-    if raw_address is not None and not address.get("header_to"):
-        return raw_address.strip()
-    return address_header(email, address.get("name"))
+def to_addresses(address: Mapping[str, str]) -> list[Address]:
+    """The ``To:`` address of a recipient (SPEC B §3.2, §1.4): ``[(name, email)]``, where
+    ``header_to`` replaces the email (a ``header_to`` written ``"Name <addr>"`` gives its
+    name when the recipient has none). A recipient given as a string was split into name
+    and email when it was stored, so it is written as it was given."""
+    name = address.get("name") or ""
+    header_to = address.get("header_to")
+    if not header_to:
+        return [(name, address["email"])]
+    shown_name, shown = split_address(header_to)
+    return [(name or shown_name, shown)]
 
 
 def _is_7bit(body: str) -> bool:
@@ -88,7 +77,7 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
 
 
 def _file_part(item: Mapping[str, str]) -> MIMEBase:
-    maintype, _, subtype = item["type"].partition("/")
+    maintype, _, subtype = sanitize(item["type"]).replace(" ", "").partition("/")
     part = MIMEBase(maintype or "application", subtype or "octet-stream")
     data = item["data"]
     # Wrap the client's base64 at 76 characters (SPEC B §1.3) without decoding it.
@@ -100,7 +89,7 @@ def _file_part(item: Mapping[str, str]) -> MIMEBase:
 
 def build_message(
     *,
-    headers: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str | Sequence[Address]]],
     text: str | None,
     html: str | None,
     amp_html: str | None = None,
@@ -109,22 +98,23 @@ def build_message(
 ) -> bytes:
     """The message as bytes (LF line ends; the relay seam converts to CRLF).
 
-    ``headers`` are (name, value) pairs in order, values already final (addresses built);
-    non-ASCII values are encoded here.
+    ``headers`` are (name, value) pairs in order, written by
+    ``transmissions.headers.header_line`` (an address header's value may be a list of
+    ``(name, email)`` pairs). Raises ``transmissions.headers.HeaderError``.
     """
     images = list(inline_images)
     files = list(attachments)
     alternatives = [(sub, value) for sub, value in (("plain", text), ("x-amp-html", amp_html), ("html", html))
                     if value is not None]  # fmt: skip
     if alternatives and not images and not files:
-        return _build_direct(list(headers), alternatives)
-    return _build_email(headers=headers, text=text, html=html, amp_html=amp_html, attachments=files,
+        return _build_direct(header_block(headers), alternatives)
+    return _build_email(top=header_block(headers), text=text, html=html, amp_html=amp_html, attachments=files,
                         inline_images=images)  # fmt: skip
 
 
 def _build_email(
     *,
-    headers: Iterable[tuple[str, str]],
+    top: bytes,
     text: str | None,
     html: str | None,
     amp_html: str | None,
@@ -140,8 +130,9 @@ def _build_email(
         related.attach(html_part)
         for image in images:
             part = _file_part(image)
-            part["Content-ID"] = f"<{image['name']}>"
-            part.add_header("Content-Disposition", "inline", filename=image["name"])
+            name = sanitize(image["name"])
+            part["Content-ID"] = f"<{name}>"
+            part.add_header("Content-Disposition", "inline", filename=name)
             related.attach(part)
         html_part = related
     alternatives: list[MIMEBase] = []
@@ -163,33 +154,17 @@ def _build_email(
         mixed.attach(body)
         for item in files:
             part = _file_part(item)
-            part.add_header("Content-Disposition", "attachment", filename=item["name"])
+            part.add_header("Content-Disposition", "attachment", filename=sanitize(item["name"]))
             mixed.attach(part)
         body = mixed
-    # Top-level headers go first, in the caller's order.
-    structural = list(body.items())
-    for name in list(body.keys()):
-        del body[name]
-    for name, value in headers:
-        body[name] = header_value(value)
-    body["MIME-Version"] = "1.0"
-    for name, value in structural:
-        if name.lower() != "mime-version":
-            body[name] = value
-    return body.as_bytes()
+    # The caller's headers (already written) go first, then MIME-Version and the structure.
+    del body["MIME-Version"]
+    return top + b"MIME-Version: 1.0\n" + body.as_bytes()
 
 
 # --- the direct writer ---------------------------------------------------------------------------
 _NLCRE = re.compile(r"\r\n|\r|\n")
 _BOUNDARY_FORMAT = "=" * 15 + "%0" + str(len(repr(sys.maxsize - 1))) + "d=="
-
-
-def header_line(name: str, value: str) -> bytes:
-    """``name: value`` and LF, folded exactly as ``email.generator`` folds it."""
-    if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value and "\r" not in value:
-        if value == value.strip(" \t") or not value.strip():
-            return f"{name}: {value}\n".encode("ascii")
-    return compat32.fold_binary(name, header_value(value))
 
 
 def _part_bytes(subtype: str, body: str, *, mime_version: bool) -> tuple[bytes, bytes]:
@@ -202,8 +177,8 @@ def _part_bytes(subtype: str, body: str, *, mime_version: bool) -> tuple[bytes, 
     return version + head.encode("ascii"), encodebytes(body.encode("utf-8"))
 
 
-def _build_direct(headers: Iterable[tuple[str, str]], parts: list[tuple[str, str]]) -> bytes:
-    top = b"".join(header_line(name, value) for name, value in headers) + b"MIME-Version: 1.0\n"
+def _build_direct(top: bytes, parts: list[tuple[str, str]]) -> bytes:
+    top += b"MIME-Version: 1.0\n"
     if len(parts) == 1:
         head, body = _part_bytes(parts[0][0], parts[0][1], mime_version=False)
         return top + head + b"\n" + body

@@ -10,10 +10,13 @@ Decisions (SPEC B §1.3, A.2):
 
 - Line ends: CRLF and lone CR become LF (the relay seam writes CRLF on the wire).
 - Headers: only the top-level header block is substituted. A field is compiled when its
-  value, after decoding RFC 2047 encoded words, contains ``{{``. A rendered value that is
-  ASCII goes out as is (folded like ``transmissions.mime`` folds); a non-ASCII one is RFC
-  2047 encoded again (address fields per address, so the addresses stay readable). A line
-  break in a substituted value becomes a space: substitution never adds a header.
+  value, after decoding RFC 2047 encoded words, contains ``{{``. A rendered value is written
+  by ``transmissions.headers.header_line``, like every header of inline content: ASCII as
+  is, anything else RFC 2047 encoded (address fields per display name, so the addresses
+  stay readable), folded, never over 998 octets. A control character in a substituted
+  value becomes a space: substitution never adds a header. An address field that renders
+  to something other than addresses fails that message (``HeaderError``); one that renders
+  empty is left out.
   ``Content-Type``, ``Content-Transfer-Encoding`` and ``MIME-Version`` are never
   substituted. Part names in errors follow inline content: ``Header:<Name>``.
 - Bodies: the first non-attachment ``text/plain``, ``text/html`` and ``text/x-amp-html``
@@ -44,12 +47,11 @@ from binascii import Error as BinasciiError
 from binascii import a2b_base64, a2b_qp, b2a_qp
 from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import formataddr, getaddresses
 from typing import Any
 
 from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
 from tracking.links import Scan, scan_html, scan_text, unescape_attribute
-from transmissions.mime import header_line
+from transmissions.headers import decode_words, header_line
 
 __all__ = [
     "MAX_DEPTH",
@@ -79,16 +81,10 @@ NEW_CHARSET = 1  # the charset is now utf-8
 NEW_CTE = 2  # the transfer encoding is now quoted-printable
 NEW_BASE64 = 4  # the transfer encoding is now base64
 _STATES = range(8)
-ADDRESS_HEADERS = frozenset({
-    "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender", "resent-to",
-    "resent-cc", "resent-bcc", "disposition-notification-to",
-})  # fmt: skip
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
 _BODY_KINDS = {"text/plain": "text", "text/html": "html", "text/x-amp-html": "amp_html"}
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(r"\n(?=[ \t])")
-_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 
 
 class Rfc822Error(ValueError):
@@ -448,64 +444,10 @@ def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) ->
 # --- headers -------------------------------------------------------------------------------------
 
 
-def _decode_word(match: re.Match[str]) -> str | None:
-    charset, encoding, text = match.group(1).partition("*")[0], match.group(2).upper(), match.group(3)
-    try:
-        if encoding == "B":
-            payload = a2b_base64(text + "=" * (-len(text) % 4))
-        else:
-            payload = a2b_qp(text.encode("ascii"), header=True)
-        return payload.decode(charset)
-    except (BinasciiError, ValueError, LookupError, UnicodeError):
-        return None
-
-
-def decode_words(value: str) -> str:
-    """``value`` with its RFC 2047 encoded words decoded; the text around them is kept
-    exactly (unlike ``str(make_header(...))``), whitespace between two adjacent encoded
-    words is dropped (RFC 2047 §6.2), and a word that does not decode stays as written."""
-    if "=?" not in value:
-        return value
-    out: list[str] = []
-    pos = 0
-    after_word = False
-    for match in _ENCODED_WORD.finditer(value):
-        decoded = _decode_word(match)
-        between = value[pos : match.start()]
-        if decoded is None:
-            out.append(value[pos : match.end()])
-            after_word = False
-        else:
-            if not (after_word and between.strip(" \t") == ""):
-                out.append(between)
-            out.append(decoded)
-            after_word = True
-        pos = match.end()
-    out.append(value[pos:])
-    return "".join(out)
-
-
-def _encode_addresses(text: str) -> str | None:
-    pairs = getaddresses([text])
-    if not pairs or any(not address for _name, address in pairs):
-        return None
-    try:
-        return ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
-    except UnicodeError:
-        return None
-
-
 def encode_header(name: str, text: str) -> bytes:
-    """The header line(s) for a decoded, rendered value: ASCII as is, anything else RFC
-    2047 encoded (an address field per address; one whose addresses cannot be parsed, or
-    are not ASCII, goes out as UTF-8). Line breaks in ``text`` become spaces."""
-    if "\n" in text or "\r" in text:
-        text = _LINE_BREAKS.sub(" ", text)
-    if not text.isascii() and name.lower() in ADDRESS_HEADERS:
-        encoded = _encode_addresses(text)
-        if encoded is None or not encoded.isascii():
-            return f"{name}: {text}\n".encode("utf-8", "surrogatepass")
-        text = encoded
+    """The header line(s) for a decoded, rendered value: ``transmissions.headers.header_line``
+    (``b""`` for an address field with no address). Raises ``HeaderError`` for an address
+    field that holds something other than addresses."""
     return header_line(name, text)
 
 

@@ -252,9 +252,7 @@ def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int 
     pk, message_id, recipient = row[0], row[1], _loads(row[2])
     fields = event_fields(prepared, message_id=message_id, recipient=recipient)
     try:
-        built = message_generate(
-            prepared, message_id=message_id, recipient=recipient, raw_address=recipient.get("address_string")
-        )
+        built = message_generate(prepared, message_id=message_id, recipient=recipient)
     except GenerationFailed as exc:
         session.finish(pk, "failed", f"generation: {exc.reason}")
         session.note(
@@ -304,7 +302,7 @@ def _hand_off(session: _Session, job: _Job) -> str:
 
 def _envelope_send(session: _Session, job: _Job) -> None:
     session.before_hand_off()
-    relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to)
+    relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to, smtputf8=job.built.smtputf8)
 
 
 def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, result: ChunkResult) -> _Job | None:

@@ -10,13 +10,16 @@ from email.policy import default
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transmissions.headers import header_block
 from transmissions.mime import _build_email, build_message
 
 _BOUNDARY = re.compile(rb"={15}\d{19}==(\.\d+)?")
 
 
 def via_email(headers, text, html, amp_html=None) -> bytes:
-    return _build_email(headers=headers, text=text, html=html, amp_html=amp_html, attachments=[], inline_images=[])
+    return _build_email(
+        top=header_block(headers), text=text, html=html, amp_html=amp_html, attachments=[], inline_images=[]
+    )
 
 
 def same(headers, text, html, amp_html=None) -> None:
