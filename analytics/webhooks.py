@@ -106,8 +106,11 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._create_connection = functools.partial(_connect_first, addresses)
 
 
-def _cut(conn: http.client.HTTPConnection) -> None:
-    """End a POST that overran its deadline: a blocked read returns at once."""
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """End a POST that overran its deadline: a blocked read returns at once. (The answer
+    read so far may then look complete to http.client, which ends headers at EOF: ``cut``
+    tells the caller it is not.)"""
+    cut.set()
     sock = conn.sock
     if sock is not None:
         try:
@@ -147,13 +150,16 @@ def http_post(
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     left = max(deadline - time.monotonic(), 0.05)
     conn = connection_class(target.host, target.port, addresses=addresses, timeout=left)
-    watchdog = threading.Timer(left, _cut, [conn])
+    cut = threading.Event()
+    watchdog = threading.Timer(left, _cut, [conn, cut])
     watchdog.daemon = True
     watchdog.start()
     try:
         conn.request("POST", target.request_path, body=body, headers={**headers, "Content-Length": str(len(body))})
         answer = conn.getresponse()
         text = answer.read(65536).decode("utf-8", "replace") if read_body else ""
+        if cut.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:g} s")
     except (OSError, http.client.HTTPException, ValueError) as exc:
         log.info(
             "webhook POST to %s port %s: no HTTP answer (%s: %s)", target.host, target.port, type(exc).__name__, exc
