@@ -6,7 +6,9 @@ from typing import Any
 
 from engage import errors
 from engage.api.fields import text_field
-from engage.api.views import ApiView, no_content, query_bool, query_int, request_object, results
+from engage.api.schema import operation, parse_body, parse_query
+from engage.api.views import ApiView, no_content, request_object, results
+from recipient_lists import schemas
 from recipient_lists.models import RecipientList
 from recipient_lists.recipients import normalize_recipients
 from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients
@@ -15,8 +17,9 @@ from templates_app.ids import MAX_ID_BYTES
 
 MANAGE = ("recipient_lists/manage",)
 RESERVED_PREFIX = "rcptlist_"
-MAX_NAME_BYTES = 64
-MAX_DESCRIPTION_BYTES = 1024
+MAX_NAME_BYTES = schemas.MAX_LIST_NAME_BYTES
+MAX_DESCRIPTION_BYTES = schemas.MAX_LIST_DESCRIPTION_BYTES
+TAGS = ["recipient-lists"]
 
 
 def parse_list_id(body: dict) -> str | None:
@@ -37,12 +40,11 @@ def parse_attributes(body: dict) -> dict[str, Any] | None:
     return attributes
 
 
-def parse_recipients(request, body: dict) -> tuple[list[dict], list[dict], int] | None:
+def parse_recipients(body: dict, *, max_errors: int | None) -> tuple[list[dict], list[dict], int] | None:
     """``(accepted, rcpt_to_errors, rejected_count)``, or None when no recipients were sent."""
     raw = body.get("recipients")
     if raw is None:
         return None
-    max_errors = query_int(request, "num_rcpt_errors")
     return normalize_recipients(raw, max_errors=max_errors)
 
 
@@ -68,16 +70,32 @@ def list_summary(recipient_list: RecipientList) -> dict[str, Any]:
 class RecipientListListView(ApiView):
     grants = {"GET": MANAGE, "POST": MANAGE}
 
+    @operation(
+        operation_id="recipient_lists_list",
+        summary="List recipient lists",
+        response=schemas.RecipientListListResponse,
+        tags=TAGS,
+    )
     def get(self, request):
         return results([list_summary(recipient_list) for recipient_list in recipient_list_list()])
 
+    @operation(
+        operation_id="recipient_lists_create",
+        summary="Create a recipient list",
+        body=schemas.RecipientListCreate,
+        query=schemas.RcptErrorsQuery,
+        response=schemas.RecipientListWriteResponse,
+        tags=TAGS,
+    )
     def post(self, request):
+        parse_body(request, schemas.RecipientListCreate)
+        max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
         body = request_object(request)
         list_id = parse_list_id(body)
         name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
         description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES) or ""
         attributes = parse_attributes(body)
-        parsed = parse_recipients(request, body)
+        parsed = parse_recipients(body, max_errors=max_errors)
         if parsed is None:
             raise errors.RequiredFieldMissing("recipients is a required field")
         accepted, rcpt_errors, rejected = parsed
@@ -90,14 +108,31 @@ class RecipientListListView(ApiView):
 class RecipientListDetailView(ApiView):
     grants = {"GET": MANAGE, "PUT": MANAGE, "DELETE": MANAGE}
 
+    @operation(
+        operation_id="recipient_lists_retrieve",
+        summary="Retrieve a recipient list",
+        query=schemas.RetrieveQuery,
+        response=schemas.RecipientListResponse,
+        tags=TAGS,
+    )
     def get(self, request, list_id: str):
-        show_recipients = query_bool(request, "show_recipients", False)
+        show_recipients = parse_query(request, schemas.RetrieveQuery).show_recipients
         data = list_summary(recipient_list_get(list_id=list_id))
         if show_recipients:
             data["recipients"] = recipient_list_recipients(list_id=list_id)
         return results(data)
 
+    @operation(
+        operation_id="recipient_lists_update",
+        summary="Update a recipient list",
+        body=schemas.RecipientListUpdate,
+        query=schemas.RcptErrorsQuery,
+        response=schemas.RecipientListWriteResponse,
+        tags=TAGS,
+    )
     def put(self, request, list_id: str):
+        parse_body(request, schemas.RecipientListUpdate)
+        max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
         body = request_object(request)
         body_id = body.get("id")
         if body_id is not None and body_id != list_id:
@@ -105,7 +140,7 @@ class RecipientListDetailView(ApiView):
         name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
         description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES)
         attributes = parse_attributes(body)
-        parsed = parse_recipients(request, body)
+        parsed = parse_recipients(body, max_errors=max_errors)
         recipient_list = recipient_list_update(
             list_id=list_id,
             name=name,
@@ -119,6 +154,7 @@ class RecipientListDetailView(ApiView):
         accepted, rcpt_errors, rejected = parsed
         return counted(data, rcpt_errors, rejected, len(accepted))
 
+    @operation(operation_id="recipient_lists_delete", summary="Delete a recipient list", status=204, tags=TAGS)
     def delete(self, request, list_id: str):
         recipient_list_delete(list_id=list_id)
         return no_content()

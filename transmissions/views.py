@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from engage import errors
-from engage.api.views import ApiView, no_content, query_int, request_object, results
+from engage.api.schema import operation, parse_body, parse_query
+from engage.api.views import ApiView, no_content, request_object, results
+from transmissions import schemas
 from transmissions.selectors import transmission_detail, transmission_list
 from transmissions.services import transmission_cancel, transmission_create
 
 VIEW = ("transmissions/view", "transmissions/modify")
 MODIFY = ("transmissions/modify",)
+TAGS = ["transmissions"]
+
+# ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
+_ID = re.compile(r"[0-9]{1,19}")
 
 
 def parse_transmission_id(raw: str) -> int:
     """Ids are numeric strings; anything else cannot name a transmission (404 / 1600)."""
-    if not raw.isdigit() or len(raw) > 19 or int(raw) >= 1 << 63:
+    if not _ID.fullmatch(raw) or int(raw) >= 1 << 63:
         raise errors.NotFound(f"Resource not found:transmission id {raw}")
     return int(raw)
 
@@ -21,18 +29,29 @@ def parse_transmission_id(raw: str) -> int:
 class TransmissionListView(ApiView):
     grants = {"GET": VIEW, "POST": MODIFY}
 
+    @operation(
+        operation_id="transmissions_list",
+        summary="List transmissions",
+        query=schemas.ListQuery,
+        response=schemas.ListResponse,
+        tags=TAGS,
+    )
     def get(self, request):
-        return results(
-            transmission_list(
-                campaign_id=request.query_params.get("campaign_id") or None,
-                template_id=request.query_params.get("template_id") or None,
-            )
-        )
+        query = parse_query(request, schemas.ListQuery)
+        return results(transmission_list(campaign_id=query.campaign_id, template_id=query.template_id))
 
+    @operation(
+        operation_id="transmissions_create",
+        summary="Create a transmission",
+        body=schemas.TransmissionCreate,
+        query=schemas.CreateQuery,
+        response=schemas.CreateResponse,
+        tags=TAGS,
+    )
     def post(self, request):
-        created = transmission_create(
-            body=request_object(request), max_rcpt_errors=query_int(request, "num_rcpt_errors")
-        )
+        parse_body(request, schemas.TransmissionCreate)
+        query = parse_query(request, schemas.CreateQuery)
+        created = transmission_create(body=request_object(request), max_rcpt_errors=query.num_rcpt_errors)
         body = {
             "total_rejected_recipients": created.rejected,
             "total_accepted_recipients": created.accepted,
@@ -47,9 +66,21 @@ class TransmissionListView(ApiView):
 class TransmissionDetailView(ApiView):
     grants = {"GET": VIEW, "DELETE": MODIFY}
 
+    @operation(
+        operation_id="transmissions_retrieve",
+        summary="Retrieve a transmission",
+        response=schemas.DetailResponse,
+        tags=TAGS,
+    )
     def get(self, request, transmission_id: str):
         return results({"transmission": transmission_detail(transmission_id=parse_transmission_id(transmission_id))})
 
+    @operation(
+        operation_id="transmissions_delete",
+        summary="Cancel a scheduled transmission",
+        status=204,
+        tags=TAGS,
+    )
     def delete(self, request, transmission_id: str):
         transmission_cancel(transmission_id=parse_transmission_id(transmission_id))
         return no_content()
