@@ -363,3 +363,49 @@ def test_a_delivery_attempt_ends_at_its_timeout_even_when_the_target_keeps_talki
         assert (answer.status, answer.failure) == (None, "no HTTP response")
     finally:
         server.close()
+
+
+@pytest.fixture
+def tls_sink(tmp_path, monkeypatch):
+    """A Sink over TLS with a self-signed certificate for hooks.example.test, trusted by
+    this process (SSL_CERT_FILE); ``tls_sink.sni`` lists the server names clients sent."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = Sink()
+    server.sni = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: server.sni.append(name)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    yield server
+    server.close()
+
+
+def test_https_targets_connect_to_the_checked_address_with_sni_and_certificate_of_the_name(
+    api, tls_sink, resolver, settings
+):
+    resolver.names["hooks.example.test"] = ["127.0.0.1"]
+    resolver.names["other.example.test"] = ["127.0.0.1"]
+    settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS = [
+        f"hooks.example.test:{tls_sink.port}",
+        f"other.example.test:{tls_sink.port}",
+    ]
+    response = _create(api, f"https://hooks.example.test:{tls_sink.port}/hook")
+    assert response.status_code == 200, response.content
+    assert tls_sink.paths() == ["/hook"] and tls_sink.sni == ["hooks.example.test"]
+    assert tls_sink.requests[0]["headers"]["Host"] == f"hooks.example.test:{tls_sink.port}"
+    # Same address, a name the certificate does not name: the handshake fails, nothing is posted.
+    error = assert_error(_create(api, f"https://other.example.test:{tls_sink.port}/hook"), 400, "1200")
+    assert "no HTTP response" in error["description"]
+    assert tls_sink.paths() == ["/hook"] and tls_sink.sni == ["hooks.example.test", "other.example.test"]
