@@ -8,6 +8,10 @@ or inline in a transmission) into the one stored shape::
 
 ``name`` and ``header_to`` are present only when given. ``return_path`` is ``""`` when not
 given (SparkPost shows it that way). Null values mean "not given"; unknown keys are ignored.
+
+``address.email``, ``header_to`` and ``return_path`` must be email addresses
+(:func:`address_problem`); a recipient with one that is not is rejected alone, in
+``rcpt_to_errors`` (422 / 1300 naming the index and the field).
 """
 
 from __future__ import annotations
@@ -15,17 +19,30 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
 from engage import errors
 
 MAX_TAGS = 10
 MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_PART_OCTETS = 64
 
 _NAME_ADDR = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]*)>\s*$", re.DOTALL)
-# Dot-atom local part (RFC 5321 §4.1.2) or a quoted string.
-_LOCAL = re.compile(
-    r"""^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+)*|"(?:[^"\\\r\n]|\\.)*")$"""
+# An address email-validator always accepts with the options below (tests check the two
+# agree): an ASCII dot-atom, host name labels, a top-level label of letters. ~30x faster.
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+_PLAIN = re.compile(
+    rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
 )
-_DOMAIN_LITERAL = re.compile(r"^\[[^\[\]\s]+\]$")
+_SPECIAL_USE = frozenset(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+_VALIDATOR_OPTIONS = {
+    "check_deliverability": False,  # no DNS at the API: the relay finds out
+    "allow_smtputf8": True,  # non-ASCII local parts go with SMTPUTF8 (transmissions.delivery)
+    "allow_quoted_local": True,
+    "allow_domain_literal": True,
+    "globally_deliverable": False,  # intranet host names without a dot
+    "test_environment": True,  # .test (RFC 2606) domains
+}
 
 
 def split_address(value: str) -> tuple[str, str]:
@@ -39,24 +56,34 @@ def split_address(value: str) -> tuple[str, str]:
     return name, match.group("email").strip()
 
 
+def address_problem(email: str) -> str | None:
+    """Why ``email`` is not an address Engage can send to, or None when it is.
+
+    The syntax of RFC 5321 §4.1.2 / RFC 5322 §3.4.1, with UTF-8 local parts (RFC 6531) and
+    internationalized domains (IDNA 2008), checked by ``email-validator`` without DNS; at
+    most 254 characters, 64 octets before the ``@``; special-use domains (``localhost``, ``.invalid``, ``.local``,
+    ``.onion``, ``.arpa``; RFC 6761) are refused, ``.test`` is allowed.
+    """
+    if not isinstance(email, str) or not email:
+        return "it is empty"
+    if len(email) > MAX_EMAIL_LENGTH:
+        return f"it is longer than {MAX_EMAIL_LENGTH} characters"
+    local, _at, domain = email.rpartition("@")
+    if len(local.encode("utf-8", "surrogatepass")) > MAX_LOCAL_PART_OCTETS:
+        return f"the part before the @-sign is longer than {MAX_LOCAL_PART_OCTETS} octets (RFC 5321 §4.5.3.1.1)"
+    if _PLAIN.fullmatch(email) is not None:
+        if "--" not in domain and domain.rpartition(".")[2].lower() not in _SPECIAL_USE:
+            return None
+    try:
+        validate_email(email, **_VALIDATOR_OPTIONS)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
 def is_valid_email(email: str) -> bool:
-    """A practical RFC 5321 check: one ``@``, a dot-atom or quoted local part, a host name or literal."""
-    if not email or len(email) > MAX_EMAIL_LENGTH:
-        return False
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or len(local) > 64:
-        return False
-    if not _LOCAL.match(local):
-        return False
-    if _DOMAIN_LITERAL.match(domain):
-        return True
-    labels = domain.split(".")
-    for label in labels:
-        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
-            return False
-        if not all(ch.isalnum() or ch == "-" for ch in label):
-            return False
-    return True
+    """True when :func:`address_problem` finds nothing wrong with ``email``."""
+    return address_problem(email) is None
 
 
 def _bad(index: int, detail: str) -> errors.EngageError:
@@ -96,20 +123,27 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
         return None, _bad(index, "address must be a string or an object")
     if not email:
         return None, errors.RequiredFieldMissing(f"recipients[{index}]: address.email is required for each recipient")
-    if not is_valid_email(email):
-        return None, _bad(index, f"'{email}' is not a valid email address")
+    problem = address_problem(email)
+    if problem is not None:
+        return None, _bad(index, f"address.email '{email}' is not a valid email address: {problem}")
 
     normalized_address: dict[str, str] = {"email": email}
     if name and name.strip():
         normalized_address["name"] = name.strip()
     if header_to and header_to.strip():
-        normalized_address["header_to"] = header_to.strip()
+        header_to = header_to.strip()
+        problem = address_problem(split_address(header_to)[1])
+        if problem is not None:
+            return None, _bad(index, f"address.header_to '{header_to}' is not a valid email address: {problem}")
+        normalized_address["header_to"] = header_to
 
     return_path = raw.get("return_path")
     if return_path is None:
         return_path = ""
     elif not isinstance(return_path, str):
         return None, _bad(index, "return_path must be a string")
+    elif return_path.strip() and (problem := address_problem(return_path.strip())) is not None:
+        return None, _bad(index, f"return_path '{return_path.strip()}' is not a valid email address: {problem}")
 
     tags = raw.get("tags")
     if tags is None:

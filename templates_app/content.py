@@ -3,6 +3,12 @@
 Everything the caller needs is passed in (the size limit included); failures are
 ``EngageError`` subclasses so views need no translation. Null values mean "not given" and
 unknown keys are ignored.
+
+Addresses: ``from``'s email, every address of ``reply_to`` and of an address header in
+``headers`` (``Cc``, ``Bcc``, ``Sender``...) must be email addresses
+(``recipient_lists.recipients.address_problem``), 422 / 1300 naming the field, unless the
+value uses the template language (``{{``): that is checked per message when it renders,
+and a message whose rendered address is not one fails alone (``generation_failure``).
 """
 
 from __future__ import annotations
@@ -13,12 +19,36 @@ from typing import Any
 
 from engage import errors
 from engage.api.fields import bool_options
-from recipient_lists.recipients import split_address
+from recipient_lists.recipients import address_problem, split_address
+from transmissions.headers import ADDRESS_HEADERS, HeaderError, parse_addresses
 
 OPTION_KEYS = ("open_tracking", "click_tracking", "transactional")
 STRING_PARTS = ("subject", "html", "text", "amp_html", "reply_to")
 FORBIDDEN_HEADERS = {"content-type", "content-transfer-encoding"}
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322 §2.2)
+MAX_HEADER_NAME = 200  # characters: the name and some of its value fit on the first line
+IGNORED_HEADERS = {"from", "to", "reply-to"}  # built by Engage; SPEC B §1.3 says not to put To here
+
+
+def _check_email(email: str, field: str) -> None:
+    if "{{" in email:
+        return  # rendered per message
+    problem = address_problem(email)
+    if problem is not None:
+        raise errors.InvalidData(f"{field} '{email}' is not a valid email address: {problem}")
+
+
+def check_address_list(value: str, field: str) -> None:
+    """``value`` (``"Name <a@x.test>, b@y.test"``) must be a list of email addresses; raises
+    422 / 1300 naming ``field``. A value with ``{{`` is checked when it renders."""
+    if "{{" in value:
+        return
+    try:
+        addresses = parse_addresses(value)
+    except HeaderError:
+        raise errors.InvalidData(f"{field} '{value}' is not a list of email addresses") from None
+    for _name, email in addresses:
+        _check_email(email.strip(), field)
 
 
 def _given(mapping: dict) -> dict:
@@ -26,7 +56,9 @@ def _given(mapping: dict) -> dict:
 
 
 def normalize_from(value: Any) -> dict[str, str]:
-    """``"addr"``, ``"Name <addr>"`` or ``{"email", "name"}`` → ``{"email", "name"?}``."""
+    """``"addr"``, ``"Name <addr>"`` or ``{"email", "name"}`` → ``{"email", "name"?}``.
+
+    Raises 422 / 1400 without an email, 422 / 1300 when it is not an email address."""
     if isinstance(value, str):
         name, email = split_address(value)
     elif isinstance(value, dict):
@@ -40,6 +72,7 @@ def normalize_from(value: Any) -> dict[str, str]:
         raise errors.InvalidData("content.from must be a string or an object with email and name")
     if not email:
         raise errors.RequiredFieldMissing("content.from.email is a required field")
+    _check_email(email, "content.from.email")
     result = {"email": email}
     if name:
         result["name"] = name
@@ -55,12 +88,14 @@ def _headers(value: Any) -> dict[str, str]:
             continue
         if not isinstance(header_value, str):
             raise errors.InvalidData(f"content.headers.{name} must be a string")
-        if not _HEADER_NAME.match(name):
-            raise errors.InvalidHeader(f"'{name}' is not a valid header name")
+        if not _HEADER_NAME.match(name) or len(name) > MAX_HEADER_NAME:
+            raise errors.InvalidHeader(f"'{name[:MAX_HEADER_NAME]}' is not a valid header name")
         if name.lower() in FORBIDDEN_HEADERS:
             raise errors.InvalidHeader(f"The {name} header cannot be set in content.headers")
         if "\r" in header_value or "\n" in header_value:
             raise errors.InvalidHeader(f"The value of header {name} must not contain line breaks")
+        if name.lower() in ADDRESS_HEADERS and name.lower() not in IGNORED_HEADERS:
+            check_address_list(header_value, f"content.headers.{name}")
         headers[name] = header_value
     return headers
 
@@ -97,6 +132,8 @@ def normalize_content(raw: Any, *, max_bytes: int) -> dict[str, Any]:
             if not isinstance(given[key], str):
                 raise errors.InvalidData(f"content.{key} must be a string")
             content[key] = given[key]
+    if content.get("reply_to"):
+        check_address_list(content["reply_to"], "content.reply_to")
     if "subject" not in content:
         raise errors.RequiredFieldMissing("content.subject is a required field")
     if "html" not in content and "text" not in content:

@@ -4,6 +4,8 @@ Everything the caller needs (limits, the clock) is passed in; failures of the wh
 are ``EngageError`` subclasses, failures of one recipient are collected and reported in
 ``rcpt_to_errors`` by the service. Null values were already dropped at the top level by
 ``request_object``; nested nulls mean "not given" here too. Unknown fields are ignored.
+``return_path``, like ``content.from``/``reply_to`` (``templates_app.content``) and each
+recipient's addresses (``recipient_lists.recipients``), must be an email address.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from engage import errors
 from engage.api.fields import bool_options
+from recipient_lists.recipients import address_problem
 from templates_app.content import normalize_content
 from templates_app.language import TemplateSyntaxError
 from transmissions.rfc822 import Rfc822Error, compile_message
@@ -224,6 +227,8 @@ def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tu
     target.campaign_id = _string(body, "campaign_id", MAX_CAMPAIGN_ID_BYTES)
     target.description = _string(body, "description", MAX_DESCRIPTION_BYTES)
     target.return_path = _string(body, "return_path").strip()
+    if target.return_path and (problem := address_problem(target.return_path)) is not None:
+        raise errors.InvalidData(f"return_path '{target.return_path}' is not a valid email address: {problem}")
     target.tracking_domain = _string(body, "tracking_domain").strip()
     metadata = body.get("metadata")
     if metadata is not None:

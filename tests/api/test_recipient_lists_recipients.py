@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recipient_lists.recipients import is_valid_email, normalize_recipient, normalize_recipients, split_address
+from recipient_lists.recipients import (
+    address_problem,
+    is_valid_email,
+    normalize_recipient,
+    normalize_recipients,
+    split_address,
+)
 from templates_app.ids import first_free_id, slug_from_name
 
 
@@ -16,7 +24,10 @@ from templates_app.ids import first_free_id, slug_from_name
         '"odd name"@example.com',
         "u@[192.0.2.1]",
         "ü@bücher.de",
-        "a@localhost",
+        "zoë-x@example.com",
+        "a@xn--bcher-kva.de",
+        "a@sender.test",
+        "a@mailhost",
     ],
 )
 def test_valid_emails(email):
@@ -36,10 +47,65 @@ def test_valid_emails(email):
         "a@-x.com",
         "a@x..com",
         "x" * 65 + "@e.com",
+        "not-an-address",
+        "a@localhost",
+        "a@host.invalid",
+        "a@ab--c.example.com",
+        "a\n@example.com",
+        "a@example.com\nBcc: b@example.com",
+        "a@" + "x" * 250 + ".com",
     ],
 )
 def test_invalid_emails(email):
     assert not is_valid_email(email)
+    assert address_problem(email)  # says why
+
+
+_ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    local=st.lists(st.text(_ATEXT, min_size=1, max_size=20), min_size=1, max_size=4).map(".".join),
+    labels=st.lists(st.text("abz09-", min_size=1, max_size=12), min_size=1, max_size=4),
+    tld=st.sampled_from(["com", "de", "test", "localhost", "local", "invalid", "onion", "x1", "co"]),
+)
+def test_the_fast_address_check_agrees_with_email_validator(local, labels, tld):
+    from email_validator import EmailNotValidError, validate_email
+
+    from recipient_lists.recipients import _VALIDATOR_OPTIONS
+
+    email = f"{local}@{'.'.join(labels)}.{tld}"
+    try:
+        validate_email(email, **_VALIDATOR_OPTIONS)
+        expected = len(local) <= 64 and len(email) <= 254
+    except EmailNotValidError:
+        expected = False
+    assert is_valid_email(email) is expected
+
+
+def test_a_recipient_whose_email_is_not_an_address_is_1300_saying_why():
+    recipient, error = normalize_recipient({"address": {"email": "not-an-address", "name": "X"}}, 3)
+    assert recipient is None and error.code == "1300"
+    assert "recipients[3]" in error.description and "@-sign" in error.description
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"address": {"email": "a@example.com", "header_to": "nope"}}, "header_to"),
+        ({"address": {"email": "a@example.com", "header_to": "Shown <bad@>"}}, "header_to"),
+        ({"address": "a@example.com", "return_path": "bounce at example.com"}, "return_path"),
+    ],
+)
+def test_header_to_and_return_path_must_be_addresses(raw, field):
+    recipient, error = normalize_recipient(raw, 0)
+    assert recipient is None and error.code == "1300" and field in error.description
+
+
+def test_a_non_ascii_local_part_and_an_idn_domain_are_accepted_as_given():
+    recipient, error = normalize_recipient({"address": {"email": "zoë-x@bücher.de", "name": "Zoe"}}, 0)
+    assert error is None and recipient["address"] == {"email": "zoë-x@bücher.de", "name": "Zoe"}
 
 
 def test_split_address_handles_names_and_quotes():

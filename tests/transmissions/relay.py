@@ -3,7 +3,8 @@
 ``answers`` is a list of SMTP replies used in order for the end of DATA ("250 OK" when it
 runs out); ``delay`` slows each DATA down; ``refuse`` maps an address to the reply its RCPT
 gets, ``refuse_mail`` the reply every MAIL gets; ``pipelining`` says whether EHLO offers
-PIPELINING (RFC 2920), as real relays do. A message is kept only when the relay answers
+PIPELINING (RFC 2920), as real relays do; ``Relay(smtputf8=False)`` offers no SMTPUTF8.
+A message is kept only when the relay answers
 2xx AND the client's connection is still open at that moment: it models a relay that
 commits a message when it answers. A killed client's connection closes only once the
 kernel has torn its process down (milliseconds), so a message answered meanwhile is kept
@@ -36,6 +37,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     peer: tuple = ()  # the client's (address, port): one per connection
+    mail_options: list[str] = field(default_factory=list)
 
     @property
     def message(self):
@@ -78,13 +80,21 @@ class RelayHandler(Pipelining):
                 return "451 4.3.0 client gone"
             with self.lock:
                 self.received.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.peer)
+                    Received(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        envelope.original_content,
+                        session.peer,
+                        list(envelope.mail_options),
+                    )  # fmt: skip
                 )
         return answer
 
 
 class Relay:
-    def __init__(self, handler: RelayHandler | None = None) -> None:
+    """``smtputf8``: whether EHLO offers SMTPUTF8 (RFC 6531)."""
+
+    def __init__(self, handler: RelayHandler | None = None, *, smtputf8: bool = True) -> None:
         self.handler = handler or RelayHandler()
         self.port = free_port()
         self.controller = Controller(
@@ -93,7 +103,7 @@ class Relay:
             port=self.port,
             decode_data=False,
             data_size_limit=None,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=smtputf8,
         )
 
     @property
