@@ -106,6 +106,12 @@ class RequestTooLarge(EngageError):
     status, code, message = 413, "1300", "request too large"
 
 
+class LengthRequired(EngageError):
+    """A chunked request body the server cannot read (RFC 9110 §15.5.12)."""
+
+    status, code, message = 411, "1300", "length required"
+
+
 class RateLimited(EngageError):
     status, code, message = 429, "1502", "too many requests"
 

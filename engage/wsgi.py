@@ -1,3 +1,9 @@
+"""The WSGI application gunicorn serves (and runserver, through ``WSGI_APPLICATION``).
+
+Django's handler wrapped in ``HttpFramingMiddleware`` (HEAD without a body, chunked request
+bodies read or refused; ``engage/api/middleware.py``).
+"""
+
 from __future__ import annotations
 
 import os
@@ -5,4 +11,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engage.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from engage.api.middleware import HttpFramingMiddleware  # noqa: E402 - needs the settings above
+
+application = HttpFramingMiddleware(django_application)

@@ -2,7 +2,8 @@
 
 A key is sent raw in ``Authorization`` (SparkPost's form) or as ``Basic base64("<key>:")``.
 Only its SHA-256 is stored. Every API view declares ``grants``: for each HTTP method, the
-grants any one of which lets a key through.
+grants any one of which lets a key through. HEAD needs the grants of GET; OPTIONS needs a
+valid key and no grant (it tells only which methods exist, RFC 9110 §9.3.7).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
+from engage.api.handler import WWW_AUTHENTICATE
 
 
 def key_from_header(header: str) -> str | None:
@@ -48,7 +50,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         return (key, key)
 
     def authenticate_header(self, request):
-        return 'Basic realm="engage"'
+        return WWW_AUTHENTICATE
 
 
 class HasGrant(BasePermission):
@@ -57,6 +59,8 @@ class HasGrant(BasePermission):
     def has_permission(self, request, view) -> bool:
         declared = getattr(view, "grants", None)
         method = "GET" if request.method == "HEAD" else request.method
+        if method == "OPTIONS":
+            return True  # the key is valid (authentication ran first); Allow is no secret
         if not hasattr(view, method.lower()):
             return True  # the view answers 405 for a method it does not implement
         if not declared or method not in declared:

@@ -61,10 +61,21 @@ def envelope(error: errors.EngageError) -> dict:
     return {"errors": [error.as_dict()]}
 
 
+# RFC 9110 §11.6.1: a 401 carries at least one challenge. The key goes raw in Authorization
+# or as the Basic user name (engage/api/auth.py); the challenge names the Basic form.
+WWW_AUTHENTICATE = 'Basic realm="engage"'
+
+
+def _challenge(response, error: errors.EngageError):
+    if error.status == 401:
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return response
+
+
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: never lets ``{"detail": ...}`` or a stack trace out."""
     error = as_engage_error(exc)
-    response = Response(envelope(error), status=error.status)
+    response = _challenge(Response(envelope(error), status=error.status), error)
     if isinstance(exc, drf.Throttled) and exc.wait:
         response["Retry-After"] = str(int(exc.wait))
     return response
@@ -72,4 +83,4 @@ def exception_handler(exc, context):
 
 def error_response(error: errors.EngageError) -> JsonResponse:
     """The same envelope for code paths outside DRF (middleware, Django's 404/500 handlers)."""
-    return JsonResponse(envelope(error), status=error.status)
+    return _challenge(JsonResponse(envelope(error), status=error.status), error)

@@ -35,7 +35,9 @@ def query_bool(request, name: str, default: bool | None = None) -> bool | None:
     raise errors.InvalidParams(f"Query parameter '{name}' must be true or false, got '{raw}'")
 
 
-def query_int(request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
+def query_int(
+    request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = 2**31 - 1
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -57,10 +59,19 @@ def request_object(request) -> dict:
 
 
 class ApiView(APIView):
-    """Every ``/api/v1`` view: declares ``grants`` per method (checked by HasGrant)."""
+    """Every ``/api/v1`` view: declares ``grants`` per method (checked by HasGrant).
+
+    HEAD is GET without the body (RFC 9110 §9.3.2; the body is dropped for every path by
+    ``engage.api.middleware.HttpFramingMiddleware``). OPTIONS (RFC 9110 §9.3.7) answers 200
+    with no content and ``Allow`` listing the methods the resource supports, for any valid
+    key; without one it is 401 like every other method.
+    """
 
     grants: dict[str, tuple[str, ...]] = {}
-    http_method_names = ["get", "post", "put", "delete", "head"]
+    http_method_names = ["get", "post", "put", "delete", "head", "options"]
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=200)  # DRF adds Allow (default_response_headers)
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         raise errors.MethodNotAllowed(f"{request.method} is not supported on {request.path}")
