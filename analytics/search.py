@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from analytics.metrics import ParamError, parse_time, parse_timezone, split_list
+from analytics.metrics import EARLIEST, LATEST, ParamError, parse_time, parse_timezone, split_list
 from tracking.models import EVENT_CATEGORY
 
 # filter -> (column, how it matches): "eq" exact, "lower" exact lower-cased, "like" substring
@@ -75,9 +75,10 @@ def _filters(params: dict[str, str], names: dict[str, str], delimiter: str) -> d
         if name == "events":
             unknown = [v for v in values if v not in EVENT_CATEGORY]
             if unknown:
-                raise ParamError(f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(EVENT_CATEGORY)}")
-        if name == "bounce_classes" and not all(v.isdigit() for v in values):
-            raise ParamError("'bounce_classes' must be numeric bounce class codes")
+                shown = ", ".join(v[:64] for v in unknown[:5])
+                raise ParamError(f"'{param}': unknown event type(s): {shown}; known: {', '.join(EVENT_CATEGORY)}")
+        if name == "bounce_classes" and not all(v.isascii() and v.isdigit() for v in values):
+            raise ParamError(f"'{param}' must be numeric bounce class codes")
         if FILTERS[name][1] == "lower":
             values = tuple(v.lower() for v in values)
         out[name] = values
@@ -94,10 +95,12 @@ def cursor_decode(token: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         stamp, pk = json.loads(raw)
         value = datetime.fromisoformat(stamp)
-        if value.tzinfo is None or not isinstance(pk, int):
+        if value.tzinfo is None or type(pk) is not int or not 0 < pk < 2**63:
+            raise ValueError
+        if not EARLIEST <= value.astimezone(UTC) <= LATEST:
             raise ValueError
         return value, pk
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ParamError("'cursor' is not a cursor this API returned (use links.next as given)") from None
 
 
@@ -112,7 +115,7 @@ def _window(params: dict[str, str], tz: tzinfo, now: datetime, default_back: tim
 def _reject_unsupported(params: dict[str, str]) -> None:
     for name in UNSUPPORTED:
         if params.get(name):
-            raise ParamError(f"filter '{name}' is not supported by Engage")
+            raise ParamError(f"'{name}': this filter is not supported by Engage")
 
 
 def parse_events_message(params: dict[str, str], *, now: datetime) -> EventQuery:

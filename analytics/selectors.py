@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.db.models import Q
 
 from analytics.metrics import LINK_METRICS, METRICS, MetricsQuery
@@ -101,7 +101,7 @@ def metrics_grouped(*, query: MetricsQuery, key: str) -> list[dict[str, Any]]:
 
 _BUCKETS = {
     "hour": ("date_trunc('hour', {t})", "1 hour"),
-    "12hr": ("date_trunc('day', {t}) + floor(extract(hour from {t}) / 12) * interval '12 hours'", "12 hours"),
+    "12hr": ("date_bin(interval '12 hours', {t}, timestamp '2000-01-01')", "12 hours"),
     "day": ("date_trunc('day', {t})", "1 day"),
     "week": ("date_trunc('week', {t})", "1 week"),
     "month": ("date_trunc('month', {t})", "1 month"),
@@ -126,7 +126,12 @@ def metrics_time_series(*, query: MetricsQuery) -> list[dict[str, Any]]:
     )
     SELECT series.bucket AS ts, {_select_metrics(query.metrics)}
     FROM series LEFT JOIN sums USING (bucket) ORDER BY series.bucket"""
-    rows = _fetch(sql, [tz, *params, query.start, tz, query.end, tz])
+    try:
+        with transaction.atomic():
+            rows = _fetch(sql, [tz, *params, query.start, tz, query.end, tz])
+    except DataError:
+        # A name Python's zone database holds and PostgreSQL's does not.
+        raise errors.InvalidParams(f"'timezone': '{tz}' is not a time zone the database knows") from None
     for row in rows:
         row["ts"] = _local_iso(row["ts"], query.tz)
         for metric in query.metrics:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from pydantic import BaseModel
 
-from analytics import search, selectors, webhooks
+from analytics import schemas, search, selectors, webhooks
 from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query, parse_time, parse_timezone
 from analytics.serialize import event_flat
 from engage import errors
 from engage.api.fields import iso
+from engage.api.schema import Query, operation, parse_query
 from engage.api.views import ApiView, no_content, query_int, request_object, results
 
 METRICS_GRANTS = {"GET": ("metrics/view",)}
 
 
-def metrics_query(request, **kwargs) -> MetricsQuery:
-    """The validated metrics parameters; a missing required one is 400/1401, a bad one 400/1200."""
+def metrics_query(request, declared: type[Query], **kwargs) -> MetricsQuery:
+    """The parameters checked against ``declared``, then the validated query (the rules over
+    several parameters); a missing required one is 400/1401, a bad one 400/1200."""
+    parse_query(request, declared)
     try:
         return parse_metrics_query(request.query_params.dict(), now=timezone.now(), **kwargs)
     except ParamError as exc:
@@ -29,6 +33,12 @@ def _link(href: str, rel: str) -> dict:
 class MetricsIndexView(ApiView):
     grants = METRICS_GRANTS
 
+    @operation(
+        operation_id="metrics_index",
+        summary="Links to the metrics resources",
+        response=schemas.MetricsIndexAnswer,
+        tags=["metrics"],
+    )
     def get(self, request):
         base = "/api/v1/metrics"
         links = [_link(f"{base}/", "")] + [
@@ -40,9 +50,26 @@ class MetricsIndexView(ApiView):
 class DeliverabilityView(ApiView):
     grants = METRICS_GRANTS
 
+    @operation(
+        operation_id="metrics_deliverability",
+        summary="Deliverability metrics over the window, as one row",
+        query=schemas.MetricsSummaryQuery,
+        response=schemas.MetricsSummaryAnswer,
+        tags=["metrics"],
+    )
     def get(self, request):
-        row = selectors.metrics_summary(query=metrics_query(request))
+        row = selectors.metrics_summary(query=metrics_query(request, schemas.MetricsSummaryQuery))
         return results([row], links=[_link("/api/v1/metrics/deliverability", "deliverability")])
+
+
+def _grouped_operation(key: str, name: str, answer: type[BaseModel]):
+    return operation(
+        operation_id=f"metrics_deliverability_{name}",
+        summary=f"Deliverability metrics per {key}, largest first",
+        query=schemas.MetricsGroupedQuery,
+        response=answer,
+        tags=["metrics"],
+    )
 
 
 class DeliverabilityGroupedView(ApiView):
@@ -50,21 +77,67 @@ class DeliverabilityGroupedView(ApiView):
     key = ""
 
     def get(self, request):
-        return results(selectors.metrics_grouped(query=metrics_query(request), key=self.key))
+        query = metrics_query(request, schemas.MetricsGroupedQuery)
+        return results(selectors.metrics_grouped(query=query, key=self.key))
+
+
+class DeliverabilityDomainView(DeliverabilityGroupedView):
+    key = "domain"
+
+    @_grouped_operation("recipient domain", "domain", schemas.DomainRows)
+    def get(self, request):
+        return super().get(request)
+
+
+class DeliverabilityCampaignView(DeliverabilityGroupedView):
+    key = "campaign_id"
+
+    @_grouped_operation("campaign", "campaign", schemas.CampaignRows)
+    def get(self, request):
+        return super().get(request)
+
+
+class DeliverabilityTemplateView(DeliverabilityGroupedView):
+    key = "template_id"
+
+    @_grouped_operation("template", "template", schemas.TemplateRows)
+    def get(self, request):
+        return super().get(request)
 
 
 class TimeSeriesView(ApiView):
     grants = METRICS_GRANTS
 
+    @operation(
+        operation_id="metrics_deliverability_time_series",
+        summary="Deliverability metrics per time bucket, oldest first",
+        description=(
+            "Deliverability metrics per bucket of `precision` in `timezone`, every bucket of the window present, "
+            f"oldest first. A window of more than {schemas.MAX_SERIES_BUCKETS} buckets is refused (400, naming "
+            "from, to and precision)."
+        ),
+        query=schemas.MetricsTimeSeriesQuery,
+        response=schemas.TimeSeriesRows,
+        tags=["metrics"],
+    )
     def get(self, request):
-        return results(selectors.metrics_time_series(query=metrics_query(request)))
+        query = metrics_query(request, schemas.MetricsTimeSeriesQuery, time_series=True)
+        return results(selectors.metrics_time_series(query=query))
 
 
 class LinkNameView(ApiView):
     grants = METRICS_GRANTS
 
+    @operation(
+        operation_id="metrics_deliverability_link_name",
+        summary="Clicks per link name, most clicked first",
+        query=schemas.MetricsLinkNameQuery,
+        response=schemas.LinkNameRows,
+        tags=["metrics"],
+    )
     def get(self, request):
-        return results(selectors.metrics_link_names(query=metrics_query(request, allowed=LINK_METRICS)))
+        query = metrics_query(request, schemas.MetricsLinkNameQuery, allowed=LINK_METRICS)
+        return results(selectors.metrics_link_names(query=query))
 
 
 class ValuesListView(ApiView):
@@ -73,8 +146,42 @@ class ValuesListView(ApiView):
     label = ""
 
     def get(self, request):
-        query = metrics_query(request, need_metrics=False)
+        query = metrics_query(request, schemas.MetricsValuesQuery, need_metrics=False)
         return results({self.label: selectors.metrics_values(query=query, key=self.key)})
+
+
+def _values_operation(label: str, answer: type[BaseModel]):
+    return operation(
+        operation_id=f"metrics_{label}",
+        summary=f"The {label} with data in the window",
+        query=schemas.MetricsValuesQuery,
+        response=answer,
+        tags=["metrics"],
+    )
+
+
+class CampaignsListView(ValuesListView):
+    key, label = "campaign_id", "campaigns"
+
+    @_values_operation("campaigns", schemas.CampaignValues)
+    def get(self, request):
+        return super().get(request)
+
+
+class DomainsListView(ValuesListView):
+    key, label = "domain", "domains"
+
+    @_values_operation("domains", schemas.DomainValues)
+    def get(self, request):
+        return super().get(request)
+
+
+class TemplatesListView(ValuesListView):
+    key, label = "template_id", "templates"
+
+    @_values_operation("templates", schemas.TemplateValues)
+    def get(self, request):
+        return super().get(request)
 
 
 EVENTS_GRANTS = {"GET": ("message_events/view",)}
@@ -92,7 +199,20 @@ class EventsMessageView(ApiView):
 
     grants = EVENTS_GRANTS
 
+    @operation(
+        operation_id="events_message",
+        summary="Search events, newest first (cursor paging)",
+        description=(
+            "Events matching the filters in the window, newest first; `links.next` until the last page, then `{}`. "
+            "SparkPost's sending_domains, sending_ips, ip_pools, subaccounts, mailbox_providers, "
+            "mailbox_provider_regions, ab_tests and ab_test_versions filters are refused (400)."
+        ),
+        query=schemas.EventsMessageQuery,
+        response=schemas.EventsMessageAnswer,
+        tags=["events"],
+    )
     def get(self, request):
+        parse_query(request, schemas.EventsMessageQuery)
         query = _parsed(search.parse_events_message, request)
         rows, total, more = selectors.events_search(query=query)
         links = {}
@@ -108,7 +228,15 @@ class MessageEventsView(ApiView):
 
     grants = EVENTS_GRANTS
 
+    @operation(
+        operation_id="message_events",
+        summary="Search events, newest first (page paging, SparkPost's older names)",
+        query=schemas.MessageEventsQuery,
+        response=schemas.MessageEventsAnswer,
+        tags=["events"],
+    )
     def get(self, request):
+        parse_query(request, schemas.MessageEventsQuery)
         query = _parsed(search.parse_message_events, request)
         rows, total, _more = selectors.events_search(query=query)
         last = max(1, -(-total // query.per_page))

@@ -156,9 +156,9 @@ def test_bad_params_are_400(api, db, params, code):
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"precision": "5min"}, "hourly rollups"),
+        ({"precision": "5min"}, "precision: '5min' is not available: Engage keeps hourly rollups"),
         ({"precision": "hour", "to": "2024-05-01T00:00"}, "31 days"),
-        ({"precision": "fortnight"}, "precision must be"),
+        ({"precision": "fortnight"}, "precision: must be one of hour, 12hr, day, week, month"),
     ],
 )
 def test_time_series_precision_rules(api, db, params, fragment):
