@@ -32,7 +32,7 @@ class RecipientAddress(Body):
     """``{"email", "name", "header_to"}``: ``header_to`` replaces the address shown in ``To``
     (SPEC B §1.4)."""
 
-    email: Text(MAX_EMAIL_LENGTH, min_length=1)
+    email: Annotated[str, Field(min_length=1, max_length=MAX_EMAIL_LENGTH, json_schema_extra={"format": "email"})]
     name: Text(MAX_NAME_CHARS) | None = None
     header_to: Text(MAX_ADDRESS_CHARS) | None = None
 
@@ -63,7 +63,22 @@ class RecipientListCreate(Body):
     """A new list (SPEC B §3.1): ``recipients`` is required; ``id`` is made from ``name``
     when absent and never starts with ``rcptlist_``."""
 
-    model_config = {"json_schema_extra": {"required": ["recipients"]}}
+    model_config = {
+        "json_schema_extra": {
+            "required": ["recipients"],
+            "examples": [
+                {
+                    "id": "friends",
+                    "name": "Friends",
+                    "attributes": {"owner": "docs"},
+                    "recipients": [
+                        {"address": {"email": "ada@example.com", "name": "Ada"}, "metadata": {"age": 36}},
+                        {"address": "bob@example.com", "return_path": "bounces@example.com"},
+                    ],
+                }
+            ],
+        }
+    }
 
     id: Text(MAX_ID_BYTES, min_length=1) | None = None
     name: Text(MAX_LIST_NAME_BYTES) | None = None

@@ -14,3 +14,15 @@ def assert_error(response, status: int, code: str) -> dict:
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["description"], str)
     return error
+
+
+def assert_documented(client, response, path: str, method: str) -> None:
+    """The response's status is one the served OpenAPI document lists for ``method path`` and
+    its JSON body matches the schema documented for that status (as schemathesis checks)."""
+    import jsonschema
+
+    document = client.get("/api/v1/openapi.json").json()
+    answers = document["paths"][path][method.lower()]["responses"]
+    assert str(response.status_code) in answers, (response.status_code, sorted(answers))
+    schema = answers[str(response.status_code)]["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator({**schema, "components": document["components"]}).validate(response.json())

@@ -111,10 +111,27 @@ Recipients = Annotated[
 ]
 
 
+_EXAMPLE = {
+    "campaign_id": "spring",
+    "options": {"open_tracking": True, "click_tracking": True},
+    "metadata": {"source": "docs"},
+    "substitution_data": {"offer": "SPRING"},
+    "content": {
+        "from": "Team <team@example.com>",
+        "subject": "Hi {{name}}",
+        "text": "Hello {{name}}: https://example.com/?o={{offer}}",
+    },
+    "recipients": [
+        {"address": {"email": "ada@example.com", "name": "Ada"}, "substitution_data": {"name": "Ada"}},
+        {"address": "Bob <bob@example.com>", "tags": ["docs"]},
+    ],
+}
+
+
 class TransmissionCreate(Body):
     """A transmission (SPEC B §1.1): ``content`` and ``recipients`` are required."""
 
-    model_config = {"json_schema_extra": {"required": ["content", "recipients"]}}
+    model_config = {"json_schema_extra": {"required": ["content", "recipients"], "examples": [_EXAMPLE]}}
 
     options: Options | None = None
     recipients: Recipients | None = None

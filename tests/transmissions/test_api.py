@@ -377,3 +377,76 @@ def test_ten_thousand_recipients_are_accepted_quickly(api):
     assert response.json()["results"]["total_accepted_recipients"] == 10_000
     assert Message.objects.filter(transmission_id=int(response.json()["results"]["id"])).count() == 10_000
     assert elapsed < 3.0  # bench/accept.py measures the real figure (target < 1 s)
+
+
+# --- the declared schema at the edge (issue 10 §2) ------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "delete"])
+@pytest.mark.parametrize("raw", ["²", "１２", "1e3", "-1", "99999999999999999999"])
+def test_an_id_that_is_not_ascii_digits_is_404_1600_never_500(api, method, raw):
+    error = assert_error(getattr(api, method)(f"{URL}/{raw}"), 404, "1600")
+    assert raw in error["description"]
+
+
+def test_tracking_domain_over_255_characters_is_422_1300_naming_it(api):
+    error = assert_error(post(api, body(tracking_domain="d" * 256)), 422, "1300")  # was a 500 (varchar 255)
+    assert error["description"].startswith("tracking_domain:")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00+14:00", "9999-12-31T23:59-14:00"])
+def test_start_time_outside_the_years_1_to_9999_is_422_1300_naming_it(api, when):
+    error = assert_error(post(api, body(options={"start_time": when})), 422, "1300")
+    assert error["description"].startswith("options.start_time:")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("return_path", "r" * 255 + "@example.com"),
+        ("options", {"ip_pool": "p" * 65}),
+        ("content", {**CONTENT, "attachments": [{"type": "text/plain", "name": "n" * 256, "data": "eA=="}]}),
+        ("content", {**CONTENT, "headers": {"X-Long": 5}}),
+        ("content", {"template_id": "t" * 65}),
+        ("options", {"open_tracking": "yes"}),
+    ],
+)
+def test_a_field_out_of_its_declared_bounds_is_422_1300_naming_it(api, field, value):
+    error = assert_error(post(api, body(**{field: value})), 422, "1300")
+    assert error["description"].startswith(field)
+
+
+def test_one_malformed_recipient_is_a_rcpt_to_error_not_a_refused_request(api):
+    recipients = [{"address": "ok@example.com"}, {"address": 5}, {"address": "x@example.com", "tags": "nope"}, 7]
+    payload = post(api, body(recipients=recipients)).json()
+    assert payload["errors"][0]["code"] == "2000"
+    assert payload["results"]["total_accepted_recipients"] == 1
+    assert [error["description"][:13] for error in payload["results"]["rcpt_to_errors"]] == [
+        "recipients[1]",
+        "recipients[2]",
+        "recipients[3]",
+    ]
+
+
+@pytest.mark.parametrize("query", ["?num_rcpt_errors=-1", "?num_rcpt_errors=x", "?num_rcpt_errors=2147483648"])
+def test_a_bad_num_rcpt_errors_is_400_1200_naming_it(api, query):
+    error = assert_error(post(api, body(), query), 400, "1200")
+    assert error["description"].startswith("num_rcpt_errors:")
+
+
+def test_a_list_filter_over_64_characters_is_400_1200_naming_it(api):
+    error = assert_error(api.get(URL, {"campaign_id": "c" * 65}), 400, "1200")
+    assert error["description"].startswith("campaign_id:")
+
+
+def test_answers_match_the_document(api, template):
+    from tests.helpers import assert_documented
+
+    created = post(api, body(recipients=[{"address": "ok@example.com"}, {"address": "bad"}]))
+    assert_documented(api, created, "/api/v1/transmissions", "post")
+    transmission_id = created.json()["results"]["id"]
+    assert_documented(api, post(api, body(content={"template_id": template})), "/api/v1/transmissions", "post")
+    assert_documented(api, api.get(URL), "/api/v1/transmissions", "get")
+    detail = api.get(f"{URL}/{transmission_id}")
+    assert_documented(api, detail, "/api/v1/transmissions/{transmission_id}", "get")
+    assert_documented(api, post(api, body(content=None)), "/api/v1/transmissions", "post")
