@@ -89,7 +89,8 @@ _LOCAL = re.compile(
     rf"[\u0080-\U0010ffff{_ATEXT}]+(?:\.[\u0080-\U0010ffff{_ATEXT}]+)*"
     r'|"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*"'
 )
-_ASCII_DOMAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[!-Z^-~]+\]")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_ASCII_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?|\[[!-Z^-~]+\]")
 _PLAIN_ADDRESS = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _names: dict[str, str] = {}  # field name → lower case, for names already checked
@@ -262,7 +263,9 @@ def parse_addresses(value: str) -> list[Address]:
     for name, address in getaddresses([value]):
         if not name and not address:
             continue
-        if not address or "@" not in address:
+        # getaddresses is lenient: "a@b.com Bcc: c@d" gives "a@b.comBcc"; an address must
+        # be found as written.
+        if not address or "@" not in address or address not in value:
             raise HeaderError(f"{value[:254]!r} is not a list of email addresses")
         result.append((decode_words(name), address))
     if not result:

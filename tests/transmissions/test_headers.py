@@ -1,0 +1,176 @@
+"""The one header writer (transmissions/headers.py) and the messages built with it: parsed
+with ``email.policy.default`` as a mail reader parses them. No database."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transmissions.headers import HeaderError, envelope_address, header_block, header_line, sanitize
+
+
+def parse(data: bytes):
+    return message_from_bytes(data + b"\n", policy=default)
+
+
+def longest(data: bytes) -> int:
+    return max(len(line) for line in data.split(b"\n"))
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("x\nReply-To : attacker@evil.example\nX-Injected : yes", "x Reply-To : attacker@evil.example X-Injected : yes"),
+        ("Bob\n\nTEXT", "Bob  TEXT"),
+        ("Bob\rTEXT", "Bob TEXT"),
+        ("a\r\nb", "a b"),
+        ("nul\x00del\x7fc1\x85ls\u2028ps\u2029", "nul del c1 ls ps"),
+        ("lone \ud83d surrogate", "lone \ufffd surrogate"),
+    ],
+)  # fmt: skip
+def test_control_characters_become_one_space_and_never_a_line(value, shown):
+    data = header_line("Subject", value) + header_line("X-After", "1")
+    message = parse(data)
+    assert list(message.keys()) == ["Subject", "X-After"]
+    assert message["Subject"] == shown
+    assert not message["Subject"].defects
+
+
+@pytest.mark.parametrize("value", ["x" * 5000, "é" * 3000, "a " * 3000, "=?utf-8?b?Zm9v?=", "  padded  ", ""])
+def test_any_value_fits_in_998_octet_lines_and_reads_back(value):
+    data = header_line("Subject", value)
+    assert longest(data) <= 998
+    assert parse(data)["Subject"] == value.strip(" ")
+    if " " in value.strip() and value.isascii() and "=?" not in value:
+        assert longest(data) <= 78 and b"=?" not in data  # folded at whitespace, not encoded
+
+
+def test_an_address_header_encodes_only_the_display_name():
+    data = header_line("Reply-To", "Réply Désk <r@example.com>")
+    assert data.startswith(b"Reply-To: =?utf-8?b?") and data.endswith(b" <r@example.com>\n")
+    reply_to = parse(data)["Reply-To"]
+    assert [(a.display_name, a.addr_spec) for a in reply_to.addresses] == [("Réply Désk", "r@example.com")]
+
+
+def test_idn_domains_go_as_a_labels_in_headers_and_in_the_envelope():
+    assert header_line("To", [("", "a@bücher.de")]) == b"To: a@xn--bcher-kva.de\n"
+    assert envelope_address("zoë@bücher.de") == "zoë@xn--bcher-kva.de"
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [('Doe, "Jo" \\ Jr.', 'Doe, "Jo" \\ Jr.'), ("=?utf-8?b?Zm9v?=", "=?utf-8?b?Zm9v?="), ("Ann\n\tLee ", "Ann Lee")],
+)
+def test_display_names_read_back_as_written(name, shown):
+    to = parse(header_line("To", [(name, "a@example.com")]))["To"]
+    assert [(a.display_name, a.addr_spec) for a in to.addresses] == [(shown, "a@example.com")]
+
+
+def test_an_address_list_folds_between_addresses():
+    pairs = [(f"Person Number {i}", f"person{i}@example.com") for i in range(40)]
+    data = header_line("Cc", pairs)
+    assert longest(data) <= 78
+    assert [(a.display_name, a.addr_spec) for a in parse(data)["Cc"].addresses] == pairs
+
+
+def test_an_address_header_with_no_address_is_left_out():
+    assert header_line("Cc", "  ") == b""
+    assert header_line("Cc", []) == b""
+
+
+@pytest.mark.parametrize("value", ["someone", "a@b.com\nBcc: x@y.z <", "Name <bad address@x.test>", "x@-"])
+def test_an_address_header_that_holds_no_address_is_an_error(value):
+    with pytest.raises(HeaderError):
+        header_line("Cc", value)
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "X:Y", "", "É", "X" * 1000])
+def test_a_field_name_that_is_not_printable_ascii_is_an_error(name):
+    with pytest.raises(HeaderError):
+        header_line(name, "v")
+
+
+def test_short_ascii_values_take_the_fast_path_unchanged():
+    assert header_block([("From", [("News", "news@sender.test")]), ("Subject", "Hello Jo")]) == (
+        b"From: News <news@sender.test>\nSubject: Hello Jo\n"
+    )
+
+
+# --- the property: whatever the data, the message is what Engage meant ---------------------------
+
+ADDRESSES = ["jo@example.com", "a.b+tag@sub.example.co.uk", "list@bücher.de", "x@münchen.test", "p@[192.0.2.1]"]
+anything = st.text(st.characters(codec="utf-8"), max_size=60)  # what JSON can carry
+with_surrogates = st.text(max_size=60) | st.text(st.characters(categories=["Cs", "Cc", "Zs", "Lo"]), max_size=20)
+
+
+def a_label(address: str) -> str:
+    return envelope_address(address)
+
+
+def squeeze(text: str) -> str:
+    """Whitespace removed: Python's phrase parser puts a space between adjacent encoded
+    words (RFC 2047 §6.2 says to drop it), so display names compare without whitespace."""
+    return "".join(text.split())
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    subject=with_surrogates,
+    custom=with_surrogates,
+    from_name=anything,
+    rcpt_name=anything,
+    cc_name=anything,
+    header_to=st.none() | st.sampled_from(ADDRESSES),
+    cc=st.sampled_from(ADDRESSES),
+    email=st.sampled_from(ADDRESSES),
+)
+def test_any_unicode_in_data_names_and_headers_gives_the_message_engage_means(
+    subject, custom, from_name, rcpt_name, cc_name, header_to, cc, email
+):
+    from recipient_lists.recipients import normalize_recipient
+    from templates_app.content import normalize_content
+    from transmissions.generation import message_generate, prepare
+    from transmissions.models import Transmission
+
+    content = normalize_content(
+        {"from": {"email": "news@sender.test", "name": from_name}, "subject": "S {{subject}} E", "text": "Hi",
+         "reply_to": "{{reply}}", "headers": {"X-Custom": "{{custom}}", "CC": "{{cc}}"}},
+        max_bytes=10**6,
+    )  # fmt: skip
+    address = {"email": email, "name": rcpt_name, **({"header_to": header_to} if header_to else {})}
+    recipient, error = normalize_recipient(
+        {"address": address, "substitution_data": {"subject": subject, "custom": custom,
+                                                   "reply": f"{quoted(cc_name)} <{cc}>", "cc": f"{quoted(cc_name)} <{cc}>, {email}"}},
+        0,
+    )  # fmt: skip
+    assert error is None
+    transmission = Transmission(id=1, content=content, options={}, metadata={}, campaign_id="c", return_path="")
+    data = message_generate(prepare(transmission), message_id="m1", recipient=recipient, now=0).data
+
+    assert longest(data) <= 998
+    message = message_from_bytes(data, policy=default)
+    assert not message.defects
+    assert list(message.keys()) == ["From", "To", "Subject", "Reply-To", "Date", "Message-ID", "X-Custom", "CC",
+                                    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
+                                    "Content-Transfer-Encoding"]  # fmt: skip
+    for name in message.keys():
+        assert not message[name].defects, (name, message[name].defects)
+
+    def shown(name):
+        return [(squeeze(a.display_name), a.addr_spec) for a in message[name].addresses]
+
+    assert shown("From") == [(squeeze(sanitize(from_name)), "news@sender.test")]
+    assert shown("To") == [(squeeze(sanitize(rcpt_name)), a_label(header_to or email))]
+    assert shown("Reply-To") == [(squeeze(sanitize(cc_name)), a_label(cc))]
+    assert shown("CC") == [(squeeze(sanitize(cc_name)), a_label(cc)), ("", a_label(email))]
+    assert message["Subject"] == sanitize(f"S {subject} E")
+    assert message["X-Custom"] == sanitize(custom).strip(" ")
+    assert message.get_content().rstrip("\n") == "Hi"
