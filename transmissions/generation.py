@@ -340,7 +340,12 @@ def _needs_smtputf8(data: bytes, mail_from: str, rcpt_to: str) -> bool:
 
 
 def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[str, str]]:
-    """The RFC 8058 headers of a non-transactional message (SPEC A.2)."""
+    """The RFC 8058 headers of a non-transactional message (SPEC A.2).
+
+    The caller's own go instead, so exactly one of each is sent: a caller's
+    ``List-Unsubscribe`` replaces both of these (Engage's one-click POST points at Engage's
+    URL, which is then absent), a caller's ``List-Unsubscribe-Post`` replaces only that one.
+    """
     unsubscribe = f"{prepared.base_url}/u/{tokens.open('unsubscribe')}"
     return [
         ("List-Unsubscribe", f"<mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe>, <{unsubscribe}>"),
@@ -353,12 +358,14 @@ def _generate_rfc822(
     return_path: str,
 ) -> Built:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
-    header is built (SPEC B §1.3, B §3.2). A non-transactional message gets the
-    List-Unsubscribe headers unless the source has its own."""
+    header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
+    List-Unsubscribe headers unless the source has its own, as inline content does: the
+    source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's."""
     compiled: CompiledMessage = prepared.compiled
     extra = b""
     if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
-        extra = header_block(_list_unsubscribe(prepared, tokens))
+        own = _list_unsubscribe(prepared, tokens)
+        extra = header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
     try:
         rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:

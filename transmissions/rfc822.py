@@ -481,7 +481,7 @@ class CompiledMessage:
     """
 
     __slots__ = ("_segments", "_headers", "_bodies", "_subject", "_from", "parts", "headers",
-                 "has_list_unsubscribe")  # fmt: skip
+                 "has_list_unsubscribe", "has_list_unsubscribe_post")  # fmt: skip
 
     def __init__(
         self,
@@ -493,6 +493,7 @@ class CompiledMessage:
         from_header: str | int,
         parts: tuple[str, ...],
         has_list_unsubscribe: bool,
+        has_list_unsubscribe_post: bool = False,
     ) -> None:
         self._segments = segments
         self._headers = headers
@@ -502,6 +503,7 @@ class CompiledMessage:
         self.parts = parts
         self.headers = tuple(slot.name for slot in headers)
         self.has_list_unsubscribe = has_list_unsubscribe
+        self.has_list_unsubscribe_post = has_list_unsubscribe_post
 
     def render(
         self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
@@ -591,4 +593,5 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
         from_header=from_header if from_header is not None else "",
         parts=tuple(kinds),
         has_list_unsubscribe=root.header("list-unsubscribe") is not None,
+        has_list_unsubscribe_post=root.header("list-unsubscribe-post") is not None,
     )

@@ -220,3 +220,11 @@ def test_a_recipient_that_is_not_an_address_is_in_rcpt_to_errors(api):
     assert [e["code"] for e in errors] == ["1300", "1300"]
     assert "recipients[1]" in errors[0]["description"] and "address.email" in errors[0]["description"]
     assert "recipients[2]" in errors[1]["description"] and "header_to" in errors[1]["description"]
+
+
+def test_an_rfc822_sources_list_unsubscribe_post_replaces_engages_alone(api, relay):
+    rfc = "From: a@sender.test\nSubject: hi\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\n\nbody\n"
+    run(api, body(content={"email_rfc822": rfc}))
+    message = relay.received[0].message
+    assert len(message.get_all("List-Unsubscribe")) == 1
+    assert message.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
