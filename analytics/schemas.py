@@ -82,9 +82,20 @@ LinkMetricName = Literal[tuple(LINK_METRICS)]  # type: ignore[valid-type]
 Precision = Literal[tuple(PRECISIONS)]  # type: ignore[valid-type]
 
 
-def _list(description: str) -> Any:
-    return Text(MAX_LIST_CHARS, description=description)
+def _list(description: str, pattern: str | None = None) -> Any:
+    """A delimited list; ``pattern`` documents its form with the default delimiter ``,``
+    (the items are checked after splitting by ``delimiter``)."""
+    extra = {"pattern": pattern} if pattern else None
+    return Annotated[str, Field(max_length=MAX_LIST_CHARS, description=description, json_schema_extra=extra)]
 
+
+#: The form SparkPost writes (``2024-05-01T08:00``, seconds, fractions, ``Z`` or an offset
+#: optional), documented; any other ISO 8601 date-time with a ``T`` is accepted too.
+TIME_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])?$"
+)
+Time = Annotated[DateTimeText, Field(json_schema_extra={"pattern": TIME_PATTERN})]
 
 Delimiter = Text(MAX_DELIMITER_CHARS, description="Separator of the list parameters (default ',')")
 
@@ -93,10 +104,8 @@ class MetricsWindow(Query):
     """``from`` (required), ``to`` (default now) and ``timezone``: the window, widened to whole
     UTC hours (the rollups' grain)."""
 
-    from_: DateTimeText = Field(
-        alias="from", description="Start, YYYY-MM-DDTHH:MM, in `timezone` unless an offset is given"
-    )
-    to: DateTimeText | None = Field(default=None, description="End (default now), YYYY-MM-DDTHH:MM")
+    from_: Time = Field(alias="from", description="Start, YYYY-MM-DDTHH:MM, in `timezone` unless an offset is given")
+    to: Time | None = Field(default=None, description="End (default now), YYYY-MM-DDTHH:MM")
     timezone: TimeZone | None = Field(
         default=None, description="IANA zone of `from`/`to` and of local buckets (default UTC)"
     )
@@ -163,9 +172,9 @@ _EVENT_NAMES = ", ".join(EVENT_CATEGORY)
 class EventsWindow(Query):
     delimiter: Delimiter | None = None
     per_page: int | None = Field(default=None, ge=1, le=MAX_PER_PAGE, description="Events per page (default 1000)")
-    events: _list(f"Event types, delimited: {_EVENT_NAMES}") | None = None
+    events: _list(f"Event types, delimited: {_EVENT_NAMES}", _name_list_pattern(EVENT_CATEGORY)) | None = None
     recipients: _list("Recipient addresses, delimited (case-insensitive)") | None = None
-    bounce_classes: _list("Numeric bounce classes, delimited") | None = None
+    bounce_classes: _list("Numeric bounce classes, delimited", r"^[0-9]+(,[0-9]+)*$") | None = None
 
 
 class EventsMessageQuery(EventsWindow):
@@ -173,10 +182,8 @@ class EventsMessageQuery(EventsWindow):
     paging. SparkPost's sending_domains, sending_ips, ip_pools, subaccounts,
     mailbox_providers, mailbox_provider_regions, ab_tests and ab_test_versions are refused."""
 
-    from_: DateTimeText | None = Field(
-        default=None, alias="from", description="Start, inclusive (default 24 hours ago)"
-    )
-    to: DateTimeText | None = Field(default=None, description="End, exclusive (default now)")
+    from_: Time | None = Field(default=None, alias="from", description="Start, inclusive (default 24 hours ago)")
+    to: Time | None = Field(default=None, description="End, exclusive (default now)")
     cursor: Text(MAX_CURSOR_CHARS, description="`initial` (default) or the cursor of `links.next`") | None = None
     event_ids: _list("Event ids, delimited") | None = None
     recipient_domains: _list("Recipient domains, delimited") | None = None
@@ -193,8 +200,8 @@ class MessageEventsQuery(EventsWindow):
     """``/message-events`` (SPEC B §6.4, SparkPost's older names): page paging, ``timezone``
     for ``from``/``to`` and for the timestamps shown."""
 
-    from_: DateTimeText | None = Field(default=None, alias="from", description="Start, inclusive (default 1 hour ago)")
-    to: DateTimeText | None = Field(default=None, description="End, exclusive (default now)")
+    from_: Time | None = Field(default=None, alias="from", description="Start, inclusive (default 1 hour ago)")
+    to: Time | None = Field(default=None, description="End, exclusive (default now)")
     timezone: TimeZone | None = Field(
         default=None, description="IANA zone of `from`/`to` and of timestamps (default UTC)"
     )
