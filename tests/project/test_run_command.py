@@ -52,6 +52,9 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(tmp
         assert response.json() == {"results": []}
         text = log.read_text()
         assert "embedded PostgreSQL and Redis" in text
+        # its first start made the secret and tracking keys, readable by this user only
+        for name in ("secret-key", "tracking-keys"):
+            assert (tmp_path / "var" / name).stat().st_mode & 0o777 == 0o600
         assert str(tmp_path / "var") in subprocess.run(
             [str(ROOT / ".venv/bin/python"), "-m", "engage.embedded", "env"], env=env, cwd=ROOT,
             capture_output=True, text=True).stdout
