@@ -6,12 +6,13 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from analytics import schemas, search, selectors, webhooks
+from analytics import webhook_schemas as ws
 from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query, parse_time, parse_timezone
 from analytics.serialize import event_flat
 from engage import errors
 from engage.api.fields import iso
-from engage.api.schema import Query, operation, parse_query
-from engage.api.views import ApiView, no_content, query_int, request_object, results
+from engage.api.schema import Query, operation, parse_body, parse_query
+from engage.api.views import ApiView, no_content, request_object, results
 
 METRICS_GRANTS = {"GET": ("metrics/view",)}
 
@@ -290,14 +291,30 @@ def _tz(request):
 class WebhooksView(ApiView):
     grants = WEBHOOK_GRANTS
 
+    @operation(
+        operation_id="webhooks_list",
+        summary="List webhooks",
+        query=ws.TimeZoneQuery,
+        response=ws.WebhookList,
+        tags=["webhooks"],
+    )
     def get(self, request):
+        parse_query(request, ws.TimeZoneQuery)
         tz = _tz(request)
         return results([
             {**_webhook_out(request, hook, tz), "links": [_webhook_link(request, hook.pk)]}
             for hook in selectors.webhook_list()
         ])  # fmt: skip
 
+    @operation(
+        operation_id="webhooks_create",
+        summary="Create a webhook (after a test POST to its target)",
+        body=ws.WebhookCreate,
+        response=ws.WebhookSaved,
+        tags=["webhooks"],
+    )
     def post(self, request):
+        parse_body(request, ws.WebhookCreate)
         hook = webhooks.webhook_create(data=request_object(request))
         return results({"id": str(hook.pk), "links": [_webhook_link(request, hook.pk)]})
 
@@ -305,7 +322,15 @@ class WebhooksView(ApiView):
 class WebhookView(ApiView):
     grants = WEBHOOK_GRANTS
 
+    @operation(
+        operation_id="webhooks_retrieve",
+        summary="Retrieve a webhook",
+        query=ws.TimeZoneQuery,
+        response=ws.WebhookDetail,
+        tags=["webhooks"],
+    )
     def get(self, request, hook_id):
+        parse_query(request, ws.TimeZoneQuery)
         hook = selectors.webhook_get(hook_id=hook_id)
         links = [
             _webhook_link(request, hook.pk, "/validate", "urn.msys.webhooks.validate", ["POST"]),
@@ -313,7 +338,15 @@ class WebhookView(ApiView):
         ]
         return results({**_webhook_out(request, hook, _tz(request)), "links": links})
 
+    @operation(
+        operation_id="webhooks_update",
+        summary="Update a webhook",
+        body=ws.WebhookUpdate,
+        response=ws.WebhookSaved,
+        tags=["webhooks"],
+    )
     def put(self, request, hook_id):
+        parse_body(request, ws.WebhookUpdate)
         hook = webhooks.webhook_update(hook=selectors.webhook_get(hook_id=hook_id), data=request_object(request))
         return results(
             {
@@ -322,6 +355,7 @@ class WebhookView(ApiView):
             }
         )
 
+    @operation(operation_id="webhooks_delete", summary="Delete a webhook", status=204, tags=["webhooks"])
     def delete(self, request, hook_id):
         webhooks.webhook_delete(hook=selectors.webhook_get(hook_id=hook_id))
         return no_content()
@@ -330,19 +364,33 @@ class WebhookView(ApiView):
 class WebhookValidateView(ApiView):
     grants = WEBHOOK_GRANTS
 
+    @operation(
+        operation_id="webhooks_validate",
+        summary="POST a test message to the webhook's target",
+        body=ws.WebhookValidate,
+        response=ws.WebhookValidated,
+        tags=["webhooks"],
+    )
     def post(self, request, hook_id):
+        body = parse_body(request, ws.WebhookValidate)
         hook = selectors.webhook_get(hook_id=hook_id)
-        data = request.data
-        message = data.get("message", {"msys": {}}) if isinstance(data, dict) else data
+        message = body.message if body.message is not None else {"msys": {}}
         return results(webhooks.webhook_validate(hook=hook, message=message))
 
 
 class WebhookBatchStatusView(ApiView):
     grants = WEBHOOK_GRANTS
 
+    @operation(
+        operation_id="webhooks_batch_status",
+        summary="The webhook's recent batches and their outcomes",
+        query=ws.BatchStatusQuery,
+        response=ws.BatchStatus,
+        tags=["webhooks"],
+    )
     def get(self, request, hook_id):
+        limit = parse_query(request, ws.BatchStatusQuery).limit or 1000
         hook = selectors.webhook_get(hook_id=hook_id, include_deleted=True)
-        limit = query_int(request, "limit", 1000, minimum=1, maximum=10000)
         tz = _tz(request)
         return results([
             {
@@ -360,18 +408,25 @@ class WebhookReplayView(ApiView):
 
     grants = WEBHOOK_GRANTS
 
+    @operation(
+        operation_id="webhooks_replay",
+        summary="Deliver stored events again (Engage's own)",
+        body=ws.WebhookReplay,
+        response=ws.Replayed,
+        tags=["webhooks"],
+    )
     def post(self, request, hook_id):
+        body = parse_body(request, ws.WebhookReplay)
         hook = selectors.webhook_get(hook_id=hook_id)
-        data = request_object(request)
-        if "since_event_id" in data:
-            count = webhooks.webhook_replay(hook=hook, since_event_id=str(data["since_event_id"]))
+        if body.since_event_id is not None:
+            count = webhooks.webhook_replay(hook=hook, since_event_id=str(body.since_event_id))
         else:
-            if "from" not in data:
+            if body.from_ is None:
                 raise errors.RequiredFieldMissing("give 'from' (and optionally 'to') or 'since_event_id'")
-            tz = parse_timezone(str(data.get("timezone") or "UTC"))
             try:
-                start = parse_time(str(data["from"]), "from", tz)
-                end = parse_time(str(data["to"]), "to", tz) if data.get("to") else timezone.now()
+                tz = parse_timezone(body.timezone or "UTC")
+                start = parse_time(body.from_, "from", tz)
+                end = parse_time(body.to, "to", tz) if body.to else timezone.now()
             except ParamError as exc:
                 raise errors.InvalidData(str(exc)) from None
             count = webhooks.webhook_replay(hook=hook, start=start, end=end)

@@ -49,8 +49,23 @@ def api_schema(db):
 
 
 @pytest.fixture
-def fuzz_key(make_key):
-    """One key with every grant for all of an operation's examples."""
+def fuzz_key(make_key, monkeypatch):
+    """One key with every grant for all of an operation's examples. Webhook targets the
+    fuzzer makes up are never looked up or connected to: nothing leaves the machine."""
+    import socket
+
+    from analytics import targets, webhooks
+
+    def no_resolver(host, port, timeout):
+        raise targets.TargetRefused(f"'{host}' could not be resolved")
+
+    def loopback_only(addresses, address, timeout, source_address=None):
+        if not all(ip.is_loopback for ip in addresses):
+            raise OSError("the fuzz test connects to loopback only")
+        return socket.create_connection((str(addresses[0]), address[1]), timeout, source_address)
+
+    monkeypatch.setattr(targets, "_getaddrinfo", no_resolver)
+    monkeypatch.setattr(webhooks, "_connect_first", loopback_only)
     return make_key()
 
 

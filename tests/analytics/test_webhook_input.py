@@ -1,0 +1,72 @@
+"""Webhook request bodies checked at the edge (issue 10): every bad field is a 4xx envelope
+naming it, before any test POST is sent or anything is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics.models import Webhook
+from tests.analytics.test_webhooks import _create
+
+
+def error(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    return response.json()["errors"][0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"name": "n" * 1025}, "name"),
+        ({"name": ""}, "name"),
+        ({"events": []}, "events"),
+        ({"events": ["open", "teleport"]}, "events[1]"),
+        ({"auth_type": "kerberos"}, "auth_type"),
+        ({"custom_headers": {"X-A": "v\r\nX-Injected: yes"}}, "custom_headers.X-A"),
+        ({"custom_headers": {"Bad Name": "v"}}, "custom_headers.Bad Name"),
+        ({"active": "yes"}, "active"),
+        ({"target": "t" * 2049}, "target"),
+    ],
+)
+def test_bad_field_is_422_naming_it_and_nothing_is_posted_or_saved(api, receiver, fields, field):
+    body = {"name": "Hook", "target": receiver.url + "/hook", "events": ["open"], **fields}
+    detail = error(api.post("/api/v1/webhooks", body, format="json"), 422)
+    assert detail["code"] == "1300"
+    assert detail["description"].startswith(field)
+    assert receiver.posts("/hook") == []
+    assert Webhook.objects.count() == 0
+
+
+def test_missing_target_is_422_1400(api, db):
+    detail = error(api.post("/api/v1/webhooks", {"name": "x", "events": ["open"]}, format="json"), 422)
+    assert detail["code"] == "1400"
+    assert detail["description"].startswith("target")
+
+
+def test_update_checks_the_same_fields(api, receiver):
+    hook_id = _create(api, receiver)
+    detail = error(api.put(f"/api/v1/webhooks/{hook_id}", {"name": "n" * 1025}, format="json"), 422)
+    assert detail["description"].startswith("name")
+    assert Webhook.objects.get().name == "Hook"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"from": "2024-01-01T00:00", "timezone": "Nope/Zone"}, "timezone"),
+        ({"from": "2024-01-01T00:00", "timezone": "x" * 300}, "timezone"),
+        ({"from": "0001-01-01T00:00+14:00"}, "from"),
+        ({"from": "yesterday"}, "from"),
+    ],
+)
+def test_replay_with_a_bad_window_is_422_naming_it(api, receiver, body, field):
+    hook_id = _create(api, receiver)
+    detail = error(api.post(f"/api/v1/webhooks/{hook_id}/replay", body, format="json"), 422)
+    assert detail["description"].startswith(field)
+
+
+@pytest.mark.parametrize("query", ["timezone=Nope/Zone", "limit=0", "limit=abc", "limit=10001"])
+def test_batch_status_bad_query_is_400(api, receiver, query):
+    hook_id = _create(api, receiver)
+    detail = error(api.get(f"/api/v1/webhooks/{hook_id}/batch-status?{query}"), 400)
+    assert detail["code"] == "1200"
