@@ -111,14 +111,14 @@ class RetrieveQuery(Query):
 # --- answers ----------------------------------------------------------------------------
 
 
-class StoredAddress(BaseModel):
+class StoredRecipientAddress(BaseModel):
     email: str
     name: str | None = None
     header_to: str | None = None
 
 
 class StoredRecipient(BaseModel):
-    address: StoredAddress
+    address: StoredRecipientAddress
     return_path: str
     tags: list[str]
     metadata: dict[str, Any]

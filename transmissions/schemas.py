@@ -35,7 +35,7 @@ MAX_IP_POOL_CHARS = 64
 MAX_TRACKING_DOMAIN_CHARS = Transmission._meta.get_field("tracking_domain").max_length
 
 
-class File(Body):
+class TransmissionFile(Body):
     """An attachment or inline image (SPEC B §1.3): ``data`` is base64 without line breaks;
     an inline image's ``name`` is its Content-ID and unique in its array."""
 
@@ -48,8 +48,8 @@ class TransmissionContent(Content):
     """Inline content, a stored template (``template_id``, ``use_draft_template``), or a
     whole ``email_rfc822`` message (SPEC B §1.3); one kind per transmission."""
 
-    attachments: list[File] | None = None
-    inline_images: list[File] | None = None
+    attachments: list[TransmissionFile] | None = None
+    inline_images: list[TransmissionFile] | None = None
     template_id: Text(MAX_TEMPLATE_ID_BYTES, min_length=1) | None = None
     use_draft_template: bool | None = None
 
@@ -75,7 +75,7 @@ StartTime = Annotated[
 ]
 
 
-class Options(Body):
+class TransmissionOptions(Body):
     """SPEC B §1.2; ``open_tracking``/``click_tracking``/``transactional`` left out fall back to
     the template, then to the configuration. The booleans are ``payload.BOOL_OPTIONS``."""
 
@@ -133,7 +133,7 @@ class TransmissionCreate(Body):
 
     model_config = {"json_schema_extra": {"required": ["content", "recipients"], "examples": [_EXAMPLE]}}
 
-    options: Options | None = None
+    options: TransmissionOptions | None = None
     recipients: Recipients | None = None
     content: TransmissionContent | None = None
     campaign_id: Text(MAX_CAMPAIGN_ID_BYTES) | None = Field(default=None, description="at most 64 bytes")
@@ -144,13 +144,13 @@ class TransmissionCreate(Body):
     tracking_domain: Text(MAX_TRACKING_DOMAIN_CHARS) | None = None
 
 
-class CreateQuery(Query):
+class TransmissionCreateQuery(Query):
     num_rcpt_errors: int | None = Field(
         default=None, ge=0, le=MAX_INT32, description="at most this many rcpt_to_errors are returned"
     )
 
 
-class ListQuery(Query):
+class TransmissionListQuery(Query):
     campaign_id: Text(MAX_CAMPAIGN_ID_BYTES) | None = Field(default=None, description="only this campaign")
     template_id: Text(MAX_TEMPLATE_ID_BYTES) | None = Field(
         default=None, description='only this stored template; "inline" for inline content'
@@ -160,38 +160,38 @@ class ListQuery(Query):
 # --- answers ----------------------------------------------------------------------------
 
 
-class Accepted(BaseModel):
+class TransmissionAccepted(BaseModel):
     id: str = Field(description="numeric string")
     total_accepted_recipients: int
     total_rejected_recipients: int
     rcpt_to_errors: list[ErrorDetail] | None = Field(default=None, description="when some were rejected")
 
 
-class CreateResponse(BaseModel):
+class TransmissionCreateResponse(BaseModel):
     """200 also when some recipients were rejected: then ``errors`` holds one 2000."""
 
-    results: Accepted
+    results: TransmissionAccepted
     errors: list[ErrorDetail] | None = None
 
 
-class ContentSummary(BaseModel):
+class TransmissionContentSummary(BaseModel):
     template_id: str = Field(description='"inline" for inline content')
     use_draft_template: bool | None = None
 
 
-class Summary(BaseModel):
+class TransmissionSummary(BaseModel):
     id: str
     campaign_id: str
     description: str
     state: TransmissionState
-    content: ContentSummary
+    content: TransmissionContentSummary
 
 
-class ListResponse(BaseModel):
-    results: list[Summary]
+class TransmissionListResponse(BaseModel):
+    results: list[TransmissionSummary]
 
 
-class Detail(BaseModel):
+class TransmissionDetail(BaseModel):
     """SPEC B §1.7: unset values are ``""``."""
 
     id: str
@@ -214,9 +214,9 @@ class Detail(BaseModel):
     start_time: str
 
 
-class DetailResults(BaseModel):
-    transmission: Detail
+class TransmissionDetailResults(BaseModel):
+    transmission: TransmissionDetail
 
 
-class DetailResponse(BaseModel):
-    results: DetailResults
+class TransmissionDetailResponse(BaseModel):
+    results: TransmissionDetailResults

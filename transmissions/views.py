@@ -32,25 +32,25 @@ class TransmissionListView(ApiView):
     @operation(
         operation_id="transmissions_list",
         summary="List transmissions",
-        query=schemas.ListQuery,
-        response=schemas.ListResponse,
+        query=schemas.TransmissionListQuery,
+        response=schemas.TransmissionListResponse,
         tags=TAGS,
     )
     def get(self, request):
-        query = parse_query(request, schemas.ListQuery)
+        query = parse_query(request, schemas.TransmissionListQuery)
         return results(transmission_list(campaign_id=query.campaign_id, template_id=query.template_id))
 
     @operation(
         operation_id="transmissions_create",
         summary="Create a transmission",
         body=schemas.TransmissionCreate,
-        query=schemas.CreateQuery,
-        response=schemas.CreateResponse,
+        query=schemas.TransmissionCreateQuery,
+        response=schemas.TransmissionCreateResponse,
         tags=TAGS,
     )
     def post(self, request):
         parse_body(request, schemas.TransmissionCreate)
-        query = parse_query(request, schemas.CreateQuery)
+        query = parse_query(request, schemas.TransmissionCreateQuery)
         created = transmission_create(body=request_object(request), max_rcpt_errors=query.num_rcpt_errors)
         body = {
             "total_rejected_recipients": created.rejected,
@@ -69,7 +69,7 @@ class TransmissionDetailView(ApiView):
     @operation(
         operation_id="transmissions_retrieve",
         summary="Retrieve a transmission",
-        response=schemas.DetailResponse,
+        response=schemas.TransmissionDetailResponse,
         tags=TAGS,
     )
     def get(self, request, transmission_id: str):
