@@ -439,14 +439,15 @@ def test_a_list_filter_over_64_characters_is_400_1200_naming_it(api):
     assert error["description"].startswith("campaign_id:")
 
 
-def test_answers_match_the_document(api, template):
+def test_answers_match_the_document(api, template, recipient_list):
     from tests.helpers import assert_documented
 
     created = post(api, body(recipients=[{"address": "ok@example.com"}, {"address": "bad"}]))
     assert_documented(api, created, "/api/v1/transmissions", "post")
-    transmission_id = created.json()["results"]["id"]
-    assert_documented(api, post(api, body(content={"template_id": template})), "/api/v1/transmissions", "post")
+    stored = post(api, body(content={"template_id": template}, recipients={"list_id": recipient_list}))
+    assert_documented(api, stored, "/api/v1/transmissions", "post")
     assert_documented(api, api.get(URL), "/api/v1/transmissions", "get")
-    detail = api.get(f"{URL}/{transmission_id}")
-    assert_documented(api, detail, "/api/v1/transmissions/{transmission_id}", "get")
+    for response in (created, stored):
+        detail = api.get(f"{URL}/{response.json()['results']['id']}")
+        assert_documented(api, detail, "/api/v1/transmissions/{transmission_id}", "get")
     assert_documented(api, post(api, body(content=None)), "/api/v1/transmissions", "post")
