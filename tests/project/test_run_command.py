@@ -24,7 +24,8 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    unset = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "ENGAGE_SECRET_KEY", "ENGAGE_TRACKING_KEYS"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}  # a newcomer's: no URLs, no keys
     port, sink_port = free_port(), free_port()
     env.update(ENGAGE_VAR_DIR=str(tmp_path / "var"), ENGAGE_PORT=str(port), ENGAGE_SINK_PORT=str(sink_port),
                ENGAGE_SINK_DIR=str(tmp_path / "sink"), ENGAGE_WEB_WORKERS="1")
