@@ -13,6 +13,8 @@ error stops the process with the message and a hint saying what to set:
 - ``engage.E004`` ``ENGAGE_RELAY_URL`` not one ``transmissions.delivery.RelayConfig`` reads.
 - ``engage.E005`` a ``DATABASE_URL`` query parameter that is not a libpq connection
   parameter (``sslmode`` and the like are kept, ``engage/env.py``).
+- ``engage.E006`` an ``ENGAGE_WEBHOOK_ALLOWED_TARGETS`` entry that is neither a CIDR block
+  nor ``host:port`` (the rule is ``analytics.targets.AllowList.parse``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,18 @@ def check_database_options(app_configs, **kwargs) -> list[Error]:
                     )
                 )
     return errors
+
+
+@register("engage")
+def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
+    from analytics.targets import AllowList
+
+    try:
+        AllowList.parse(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS)
+    except ValueError as exc:
+        hint = "Each entry is a CIDR block (10.0.0.0/8, ::1/128) or host:port (hooks.lan:8080, [::1]:9000)."
+        return [Error(f"{exc}.", hint=hint, id="engage.E006")]
+    return []
 
 
 def startup_check() -> None:

@@ -239,7 +239,7 @@ ENGAGE_WEBHOOK_TIMEOUT = env_int("ENGAGE_WEBHOOK_TIMEOUT", 10)
 ENGAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("ENGAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
 ENGAGE_WEBHOOK_RETRY_HOURS = env_int("ENGAGE_WEBHOOK_RETRY_HOURS", 8)
 # Webhook targets may not resolve to loopback, private, link-local, multicast or reserved
-# addresses, except these: a comma list of host:port or CIDR blocks (analytics/webhooks.py).
+# addresses, except these: a comma list of host:port or CIDR blocks (analytics/targets.py).
 ENGAGE_WEBHOOK_ALLOWED_TARGETS = env_list("ENGAGE_WEBHOOK_ALLOWED_TARGETS", [])
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
