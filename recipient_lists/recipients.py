@@ -16,6 +16,7 @@ given (SparkPost shows it that way). Null values mean "not given"; unknown keys 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -25,6 +26,12 @@ from engage import errors
 
 MAX_TAGS = 10
 MAX_EMAIL_LENGTH = 254
+#: ``address`` as a string (``"Name <addr>"``), a display name, ``header_to``, one tag:
+#: the longest each may be, in characters (the declarations in ``recipient_lists.schemas``
+#: document these same numbers).
+MAX_ADDRESS_CHARS = 1024
+MAX_NAME_CHARS = 1024
+MAX_TAG_CHARS = 64
 MAX_LOCAL_PART_OCTETS = 64
 
 _NAME_ADDR = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]*)>\s*$", re.DOTALL)
@@ -34,6 +41,7 @@ _ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
 _PLAIN = re.compile(
     rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
 )
+_PLAIN_LOCAL = re.compile(rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*")
 _SPECIAL_USE = frozenset(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
 _VALIDATOR_OPTIONS = {
     "check_deliverability": False,  # no DNS at the API: the relay finds out
@@ -74,11 +82,29 @@ def address_problem(email: str) -> str | None:
     if _PLAIN.fullmatch(email) is not None:
         if "--" not in domain and domain.rpartition(".")[2].lower() not in _SPECIAL_USE:
             return None
+    elif _PLAIN_LOCAL.fullmatch(local) is not None and not domain.isascii():
+        # An internationalized domain costs ~120 µs of IDNA work per address; recipients
+        # share domains, so each is checked once (tests check this agrees with the whole).
+        problem, ascii_length = _domain_problem(domain)
+        if problem is None and len(local) + 1 + ascii_length > MAX_EMAIL_LENGTH:
+            return f"it is longer than {MAX_EMAIL_LENGTH} characters once its domain is IDNA-encoded"
+        return problem
     try:
         validate_email(email, **_VALIDATOR_OPTIONS)
     except EmailNotValidError as exc:
         return str(exc)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_problem(domain: str) -> tuple[str | None, int]:
+    """What email-validator says of ``domain`` after a plain local part, and the length of the
+    domain's ASCII (A-label) form."""
+    try:
+        valid = validate_email(f"a@{domain}", **_VALIDATOR_OPTIONS)
+    except EmailNotValidError as exc:
+        return str(exc), 0
+    return None, len(valid.ascii_domain or domain)
 
 
 def is_valid_email(email: str) -> bool:
@@ -103,6 +129,8 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
     if address is None:
         return None, errors.RequiredFieldMissing(f"recipients[{index}]: address.email is required for each recipient")
     if isinstance(address, str):
+        if len(address) > MAX_ADDRESS_CHARS:
+            return None, _bad(index, f"address must be at most {MAX_ADDRESS_CHARS} characters")
         name, email = split_address(address)
     elif isinstance(address, dict):
         email = address.get("email")
@@ -116,9 +144,13 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
         name = address.get("name")
         if name is not None and not isinstance(name, str):
             return None, _bad(index, "address.name must be a string")
+        if name is not None and len(name) > MAX_NAME_CHARS:
+            return None, _bad(index, f"address.name must be at most {MAX_NAME_CHARS} characters")
         header_to = address.get("header_to")
         if header_to is not None and not isinstance(header_to, str):
             return None, _bad(index, "address.header_to must be a string")
+        if header_to is not None and len(header_to) > MAX_ADDRESS_CHARS:
+            return None, _bad(index, f"address.header_to must be at most {MAX_ADDRESS_CHARS} characters")
     else:
         return None, _bad(index, "address must be a string or an object")
     if not email:
@@ -150,6 +182,8 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
         tags = []
     elif not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         return None, _bad(index, "tags must be an array of strings")
+    elif any(len(tag) > MAX_TAG_CHARS for tag in tags[:MAX_TAGS]):
+        return None, _bad(index, f"each tag must be at most {MAX_TAG_CHARS} characters")
 
     metadata = raw.get("metadata")
     if metadata is None:

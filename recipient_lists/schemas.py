@@ -16,14 +16,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, WrapValidator
 
 from engage.api.schema import Body, ErrorDetail, JsonObject, Query, Text
-from recipient_lists.recipients import MAX_EMAIL_LENGTH, MAX_TAGS
+from recipient_lists.recipients import MAX_ADDRESS_CHARS, MAX_EMAIL_LENGTH, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS
 from templates_app.ids import MAX_ID_BYTES
-from templates_app.schemas import MAX_ADDRESS_CHARS, MAX_NAME_CHARS
 
 MAX_LIST_NAME_BYTES = 64
 MAX_LIST_DESCRIPTION_BYTES = 1024
-#: A tag goes to events as ``rcpt_tags``; as long as a campaign id is plenty.
-MAX_TAG_CHARS = 64
 #: ``num_rcpt_errors`` is a JSON-era 32-bit number (SPEC B §0.1).
 MAX_INT32 = 2**31 - 1
 

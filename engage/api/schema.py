@@ -26,6 +26,7 @@ recipients, pydantic's core a few milliseconds, and ``bench/accept.py`` may slow
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
@@ -95,25 +96,54 @@ DateTimeText = Annotated[
 JsonObject = dict[str, Any]
 
 
+_INSTANCE_OF = re.compile(r" or instance of \w+")  # a class name means nothing to a JSON client
+_TYPE_TAGS = frozenset({"str", "int", "bool", "float", "dict", "list", "none", "function-after", "json-or-python"})
+
+
+def _model_names() -> set[str]:
+    names, pending = set(), [BaseModel]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            names.add(sub.__name__)
+            pending.append(sub)
+    return names
+
+
+def _fields(loc: Iterable[int | str], models: set[str]) -> tuple[int | str, ...]:
+    """``loc`` without pydantic's names for the branches of a union (``constrained-str``,
+    ``Address``, ``list[...]``): what is left are the fields and indexes a client wrote."""
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int)
+        or not (part in _TYPE_TAGS or part.startswith("constrained-") or "[" in part or part in models)
+    )
+
+
 def _path(loc: Iterable[int | str]) -> str:
     text = ""
     for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in {"function-after", "json-or-python"} or "[" in str(part):
-            continue  # pydantic's internal step names, not fields
-        else:
-            text += f".{part}" if text else str(part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
 
 def _description(exc: ValidationError) -> tuple[str, bool]:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    where = _path(first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    missing = first["type"] == "missing"
-    if missing:
-        message = "is required"
+    """``"<field path>: <what is wrong>"`` for the first field in error. A value that fits no
+    branch of a union is told each branch's complaint, unless one branch got further into
+    the value (``from: {"email": 5}`` is about ``from.email``, not about ``from``)."""
+    found = exc.errors(include_url=False, include_input=False)
+    models = _model_names()
+    first = _fields(found[0]["loc"], models)
+    same_field = [(error, _fields(error["loc"], models)) for error in found]
+    same_field = [(error, loc) for error, loc in same_field if loc[: len(first)] == first]
+    deepest = max(len(loc) for _error, loc in same_field)
+    chosen = [(error, loc) for error, loc in same_field if len(loc) == deepest]
+    where = _path(chosen[0][1])
+    messages = list(
+        dict.fromkeys(_INSTANCE_OF.sub("", error["msg"].removeprefix("Value error, ")) for error, _loc in chosen)
+    )
+    missing = chosen[0][0]["type"] == "missing"
+    message = "is required" if missing else "; or ".join(messages)
     return (f"{where}: {message}" if where else message), missing
 
 

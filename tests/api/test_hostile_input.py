@@ -108,3 +108,17 @@ def test_bad_boolean_query_is_400_naming_it(api):
     assert response.status_code == 400
     assert error(response)["code"] == "1200"
     assert error(response)["description"].startswith("draft:")
+
+
+@pytest.mark.parametrize(
+    ("content", "description"),
+    [
+        ({"from": 5}, "content.from: Input should be a valid string; or Input should be a valid dictionary"),
+        ({"from": {"email": 5}}, "content.from.email: Input should be a valid string"),
+        ({"from": "a@example.com", "headers": {"X-A": 5}}, "content.headers.X-A: Input should be a valid string"),
+    ],
+)
+def test_a_field_taking_two_shapes_is_named_as_the_client_wrote_it(api, content, description):
+    response = api.post("/api/v1/templates", {"name": "x", "content": content}, format="json")
+    assert response.status_code == 422
+    assert error(response)["description"] == description

@@ -145,3 +145,44 @@ def test_slug_from_name(name, slug):
 def test_first_free_id_appends_the_next_suffix():
     assert first_free_id("x", taken=lambda base: set()) == "x"
     assert first_free_id("x", taken=lambda base: {"x", "x-2", "x-4"}) == "x-3"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    local=st.lists(st.text(_ATEXT, min_size=1, max_size=30), min_size=1, max_size=3).map(".".join),
+    labels=st.lists(st.text("abzäöüß日本-09", min_size=1, max_size=20), min_size=1, max_size=4),
+    tld=st.sampled_from(["com", "de", "test", "local", "рф", "中国", "x1"]),
+)
+def test_the_per_domain_check_of_internationalized_domains_agrees_with_email_validator(local, labels, tld):
+    from email_validator import EmailNotValidError, validate_email
+
+    from recipient_lists.recipients import _VALIDATOR_OPTIONS
+
+    email = f"{local}@{'.'.join(labels)}.{tld}"
+    try:
+        validate_email(email, **_VALIDATOR_OPTIONS)
+        expected = len(local) <= 64 and len(email) <= 254
+    except EmailNotValidError:
+        expected = False
+    assert is_valid_email(email) is expected
+
+
+@pytest.mark.parametrize(
+    ("recipient", "field"),
+    [
+        ({"address": {"email": "a@example.com", "name": "n" * 1025}}, "address.name"),
+        ({"address": {"email": "a@example.com", "header_to": "h" * 1025}}, "address.header_to"),
+        ({"address": "N" * 1030 + " <a@example.com>"}, "address"),
+        ({"address": "a@example.com", "tags": ["ok", "t" * 65]}, "tag"),
+    ],
+)
+def test_overlong_recipient_fields_reject_that_recipient_alone(recipient, field):
+    normalized, error = normalize_recipient(recipient, 3)
+    assert normalized is None
+    assert error.status == 422 and error.code == "1300"
+    assert error.description.startswith("recipients[3]: ") and field in error.description
+
+
+def test_tags_past_the_tenth_are_dropped_not_checked():
+    normalized, error = normalize_recipient({"address": "a@example.com", "tags": ["t"] * 10 + ["x" * 500]}, 0)
+    assert error is None and normalized["tags"] == ["t"] * 10
