@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from analytics.webhooks import EVENT_TYPES
+from analytics.webhooks import EVENT_TYPES, RESERVED_HEADERS
 from engage.api.schema import Body, DateTimeText, JsonObject, Query, Text, TimeZone
 
 MAX_NAME_CHARS = 1024
@@ -25,6 +25,24 @@ AuthType = Literal["none", "basic", "oauth2"]
 #: (RFC 9110 §5.5), so a custom header can never split the request it is sent with.
 HeaderName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
 HeaderValue = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
+
+
+def _check_custom_headers(headers: dict[str, str]) -> dict[str, str]:
+    seen: set[str] = set()
+    for name in headers:
+        key = name.lower()
+        if key in RESERVED_HEADERS:
+            raise ValueError(f"'{name}' cannot be set: Engage writes the request's framing, Host and its own headers")
+        if key in seen:
+            raise ValueError(f"'{name}' is given twice (header names are compared without case)")
+        seen.add(key)
+    return headers
+
+
+#: At most MAX_HEADERS custom headers, one per name, none that frames or routes the request.
+CustomHeaders = Annotated[
+    dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS), AfterValidator(_check_custom_headers)
+]
 
 
 class AuthRequestDetails(Body):
@@ -42,7 +60,7 @@ class WebhookFields(Body):
     auth_token: Text(MAX_TOKEN_CHARS) | None = None
     auth_request_details: AuthRequestDetails | None = None
     auth_credentials: JsonObject | None = None
-    custom_headers: Annotated[dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS)] | None = None
+    custom_headers: CustomHeaders | None = None
     active: bool | None = None
 
 

@@ -17,6 +17,7 @@ import http
 import http.client
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -192,19 +193,53 @@ def oauth2_token_fetch(details: dict, *, timeout: float | None = None) -> dict:
     return {"access_token": data["access_token"], "expires_in": data.get("expires_in")}
 
 
+#: Header names a webhook's ``custom_headers`` may not set, compared without case: the
+#: request's framing and routing (RFC 9112 §6, RFC 9110 §7.2, §7.6.1: a second
+#: Content-Length or a Transfer-Encoding smuggles a request, Host picks a virtual host) and
+#: the headers Engage writes itself.
+RESERVED_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "expect", "proxy-authorization", "proxy-connection", "content-type", "content-encoding",
+        "x-messagesystems-batch-id", "x-messagesystems-webhook-token",
+    }
+)  # fmt: skip
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.1 token
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _headers(hook: Webhook, batch_id: str | None = None) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "User-Agent": "Engage-Webhooks/1"}
-    headers.update({str(k): str(v) for k, v in (hook.custom_headers or {}).items()})
+    """The POST's headers: the webhook's ``custom_headers`` (one per name whatever its case,
+    never a RESERVED_HEADERS name, even from a row stored before that rule), then Engage's,
+    each replacing a custom header of the same name."""
+    headers: dict[str, str] = {}
+    for name, value in (hook.custom_headers or {}).items():
+        name, value = str(name), str(value)
+        if name.lower() in RESERVED_HEADERS or any(n.lower() == name.lower() for n in headers):
+            continue
+        if _HEADER_NAME.fullmatch(name) and not _CONTROL.search(value):
+            headers[name] = value
+
+    def put(name: str, value: str) -> None:
+        for existing in [n for n in headers if n.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
+
+    put("Content-Type", "application/json")
+    if not any(n.lower() == "user-agent" for n in headers):
+        headers["User-Agent"] = "Engage-Webhooks/1"
     if batch_id:
-        headers["X-MessageSystems-Batch-ID"] = batch_id
+        put("X-MessageSystems-Batch-ID", batch_id)
     if hook.auth_token:
-        headers["X-MessageSystems-Webhook-Token"] = hook.auth_token
+        put("X-MessageSystems-Webhook-Token", hook.auth_token)
     if hook.auth_type == WebhookAuthType.BASIC:
         creds = hook.auth_credentials or {}
         raw = f"{creds.get('username', '')}:{creds.get('password', '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        put("Authorization", "Basic " + base64.b64encode(raw).decode())
     elif hook.auth_type == WebhookAuthType.OAUTH2 and (hook.auth_credentials or {}).get("access_token"):
-        headers["Authorization"] = f"Bearer {hook.auth_credentials['access_token']}"
+        put("Authorization", f"Bearer {hook.auth_credentials['access_token']}")
     return headers
 
 

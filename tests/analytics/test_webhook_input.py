@@ -70,3 +70,46 @@ def test_batch_status_bad_query_is_400(api, receiver, query):
     hook_id = _create(api, receiver)
     detail = error(api.get(f"/api/v1/webhooks/{hook_id}/batch-status?{query}"), 400)
     assert detail["code"] == "1200"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-length": "0"},
+        {"Transfer-Encoding": "chunked"},
+        {"host": "internal.example"},
+        {"Content-Type": "text/plain"},
+        {"X-MessageSystems-Batch-ID": "forged"},
+        {"X-A": "1", "x-a": "2"},
+    ],
+)
+def test_custom_headers_that_frame_route_or_repeat_are_refused(api, receiver, headers):
+    body = {"name": "Hook", "target": receiver.url + "/hook", "events": ["open"], "custom_headers": headers}
+    detail = error(api.post("/api/v1/webhooks", body, format="json"), 422)
+    assert detail["description"].startswith("custom_headers")
+    assert receiver.posts("/hook") == []
+
+
+def test_a_stored_row_cannot_smuggle_either(api, receiver):
+    """A row stored before the rule (or written around the API) still posts one framing."""
+    hook_id = _create(api, receiver, custom_headers={"X-Tenant": "t1"})
+    Webhook.objects.filter(pk=hook_id).update(
+        custom_headers={
+            "content-length": "0",
+            "Transfer-Encoding": "chunked",
+            "host": "internal.example",
+            "content-type": "x/y",
+            "X-Split": "a\r\nX-Injected: 1",
+            "x-tenant": "t1",
+            "X-TENANT": "t2",
+        }
+    )
+    validated = api.post(f"/api/v1/webhooks/{hook_id}/validate", {"message": {"msys": {}}}, format="json")
+    assert validated.status_code == 200
+    posted = receiver.posts("/hook")[-1]["headers"]
+    assert posted.get_all("Content-Length") == [str(len(b'{"msys": {}}'))]
+    assert posted.get_all("Transfer-Encoding") is None
+    assert posted.get_all("Host") == [receiver.url.removeprefix("http://")]
+    assert posted.get_all("Content-Type") == ["application/json"]
+    assert posted.get_all("X-Injected") is None and posted.get_all("X-Split") is None
+    assert len([value for name, value in posted.items() if name.lower() == "x-tenant"]) == 1
