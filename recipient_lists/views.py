@@ -48,6 +48,13 @@ def parse_recipients(body: dict, *, max_errors: int | None) -> tuple[list[dict],
     return normalize_recipients(raw, max_errors=max_errors)
 
 
+def require_one_valid(parsed: tuple[list[dict], list[dict], int] | None) -> None:
+    """400 / 5002 when recipients were sent and none is valid, saying why the first was not."""
+    if parsed is not None and not parsed[0] and parsed[1]:
+        first = parsed[1][0].get("description", "")
+        raise errors.NoValidRecipients(f"At least one valid recipient is required; {first}")
+
+
 def counted(data: dict[str, Any], rcpt_errors: list[dict], rejected: int, accepted: int):
     """Counts in the results; with rejections, ``rcpt_to_errors`` and a top-level 5000 error (200)."""
     data.update({"total_rejected_recipients": rejected, "total_accepted_recipients": accepted})
@@ -98,6 +105,7 @@ class RecipientListListView(ApiView):
         parsed = parse_recipients(body, max_errors=max_errors)
         if parsed is None:
             raise errors.RequiredFieldMissing("recipients is a required field")
+        require_one_valid(parsed)
         accepted, rcpt_errors, rejected = parsed
         recipient_list = recipient_list_create(
             list_id=list_id, name=name, description=description, attributes=attributes, recipients=accepted
@@ -141,6 +149,7 @@ class RecipientListDetailView(ApiView):
         description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES)
         attributes = parse_attributes(body)
         parsed = parse_recipients(body, max_errors=max_errors)
+        require_one_valid(parsed)
         recipient_list = recipient_list_update(
             list_id=list_id,
             name=name,

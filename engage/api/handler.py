@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -31,7 +32,9 @@ def as_engage_error(exc: Exception) -> errors.EngageError:
     if isinstance(exc, drf.ParseError):
         return errors.InvalidJson(str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
-        return errors.UnsupportedMediaType(f"Unsupported Content-Type {exc.detail}; send application/json")
+        media = re.search(r'"(.*)"', str(exc.detail))
+        given = f"'{media.group(1)}'" if media else "of this request"
+        return errors.UnsupportedMediaType(f"The Content-Type {given} is not supported; send application/json")
     if isinstance(exc, drf.MethodNotAllowed):
         return errors.MethodNotAllowed(str(exc.detail))
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):

@@ -103,7 +103,9 @@ def test_missing_recipients_is_422_1400(api):
 
 @pytest.mark.parametrize("recipients", [[], [{"address": "not-an-email"}, {"address": {"name": "x"}}]])
 def test_no_valid_recipient_is_400_5002(api, recipients):
-    assert_error(create(api, id="x", recipients=recipients), 400, "5002")
+    error = assert_error(create(api, id="x", recipients=recipients), 400, "5002")
+    if recipients:
+        assert "recipients[0]: address.email 'not-an-email' is not a valid email address" in error["description"]
     assert_error(api.get("/api/v1/recipient-lists/x"), 404, "1600")
 
 

@@ -28,7 +28,10 @@ def test_body_that_is_not_utf8_is_400_1305(api):
 
 def test_wrong_content_type_is_415_1700(api):
     response = api.generic("POST", "/api/v1/templates", b"name=x", content_type="application/x-www-form-urlencoded")
-    assert_error(response, 415, "1700")
+    error = assert_error(response, 415, "1700")
+    assert error["description"] == (
+        "The Content-Type 'application/x-www-form-urlencoded' is not supported; send application/json"
+    )
 
 
 def test_wrong_method_is_405_1102(api):
