@@ -7,6 +7,7 @@ value it cannot parse, so a typo in a deployment never silently falls back to a 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -15,6 +16,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+# The bounds of every integer setting, as ``engage/settings.py`` declares them when it reads
+# each one (``env_int``): {name: (minimum, maximum or None)}. The setting of the same name
+# is checked against them when a process starts (``engage/checks.py``, ``engage.E008``).
+INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {}
+# The level names ``ENGAGE_LOG_LEVEL`` may hold (upper case), as ``logging`` knows them.
+LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
 
 
 def load_dotenv(path: Path) -> None:
@@ -43,7 +51,13 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    """An integer; ``minimum`` and ``maximum`` (inclusive) are declared here, once, and
+    recorded in ``INTEGER_BOUNDS`` for the start-up check, which names the variable and its
+    range (a value out of range is not refused here, so the check can list every problem)."""
+    if not (minimum <= default and (maximum is None or default <= maximum)):
+        raise ValueError(f"{name}: the default {default} is outside its own bounds")
+    INTEGER_BOUNDS[name] = (minimum, maximum)
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -11,6 +11,7 @@ or missing, and then every process refuses to start (``engage/checks.py``).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -18,34 +19,142 @@ SECRET_KEY_FILE = "secret-key"
 TRACKING_KEYS_FILE = "tracking-keys"
 # Django's own deploy check asks for 50 characters; generated keys have 64.
 SECRET_KEY_MIN_LENGTH = 50
+# Tracking secrets: generated ones have 43 characters (256 bits); new keys need 32. A random
+# secret of 16-31 characters (the floor before issue 10) still signs and verifies, with a
+# start-up warning to rotate; below 16 nothing signs (``tracking.signing.tracking_keys``).
+TRACKING_SECRET_MIN_LENGTH = 32
+TRACKING_SECRET_FLOOR = 16
+# Fewer distinct characters than this is not a secret (Django's SECRET_KEY check uses 5 too).
+MIN_DISTINCT_CHARACTERS = 5
 
 MAKE_SECRET_KEY = "python manage.py generate_secret_key"
 MAKE_TRACKING_KEY = "python manage.py generate_tracking_key"
 
+# What people write where a secret should be: words of six letters or more anywhere, short
+# placeholder words only between separators, and template syntax (``<...>``, ``${NAME}``,
+# ``{{ x }}``). A random 43-character URL-safe key matches with a probability below 1e-6
+# (hex and URL-safe alphabets hold none of ``<>${}``); generated keys are drawn again if so.
+_PLACEHOLDER = re.compile(
+    r"change|example|secret|passw(?:or)?d|placeholder|replace|insecure|generate"
+    r"|(?:^|[\W_])(?:your|here|todo|fixme|dummy|sample|test|x{4,})(?:[\W_]|$)"
+    r"|^<.*>$|^\$\{|\$\{[A-Za-z_]\w*\}|\{\{.*\}\}",
+    re.IGNORECASE | re.DOTALL,
+)
+
+# "Engage's own files": what a clone, the image (Dockerfile: COPY . .) and the docs hold.
+# Read at check time, not from a committed list, so a literal added tomorrow is covered
+# without regenerating anything; it only runs when a process starts (about 10 ms for the
+# whole tree, tests/project/test_secrets.py keeps it under 200 ms). ``.env`` and ``var/``
+# hold the deployment's own keys and are never read.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SCANNED_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".ini", ".sh", ".html", ".json"}
+_SCANNED_NAMES = {".env.example", "Dockerfile", "run", "test"}  # scripts/run, scripts/test, .ci/run, bench/run
+_SKIPPED_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis",
+                 ".ruff_cache", ".mypy_cache", "artifacts"}  # fmt: skip
+
+
+def _random_until_strong(make) -> str:
+    while True:
+        value = make()
+        if _shape_problem(value) is None:
+            return value
+
 
 def new_secret_key() -> str:
     """A random ``SECRET_KEY``: 64 URL-safe characters (384 bits)."""
-    return secrets.token_urlsafe(48)
+    return _random_until_strong(lambda: secrets.token_urlsafe(48))
 
 
 def new_tracking_key(key_id: int = 1) -> str:
     """A random ``ENGAGE_TRACKING_KEYS`` entry ``"<key_id>:<secret>"``: 43 URL-safe
-    characters (256 bits), well over the 16 bytes ``tracking.tokens.TokenSigner`` needs."""
+    characters (256 bits), over the 32 ``tracking_secret_problem`` asks of new keys."""
     if not 0 <= key_id <= 255:
         raise ValueError("key id must be in 0-255")
-    return f"{key_id}:{secrets.token_urlsafe(32)}"
+    return f"{key_id}:{_random_until_strong(lambda: secrets.token_urlsafe(32))}"
+
+
+def project_file_containing(value: str, root: Path = PROJECT_ROOT) -> str | None:
+    """The path (relative to ``root``) of the first of Engage's own files whose text contains
+    ``value``, or None. Files: ``*.py``, ``*.md``, ``*.yml``/``*.yaml``, ``*.toml``, ``*.txt``
+    and the like, ``.env.example``, ``Dockerfile`` and the scripts, outside ``.git``, ``.venv``,
+    ``var`` and caches; a substring match, so a key in a literal, a comment, a doc or a
+    ``NAME=value`` line all count."""
+    if not value:
+        return None
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if name not in _SKIPPED_DIRS]
+        for name in files:
+            if os.path.splitext(name)[1] in _SCANNED_SUFFIXES or name in _SCANNED_NAMES:
+                path = os.path.join(directory, name)
+                try:
+                    with open(path, encoding="utf-8", errors="replace") as source:
+                        if value in source.read():
+                            return os.path.relpath(path, root)
+                except OSError:
+                    continue
+    return None
+
+
+def _too_repetitive(value: str) -> bool:
+    """Fewer than ``MIN_DISTINCT_CHARACTERS`` distinct characters, or one shorter string
+    repeated (``abcabcabc``, ``changeme-changeme-ch``): a random string of 16 characters or
+    more is either with a probability below 1e-9."""
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        return True
+    return any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1))
+
+
+def _shape_problem(value: str) -> str | None:
+    """What the value itself shows (no file read): a placeholder, or too repetitive."""
+    if _PLACEHOLDER.search(value):
+        return "is a placeholder"
+    if _too_repetitive(value):
+        return f"is too repetitive (fewer than {MIN_DISTINCT_CHARACTERS} distinct characters, or a string repeated)"
+    return None
+
+
+def secret_problem(value: str, *, min_length: int) -> str | None:
+    """The one rule every secret follows (the end of a sentence saying why ``value`` may not
+    be one, or None): not a placeholder (words such as ``change``, ``example``, ``secret``,
+    ``password``, ``xxxx``; ``<...>``, ``${...}``, ``{{...}}``), at least ``min_length``
+    characters, not too repetitive, and not a string found in Engage's own files (anyone
+    with the source could sign with it; ``project_file_containing``)."""
+    if _PLACEHOLDER.search(value):
+        return "is a placeholder"
+    if len(value) < min_length:
+        return f"is shorter than {min_length} characters"
+    problem = _shape_problem(value)
+    if problem is not None:
+        return problem
+    where = project_file_containing(value)
+    if where is not None:
+        return f"appears in Engage's own files ({where}): anyone with the source knows it"
+    return None
 
 
 def secret_key_problem(value: str) -> str | None:
-    """Why ``value`` cannot be the ``SECRET_KEY``, or None when it can: empty, shorter than
-    50 characters, with fewer than 5 distinct characters, or a placeholder."""
+    """Why ``value`` cannot be the ``SECRET_KEY``, or None when it can: empty, Django's
+    ``django-insecure-`` prefix, or failing ``secret_problem`` with 50 characters."""
     if not value:
         return "ENGAGE_SECRET_KEY is not set"
-    if value.startswith(("${", "<", "django-insecure-")) or "change" in value.lower():
+    if value.startswith("django-insecure-"):
         return "ENGAGE_SECRET_KEY is a placeholder"
-    if len(value) < SECRET_KEY_MIN_LENGTH or len(set(value)) < 5:
-        return f"ENGAGE_SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters or too repetitive"
-    return None
+    problem = secret_problem(value, min_length=SECRET_KEY_MIN_LENGTH)
+    return None if problem is None else f"ENGAGE_SECRET_KEY {problem}"
+
+
+def tracking_secret_problem(secret: str) -> str | None:
+    """Why ``secret`` (the part after ``kid:``) may not sign or verify tracked links, or None:
+    ``secret_problem`` with ``TRACKING_SECRET_FLOOR`` (16) characters. A secret of 16-31
+    characters that passes is accepted, and ``tracking_secret_is_short`` says so (a start-up
+    warning to rotate): keys deployed when 16 was the floor keep working if they are random,
+    while everything ``new_tracking_key`` makes has 43."""
+    return secret_problem(secret, min_length=TRACKING_SECRET_FLOOR)
+
+
+def tracking_secret_is_short(secret: str) -> bool:
+    """Shorter than the ``TRACKING_SECRET_MIN_LENGTH`` (32) characters new keys need."""
+    return len(secret) < TRACKING_SECRET_MIN_LENGTH
 
 
 def read_key_file(path: Path) -> str:

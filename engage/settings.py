@@ -13,11 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from engage.embedded import embedded_urls
-from engage.env import database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
+from engage.env import LOG_LEVELS, database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
 from engage.keys import SECRET_KEY_FILE, TRACKING_KEYS_FILE, read_key_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
+# Integer settings declare their range where they are read (env_int's minimum / maximum,
+# inclusive); engage/checks.py checks every one at start-up (engage.E008). Durations are
+# capped at ten years: past that, date arithmetic overflows instead of meaning anything.
+_TEN_YEARS = 10 * 365 * 86400
 
 DEBUG = env_bool("ENGAGE_DEBUG", False)
 # Relative paths are relative to the project root, whatever the working directory.
@@ -98,10 +102,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Request bodies: the API answers 413 past this many bytes (SparkPost documents 20 MB of
 # content plus recipients; 300 MB is SparkPost cloud's hard limit).
-ENGAGE_MAX_REQUEST_BYTES = env_int("ENGAGE_MAX_REQUEST_BYTES", 50 * 1024 * 1024)
+ENGAGE_MAX_REQUEST_BYTES = env_int("ENGAGE_MAX_REQUEST_BYTES", 50 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ENGAGE_MAX_REQUEST_BYTES
-ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES", 5 * 1024 * 1024)
+ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES", 5 * 1024 * 1024, minimum=1024)
 
+# Requests per API key, DRF's rate syntax (<n>/second|minute|hour|day); 429 past it.
+ENGAGE_API_RATE = env_str("ENGAGE_API_RATE", "100000/minute")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["engage.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["engage.api.auth.HasGrant"],
@@ -110,7 +116,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "engage.api.handler.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["engage.api.auth.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("ENGAGE_API_RATE", "100000/minute")},
+    "DEFAULT_THROTTLE_RATES": {"api_key": ENGAGE_API_RATE},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -146,29 +152,35 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Webhook POSTs wait on other people's servers (up to ENGAGE_WEBHOOK_TIMEOUT per attempt):
 # their own queue, served by their own worker, so a slow endpoint never holds up sending.
 CELERY_TASK_ROUTES = {"analytics.webhook_batch_deliver": {"queue": "webhooks"}}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300)}
+ENGAGE_TASK_VISIBILITY_TIMEOUT = env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300, minimum=1, maximum=_TEN_YEARS)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ENGAGE_TASK_VISIBILITY_TIMEOUT}
 
 # Tracking (SPEC A.2)
 ENGAGE_OPEN_TRACKING = env_bool("ENGAGE_OPEN_TRACKING", True)
 ENGAGE_CLICK_TRACKING = env_bool("ENGAGE_CLICK_TRACKING", True)
 ENGAGE_TRACKING_BASE_URL = env_str("ENGAGE_TRACKING_BASE_URL", "http://localhost:8000").rstrip("/")
-ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000)
+ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000, minimum=1, maximum=_TEN_YEARS)
 ENGAGE_CLICK_TRACKING_INCLUDE_METADATA = env_bool("ENGAGE_CLICK_TRACKING_INCLUDE_METADATA", True)
-ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000)
+ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000, minimum=0)
 
 # Sending (issue 4)
 ENGAGE_RELAY_URL = env_str("ENGAGE_RELAY_URL", "smtp://127.0.0.1:1025")
-ENGAGE_SCHEDULED_DELETE_WINDOW = env_int("ENGAGE_SCHEDULED_DELETE_WINDOW", 600)
+ENGAGE_SCHEDULED_DELETE_WINDOW = env_int("ENGAGE_SCHEDULED_DELETE_WINDOW", 600, minimum=0, maximum=_TEN_YEARS)
 
 # Development SMTP sink (scripts/run): where it stores what it receives.
 ENGAGE_SINK_DIR = env_path("ENGAGE_SINK_DIR", BASE_DIR / "var" / "sink", base=BASE_DIR)
 
+# A level name (DEBUG, INFO, WARNING, ERROR, CRITICAL; any case). An unknown one is
+# engage.E011 at start-up; it is not handed to logging, whose dictConfig would fail inside
+# django.setup() with a traceback before any check could name the variable.
+ENGAGE_LOG_LEVEL = env_str("ENGAGE_LOG_LEVEL", "INFO")
+_log_level = ENGAGE_LOG_LEVEL.strip().upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("ENGAGE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": _log_level if _log_level in LOG_LEVELS else "INFO"},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 
@@ -177,7 +189,7 @@ LOGGING = {
 ENGAGE_EVENT_STREAM = env_str("ENGAGE_EVENT_STREAM", "engage:events")
 ENGAGE_EVENT_GROUP = env_str("ENGAGE_EVENT_GROUP", "engage-landers")
 # Entries a lander read but did not acknowledge for this long are taken over by another.
-ENGAGE_EVENT_RECLAIM_MS = env_int("ENGAGE_EVENT_RECLAIM_MS", 30000)
+ENGAGE_EVENT_RECLAIM_MS = env_int("ENGAGE_EVENT_RECLAIM_MS", 30000, minimum=1000, maximum=_TEN_YEARS * 1000)
 # Take the client address of engagement events from the first X-Forwarded-For hop (only
 # behind a proxy that sets it); otherwise REMOTE_ADDR.
 ENGAGE_TRUST_X_FORWARDED_FOR = env_bool("ENGAGE_TRUST_X_FORWARDED_FOR", False)
@@ -195,25 +207,25 @@ CELERY_BEAT_SCHEDULE = {
 # Transmissions: accepting, generating and sending (transmissions/)
 # Request limits (SPEC B §1.1): 422 / 2002 past the substitution data limit, 422 / 1300
 # past the metadata limit (transmission metadata, and merged per recipient).
-ENGAGE_MAX_SUBSTITUTION_DATA_BYTES = env_int("ENGAGE_MAX_SUBSTITUTION_DATA_BYTES", 100 * 1024)
-ENGAGE_MAX_TRANSMISSION_METADATA_BYTES = env_int("ENGAGE_MAX_TRANSMISSION_METADATA_BYTES", 10 * 1024)
-ENGAGE_MAX_CONTENT_BYTES = env_int("ENGAGE_MAX_CONTENT_BYTES", 20 * 1024 * 1024)
-ENGAGE_START_TIME_MAX_SECONDS = env_int("ENGAGE_START_TIME_MAX_SECONDS", 31536000)
+ENGAGE_MAX_SUBSTITUTION_DATA_BYTES = env_int("ENGAGE_MAX_SUBSTITUTION_DATA_BYTES", 100 * 1024, minimum=2)
+ENGAGE_MAX_TRANSMISSION_METADATA_BYTES = env_int("ENGAGE_MAX_TRANSMISSION_METADATA_BYTES", 10 * 1024, minimum=2)
+ENGAGE_MAX_CONTENT_BYTES = env_int("ENGAGE_MAX_CONTENT_BYTES", 20 * 1024 * 1024, minimum=1024)
+ENGAGE_START_TIME_MAX_SECONDS = env_int("ENGAGE_START_TIME_MAX_SECONDS", 31536000, minimum=0, maximum=_TEN_YEARS)
 # Recipients per generation task, and per claim inside a task.
-ENGAGE_GENERATION_CHUNK_SIZE = env_int("ENGAGE_GENERATION_CHUNK_SIZE", 500)
-ENGAGE_SEND_BATCH_SIZE = env_int("ENGAGE_SEND_BATCH_SIZE", 50)
+ENGAGE_GENERATION_CHUNK_SIZE = env_int("ENGAGE_GENERATION_CHUNK_SIZE", 500, minimum=1, maximum=100_000)
+ENGAGE_SEND_BATCH_SIZE = env_int("ENGAGE_SEND_BATCH_SIZE", 50, minimum=1, maximum=10_000)
 # A message claimed ("sending") for longer than this by a worker that stopped heartbeating
 # is given back to the queue by the recovery task (its worker is presumed dead).
-ENGAGE_SEND_CLAIM_TIMEOUT = env_int("ENGAGE_SEND_CLAIM_TIMEOUT", 120)
+ENGAGE_SEND_CLAIM_TIMEOUT = env_int("ENGAGE_SEND_CLAIM_TIMEOUT", 120, minimum=1, maximum=_TEN_YEARS)
 # Relay: seconds per SMTP command; 4xx retries: first delay, doubling, and the attempt cap.
-ENGAGE_RELAY_TIMEOUT = env_int("ENGAGE_RELAY_TIMEOUT", 30)
-ENGAGE_RETRY_BASE_SECONDS = env_int("ENGAGE_RETRY_BASE_SECONDS", 60)
-ENGAGE_RETRY_MAX_SECONDS = env_int("ENGAGE_RETRY_MAX_SECONDS", 3600)
-ENGAGE_RETRY_MAX_ATTEMPTS = env_int("ENGAGE_RETRY_MAX_ATTEMPTS", 10)
+ENGAGE_RELAY_TIMEOUT = env_int("ENGAGE_RELAY_TIMEOUT", 30, minimum=1, maximum=3600)
+ENGAGE_RETRY_BASE_SECONDS = env_int("ENGAGE_RETRY_BASE_SECONDS", 60, minimum=1, maximum=_TEN_YEARS)
+ENGAGE_RETRY_MAX_SECONDS = env_int("ENGAGE_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=_TEN_YEARS)
+ENGAGE_RETRY_MAX_ATTEMPTS = env_int("ENGAGE_RETRY_MAX_ATTEMPTS", 10, minimum=1, maximum=100)
 # The mailto: half of List-Unsubscribe (the https: half is the tracked /u/ URL).
 ENGAGE_LIST_UNSUBSCRIBE_MAILTO = env_str("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "")
 # How often beat starts due scheduled transmissions and recovers stale claims (seconds).
-ENGAGE_SCHEDULER_INTERVAL = env_int("ENGAGE_SCHEDULER_INTERVAL", 5)
+ENGAGE_SCHEDULER_INTERVAL = env_int("ENGAGE_SCHEDULER_INTERVAL", 5, minimum=1, maximum=3600)
 
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
@@ -233,11 +245,11 @@ CELERY_BEAT_SCHEDULE = {
 # waiting, or its oldest waiting event is this old; targets get this long to answer;
 # failed batches are retried with exponential backoff (base, doubling, capped at an hour)
 # until this many hours after the batch was made, then expire.
-ENGAGE_WEBHOOK_BATCH_SIZE = env_int("ENGAGE_WEBHOOK_BATCH_SIZE", 1000)
-ENGAGE_WEBHOOK_BATCH_SECONDS = env_int("ENGAGE_WEBHOOK_BATCH_SECONDS", 30)
-ENGAGE_WEBHOOK_TIMEOUT = env_int("ENGAGE_WEBHOOK_TIMEOUT", 10)
-ENGAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("ENGAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
-ENGAGE_WEBHOOK_RETRY_HOURS = env_int("ENGAGE_WEBHOOK_RETRY_HOURS", 8)
+ENGAGE_WEBHOOK_BATCH_SIZE = env_int("ENGAGE_WEBHOOK_BATCH_SIZE", 1000, minimum=1, maximum=100_000)
+ENGAGE_WEBHOOK_BATCH_SECONDS = env_int("ENGAGE_WEBHOOK_BATCH_SECONDS", 30, minimum=1, maximum=86400)
+ENGAGE_WEBHOOK_TIMEOUT = env_int("ENGAGE_WEBHOOK_TIMEOUT", 10, minimum=1, maximum=300)
+ENGAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("ENGAGE_WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1, maximum=_TEN_YEARS)
+ENGAGE_WEBHOOK_RETRY_HOURS = env_int("ENGAGE_WEBHOOK_RETRY_HOURS", 8, minimum=1, maximum=24 * 365)
 # Webhook targets may not resolve to loopback, private, link-local, multicast or reserved
 # addresses, except these: a comma list of host:port or CIDR blocks (analytics/targets.py).
 ENGAGE_WEBHOOK_ALLOWED_TARGETS = env_list("ENGAGE_WEBHOOK_ALLOWED_TARGETS", [])
@@ -252,8 +264,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Retention (tracking/retention.py): raw events are dropped a day partition at a time after
 # this many days; rollups (what metrics and the report read) are kept this many days.
-ENGAGE_EVENT_RETENTION_DAYS = env_int("ENGAGE_EVENT_RETENTION_DAYS", 10)
-ENGAGE_ROLLUP_RETENTION_DAYS = env_int("ENGAGE_ROLLUP_RETENTION_DAYS", 183)
+ENGAGE_EVENT_RETENTION_DAYS = env_int("ENGAGE_EVENT_RETENTION_DAYS", 10, minimum=1, maximum=3650)
+ENGAGE_ROLLUP_RETENTION_DAYS = env_int("ENGAGE_ROLLUP_RETENTION_DAYS", 183, minimum=1, maximum=3650)
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "tracking-retention": {"task": "tracking.retention", "schedule": 3600.0, "options": {"expires": 600}},

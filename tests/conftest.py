@@ -2,9 +2,10 @@
 DATABASE_URL / REDIS_URL (scripts/test sets them, embedded or not).
 
 Keys: the test session uses the configured secret and tracking keys (the environment,
-``.env``, or the ones scripts/test keeps under ``var/``); when there are none (``pytest`` run
-directly on a fresh clone) it makes random ones for this session, never a constant, and puts
-them in the environment for the processes tests start (workers, gunicorn).
+``.env``, or the ones scripts/test keeps under ``var/``); when there are none, or the start-up
+checks would refuse them (``pytest`` run directly on a fresh clone), it makes random ones for
+this session, never a constant, and puts them in the environment for the processes tests
+start (workers, gunicorn).
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ import os
 import pytest
 from django.conf import settings as django_settings
 
-from engage.keys import new_secret_key, new_tracking_key, secret_key_problem
+from engage.keys import new_secret_key, new_tracking_key, secret_key_problem, tracking_secret_problem
+
+
+def _usable_tracking_keys(entries: list[str]) -> bool:
+    """Keys the start-up checks accept, so the processes tests start (workers, gunicorn) run."""
+    secrets_ = [str(entry).partition(":")[2] for entry in entries]
+    return bool(secrets_) and all(tracking_secret_problem(secret) is None for secret in secrets_)
 
 
 def _session_keys() -> None:
-    if not django_settings.ENGAGE_TRACKING_KEYS:  # (this first access loads the settings)
+    if not _usable_tracking_keys(django_settings.ENGAGE_TRACKING_KEYS):  # (this first access loads the settings)
         django_settings.ENGAGE_TRACKING_KEYS = [new_tracking_key()]
     if secret_key_problem(django_settings._wrapped.SECRET_KEY):  # the raw value: reading "" raises
         django_settings.SECRET_KEY = new_secret_key()

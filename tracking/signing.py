@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from engage.keys import TRACKING_SECRET_FLOOR
 from tracking.tokens import TokenSigner
 
 _signer_cache: tuple[tuple[str, ...], TokenSigner] | None = None
@@ -24,7 +25,10 @@ def tracking_keys() -> list[tuple[int, bytes]]:
     and all of them verify. ``TokenSigner`` wants the signing key first, so the order is
     reversed here. A malformed entry (no colon, a key id outside 0-255, a secret shorter
     than 16 bytes, a repeated key id) raises ``ImproperlyConfigured``: a typo must not
-    silently turn every tracked link into a 404.
+    silently turn every tracked link into a 404. That is the shape only: whether a secret is
+    strong (long enough, no placeholder, not in Engage's own files) is
+    ``engage.keys.tracking_secret_problem``, which the start-up check applies to every entry
+    (``engage/checks.py``, ``engage.E002``) before any process signs or verifies.
     """
     entries = list(settings.ENGAGE_TRACKING_KEYS)
     if not entries:
@@ -44,8 +48,8 @@ def tracking_keys() -> list[tuple[int, bytes]]:
         if kid in seen:
             raise ImproperlyConfigured(f"ENGAGE_TRACKING_KEYS: key id {kid} is configured twice")
         raw = secret.encode("utf-8")
-        if len(raw) < 16:
-            raise ImproperlyConfigured(f"ENGAGE_TRACKING_KEYS: key {kid} is shorter than 16 bytes")
+        if len(raw) < TRACKING_SECRET_FLOOR:
+            raise ImproperlyConfigured(f"ENGAGE_TRACKING_KEYS: key {kid} is shorter than {TRACKING_SECRET_FLOOR} bytes")
         seen.add(kid)
         keys.append((kid, raw))
     keys.reverse()
