@@ -47,7 +47,7 @@ _VALIDATOR_OPTIONS = {
     "check_deliverability": False,  # no DNS at the API: the relay finds out
     "allow_smtputf8": True,  # non-ASCII local parts go with SMTPUTF8 (transmissions.delivery)
     "allow_quoted_local": True,
-    "allow_domain_literal": True,
+    "allow_domain_literal": False,  # a@[10.0.0.5]: SparkPost refuses them, and they reach internal hosts
     "globally_deliverable": False,  # intranet host names without a dot
     "test_environment": True,  # .test (RFC 2606) domains
 }
@@ -70,7 +70,8 @@ def address_problem(email: str) -> str | None:
     The syntax of RFC 5321 §4.1.2 / RFC 5322 §3.4.1, with UTF-8 local parts (RFC 6531) and
     internationalized domains (IDNA 2008), checked by ``email-validator`` without DNS; at
     most 254 characters, 64 octets before the ``@``; special-use domains (``localhost``, ``.invalid``, ``.local``,
-    ``.onion``, ``.arpa``; RFC 6761) are refused, ``.test`` is allowed.
+    ``.onion``, ``.arpa``; RFC 6761) are refused, ``.test`` is allowed; so are domain literals
+    (``a@[10.0.0.5]``, ``b@[IPv6:::1]``), as SparkPost refuses them.
     """
     if not isinstance(email, str) or not email:
         return "it is empty"

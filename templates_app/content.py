@@ -5,10 +5,16 @@ Everything the caller needs is passed in (the size limit included); failures are
 unknown keys are ignored.
 
 Addresses: ``from``'s email, every address of ``reply_to`` and of an address header in
-``headers`` (``Cc``, ``Bcc``, ``Sender``...) must be email addresses
-(``recipient_lists.recipients.address_problem``), 422 / 1300 naming the field, unless the
-value uses the template language (``{{``): that is checked per message when it renders,
-and a message whose rendered address is not one fails alone (``generation_failure``).
+``headers`` (``Cc``, ``Sender``...) must be email addresses
+(``recipient_lists.recipients.address_problem``), 422 / 1300 naming the field. A value that
+uses the template language (``{{``) is parsed into its mailboxes before substitution
+(``transmissions.address_templates``): its literal addresses are checked here, a syntax
+error is 422 / 3000, and each substituted address is checked per message when it renders
+(a message whose rendered address is not exactly one fails alone, ``generation_failure``).
+
+``Bcc`` (and ``Resent-Bcc``) in ``headers`` is refused (422 / 3002): a Bcc header is seen by
+every recipient (RFC 5322 §3.6.3); a blind copy is a recipient whose ``header_to`` is the
+visible recipient's address (SparkPost's pattern, SPEC B §1.4).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from typing import Any
 from engage import errors
 from engage.api.fields import bool_options
 from recipient_lists.recipients import address_problem, split_address
-from transmissions.headers import ADDRESS_HEADERS, HeaderError, parse_addresses
+from templates_app.language.errors import TemplateSyntaxError
+from transmissions.address_templates import compile_addresses
+from transmissions.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError
 
 OPTION_KEYS = ("open_tracking", "click_tracking", "transactional")
 STRING_PARTS = ("subject", "html", "text", "amp_html", "reply_to")
@@ -38,17 +46,17 @@ def _check_email(email: str, field: str) -> None:
         raise errors.InvalidData(f"{field} '{email}' is not a valid email address: {problem}")
 
 
-def check_address_list(value: str, field: str) -> None:
-    """``value`` (``"Name <a@x.test>, b@y.test"``) must be a list of email addresses; raises
-    422 / 1300 naming ``field``. A value with ``{{`` is checked when it renders."""
-    if "{{" in value:
-        return
+def check_address_list(value: str, field: str, header: str) -> None:
+    """``value`` (``"Name <a@x.test>, {{name}} <{{email}}>"``), the template of the address
+    header ``header``, must be a list of mailboxes whose literal addresses are email
+    addresses: 422 / 1300 naming ``field``; 422 / 3000 when a part does not compile.
+    Substituted addresses are checked when they render."""
     try:
-        addresses = parse_addresses(value)
-    except HeaderError:
-        raise errors.InvalidData(f"{field} '{value}' is not a list of email addresses") from None
-    for _name, email in addresses:
-        _check_email(email.strip(), field)
+        compile_addresses(header, value)
+    except HeaderError as exc:
+        raise errors.InvalidData(f"{field} '{value}' is not a list of email addresses ({exc})") from None
+    except TemplateSyntaxError as exc:
+        raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
 
 
 def _given(mapping: dict) -> dict:
@@ -92,10 +100,16 @@ def _headers(value: Any) -> dict[str, str]:
             raise errors.InvalidHeader(f"'{name[:MAX_HEADER_NAME]}' is not a valid header name")
         if name.lower() in FORBIDDEN_HEADERS:
             raise errors.InvalidHeader(f"The {name} header cannot be set in content.headers")
+        if name.lower() in BLIND_HEADERS:
+            raise errors.InvalidHeader(
+                f"content.headers.{name}: Engage never sends a {name} header, every recipient would see it"
+                " (RFC 5322 §3.6.3). For a blind copy add a recipient whose address.header_to is the"
+                " visible recipient's address (SPEC B §1.4)"
+            )
         if "\r" in header_value or "\n" in header_value:
             raise errors.InvalidHeader(f"The value of header {name} must not contain line breaks")
         if name.lower() in ADDRESS_HEADERS and name.lower() not in IGNORED_HEADERS:
-            check_address_list(header_value, f"content.headers.{name}")
+            check_address_list(header_value, f"content.headers.{name}", name)
         headers[name] = header_value
     return headers
 
@@ -133,7 +147,7 @@ def normalize_content(raw: Any, *, max_bytes: int) -> dict[str, Any]:
                 raise errors.InvalidData(f"content.{key} must be a string")
             content[key] = given[key]
     if content.get("reply_to"):
-        check_address_list(content["reply_to"], "content.reply_to")
+        check_address_list(content["reply_to"], "content.reply_to", "Reply-To")
     if "subject" not in content:
         raise errors.RequiredFieldMissing("content.subject is a required field")
     if "html" not in content and "text" not in content:

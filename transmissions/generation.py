@@ -27,21 +27,31 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from engage import errors
+from recipient_lists.recipients import address_problem
 from templates_app.language import build_context, compile_content
 from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
 from tracking.links import pixel_html, scan_html, scan_text
 from tracking.signing import tracking_base_url, tracking_signer
 from tracking.tokens import MessageTokens
+from transmissions.address_templates import AddressTemplate, compile_addresses
 from transmissions.headers import HeaderError, envelope_address, header_block
 from transmissions.mime import build_message, from_parts, to_addresses
 from transmissions.models import Transmission
 from transmissions.options import EffectiveOptions, effective_options
-from transmissions.payload import content_to_compile
+from transmissions.payload import address_headers, content_to_compile
 from transmissions.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GenerationFailed", "MessageTracker", "Prepared", "Built", "message_generate", "prepared_for", "prepared_get"]
+__all__ = [
+    "GenerationFailed",
+    "MessageTracker",
+    "Prepared",
+    "Built",
+    "message_generate",
+    "prepared_for",
+    "prepared_get",
+]
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
@@ -102,6 +112,10 @@ class Prepared:
     rfc822: bool
     unsubscribe_mailto: str
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Reply-To and the address headers of ``content.headers``, parsed before substitution
+    #: (``transmissions.address_templates``), by the header name they are written under.
+    addresses: dict[str, AddressTemplate] = field(default_factory=dict)
+    from_templated: bool = False
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -125,7 +139,10 @@ def prepare(transmission: Transmission) -> Prepared:
     )
     rfc822 = "email_rfc822" in content
     substitute = transmission.options.get("perform_substitutions") is not False
+    addresses: dict[str, AddressTemplate] = {}
     try:
+        if not rfc822:
+            addresses = {name: compile_addresses(name, value) for name, value in address_headers(content, _OWN_HEADERS)}
         if rfc822:
             compiled: Any = compile_message(content["email_rfc822"], substitute=substitute)
         else:
@@ -138,6 +155,8 @@ def prepare(transmission: Transmission) -> Prepared:
         raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
     except Rfc822Error as exc:
         raise errors.InvalidData(f"content.email_rfc822 is not a MIME message: {exc}") from None
+    except HeaderError as exc:  # stored before the API checked it: the transmission fails whole
+        raise errors.InvalidData(str(exc)) from None
     base_url = tracking_base_url(transmission.tracking_domain or None)
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or f"unsubscribe@{urlsplit(base_url).hostname or 'localhost'}"
     return Prepared(
@@ -155,6 +174,8 @@ def prepare(transmission: Transmission) -> Prepared:
         content=content,
         rfc822=rfc822,
         unsubscribe_mailto=mailto,
+        addresses=addresses,
+        from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
     )
 
 
@@ -286,6 +307,10 @@ def message_generate(
     if html is not None and prepared.inline_css:
         html = _inline_css(html)
     try:
+        if prepared.from_templated and (problem := address_problem(from_email)) is not None:
+            raise HeaderError(
+                f"the From header: {from_email[:254]!r} is not an email address (exactly one is needed here): {problem}"
+            )
         sender = envelope_address(from_email)
         envelope_from = envelope_address(return_path) if return_path else sender
         envelope_to = envelope_address(email)
@@ -296,18 +321,24 @@ def message_generate(
         ("To", to_addresses(address)),
         ("Subject", subject),
     ]
-    if rendered.get("reply_to"):
-        headers.append(("Reply-To", rendered["reply_to"]))
+    try:
+        mailboxes = {name: template.render(context) for name, template in prepared.addresses.items()}
+    except TemplateRenderError as exc:
+        raise GenerationFailed(exc.description, part=exc.part) from None
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
+    if mailboxes.get("Reply-To"):
+        headers.append(("Reply-To", mailboxes["Reply-To"]))
     headers.append(("Date", formatdate(now, usegmt=True)))
     headers.append(("Message-ID", f"<{message_id}@{sender.rpartition('@')[2]}>"))
     custom = rendered.get("headers") or {}
     taken = set(_OWN_HEADERS)
     own_unsubscribe = not options.transactional and tokens is not None
-    for name, value in custom.items():
+    for name in prepared.content.get("headers") or ():
         lname = name.lower()
-        if lname not in taken:
+        if lname not in taken and (name in custom or name in mailboxes):
             taken.add(lname)  # the first of two names that differ only in case
-            headers.append((name, value))
+            headers.append((name, mailboxes[name] if name in mailboxes else custom[name]))
     if own_unsubscribe and "list-unsubscribe" not in taken:
         headers += [item for item in _list_unsubscribe(prepared, tokens) if item[0].lower() not in taken]
     try:

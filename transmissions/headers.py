@@ -24,8 +24,10 @@ value:
   space. An address header whose value holds no address is not written at all (a
   substituted ``Cc: {{cc}}`` that renders empty).
 
-Errors: :class:`HeaderError` for a field name that is not printable ASCII without ``:``, or
-an address header value that is not a list of addresses.
+Errors: :class:`HeaderError` for a field name that is not printable ASCII without ``:``, an
+address header value that is not a list of addresses (a domain literal such as
+``a@[10.0.0.5]`` is not one), or a ``Bcc`` / ``Resent-Bcc`` field (:data:`BLIND_HEADERS`):
+Engage never writes one.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import idna
 
 __all__ = [
     "ADDRESS_HEADERS",
+    "BLIND_HEADERS",
     "MAX_LINE",
     "MAX_NAME",
     "Address",
@@ -65,6 +68,10 @@ ADDRESS_HEADERS = frozenset({
     "resent-cc", "resent-bcc", "disposition-notification-to",
 })  # fmt: skip
 
+#: Never written: a Bcc header is shown to every recipient (RFC 5322 §3.6.3); a blind copy is
+#: a recipient with ``header_to`` (SPEC B §1.4).
+BLIND_HEADERS = frozenset({"bcc", "resent-bcc"})
+
 #: ``(display name, addr-spec)``; the display name may be "".
 Address = tuple[str, str]
 
@@ -83,14 +90,14 @@ _WHITESPACE = re.compile(r"\s+")
 _ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
 _ATOMS = re.compile(rf"[{_ATEXT}]+(?: [{_ATEXT}]+)*")
 # What a header may show of an addr-spec: a dot-atom (UTF-8 allowed, RFC 6532 §3.2) or a
-# quoted string local part; a host name or a domain literal. The API checked it fully
+# quoted string local part; a host name (a domain literal is refused, as at the API). The API checked it fully
 # (email-validator); this keeps a rendered ``from`` or a substituted ``Cc`` honest.
 _LOCAL = re.compile(
     rf"[\u0080-\U0010ffff{_ATEXT}]+(?:\.[\u0080-\U0010ffff{_ATEXT}]+)*"
     r'|"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*"'
 )
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
-_ASCII_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?|\[[!-Z^-~]+\]")
+_ASCII_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")  # no domain literal ([10.0.0.5]): never sent to
 _PLAIN_ADDRESS = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _names: dict[str, str] = {}  # field name → lower case, for names already checked
@@ -287,6 +294,8 @@ def header_line(name: str, value: str | Sequence[Address]) -> bytes:
     """
     lname = _field_name(name)
     if lname in ADDRESS_HEADERS:
+        if lname in BLIND_HEADERS:
+            raise HeaderError(f"Engage never writes a {name} header: every recipient would see it (RFC 5322 §3.6.3)")
         if value.__class__ is list and len(value) == 1:
             display, address = value[0]
             if (not display or (_ATOMS.fullmatch(display) and "=?" not in display)) and _PLAIN_ADDRESS.fullmatch(

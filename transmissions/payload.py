@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +24,7 @@ from engage.api.fields import bool_options
 from recipient_lists.recipients import address_problem
 from templates_app.content import normalize_content
 from templates_app.language import TemplateSyntaxError
+from transmissions.headers import ADDRESS_HEADERS
 from transmissions.rfc822 import Rfc822Error, compile_message
 
 #: Options that are accepted and stored; sandbox and skip_suppression change nothing in Engage.
@@ -39,6 +42,10 @@ MAX_CAMPAIGN_ID_BYTES = 64
 MAX_DESCRIPTION_BYTES = 1024
 MAX_TEMPLATE_ID_BYTES = 64
 MAX_ATTACHMENT_NAME_BYTES = 255
+#: An attachment's or inline image's ``type``: ``type/subtype`` as RFC 6838 §4.2 restricted
+#: names (RFC 2045 §5.1 tokens), no parameters: Engage writes the Content-Type from it.
+MEDIA_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+_MEDIA_TYPE = re.compile(MEDIA_TYPE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +77,28 @@ class TransmissionInput:
 BODIES = ("text", "html", "amp_html")  # what ``perform_substitutions: false`` sends as written
 
 
+def address_headers(content: dict[str, Any], skip: Collection[str] = ()) -> list[tuple[str, str]]:
+    """``(header name, template)`` of the address headers of inline ``content``: ``reply_to``
+    as ``Reply-To``, then those of ``content.headers`` (``transmissions.headers.ADDRESS_HEADERS``)
+    whose lower-case name is not in ``skip``. These are compiled per mailbox
+    (``transmissions.address_templates``), never as one text."""
+    found = [("Reply-To", content["reply_to"])] if content.get("reply_to") else []
+    for name, value in (content.get("headers") or {}).items():
+        if name.lower() in ADDRESS_HEADERS and name.lower() not in skip and isinstance(value, str):
+            found.append((name, value))
+    return found
+
+
 def content_to_compile(content: dict[str, Any], *, substitute: bool) -> dict[str, Any]:
-    """The part of inline ``content`` that goes through the template language: all of it,
-    or without the bodies under ``perform_substitutions: false`` (headers still are)."""
-    return content if substitute else {key: value for key, value in content.items() if key not in BODIES}
+    """The part of inline ``content`` that goes through the template language as text: all
+    of it but ``reply_to`` and the address headers (see :func:`address_headers`), and
+    without the bodies under ``perform_substitutions: false`` (headers still are)."""
+    drop = BODIES if not substitute else ()
+    result = {key: value for key, value in content.items() if key not in drop and key != "reply_to"}
+    headers = content.get("headers")
+    if headers:
+        result["headers"] = {name: value for name, value in headers.items() if name.lower() not in ADDRESS_HEADERS}
+    return result
 
 
 def _nbytes(value: str) -> int:
@@ -148,6 +173,11 @@ def _files(raw: Any, key: str) -> list[dict[str, str]]:
         for part in ("type", "name", "data"):
             if not isinstance(item.get(part), str) or not item[part]:
                 raise errors.RequiredFieldMissing(f"content.{key}[{index}].{part} is required and must be a string")
+        if not _MEDIA_TYPE.match(item["type"]):
+            raise errors.InvalidData(
+                f"content.{key}[{index}].type '{item['type'][:255]}' is not a media type: type/subtype, no parameters"
+                " (RFC 6838 §4.2)"
+            )
         if _nbytes(item["name"]) > MAX_ATTACHMENT_NAME_BYTES:
             raise errors.InvalidData(f"content.{key}[{index}].name must be at most 255 bytes")
         if key == "inline_images" and item["name"] in names:

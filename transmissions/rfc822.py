@@ -51,7 +51,8 @@ from typing import Any
 
 from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
 from tracking.links import Scan, scan_html, scan_text, unescape_attribute
-from transmissions.headers import decode_words, header_line
+from transmissions.address_templates import AddressTemplate, compile_addresses
+from transmissions.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
 
 __all__ = [
     "MAX_DEPTH",
@@ -81,6 +82,7 @@ NEW_CHARSET = 1  # the charset is now utf-8
 NEW_CTE = 2  # the transfer encoding is now quoted-printable
 NEW_BASE64 = 4  # the transfer encoding is now base64
 _STATES = range(8)
+_ENCODABLE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
 _BODY_KINDS = {"text/plain": "text", "text/html": "html", "text/x-amp-html": "amp_html"}
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
@@ -314,7 +316,7 @@ def encode_body(
         return encodebytes(payload).rstrip(b"\n") + suffix, state
     if cte == "quoted-printable":
         body = b2a_qp(payload)
-    elif cte != "binary" and ((cte != "8bit" and not payload.isascii()) or _long_line(payload)):
+    elif (cte not in ("8bit", "binary") and not payload.isascii()) or _long_line(payload):
         body = b2a_qp(payload)
         state |= NEW_CTE
     else:
@@ -378,7 +380,7 @@ class LiteralPart:
 
 
 class _BodySlot:
-    __slots__ = ("part", "raw", "decoded", "codec", "cte", "suffix", "boundaries")
+    __slots__ = ("part", "raw", "decoded", "codec", "cte", "suffix", "boundaries", "keep")
 
     def __init__(self, part: Any, raw: bytes, decoded: str, codec: str, entity: Entity) -> None:
         self.part = part
@@ -388,10 +390,11 @@ class _BodySlot:
         self.cte = entity.cte
         self.suffix = raw[len(raw.rstrip(b"\n")) :]
         self.boundaries = entity.boundaries
+        self.keep = not _long_line(raw)  # a line over 998 octets is never sent as it came
 
     def render(self, data: dict, tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
         text = self.part.render(data, tracker, limits=limits)
-        if text == self.decoded:
+        if text == self.decoded and self.keep:
             return self.raw, 0
         return encode_body(text, codec=self.codec, cte=self.cte, suffix=self.suffix, boundaries=self.boundaries)
 
@@ -463,6 +466,21 @@ class _HeaderSlot:
         return encode_header(self.name, text), text
 
 
+class _AddressSlot:
+    """A substituted address field: parsed into mailboxes before substitution
+    (``transmissions.address_templates``), written from the rendered pairs."""
+
+    __slots__ = ("name", "template")
+
+    def __init__(self, name: str, template: AddressTemplate) -> None:
+        self.name = name
+        self.template = template
+
+    def render(self, data: dict, limits: Limits) -> tuple[bytes, str]:
+        mailboxes, text = self.template.text(data, limits=limits)
+        return header_line(self.name, mailboxes), text
+
+
 # --- the compiled message ------------------------------------------------------------------------
 
 
@@ -487,7 +505,7 @@ class CompiledMessage:
         self,
         *,
         segments: tuple,
-        headers: list[_HeaderSlot],
+        headers: list[_HeaderSlot | _AddressSlot],
         bodies: list[_BodySlot],
         subject: str | int,
         from_header: str | int,
@@ -530,6 +548,63 @@ class CompiledMessage:
         return RenderedMessage(b"".join(out), subject, from_header)
 
 
+def _leaves(root: Entity) -> list[Entity]:
+    stack, leaves = [root], []
+    while stack:
+        entity = stack.pop()
+        if entity.children:
+            stack.extend(entity.children)
+        else:
+            leaves.append(entity)
+    return leaves
+
+
+def _encoded_again(data: bytes, entity: Entity) -> list[tuple[int, int, int, Any]]:
+    """Edits that send a leaf whose body has a line over 998 octets (RFC 5322 §2.1.1) with
+    the same content: quoted-printable for 7bit/8bit/binary (``Content-Transfer-Encoding``
+    rewritten or added), re-wrapped base64 or quoted-printable otherwise. A ``message/*``
+    part cannot be (RFC 2046 §5.2.1): :class:`Rfc822Error`."""
+    raw = data[entity.body_start : entity.end]
+    suffix = raw[len(raw.rstrip(b"\n")) :]
+    line = data.count(b"\n", 0, entity.body_start) + 1
+    if entity.content_type.startswith("message/") or entity.cte not in _ENCODABLE:
+        raise Rfc822Error(
+            f"a {entity.content_type} part from line {line} has a line longer than {MAX_LINE_BYTES} octets"
+        )
+    try:
+        if entity.cte == "base64":
+            body = encodebytes(a2b_base64(raw)).rstrip(b"\n") + suffix
+        elif entity.cte == "quoted-printable":
+            body = b2a_qp(a2b_qp(raw))
+        else:
+            body = b2a_qp(raw)
+    except (BinasciiError, ValueError):
+        raise Rfc822Error(f"the {entity.cte} body of the part from line {line} cannot be decoded") from None
+    edits: list[tuple[int, int, int, Any]] = [(entity.body_start, 10, entity.end, (0, body))]
+    if entity.cte not in ("base64", "quoted-printable"):
+        qp = b"Content-Transfer-Encoding: quoted-printable\n"
+        cte = entity.header("content-transfer-encoding")
+        edits.append(
+            (entity.head_end, 6, entity.head_end, (0, qp)) if cte is None else (cte.start, 2, cte.end, (0, qp))
+        )
+    return edits
+
+
+def _fitting(data: bytes, start: int, end: int) -> bytes:
+    """``data[start:end]``, which goes out as it came: :class:`Rfc822Error` naming the line
+    when one is longer than 998 octets (a part header, a multipart's preamble...)."""
+    chunk = data[start:end]
+    if _long_line(chunk):
+        offset = 0
+        for piece in chunk.split(b"\n"):
+            if len(piece) > MAX_LINE_BYTES:
+                break
+            offset += len(piece) + 1
+        line = data.count(b"\n", 0, start + offset) + 1
+        raise Rfc822Error(f"line {line} is longer than {MAX_LINE_BYTES} octets (RFC 5322 §2.1.1)")
+    return chunk
+
+
 def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
     """Split and compile an ``email_rfc822`` source (see the module docstring).
 
@@ -544,19 +619,35 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
         data += b"\n"  # so that every header field ends with a line end
     root = split_message(data)
     edits: list[tuple[int, int, int, Any]] = []
-    headers: list[_HeaderSlot] = []
+    headers: list[_HeaderSlot | _AddressSlot] = []
     subject: str | int | None = None
     from_header: str | int | None = None
     for item in root.fields:
         lname = item.name.lower()
+        if lname in BLIND_HEADERS:
+            raise Rfc822Error(
+                f"it has a {item.name} header, which every recipient would see (RFC 5322 §3.6.3); for a blind"
+                " copy add a recipient whose address.header_to is the visible recipient's address"
+            )
         if not lname or lname in _STRUCTURAL:
             continue
         text = decode_words(item.value)
         value: str | int = text
         if "{{" in text:
             value = len(headers)
-            headers.append(_HeaderSlot(item.name, compile_part(text, part=f"Header:{item.name}", mode="header")))
+            if lname in ADDRESS_HEADERS:
+                try:
+                    headers.append(_AddressSlot(item.name, compile_addresses(item.name, text)))
+                except HeaderError as exc:
+                    raise Rfc822Error(str(exc)) from None
+            else:
+                headers.append(_HeaderSlot(item.name, compile_part(text, part=f"Header:{item.name}", mode="header")))
             edits.append((item.start, 2, item.end, (1, value)))
+        elif _long_line(data[item.start : item.end]):
+            try:  # folded again (RFC 5322 §2.1.1): the relay refuses a line over 998 octets
+                edits.append((item.start, 2, item.end, (0, header_line(item.name, text))))
+            except HeaderError as exc:
+                raise Rfc822Error(str(exc)) from None
         if lname == "subject" and subject is None:
             subject = value
         elif lname == "from" and from_header is None:
@@ -564,6 +655,7 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
     bodies: list[_BodySlot] = []
     kinds: list[str] = []
     found = text_parts(root)
+    rendered: set[int] = set()
     for kind in ("text", "html", "amp_html"):
         entity = found.get(kind)
         slot = None if entity is None else _body_slot(data, entity, kind, substitute=substitute)
@@ -574,17 +666,21 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
         edits.append((entity.body_start, 10, entity.end, (2, index)))
         edits += _structural_edits(data, entity, index, root=entity is root)
         kinds.append(kind)
+        rendered.add(entity.start)
+    for entity in _leaves(root):
+        if entity.start not in rendered and _long_line(data[entity.body_start : entity.end]):
+            edits += _encoded_again(data, entity)
     edits.append((root.head_end, 9, root.head_end, (4, None)))
     edits.sort(key=lambda edit: (edit[0], edit[1]))
     segments: list[tuple[int, Any]] = []
     pos = 0
     for start, _order, end, segment in edits:
         if start > pos:
-            segments.append((0, data[pos:start]))
+            segments.append((0, _fitting(data, pos, start)))
         segments.append(segment)
         pos = max(pos, end)
     if pos < len(data):
-        segments.append((0, data[pos:]))
+        segments.append((0, _fitting(data, pos, len(data))))
     return CompiledMessage(
         segments=tuple(segments),
         headers=headers,

@@ -25,6 +25,7 @@ from transmissions.payload import (
     MAX_CAMPAIGN_ID_BYTES,
     MAX_DESCRIPTION_BYTES,
     MAX_TEMPLATE_ID_BYTES,
+    MEDIA_TYPE_PATTERN,
 )
 
 #: ``type/subtype`` names are at most 127 characters each (RFC 6838 §4.2).
@@ -39,7 +40,12 @@ class TransmissionFile(Body):
     """An attachment or inline image (SPEC B §1.3): ``data`` is base64 without line breaks;
     an inline image's ``name`` is its Content-ID and unique in its array."""
 
-    type: Text(MAX_MEDIA_TYPE_CHARS, min_length=1, description="the Content-Type, as given")
+    type: Text(
+        MAX_MEDIA_TYPE_CHARS,
+        min_length=1,
+        pattern=MEDIA_TYPE_PATTERN,
+        description="the media type, type/subtype without parameters (RFC 6838 §4.2), e.g. application/pdf",
+    )
     name: Text(MAX_ATTACHMENT_NAME_BYTES, min_length=1, description="at most 255 bytes")
     data: Text(MAX_FILE_DATA_CHARS, min_length=1, description="base64")
 

@@ -22,7 +22,6 @@ from templates_app.ids import first_free_id, slug_from_name
         "a@example.com",
         "first.last+tag@sub.example.co.uk",
         '"odd name"@example.com',
-        "u@[192.0.2.1]",
         "ü@bücher.de",
         "zoë-x@example.com",
         "a@xn--bcher-kva.de",
@@ -54,6 +53,12 @@ def test_valid_emails(email):
         "a\n@example.com",
         "a@example.com\nBcc: b@example.com",
         "a@" + "x" * 250 + ".com",
+        # Domain literals: SparkPost refuses them, and they name internal hosts.
+        "u@[192.0.2.1]",
+        "a@[10.0.0.5]",
+        "b@[IPv6:::1]",
+        "c@[169.254.169.254]",
+        "bounce@[127.0.0.1]",
     ],
 )
 def test_invalid_emails(email):
