@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 SECRET_KEY_FILE = "secret-key"
@@ -41,14 +42,18 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_LITERAL_JOIN = re.compile(r"[\"']\s*\n\s*[rRbBuUfF]{0,2}[\"']")
+
 # "Engage's own files": what a clone, the image (Dockerfile: COPY . .) and the docs hold.
 # Read at check time, not from a committed list, so a literal added tomorrow is covered
-# without regenerating anything; it only runs when a process starts (about 10 ms for the
+# without regenerating anything; it only runs when a process starts (about 20 ms for the
 # whole tree, tests/project/test_secrets.py keeps it under 200 ms). ``.env`` and ``var/``
 # hold the deployment's own keys and are never read.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SCANNED_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".ini", ".sh", ".html", ".json"}
-_SCANNED_NAMES = {".env.example", "Dockerfile", "run", "test"}  # scripts/run, scripts/test, .ci/run, bench/run
+# and by name: scripts/run, scripts/test, .ci/run, bench/run
+_SCANNED_NAMES = {".env.example", "Dockerfile", ".gitignore", ".dockerignore", "run", "test"}
 _SKIPPED_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis",
                  ".ruff_cache", ".mypy_cache", "artifacts"}  # fmt: skip
 
@@ -73,26 +78,48 @@ def new_tracking_key(key_id: int = 1) -> str:
     return f"{key_id}:{_random_until_strong(lambda: secrets.token_urlsafe(32))}"
 
 
-def project_file_containing(value: str, root: Path = PROJECT_ROOT) -> str | None:
-    """The path (relative to ``root``) of the first of Engage's own files whose text contains
-    ``value``, or None. Files: ``*.py``, ``*.md``, ``*.yml``/``*.yaml``, ``*.toml``, ``*.txt``
-    and the like, ``.env.example``, ``Dockerfile`` and the scripts, outside ``.git``, ``.venv``,
-    ``var`` and caches; a substring match, so a key in a literal, a comment, a doc or a
-    ``NAME=value`` line all count."""
-    if not value:
-        return None
+def project_files_containing(values: Iterable[str], root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """``{value: path}`` for each of ``values`` found in Engage's own files (the path of the
+    first file holding it, relative to ``root``), in one pass over them. Files: ``*.py``,
+    ``*.md``, ``*.yml``/``*.yaml``, ``*.toml``, ``*.txt`` and the like, ``.env.example``,
+    ``Dockerfile`` and the scripts, outside ``.git``, ``.venv``, ``var`` and caches. A value
+    counts when its text, or its backslash-escaped form (as a literal holding a newline is
+    written), is a substring of a file, or of a Python file with its implicitly concatenated
+    literals joined: a key in a literal, a comment, a doc or a ``NAME=value`` line."""
+    forms = {value: {value, value.encode("unicode_escape").decode("ascii")} for value in values if value}
+    found: dict[str, str] = {}
     for directory, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if name not in _SKIPPED_DIRS]
-        for name in files:
-            if os.path.splitext(name)[1] in _SCANNED_SUFFIXES or name in _SCANNED_NAMES:
-                path = os.path.join(directory, name)
-                try:
-                    with open(path, encoding="utf-8", errors="replace") as source:
-                        if value in source.read():
-                            return os.path.relpath(path, root)
-                except OSError:
-                    continue
-    return None
+        dirs[:] = sorted(name for name in dirs if name not in _SKIPPED_DIRS)
+        for name in sorted(files):
+            if not (os.path.splitext(name)[1] in _SCANNED_SUFFIXES or name in _SCANNED_NAMES):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as source:
+                    text = source.read()
+            except OSError:
+                continue
+            if name.endswith(".py"):
+                text += "\0" + _joined_literals(text)
+            for value in [value for value in forms if value not in found]:
+                if any(form in text for form in forms[value]):
+                    found[value] = os.path.relpath(path, root)
+            if len(found) == len(forms):
+                return found
+    return found
+
+
+def _joined_literals(source: str) -> str:
+    """Python source with adjacent string literals on consecutive lines joined and ``{{`` /
+    ``}}`` undone, as the interpreter makes ``r"ab"\\n    rf"c{{1}}"`` into ``abc{1}``
+    (reading every literal with ``ast`` instead would take ~0.5 s)."""
+    return _LITERAL_JOIN.sub("", source).replace("{{", "{").replace("}}", "}")
+
+
+def project_file_containing(value: str, root: Path = PROJECT_ROOT) -> str | None:
+    """The path of the first of Engage's own files that holds ``value``, or None
+    (``project_files_containing``)."""
+    return project_files_containing([value], root).get(value)
 
 
 def _too_repetitive(value: str) -> bool:
@@ -105,9 +132,13 @@ def _too_repetitive(value: str) -> bool:
 
 
 def _shape_problem(value: str) -> str | None:
-    """What the value itself shows (no file read): a placeholder, or too repetitive."""
+    """What the value itself shows (no file read): a placeholder, words (a space or a control
+    character: no key generator makes them, sentences and messages have them), or too
+    repetitive."""
     if _PLACEHOLDER.search(value):
         return "is a placeholder"
+    if _SPACE_OR_CONTROL.search(value):
+        return "contains a space or a control character: it is text, not a generated key"
     if _too_repetitive(value):
         return f"is too repetitive (fewer than {MIN_DISTINCT_CHARACTERS} distinct characters, or a string repeated)"
     return None
@@ -117,8 +148,10 @@ def secret_problem(value: str, *, min_length: int) -> str | None:
     """The one rule every secret follows (the end of a sentence saying why ``value`` may not
     be one, or None): not a placeholder (words such as ``change``, ``example``, ``secret``,
     ``password``, ``xxxx``; ``<...>``, ``${...}``, ``{{...}}``), at least ``min_length``
-    characters, not too repetitive, and not a string found in Engage's own files (anyone
-    with the source could sign with it; ``project_file_containing``)."""
+    characters, no space or control character, not too repetitive, and not a string found
+    in Engage's own files (anyone with the source could sign with it;
+    ``project_files_containing``). What base64, hex and URL-safe generators make passes,
+    but for a chance below 1e-6 (``_PLACEHOLDER``)."""
     if _PLACEHOLDER.search(value):
         return "is a placeholder"
     if len(value) < min_length:

@@ -9,18 +9,30 @@ import base64
 import hashlib
 import hmac
 import os
+import random
 import re
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from engage.keys import ensure_key_files, new_secret_key, new_tracking_key
+from engage.keys import (
+    TRACKING_SECRET_FLOOR,
+    ensure_key_files,
+    new_secret_key,
+    new_tracking_key,
+    project_file_containing,
+    project_files_containing,
+    secret_key_problem,
+    tracking_secret_problem,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
@@ -152,6 +164,11 @@ def test_every_process_refuses_to_start_without_keys_and_says_how_to_make_them(p
         ("ENGAGE_TRACKING_BASE_URL", "https://track.example.com/engage", "engage.E003"),
         ("ENGAGE_TRACKING_BASE_URL", "ftp://track.example.com", "engage.E003"),
         ("ENGAGE_TRACKING_BASE_URL", "https://track.example.com:99999", "engage.E003"),
+        ("ENGAGE_TRACKING_BASE_URL", "http://a b", "engage.E003"),
+        ("ENGAGE_TRACKING_BASE_URL", "https://-track.example.com", "engage.E003"),
+        ("ENGAGE_TRACKING_BASE_URL", "https://track_1.example.com", "engage.E003"),
+        ("ENGAGE_TRACKING_BASE_URL", "http://127.0.0.1:8000", None),
+        ("ENGAGE_TRACKING_BASE_URL", "http://[::1]:8000", None),
         ("ENGAGE_RELAY_URL", "http://relay.example.com", "engage.E004"),
         ("ENGAGE_RELAY_URL", "smtp://", "engage.E004"),
         ("ENGAGE_RELAY_URL", "smtp://relay.example.com:notaport", "engage.E004"),
@@ -159,24 +176,99 @@ def test_every_process_refuses_to_start_without_keys_and_says_how_to_make_them(p
         ("ENGAGE_WEBHOOK_ALLOWED_TARGETS", "127.0.0.1", None),  # a bare address is a /32: fine
         ("ENGAGE_WEBHOOK_ALLOWED_TARGETS", "hooks.lan", "engage.E006"),
         ("ENGAGE_WEBHOOK_ALLOWED_TARGETS", "10.0.0.0/8,127.0.0.1:99999", "engage.E006"),
+        ("ENGAGE_API_RATE", "lots", "engage.E007"),  # was a 500 on every API request
+        ("ENGAGE_API_RATE", "100/fortnight", "engage.E007"),
+        ("ENGAGE_API_RATE", "0/minute", "engage.E007"),  # would be a 429 on every request
+        ("ENGAGE_API_RATE", "", "engage.E007"),
+        ("ENGAGE_API_RATE", "20/second", None),
+        ("ENGAGE_MAX_REQUEST_BYTES", "-1", "engage.E008"),  # was a 413 "larger than -1 bytes" on every request
+        ("ENGAGE_TRACKING_LINK_EXPIRY", "-5", "engage.E008"),
+        ("ENGAGE_RETRY_MAX_ATTEMPTS", "-1", "engage.E008"),
+        ("ENGAGE_SEND_BATCH_SIZE", "0", "engage.E008"),
+        ("ENGAGE_SCHEDULER_INTERVAL", "86400", "engage.E008"),  # a maximum
+        ("ENGAGE_START_TIME_MAX_SECONDS", str(10**12), "engage.E008"),  # past datetime's range
+        ("ENGAGE_TASK_VISIBILITY_TIMEOUT", "0", "engage.E008"),
+        ("ENGAGE_SEND_BATCH_SIZE", "1", None),
+        ("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "a@b>, <https://evil", "engage.E009"),  # went into List-Unsubscribe
+        ("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "mailto:unsubscribe@example.com", "engage.E009"),
+        ("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "Unsub <unsubscribe@example.com>", "engage.E009"),
+        ("ENGAGE_LIST_UNSUBSCRIBE_MAILTO", "unsubscribe@example.com", None),
+        ("ENGAGE_ALLOWED_HOSTS", "https://api.example.com", "engage.E010"),
+        ("ENGAGE_ALLOWED_HOSTS", "api.example.com:8000", "engage.E010"),
+        ("ENGAGE_ALLOWED_HOSTS", "api.example.com,.example.com,127.0.0.1,[::1],localhost", None),
+        ("ENGAGE_LOG_LEVEL", "verbose", "engage.E011"),
+        ("ENGAGE_LOG_LEVEL", "warning", None),
+        ("ENGAGE_EVENT_STREAM", "", "engage.E012"),
+        ("ENGAGE_EVENT_STREAM", "engage events", "engage.E012"),
+        ("ENGAGE_EVENT_GROUP", "landers\n", "engage.E012"),
+        ("ENGAGE_EVENT_STREAM", "engage:e2e:events:0a1b", None),
+        ("REDIS_URL", "http://127.0.0.1:6379/0", "engage.E013"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/db", "engage.E013"),
+        ("REDIS_URL", "redis://a b:6379/0", "engage.E013"),
+        ("REDIS_URL", "rediss://:pw@redis.example.com:6380/3", None),
     ],
 )
 def test_a_malformed_setting_is_a_start_up_error_naming_it(settings, monkeypatch, name, value, error):
     from django.core.checks import run_checks
 
-    from engage.env import database_from_url
+    apply_setting(settings, monkeypatch, name, value)
+    found = [message for message in run_checks(tags=["engage"]) if message.is_serious()]
+    assert [message.id for message in found] == ([error] if error else [])
+    if error:
+        assert name in found[0].msg and found[0].hint
+
+
+def apply_setting(settings, monkeypatch, name: str, value: str) -> None:
+    """Set what ``engage/settings.py`` would make of ``name=value`` in the environment."""
+    from engage.env import INTEGER_BOUNDS, database_from_url
 
     if name == "DATABASE_URL":
         monkeypatch.setitem(settings.DATABASES["default"], "OPTIONS", database_from_url(value)["OPTIONS"])
     elif name == "ENGAGE_SECRET_KEY":
         settings.SECRET_KEY = value
+    elif name == "ENGAGE_API_RATE":
+        rest = settings.REST_FRAMEWORK
+        settings.REST_FRAMEWORK = {
+            **rest,
+            "DEFAULT_THROTTLE_RATES": {**rest["DEFAULT_THROTTLE_RATES"], "api_key": value},
+        }
+    elif name == "ENGAGE_ALLOWED_HOSTS":
+        settings.ALLOWED_HOSTS = value.split(",")
+    elif name in INTEGER_BOUNDS:
+        setattr(settings, name, int(value))
     else:
         listed = name in ("ENGAGE_TRACKING_KEYS", "ENGAGE_WEBHOOK_ALLOWED_TARGETS")
         setattr(settings, name, value.split(",") if listed else value)
-    found = [message for message in run_checks(tags=["engage"]) if message.is_serious()]
-    assert [message.id for message in found] == ([error] if error else [])
-    if error:
-        assert name in found[0].msg and found[0].hint
+
+
+def test_every_integer_setting_declares_its_range_and_the_defaults_pass():
+    from django.conf import settings
+
+    from engage.env import INTEGER_BOUNDS
+
+    read = set(re.findall(r'env_int\(\s*"(\w+)"', (ROOT / "engage" / "settings.py").read_text()))
+    assert read and read == set(INTEGER_BOUNDS)  # one table: every env_int, nothing else
+    for name, (minimum, maximum) in INTEGER_BOUNDS.items():
+        assert minimum <= getattr(settings, name) and (maximum is None or getattr(settings, name) <= maximum), name
+    example = dict(re.findall(r"^(ENGAGE_\w+)=(\S*)$", (ROOT / ".env.example").read_text(), re.M))
+    assert all(name in example for name in INTEGER_BOUNDS), "every integer setting is in .env.example"
+
+
+def test_settings_the_tester_broke_stop_manage_py_naming_each(project):
+    env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key(),
+                    DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+    bad = {"ENGAGE_API_RATE": "lots", "ENGAGE_MAX_REQUEST_BYTES": "-1", "ENGAGE_TRACKING_BASE_URL": "http://a b",
+           "ENGAGE_TRACKING_LINK_EXPIRY": "-5", "ENGAGE_RETRY_MAX_ATTEMPTS": "-1", "ENGAGE_SEND_BATCH_SIZE": "0",
+           "ENGAGE_LIST_UNSUBSCRIBE_MAILTO": "a@b>, <https://evil", "ENGAGE_ALLOWED_HOSTS": "https://api.example.com",
+           "ENGAGE_LOG_LEVEL": "verbose", "ENGAGE_EVENT_STREAM": "engage events"}  # fmt: skip
+    result = manage(project, "check", env={**env, **bad})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr  # a bad log level no longer breaks logging before the checks run
+    assert sorted(set(re.findall(r"\((engage\.E\d+)\)", result.stderr))) == [
+        "engage.E003", "engage.E007", "engage.E008", "engage.E009", "engage.E010", "engage.E011", "engage.E012",
+    ], result.stderr  # fmt: skip
+    assert all(name in result.stderr for name in bad)
+    assert result.stderr.count("(engage.E008)") == 4
 
 
 def test_malformed_settings_stop_manage_py_naming_each(project):
@@ -202,6 +294,112 @@ def test_database_url_keeps_libpq_options():
     assert (database["HOST"], database["PORT"], database["PASSWORD"]) == ("db.example.com", "6432", "p@ss")
     socket_database = database_from_url("postgresql://postgres@/engage?host=/var/run/pg")
     assert socket_database["HOST"] == "/var/run/pg" and socket_database["OPTIONS"] == {}
+
+
+# --- weak and known keys (the security tester's F4) -------------------------------------------
+
+# Random, and committed: this file holds them, so they are known and the checks refuse them.
+COMMITTED_TRACKING_SECRET = "d9ATmNhEqf8EQdzdCOHZ74IquFa4teIyYVwmkbBtlbg"
+COMMITTED_SECRET_KEY = "v4WRf_okYdE4o5NOvXwOOLMT763EO3ijLZ8gnLOs9ND5bc1XL0aHLSdjgFBffxEh"
+
+
+def _engage_messages(*ids_from: str):
+    from django.core.checks import run_checks
+
+    return [message for message in run_checks(tags=["engage"]) if message.id.startswith(ids_from)]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("1:aaaaaaaaaaaaaaaa", "too repetitive"),
+        ("1:changeme-changeme-changeme", "placeholder"),
+        ("1:<generate-with-manage.py>", "placeholder"),
+        ("1:${ENGAGE_TRACKING_KEY}xxxxxxx", "placeholder"),
+        ("1:first-secret-0123456789", "placeholder"),  # tests/tracking/test_events.py: it signed a phishing redirect
+        ("1:your-tracking-key-goes-here", "placeholder"),
+        ("1:Zq-xxxx-xxxx-xxxx-xxxx", "placeholder"),
+        ("1:abcdefgh12abcdefgh12abcdefgh12", "too repetitive"),
+        ("1:ab12ab12ab12ab12ab12ab12ab12ab12ab", "too repetitive"),
+        ("1:Zk3vQ8 mR2pL7 wX9nT4", "a space"),
+        ("1:0123456789abcdef01", "appears in Engage's own files ("),
+        (f"1:{COMMITTED_TRACKING_SECRET}", "Engage's own files (tests/project/test_secrets.py)"),
+        ("1:short-Zk3vQ8m", "shorter than 16"),
+    ],
+)
+def test_a_weak_placeholder_or_known_tracking_key_is_a_start_up_error(settings, value, why):
+    settings.ENGAGE_TRACKING_KEYS = [value]
+    found = _engage_messages("engage.E002", "engage.W001")
+    assert [message.id for message in found] == ["engage.E002"]
+    assert found[0].msg.startswith("ENGAGE_TRACKING_KEYS: key 1 ") and why in found[0].msg
+    assert "python manage.py generate_tracking_key" in found[0].hint
+
+
+def test_a_known_key_is_refused_among_verifying_keys_too(settings):
+    """Any configured key verifies, so a forger needs only one of them."""
+    settings.ENGAGE_TRACKING_KEYS = ["3:first-secret-0123456789", new_tracking_key(4)]
+    assert [(m.id, m.msg.split(":")[1].split()[:2]) for m in _engage_messages("engage.E002", "engage.W001")] == [
+        ("engage.E002", ["key", "3"])
+    ]
+
+
+def test_generated_tracking_keys_pass_without_a_warning(settings):
+    for key_id in range(20):
+        settings.ENGAGE_TRACKING_KEYS = [new_tracking_key(key_id), new_tracking_key(key_id + 100)]
+        assert _engage_messages("engage.E002", "engage.W001") == []
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_hex(8), lambda: secrets.token_urlsafe(18),
+                                  lambda: str(uuid.uuid4()).replace("-", "")[:24]])  # fmt: skip
+def test_a_random_key_deployed_when_16_characters_sufficed_still_starts_with_a_warning(settings, make):
+    settings.ENGAGE_TRACKING_KEYS = [f"1:{make()}"]
+    found = _engage_messages("engage.E002", "engage.W001")
+    assert [message.id for message in found] == ["engage.W001"] and not found[0].is_serious()
+    assert "32 characters" in found[0].msg and "generate_tracking_key" in found[0].hint
+
+
+def test_a_secret_key_found_in_the_source_is_refused(settings):
+    settings.SECRET_KEY = COMMITTED_SECRET_KEY
+    found = _engage_messages("engage.E001")
+    assert [message.id for message in found] == ["engage.E001"]
+    assert "appears in Engage's own files (tests/project/test_secrets.py)" in found[0].msg
+    settings.SECRET_KEY = new_secret_key()
+    assert _engage_messages("engage.E001") == []
+
+
+def test_every_value_in_the_source_is_refused_as_a_tracking_secret_and_as_a_secret_key():
+    values = source_values() | {"engage-development-secret-do-not-use-in-production"}
+    candidates = set(values)
+    for value in values:  # kid:secret values as written, and their secret
+        kid, sep, secret = value.partition(":")
+        if sep and kid.strip().isdigit():
+            candidates.add(secret)
+    long = {value for value in candidates if len(value) >= TRACKING_SECRET_FLOOR}
+    found = project_files_containing(long)
+    assert len(found) > 1000
+    for value in candidates - found.keys():  # short ones, and literals written otherwise (concatenated, escaped)
+        assert tracking_secret_problem(value) is not None, value
+        assert secret_key_problem(value) is not None, value
+    for value in random.Random(10).sample(sorted(found), 50):  # the whole rule, for some of the rest
+        assert tracking_secret_problem(value) is not None and secret_key_problem(value) is not None, value
+
+
+def test_the_scan_of_engages_own_files_is_fast():
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert project_file_containing(secrets.token_urlsafe(32)) is None  # a miss reads every file
+        timings.append(time.perf_counter() - started)
+    assert min(timings) < 0.2, timings
+
+
+def test_a_process_given_a_key_from_the_source_refuses_to_start(project):
+    env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS="1:first-secret-0123456789",
+                    DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+    result = manage(project, "check", env=env)
+    assert result.returncode != 0
+    assert re.findall(r"\((engage\.[EW]\d+)\)", result.stderr) == ["engage.E002"], result.stderr
+    assert "ENGAGE_TRACKING_KEYS: key 1" in result.stderr and "generate_tracking_key" in result.stderr
 
 
 # --- the embedded default -------------------------------------------------------------------
