@@ -14,9 +14,16 @@ Decisions (SPEC B §1.3, A.2):
   by ``transmissions.headers.header_line``, like every header of inline content: ASCII as
   is, anything else RFC 2047 encoded (address fields per display name, so the addresses
   stay readable), folded, never over 998 octets. A control character in a substituted
-  value becomes a space: substitution never adds a header. An address field that renders
-  to something other than addresses fails that message (``HeaderError``); one that renders
-  empty is left out.
+  value becomes a space: substitution never adds a header. A substituted address field is
+  split into its mailboxes before substitution (``transmissions.address_templates``): data
+  in a display name stays in it, a substituted address must render exactly one address or
+  that message fails (``HeaderError``); a field with no address left is left out. A ``Bcc``
+  or ``Resent-Bcc`` field is refused (:class:`Rfc822Error`): every recipient would see it.
+- Lines over 998 octets (RFC 5322 §2.1.1) never go out: a top-level field is folded again
+  by ``header_line``; a leaf's body goes as quoted-printable (7bit/8bit/binary, the
+  ``Content-Transfer-Encoding`` field rewritten or added) or is wrapped again (base64,
+  quoted-printable), same content; anything else sent as it came (a part header, a
+  preamble, a ``message/*`` part) is :class:`Rfc822Error` naming the line.
   ``Content-Type``, ``Content-Transfer-Encoding`` and ``MIME-Version`` are never
   substituted. Part names in errors follow inline content: ``Header:<Name>``.
 - Bodies: the first non-attachment ``text/plain``, ``text/html`` and ``text/x-amp-html``
