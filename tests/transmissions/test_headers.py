@@ -182,3 +182,44 @@ def test_any_unicode_in_data_names_and_headers_gives_the_message_engage_means(
     assert message["Subject"] == sanitize(f"S {subject} E")
     assert message["X-Custom"] == sanitize(custom).strip(" ")
     assert message.get_content().rstrip("\n") == "Hi"
+
+
+# --- address templates: the structure is the template's -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template, data, mailboxes",
+    [
+        ("{{v}} <r@example.com>", {"v": "a@evil.example, T"}, [("a@evil.example, T", "r@example.com")]),
+        ('"{{v}} \\"x\\"" <r@example.com>', {"v": "<e@evil.example>"}, [('<e@evil.example> "x"', "r@example.com")]),
+        ("G: {{a}}, b@example.com;", {"a": "a@example.com"}, [("", "a@example.com"), ("", "b@example.com")]),
+        ("a@example.com (Ann), {{b}}", {"b": "Bob <b@example.com>"}, [("", "a@example.com"), ("Bob", "b@example.com")]),
+        ("{{if b}}{{b}}{{end}}", {}, []),
+        ("=?utf-8?q?J=C3=B6rg?= {{t}} <a@example.com>", {"t": "T"}, [("Jörg T", "a@example.com")]),
+    ],
+)
+def test_an_address_template_renders_the_templates_mailboxes(template, data, mailboxes):
+    from transmissions.address_templates import compile_addresses
+
+    assert compile_addresses("Cc", template).render(data) == mailboxes
+
+
+@pytest.mark.parametrize("value", ["a@example.com, b@example.com", "<a@example.com>", "a@[10.0.0.5]", "no"])
+def test_a_substituted_address_that_is_not_exactly_one_is_a_header_error(value):
+    from transmissions.address_templates import compile_addresses
+
+    with pytest.raises(HeaderError, match="the Cc header"):
+        compile_addresses("Cc", "Desk <{{v}}>").render({"v": value})
+
+
+@pytest.mark.parametrize("template", ["a@example.com (x {{v}})", "{{v}} <a@example.com> tail", "<{{v}}", "a@[10.0.0.5]"])
+def test_an_address_template_that_is_not_a_list_of_mailboxes_is_refused(template):
+    from transmissions.address_templates import compile_addresses
+
+    with pytest.raises(HeaderError):
+        compile_addresses("Cc", template)
+
+
+def test_the_writer_never_writes_a_bcc_header():
+    with pytest.raises(HeaderError, match="never writes a Bcc"):
+        header_line("Bcc", [("", "a@example.com")])
