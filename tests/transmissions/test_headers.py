@@ -212,7 +212,9 @@ def test_a_substituted_address_that_is_not_exactly_one_is_a_header_error(value):
         compile_addresses("Cc", "Desk <{{v}}>").render({"v": value})
 
 
-@pytest.mark.parametrize("template", ["a@example.com (x {{v}})", "{{v}} <a@example.com> tail", "<{{v}}", "a@[10.0.0.5]"])
+@pytest.mark.parametrize(
+    "template", ["a@example.com (x {{v}})", "{{v}} <a@example.com> tail", "<{{v}}", "a@[10.0.0.5]"]
+)
 def test_an_address_template_that_is_not_a_list_of_mailboxes_is_refused(template):
     from transmissions.address_templates import compile_addresses
 
