@@ -318,10 +318,11 @@ def _engage_messages(*ids_from: str):
         ("1:${ENGAGE_TRACKING_KEY}xxxxxxx", "placeholder"),
         ("1:first-secret-0123456789", "placeholder"),  # tests/tracking/test_events.py: it signed a phishing redirect
         ("1:your-tracking-key-goes-here", "placeholder"),
+        ("1:Your_Tracking_Key_Goes_Here", "placeholder"),
         ("1:Zq-xxxx-xxxx-xxxx-xxxx", "placeholder"),
         ("1:abcdefgh12abcdefgh12abcdefgh12", "too repetitive"),
         ("1:ab12ab12ab12ab12ab12ab12ab12ab12ab", "too repetitive"),
-        ("1:Zk3vQ8 mR2pL7 wX9nT4", "a space"),
+        ("1:Zk3vQ8\tmR2pL7wX9nT4", "a control character"),
         ("1:0123456789abcdef01", "appears in Engage's own files ("),
         (f"1:{COMMITTED_TRACKING_SECRET}", "Engage's own files (tests/project/test_secrets.py)"),
         ("1:short-Zk3vQ8m", "shorter than 16"),
