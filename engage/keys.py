@@ -33,7 +33,8 @@ MAKE_TRACKING_KEY = "python manage.py generate_tracking_key"
 
 # What people write where a secret should be: words of six letters or more anywhere, ``xxxx``
 # between separators, template syntax (``<...>``, ``${NAME}``, ``{{ x }}``), and values made
-# of words only (``your-tracking-key-goes-here``, ``Your_Key_Here``, ``MY-KEY-HERE``).
+# of words joined by ``-``, ``_`` or ``.`` (``your-tracking-key-goes-here``, ``Your_Key_Here``;
+# a passphrase of random words separated by spaces is a secret and passes).
 # Measured on a million random 43-character URL-safe keys and 300,000 Django-style
 # 50-character keys: none matches (hex and URL-safe alphabets hold none of ``<>${}``);
 # generated keys are drawn again if one did.
@@ -41,7 +42,7 @@ _PLACEHOLDER = re.compile(
     r"change|example|secret|passw(?:or)?d|placeholder|replace|insecure|generate|sample"
     r"|(?:^|[\W_])x{4,}(?:[\W_]|$)"
     r"|^<.*>$|^\$\{|\$\{[A-Za-z_]\w*\}|\{\{.*\}\}"
-    r"|(?-i:^(?:[A-Z]?[a-z]+|[A-Z]+)(?:[-_. ](?:[A-Z]?[a-z]+|[A-Z]+)){2,}$)",
+    r"|(?-i:^(?:[A-Z]?[a-z]+|[A-Z]+)(?:[-_.](?:[A-Z]?[a-z]+|[A-Z]+)){2,}$)",
     re.IGNORECASE | re.DOTALL,
 )
 

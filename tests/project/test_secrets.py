@@ -344,6 +344,12 @@ def test_a_known_key_is_refused_among_verifying_keys_too(settings):
     ]
 
 
+def test_a_random_passphrase_is_a_secret(settings):
+    words = " ".join(random.Random(7).sample(["orbit", "lemon", "quartz", "tundra", "velvet", "nimbus", "fjord"], 6))
+    settings.ENGAGE_TRACKING_KEYS = [f"1:{words}"]
+    assert _engage_messages("engage.E002", "engage.W001") == []
+
+
 def test_generated_tracking_keys_pass_without_a_warning(settings):
     for key_id in range(20):
         settings.ENGAGE_TRACKING_KEYS = [new_tracking_key(key_id), new_tracking_key(key_id + 100)]
