@@ -39,9 +39,9 @@ BASELINE = "368d10a"
 MAX_SLOWDOWN = 1.20
 
 
-def bench_env(tree: Path) -> None:
+def bench_env(tree: Path = ROOT) -> None:
     """Point DATABASE_URL / REDIS_URL at the bench database and Redis db, then set up Django
-    from ``tree``."""
+    from ``tree`` (this checkout unless told; bench/generation.py uses it too)."""
     db = urlsplit(os.environ["DATABASE_URL"])
     os.environ["DATABASE_URL"] = urlunsplit((db.scheme, db.netloc, f"/{BENCH_DB}", db.query, ""))
     redis = urlsplit(os.environ["REDIS_URL"])
