@@ -39,6 +39,15 @@ ensure_services() {
     export DATABASE_URL REDIS_URL
 }
 
+# The value of NAME from the environment, else from .env (its last line setting it), else $2.
+# For the settings only scripts read (ports, web workers): Django reads .env itself.
+env_or_dotenv() {
+    local name="$1" value
+    if [ -n "${!name:-}" ]; then echo "${!name}"; return; fi
+    value="$(grep -E "^[[:space:]]*(export[[:space:]]+)?$name=" .env 2>/dev/null | tail -1 | sed -E "s/^[^=]*=//; s/[[:space:]]+#.*$//; s/^[\"']//; s/[\"']$//")"
+    echo "${value:-$2}"
+}
+
 # Export NAME=VALUE unless the environment or .env sets NAME: a script's default never
 # overrides what the user configured.
 env_default() {

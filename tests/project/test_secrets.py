@@ -66,8 +66,9 @@ def manage(project: Path, *args: str, env: dict[str, str]) -> subprocess.Complet
 
 
 def _set(dotenv: Path, name: str, value: str) -> None:
-    text = re.sub(rf"^{name}=.*$", f"{name}={value}", dotenv.read_text(), flags=re.M)
-    dotenv.write_text(text)
+    """Set ``name`` in a .env file: its line replaced, or added when it has none."""
+    text, found = re.subn(rf"^{name}=.*$", f"{name}={value}", dotenv.read_text(), flags=re.M)
+    dotenv.write_text(text if found else f"{text.rstrip()}\n{name}={value}\n")
 
 
 # --- a newcomer ---------------------------------------------------------------------------
@@ -105,6 +106,25 @@ def test_the_process_environment_wins_over_dotenv(project):
     result = run(project, PYTHON, "-c", f"import django; django.setup(); {show}",
                  env={**env, "ENGAGE_TRACKING_BASE_URL": "https://from-env.example"})  # fmt: skip
     assert result.stdout.split()[0] == "https://from-env.example", result.stderr
+
+
+def test_scripts_read_their_ports_from_dotenv_and_the_dev_urls_follow_them(project):
+    """A newcomer who sets ENGAGE_PORT / ENGAGE_SINK_PORT in .env gets them, and .env.example
+    pins no relay or tracking URL that would keep pointing at the old ports."""
+    shutil.copy(project / ".env.example", project / ".env")
+    _set(project / ".env", "ENGAGE_PORT", "8123")
+    _set(project / ".env", "ENGAGE_SINK_PORT", "'1126'  # quoted, with a comment")
+    script = (
+        "source scripts/lib.sh; "
+        'echo "$(env_or_dotenv ENGAGE_PORT 8000) $(env_or_dotenv ENGAGE_SINK_PORT 1025) '
+        '$(env_or_dotenv ENGAGE_WEB_WORKERS 2)"; '
+        "env_default ENGAGE_RELAY_URL x; env_default ENGAGE_TRACKING_BASE_URL y; "
+        'echo "${ENGAGE_RELAY_URL:-} ${ENGAGE_TRACKING_BASE_URL:-}"'
+    )
+    result = run(project, "bash", "-c", script, env=clean_env())
+    assert result.stdout.split() == ["8123", "1126", "2", "x", "y"], result.stderr
+    result = run(project, "bash", "-c", script, env=clean_env(ENGAGE_PORT="9000"))
+    assert result.stdout.split()[0] == "9000"
 
 
 def test_generated_keys_pass_the_checks_and_differ_every_time(project):
