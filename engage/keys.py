@@ -28,8 +28,8 @@ TRACKING_SECRET_FLOOR = 16
 # Fewer distinct characters than this is not a secret (Django's SECRET_KEY check uses 5 too).
 MIN_DISTINCT_CHARACTERS = 5
 
-MAKE_SECRET_KEY = "python manage.py generate_secret_key"
-MAKE_TRACKING_KEY = "python manage.py generate_tracking_key"
+MAKE_SECRET_KEY = ".venv/bin/python manage.py generate_secret_key"
+MAKE_TRACKING_KEY = ".venv/bin/python manage.py generate_tracking_key"
 
 # What people write where a secret should be: words of six letters or more anywhere, ``xxxx``
 # between separators, template syntax (``<...>``, ``${NAME}``, ``{{ x }}``), and values made

@@ -52,15 +52,16 @@ def from_parts(value: str | Mapping[str, str]) -> tuple[str, str]:
 
 def to_addresses(address: Mapping[str, str]) -> list[Address]:
     """The ``To:`` address of a recipient (SPEC B §3.2, §1.4): ``[(name, email)]``, where
-    ``header_to`` replaces the email (a ``header_to`` written ``"Name <addr>"`` gives its
-    name when the recipient has none). A recipient given as a string was split into name
-    and email when it was stored, so it is written as it was given."""
+    ``header_to`` replaces the email; a ``header_to`` written ``"Name <addr>"`` is shown
+    as written (its name, not the recipient's, belongs to that address), a bare one keeps
+    the recipient's name. A recipient given as a string was split into name and email when
+    it was stored, so it is written as it was given."""
     name = address.get("name") or ""
     header_to = address.get("header_to")
     if not header_to:
         return [(name, address["email"])]
     shown_name, shown = split_address(header_to)
-    return [(name or shown_name, shown)]
+    return [(shown_name or name, shown)]
 
 
 def _is_7bit(body: str) -> bool:

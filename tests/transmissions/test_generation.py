@@ -121,6 +121,10 @@ def test_the_click_token_carries_the_original_url(api, relay, events):
         ({"address": "Plain <p@example.com>"}, "Plain <p@example.com>"),
         ({"address": "p@example.com"}, "p@example.com"),
         ({"address": {"email": "p@example.com", "name": "Pat", "header_to": "list@example.com"}}, "Pat <list@example.com>"),
+        (
+            {"address": {"email": "p@example.com", "name": "Pat", "header_to": "The List <list@example.com>"}},
+            "The List <list@example.com>",
+        ),
         ({"address": {"email": "p@example.com", "header_to": "list@example.com"}}, "list@example.com"),
     ],
 )
