@@ -277,3 +277,32 @@ def operation(
         responses=responses,
         tags=tags,
     )
+
+
+_SPEC_NOTE = re.compile(r"\s*\(SPEC [AB][^)]*\)|^SPEC [AB][\s§\d.,]*[:;]\s*")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _for_readers(text: str) -> str:
+    return _RST_LITERAL.sub(r"`\1`", _SPEC_NOTE.sub("", text))
+
+
+def public_descriptions(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular post-processing hook: the document's descriptions come from the
+    declarations' docstrings, written for Engage's developers; readers of the document get
+    them without the pointers into Engage's contract file (``(SPEC B §1.3)``) and with
+    Markdown code spans instead of reStructuredText literals."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: _for_readers(value)
+                if key in ("description", "summary") and isinstance(value, str)
+                else walk(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(result)
