@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import socket
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -90,11 +91,27 @@ def address_problem(email: str) -> str | None:
         if problem is None and len(local) + 1 + ascii_length > MAX_EMAIL_LENGTH:
             return f"it is longer than {MAX_EMAIL_LENGTH} characters once its domain is IDNA-encoded"
         return problem
+    if _is_ip_spelled_as_name(domain):
+        return "the part after the @-sign is an IP address written as a host name; use a domain name"
     try:
         validate_email(email, **_VALIDATOR_OPTIONS)
     except EmailNotValidError as exc:
         return str(exc)
     return None
+
+
+def _is_ip_spelled_as_name(domain: str) -> bool:
+    """``127.0.0.1``, ``2130706433``, ``0x7f000001``, ``127.1``: host names a relay's resolver
+    (``inet_aton``) reads as an IPv4 address, so mail would go to that address; and any domain
+    whose top-level label is all digits, which no domain name has (RFC 3696 §2)."""
+    top = domain.rstrip(".").rpartition(".")[2]
+    if top.isascii() and top.isdigit():
+        return True
+    try:
+        socket.inet_aton(domain)
+    except (OSError, ValueError, UnicodeError):
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)

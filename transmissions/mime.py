@@ -64,8 +64,14 @@ def to_addresses(address: Mapping[str, str]) -> list[Address]:
     return [(shown_name or name, shown)]
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _is_7bit(body: str) -> bool:
-    return body.isascii() and max(map(len, body.splitlines() or [""])) <= 900
+    """Whether ``body`` may go as written: ASCII, and no line over 900 characters. Lines end
+    only at CR LF, CR or LF, as on the wire (RFC 5322 §2.1.1): ``str.splitlines`` also
+    ends them at VT, FF and FS-RS, which would let a 2,400-octet line pass as short."""
+    return body.isascii() and max(map(len, _LINE_END.split(body))) <= 900
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
