@@ -64,13 +64,15 @@ RAW_URL = "Raw URL"
 @dataclass(frozen=True, slots=True)
 class LinkSpan:
     """One trackable URL: ``source[start:end]`` is the href value (without quotes) or the
-    bare text URL."""
+    bare text URL; ``html`` says which, so that what replaces it is attribute-escaped in
+    HTML (``html.escape``) and written as is in text."""
 
     start: int
     end: int
     name: str
     sublink: str | None
     unsubscribe: bool
+    html: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,7 @@ class _PendingAnchor:
         self.unsubscribe = unsubscribe
 
     def finish(self, name: str) -> LinkSpan:
-        return LinkSpan(self.start, self.end, _truncate_name(name), self.sublink, self.unsubscribe)
+        return LinkSpan(self.start, self.end, _truncate_name(name), self.sublink, self.unsubscribe, html=True)
 
 
 def _link_from_tag(s: str, tag: str, attrs: list[_Attr]) -> LinkSpan | _PendingAnchor | None:
@@ -270,7 +272,7 @@ def _link_from_tag(s: str, tag: str, attrs: list[_Attr]) -> LinkSpan | _PendingA
     unsubscribe = _attr_value(s, found.get("data-msys-unsubscribe")) == "1"
     name = _attr_value(s, found.get("data-msys-linkname")) or _attr_value(s, found.get("title"))
     if name:
-        return LinkSpan(href.value_start, href.value_end, _truncate_name(name), sublink, unsubscribe)
+        return LinkSpan(href.value_start, href.value_end, _truncate_name(name), sublink, unsubscribe, html=True)
     pending = _PendingAnchor(href.value_start, href.value_end, sublink, unsubscribe)
     if tag == "area":
         return pending.finish(RAW_URL)

@@ -7,12 +7,11 @@ arguments, so the views and the transmissions pipeline sign and verify with the 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from engage.keys import TRACKING_SECRET_FLOOR
+from tracking.domains import tracking_base_url_from
 from tracking.tokens import TokenSigner
 
 _signer_cache: tuple[tuple[str, ...], TokenSigner] | None = None
@@ -77,13 +76,8 @@ def tracking_base_url(tracking_domain: str | None = None) -> str:
 
     ``ENGAGE_TRACKING_BASE_URL`` gives the scheme and default host; a per-transmission
     ``tracking_domain`` (``host[:port]``) replaces the host and keeps the scheme. A
-    ``tracking_domain`` written with a scheme (``https://t.example.com``) is used as is.
+    ``tracking_domain`` written with a scheme (``https://t.example.com``) gives its own. The
+    rule is ``tracking.domains.tracking_domain_normalize``; a domain it refuses (one stored
+    before the API checked it) raises ``ValueError``. Call once per transmission.
     """
-    base = settings.ENGAGE_TRACKING_BASE_URL.rstrip("/")
-    domain = (tracking_domain or "").strip().rstrip("/")
-    if not domain:
-        return base
-    if "://" in domain:
-        return domain
-    scheme = urlsplit(base).scheme or "http"
-    return f"{scheme}://{domain}"
+    return tracking_base_url_from(settings.ENGAGE_TRACKING_BASE_URL, tracking_domain or "")

@@ -16,13 +16,16 @@ written (still click and open tracked); headers are still substituted.
 
 from __future__ import annotations
 
+import html as html_lib
+import ipaddress
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
@@ -30,6 +33,7 @@ from engage import errors
 from recipient_lists.recipients import address_problem
 from templates_app.language import build_context, compile_content
 from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
+from tracking.domains import list_unsubscribe_uri_problem
 from tracking.links import pixel_html, scan_html, scan_text
 from tracking.signing import tracking_base_url, tracking_signer
 from tracking.tokens import MessageTokens
@@ -67,13 +71,26 @@ class GenerationFailed(Exception):
         self.part = part
 
 
-class MessageTracker:
-    """The tracking hooks of one message (the ``Tracker`` protocol of the language)."""
+@lru_cache(maxsize=1024)
+def _sublink_path(sublink: str) -> str:
+    """A ``data-msys-sublink`` as URL path segments: percent-encoded (RFC 3986 §2.1), ``/``
+    kept, so no quote, space or control character of the attribute reaches the URL."""
+    return quote(sublink, safe="/")
 
-    __slots__ = ("_base", "_tokens", "_click", "_open", "_initial_open")
+
+class MessageTracker:
+    """The tracking hooks of one message (the ``Tracker`` protocol of the language).
+
+    A tracked URL goes into an HTML attribute escaped (``span.html``: ``html.escape``) and
+    into text as is; its base was checked once per transmission
+    (``tracking.domains.tracking_domain_normalize``), its token is base64url and its sublink
+    percent-encoded, so the escaping changes nothing unless something upstream went wrong."""
+
+    __slots__ = ("_base", "_base_html", "_tokens", "_click", "_open", "_initial_open")
 
     def __init__(self, *, base_url: str, tokens: MessageTokens | None, options: EffectiveOptions) -> None:
         self._base = base_url
+        self._base_html = html_lib.escape(base_url)
         self._tokens = tokens
         self._click = options.click_tracking and tokens is not None
         self._open = options.open_tracking and tokens is not None
@@ -83,9 +100,11 @@ class MessageTracker:
         if not self._click:
             return None  # the link stays exactly as written
         token = self._tokens.click(url, span.name, unsubscribe=span.unsubscribe)
+        base = self._base_html if span.html else self._base
         if span.sublink:
-            return f"{self._base}/f/{span.sublink}/{token}"
-        return f"{self._base}/f/{token}"
+            sublink = _sublink_path(span.sublink)
+            return f"{base}/f/{html_lib.escape(sublink) if span.html else sublink}/{token}"
+        return f"{base}/f/{token}"
 
     def pixel(self, kind: str) -> str:
         if kind == "open" and self._open:
@@ -112,6 +131,9 @@ class Prepared:
     rfc822: bool
     unsubscribe_mailto: str
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Why ``base_url`` cannot be used (a ``tracking_domain`` stored before the API checked
+    #: it), or ""; every message that needs a tracked URL then fails alone with this reason.
+    base_url_problem: str = ""
     #: Reply-To and the address headers of ``content.headers``, parsed before substitution
     #: (``transmissions.address_templates``), by the header name they are written under.
     addresses: dict[str, AddressTemplate] = field(default_factory=dict)
@@ -157,8 +179,13 @@ def prepare(transmission: Transmission) -> Prepared:
         raise errors.InvalidData(f"content.email_rfc822 is not a MIME message: {exc}") from None
     except HeaderError as exc:  # stored before the API checked it: the transmission fails whole
         raise errors.InvalidData(str(exc)) from None
-    base_url = tracking_base_url(transmission.tracking_domain or None)
-    mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or f"unsubscribe@{urlsplit(base_url).hostname or 'localhost'}"
+    base_url_problem = ""
+    try:
+        base_url = tracking_base_url(transmission.tracking_domain or None)
+    except ValueError as exc:
+        base_url = ""
+        base_url_problem = f"tracking_domain {transmission.tracking_domain[:100]!r} cannot be used: {exc}"
+    mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or _default_mailto(base_url)
     return Prepared(
         transmission_id=transmission.id,
         campaign_id=transmission.campaign_id,
@@ -174,9 +201,20 @@ def prepare(transmission: Transmission) -> Prepared:
         content=content,
         rfc822=rfc822,
         unsubscribe_mailto=mailto,
+        base_url_problem=base_url_problem,
         addresses=addresses,
         from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
     )
+
+
+def _default_mailto(base_url: str) -> str:
+    """``unsubscribe@<tracking host>``; an IP address as a domain literal (RFC 5321 §4.1.3)."""
+    host = urlsplit(base_url).hostname or "localhost"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"unsubscribe@{host}"
+    return f"unsubscribe@[{'IPv6:' if address.version == 6 else ''}{address}]"
 
 
 def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
@@ -294,6 +332,8 @@ def message_generate(
             click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
             max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
         )
+    if tokens is not None and prepared.base_url_problem:
+        raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
     tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=options)
     if prepared.rfc822:
         return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
@@ -376,10 +416,18 @@ def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[s
     The caller's own go instead, so exactly one of each is sent: a caller's
     ``List-Unsubscribe`` replaces both of these (Engage's one-click POST points at Engage's
     URL, which is then absent), a caller's ``List-Unsubscribe-Post`` replaces only that one.
+    Each URI must be one RFC 2369 allows between ``<`` and ``>``
+    (``tracking.domains.list_unsubscribe_uri_problem``), else :class:`GenerationFailed`.
     """
-    unsubscribe = f"{prepared.base_url}/u/{tokens.open('unsubscribe')}"
+    uris = (
+        f"mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe",
+        f"{prepared.base_url}/u/{tokens.open('unsubscribe')}",
+    )
+    for uri in uris:
+        if (problem := list_unsubscribe_uri_problem(uri)) is not None:
+            raise GenerationFailed(problem, part="headers")
     return [
-        ("List-Unsubscribe", f"<mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe>, <{unsubscribe}>"),
+        ("List-Unsubscribe", f"<{uris[0]}>, <{uris[1]}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
 

@@ -33,9 +33,17 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 
 from recipient_lists.recipients import split_address
-from transmissions.headers import Address, header_block, sanitize
+from transmissions.headers import Address, HeaderError, header_block, sanitize
 
-__all__ = ["build_message", "from_parts", "to_addresses"]
+__all__ = ["CONTENT_ID_PATTERN", "build_message", "content_id_problem", "from_parts", "to_addresses"]
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM_TEXT = rf"{_ATEXT}(?:\.{_ATEXT})*"
+#: An inline image's ``name`` is its Content-ID, written ``<name>``: the inside of a msg-id
+#: (RFC 2392 §2, RFC 5322 §3.6.4), dot-atom-text with an optional ``@`` and dot-atom-text
+#: (``logo.png``, ``logo@example.com``).
+CONTENT_ID_PATTERN = rf"^{_DOT_ATOM_TEXT}(?:@{_DOT_ATOM_TEXT})?$"
+_CONTENT_ID = re.compile(CONTENT_ID_PATTERN, re.ASCII)
 
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = BASE64
@@ -81,6 +89,17 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     else:
         part.set_payload(body, _UTF8)
     return part
+
+
+def content_id_problem(name: str) -> str | None:
+    """Why ``name`` cannot be written as ``Content-ID: <name>`` (:data:`CONTENT_ID_PATTERN`),
+    or None."""
+    if _CONTENT_ID.fullmatch(name):
+        return None
+    return (
+        "must be a Content-ID (RFC 2392): letters, digits, dots (not first, last or doubled) and "
+        "!#$%&'*+/=?^_`{|}~- with an optional @, e.g. logo.png; no spaces, < or >"
+    )
 
 
 def _file_part(item: Mapping[str, str]) -> MIMEBase:
@@ -136,8 +155,10 @@ def _build_email(
         related = MIMEMultipart("related")
         related.attach(html_part)
         for image in images:
+            name = image["name"]
+            if (problem := content_id_problem(name)) is not None:  # stored before the API checked it
+                raise HeaderError(f"the inline image name {name[:100]!r} {problem}")
             part = _file_part(image)
-            name = sanitize(image["name"])
             part["Content-ID"] = f"<{name}>"
             part.add_header("Content-Disposition", "inline", filename=name)
             related.attach(part)

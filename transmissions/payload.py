@@ -6,6 +6,9 @@ are ``EngageError`` subclasses, failures of one recipient are collected and repo
 ``request_object``; nested nulls mean "not given" here too. Unknown fields are ignored.
 ``return_path``, like ``content.from``/``reply_to`` (``templates_app.content``) and each
 recipient's addresses (``recipient_lists.recipients``), must be an email address.
+``tracking_domain`` must be ``host[:port]`` or ``http(s)://host[:port]`` (``tracking.domains``)
+and is stored in that one written form (host as an IDNA A-label); an inline image's ``name``
+must be a Content-ID (``transmissions.mime.content_id_problem``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from engage.api.fields import bool_options
 from recipient_lists.recipients import address_problem
 from templates_app.content import normalize_content
 from templates_app.language import TemplateSyntaxError
+from tracking.domains import tracking_domain_normalize
 from transmissions.headers import ADDRESS_HEADERS
+from transmissions.mime import content_id_problem
 from transmissions.rfc822 import Rfc822Error, compile_message
 
 #: Options that are accepted and stored; sandbox and skip_suppression change nothing in Engage.
@@ -180,6 +185,8 @@ def _files(raw: Any, key: str) -> list[dict[str, str]]:
             )
         if _nbytes(item["name"]) > MAX_ATTACHMENT_NAME_BYTES:
             raise errors.InvalidData(f"content.{key}[{index}].name must be at most 255 bytes")
+        if key == "inline_images" and (problem := content_id_problem(item["name"])) is not None:
+            raise errors.InvalidData(f"content.inline_images[{index}].name: {problem}")
         if key == "inline_images" and item["name"] in names:
             raise errors.InvalidData(f"content.inline_images names must be unique ('{item['name']}' is repeated)")
         names.add(item["name"])
@@ -259,7 +266,10 @@ def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tu
     target.return_path = _string(body, "return_path").strip()
     if target.return_path and (problem := address_problem(target.return_path)) is not None:
         raise errors.InvalidData(f"return_path '{target.return_path}' is not a valid email address: {problem}")
-    target.tracking_domain = _string(body, "tracking_domain").strip()
+    try:
+        target.tracking_domain = tracking_domain_normalize(_string(body, "tracking_domain").strip())
+    except ValueError as exc:
+        raise errors.InvalidData(f"tracking_domain: {exc}") from None
     metadata = body.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):

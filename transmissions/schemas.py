@@ -19,6 +19,8 @@ from recipient_lists.recipients import MAX_EMAIL_LENGTH
 from recipient_lists.schemas import MAX_INT32, RecipientArray
 from templates_app.ids import MAX_ID_BYTES
 from templates_app.schemas import MAX_PART_CHARS, Content
+from tracking.domains import TRACKING_DOMAIN_FORMS, tracking_domain_normalize
+from transmissions.mime import CONTENT_ID_PATTERN, content_id_problem
 from transmissions.models import Transmission, TransmissionState
 from transmissions.payload import (
     MAX_ATTACHMENT_NAME_BYTES,
@@ -50,12 +52,35 @@ class TransmissionFile(Body):
     data: Text(MAX_FILE_DATA_CHARS, min_length=1, description="base64")
 
 
+def _check_content_id(value: str) -> str:
+    if (problem := content_id_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+class InlineImage(TransmissionFile):
+    """An inline image (SPEC B §1.3): its ``name`` is its Content-ID (``<img src="cid:name">``),
+    so it is dot-atom-text with an optional ``@`` (RFC 2392, RFC 5322 §3.6.4)."""
+
+    name: Annotated[
+        str,
+        Field(
+            max_length=MAX_ATTACHMENT_NAME_BYTES,
+            min_length=1,
+            description="the Content-ID, e.g. logo.png: letters, digits, dots and !#$%&'*+/=?^_`{|}~- with an "
+            "optional @; at most 255 bytes",
+            json_schema_extra={"pattern": CONTENT_ID_PATTERN},
+        ),
+        AfterValidator(_check_content_id),
+    ]
+
+
 class TransmissionContent(Content):
     """Inline content, a stored template (``template_id``, ``use_draft_template``), or a
     whole ``email_rfc822`` message (SPEC B §1.3); one kind per transmission."""
 
     attachments: list[TransmissionFile] | None = None
-    inline_images: list[TransmissionFile] | None = None
+    inline_images: list[InlineImage] | None = None
     template_id: Text(MAX_TEMPLATE_ID_BYTES, min_length=1) | None = None
     use_draft_template: bool | None = None
 
@@ -134,6 +159,19 @@ _EXAMPLE = {
 }
 
 
+def _check_tracking_domain(value: str) -> str:
+    tracking_domain_normalize(value.strip())  # raises ValueError saying why
+    return value
+
+
+#: ``host[:port]`` or ``http(s)://host[:port]``; the rule is ``tracking.domains``.
+TrackingDomain = Annotated[
+    str,
+    Field(max_length=MAX_TRACKING_DOMAIN_CHARS, description=TRACKING_DOMAIN_FORMS),
+    AfterValidator(_check_tracking_domain),
+]
+
+
 class TransmissionCreate(Body):
     """A transmission (SPEC B §1.1): ``content`` and ``recipients`` are required."""
 
@@ -147,7 +185,7 @@ class TransmissionCreate(Body):
     metadata: JsonObject | None = None
     substitution_data: JsonObject | None = None
     return_path: Text(MAX_EMAIL_LENGTH) | None = None
-    tracking_domain: Text(MAX_TRACKING_DOMAIN_CHARS) | None = None
+    tracking_domain: TrackingDomain | None = None
 
 
 class TransmissionCreateQuery(Query):
