@@ -71,6 +71,11 @@ def _host(host: str) -> str:
     labels = name.split(".")
     if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
         raise ValueError(f"{host[:100]!r} is not a valid host name")
+    if "xn--" in name:
+        try:
+            idna.decode(name)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise ValueError(f"{host[:100]!r} holds an A-label that is not valid IDNA") from None
     return name
 
 
