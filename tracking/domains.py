@@ -49,8 +49,8 @@ _URI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f<>,\"]")
 def _host(host: str) -> str:
     """``host`` as written in a URL (A-label, lower case), or ValueError saying why not."""
     if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError("an IPv6 address must be written in brackets: [2001:db8::1]")
+        if not host.endswith("]") or "%" in host:  # no zone id: it means nothing off this machine
+            raise ValueError("an IPv6 address must be written in brackets without a zone: [2001:db8::1]")
         try:
             return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
         except ValueError:

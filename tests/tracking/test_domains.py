@@ -77,6 +77,8 @@ def test_it_accepts_a_host_with_an_optional_port_or_scheme_and_writes_it_one_way
         "[::1",
         "[::1]x",
         "[not-v6]:80",
+        "[fe80::1%eth0]",
+        "[fe80::1%25eth0]:80",
         "::1",
         "t.example.com'",
         "t.example.com<",
