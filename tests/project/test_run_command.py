@@ -1,4 +1,6 @@
-"""The README's run command on the embedded default: no DATABASE_URL/REDIS_URL, yet the API answers."""
+"""The README's run command on the embedded default: no DATABASE_URL/REDIS_URL, yet the API
+answers; its processes are supervised (scripts/Procfile): a process that dies is named with its
+exit status and stops the run, and Ctrl-C or SIGTERM leaves no process behind."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTHON = str(ROOT / ".venv/bin/python")
+PROCESSES = ("sink", "send", "webhooks", "web")
 
 
 def free_port() -> int:
@@ -22,47 +28,168 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(tmp_path):
-    unset = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "ENGAGE_SECRET_KEY", "ENGAGE_TRACKING_KEYS"}
-    env = {k: v for k, v in os.environ.items() if k not in unset}  # a newcomer's: no URLs, no keys
-    port, sink_port = free_port(), free_port()
-    env.update(ENGAGE_VAR_DIR=str(tmp_path / "var"), ENGAGE_PORT=str(port), ENGAGE_SINK_PORT=str(sink_port),
-               ENGAGE_SINK_DIR=str(tmp_path / "sink"), ENGAGE_WEB_WORKERS="1")
-    log = tmp_path / "run.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+def alive(pid: int) -> bool:
+    """Running (a zombie has exited: only its parent's bookkeeping is left)."""
     try:
-        key, deadline = None, time.monotonic() + 180
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+@dataclass
+class Run:
+    process: subprocess.Popen
+    log: Path
+    env: dict
+    port: int
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 180) -> re.Match:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = log.read_text()
-            key = key or (re.search(r"demo API key \(shown once, keep it\): ([0-9a-f]{40})", text) or [None, None])[1]
-            if key:
-                try:
-                    response = requests.get(f"http://127.0.0.1:{port}/api/v1/templates",
-                                            headers={"Authorization": key}, timeout=10)
-                    break
-                except (requests.ConnectionError, requests.Timeout):
-                    pass  # still starting (the first request can be slow on a busy machine)
-            assert process.poll() is None, f"scripts/run exited early:\n{text[-3000:]}"
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the service did not answer in time:\n{log.read_text()[-3000:]}")
-        assert response.status_code == 200, response.text
-        assert response.json() == {"results": []}
-        text = log.read_text()
-        assert "embedded PostgreSQL and Redis" in text
-        # its first start made the secret and tracking keys, readable by this user only
-        for name in ("secret-key", "tracking-keys"):
-            assert (tmp_path / "var" / name).stat().st_mode & 0o777 == 0o600
-        assert str(tmp_path / "var") in subprocess.run(
-            [str(ROOT / ".venv/bin/python"), "-m", "engage.embedded", "env"], env=env, cwd=ROOT,
-            capture_output=True, text=True).stdout
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+            text = self.text()
+            if found := re.search(pattern, text, re.M):
+                return found
+            assert self.process.poll() is None, f"scripts/run exited early:\n{text[-3000:]}"
+            time.sleep(0.3)
+        pytest.fail(f"no {pattern!r} in time:\n{self.text()[-3000:]}")
+
+    def pids(self) -> dict[str, int]:
+        """Each supervised process's pid, as honcho announced it."""
+        return {name: int(pid) for name, pid in re.findall(r"system\s+\| (\w+)\.1 started \(pid=(\d+)\)", self.text())}
+
+    def ready(self) -> set[int]:
+        """Waits until every process is serving; returns every pid of the run (pool children too)."""
+        for name in PROCESSES:
+            self.wait_for(rf"system\s+\| {name}\.1 started")
+        self.wait_for(r"^\S+ send\.1\s+\|.* send-\d+@\S+ ready\.")
+        self.wait_for(r"^\S+ webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.")
+        self.wait_for(r"^\S+ web\.1\s+\|.*Booting worker")
+        self.wait_for(r"^\S+ sink\.1\s+\|.*development SMTP sink")
+        return descendants(self.process.pid)
+
+
+@pytest.fixture(scope="module")
+def var_root(tmp_path_factory):
+    """One embedded PostgreSQL and Redis for the runs of this module (the first run migrates)."""
+    root = tmp_path_factory.mktemp("run")
+    yield root
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    subprocess.run(
+        [PYTHON, "-m", "engage.embedded", "stop"], env={**env, "ENGAGE_VAR_DIR": str(root / "var")}, cwd=ROOT
+    )
+
+
+@pytest.fixture
+def start_run(var_root, tmp_path):
+    runs: list[Run] = []
+
+    def start() -> Run:
+        unset = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "ENGAGE_SECRET_KEY", "ENGAGE_TRACKING_KEYS"}
+        env = {k: v for k, v in os.environ.items() if k not in unset}  # a newcomer's: no URLs, no keys
+        port, sink_port = free_port(), free_port()
+        env.update(ENGAGE_VAR_DIR=str(var_root / "var"), ENGAGE_PORT=str(port), ENGAGE_SINK_PORT=str(sink_port),
+                   ENGAGE_SINK_DIR=str(tmp_path / "sink"), ENGAGE_WEB_WORKERS="1")  # fmt: skip
+        log = tmp_path / f"run-{len(runs)}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        runs.append(Run(process, log, env, port))
+        return runs[-1]
+
+    yield start
+    for run in runs:  # whatever a failed test left running
+        pids = descendants(run.process.pid)
+        if run.process.poll() is None:
+            os.killpg(run.process.pid, signal.SIGTERM)
+            try:
+                run.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.process.pid, signal.SIGKILL)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def assert_stops_leaving_nothing(run: Run, pids: set[int]) -> int:
+    status = run.process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120] for pid in pids if alive(pid)}
+    assert not left, f"processes of the run left behind: {left}\n{run.text()[-3000:]}"
+    return status
+
+
+@pytest.mark.slow
+def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(start_run, var_root):
+    run = start_run()
+    key = run.wait_for(r"demo API key \(shown once, keep it\): ([0-9a-f]{40})")[1]
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "engage.embedded", "stop"], env=env, cwd=ROOT)
+            response = requests.get(f"http://127.0.0.1:{run.port}/api/v1/templates",
+                                    headers={"Authorization": key}, timeout=10)  # fmt: skip
+            break
+        except (requests.ConnectionError, requests.Timeout):
+            assert run.process.poll() is None, f"scripts/run exited early:\n{run.text()[-3000:]}"
+            assert time.monotonic() < deadline, f"the service did not answer in time:\n{run.text()[-3000:]}"
+            time.sleep(0.5)  # still starting (the first request can be slow on a busy machine)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"results": []}
+    text = run.text()
+    assert "embedded PostgreSQL and Redis" in text
+    assert re.search(r"engage: API on http://127\.0\.0\.1:\d+/api/v1, admin on .*, SMTP sink on 127\.0\.0\.1:\d+", text)
+    # its first start made the secret and tracking keys, readable by this user only
+    for name in ("secret-key", "tracking-keys"):
+        assert (var_root / "var" / name).stat().st_mode & 0o777 == 0o600
+    exports = subprocess.run([PYTHON, "-m", "engage.embedded", "env"], env=run.env, cwd=ROOT,
+                             capture_output=True, text=True).stdout  # fmt: skip
+    assert str(var_root / "var") in exports
+    # the embedded Redis the run uses keeps an append-only file
+    redis_url = re.search(r"export REDIS_URL='([^']+)'", exports)[1]
+    assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
+
+    pids = run.ready()
+    assert set(run.pids().values()) <= pids
+    run.process.send_signal(signal.SIGTERM)  # to scripts/run (honcho) alone: it stops the others
+    assert_stops_leaving_nothing(run, pids)
+    assert re.search(r"system\s+\| SIGTERM received", run.text())
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_is_named_with_its_exit_status_and_stops_the_run(start_run):
+    run = start_run()
+    pids = run.ready()
+    os.kill(run.pids()["sink"], signal.SIGKILL)
+    status = assert_stops_leaving_nothing(run, pids)
+    assert re.search(r"system\s+\| sink\.1 stopped \(rc=-9\)", run.text()), run.text()[-3000:]
+    assert status != 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process_of_the_run(start_run):
+    run = start_run()
+    pids = run.ready()
+    os.killpg(run.process.pid, signal.SIGINT)  # what a terminal sends to its foreground group
+    assert_stops_leaving_nothing(run, pids)
+    assert re.search(r"system\s+\| SIGINT received", run.text())
