@@ -83,11 +83,10 @@ def test_every_task_queue_has_a_worker_in_compose_and_in_scripts_run():
         if words[:4] == ["celery", "-A", "engage", "worker"]:
             served |= _queues(words)
     assert served == routed
-    run_served = set()
-    for line in (ROOT / "scripts" / "run").read_text().splitlines():
-        words = shlex.split(line.split("&")[0]) if "celery -A engage worker" in line else []
-        if words:
-            run_served |= _queues(words)
+    run_served = set()  # scripts/run's processes are the lines of scripts/Procfile
+    for line in (ROOT / "scripts" / "Procfile").read_text().splitlines():
+        if not line.startswith("#") and "celery -A engage worker" in line:
+            run_served |= _queues(shlex.split(line.partition(":")[2]))
     assert run_served == routed
 
 
