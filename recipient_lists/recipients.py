@@ -11,7 +11,8 @@ given (SparkPost shows it that way). Null values mean "not given"; unknown keys 
 
 ``address.email``, ``header_to`` and ``return_path`` must be email addresses
 (:func:`address_problem`); a recipient with one that is not is rejected alone, in
-``rcpt_to_errors`` (422 / 1300 naming the index and the field).
+``rcpt_to_errors`` (422 / 1300 naming the index and the field). So is one whose
+``substitution_data`` has a reserved key (SPEC B §4.2, ``templates_app.language.reserved_key_problem``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from engage import errors
+from templates_app.language import reserved_key_problem
 
 MAX_TAGS = 10
 MAX_EMAIL_LENGTH = 254
@@ -214,6 +216,8 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
         substitution_data = {}
     elif not isinstance(substitution_data, dict):
         return None, _bad(index, "substitution_data must be an object")
+    elif (problem := reserved_key_problem(substitution_data)) is not None:
+        return None, _bad(index, problem)
 
     return (
         {

@@ -45,7 +45,8 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
     """Render content the way a message to an anonymous recipient would be, for preview.
 
     The result is ``{from, subject, reply_to, text, html, headers}`` with the parts the
-    content has. Render failures are 422 / 3001 naming the part.
+    content has. A reserved key in ``substitution_data`` (SPEC B §4.2) is 422 / 1300 naming
+    it; render failures are 422 / 3001 naming the part.
     """
     language = _language()
     if language is None:
@@ -53,7 +54,11 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
         preview["rendered"] = False  # explicit marker: the language is not installed yet
         return preview
     compile_content, build_context = language
+    from templates_app.language import reserved_key_problem
     from templates_app.language.errors import TemplateRenderError
+
+    if (problem := reserved_key_problem(substitution_data)) is not None:
+        raise errors.InvalidData(problem)
 
     compiled = content_compile(content)
     context = build_context(

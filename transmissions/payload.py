@@ -26,7 +26,7 @@ from engage import errors
 from engage.api.fields import bool_options
 from recipient_lists.recipients import address_problem
 from templates_app.content import normalize_content
-from templates_app.language import TemplateSyntaxError
+from templates_app.language import TemplateSyntaxError, reserved_key_problem
 from tracking.domains import tracking_domain_normalize
 from transmissions.headers import ADDRESS_HEADERS
 from transmissions.mime import content_id_problem
@@ -285,6 +285,8 @@ def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tu
             raise errors.SubstitutionDataTooLarge(
                 f"substitution_data must be at most {limits.max_substitution_data_bytes} bytes of JSON"
             )
+        if (problem := reserved_key_problem(substitution_data)) is not None:
+            raise errors.InvalidData(problem)
         target.substitution_data = substitution_data
     target.options, target.start_time = _options(body.get("options"), now=now, limits=limits)
     if "email_rfc822" in target.content:

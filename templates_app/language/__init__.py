@@ -1,8 +1,8 @@
 """The SparkPost substitution language: compile once per template, render per recipient.
 
 Public API: ``compile_part`` / ``CompiledPart.render``, ``compile_content`` /
-``CompiledContent.render``, ``build_context``, ``validate_data_keys``, ``Limits``,
-``TemplateSyntaxError`` and ``TemplateRenderError``. Pure: no Django, no I/O, no clock.
+``CompiledContent.render``, ``build_context``, ``reserved_key_problem``,
+``validate_data_keys``, ``Limits``, ``TemplateSyntaxError`` and ``TemplateRenderError``. Pure: no Django, no I/O, no clock.
 
 Decisions where the SparkPost documentation is silent or ambiguous (SPEC B §4):
 
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
 from .content import CompiledContent, compile_content
-from .context import RESERVED_KEYS, build_context, validate_data_keys
+from .context import RESERVED_KEYS, build_context, reserved_key_problem, validate_data_keys
 from .errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 
 __all__ = [
@@ -57,5 +57,6 @@ __all__ = [
     "build_context",
     "compile_content",
     "compile_part",
+    "reserved_key_problem",
     "validate_data_keys",
 ]

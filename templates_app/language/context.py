@@ -45,6 +45,24 @@ def build_context(*, tx_metadata: dict | None, tx_substitution_data: dict | None
     return ctx
 
 
+def reserved_key_problem(data: Any, *, field: str = "substitution_data") -> str | None:
+    """Why ``data`` cannot be substitution data because of a reserved top-level key, or None.
+
+    The message names the first such key: ``"substitution_data key 'email' is reserved: ..."``.
+    Reserved (SPEC B §4.2): the Lua keywords of the language and the built-in per-recipient
+    variables (``address``, ``email``, ``email_id``, ``env_from``, ``return_path``), which a
+    key would otherwise shadow. Case-sensitive, like Lua. Non-objects give None (their type is
+    the caller's check).
+    """
+    if not isinstance(data, dict):
+        return None
+    for key in data:
+        if key in RESERVED_KEYS:
+            return (f"{field} key '{key}' is reserved: language keywords and the built-in "
+                    "variables address, email, email_id, env_from and return_path cannot be keys")
+    return None
+
+
 def validate_data_keys(obj: Any, *, field: str = "substitution_data") -> list[str]:
     """Return one error message per invalid top-level key of ``obj`` (empty when valid).
 
@@ -60,6 +78,6 @@ def validate_data_keys(obj: Any, *, field: str = "substitution_data") -> list[st
         if not isinstance(key, str) or not _KEY_RE.match(key):
             errors.append(f"{field} key '{key}' is invalid: use US-ASCII letters, digits "
                           "and '_', not starting with a digit")
-        elif key in RESERVED_KEYS:
-            errors.append(f"{field} key '{key}' is a reserved word")
+        elif (problem := reserved_key_problem({key: None}, field=field)) is not None:
+            errors.append(problem)
     return errors

@@ -297,6 +297,13 @@ def test_preview_renders_the_content(api):
     assert preview["text"] == "Hi"
 
 
+def test_preview_with_a_reserved_substitution_key_is_422_1300_naming_it(api):
+    create(api, id="t")
+    response = api.post("/api/v1/templates/t/preview?draft=true", {"substitution_data": {"email": "x"}}, format="json")
+    error = assert_error(response, 422, "1300")
+    assert "substitution_data key 'email' is reserved" in error["description"]
+
+
 def test_preview_unknown_template_is_404_1600(api):
     assert_error(api.post("/api/v1/templates/nope/preview", {}, format="json"), 404, "1600")
 

@@ -102,3 +102,11 @@ def test_keys_outside_ascii_identifiers_are_rejected(key: str) -> None:
 
 def test_reserved_word_check_is_case_sensitive_like_lua() -> None:
     assert validate_data_keys({"If": 1, "END": 2}) == []
+
+
+def test_reserved_key_problem_names_the_first_reserved_key_and_ignores_non_objects() -> None:
+    from templates_app.language import reserved_key_problem
+
+    assert reserved_key_problem({"name": 1, "email": 2, "end": 3}).startswith("substitution_data key 'email' is reserved")
+    assert reserved_key_problem({"name": 1, "End": 2}) is None
+    assert reserved_key_problem(None) is None and reserved_key_problem([1]) is None
