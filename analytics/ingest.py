@@ -14,6 +14,12 @@ staged for the rollups.
 
 The lander (``tracking.events``) lands every buffered batch through ``events_insert``;
 tests and ``bench/metrics.py`` use it to land events exactly as production does.
+
+Engagement events (opens, clicks, unsubscribes) come from a tracking token, which does not
+carry the message's From and Subject (they would lengthen every link, and the click
+redirect reads no database). ``events_insert`` fills their ``friendly_from`` and
+``subject`` from the message's send-side event (``injection``, ``delivery``, ...: written
+when it was built), found in the batch itself or with one query per batch.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from analytics import rollups
-from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
+from tracking.models import EVENT_CATEGORY, EVENT_COLUMNS, EVENT_DEFAULTS
 
 STAGE = "analytics_stage"
 WORK_MEM = "64MB"
@@ -52,6 +58,15 @@ WITH ins AS (
 )
 INSERT INTO {_LANDED} SELECT * FROM ins"""
 _UNIQUE_VIOLATION = "23505"
+# Events that take friendly_from/subject from their message, and those that hold them.
+_ENGAGEMENT_TYPES = frozenset(
+    t for t, category in EVENT_CATEGORY.items() if category in ("track_event", "unsubscribe_event")
+)
+_SEND_TYPES = frozenset(t for t, category in EVENT_CATEGORY.items() if category == "message_event")
+_MESSAGE_FIELDS = """
+SELECT DISTINCT ON (message_id) message_id, friendly_from, subject FROM tracking_event
+WHERE message_id = ANY(%s) AND type = ANY(%s) AND (friendly_from <> '' OR subject <> '')
+ORDER BY message_id, timestamp"""
 
 
 def event_row(event: dict[str, Any]) -> tuple:
@@ -137,13 +152,55 @@ def events_insert_rows(cursor: Any, rows: Sequence[Sequence[Any]]) -> int:
     return inserted
 
 
+def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` with each engagement event that has neither ``friendly_from`` nor
+    ``subject`` given its message's (copies; the others as they are). The values come from a
+    send-side event of the same ``message_id`` in ``events`` or, for the rest, from
+    ``tracking_event`` in one query; an event whose message has none stays as it is."""
+    wanting = {
+        event["message_id"]
+        for event in events
+        if event.get("type") in _ENGAGEMENT_TYPES
+        and event.get("message_id")
+        and not event.get("friendly_from")
+        and not event.get("subject")
+    }
+    if not wanting:
+        return list(events)
+    found: dict[str, tuple[str, str]] = {}
+    for event in events:
+        message_id = event.get("message_id")
+        if message_id in wanting and message_id not in found and event.get("type") in _SEND_TYPES:
+            if event.get("friendly_from") or event.get("subject"):
+                found[message_id] = (event.get("friendly_from") or "", event.get("subject") or "")
+    missing = sorted(wanting - found.keys())
+    if missing:
+        cursor.execute(_MESSAGE_FIELDS, [missing, sorted(_SEND_TYPES)])
+        for message_id, friendly_from, subject in cursor.fetchall():
+            found[message_id] = (friendly_from, subject)
+    filled: list[dict[str, Any]] = []
+    for event in events:
+        fields = found.get(event.get("message_id"))
+        if (
+            fields is not None
+            and event.get("type") in _ENGAGEMENT_TYPES
+            and not event.get("friendly_from")
+            and not event.get("subject")
+        ):
+            event = {**event, "friendly_from": fields[0], "subject": fields[1]}
+        filled.append(event)
+    return filled
+
+
 def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: bool = True) -> list[dict[str, Any]]:
     """Insert ``events`` (dicts keyed by Event column names) skipping duplicates, and fold
     the inserted ones into the rollups and webhook queues, on ``cursor`` (run it inside
-    ``transaction.atomic``). Returns the inserted rows as dicts (``id`` included), or ``[]``
-    when ``returning`` is false."""
+    ``transaction.atomic``). Engagement events get their message's ``friendly_from`` and
+    ``subject`` first (:func:`message_fields_fill`). Returns the inserted rows as dicts
+    (``id`` included), or ``[]`` when ``returning`` is false."""
     if not events:
         return []
+    events = message_fields_fill(cursor, events)
     events_insert_rows(cursor, [event_row(event) for event in events])
     if not returning:
         return []

@@ -91,3 +91,37 @@ def test_rows_another_lander_put_inside_the_batchs_id_range_are_not_staged(api, 
     assert sorted(row["id"] for row in landed)[0] == last + 2
     assert sorted(row["event_id"] for row in landed) == sorted(event["event_id"] for event in batch)
     assert _totals(api) == _expected(batch)
+
+
+def test_engagement_events_take_from_and_subject_from_their_message_in_one_query(db, django_assert_num_queries):
+    from datetime import timedelta
+
+    at = data.START + timedelta(hours=1)
+
+    def event(number: int, kind: str, message_id: str, **fields) -> dict:
+        return {"event_id": str(90_000_000 + number), "type": kind, "timestamp": at, "message_id": message_id, **fields}
+
+    sent = {"friendly_from": "news@sender.test", "subject": "Hello"}
+    _land([event(1, "injection", "m1", **sent), event(2, "delivery", "m1", **sent)])
+    landed = _land([
+        event(3, "click", "m1"),
+        event(4, "open", "m1"),
+        event(5, "link_unsubscribe", "m1"),
+        event(6, "injection", "m2", friendly_from="b@sender.test", subject="Same batch"),
+        event(7, "initial_open", "m2"),
+        event(8, "click", "m3"),  # its message never sent an event: stays empty
+        event(9, "click", "m1", subject="own"),  # already set: kept
+    ])  # fmt: skip
+    by_id = {row["event_id"]: (row["friendly_from"], row["subject"]) for row in landed}
+    assert by_id["90000003"] == by_id["90000004"] == by_id["90000005"] == ("news@sender.test", "Hello")
+    assert by_id["90000007"] == ("b@sender.test", "Same batch")
+    assert by_id["90000008"] == ("", "")
+    assert by_id["90000009"] == ("", "own")
+
+    from analytics.ingest import message_fields_fill
+
+    with django_assert_num_queries(1), connection.cursor() as cursor:
+        filled = message_fields_fill(cursor, [event(10, "click", "m1"), event(11, "open", "m1")])
+    assert [(e["friendly_from"], e["subject"]) for e in filled] == [("news@sender.test", "Hello")] * 2
+    with django_assert_num_queries(0), connection.cursor() as cursor:
+        message_fields_fill(cursor, [event(12, "delivery", "m1")])
