@@ -31,7 +31,7 @@ from django.conf import settings
 
 from engage import errors
 from recipient_lists.recipients import address_problem
-from templates_app.language import build_context, compile_content
+from templates_app.language import CompiledPart, build_context, compile_content, compile_part
 from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
 from tracking.domains import list_unsubscribe_uri_problem
 from tracking.links import pixel_html, scan_html, scan_text
@@ -112,6 +112,12 @@ class MessageTracker:
         if kind == "initial_open" and self._initial_open:
             return pixel_html(f"{self._base}/q/{self._tokens.open('initial_open')}")
         return ""
+
+    def compile_dynamic(self, source: str, mode: str) -> CompiledPart:
+        """A ``dynamic_html`` / ``dynamic_plain`` chunk, link-scanned like the template so its
+        links are tracked by the same rules (SPEC B §4.5); the part caches it per chunk."""
+        scan = scan_text(source) if mode == "text" else scan_html(source)
+        return compile_part(source, part="dynamic", mode=mode, scan=scan)
 
 
 @dataclass(slots=True)
