@@ -218,6 +218,9 @@ ENGAGE_SEND_BATCH_SIZE = env_int("ENGAGE_SEND_BATCH_SIZE", 50, minimum=1, maximu
 # A message claimed ("sending") for longer than this by a worker that stopped heartbeating
 # is given back to the queue by the recovery task (its worker is presumed dead).
 ENGAGE_SEND_CLAIM_TIMEOUT = env_int("ENGAGE_SEND_CLAIM_TIMEOUT", 120, minimum=1, maximum=_TEN_YEARS)
+# A message whose claim went stale this many times (its worker died each time) is failed
+# with a generation_failure event instead of being claimed again.
+ENGAGE_SEND_MAX_CLAIMS = env_int("ENGAGE_SEND_MAX_CLAIMS", 5, minimum=1, maximum=100)
 # Relay: seconds per SMTP command; 4xx retries: first delay, doubling, and the attempt cap.
 ENGAGE_RELAY_TIMEOUT = env_int("ENGAGE_RELAY_TIMEOUT", 30, minimum=1, maximum=3600)
 ENGAGE_RETRY_BASE_SECONDS = env_int("ENGAGE_RETRY_BASE_SECONDS", 60, minimum=1, maximum=_TEN_YEARS)

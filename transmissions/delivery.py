@@ -137,6 +137,11 @@ class Relay:
             except (OSError, smtplib.SMTPException):
                 conn.close()
 
+    def abandon(self) -> None:
+        """Close the connection without QUIT: a transaction may be half written (an error
+        between the steps), and the relay drops what it has of it (no end of DATA)."""
+        self._drop()
+
     def _drop(self) -> None:
         self._unfinished = False
         conn, self._conn = self._conn, None

@@ -272,19 +272,43 @@ class Built:
 
 def event_fields(prepared: Prepared, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
     """The fields every event of this message carries (SPEC B §6.2-6.3)."""
+    return message_event_fields(
+        transmission_id=prepared.transmission_id, campaign_id=prepared.campaign_id,
+        template_id=prepared.template_id, template_version=prepared.template_version,
+        metadata=prepared.metadata, transactional=prepared.options.transactional,
+        message_id=message_id, recipient=recipient,
+    )  # fmt: skip
+
+
+def transmission_event_fields(transmission: Transmission, *, message_id: str, recipient: dict[str, Any]) -> dict:
+    """:func:`event_fields` from the stored transmission alone, for a message that ends
+    without its content being compiled (a content that cannot be prepared, a cancel).
+    ``transactional`` is the transmission's own option (a template's is not read)."""
+    return message_event_fields(
+        transmission_id=transmission.id, campaign_id=transmission.campaign_id,
+        template_id=transmission.template_id or "inline", template_version=transmission.template_version,
+        metadata=transmission.metadata or {}, transactional=bool((transmission.options or {}).get("transactional")),
+        message_id=message_id, recipient=recipient,
+    )  # fmt: skip
+
+
+def message_event_fields(
+    *, transmission_id: int, campaign_id: str, template_id: str, template_version: str, metadata: dict,
+    transactional: bool, message_id: str, recipient: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     email = recipient["address"]["email"]
     return {
-        "transmission_id": str(prepared.transmission_id),
+        "transmission_id": str(transmission_id),
         "message_id": message_id,
-        "campaign_id": prepared.campaign_id,
-        "template_id": prepared.template_id,
-        "template_version": prepared.template_version,
+        "campaign_id": campaign_id,
+        "template_id": template_id,
+        "template_version": template_version,
         "rcpt_to": email.lower(),
         "raw_rcpt_to": email,
         "recipient_domain": email.rpartition("@")[2].lower(),
-        "rcpt_meta": {**prepared.metadata, **(recipient.get("metadata") or {})},
+        "rcpt_meta": {**metadata, **(recipient.get("metadata") or {})},
         "rcpt_tags": list(recipient.get("tags") or []),
-        "transactional": prepared.options.transactional,
+        "transactional": transactional,
     }
 
 

@@ -6,8 +6,16 @@ metadata, substitution data) and the generation counters the GET answers with. A
 that makes sending crash safe (see ``transmissions.sending``)::
 
     queued ──claim──▶ sending ──2xx──▶ sent
-                         │ ──5xx / render error──▶ failed
-                         └──4xx / connection lost──▶ deferred ──retry──▶ sending ...
+      ▲                  │ ──5xx / any fault of this message──▶ failed
+      │                  └──4xx / connection lost──▶ deferred ──retry──▶ sending ...
+      └──worker died (claim stale)──┘   (past ENGAGE_SEND_MAX_CLAIMS lost claims: failed)
+    queued / deferred / stale sending ──DELETE of a stuck transmission──▶ canceled
+
+A transmission ends ``Success`` when at least one message was generated (handed to the
+relay, whatever the relay answered: bounces are delivery outcomes, as in SparkPost),
+``Failed`` when every message failed generation (``num_generated`` 0, an Engage state:
+SPEC B §1.7 lists only ``submitted``, ``Generating``, ``Success`` and ``Canceled``), and
+``Canceled`` when it was deleted (scheduled, or stuck while generating).
 
 Rows are written with COPY at accept time, so the recipient data is stored as one JSON
 document per row in the normalized shape of ``recipient_lists.recipients``.
@@ -25,6 +33,7 @@ class TransmissionState(models.TextChoices):
     GENERATING = "Generating"
     SUCCESS = "Success"
     CANCELED = "Canceled"
+    FAILED = "Failed"  # every message failed generation (Engage's; see the module docstring)
 
 
 class Transmission(models.Model):
@@ -72,6 +81,7 @@ class MessageState(models.TextChoices):
     SENT = "sent"
     FAILED = "failed"
     DEFERRED = "deferred"
+    CANCELED = "canceled"
 
 
 class Message(models.Model):
@@ -86,6 +96,8 @@ class Message(models.Model):
     recipient = models.JSONField()
     state = models.CharField(max_length=16, choices=MessageState.choices, db_default=MessageState.QUEUED)
     attempts = models.PositiveSmallIntegerField(db_default=0)
+    # Claims that went stale (their worker died) without finishing; capped by ENGAGE_SEND_MAX_CLAIMS.
+    claims_lost = models.PositiveSmallIntegerField(db_default=0)
     claimed_by = models.CharField(max_length=64, blank=True, db_default="")
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -99,6 +111,12 @@ class Message(models.Model):
                 fields=["transmission", "claimed_at"],
                 name="msg_pending",
                 condition=models.Q(state__in=["queued", "sending"]),
+            ),
+            # Messages whose worker died while it held them: claimed one at a time (sending).
+            models.Index(
+                fields=["transmission", "chunk"],
+                name="msg_claims_lost",
+                condition=models.Q(claims_lost__gt=0, state__in=["queued", "sending"]),
             ),
             # Deferred messages whose retry is overdue (the recovery beat).
             models.Index(fields=["finished_at"], name="msg_deferred", condition=models.Q(state="deferred")),

@@ -7,8 +7,20 @@ Messages are claimed in small batches with one conditional UPDATE
 is then generated and handed to the relay in one SMTP transaction: the envelope (MAIL,
 RCPT and DATA in one write when the relay offers PIPELINING) goes out, the next message is
 generated while the relay answers it, then the body goes and the relay's answer to it is
-read at once and recorded: ``sent`` on a 2xx, ``failed`` after a 5xx or a render error,
-``deferred`` after a 4xx. The ``sent`` UPDATE is sent to PostgreSQL the moment the 2xx is
+read at once and recorded: ``sent`` on a 2xx, ``failed`` after a 5xx, ``deferred`` after a
+4xx.
+
+Every message ends (STYLE rule 11). Whatever is raised while one message is rendered, built,
+encoded or written to the relay fails that message alone: ``failed`` with a
+``generation_failure`` event whose reason names the exception (class and a bounded excerpt
+of its message, never a traceback), and the batch goes on; a message whose envelope was
+already pipelined is still completed. Only a lost relay connection (RelayUnavailable) or a
+database error ends the batch. A message whose claim went stale ``ENGAGE_SEND_MAX_CLAIMS``
+times (its worker died each time) fails with a ``generation_failure`` instead of being
+claimed again; while a chunk holds such a message, messages are claimed one at a time so
+that a worker dying on one message takes no other message's count with it. Each message
+gets one ``injection`` event, with the first relay answer recorded for it, whichever attempt
+that is. The ``sent`` UPDATE is sent to PostgreSQL the moment the 2xx is
 read, without waiting for its answer (a prepared statement, read back before the
 connection's next use), so recording costs no round trip of its own.
 
@@ -49,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from psycopg import pq
 
 from tracking.events import events_enqueue
@@ -81,22 +93,42 @@ __all__ = [
 EVENT_GROUP = 16  # sent messages whose events go to the event buffer in one round trip
 EVENT_GROUP_SECONDS = 0.05  # ... or sooner, before the next hand-off once the oldest is this old
 
+# A claimed row: (pk, message_id, recipient, attempts, fresh, claims_lost); ``fresh``: no
+# outcome was ever recorded for it (no relay answer, so no ``injection`` event yet).
+# A stale claim taken over counts as lost (``claims_lost``). While the chunk holds a message
+# whose claim was lost (or a stale one), messages are claimed one at a time: a worker that
+# dies on one message again then takes only that one with it (ENGAGE_SEND_MAX_CLAIMS).
+# The pick is a materialized CTE: as ``id IN (subquery ... FOR UPDATE SKIP LOCKED)`` the
+# planner may rescan the subquery per row (a nested loop), each rescan skipping the rows the
+# UPDATE already changed, and claim past the LIMIT.
 _CLAIM_SQL = """
+WITH picked AS MATERIALIZED (
+  SELECT id FROM transmissions_message
+   WHERE transmission_id = %(tx)s AND chunk = %(chunk)s
+     AND (state = 'queued' OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
+   ORDER BY id
+   LIMIT CASE WHEN EXISTS (SELECT 1 FROM transmissions_message s
+                            WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s
+                              AND s.claims_lost > 0 AND s.state IN ('queued', 'sending'))
+                OR EXISTS (SELECT 1 FROM transmissions_message s
+                            WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s AND s.state = 'sending'
+                              AND s.claimed_at < now() - make_interval(secs => %(stale)s))
+              THEN 1 ELSE %(limit)s END
+   FOR UPDATE SKIP LOCKED)
 UPDATE transmissions_message m
-   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1
- WHERE m.id IN (SELECT id FROM transmissions_message
-                 WHERE transmission_id = %(tx)s AND chunk = %(chunk)s
-                   AND (state = 'queued'
-                        OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
-                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1,
+       claims_lost = m.claims_lost + (m.state = 'sending')::int
+  FROM picked
+ WHERE m.id = picked.id
    AND (m.state = 'queued' OR (m.state = 'sending' AND m.claimed_at < now() - make_interval(secs => %(stale)s)))
-RETURNING m.id, m.message_id, m.recipient, m.attempts
+RETURNING m.id, m.message_id, m.recipient, m.attempts, m.finished_at IS NULL, m.claims_lost
 """
+# A deferred message had an answer recorded (its ``injection`` went then): never fresh.
 _CLAIM_ONE_SQL = """
 UPDATE transmissions_message
    SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = attempts + 1
  WHERE id = %(id)s AND state = 'deferred'
-RETURNING id, message_id, recipient, attempts, transmission_id
+RETURNING id, message_id, recipient, attempts, false, claims_lost, transmission_id
 """
 _FINISH_ONE_SQL = (
     "UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = '' WHERE id = %s"
@@ -142,6 +174,7 @@ class _Session:
         self.pgconn = connection.connection.pgconn
         self.marking: int | None = None  # pk whose ``sent`` UPDATE has not been read back
         self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
+        self.max_claims = settings.ENGAGE_SEND_MAX_CLAIMS
         self.beat_every = max(self.stale / 4, 0.5)
         self.last_beat = time.monotonic()
         self.events: list[dict] = []  # events of recorded messages, for the next ``flush``
@@ -247,20 +280,65 @@ class _Job:
     built: Built
 
 
+#: Characters of an exception's message kept in a ``generation_failure`` reason.
+REASON_EXCERPT = 300
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``ExceptionClass: message`` on one line, the message cut to :data:`REASON_EXCERPT`
+    characters: what an event may say about an unexpected fault (no traceback)."""
+    text = " ".join(str(exc).split())
+    if len(text) > REASON_EXCERPT:
+        text = text[:REASON_EXCERPT] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _generation_failed(session: _Session, row: tuple, fields: dict, reason: str, code: str) -> None:
+    """Record one message ``failed`` (counted in ``num_failed_gen``) with its event."""
+    session.finish(row[0], "failed", f"generation: {reason}")
+    session.note(
+        [{"type": "generation_failure", **fields, "reason": reason, "raw_reason": reason, "error_code": code,
+          "rcpt_subs": _loads(row[2]).get("substitution_data") or {}}],
+    )  # fmt: skip
+
+
 def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
-    """Generate one claimed message; None (recorded ``failed``, event buffered) on a render error."""
-    pk, message_id, recipient = row[0], row[1], _loads(row[2])
+    """Generate one claimed message; None (recorded ``failed``, event buffered) when it
+    cannot be: a render error, any other exception while it is rendered, built or encoded
+    (STYLE rule 11: it fails alone), or a message whose claims died ENGAGE_SEND_MAX_CLAIMS
+    times."""
+    message_id, recipient = row[1], _loads(row[2])
     fields = event_fields(prepared, message_id=message_id, recipient=recipient)
+    if row[5] >= session.max_claims:
+        reason = f"claimed {row[5]} times without finishing: the worker died each time"
+        log.error("message %s: %s", message_id, reason)
+        _generation_failed(session, row, fields, reason, "1901")
+        return None
     try:
         built = message_generate(prepared, message_id=message_id, recipient=recipient)
     except GenerationFailed as exc:
-        session.finish(pk, "failed", f"generation: {exc.reason}")
-        session.note(
-            [{"type": "generation_failure", **fields, "reason": exc.reason, "raw_reason": exc.reason,
-              "error_code": "3001", "rcpt_subs": recipient.get("substitution_data") or {}}],
-        )  # fmt: skip
+        _generation_failed(session, row, fields, exc.reason, "3001")
+        return None
+    except DatabaseError:
+        raise  # not this message's fault: the claim is given back when the task fails
+    except Exception as exc:
+        reason = f"message could not be generated: {failure_reason(exc)}"
+        log.warning("message %s: %s", message_id, reason, exc_info=True)
+        _generation_failed(session, row, fields, reason, "1901")
         return None
     return _Job(position, row, fields, built)
+
+
+def _relay_fault(session: _Session, job: _Job, exc: Exception) -> str:
+    """Something other than the relay's answer or a lost connection went wrong while this
+    message was written to the relay, before its end of DATA: the relay cannot have taken
+    it. The connection is dropped (the relay discards the half-written transaction) and
+    the message alone fails."""
+    relay().abandon()
+    reason = f"message could not be handed to the relay: {failure_reason(exc)}"
+    log.warning("message %s: %s", job.row[1], reason, exc_info=True)
+    _generation_failed(session, job.row, job.fields, reason, "1901")
+    return "failed"
 
 
 def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
@@ -278,9 +356,17 @@ def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
         kind, outcome = "bounce", "failed"
     event = _result_event(kind, job.fields, job.built, result)
     event["num_retries"] = str(max(attempts - 1, 0))
-    injection = [_result_event("injection", job.fields, job.built, None)] if attempts == 1 else []
+    # One per message: the first outcome recorded for it, whatever attempt that was (a
+    # message re-claimed after its worker died, or given back when the relay went away).
+    injection = [_result_event("injection", job.fields, job.built, None)] if job.row[4] else []
     session.note([*injection, event])
     return outcome
+
+
+#: What a message gets when reading the relay's answer to its end of DATA failed otherwise
+#: than by a lost connection: the relay may own it or not, so it is retried as after a 4xx
+#: (at least once, bounded by ENGAGE_RETRY_MAX_ATTEMPTS).
+_NO_ANSWER = (451, "4.4.0 [internal] no answer read after the end of DATA")
 
 
 def _hand_off(session: _Session, job: _Job) -> str:
@@ -290,19 +376,40 @@ def _hand_off(session: _Session, job: _Job) -> str:
     Raises RelayUnavailable (state left ``sending`` for the caller to deal with).
     """
     transaction = relay()
-    answer = transaction.envelope_result()
+    try:
+        answer = transaction.envelope_result()
+        if answer is None:
+            transaction.body_send(job.built.data)
+    except RelayUnavailable:
+        raise
+    except Exception as exc:
+        return _relay_fault(session, job, exc)
     if answer is None:
-        transaction.body_send(job.built.data)
         # While the relay takes the body: read back the last ``sent`` mark, so that nothing
         # but this message's own mark is done between the relay's answer and its record.
         session.drain()
-        answer = transaction.body_result()
+        try:
+            answer = transaction.body_result()
+        except RelayUnavailable:
+            raise
+        except Exception as exc:
+            transaction.abandon()
+            log.warning("message %s: no answer to its end of DATA: %s", job.row[1], failure_reason(exc))
+            answer = RelayResult("deferred", _NO_ANSWER[0], f"{_NO_ANSWER[1]}: {failure_reason(exc)}")
     return _job_record(session, job, answer)
 
 
-def _envelope_send(session: _Session, job: _Job) -> None:
+def _envelope_send(session: _Session, job: _Job) -> bool:
+    """Start the message's transaction; False when that failed (the message is recorded)."""
     session.before_hand_off()
-    relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to, smtputf8=job.built.smtputf8)
+    try:
+        relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to, smtputf8=job.built.smtputf8)
+    except RelayUnavailable:
+        raise
+    except Exception as exc:
+        _relay_fault(session, job, exc)
+        return False
+    return True
 
 
 def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, result: ChunkResult) -> _Job | None:
@@ -350,9 +457,13 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
             job = _next_job(session, prepared, rows, 0, result)
             while job is not None:
                 try:
-                    _envelope_send(session, job)
+                    if not _envelope_send(session, job):
+                        result.failed += 1
+                        job = _next_job(session, prepared, rows, job.position + 1, result)
+                        continue
                     # The next message is generated while the relay answers the envelope
-                    # (never while it answers the body: that answer is read at once).
+                    # (never while it answers the body: that answer is read at once). Its
+                    # own faults are recorded on it: this one is still completed.
                     following = _next_job(session, prepared, rows, job.position + 1, result)
                     _tally(result, job.row, _hand_off(session, job))
                 except RelayUnavailable as exc:
@@ -392,7 +503,7 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
         row = session.cursor.fetchone()
         if row is None:
             return "skipped", 0
-        prepared = prepared_get(transmission_id=row[4])
+        prepared = prepared_get(transmission_id=row[6])
         if prepared is None:
             return "skipped", 0
         job = _job_build(session, prepared, row)
@@ -400,8 +511,7 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
             session.flush()
             return "failed", row[3]
         try:
-            _envelope_send(session, job)
-            outcome = _hand_off(session, job)
+            outcome = _hand_off(session, job) if _envelope_send(session, job) else "failed"
         except RelayUnavailable as exc:
             _relay_lost(session, prepared, row, exc)
             session.finish(row[0], "deferred", exc.reason)
@@ -413,7 +523,8 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
 
 
 _RECOVER_SQL = """
-UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL
+UPDATE transmissions_message
+   SET state = 'queued', claimed_by = '', claimed_at = NULL, claims_lost = claims_lost + 1
  WHERE state = 'sending' AND claimed_at < now() - make_interval(secs => %s)
 RETURNING transmission_id, chunk
 """

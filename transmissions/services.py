@@ -154,17 +154,22 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
 
 
 def transmission_cancel(*, transmission_id: int, now: datetime | None = None) -> None:
-    """Cancel a scheduled transmission (SPEC B §1.8).
+    """Cancel a scheduled transmission (SPEC B §1.8), or a stuck one.
 
     404 / 1600 unknown; 409 / 2006 when generating, done or already canceled; 409 / 2003
     within ``ENGAGE_SCHEDULED_DELETE_WINDOW`` seconds of its start (a transmission without a
-    start time starts immediately, so it is always inside the window).
+    start time starts immediately, so it is always inside the window). A Generating
+    transmission on which nothing has progressed for ``ENGAGE_SEND_CLAIM_TIMEOUT`` seconds
+    (:func:`transmission_cancel_stuck`) is canceled; one that progresses is 409 / 2006.
     """
     now = now or timezone.now()
     window = settings.ENGAGE_SCHEDULED_DELETE_WINDOW
     transmission = Transmission.objects.filter(pk=transmission_id).only("state", "start_time").first()
     if transmission is None:
         raise errors.NotFound(f"Resource not found:transmission id {transmission_id}")
+    stuck = transmission.state == TransmissionState.GENERATING
+    if stuck and transmission_cancel_stuck(transmission_id=transmission_id):
+        return
     if transmission.state != TransmissionState.SUBMITTED:
         raise errors.InvalidTransmissionState(
             f"Transmission {transmission_id} is in state {transmission.state}; only scheduled transmissions can be deleted"
@@ -178,6 +183,78 @@ def transmission_cancel(*, transmission_id: int, now: datetime | None = None) ->
     ).update(state=TransmissionState.CANCELED, generation_end_time=now)
     if not updated:  # the scheduler started it meanwhile
         raise errors.InvalidTransmissionState(f"Transmission {transmission_id} is no longer scheduled")
+
+
+# Nothing claimed, heart-beaten or finished for the claim timeout: no worker is on it.
+_STUCK_SQL = """
+SELECT 1 FROM transmissions_transmission t
+ WHERE t.id = %(id)s AND t.state = %(generating)s
+   AND t.generation_start_time < now() - make_interval(secs => %(stale)s)
+   AND NOT EXISTS (SELECT 1 FROM transmissions_message r
+                    WHERE r.transmission_id = t.id
+                      AND (r.claimed_at > now() - make_interval(secs => %(stale)s)
+                           OR r.finished_at > now() - make_interval(secs => %(stale)s)))
+"""
+# Every message not yet ended: never claimed, deferred, or claimed by a worker that died.
+_CANCEL_MESSAGES_SQL = """
+UPDATE transmissions_message
+   SET state = 'canceled', finished_at = now(), claimed_by = '', last_error = %(reason)s
+ WHERE transmission_id = %(id)s
+   AND (state IN ('queued', 'deferred')
+        OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
+RETURNING message_id, recipient
+"""
+_CANCEL_SQL = """
+UPDATE transmissions_transmission t
+   SET state = %(canceled)s, generation_end_time = now(), num_generated = c.generated, num_failed_gen = c.failed_gen
+  FROM (SELECT count(*) FILTER (WHERE m.state IN ('sent', 'deferred')
+                                   OR (m.state = 'failed' AND m.last_error NOT LIKE 'generation:%%')) AS generated,
+               count(*) FILTER (WHERE m.state = 'failed' AND m.last_error LIKE 'generation:%%') AS failed_gen
+          FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
+ WHERE t.id = %(id)s
+"""
+#: The bounce every canceled message gets (SparkPost's campaign cancel, SPEC B §1.8).
+CANCELED_REASON = "554 5.7.1 [internal] Transmission cancelled"
+
+
+def transmission_cancel_stuck(*, transmission_id: int) -> bool:
+    """Cancel a Generating transmission that nothing works on: nothing was claimed, heart-
+    beaten or finished for ``ENGAGE_SEND_CLAIM_TIMEOUT`` seconds (its chunks keep failing
+    whole, or its tasks were lost). Its unended messages become ``canceled`` with a
+    ``bounce`` event each (``CANCELED_REASON``), and it ends ``Canceled`` with its counters.
+    False (nothing done) when it is not stuck."""
+    from tracking.events import events_enqueue
+    from transmissions.delivery import bounce_class
+    from transmissions.generation import transmission_event_fields
+
+    stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
+    with transaction.atomic():
+        transmission = Transmission.objects.select_for_update().filter(pk=transmission_id).first()
+        if transmission is None:
+            return False
+        with connection.cursor() as cursor:
+            params = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale}
+            cursor.execute(_STUCK_SQL, params)
+            if cursor.fetchone() is None:
+                return False
+            cursor.execute(_CANCEL_MESSAGES_SQL, {"id": transmission_id, "stale": stale, "reason": CANCELED_REASON})
+            canceled = cursor.fetchall()
+            cursor.execute(_CANCEL_SQL, {"id": transmission_id, "canceled": TransmissionState.CANCELED})
+        code, text = CANCELED_REASON.split(" ", 1)
+        klass = bounce_class(int(code), text)
+        events = [
+            {"type": "bounce", **transmission_event_fields(transmission, message_id=message_id,
+                                                            recipient=_recipient(recipient)),
+             "reason": CANCELED_REASON, "raw_reason": CANCELED_REASON, "error_code": code, "bounce_class": klass}
+            for message_id, recipient in canceled
+        ]  # fmt: skip
+        transaction.on_commit(lambda: events_enqueue(events))
+    log.warning("transmission %s was stuck and is canceled: %d message(s) canceled", transmission_id, len(canceled))
+    return True
+
+
+def _recipient(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def transmission_start_generation(*, transmission_id: int) -> list[int]:
@@ -229,9 +306,11 @@ def _template_version(transmission: Transmission) -> str:
 
 
 _PENDING_SQL = "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
+# Success once at least one message was generated (handed to the relay, whatever it answered),
+# Failed when none was (SPEC B §1.7 has no such state: see transmissions.models).
 _FINISH_SQL = """
 UPDATE transmissions_transmission t
-   SET state = %(success)s,
+   SET state = CASE WHEN c.generated = 0 AND c.failed_gen > 0 THEN %(failed)s ELSE %(success)s END,
        generation_end_time = now(),
        num_generated = c.generated,
        num_failed_gen = c.failed_gen
@@ -245,15 +324,17 @@ UPDATE transmissions_transmission t
 
 
 def transmission_finish_if_done(*, transmission_id: int) -> bool:
-    """Mark the transmission Success once no message is queued or being sent (one statement,
-    so concurrent chunk tasks finishing together cannot both miss it)."""
+    """Mark the transmission Success (or Failed, when no message could be generated) once no
+    message is queued or being sent, with its counters (one statement, so concurrent chunk
+    tasks finishing together cannot both miss it)."""
     with connection.cursor() as cursor:
         cursor.execute(_PENDING_SQL, [transmission_id])
         if cursor.fetchone() is not None:
             return False  # the common case, answered from the small msg_pending index
         cursor.execute(
             _FINISH_SQL,
-            {"id": transmission_id, "success": TransmissionState.SUCCESS, "generating": TransmissionState.GENERATING},
+            {"id": transmission_id, "success": TransmissionState.SUCCESS, "failed": TransmissionState.FAILED,
+             "generating": TransmissionState.GENERATING},  # fmt: skip
         )
         return cursor.rowcount > 0
 
