@@ -74,6 +74,7 @@ from transmissions.generation import (
     message_generate,
     prepared_for,
     prepared_get,
+    transmission_event_fields,
 )
 from transmissions.models import Transmission, TransmissionState
 from transmissions.services import transmission_finish_if_done
@@ -440,7 +441,14 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     transmission = Transmission.objects.filter(pk=transmission_id).first()  # one query: state and content
     if transmission is None or transmission.state != TransmissionState.GENERATING:
         return result
-    prepared = prepared_for(transmission)
+    try:
+        prepared: Prepared | None = prepared_for(transmission)
+        unpreparable = ""
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a template deleted or broken since: no message can be generated
+        prepared, unpreparable = None, f"the content cannot be prepared: {failure_reason(exc)}"
+        log.error("transmission %s: %s", transmission_id, unpreparable)
     session = _Session(token)
     try:
         while True:
@@ -454,6 +462,12 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
             if not rows:
                 break
             session.last_beat = time.monotonic()
+            if prepared is None:
+                for row in rows:
+                    fields = transmission_event_fields(transmission, message_id=row[1], recipient=_loads(row[2]))
+                    _generation_failed(session, row, fields, unpreparable, "1901")
+                    result.failed += 1
+                continue
             job = _next_job(session, prepared, rows, 0, result)
             while job is not None:
                 try:

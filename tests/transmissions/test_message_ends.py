@@ -274,3 +274,21 @@ def test_a_generating_transmission_that_progresses_is_not_canceled(api, events):
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "2006"
     assert Transmission.objects.get(pk=tid).state == TransmissionState.GENERATING
+
+
+def test_a_transmission_whose_content_cannot_be_prepared_fails_each_message_and_ends(api, relay, events, monkeypatch):
+    from transmissions import sending
+
+    def prepared_for(transmission):
+        raise KeyError("template 'gone' does not exist")
+
+    monkeypatch.setattr(sending, "prepared_for", prepared_for)
+    transmission = run(api, body(recipients=RECIPIENTS))
+    assert transmission.state == TransmissionState.FAILED
+    assert (transmission.num_generated, transmission.num_failed_gen) == (0, 4)
+    assert relay.received == []
+    failures = [e for e in events() if e["type"] == "generation_failure"]
+    assert sorted(e["rcpt_to"] for e in failures) == sorted([BAD, *GOOD])
+    assert {e["reason"] for e in failures} == {
+        "the content cannot be prepared: KeyError: \"template 'gone' does not exist\""
+    }
