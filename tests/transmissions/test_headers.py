@@ -152,8 +152,9 @@ def test_any_unicode_in_data_names_and_headers_gives_the_message_engage_means(
         max_bytes=10**6,
     )  # fmt: skip
     address = {"email": email, "name": rcpt_name, **({"header_to": header_to} if header_to else {})}
+    # {{email}} is the built-in (the recipient's address): "email" is a reserved key (SPEC B §4.2).
     data = {"subject": subject, "custom": custom, "reply_name": reply_name, "cc_name": cc_name, "cc": cc,
-            "email": email, "boss_name": boss_name}  # fmt: skip
+            "boss_name": boss_name}  # fmt: skip
     recipient, error = normalize_recipient({"address": address, "substitution_data": data}, 0)
     assert error is None
     transmission = Transmission(id=1, content=content, options={}, metadata={}, campaign_id="c", return_path="")
