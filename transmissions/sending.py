@@ -97,31 +97,27 @@ EVENT_GROUP_SECONDS = 0.05  # ... or sooner, before the next hand-off once the o
 # A claimed row: (pk, message_id, recipient, attempts, fresh, claims_lost); ``fresh``: no
 # outcome was ever recorded for it (no relay answer, so no ``injection`` event yet).
 # A stale claim taken over counts as lost (``claims_lost``). While the chunk holds a message
-# whose claim was lost (or a stale one), messages are claimed one at a time: a worker that
-# dies on one message again then takes only that one with it (ENGAGE_SEND_MAX_CLAIMS).
-# The pick is a materialized CTE: as ``id IN (subquery ... FOR UPDATE SKIP LOCKED)`` the
-# planner may rescan the subquery per row (a nested loop), each rescan skipping the rows the
-# UPDATE already changed, and claim past the LIMIT.
-_CLAIM_SQL = """
-WITH picked AS MATERIALIZED (
-  SELECT id FROM transmissions_message
-   WHERE transmission_id = %(tx)s AND chunk = %(chunk)s
-     AND (state = 'queued' OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
-   ORDER BY id
-   LIMIT CASE WHEN EXISTS (SELECT 1 FROM transmissions_message s
-                            WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s
-                              AND s.claims_lost > 0 AND s.state IN ('queued', 'sending'))
-                OR EXISTS (SELECT 1 FROM transmissions_message s
-                            WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s AND s.state = 'sending'
-                              AND s.claimed_at < now() - make_interval(secs => %(stale)s))
-              THEN 1 ELSE %(limit)s END
-   FOR UPDATE SKIP LOCKED)
+# whose claim was lost (or a stale one), only its lowest claimable message is claimed: a
+# worker that dies on one message again then takes only that one with it
+# (ENGAGE_SEND_MAX_CLAIMS). That is a condition on the row, not the LIMIT: the planner may
+# rescan the ``IN`` subquery per row (a nested loop), each rescan skipping the rows this
+# UPDATE already changed, so a claim can take more than LIMIT rows.
+_CLAIMABLE = """transmission_id = %(tx)s AND chunk = %(chunk)s
+  AND (state = 'queued' OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))"""
+_CLAIM_SQL = f"""
 UPDATE transmissions_message m
    SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1,
        claims_lost = m.claims_lost + (m.state = 'sending')::int
-  FROM picked
- WHERE m.id = picked.id
+ WHERE m.id IN (SELECT id FROM transmissions_message WHERE {_CLAIMABLE}
+                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
    AND (m.state = 'queued' OR (m.state = 'sending' AND m.claimed_at < now() - make_interval(secs => %(stale)s)))
+   AND (NOT (EXISTS (SELECT 1 FROM transmissions_message s
+                      WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s
+                        AND s.claims_lost > 0 AND s.state IN ('queued', 'sending'))
+             OR EXISTS (SELECT 1 FROM transmissions_message s
+                         WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s AND s.state = 'sending'
+                           AND s.claimed_at < now() - make_interval(secs => %(stale)s)))
+        OR m.id = (SELECT min(id) FROM transmissions_message WHERE {_CLAIMABLE}))
 RETURNING m.id, m.message_id, m.recipient, m.attempts, m.finished_at IS NULL, m.claims_lost
 """
 # A deferred message had an answer recorded (its ``injection`` went then): never fresh.

@@ -292,3 +292,23 @@ def test_a_transmission_whose_content_cannot_be_prepared_fails_each_message_and_
     assert {e["reason"] for e in failures} == {
         "the content cannot be prepared: KeyError: \"template 'gone' does not exist\""
     }
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        {"address": {"email": BAD}, "substitution_data": {"v": "x\r\nBcc: y@example.net"}},
+        {"address": {"email": "j\u00f6s\u00e9@example.com", "name": "Jos\u00e9 \u00d6"}},
+        {"address": {"email": BAD, "name": "Jos\u00e9 \u00d6", "header_to": "j\u00f6s\u00e9@b\u00fccher.de"}},
+    ],
+)
+def test_the_inputs_of_issue_11_end_their_message_and_nothing_else(api, relay, events, recipient):
+    recipients = [RECIPIENTS[0], recipient, *RECIPIENTS[2:]]
+    content = {"from": {"email": "news@sender.test", "name": "News"}, "subject": "Hi {{v}}", "text": "t {{v}}"}
+    transmission = run(api, body(recipients=recipients, content=content))
+    assert transmission.state == TransmissionState.SUCCESS
+    assert GOOD <= {r.rcpt_tos[0] for r in relay.received}
+    assert not Message.objects.filter(transmission_id=transmission.id, state__in=["queued", "sending"]).exists()
+    kinds = _by_recipient(events())
+    assert all(kinds[email] == ["delivery", "injection"] for email in GOOD)
+    assert len(kinds) == 4
