@@ -132,16 +132,16 @@ def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
 
 @register("engage")
 def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
+    """The same rule as a transmission's ``tracking_domain`` (``tracking.domains``), with a scheme."""
+    from tracking.domains import tracking_domain_normalize
+
     url = settings.ENGAGE_TRACKING_BASE_URL
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        valid = url.startswith(("http://", "https://")) and bool(tracking_domain_normalize(url))
     except ValueError:
-        parts = None
-    if parts and parts.scheme in {"http", "https"} and parts.hostname and not parts.username:
-        if not (parts.path or parts.query or parts.fragment or _SPACE_OR_CONTROL.search(url)):
-            if host_problem(parts.hostname) is None:
-                return []
+        valid = False
+    if valid:
+        return []
     return [
         Error(
             f"ENGAGE_TRACKING_BASE_URL={url!r} is not scheme://host[:port] with a valid host name or IP address.",
