@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from engage.embedded import embedded_urls
 from engage.env import LOG_LEVELS, database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
 from engage.keys import SECRET_KEY_FILE, TRACKING_KEYS_FILE, read_key_file
@@ -76,7 +78,14 @@ MIDDLEWARE = [
 ]
 APPEND_SLASH = False
 
-ROOT_URLCONF = "engage.urls"
+# The routes this web process serves: "all" (API, admin, report and tracking) or "tracking"
+# (/f/ /q/ /u/ alone, a plain 404 elsewhere: the tracking processes of scripts/run and compose,
+# so no API request takes a thread a click needs).
+ENGAGE_SERVE = env_str("ENGAGE_SERVE", "all")
+_URLCONFS = {"all": "engage.urls", "tracking": "engage.urls_tracking"}
+if ENGAGE_SERVE not in _URLCONFS:
+    raise ImproperlyConfigured(f"ENGAGE_SERVE={ENGAGE_SERVE!r} is not one of {', '.join(_URLCONFS)}")
+ROOT_URLCONF = _URLCONFS[ENGAGE_SERVE]
 WSGI_APPLICATION = "engage.wsgi.application"
 TEMPLATES = [
     {

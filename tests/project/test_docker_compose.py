@@ -18,7 +18,7 @@ def compose() -> dict:
 
 
 def test_compose_parses_and_has_the_production_services():
-    assert set(compose()["services"]) >= {"postgres", "redis", "web", "worker", "webhooks", "beat"}
+    assert set(compose()["services"]) >= {"postgres", "redis", "web", "track", "worker", "webhooks", "beat"}
 
 
 def test_compose_settings_names_are_the_ones_settings_reads():
@@ -42,7 +42,7 @@ def _words(command) -> list[str]:
 def test_each_service_command_exists_in_the_project():
     services = compose()["services"]
     commands = set()
-    for name in ("web", "worker", "webhooks", "beat"):
+    for name in ("web", "track", "worker", "webhooks", "beat"):
         words = _words(services[name]["command"])
         if "manage.py" in words:
             for index, word in enumerate(words):
@@ -61,6 +61,19 @@ def test_each_service_command_exists_in_the_project():
     known = get_commands()
     for _, command in commands:
         assert command in known, f"manage.py {command} does not exist"
+
+
+def test_tracking_has_its_own_gunicorn_serving_the_tracking_routes_alone():
+    """Clicks never wait behind API requests: compose's track service is a gunicorn of its own,
+    on the port it publishes, with ENGAGE_SERVE=tracking; web serves everything else."""
+    services = compose()["services"]
+    words = _words(services["track"]["command"])
+    assert words[0] == "gunicorn" and "engage.wsgi:application" in words
+    assert words[words.index("--env") + 1] == "ENGAGE_SERVE=tracking"
+    port = words[words.index("--bind") + 1].rpartition(":")[2]
+    assert services["track"]["ports"] == [f"{port}:{port}"]
+    assert "ENGAGE_SERVE=tracking" not in _words(services["web"]["command"])
+    assert services["track"]["environment"]["ENGAGE_TRACKING_BASE_URL"].startswith("https://track.")
 
 
 def _queues(words: list[str]) -> set[str]:

@@ -19,7 +19,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
-PROCESSES = ("sink", "send", "webhooks", "web")
+PROCESSES = ("sink", "send", "webhooks", "web", "track")
 
 
 def free_port() -> int:
@@ -59,6 +59,7 @@ class Run:
     log: Path
     env: dict
     port: int
+    track_port: int
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -84,6 +85,7 @@ class Run:
         self.wait_for(r"^\S+ send\.1\s+\|.* send-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ web\.1\s+\|.*Booting worker")
+        self.wait_for(r"^\S+ track\.1\s+\|.*Booting worker")
         self.wait_for(r"^\S+ sink\.1\s+\|.*development SMTP sink")
         return descendants(self.process.pid)
 
@@ -106,14 +108,15 @@ def start_run(var_root, tmp_path):
     def start() -> Run:
         unset = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "ENGAGE_SECRET_KEY", "ENGAGE_TRACKING_KEYS"}
         env = {k: v for k, v in os.environ.items() if k not in unset}  # a newcomer's: no URLs, no keys
-        port, sink_port = free_port(), free_port()
-        env.update(ENGAGE_VAR_DIR=str(var_root / "var"), ENGAGE_PORT=str(port), ENGAGE_SINK_PORT=str(sink_port),
+        port, track_port, sink_port = free_port(), free_port(), free_port()
+        env.update(ENGAGE_VAR_DIR=str(var_root / "var"), ENGAGE_PORT=str(port), ENGAGE_TRACK_PORT=str(track_port),
+                   ENGAGE_SINK_PORT=str(sink_port),
                    ENGAGE_SINK_DIR=str(tmp_path / "sink"), ENGAGE_WEB_WORKERS="1")  # fmt: skip
         log = tmp_path / f"run-{len(runs)}.log"
         with log.open("w") as out:
             process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        runs.append(Run(process, log, env, port))
+        runs.append(Run(process, log, env, port, track_port))
         return runs[-1]
 
     yield start
@@ -171,6 +174,18 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
 
     pids = run.ready()
     assert set(run.pids().values()) <= pids
+    # tracked links point at the track process, which serves them alone; web still answers
+    # them (links sent before the split), and neither takes the other's traffic
+    assert re.search(rf"tracking on http://127\.0\.0\.1:{run.track_port}, SMTP", text)
+    track = f"http://127.0.0.1:{run.track_port}"
+    for url in (f"{track}/q/not-a-token", f"{track}/f/not-a-token", f"{track}/u/not-a-token"):
+        response = requests.get(url, timeout=10, allow_redirects=False)
+        assert (response.status_code, response.text) == (404, "Not Found\n"), url
+    for path in ("/api/v1/templates", "/admin/", "/report/"):
+        response = requests.get(track + path, headers={"Authorization": key}, timeout=10, allow_redirects=False)
+        assert (response.status_code, response.text) == (404, "Not Found\n"), path
+    response = requests.get(f"http://127.0.0.1:{run.port}/q/not-a-token", timeout=10)
+    assert (response.status_code, response.text) == (404, "Not Found\n")
     run.process.send_signal(signal.SIGTERM)  # to scripts/run (honcho) alone: it stops the others
     assert_stops_leaving_nothing(run, pids)
     assert re.search(r"system\s+\| SIGTERM received", run.text())

@@ -113,16 +113,17 @@ def test_scripts_read_their_ports_from_dotenv_and_the_dev_urls_follow_them(proje
     pins no relay or tracking URL that would keep pointing at the old ports."""
     shutil.copy(project / ".env.example", project / ".env")
     _set(project / ".env", "ENGAGE_PORT", "8123")
+    _set(project / ".env", "ENGAGE_TRACK_PORT", "8124")
     _set(project / ".env", "ENGAGE_SINK_PORT", "'1126'  # quoted, with a comment")
     script = (
         "source scripts/lib.sh; "
         'echo "$(env_or_dotenv ENGAGE_PORT 8000) $(env_or_dotenv ENGAGE_SINK_PORT 1025) '
-        '$(env_or_dotenv ENGAGE_WEB_WORKERS 2)"; '
+        '$(env_or_dotenv ENGAGE_WEB_WORKERS 2) $(env_or_dotenv ENGAGE_TRACK_PORT 8001)"; '
         "env_default ENGAGE_RELAY_URL x; env_default ENGAGE_TRACKING_BASE_URL y; "
         'echo "${ENGAGE_RELAY_URL:-} ${ENGAGE_TRACKING_BASE_URL:-}"'
     )
     result = run(project, "bash", "-c", script, env=clean_env())
-    assert result.stdout.split() == ["8123", "1126", "2", "x", "y"], result.stderr
+    assert result.stdout.split() == ["8123", "1126", "2", "8124", "x", "y"], result.stderr
     result = run(project, "bash", "-c", script, env=clean_env(ENGAGE_PORT="9000"))
     assert result.stdout.split()[0] == "9000"
 
