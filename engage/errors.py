@@ -121,6 +121,12 @@ class ServerError(EngageError):
     default_description = "The server could not complete the request; it has been logged"
 
 
+class QueryTimeout(EngageError):
+    """A database statement of an API request ran past ``ENGAGE_API_STATEMENT_TIMEOUT_MS``."""
+
+    status, code, message = 503, "1502", "server resources unavailable"
+
+
 class TransmissionValidation(EngageError):
     """Returned with HTTP 200 alongside ``results`` when some recipients were rejected."""
 

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "engage.api.middleware.ApiPathMiddleware",
+    "engage.api.statement_timeout.ApiStatementTimeoutMiddleware",
     "engage.api.guards.UnstorableUrlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -112,6 +113,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Request bodies: the API answers 413 past this many bytes (SparkPost documents 20 MB of
 # content plus recipients; 300 MB is SparkPost cloud's hard limit).
 ENGAGE_MAX_REQUEST_BYTES = env_int("ENGAGE_MAX_REQUEST_BYTES", 50 * 1024 * 1024, minimum=1024)
+# Database statements run for an /api/ request are cancelled past this many milliseconds
+# (engage/api/statement_timeout.py): 503 / 1502 saying so. Workers and beat run without it.
+ENGAGE_API_STATEMENT_TIMEOUT_MS = env_int("ENGAGE_API_STATEMENT_TIMEOUT_MS", 30_000, minimum=1, maximum=3_600_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ENGAGE_MAX_REQUEST_BYTES
 ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES", 5 * 1024 * 1024, minimum=1024)
 
@@ -220,6 +224,10 @@ CELERY_BEAT_SCHEDULE = {
 ENGAGE_MAX_SUBSTITUTION_DATA_BYTES = env_int("ENGAGE_MAX_SUBSTITUTION_DATA_BYTES", 100 * 1024, minimum=2)
 ENGAGE_MAX_TRANSMISSION_METADATA_BYTES = env_int("ENGAGE_MAX_TRANSMISSION_METADATA_BYTES", 10 * 1024, minimum=2)
 ENGAGE_MAX_CONTENT_BYTES = env_int("ENGAGE_MAX_CONTENT_BYTES", 20 * 1024 * 1024, minimum=1024)
+# One rendered message, headers included: template preview stops rendering past it (422 /
+# 3001), a message whose render or built MIME passes it fails alone (generation_failure).
+# SparkPost caps content at 20 MB (SPEC B §1.3); base64 of attachments needs the headroom.
+ENGAGE_MAX_MESSAGE_BYTES = env_int("ENGAGE_MAX_MESSAGE_BYTES", 32 * 1024 * 1024, minimum=1024, maximum=1024**3)
 ENGAGE_START_TIME_MAX_SECONDS = env_int("ENGAGE_START_TIME_MAX_SECONDS", 31536000, minimum=0, maximum=_TEN_YEARS)
 # Recipients per generation task, and per claim inside a task.
 ENGAGE_GENERATION_CHUNK_SIZE = env_int("ENGAGE_GENERATION_CHUNK_SIZE", 500, minimum=1, maximum=100_000)

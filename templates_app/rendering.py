@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from engage import errors
 
 
@@ -46,7 +48,9 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
 
     The result is ``{from, subject, reply_to, text, html, headers}`` with the parts the
     content has. A reserved key in ``substitution_data`` (SPEC B §4.2) is 422 / 1300 naming
-    it; render failures are 422 / 3001 naming the part.
+    it; render failures are 422 / 3001 naming the part. The whole rendered message is
+    capped at ``ENGAGE_MAX_MESSAGE_BYTES`` (headers included): past it, 422 / 3001 saying
+    the limit (``limit`` in bytes), the render stopped where it passed.
     """
     language = _language()
     if language is None:
@@ -55,7 +59,7 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
         return preview
     compile_content, build_context = language
     from templates_app.language import reserved_key_problem
-    from templates_app.language.errors import TemplateRenderError
+    from templates_app.language.errors import MessageTooLarge, TemplateRenderError
 
     if (problem := reserved_key_problem(substitution_data)) is not None:
         raise errors.InvalidData(problem)
@@ -70,7 +74,12 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
         address_name="",
         return_path="",
     )
+    limit = settings.ENGAGE_MAX_MESSAGE_BYTES
     try:
-        return compiled.render(context)
+        return compiled.render(context, max_bytes=limit)
+    except MessageTooLarge as exc:
+        raise errors.TemplateRenderError(
+            f"{exc.description} (ENGAGE_MAX_MESSAGE_BYTES)", extra={"part": exc.part, "limit": limit}
+        ) from None
     except TemplateRenderError as exc:
         raise errors.TemplateRenderError(exc.description, extra={"part": exc.part}) from None

@@ -368,7 +368,7 @@ def message_generate(
     if prepared.rfc822:
         return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
     try:
-        rendered = prepared.compiled.render(context, tracker)
+        rendered = prepared.compiled.render(context, tracker, max_bytes=settings.ENGAGE_MAX_MESSAGE_BYTES)
     except TemplateRenderError as exc:
         raise GenerationFailed(exc.description, part=exc.part) from None
     from_email, from_name = from_parts(rendered.get("from") or "")
@@ -422,6 +422,7 @@ def message_generate(
         )
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="headers") from None
+    _check_size(data)
     return Built(
         data=data,
         mail_from=envelope_from,
@@ -430,6 +431,15 @@ def message_generate(
         subject=subject,
         smtputf8=_needs_smtputf8(data, envelope_from, envelope_to),
     )
+
+
+def _check_size(data: bytes) -> None:
+    limit = settings.ENGAGE_MAX_MESSAGE_BYTES
+    if len(data) > limit:
+        raise GenerationFailed(
+            f"the message is {len(data)} bytes, over the {limit} bytes allowed (ENGAGE_MAX_MESSAGE_BYTES)",
+            part="message",
+        )
 
 
 def _needs_smtputf8(data: bytes, mail_from: str, rcpt_to: str) -> bool:
@@ -487,6 +497,7 @@ def _generate_rfc822(
         envelope_to = envelope_address(email)
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="from") from None
+    _check_size(rendered.data)
     return Built(
         data=rendered.data,
         mail_from=envelope_from,

@@ -12,6 +12,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from engage import errors
+from engage.api.statement_timeout import is_query_canceled, query_timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def as_engage_error(exc: Exception) -> errors.EngageError:
         return errors.InvalidData(_first_validation_message(exc.detail))
     if isinstance(exc, RequestDataTooBig):
         return errors.RequestTooLarge("The request body is too large")
+    if is_query_canceled(exc):
+        return query_timeout_error()
     if isinstance(exc, drf.APIException):
         error = errors.EngageError(str(exc.detail))
         error.status = exc.status_code

@@ -34,7 +34,8 @@ Decisions where the SparkPost documentation is silent or ambiguous (SPEC B §4):
 - Syntax errors report the line of the offending tag (for an unclosed block, the line of
   the ``if``/``each`` that is not closed).
 - Limits (``Limits``) count characters per rendered part and loop iterations per part
-  render.
+  render; ``CompiledContent.render(max_bytes=...)`` caps the whole message (every part
+  and header), stopping the render that passes it (``MessageTooLarge``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from __future__ import annotations
 from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
 from .content import CompiledContent, compile_content
 from .context import RESERVED_KEYS, build_context, reserved_key_problem, validate_data_keys
-from .errors import TemplateError, TemplateRenderError, TemplateSyntaxError
+from .errors import MessageTooLarge, TemplateError, TemplateRenderError, TemplateSyntaxError
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -50,6 +51,7 @@ __all__ = [
     "CompiledContent",
     "CompiledPart",
     "Limits",
+    "MessageTooLarge",
     "TemplateError",
     "TemplateRenderError",
     "TemplateSyntaxError",

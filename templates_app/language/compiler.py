@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import runtime as rt
-from .errors import RenderFailure, TemplateRenderError, TemplateSyntaxError
+from .errors import MessageTooLarge, OutputLimitReached, RenderFailure, TemplateRenderError, TemplateSyntaxError
 from .expr import ExprError, Parser, tokenize
 from .lexer import LexError, Marker, Tag, Text, apply_whitespace, cut, lex, mark_url_context
 
@@ -364,7 +364,7 @@ def _account(b: list, mk: int, sz: int, mx: int) -> tuple[int, int]:
     if n > mk:
         sz += sum(map(len, b[mk:]))
         if sz > mx:
-            raise RenderFailure(f"rendered output exceeds {mx} characters")
+            raise OutputLimitReached(f"rendered output exceeds {mx} characters")
     return n, sz
 
 
@@ -682,16 +682,30 @@ class CompiledPart:
         self._fn = ns["_render"]
 
     def render(self, data: dict, tracker: Tracker | None = None, *,
-               limits: Limits = DEFAULT_LIMITS) -> str:
-        """Render for one recipient's data; raises TemplateRenderError."""
-        st = [limits.max_loop_iterations, limits.max_output_size, limits.max_dynamic_depth]
+               limits: Limits = DEFAULT_LIMITS, budget: int | None = None) -> str:
+        """Render for one recipient's data; raises TemplateRenderError.
+
+        ``budget`` (bytes left in the whole message, see ``CompiledContent.render``) lowers
+        the output limit of this render; passing it raises ``MessageTooLarge`` as soon as the
+        characters rendered exceed it (a character is at least one byte).
+        """
+        mx = limits.max_output_size
+        if budget is not None and budget < mx:
+            mx = max(budget, 0)
+        st = [limits.max_loop_iterations, mx, limits.max_dynamic_depth]
         try:
             out = "".join(self._fn(data, tracker, st, 0))
+        except OutputLimitReached as e:
+            if mx < limits.max_output_size:
+                raise MessageTooLarge(self.part, mx) from None
+            raise TemplateRenderError(self.part, e.detail) from None
         except RenderFailure as e:
             raise TemplateRenderError(self.part, e.detail) from None
         except (TypeError, ValueError, OverflowError, RecursionError, AttributeError) as e:
             raise TemplateRenderError(self.part, f"unexpected value ({e})") from None
-        if len(out) > limits.max_output_size:
+        if len(out) > mx:
+            if mx < limits.max_output_size:
+                raise MessageTooLarge(self.part, mx)
             raise TemplateRenderError(
                 self.part, f"rendered output exceeds {limits.max_output_size} characters")
         return out
@@ -718,7 +732,7 @@ class CompiledPart:
                 self._dyn_cache[key] = cp
         out = "".join(cp._fn(d, tr, st, dp + 1))
         if len(out) > st[1]:
-            raise RenderFailure(f"rendered output exceeds {st[1]} characters")
+            raise OutputLimitReached(f"rendered output exceeds {st[1]} characters")
         return out
 
 

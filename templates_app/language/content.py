@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
-from .errors import TemplateSyntaxError
+from .errors import MessageTooLarge, TemplateSyntaxError
 
 
 class CompiledContent:
@@ -35,33 +35,62 @@ class CompiledContent:
         self.headers: dict[str, CompiledPart] = {}
 
     def render(self, data: dict, tracker: Tracker | None = None, *,
-               limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-        """Render every part for one recipient; raises TemplateRenderError."""
+               limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None) -> dict[str, Any]:
+        """Render every part for one recipient; raises TemplateRenderError.
+
+        ``max_bytes`` caps the whole rendered message: the UTF-8 bytes of every rendered
+        part plus each custom header's name. Each part renders with what is left of it as
+        its budget, so a render stops (``MessageTooLarge``, naming ``max_bytes`` and the part)
+        as soon as the running total passes the cap, never after building the whole output.
+        """
         out = dict(self.content)
+        used = 0
+
+        def part(compiled: CompiledPart, trk: Tracker | None = None) -> str:
+            nonlocal used
+            if max_bytes is None:
+                return compiled.render(data, trk, limits=limits)
+            try:
+                s = compiled.render(data, trk, limits=limits, budget=max_bytes - used)
+            except MessageTooLarge:
+                raise MessageTooLarge(compiled.part, max_bytes) from None
+            used += utf8_size(s)
+            if used > max_bytes:
+                raise MessageTooLarge(compiled.part, max_bytes)
+            return s
+
         if self.from_email is not None:
-            email = self.from_email.render(data, limits=limits)
+            email = part(self.from_email)
             if self.from_is_object:
                 frm = dict(self.content["from"])
                 frm["email"] = email
                 if self.from_name is not None:
-                    frm["name"] = self.from_name.render(data, limits=limits)
+                    frm["name"] = part(self.from_name)
                 out["from"] = frm
             else:
                 out["from"] = email
         if self.subject is not None:
-            out["subject"] = self.subject.render(data, limits=limits)
+            out["subject"] = part(self.subject)
         if self.reply_to is not None:
-            out["reply_to"] = self.reply_to.render(data, limits=limits)
+            out["reply_to"] = part(self.reply_to)
         if self.text is not None:
-            out["text"] = self.text.render(data, tracker, limits=limits)
+            out["text"] = part(self.text, tracker)
         if self.html is not None:
-            out["html"] = self.html.render(data, tracker, limits=limits)
+            out["html"] = part(self.html, tracker)
         if self.amp_html is not None:
-            out["amp_html"] = self.amp_html.render(data, limits=limits)
+            out["amp_html"] = part(self.amp_html)
         if self.headers:
-            out["headers"] = {name: part.render(data, limits=limits)
-                              for name, part in self.headers.items()}
+            headers = {}
+            for name, compiled in self.headers.items():
+                used += utf8_size(name)
+                headers[name] = part(compiled)
+            out["headers"] = headers
         return out
+
+
+def utf8_size(s: str) -> int:
+    """Bytes of ``s`` in UTF-8 (lone surrogates from JSON escapes count as 3, not an error)."""
+    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
 
 
 def _part(source: Any, part: str, mode: str, scan: Any = None) -> CompiledPart:

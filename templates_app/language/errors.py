@@ -44,9 +44,25 @@ class TemplateRenderError(TemplateError):
         super().__init__(self.description)
 
 
+class MessageTooLarge(TemplateRenderError):
+    """The parts rendered so far (headers included) pass the message's byte budget.
+
+    ``limit`` is that budget in bytes; ``part`` is the part whose rendering passed it.
+    Rendering stops there, so the output is never built in full first.
+    """
+
+    def __init__(self, part: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(part, f"the rendered message exceeds its size limit of {limit} bytes (all parts and headers)")
+
+
 class RenderFailure(Exception):
     """Raised by runtime helpers that do not know the part; re-raised with the part."""
 
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(detail)
+
+
+class OutputLimitReached(RenderFailure):
+    """The output budget of one part render is spent (raised while rendering, not after)."""

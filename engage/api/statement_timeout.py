@@ -1,0 +1,84 @@
+"""API requests run their database statements under ``ENGAGE_API_STATEMENT_TIMEOUT_MS``.
+
+``ApiStatementTimeoutMiddleware`` (``/api/`` paths only) sets PostgreSQL's
+``statement_timeout`` on the request's connection before the view runs and resets it after,
+so a connection kept open for reuse (``CONN_MAX_AGE``) never carries it into the next use
+(tracking endpoints share these processes). Workers and beat never pass through here: their
+long ``COPY``/bulk statements run without it. A statement cancelled by the timeout answers
+503 / 1502 saying so (``errors.QueryTimeout``), never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from engage import errors
+
+log = logging.getLogger(__name__)
+
+
+def is_query_canceled(exc: BaseException) -> bool:
+    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
+    from psycopg import errors as pg_errors
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # Django chains the driver error as __cause__
+        if seen is None:
+            return False
+        if isinstance(seen, pg_errors.QueryCanceled):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def query_timeout_error() -> errors.QueryTimeout:
+    limit = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
+    return errors.QueryTimeout(
+        f"A database query took longer than the {limit} ms allowed for an API request "
+        "(ENGAGE_API_STATEMENT_TIMEOUT_MS) and was cancelled; narrow the request and retry"
+    )
+
+
+class ApiStatementTimeoutMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith("/api/"):
+            return self.get_response(request)
+        timeout = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
+        try:
+            # On the driver's connection: bookkeeping, not the request's queries (query counts).
+            connection.ensure_connection()
+            connection.connection.execute("SELECT set_config('statement_timeout', %s, false)", [f"{timeout}ms"])
+        except Exception:  # noqa: BLE001 - the view's own queries report any database problem
+            # The database is unreachable (or not allowed here): the view's own queries report it as they always do.
+            log.warning("could not set the API statement timeout", exc_info=True)
+        try:
+            return self.get_response(request)
+        finally:
+            self._reset()
+
+    @staticmethod
+    def _reset() -> None:
+        if connection.connection is None:
+            return
+        try:
+            connection.connection.execute("RESET statement_timeout")
+        except (DatabaseError, psycopg.Error):
+            # A broken connection: dropping it is the only way to be sure the next user of it
+            # does not inherit the timeout. Inside a transaction its owner ends it (tests).
+            if not connection.in_atomic_block:
+                connection.close()
+
+    def process_exception(self, request, exception):
+        """Views outside DRF: a cancelled statement still answers the envelope, not a 500."""
+        if request.path_info.startswith("/api/") and is_query_canceled(exception):
+            from engage.api.handler import error_response
+
+            return error_response(query_timeout_error())
+        return None
