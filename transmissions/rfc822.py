@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
-from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
+from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, MessageTooLarge, Tracker, compile_part
 from tracking.links import Scan, scan_html, scan_text, unescape_attribute
 from transmissions.address_templates import AddressTemplate, compile_addresses
 from transmissions.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
@@ -370,9 +370,17 @@ class LiteralPart:
         self._pieces = tuple(pieces)
         self._plain = "".join(p if p.__class__ is str else p[1] if p[0] == "link" else "" for p in pieces)
 
-    def render(self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS) -> str:
-        if tracker is None:
-            return self._plain
+    def render(
+        self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS, budget: int | None = None
+    ) -> str:
+        """As ``CompiledPart.render``: past ``budget`` (bytes left in the message) it raises
+        ``MessageTooLarge``."""
+        text = self._plain if tracker is None else self._tracked(tracker)
+        if budget is not None and len(text) > budget:
+            raise MessageTooLarge(self.part, max(budget, 0))
+        return text
+
+    def _tracked(self, tracker: Tracker) -> str:
         out: list[str] = []
         for piece in self._pieces:
             if piece.__class__ is str:

@@ -21,3 +21,16 @@ def test_a_message_over_the_cap_fails_alone_naming_the_limit(api, relay, events,
     [failure] = [e for e in events() if e["type"] == "generation_failure"]
     assert failure["rcpt_to"] == "big@example.com"
     assert "50000 bytes" in failure["reason"]
+
+
+def test_a_part_sent_without_substitution_counts_against_the_message_budget_too():
+    """``perform_substitutions: false`` bodies (LiteralPart) take the same budget as rendered ones."""
+    import pytest as _pytest
+
+    from templates_app.language import MessageTooLarge
+    from transmissions.rfc822 import LiteralPart
+
+    part = LiteralPart("x" * 100, part="text", html=False)
+    assert part.render({}, budget=100) == "x" * 100
+    with _pytest.raises(MessageTooLarge):
+        part.render({}, budget=99)
