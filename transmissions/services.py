@@ -145,6 +145,10 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
             rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
         )
         _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
+        if data.template_id:
+            from templates_app.services import template_touch_last_use  # templates_app imports transmissions
+
+            template_touch_last_use(template_id=data.template_id)
         if data.start_time is None:
             from transmissions.tasks import transmission_generate_task
 

@@ -132,6 +132,14 @@ def test_stored_template_is_accepted(api, template):
     assert response.status_code == 200, response.content
 
 
+def test_a_transmission_using_a_template_sets_its_last_use(api, template):
+    assert "last_use" not in api.get(f"/api/v1/templates/{template}").json()["results"]
+    assert post(api, body(content={"template_id": template})).status_code == 200
+    detail = api.get(f"/api/v1/templates/{template}").json()["results"]
+    assert detail["last_use"] >= detail["last_update_time"]
+    assert any(summary.get("last_use") for summary in api.get("/api/v1/templates").json()["results"])
+
+
 def test_template_without_draft_is_422_2004(api, template):
     assert_error(post(api, body(content={"template_id": template, "use_draft_template": True})), 422, "2004")
 
