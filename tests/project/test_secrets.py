@@ -94,6 +94,14 @@ def test_newcomer_copying_env_example_is_told_exactly_what_to_set_and_then_it_wo
     assert result.returncode == 0, result.stderr
 
 
+def test_makemigrations_check_needs_no_keys(project):
+    """A fresh checkout can check its migrations before any key exists; nothing is signed."""
+    result = manage(project, "makemigrations", "--check", "--dry-run", env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    assert "engage.E00" not in result.stderr
+
+
 def test_the_process_environment_wins_over_dotenv(project):
     shutil.copy(project / ".env.example", project / ".env")
     _set(project / ".env", "ENGAGE_SECRET_KEY", new_secret_key())
