@@ -63,24 +63,25 @@ from engage.keys import (
 )
 
 _WHERE = "in the environment or in .env"
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _REDIS_NAME = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def host_problem(host: str) -> str | None:
-    """Why ``host`` is neither a host name (dot-separated labels of 1-63 letters, digits and
-    inner hyphens, at most 253 characters: RFC 1123 §2.1; a non-ASCII name is written as its
-    IDNA A-label) nor an IPv4/IPv6 address, or None."""
+    """Why ``host`` is neither a host name nor an IPv4/IPv6 address (bare or in brackets), or
+    None: the host rule of tracked links (``tracking.domains.host_normalize``: RFC 1123 labels,
+    IDNA names, no all-numeric top label); a trailing dot is allowed."""
     try:
         ipaddress.ip_address(host)
         return None
     except ValueError:
         pass
-    if not host:
-        return "the host is empty"
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.removesuffix(".").split(".")):
-        return f"{host!r} is not a valid host name or IP address"
+    from tracking.domains import host_normalize
+
+    try:
+        host_normalize(host.removesuffix("."))
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -46,7 +46,7 @@ _REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f\"'<>\\^`{|}]")
 _URI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f<>,\"]")
 
 
-def _host(host: str) -> str:
+def host_normalize(host: str) -> str:
     """``host`` as written in a URL (A-label, lower case), or ValueError saying why not."""
     if host.startswith("["):
         if not host.endswith("]") or "%" in host:  # no zone id: it means nothing off this machine
@@ -114,7 +114,7 @@ def tracking_domain_normalize(value: str) -> str:
     if port or rest.endswith(":"):
         if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
             raise ValueError(f"the port {port[:20]!r} is not a number in 1-65535")
-    written = _host(host) + (f":{int(port)}" if port else "")
+    written = host_normalize(host) + (f":{int(port)}" if port else "")
     return f"{scheme}://{written}" if scheme else written
 
 
