@@ -8,11 +8,11 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 
-from tracking.views import _not_found
+from tracking.views import not_found as plain_not_found
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _not_found()
+    return plain_not_found()
 
 
 # The catch-all answers even under ENGAGE_DEBUG (where Django would show its 404 page).

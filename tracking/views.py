@@ -44,7 +44,7 @@ def location_header_value(url: str) -> str:
     return "".join(_LOCATION_ESCAPES.get(b) or chr(b) for b in url.encode("utf-8", "surrogatepass"))
 
 
-def _not_found() -> HttpResponse:
+def not_found() -> HttpResponse:
     return HttpResponse(b"Not Found\n", status=404, content_type="text/plain; charset=utf-8")
 
 
@@ -64,7 +64,7 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
         return HttpResponseNotAllowed(["GET", "HEAD"])
     decoded = _verify(token, _PIXEL_KINDS)
     if decoded is None:
-        return _not_found()
+        return not_found()
     if request.method == "GET" and not decoded.expired:
         engagement_record(token=decoded, client=client_from_request(request))
     response = HttpResponse(PIXEL_GIF, content_type="image/gif")
@@ -80,7 +80,7 @@ def click_redirect(request: HttpRequest, token: str, sublink: str | None = None)
         return HttpResponseNotAllowed(["GET", "HEAD"])
     decoded = _verify(token, "click")
     if decoded is None or not decoded.target_url:
-        return _not_found()
+        return not_found()
     if request.method == "GET" and not decoded.expired:
         engagement_record(token=decoded, client=client_from_request(request))
     response = HttpResponse(status=302)
@@ -112,7 +112,7 @@ def list_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
     decoded = _verify(token, "unsubscribe")
     if decoded is None:
-        return _not_found()
+        return not_found()
     if request.method == "POST":
         engagement_record(token=decoded, client=client_from_request(request))
         page = _DONE_PAGE
