@@ -2,7 +2,11 @@
 
 ``Prepared`` holds everything shared by the messages of a transmission: the content
 compiled ONCE (cached per process by transmission id and template version), the effective
-options, the tracking base URL and the fields every event carries. ``message_generate``
+options, the tracking base URL and the fields every event carries. A stored template is
+compiled from the snapshot the transmission took when it started generating (its
+``template_snapshot``, see ``transmissions.services.transmission_start_generation``), never
+from the template as it is now, so every process sends the same version and labels it
+with that version's number. ``message_generate``
 then does the per-recipient work: data context → render (links and pixels through a
 :class:`MessageTracker`) → optional CSS inlining → MIME bytes.
 
@@ -147,8 +151,22 @@ class Prepared:
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
+    """``(content, template options or None, template version)`` the transmission compiles.
+
+    Inline content is the row's own (no template options, no version). A stored template is
+    the row's ``template_snapshot``, taken once when generation started; a template that could
+    not be loaded then raises the same ``EngageError`` now (NotFound, NoDraftTemplate,
+    NoPublishedTemplate), so each message fails with that reason. A transmission started
+    before migration 0005 has no snapshot and reads the template as it is now, as it did then
+    (its messages may then send a later version than ``template_version`` names).
+    """
     if not transmission.template_id:
         return transmission.content, None, ""
+    snapshot = transmission.template_snapshot
+    if snapshot is not None:
+        if "error" in snapshot:
+            raise _template_error(snapshot["error"])
+        return snapshot["content"], snapshot["options"], transmission.template_version
     from templates_app.selectors import template_get_for_send
 
     content, options, version = template_get_for_send(
@@ -157,8 +175,22 @@ def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None,
     return content, options, str(version)
 
 
+def _template_error(error: dict[str, Any]) -> errors.EngageError:
+    """The ``EngageError`` recorded in a snapshot (``{"type": class name, "description"}``)."""
+    cls = getattr(errors, str(error.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.EngageError)):
+        cls = errors.EngageError
+    return cls(str(error.get("description") or "") or None)
+
+
 def prepare(transmission: Transmission) -> Prepared:
-    """Compile the content and resolve the options of a transmission (no cache)."""
+    """Compile the content and resolve the options of a transmission (no cache).
+
+    The content comes from :func:`_content_and_options` (a stored template: its snapshot).
+    Raises ``EngageError``: the template could not be loaded when generation started,
+    TemplateSyntaxError (422 / 3000), or InvalidData (an ``email_rfc822`` or a header that
+    cannot be used); the caller fails every message of the transmission with it.
+    """
     content, template_options, version = _content_and_options(transmission)
     options = effective_options(
         transmission=transmission.options,
@@ -240,7 +272,10 @@ def prepared_get(*, transmission_id: int) -> Prepared | None:
 
 
 def prepared_for(transmission: Transmission) -> Prepared:
-    """``transmission`` prepared, compiled once per process per (id, template version)."""
+    """``transmission`` prepared, compiled once per process per (id, template version).
+
+    The key is a cache key, not what pins the content: that is the template snapshot, so a
+    second process (or this one after eviction) compiles the same version again."""
     key = (transmission.id, transmission.template_version)
     prepared = _cache.get(key)
     if prepared is None:

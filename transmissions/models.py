@@ -52,6 +52,11 @@ class Transmission(models.Model):
     template_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     use_draft_template = models.BooleanField(default=False)
     template_version = models.CharField(max_length=16, blank=True, default="")
+    # The stored template as it was when generation started, written with template_version
+    # (transmissions.services.transmission_start_generation): {"content": ..., "options": ...},
+    # or {"error": {"type": ..., "description": ...}} when it could not be loaded then. None
+    # for inline content and for transmissions started before migration 0005.
+    template_snapshot = models.JSONField(null=True, blank=True)
     list_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     tracking_domain = models.CharField(max_length=255, blank=True, default="")
     start_time = models.DateTimeField(null=True, blank=True)

@@ -225,9 +225,10 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
     """Cancel a Generating transmission that nothing works on: nothing was claimed, heart-
     beaten or finished for ``ENGAGE_SEND_CLAIM_TIMEOUT`` seconds (its chunks keep failing
     whole, or its tasks were lost). Its unended messages become ``canceled`` with a
-    ``bounce`` event each (``CANCELED_REASON``), and it ends ``Canceled`` with its counters.
+    ``bounce`` event each (``CANCELED_REASON``, written to the event outbox in the same
+    transaction), and it ends ``Canceled`` with its counters.
     False (nothing done) when it is not stuck."""
-    from tracking.events import events_enqueue
+    from tracking.outbox import outbox_write
     from transmissions.delivery import bounce_class
     from transmissions.generation import transmission_event_fields
 
@@ -252,7 +253,8 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
              "reason": CANCELED_REASON, "raw_reason": CANCELED_REASON, "error_code": code, "bounce_class": klass}
             for message_id, recipient in canceled
         ]  # fmt: skip
-        transaction.on_commit(lambda: events_enqueue(events))
+        with connection.cursor() as cursor:
+            outbox_write(cursor, events)  # in the transaction that cancels them
     log.warning("transmission %s was stuck and is canceled: %d message(s) canceled", transmission_id, len(canceled))
     return True
 
@@ -262,17 +264,27 @@ def _recipient(value: Any) -> dict:
 
 
 def transmission_start_generation(*, transmission_id: int) -> list[int]:
-    """Move a submitted transmission to Generating (idempotent) and fix its template version.
+    """Move a submitted transmission to Generating (idempotent) and pin its template.
+
+    A stored template is read once, here, in the transaction that moves the transmission to
+    Generating: its version goes to ``template_version`` and its content and options to
+    ``template_snapshot`` (:func:`_template_pin`). Every process that prepares the
+    transmission compiles that snapshot, so all its messages (retries included) send one
+    content and their events and tracking tokens name its version, whatever is edited,
+    published or deleted meanwhile. Generation time rather than acceptance, because that is
+    when SparkPost takes the template of a scheduled transmission: an edit published before
+    the start time is sent.
 
     Returns the chunks that still have queued messages, for the caller to enqueue; empty
     when the transmission is missing, canceled or finished. Runs again safely after a crash
-    (a redelivered task finds it Generating and returns the remaining chunks).
+    (a redelivered task finds it Generating, leaves its pin alone and returns the remaining
+    chunks).
     """
     with transaction.atomic():
         transmission = (
             Transmission.objects.select_for_update()
             .filter(pk=transmission_id)
-            .only("state", "template_id", "use_draft_template", "template_version")
+            .only("state", "template_id", "use_draft_template", "template_version", "template_snapshot")
             .first()
         )
         if transmission is None or transmission.state not in (TransmissionState.SUBMITTED, TransmissionState.GENERATING):
@@ -282,8 +294,8 @@ def transmission_start_generation(*, transmission_id: int) -> list[int]:
             transmission.state = TransmissionState.GENERATING
             transmission.generation_start_time = timezone.now()
             if transmission.template_id:
-                transmission.template_version = _template_version(transmission)
-                fields.append("template_version")
+                transmission.template_version, transmission.template_snapshot = _template_pin(transmission)
+                fields += ["template_version", "template_snapshot"]
             transmission.save(update_fields=fields)
     chunks = list(
         Message.objects.filter(transmission_id=transmission_id, state=MessageState.QUEUED)
@@ -296,17 +308,27 @@ def transmission_start_generation(*, transmission_id: int) -> list[int]:
     return chunks
 
 
-def _template_version(transmission: Transmission) -> str:
+def _template_pin(transmission: Transmission) -> tuple[str, dict[str, Any]]:
+    """``(version, snapshot)`` of the template version the transmission sends, from one read
+    of the template row (so the number and the content are the same version).
+
+    The snapshot is ``{"content": ..., "options": ...}``; when the template cannot be loaded
+    (deleted, or no draft / published version any more: NotFound, NoDraftTemplate,
+    NoPublishedTemplate) the version is "" and the snapshot ``{"error": {"type",
+    "description"}}``, which ``transmissions.generation.prepare`` raises again, so every
+    message fails with a ``generation_failure`` saying why (as when the template was read
+    per process).
+    """
     from templates_app.selectors import template_get_for_send
 
     try:
-        _content, _options, version = template_get_for_send(
+        content, options, version = template_get_for_send(
             template_id=transmission.template_id, use_draft=transmission.use_draft_template
         )
     except errors.EngageError as exc:
         log.warning("transmission %s: template %s unavailable: %s", transmission.pk, transmission.template_id, exc)
-        return ""
-    return str(version)
+        return "", {"error": {"type": type(exc).__name__, "description": exc.description}}
+    return str(version), {"content": content, "options": options}
 
 
 _PENDING_SQL = "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
