@@ -44,9 +44,13 @@ __all__ = [
     "event_id_new",
     "event_partitions_ahead",
     "event_partitions_ensure",
+    "event_record_row",
     "events_enqueue",
+    "events_json",
     "events_land",
     "events_redis",
+    "events_stamp",
+    "events_xadd",
 ]
 
 # Column defaults (the table's), and how each column is typed in the unnest() insert.
@@ -94,6 +98,11 @@ def event_id_new(now_ms: int | None = None) -> str:
 
 # --- Redis ----------------------------------------------------------------------------------
 _redis_clients: dict[str, redis.Redis] = {}
+#: Seconds to connect to Redis, and to wait for one answer (above the lander's longest
+#: blocking read, 500 ms): a Redis that hangs holds a tracking hit this long at most, then
+#: the hit's events go to PostgreSQL instead (``tracking.outbox.events_record``).
+REDIS_CONNECT_TIMEOUT = 0.5
+REDIS_TIMEOUT = 2.0
 
 
 def events_redis() -> redis.Redis:
@@ -101,7 +110,9 @@ def events_redis() -> redis.Redis:
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
-        client = _redis_clients[url] = redis.Redis.from_url(url)
+        client = _redis_clients[url] = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+        )
     return client
 
 
@@ -113,20 +124,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def events_enqueue(events: Sequence[dict[str, Any]]) -> None:
-    """Buffer ``events`` (dicts keyed by Event column names) for landing in PostgreSQL.
-
-    ``type`` is required; ``event_id`` (unique numeric string) and ``timestamp`` (aware UTC
-    now) are assigned when absent; any other missing column takes its default when landed.
-    Keys that are not columns (``msg_size``, ``num_retries``, ``geo_ip``, ...) are kept in
-    the ``extra`` JSON column. One Redis round trip per call; never touches PostgreSQL, so
-    request handlers may call it.
-    """
-    if not events:
-        return
-    stream = settings.ENGAGE_EVENT_STREAM
+def events_stamp(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``events`` with ``event_id`` (unique numeric string) and ``timestamp`` (aware
+    UTC now, ISO 8601) assigned where absent. An event keeps its id and time wherever it is
+    then written (Redis, the outbox, the spool), so writing it twice lands it once.
+    ValueError for an event without a ``type``."""
     now: str | None = None
-    payloads: list[bytes] = []
+    stamped: list[dict[str, Any]] = []
     for event in events:
         if not event.get("type"):
             raise ValueError("an event needs a type")
@@ -137,7 +141,33 @@ def events_enqueue(events: Sequence[dict[str, Any]]) -> None:
             if now is None:
                 now = datetime.now(UTC).isoformat()
             record["timestamp"] = now
-        payloads.append(json.dumps(record, separators=(",", ":"), default=_json_default).encode())
+        stamped.append(record)
+    return stamped
+
+
+def events_json(events: Sequence[dict[str, Any]]) -> list[bytes]:
+    """Each stamped event as compact JSON (dates as ISO 8601, sets as lists)."""
+    return [json.dumps(event, separators=(",", ":"), default=_json_default).encode() for event in events]
+
+
+def events_enqueue(events: Sequence[dict[str, Any]]) -> None:
+    """Buffer ``events`` (dicts keyed by Event column names) for landing in PostgreSQL.
+
+    ``type`` is required; ``event_id`` and ``timestamp`` are assigned when absent
+    (:func:`events_stamp`); any other missing column takes its default when landed.
+    Keys that are not columns (``msg_size``, ``num_retries``, ``geo_ip``, ...) are kept in
+    the ``extra`` JSON column. One Redis round trip per call; never touches PostgreSQL.
+    Raises ``redis.RedisError`` when Redis does not take them: callers that must not lose
+    an event use ``tracking.outbox.events_record``, which falls back to PostgreSQL.
+    """
+    if not events:
+        return
+    events_xadd(events_json(events_stamp(events)))
+
+
+def events_xadd(payloads: list[bytes]) -> None:
+    """XADD JSON-encoded events (:func:`events_json`) to the stream, one round trip."""
+    stream = settings.ENGAGE_EVENT_STREAM
     client = events_redis()
     if len(payloads) == 1:
         client.xadd(stream, {_FIELD: payloads[0]})
@@ -204,7 +234,7 @@ def _as_timestamp(value: Any) -> datetime:
     return ts.astimezone(UTC)
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
+def event_record_row(record: dict[str, Any]) -> dict[str, Any]:
     """One Event row (column -> value) from a buffered record; unknown keys go to ``extra``."""
     row = {column: record.get(column, _DEFAULTS.get(column)) for column in EVENT_COLUMNS}
     extra = dict(record["extra"]) if isinstance(record.get("extra"), dict) else {}
@@ -268,7 +298,7 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
     rows: list[dict[str, Any]] = []
     for entry_id, fields in entries:
         try:
-            rows.append(_row(json.loads(fields[_FIELD])))
+            rows.append(event_record_row(json.loads(fields[_FIELD])))
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed entry would block every batch it is in: log it and drop it.
             logger.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)

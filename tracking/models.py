@@ -93,3 +93,16 @@ class Event(models.Model):
     class Meta:
         managed = False
         db_table = "tracking_event"
+
+
+class EventOutbox(models.Model):
+    """Events written to PostgreSQL in the transaction (or statement) of the change they
+    report, for the lander to move into ``tracking_event`` (``tracking.outbox``): the
+    send path's events, and a tracking hit's when Redis cannot take it. ``payload`` is a
+    JSON array of event records, ``event_id`` and ``timestamp`` already assigned."""
+
+    id = models.BigAutoField(primary_key=True)
+    payload = models.JSONField()
+
+    class Meta:
+        db_table = "tracking_event_outbox"

@@ -1,7 +1,8 @@
 """Engagement recording: what a verified tracking token hit becomes as events.
 
 The views verify the token and call :func:`engagement_record`; it buffers the events with
-``events_enqueue`` (Redis, no PostgreSQL), so a hit costs one Redis round trip.
+``tracking.outbox.events_record``: Redis (one round trip, no PostgreSQL) while Redis takes
+them, else PostgreSQL's outbox, else a local spool, so a hit that was answered is never lost.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from tracking.events import events_enqueue
+from tracking.outbox import events_record
 from tracking.tokens import Decoded
 
 # Engagement event type(s) recorded per token kind (SPEC A.2, B §6.1).
@@ -74,6 +75,6 @@ def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
 
 
 def engagement_record(*, token: Decoded, client: Client) -> None:
-    """Buffer the events of one hit on a verified, unexpired ``token`` (see
-    :func:`engagement_events`)."""
-    events_enqueue(engagement_events(token, client))
+    """Record the events of one hit on a verified, unexpired ``token`` (see
+    :func:`engagement_events`), durably whatever is down (``tracking.outbox``)."""
+    events_record(engagement_events(token, client))

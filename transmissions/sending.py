@@ -47,9 +47,14 @@ relay had not committed, or answered 4xx: at-least-once is what every MTA does h
 State UPDATEs run with ``synchronous_commit = off``: that does not widen the window for a
 worker crash (the commit is visible to every session at once), only for a PostgreSQL
 crash, where the last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and
-those messages resent. Events are buffered after the state they report is written, in groups of at most
-:data:`EVENT_GROUP` messages or :data:`EVENT_GROUP_SECONDS`, so a killed worker can lose the
-``injection``/``delivery`` events of one group, but never duplicates a send.
+those messages resent.
+
+Every event lands (issue 11): a message's events are written to the event outbox
+(``tracking.outbox``) by the very statement that records its state (``WITH changed AS
+(UPDATE ...) INSERT INTO tracking_event_outbox ...``), and only when that UPDATE matched
+this claim. So a killed worker, a Redis restart or a lost claim can never leave a state
+without its events or give a message two ``injection`` events; the lander moves them into
+``tracking_event``.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from psycopg import pq
 
-from tracking.events import events_enqueue
+from tracking.outbox import OUTBOX_INSERT, outbox_json
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
 from transmissions.generation import (
     Built,
@@ -82,17 +87,12 @@ from transmissions.services import transmission_finish_if_done
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "EVENT_GROUP",
-    "EVENT_GROUP_SECONDS",
     "ChunkResult",
     "chunk_send",
     "deferred_orphans_find",
     "message_retry",
     "stale_claims_recover",
 ]
-
-EVENT_GROUP = 16  # sent messages whose events go to the event buffer in one round trip
-EVENT_GROUP_SECONDS = 0.05  # ... or sooner, before the next hand-off once the oldest is this old
 
 # A claimed row: (pk, message_id, recipient, attempts, fresh, claims_lost); ``fresh``: no
 # outcome was ever recorded for it (no relay answer, so no ``injection`` event yet).
@@ -127,20 +127,25 @@ UPDATE transmissions_message
  WHERE id = %(id)s AND state = 'deferred'
 RETURNING id, message_id, recipient, attempts, false, claims_lost, transmission_id
 """
-_FINISH_ONE_SQL = (
-    "UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = '' WHERE id = %s"
-)
+# A message's outcome and its events, in one statement, only while this execution holds it.
+_FINISH_ONE_SQL = f"""
+WITH changed AS (
+  UPDATE transmissions_message SET state = %s, finished_at = now(), last_error = %s, claimed_by = ''
+   WHERE id = %s AND claimed_by = %s AND state = 'sending' RETURNING id)
+{OUTBOX_INSERT.format(param="%s")}"""
 # Sent without waiting for the answer, right after the relay's 2xx (see the module docstring).
 _MARK_SENT = b"engage_mark_sent"
-_MARK_SENT_PREPARE = (
-    "PREPARE engage_mark_sent (bigint, text) AS "
-    "UPDATE transmissions_message SET state = 'sent', finished_at = now(), last_error = '', claimed_by = '' "
-    "WHERE id = $1 AND claimed_by = $2 AND state = 'sending'"
-)
-_RELEASE_SQL = (
-    "UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL "
-    "WHERE claimed_by = %s AND state = 'sending' AND id = ANY(%s)"
-)
+_MARK_SENT_PREPARE = f"""
+PREPARE engage_mark_sent (bigint, text, text) AS
+WITH changed AS (
+  UPDATE transmissions_message SET state = 'sent', finished_at = now(), last_error = '', claimed_by = ''
+   WHERE id = $1 AND claimed_by = $2 AND state = 'sending' RETURNING id)
+{OUTBOX_INSERT.format(param="$3")}"""
+_RELEASE_SQL = f"""
+WITH changed AS (
+  UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL
+   WHERE claimed_by = %s AND state = 'sending' AND id = ANY(%s) RETURNING id)
+{OUTBOX_INSERT.format(param="%s")}"""
 _HEARTBEAT_SQL = "UPDATE transmissions_message SET claimed_at = now() WHERE claimed_by = %s AND state = 'sending'"
 
 
@@ -157,8 +162,8 @@ def _loads(value: Any) -> dict:
 
 
 class _Session:
-    """One chunk execution: DB cursor, claim token, heartbeat, the ``sent`` UPDATE in flight,
-    and the events of recorded messages not yet buffered."""
+    """One chunk execution: DB cursor, claim token, heartbeat, and the ``sent`` UPDATE in
+    flight. Every state it records carries that message's events (see the module docstring)."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -174,18 +179,17 @@ class _Session:
         self.max_claims = settings.ENGAGE_SEND_MAX_CLAIMS
         self.beat_every = max(self.stale / 4, 0.5)
         self.last_beat = time.monotonic()
-        self.events: list[dict] = []  # events of recorded messages, for the next ``flush``
-        self.events_since = 0.0
-        self.events_of = 0  # messages those events are about
 
     def execute(self, sql: str, params: Any = None) -> None:
         self.drain()
         self.cursor.execute(sql, params)
 
-    def mark_sent(self, pk: int) -> None:
-        """Record ``sent`` now; the answer is read back before the connection's next use."""
+    def mark_sent(self, pk: int, events: list[dict]) -> None:
+        """Record ``sent`` with ``events`` now; the answer is read back before the
+        connection's next use."""
         self.drain()
-        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token_bytes])
+        payload = outbox_json(events).encode()
+        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token_bytes, payload])
         self.marking = pk
 
     def drain(self) -> None:
@@ -201,48 +205,31 @@ class _Session:
         if problem:
             raise RuntimeError(f"could not record message {pk} as sent: {problem}")
 
-    def note(self, events: list[dict]) -> None:
-        """The events of one recorded message, buffered with their group."""
-        if not self.events_of:
-            self.events_since = time.monotonic()
-        self.events.extend(events)
-        self.events_of += 1
-        if self.events_of >= EVENT_GROUP:
-            self.flush()
-
-    def before_hand_off(self) -> None:
-        """Buffer an old group's events before a transaction that may take as long as the relay likes."""
-        if self.events and time.monotonic() - self.events_since >= EVENT_GROUP_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Buffer the events of everything recorded (after reading the last record back)."""
-        self.drain()
-        if self.events:
-            events, self.events = self.events, []
-            events_enqueue(events)
-        self.events_of = 0
-
     def heartbeat(self) -> None:
         if time.monotonic() - self.last_beat >= self.beat_every:
             self.execute(_HEARTBEAT_SQL, [self.token])
             self.last_beat = time.monotonic()
 
-    def finish(self, pk: int, state: str, error: str = "") -> None:
-        self.execute(_FINISH_ONE_SQL, [state, error, pk])
+    def finish(self, pk: int, state: str, error: str, events: list[dict]) -> None:
+        """Record the claimed message ``pk`` ``state`` with its ``events`` (one statement);
+        nothing when this execution no longer holds it."""
+        self.execute(_FINISH_ONE_SQL, [state, error, pk, self.token, outbox_json(events)])
+        if self.cursor.rowcount == 0:
+            log.warning("message %s: its claim went stale before it was recorded %s", pk, state)
 
-    def release(self, pks: list[int]) -> None:
+    def release(self, pks: list[int], events: list[dict]) -> None:
+        """Give claimed messages back to ``queued``, writing ``events`` if any was."""
         if pks:
-            self.execute(_RELEASE_SQL, [self.token, pks])
+            self.execute(_RELEASE_SQL, [self.token, pks, outbox_json(events)])
 
     def close(self) -> None:
-        """Ends the session; on an error path, first buffers the events of what was recorded."""
+        """Ends the session; on an error path, first reads the last ``sent`` record back."""
         try:
-            if self.events or self.marking is not None:
+            if self.marking is not None:
                 try:
-                    self.flush()
+                    self.drain()
                 except Exception:
-                    log.exception("could not record the last sent message or buffer %d event(s)", len(self.events))
+                    log.exception("could not record the last sent message")
             self.cursor.execute("SET synchronous_commit TO DEFAULT")
         finally:
             self.cursor.close()
@@ -292,11 +279,9 @@ def failure_reason(exc: BaseException) -> str:
 
 def _generation_failed(session: _Session, row: tuple, fields: dict, reason: str, code: str) -> None:
     """Record one message ``failed`` (counted in ``num_failed_gen``) with its event."""
-    session.finish(row[0], "failed", f"generation: {reason}")
-    session.note(
-        [{"type": "generation_failure", **fields, "reason": reason, "raw_reason": reason, "error_code": code,
-          "rcpt_subs": _loads(row[2]).get("substitution_data") or {}}],
-    )  # fmt: skip
+    event = {"type": "generation_failure", **fields, "reason": reason, "raw_reason": reason, "error_code": code,
+             "rcpt_subs": _loads(row[2]).get("substitution_data") or {}}  # fmt: skip
+    session.finish(row[0], "failed", f"generation: {reason}", [event])
 
 
 def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
@@ -339,24 +324,24 @@ def _relay_fault(session: _Session, job: _Job, exc: Exception) -> str:
 
 
 def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
-    """Record the relay's answer for one message and leave its events to the session's next
-    ``flush``: "sent", "failed" or "deferred"."""
+    """Record the relay's answer for one message with its events, in one statement:
+    "sent", "failed" or "deferred"."""
     pk, attempts = job.row[0], job.row[3]
     if result.outcome == "delivered":
-        session.mark_sent(pk)  # first: the relay owns the message from now on
         kind, outcome = "delivery", "sent"
     elif result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
-        session.finish(pk, "deferred", result.reason)
         kind, outcome = "delay", "deferred"
     else:
-        session.finish(pk, "failed", result.reason)
         kind, outcome = "bounce", "failed"
     event = _result_event(kind, job.fields, job.built, result)
     event["num_retries"] = str(max(attempts - 1, 0))
-    # One per message: the first outcome recorded for it, whatever attempt that was (a
+    # One per message: with the first outcome recorded for it, whatever attempt that was (a
     # message re-claimed after its worker died, or given back when the relay went away).
-    injection = [_result_event("injection", job.fields, job.built, None)] if job.row[4] else []
-    session.note([*injection, event])
+    events = [_result_event("injection", job.fields, job.built, None), event] if job.row[4] else [event]
+    if outcome == "sent":
+        session.mark_sent(pk, events)
+    else:
+        session.finish(pk, outcome, result.reason, events)
     return outcome
 
 
@@ -398,7 +383,6 @@ def _hand_off(session: _Session, job: _Job) -> str:
 
 def _envelope_send(session: _Session, job: _Job) -> bool:
     """Start the message's transaction; False when that failed (the message is recorded)."""
-    session.before_hand_off()
     try:
         relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to, smtputf8=job.built.smtputf8)
     except RelayUnavailable:
@@ -448,7 +432,6 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     session = _Session(token)
     try:
         while True:
-            session.flush()
             session.execute(
                 _CLAIM_SQL,
                 {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
@@ -487,18 +470,16 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
 
 
 def _batch_lost(session: _Session, prepared: Prepared, rows: list, job: _Job, exc: RelayUnavailable) -> None:
-    """The relay went away at ``job``: buffer what is recorded, give back it and the rest."""
-    session.flush()
-    _relay_lost(session, prepared, job.row, exc)
-    session.release([r[0] for r in rows[job.position :]])
+    """The relay went away at ``job``: give it and the rest back, with its ``delay`` event."""
+    session.release([r[0] for r in rows[job.position :]], [_relay_lost(prepared, job.row, exc)])
 
 
-def _relay_lost(session: _Session, prepared: Prepared, row: tuple, exc: RelayUnavailable) -> None:
-    recipient = _loads(row[2])
-    fields = event_fields(prepared, message_id=row[1], recipient=recipient)
+def _relay_lost(prepared: Prepared, row: tuple, exc: RelayUnavailable) -> dict:
+    """The ``delay`` event of a message whose hand-off the lost relay interrupted."""
+    fields = event_fields(prepared, message_id=row[1], recipient=_loads(row[2]))
     log.warning("relay unavailable for message %s: %s", row[1], exc.reason)
-    events_enqueue([{"type": "delay", **fields, "reason": exc.reason, "raw_reason": exc.reason,
-                     "error_code": "", "bounce_class": "70", "num_retries": str(max(row[3] - 1, 0))}])  # fmt: skip
+    return {"type": "delay", **fields, "reason": exc.reason, "raw_reason": exc.reason, "error_code": "",
+            "bounce_class": "70", "num_retries": str(max(row[3] - 1, 0))}  # fmt: skip
 
 
 def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
@@ -518,15 +499,13 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
             return "skipped", 0
         job = _job_build(session, prepared, row)
         if job is None:
-            session.flush()
             return "failed", row[3]
         try:
             outcome = _hand_off(session, job) if _envelope_send(session, job) else "failed"
         except RelayUnavailable as exc:
-            _relay_lost(session, prepared, row, exc)
-            session.finish(row[0], "deferred", exc.reason)
+            session.finish(row[0], "deferred", exc.reason, [_relay_lost(prepared, row, exc)])
             raise
-        session.flush()
+        session.drain()
         return outcome, row[3]
     finally:
         session.close()

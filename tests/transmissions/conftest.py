@@ -21,16 +21,31 @@ def relay(settings):
     server.stop()
 
 
+def outbox_events(cursor) -> list[dict]:
+    """The events in the event outbox (where the send path writes them), oldest first."""
+    cursor.execute("SELECT payload FROM tracking_event_outbox ORDER BY id")
+    return [
+        event
+        for (payload,) in cursor.fetchall()
+        for event in (json.loads(payload) if isinstance(payload, str) else payload)
+    ]
+
+
 @pytest.fixture
 def events(settings):
-    """A private event stream; call it to read the buffered events (decoded)."""
+    """A private event stream; call it to read the recorded events (decoded): those in the
+    event outbox (the send path's) and those buffered in the stream (tracking hits')."""
+    from django.db import connection
+
     from tracking.events import events_redis
 
     name = f"engage:test:tx-events:{uuid.uuid4().hex}"
     settings.ENGAGE_EVENT_STREAM = name
 
     def read() -> list[dict]:
-        return [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(name)]
+        with connection.cursor() as cursor:
+            stored = outbox_events(cursor)
+        return stored + [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(name)]
 
     yield read
     events_redis().delete(name)

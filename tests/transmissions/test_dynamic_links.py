@@ -34,7 +34,7 @@ def body() -> dict:
 
 
 def test_a_dynamic_html_link_is_tracked_and_its_click_records_the_target(api, client, relay, events):
-    from tracking.events import events_land
+    from tracking.tasks import land_once
 
     transmission = run(api, body())
     html, text = parts(relay.received[0].message)
@@ -49,7 +49,7 @@ def test_a_dynamic_html_link_is_tracked_and_its_click_records_the_target(api, cl
     response = client.get(tracked[0])
     assert response.status_code == 302
     assert response["Location"] == "https://example.com/deal?u=Jo%20Li"
-    events_land(consumer="test")
+    land_once(consumer="test", block_ms=None)
     found = api.get("/api/v1/events/message", {"transmissions": str(transmission.id), "events": "click"}).json()[
         "results"
     ]

@@ -20,14 +20,14 @@ def _hit_open_and_click(client, message) -> None:
 
 
 def test_an_open_and_a_click_carry_the_from_and_subject_of_their_message(api, client, relay, events):
-    from tracking.events import events_land
+    from tracking.tasks import land_once
 
     transmission = run(api, body())
     _hit_open_and_click(client, relay.received[0].message)
     buffered = events()
     assert sorted(event["type"] for event in buffered) == ["click", "delivery", "initial_open", "injection"]
     assert all(not event.get("subject") for event in buffered if event["type"] in ("click", "initial_open"))
-    assert events_land(consumer="test") == 4
+    assert land_once(consumer="test", block_ms=None) == 4
 
     params = {"transmissions": str(transmission.id), "events": "click,initial_open,open"}
     found = api.get(SEARCH, params).json()["results"]
@@ -42,11 +42,11 @@ def test_an_open_and_a_click_carry_the_from_and_subject_of_their_message(api, cl
 
 
 def test_engagement_landed_in_a_later_batch_still_gets_the_fields(api, client, relay, events):
-    from tracking.events import events_land
+    from tracking.tasks import land_once
 
     transmission = run(api, body(substitution_data={"name": "Later"}))
-    assert events_land(consumer="test") == 2  # injection and delivery land first
+    assert land_once(consumer="test", block_ms=None) == 2  # injection and delivery land first
     _hit_open_and_click(client, relay.received[0].message)
-    assert events_land(consumer="test") == 2
+    assert land_once(consumer="test", block_ms=None) == 2
     found = api.get(SEARCH, {"transmissions": str(transmission.id), "subjects": "Hello Later"}).json()["results"]
     assert sorted(event["type"] for event in found) == ["click", "delivery", "initial_open", "injection"]

@@ -9,10 +9,9 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import connection
 
-from tracking.events import event_partitions_ahead, events_land
-from tracking.tasks import lander_name
+from tracking.events import event_partitions_ahead
+from tracking.tasks import land_once, lander_name
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, once: bool = False, max_events: int = 5000, **options: Any) -> None:
         consumer = lander_name()
         if once:
-            landed = events_land(consumer=consumer, max_events=max_events)
+            landed = land_once(consumer=consumer, block_ms=None, max_events=max_events) or 0
             self.stdout.write(f"landed {landed} events")
             return
         stopping = False
@@ -42,12 +41,8 @@ class Command(BaseCommand):
         next_partitions = time.monotonic() + 3600
         while not stopping:
             # A batch in flight is finished before the loop checks `stopping`.
-            try:
-                events_land(consumer=consumer, max_events=max_events, block_ms=500)
-            except Exception:  # a database or Redis outage: the entries stay pending; retry
-                logger.exception("landing events failed; retrying in 1 s")
-                connection.close()
-                time.sleep(1)
+            if land_once(consumer=consumer, max_events=max_events, block_ms=500) is None:
+                time.sleep(1)  # a database or Redis outage: what was taken stays pending; retry
             if time.monotonic() >= next_partitions:
                 event_partitions_ahead()
                 next_partitions = time.monotonic() + 3600

@@ -1,0 +1,140 @@
+"""A tracking hit is answered and its events are kept whatever is down (issue 11, Deliver 2):
+Redis down → PostgreSQL's event outbox; PostgreSQL down too → the local spool, replayed into
+Redis when it answers again. Each event keeps its id through every fallback, so an event
+written twice lands once."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from django.db import DatabaseError
+
+from tracking.views import PIXEL_GIF
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_down(settings, event_stream):
+    """REDIS_URL points at a port nothing listens on (the event stream's name is kept)."""
+    up = settings.REDIS_URL
+    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    yield lambda: setattr(settings, "REDIS_URL", up)
+    settings.REDIS_URL = up
+
+
+@pytest.fixture
+def spool_dir(settings, tmp_path):
+    settings.ENGAGE_EVENT_SPOOL_DIR = str(tmp_path / "spool")
+    return tmp_path / "spool"
+
+
+@pytest.fixture
+def postgres_down(monkeypatch):
+    """The outbox insert fails as it does while PostgreSQL restarts."""
+    from tracking import outbox
+
+    class Down:
+        def cursor(self):
+            raise DatabaseError("connection refused")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(outbox, "connection", Down())
+
+
+def _outbox() -> list[dict]:
+    from tracking.models import EventOutbox
+
+    return [event for row in EventOutbox.objects.order_by("id") for event in row.payload]
+
+
+def test_while_redis_is_down_a_click_still_redirects_and_its_events_land_from_the_outbox(
+    event_stream, client, tokens, db, redis_down, spool_dir
+):
+    from tracking.models import Event
+    from tracking.outbox import outbox_land
+
+    response = client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer', unsubscribe=True)}")
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.com/offer"
+    pixel = client.get(f"/q/{tokens.open('open')}")
+    assert pixel.status_code == 200 and pixel.content == PIXEL_GIF
+    assert sorted(e["type"] for e in _outbox()) == ["click", "link_unsubscribe", "open"]
+    assert not spool_dir.exists() or not list(spool_dir.iterdir())
+
+    assert outbox_land() == 3
+    assert sorted(Event.objects.values_list("type", flat=True)) == ["click", "link_unsubscribe", "open"]
+    assert _outbox() == []
+
+
+def test_with_redis_and_postgres_down_the_hit_is_spooled_to_disk_and_replayed_into_redis_once(
+    event_stream, client, tokens, db, redis_down, spool_dir, postgres_down, buffered
+):
+    from tracking.events import events_land
+    from tracking.models import Event
+    from tracking.outbox import spool_replay
+
+    for _ in range(3):
+        assert client.get(f"/f/{tokens.click('https://example.com/a', 'A')}").status_code == 302
+    spooled = [json.loads(line) for path in spool_dir.iterdir() for line in path.read_bytes().splitlines()]
+    assert [e["type"] for e in spooled] == ["click"] * 3
+
+    assert spool_replay() == 0  # Redis still down: the file stays
+    assert len(list(spool_dir.iterdir())) == 1
+    redis_down()  # Redis is back
+    assert spool_replay() == 3
+    assert list(spool_dir.iterdir()) == []
+    assert [e["event_id"] for e in buffered()] == [e["event_id"] for e in spooled]
+    assert spool_replay() == 0
+    events_land(consumer="test")
+    assert Event.objects.filter(type="click").count() == 3
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped_and_the_rest_replayed(db, event_stream, spool_dir, buffered):
+    from tracking.outbox import spool_replay
+
+    spool_dir.mkdir()
+    whole = json.dumps({"type": "click", "event_id": "1", "timestamp": "2026-11-30T10:00:00+00:00"})
+    (spool_dir / "4242.jsonl").write_text(whole + "\n" + whole[:20])
+    assert spool_replay() == 1
+    assert [e["event_id"] for e in buffered()] == ["1"]
+
+
+def test_the_next_hit_after_redis_returns_replays_the_spool(
+    event_stream, client, tokens, db, redis_down, spool_dir, monkeypatch, buffered
+):
+    from tracking import outbox
+
+    real = outbox.connection
+    monkeypatch.setattr(outbox, "connection", type("Down", (), {"cursor": lambda s: (_ for _ in ()).throw(
+        DatabaseError("down")), "close": lambda s: None})())  # fmt: skip
+    client.get(f"/q/{tokens.open('open')}")
+    monkeypatch.setattr(outbox, "connection", real)
+    redis_down()
+    client.get(f"/q/{tokens.open('open')}")
+    assert [e["type"] for e in buffered()] == ["open", "open"]
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_an_event_written_to_redis_and_the_outbox_lands_once(db, event_stream):
+    from django.db import connection
+
+    from tracking.events import events_enqueue, events_land, events_stamp
+    from tracking.models import Event
+    from tracking.outbox import outbox_land, outbox_write
+
+    [event] = events_stamp([{"type": "click", "message_id": "m1", "rcpt_to": "a@example.com"}])
+    events_enqueue([event])  # a pipeline that got through although the client saw an error
+    with connection.cursor() as cursor:
+        outbox_write(cursor, [event])
+    assert outbox_land() == 1
+    events_land(consumer="test")
+    assert list(Event.objects.values_list("event_id", flat=True)) == [event["event_id"]]

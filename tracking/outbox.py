@@ -1,0 +1,223 @@
+"""Events that must not be lost when Redis is not there: the outbox and the spool.
+
+The event buffer (``tracking.events``) is a Redis stream, fast enough for the click
+redirect. Two kinds of event cannot depend on it alone (issue 11, "every event lands"):
+
+* **Send-side events** (``injection``, ``delivery``, ``bounce``, ``delay``,
+  ``generation_failure``) describe a change of a message's state. They are written to
+  ``tracking_event_outbox`` by the same SQL statement (or transaction) that changes the
+  state (``OUTBOX_INSERT``), so a worker killed at any point leaves either both or neither,
+  and a Redis restart cannot touch them.
+* **A tracking hit's events** go to Redis first; when Redis does not take them
+  (:func:`events_record`) they are inserted into the outbox on this process's database
+  connection, and when PostgreSQL does not take them either, appended to a local spool
+  file (``ENGAGE_EVENT_SPOOL_DIR``, fsync'd before the hit is answered) that is replayed
+  into Redis as soon as it answers again (:func:`spool_replay`, run by this process and by
+  every lander). The redirect or pixel is served in every case.
+
+Every event is stamped (``event_id``, ``timestamp``) once, before its first write, so an
+event written twice (a pipeline that failed half way, then the outbox) lands once: the
+event table's unique ``(event_id, timestamp)`` drops the second.
+
+:func:`outbox_land` moves outbox rows into ``tracking_event``: ``DELETE ... RETURNING``
+and the insert (with rollups and webhook feeds) in one transaction, so each row lands
+exactly once whichever lander takes it and whenever one dies.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from analytics import ingest
+from tracking.events import event_record_row, events_json, events_stamp, events_xadd
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OUTBOX_INSERT",
+    "events_record",
+    "outbox_json",
+    "outbox_land",
+    "outbox_write",
+    "spool_replay",
+]
+
+#: Appends one outbox row from a CTE named ``changed`` when that CTE returned a row: put
+#: it after ``WITH changed AS (UPDATE ... RETURNING id)`` so the events are written only
+#: when (and in the statement where) the state changed. Its one parameter is the JSON
+#: array of stamped events (:func:`outbox_json`).
+OUTBOX_INSERT = "INSERT INTO tracking_event_outbox (payload) SELECT {param}::jsonb FROM changed"
+_OUTBOX_APPEND = "INSERT INTO tracking_event_outbox (payload) VALUES (%s::jsonb)"
+_OUTBOX_TAKE = """
+DELETE FROM tracking_event_outbox WHERE id IN (
+  SELECT id FROM tracking_event_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING payload"""
+
+#: Seconds between two looks at the spool directory by a process that has not written to it.
+SPOOL_LOOK_EVERY = 1.0
+_SPOOL_SUFFIX = ".jsonl"
+_spool = {"next_look": 0.0}
+
+
+def outbox_json(events: Sequence[dict[str, Any]]) -> str:
+    """``events`` stamped (:func:`tracking.events.events_stamp`) as one JSON array: the
+    parameter of :data:`OUTBOX_INSERT`."""
+    return _array(events_json(events_stamp(events)))
+
+
+def outbox_write(cursor: Any, events: Sequence[dict[str, Any]]) -> None:
+    """Append ``events`` to the outbox on ``cursor`` (in the caller's transaction)."""
+    if events:
+        cursor.execute(_OUTBOX_APPEND, [outbox_json(events)])
+
+
+def outbox_land(*, max_rows: int = 1000) -> int:
+    """Move up to ``max_rows`` outbox rows into ``tracking_event``; returns how many events
+    they held. One transaction: the rows are deleted and their events inserted (duplicates
+    of landed events skipped, rollups and webhook feeds updated) together. Concurrent
+    landers take disjoint rows (SKIP LOCKED). Raises DatabaseError when PostgreSQL fails
+    (nothing is taken then)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_OUTBOX_TAKE, [max_rows])
+        records = [record for (payload,) in cursor.fetchall() for record in _loads(payload)]
+        rows = []
+        for record in records:
+            try:
+                rows.append(event_record_row(record))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("dropping an unreadable outbox event: %s (%r)", exc, record)
+        if rows:
+            ingest.events_insert(cursor, rows, returning=False)
+    return len(rows)
+
+
+def _loads(payload: Any) -> list[dict[str, Any]]:
+    value = json.loads(payload) if isinstance(payload, str | bytes) else payload
+    return value if isinstance(value, list) else [value]
+
+
+def events_record(events: Sequence[dict[str, Any]]) -> str:
+    """Record ``events`` so that none is lost while this process lives past the call:
+    Redis if it takes them, else the outbox in PostgreSQL, else the local spool. Returns
+    where they went (``"redis"``, ``"outbox"`` or ``"spool"``). Raises only when all three
+    fail (OSError from the spool), after logging."""
+    if not events:
+        return "redis"
+    stamped = events_stamp(events)
+    payloads = events_json(stamped)
+    try:
+        events_xadd(payloads)
+    except redis.RedisError as exc:
+        log.warning("Redis did not take %d event(s) (%s): writing them to PostgreSQL", len(stamped), exc)
+    else:
+        if time.monotonic() >= _spool["next_look"]:
+            spool_replay()
+        return "redis"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_OUTBOX_APPEND, [_array(payloads)])
+        return "outbox"
+    except DatabaseError as exc:
+        log.error("PostgreSQL did not take %d event(s) either (%s): spooling them to disk", len(stamped), exc)
+        _connection_reset()
+    _spool_write(payloads)
+    return "spool"
+
+
+def _array(payloads: list[bytes]) -> str:
+    return "[" + b",".join(payloads).decode() + "]"
+
+
+def _connection_reset() -> None:
+    """Drop a broken connection so the next request opens a new one."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+
+
+def _spool_dir() -> Path:
+    configured = getattr(settings, "ENGAGE_EVENT_SPOOL_DIR", None)
+    return Path(configured) if configured else Path(settings.ENGAGE_VAR_DIR) / "spool"
+
+
+def _spool_write(payloads: list[bytes]) -> None:
+    """Append the events to this process's spool file and fsync it (one line per event)."""
+    directory = _spool_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{os.getpid()}{_SPOOL_SUFFIX}"
+    data = b"".join(payload + b"\n" for payload in payloads)
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:  # replayed and unlinked while we waited: a new file
+                continue
+            os.write(fd, data)
+            os.fsync(fd)
+            break
+        finally:
+            os.close(fd)
+    _spool["next_look"] = 0.0  # replay as soon as Redis answers again
+
+
+def spool_replay() -> int:
+    """Move every spooled event into Redis; returns how many. A file another process is
+    replaying (or writing) is skipped; a file is removed only after Redis took all its
+    events. Lines cut short by a crash are dropped with a log line. Never raises for a
+    Redis outage (the files stay for the next call)."""
+    _spool["next_look"] = time.monotonic() + SPOOL_LOOK_EVERY
+    directory = _spool_dir()
+    try:
+        paths = sorted(directory.glob(f"*{_SPOOL_SUFFIX}"))
+    except OSError:
+        return 0
+    moved = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    continue
+                raise
+            if os.fstat(fd).st_nlink == 0:
+                continue
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                lines = [line for line in handle.read().splitlines() if line.strip()]
+            payloads = []
+            for line in lines:
+                try:
+                    json.loads(line)
+                except ValueError:
+                    log.error("dropping a cut spool line in %s: %r", path, line[:200])
+                    continue
+                payloads.append(line)
+            if payloads:
+                try:
+                    events_xadd(payloads)
+                except redis.RedisError:
+                    _spool["next_look"] = 0.0
+                    return moved
+            os.unlink(path)
+            moved += len(payloads)
+            log.warning("replayed %d spooled event(s) from %s into Redis", len(payloads), path)
+        finally:
+            os.close(fd)
+    return moved
