@@ -87,6 +87,19 @@ _URLCONFS = {"all": "engage.urls", "tracking": "engage.urls_tracking"}
 if ENGAGE_SERVE not in _URLCONFS:
     raise ImproperlyConfigured(f"ENGAGE_SERVE={ENGAGE_SERVE!r} is not one of {', '.join(_URLCONFS)}")
 ROOT_URLCONF = _URLCONFS[ENGAGE_SERVE]
+# A tracking process answers cookie-less hits of mail clients and link checkers, each carrying
+# a signed token: no sessions, auth, messages, CSRF (/u/ is csrf_exempt), static files or
+# /api/ guards (its paths hold no data Engage stores). It keeps Host validation and plain
+# error answers even under DEBUG (engage/urls_tracking.py), the security headers
+# (nosniff, Referrer-Policy), Content-Length, and X-Frame-Options (the unsubscribe form).
+# engage/wsgi.py's HttpFramingMiddleware (HEAD, chunked bodies) wraps every process.
+if ENGAGE_SERVE == "tracking":
+    MIDDLEWARE = [
+        "engage.urls_tracking.PlainErrorsMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ]
 WSGI_APPLICATION = "engage.wsgi.application"
 TEMPLATES = [
     {
@@ -204,6 +217,10 @@ ENGAGE_EVENT_STREAM = env_str("ENGAGE_EVENT_STREAM", "engage:events")
 ENGAGE_EVENT_GROUP = env_str("ENGAGE_EVENT_GROUP", "engage-landers")
 # Entries a lander read but did not acknowledge for this long are taken over by another.
 ENGAGE_EVENT_RECLAIM_MS = env_int("ENGAGE_EVENT_RECLAIM_MS", 30000, minimum=1000, maximum=_TEN_YEARS * 1000)
+# Where a tracking process writes a hit's events when neither Redis nor PostgreSQL takes
+# them (fsync'd; replayed into Redis when it answers: tracking/outbox.py). Give every
+# tracking process and lander on one host the same directory.
+ENGAGE_EVENT_SPOOL_DIR = str(env_path("ENGAGE_EVENT_SPOOL_DIR", Path(ENGAGE_VAR_DIR) / "spool", base=BASE_DIR))
 # Take the client address of engagement events from the first X-Forwarded-For hop (only
 # behind a proxy that sets it); otherwise REMOTE_ADDR.
 ENGAGE_TRUST_X_FORWARDED_FOR = env_bool("ENGAGE_TRUST_X_FORWARDED_FOR", False)

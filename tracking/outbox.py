@@ -149,8 +149,7 @@ def _connection_reset() -> None:
 
 
 def _spool_dir() -> Path:
-    configured = getattr(settings, "ENGAGE_EVENT_SPOOL_DIR", None)
-    return Path(configured) if configured else Path(settings.ENGAGE_VAR_DIR) / "spool"
+    return Path(settings.ENGAGE_EVENT_SPOOL_DIR)
 
 
 def _spool_write(payloads: list[bytes]) -> None:
