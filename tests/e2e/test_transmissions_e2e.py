@@ -141,6 +141,22 @@ def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_the_
         lambda: api.get(f"{URL}/{tid}").json()["results"]["transmission"]["state"] == "Success", 15, 0.25,
         what="Success after the restart",
     )  # fmt: skip
+    # Every message has exactly one injection and one delivery event, re-claimed ones
+    # included: its events were written with its state (tracking.outbox).
+    from tracking.models import Event
+
+    def counts_by_type() -> Counter:
+        return Counter(Event.objects.filter(transmission_id=str(tid)).values_list("type", flat=True))
+
+    wait_for(lambda: counts_by_type()["delivery"] >= 300, 30, 0.25, what="300 delivery events landed")
+    time.sleep(1.5)  # a duplicate would land now
+    assert counts_by_type() == {"injection": 300, "delivery": 300}
+    per_message = Counter(
+        Event.objects.filter(transmission_id=str(tid), type="injection").values_list("rcpt_to", flat=True)
+    )
+    assert set(per_message.values()) == {1} and len(per_message) == 300
+    ids = list(Event.objects.filter(transmission_id=str(tid)).values_list("event_id", flat=True))
+    assert len(ids) == len(set(ids))
 
 
 def test_4xx_then_2xx_is_a_delay_then_a_delivery_and_5xx_a_bounce(api, e2e, relay):
