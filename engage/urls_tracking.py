@@ -50,9 +50,7 @@ class PlainErrorsMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse:
         response = server_error(request)
-        log_response(
-            "Internal Server Error: %s", request.path, response=response, request=request, exception=exception
-        )
+        log_response("Internal Server Error: %s", request.path, response=response, request=request, exception=exception)
         return response
 
 
