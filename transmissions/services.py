@@ -150,11 +150,21 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
 
             template_touch_last_use(template_id=data.template_id)
         if data.start_time is None:
-            from transmissions.tasks import transmission_generate_task
-
             transmission_id = transmission.id
-            transaction.on_commit(lambda: transmission_generate_task.delay(transmission_id))
+            transaction.on_commit(lambda: _generation_enqueue(transmission_id))
     return CreateResult(transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported)
+
+
+def _generation_enqueue(transmission_id: int) -> None:
+    """Queue the start of generation (after the commit). When the broker does not take it
+    (Redis down), the transmission is stored all the same: the scheduler starts an immediate
+    transmission still Submitted a minute after its creation (:func:`transmissions_due`)."""
+    from transmissions.tasks import transmission_generate_task
+
+    try:
+        transmission_generate_task.delay(transmission_id)
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
+        log.warning("transmission %s stored; its start was not queued (%s): the scheduler will start it", transmission_id, exc)
 
 
 def transmission_cancel(*, transmission_id: int, now: datetime | None = None) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
@@ -71,8 +73,22 @@ class HasGrant(BasePermission):
         return True
 
 
+_throttle_log = logging.getLogger("engage.api.throttle")
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
+    """``ENGAGE_API_RATE`` per API key, counted in the Redis cache. While Redis does not
+    answer, requests are let through (logged): the limit protects the service, and a Redis
+    outage must not turn every API call, reads of PostgreSQL included, into an error."""
+
     scope = "api_key"
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:
+            _throttle_log.warning("API rate limit not checked (Redis: %s): request let through", exc)
+            return True
 
     def get_cache_key(self, request, view):
         if request.auth is None:
