@@ -140,3 +140,14 @@ def test_compose_settings_pass_the_start_up_checks_once_the_secrets_are_set():
     assert result.returncode != 0
     assert re.findall(r"\((engage\.E\d+)\)", result.stderr) == ["engage.E001", "engage.E002"], result.stderr
     assert "generate_secret_key" in result.stderr and "generate_tracking_key" in result.stderr
+
+
+def test_every_engage_service_shares_the_event_spool_volume():
+    """Clicks spooled by track while Redis and PostgreSQL are down are replayed by any other
+    container (found by a newcomer: the spool stayed inside the track container)."""
+    spec = compose()
+    for name in ("web", "track", "worker", "webhooks", "beat"):
+        service = spec["services"][name]
+        spool = service["environment"]["ENGAGE_EVENT_SPOOL_DIR"]
+        assert f"spool:{spool}" in service["volumes"], name
+    assert "spool" in spec["volumes"]
