@@ -1,10 +1,10 @@
-"""The tracking-domain rule and the List-Unsubscribe URI check (``tracking.domains``, pure)."""
+"""The tracking-domain rule and the List-Unsubscribe URI check (``mailcore.domains``, pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tracking.domains import list_unsubscribe_uri_problem, tracking_base_url_from, tracking_domain_normalize
+from mailcore.domains import list_unsubscribe_uri_problem, tracking_base_url_from, tracking_domain_normalize
 
 #: What the security tester sent (issue 10 follow-up); each was accepted and delivered.
 TESTER_INPUTS = [

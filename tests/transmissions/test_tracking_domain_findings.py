@@ -201,7 +201,7 @@ _DOMAINS = st.one_of(
 )
 @given(domain=_DOMAINS)
 def test_any_tracking_domain_is_refused_or_every_tracked_url_is_http_on_its_host(api, relay, domain):
-    from tracking.domains import tracking_base_url_from
+    from mailcore.domains import tracking_base_url_from
 
     relay.received.clear()
     response = api.post(URL, body(content=LINKED, options=TRACKED, tracking_domain=domain), format="json")
