@@ -9,7 +9,7 @@ from email.errors import HeaderParseError
 import pytest
 from django.db import connection
 
-from tests.transmissions.test_generation import URL, body, run
+from tests.transmissions.helpers import URL, body, run
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 
 BAD = "bad@example.com"

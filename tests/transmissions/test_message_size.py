@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.transmissions.test_generation import body, run
+from tests.transmissions.helpers import body, run
 from transmissions.models import Message
 
 

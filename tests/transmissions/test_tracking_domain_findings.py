@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import TRACKING_DOMAIN_ATTACKS as TESTER_INPUTS
 from tests.helpers import assert_error
-from tests.tracking.test_domains import TESTER_INPUTS
-from tests.transmissions.test_generation import body, parts, run
+from tests.transmissions.helpers import body, parts, run
 from transmissions.models import Transmission
 
 URL = "/api/v1/transmissions"
