@@ -120,7 +120,7 @@ def main() -> None:
     }  # fmt: skip
 
     # 1. Direct: pre-built messages of about the size Engage produces.
-    from transmissions.mime import build_message
+    from mailcore.mime import build_message
 
     data = build_message(
         headers=[("From", "bench@sender.test"), ("To", "user@example.com"), ("Subject", "Hi")],

@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jinja2  # noqa: E402
 
-from templates_app.language import build_context, compile_content  # noqa: E402
+from mailcore.language import build_context, compile_content  # noqa: E402
 
 try:
-    from tracking.links import pixel_html, scan_html, scan_text
-    from tracking.tokens import TokenSigner
+    from mailcore.links import pixel_html, scan_html, scan_text
+    from mailcore.tokens import TokenSigner
 
     REAL_TRACKING = True
 except ImportError:  # the tracking core is not there yet: fall back to a stand-in
@@ -103,7 +103,7 @@ class HmacTracker:
 
 
 class TokenTracker:
-    """Real tracker: click and open tokens from tracking.tokens, one message each."""
+    """Real tracker: click and open tokens from mailcore.tokens, one message each."""
 
     __slots__ = ("tokens",)
 
@@ -205,7 +205,7 @@ def main() -> None:
     jinja_rate, jinja_size = best_rate(run_jinja)
 
     print(f"message: html {len(html)} chars, text {len(text)} chars, 10 links, compiled in {compile_ms:.1f} ms")
-    print("tracking: " + ("real tracking.links scan + tracking.tokens click/open tokens"
+    print("tracking: " + ("real mailcore.links scan + mailcore.tokens click/open tokens"
                           if REAL_TRACKING else "stand-in HMAC-SHA256 tracker (tracking/ not importable)"))
     print(f"recipients: {n}, best of 3 runs, one core")
     print(f"engage render + tracking  : {tracked:10,.0f} messages/s ({1e6 / tracked:6.1f} us/message, "

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracking.links import rewrite_html, scan_html  # noqa: E402
-from tracking.tokens import TokenSigner  # noqa: E402
+from mailcore.links import rewrite_html, scan_html  # noqa: E402
+from mailcore.tokens import TokenSigner  # noqa: E402
 
 SIGNER = TokenSigner([(2, b"bench-new-key-0123456789abcdef"), (1, b"bench-old-key-0123456789abcdef")])
 MESSAGE = dict(

@@ -27,7 +27,7 @@ error stops the process with the message and a hint saying what to set:
 - ``engage.E008`` an integer setting outside the range ``engage/settings.py`` declares for
   it (``env_int``'s minimum / maximum, one table: ``engage.env.INTEGER_BOUNDS``).
 - ``engage.E009`` ``ENGAGE_LIST_UNSUBSCRIBE_MAILTO`` not one email address
-  (``recipient_lists.recipients.address_problem``): it is written into List-Unsubscribe.
+  (``mailcore.addresses.address_problem``): it is written into List-Unsubscribe.
 - ``engage.E010`` an ``ENGAGE_ALLOWED_HOSTS`` entry that is not ``*``, a host name, a
   ``.domain`` or an IP address (no scheme, port or path: Django compares host names).
 - ``engage.E011`` ``ENGAGE_LOG_LEVEL`` not a logging level name.
@@ -69,14 +69,14 @@ _REDIS_NAME = re.compile(r"[\x21-\x7e]{1,200}")
 
 def host_problem(host: str) -> str | None:
     """Why ``host`` is neither a host name nor an IPv4/IPv6 address (bare or in brackets), or
-    None: the host rule of tracked links (``tracking.domains.host_normalize``: RFC 1123 labels,
+    None: the host rule of tracked links (``mailcore.domains.host_normalize``: RFC 1123 labels,
     IDNA names, no all-numeric top label); a trailing dot is allowed."""
     try:
         ipaddress.ip_address(host)
         return None
     except ValueError:
         pass
-    from tracking.domains import host_normalize
+    from mailcore.domains import host_normalize
 
     try:
         host_normalize(host.removesuffix("."))
@@ -133,8 +133,8 @@ def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
 
 @register("engage")
 def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
-    """The same rule as a transmission's ``tracking_domain`` (``tracking.domains``), with a scheme."""
-    from tracking.domains import tracking_domain_normalize
+    """The same rule as a transmission's ``tracking_domain`` (``mailcore.domains``), with a scheme."""
+    from mailcore.domains import tracking_domain_normalize
 
     url = settings.ENGAGE_TRACKING_BASE_URL
     try:
@@ -253,7 +253,7 @@ def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
 
 @register("engage")
 def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
-    from recipient_lists.recipients import address_problem
+    from mailcore.addresses import address_problem
 
     address = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO
     problem = address_problem(address) if address else None  # empty: unsubscribe@<tracking host>

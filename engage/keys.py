@@ -1,5 +1,5 @@
 """Engage's two secrets: Django's ``SECRET_KEY`` (sessions, CSRF, password resets) and the
-tracking keys that sign every open, click and unsubscribe link (``tracking/tokens.py``).
+tracking keys that sign every open, click and unsubscribe link (``mailcore/tokens.py``).
 
 Pure (standard library only): settings, the embedded default and the management commands
 share these helpers. Engage never falls back to a constant: a secret is either configured

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, WrapValidator
 
 from engage.api.schema import Body, ErrorDetail, JsonObject, Query, Text
-from recipient_lists.recipients import MAX_ADDRESS_CHARS, MAX_EMAIL_LENGTH, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS
+from mailcore.addresses import MAX_EMAIL_LENGTH
+from recipient_lists.recipients import MAX_ADDRESS_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS
 from templates_app.ids import MAX_ID_BYTES
 
 MAX_LIST_NAME_BYTES = 64

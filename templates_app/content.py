@@ -6,9 +6,9 @@ unknown keys are ignored.
 
 Addresses: ``from``'s email, every address of ``reply_to`` and of an address header in
 ``headers`` (``Cc``, ``Sender``...) must be email addresses
-(``recipient_lists.recipients.address_problem``), 422 / 1300 naming the field. A value that
+(``mailcore.addresses.address_problem``), 422 / 1300 naming the field. A value that
 uses the template language (``{{``) is parsed into its mailboxes before substitution
-(``transmissions.address_templates``): its literal addresses are checked here, a syntax
+(``mailcore.address_templates``): its literal addresses are checked here, a syntax
 error is 422 / 3000, and each substituted address is checked per message when it renders
 (a message whose rendered address is not exactly one fails alone, ``generation_failure``).
 
@@ -25,10 +25,10 @@ from typing import Any
 
 from engage import errors
 from engage.api.fields import bool_options
-from recipient_lists.recipients import address_problem, split_address
-from templates_app.language.errors import TemplateSyntaxError
-from transmissions.address_templates import compile_addresses
-from transmissions.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError
+from mailcore.address_templates import compile_addresses
+from mailcore.addresses import address_problem, split_address
+from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError
+from mailcore.language.errors import TemplateSyntaxError
 
 OPTION_KEYS = ("open_tracking", "click_tracking", "transactional")
 STRING_PARTS = ("subject", "html", "text", "amp_html", "reply_to")

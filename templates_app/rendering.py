@@ -1,4 +1,4 @@
-"""The one seam between templates and the substitution language (``templates_app.language``).
+"""The one seam between templates and the substitution language (``mailcore.language``).
 
 The language is a pure core that raises its own exceptions; this module maps them to the
 API's error vocabulary: a compile error is 422 / 3000 with ``part`` and ``line``, a render
@@ -16,7 +16,7 @@ from engage import errors
 
 def _language():
     try:
-        from templates_app.language import build_context, compile_content
+        from mailcore.language import build_context, compile_content
     except ImportError:
         return None
     return compile_content, build_context
@@ -35,7 +35,7 @@ def content_compile(content: dict[str, Any]):
     if language is None:
         return None
     compile_content, _ = language
-    from templates_app.language.errors import TemplateSyntaxError
+    from mailcore.language.errors import TemplateSyntaxError
 
     try:
         return compile_content(content)
@@ -58,8 +58,8 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
         preview["rendered"] = False  # explicit marker: the language is not installed yet
         return preview
     compile_content, build_context = language
-    from templates_app.language import reserved_key_problem
-    from templates_app.language.errors import MessageTooLarge, TemplateRenderError
+    from mailcore.language import reserved_key_problem
+    from mailcore.language.errors import MessageTooLarge, TemplateRenderError
 
     if (problem := reserved_key_problem(substitution_data)) is not None:
         raise errors.InvalidData(problem)

@@ -26,3 +26,12 @@ def assert_documented(client, response, path: str, method: str) -> None:
     assert str(response.status_code) in answers, (response.status_code, sorted(answers))
     schema = answers[str(response.status_code)]["content"]["application/json"]["schema"]
     jsonschema.Draft202012Validator({**schema, "components": document["components"]}).validate(response.json())
+
+
+#: tracking_domain values an attacker sent (issue 10): each must be refused wherever it is used.
+TRACKING_DOMAIN_ATTACKS = [
+    'x" onmouseover="alert(1)',
+    "a.test>, <mailto:attacker@evil.test?",
+    "javascript://x.test/%0aalert(document.domain)//",
+    "evil.test/\r\nX-Evil: 1",
+]

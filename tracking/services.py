@@ -13,8 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from mailcore.tokens import Decoded
 from tracking.outbox import events_record
-from tracking.tokens import Decoded
 
 # Engagement event type(s) recorded per token kind (SPEC A.2, B §6.1).
 _EVENT_TYPES = {"open": ("open",), "initial_open": ("initial_open",), "unsubscribe": ("list_unsubscribe",)}

@@ -1,6 +1,6 @@
 """Tracking keys, the process-wide token signer and the tracking base URL, from settings.
 
-The pure codec (``tracking.tokens``) takes its keys as arguments; this module is the one
+The pure codec (``mailcore.tokens``) takes its keys as arguments; this module is the one
 place that turns ``ENGAGE_TRACKING_KEYS`` / ``ENGAGE_TRACKING_BASE_URL`` into those
 arguments, so the views and the transmissions pipeline sign and verify with the same keys.
 """
@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from engage.keys import TRACKING_SECRET_FLOOR
-from tracking.domains import tracking_base_url_from
-from tracking.tokens import TokenSigner
+from mailcore.domains import tracking_base_url_from
+from mailcore.tokens import TokenSigner
 
 _signer_cache: tuple[tuple[str, ...], TokenSigner] | None = None
 
@@ -77,7 +77,7 @@ def tracking_base_url(tracking_domain: str | None = None) -> str:
     ``ENGAGE_TRACKING_BASE_URL`` gives the scheme and default host; a per-transmission
     ``tracking_domain`` (``host[:port]``) replaces the host and keeps the scheme. A
     ``tracking_domain`` written with a scheme (``https://t.example.com``) gives its own. The
-    rule is ``tracking.domains.tracking_domain_normalize``; a domain it refuses (one stored
+    rule is ``mailcore.domains.tracking_domain_normalize``; a domain it refuses (one stored
     before the API checked it) raises ``ValueError``. Call once per transmission.
     """
     return tracking_base_url_from(settings.ENGAGE_TRACKING_BASE_URL, tracking_domain or "")

@@ -17,9 +17,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
 
+from mailcore.tokens import Decoded, InvalidToken
 from tracking.services import client_from_request, engagement_record
 from tracking.signing import tracking_signer
-from tracking.tokens import Decoded, InvalidToken
 
 # A 1x1 transparent GIF (43 bytes).
 PIXEL_GIF = (

@@ -300,7 +300,7 @@ def _dot_stuffed(data: bytes) -> bytes:
     """CRLF line ends, leading dots doubled, and the end-of-data marker (RFC 5321 §4.5.2)."""
     if b"\r" in data:
         data = _BARE_EOL.sub(b"\r\n", data)
-    else:  # LF only (what transmissions.mime writes): a plain replace is ~10x the regex
+    else:  # LF only (what mailcore.mime writes): a plain replace is ~10x the regex
         data = data.replace(b"\n", b"\r\n")
     if data.startswith(b"."):
         data = b"." + data

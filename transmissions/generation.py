@@ -10,7 +10,7 @@ with that version's number. ``message_generate``
 then does the per-recipient work: data context → render (links and pixels through a
 :class:`MessageTracker`) → optional CSS inlining → MIME bytes.
 
-``email_rfc822`` content is split and compiled once as well (``transmissions.rfc822``): per
+``email_rfc822`` content is split and compiled once as well (``mailcore.rfc822``): per
 recipient its substituted headers and text/html parts are rendered with the same tracker
 and joined with the untouched bytes of the source.
 
@@ -34,20 +34,20 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 
 from engage import errors
-from recipient_lists.recipients import address_problem
-from templates_app.language import CompiledPart, build_context, compile_content, compile_part
-from templates_app.language.errors import TemplateRenderError, TemplateSyntaxError
-from tracking.domains import list_unsubscribe_uri_problem
-from tracking.links import pixel_html, scan_html, scan_text
+from mailcore.address_templates import AddressTemplate, compile_addresses
+from mailcore.addresses import address_problem
+from mailcore.domains import list_unsubscribe_uri_problem
+from mailcore.headers import HeaderError, envelope_address, header_block
+from mailcore.language import CompiledPart, build_context, compile_content, compile_part
+from mailcore.language.errors import TemplateRenderError, TemplateSyntaxError
+from mailcore.links import pixel_html, scan_html, scan_text
+from mailcore.mime import build_message, from_parts, to_addresses
+from mailcore.options import EffectiveOptions, effective_options
+from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
+from mailcore.tokens import MessageTokens
 from tracking.signing import tracking_base_url, tracking_signer
-from tracking.tokens import MessageTokens
-from transmissions.address_templates import AddressTemplate, compile_addresses
-from transmissions.headers import HeaderError, envelope_address, header_block
-from transmissions.mime import build_message, from_parts, to_addresses
 from transmissions.models import Transmission
-from transmissions.options import EffectiveOptions, effective_options
 from transmissions.payload import address_headers, content_to_compile
-from transmissions.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class MessageTracker:
 
     A tracked URL goes into an HTML attribute escaped (``span.html``: ``html.escape``) and
     into text as is; its base was checked once per transmission
-    (``tracking.domains.tracking_domain_normalize``), its token is base64url and its sublink
+    (``mailcore.domains.tracking_domain_normalize``), its token is base64url and its sublink
     percent-encoded, so the escaping changes nothing unless something upstream went wrong."""
 
     __slots__ = ("_base", "_base_html", "_tokens", "_click", "_open", "_initial_open")
@@ -145,7 +145,7 @@ class Prepared:
     #: it), or ""; every message that needs a tracked URL then fails alone with this reason.
     base_url_problem: str = ""
     #: Reply-To and the address headers of ``content.headers``, parsed before substitution
-    #: (``transmissions.address_templates``), by the header name they are written under.
+    #: (``mailcore.address_templates``), by the header name they are written under.
     addresses: dict[str, AddressTemplate] = field(default_factory=dict)
     from_templated: bool = False
 
@@ -365,7 +365,7 @@ def message_generate(
     now: float | None = None,
 ) -> Built:
     """Render and build one message; raises :class:`GenerationFailed` on a render error or
-    an address that cannot be written (``transmissions.headers.HeaderError``)."""
+    an address that cannot be written (``mailcore.headers.HeaderError``)."""
     now = time.time() if now is None else now
     address = recipient["address"]
     email = address["email"]
@@ -492,7 +492,7 @@ def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[s
     ``List-Unsubscribe`` replaces both of these (Engage's one-click POST points at Engage's
     URL, which is then absent), a caller's ``List-Unsubscribe-Post`` replaces only that one.
     Each URI must be one RFC 2369 allows between ``<`` and ``>``
-    (``tracking.domains.list_unsubscribe_uri_problem``), else :class:`GenerationFailed`.
+    (``mailcore.domains.list_unsubscribe_uri_problem``), else :class:`GenerationFailed`.
     """
     uris = (
         f"mailto:{prepared.unsubscribe_mailto}?subject=unsubscribe",

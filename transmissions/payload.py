@@ -6,9 +6,9 @@ are ``EngageError`` subclasses, failures of one recipient are collected and repo
 ``request_object``; nested nulls mean "not given" here too. Unknown fields are ignored.
 ``return_path``, like ``content.from``/``reply_to`` (``templates_app.content``) and each
 recipient's addresses (``recipient_lists.recipients``), must be an email address.
-``tracking_domain`` must be ``host[:port]`` or ``http(s)://host[:port]`` (``tracking.domains``)
+``tracking_domain`` must be ``host[:port]`` or ``http(s)://host[:port]`` (``mailcore.domains``)
 and is stored in that one written form (host as an IDNA A-label); an inline image's ``name``
-must be a Content-ID (``transmissions.mime.content_id_problem``).
+must be a Content-ID (``mailcore.mime.content_id_problem``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from typing import Any
 
 from engage import errors
 from engage.api.fields import bool_options
-from recipient_lists.recipients import address_problem
+from mailcore.addresses import address_problem
+from mailcore.domains import tracking_domain_normalize
+from mailcore.headers import ADDRESS_HEADERS
+from mailcore.language import TemplateSyntaxError, reserved_key_problem
+from mailcore.mime import content_id_problem
+from mailcore.rfc822 import Rfc822Error, compile_message
 from templates_app.content import normalize_content
-from templates_app.language import TemplateSyntaxError, reserved_key_problem
-from tracking.domains import tracking_domain_normalize
-from transmissions.headers import ADDRESS_HEADERS
-from transmissions.mime import content_id_problem
-from transmissions.rfc822 import Rfc822Error, compile_message
 
 #: Options that are accepted and stored; sandbox and skip_suppression change nothing in Engage.
 BOOL_OPTIONS = (
@@ -84,9 +84,9 @@ BODIES = ("text", "html", "amp_html")  # what ``perform_substitutions: false`` s
 
 def address_headers(content: dict[str, Any], skip: Collection[str] = ()) -> list[tuple[str, str]]:
     """``(header name, template)`` of the address headers of inline ``content``: ``reply_to``
-    as ``Reply-To``, then those of ``content.headers`` (``transmissions.headers.ADDRESS_HEADERS``)
+    as ``Reply-To``, then those of ``content.headers`` (``mailcore.headers.ADDRESS_HEADERS``)
     whose lower-case name is not in ``skip``. These are compiled per mailbox
-    (``transmissions.address_templates``), never as one text."""
+    (``mailcore.address_templates``), never as one text."""
     found = [("Reply-To", content["reply_to"])] if content.get("reply_to") else []
     for name, value in (content.get("headers") or {}).items():
         if name.lower() in ADDRESS_HEADERS and name.lower() not in skip and isinstance(value, str):

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError, WrapValidator
 
 from engage.api.schema import Body, DateTimeText, ErrorDetail, JsonObject, Query, Text
-from recipient_lists.recipients import MAX_EMAIL_LENGTH
+from mailcore.addresses import MAX_EMAIL_LENGTH
+from mailcore.domains import TRACKING_DOMAIN_FORMS, tracking_domain_normalize
+from mailcore.mime import CONTENT_ID_PATTERN, content_id_problem
 from recipient_lists.schemas import MAX_INT32, RecipientArray
 from templates_app.ids import MAX_ID_BYTES
 from templates_app.schemas import MAX_PART_CHARS, Content
-from tracking.domains import TRACKING_DOMAIN_FORMS, tracking_domain_normalize
-from transmissions.mime import CONTENT_ID_PATTERN, content_id_problem
 from transmissions.models import Transmission, TransmissionState
 from transmissions.payload import (
     MAX_ATTACHMENT_NAME_BYTES,
@@ -164,7 +164,7 @@ def _check_tracking_domain(value: str) -> str:
     return value
 
 
-#: ``host[:port]`` or ``http(s)://host[:port]``; the rule is ``tracking.domains``.
+#: ``host[:port]`` or ``http(s)://host[:port]``; the rule is ``mailcore.domains``.
 TrackingDomain = Annotated[
     str,
     Field(max_length=MAX_TRACKING_DOMAIN_CHARS, description=TRACKING_DOMAIN_FORMS),

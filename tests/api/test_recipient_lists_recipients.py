@@ -6,13 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recipient_lists.recipients import (
-    address_problem,
-    is_valid_email,
-    normalize_recipient,
-    normalize_recipients,
-    split_address,
-)
+from mailcore.addresses import address_problem, is_valid_email, split_address
+from recipient_lists.recipients import normalize_recipient, normalize_recipients
 from templates_app.ids import first_free_id, slug_from_name
 
 
@@ -73,7 +68,7 @@ def assert_agrees_with_email_validator(email: str) -> None:
     """Engage's shortcuts say of ``email`` what email-validator (with its options) says."""
     from email_validator import EmailNotValidError, validate_email
 
-    from recipient_lists.recipients import _VALIDATOR_OPTIONS
+    from mailcore.addresses import _VALIDATOR_OPTIONS
 
     local = email.rpartition("@")[0]
     try:

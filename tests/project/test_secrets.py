@@ -522,8 +522,8 @@ def configuration(request, settings, tmp_path):
 
 
 def test_a_token_signed_with_any_value_in_the_source_is_a_404(configuration, client, settings):
+    from mailcore.tokens import InvalidToken
     from tracking.signing import tracking_keys, tracking_signer
-    from tracking.tokens import InvalidToken
 
     signer = tracking_signer()
     tokens = signer.for_message(message_id="0000632c8b54d53f0a00", transmission_id="1", rcpt_to="a@example.com",

@@ -33,7 +33,7 @@ def _tampered(token: str) -> str:
 
 
 def _other_key_token() -> str:
-    from tracking.tokens import TokenSigner
+    from mailcore.tokens import TokenSigner
 
     signer = TokenSigner([(9, b"an-unknown-key-0123456789")])
     return signer.for_message(issued_at=int(time.time()), **MESSAGE).click("https://evil.example/", "x")
@@ -177,7 +177,7 @@ def test_bad_token_is_404_and_records_nothing(client, tokens, buffered, case):
 
 
 def test_token_signed_with_the_older_key_still_verifies(client, buffered):
-    from tracking.tokens import TokenSigner
+    from mailcore.tokens import TokenSigner
 
     kid, secret = OLD_KEY.split(":", 1)
     old = TokenSigner([(int(kid), secret.encode())]).for_message(issued_at=int(time.time()), **MESSAGE)

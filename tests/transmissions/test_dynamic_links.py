@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.transmissions.test_generation import parts, run
+from tests.transmissions.helpers import parts, run
 
 CONTENT = {
     "from": "news@sender.test",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.transmissions.test_generation import body, parts, run
+from tests.transmissions.helpers import body, parts, run
 
 SEARCH = "/api/v1/events/message"
 

@@ -10,49 +10,8 @@ from email.header import decode_header, make_header
 
 import pytest
 
+from tests.transmissions.helpers import CONTENT, URL, body, parts, run
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
-
-URL = "/api/v1/transmissions"
-HTML = '<html><body><p>Hi {{name}}</p><a href="https://example.com/offer?u={{name}}" data-msys-linkname="offer">go</a></body></html>'
-TEXT = "Hi {{name}}, see https://example.com/text"
-CONTENT = {"from": {"email": "news@sender.test", "name": "News"}, "subject": "Hello {{name}}", "html": HTML, "text": TEXT}
-
-
-def run(api, data) -> Transmission:
-    """POST, then generate and send every chunk in this process."""
-    from transmissions.sending import chunk_send
-    from transmissions.services import transmission_start_generation
-
-    response = api.post(URL, data, format="json")
-    assert response.status_code == 200, response.content
-    tid = int(response.json()["results"]["id"])
-    for chunk in transmission_start_generation(transmission_id=tid):
-        chunk_send(transmission_id=tid, chunk=chunk, token="test")
-    return Transmission.objects.get(pk=tid)
-
-
-def body(**overrides):
-    data = {
-        "campaign_id": "camp",
-        "metadata": {"tx": "1", "shared": "tx"},
-        "substitution_data": {"name": "World"},
-        "content": CONTENT,
-        "recipients": [
-            {"address": {"email": "Jo@Example.com", "name": "Jo"}, "tags": ["t1"], "metadata": {"shared": "rcpt"}},
-        ],
-    }
-    data.update(overrides)
-    return data
-
-
-def parts(message):
-    html = text = None
-    for part in message.walk():
-        if part.get_content_type() == "text/html":
-            html = part.get_content()
-        elif part.get_content_type() == "text/plain":
-            text = part.get_content()
-    return html, text
 
 
 def test_a_message_is_built_sent_and_recorded(api, relay, events):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import assert_error
+from tests.transmissions.helpers import CONTENT, addresses, body, lines_fit, no_defects, run
 from tests.transmissions.relay import Relay
-from tests.transmissions.test_generation import CONTENT, body, run
 from transmissions.models import Message, MessageState
 
 URL = "/api/v1/transmissions"
@@ -19,21 +19,6 @@ OWN = ["From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-
 
 def names(message) -> list[str]:
     return list(message.keys())
-
-
-def no_defects(message) -> None:
-    for part in message.walk():
-        assert not part.defects, part.defects
-    for name in message.keys():
-        assert not message[name].defects, (name, message[name].defects)
-
-
-def lines_fit(data: bytes) -> None:
-    assert max(len(line) for line in data.replace(b"\r\n", b"\n").split(b"\n")) <= 998
-
-
-def addresses(message, name: str) -> list[tuple[str, str]]:
-    return [(a.display_name, a.addr_spec) for a in message[name].addresses]
 
 
 # --- header injection ----------------------------------------------------------------------------

@@ -9,8 +9,7 @@ import base64
 import pytest
 
 from tests.helpers import assert_error
-from tests.transmissions.test_generation import CONTENT, body, run
-from tests.transmissions.test_header_safety import addresses, lines_fit, no_defects
+from tests.transmissions.helpers import CONTENT, addresses, body, lines_fit, no_defects, run
 
 URL = "/api/v1/transmissions"
 PLAIN = {"from": "a@example.com", "subject": "s", "text": "hello"}

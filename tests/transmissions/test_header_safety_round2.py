@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.transmissions.test_generation import CONTENT, URL, body, run
-from tests.transmissions.test_header_safety import lines_fit
+from tests.transmissions.helpers import CONTENT, URL, body, lines_fit, run
 
 PLAIN = {"from": CONTENT["from"], "subject": "Hi"}
 

@@ -1,4 +1,4 @@
-"""The one header writer (transmissions/headers.py) and the messages built with it: parsed
+"""The one header writer (mailcore/headers.py) and the messages built with it: parsed
 with ``email.policy.default`` as a mail reader parses them. No database."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transmissions.headers import HeaderError, envelope_address, header_block, header_line, sanitize
+from mailcore.headers import HeaderError, envelope_address, header_block, header_line, sanitize
 
 
 def parse(data: bytes):
@@ -200,14 +200,14 @@ def test_any_unicode_in_data_names_and_headers_gives_the_message_engage_means(
     ],
 )
 def test_an_address_template_renders_the_templates_mailboxes(template, data, mailboxes):
-    from transmissions.address_templates import compile_addresses
+    from mailcore.address_templates import compile_addresses
 
     assert compile_addresses("Cc", template).render(data) == mailboxes
 
 
 @pytest.mark.parametrize("value", ["a@example.com, b@example.com", "<a@example.com>", "a@[10.0.0.5]", "no"])
 def test_a_substituted_address_that_is_not_exactly_one_is_a_header_error(value):
-    from transmissions.address_templates import compile_addresses
+    from mailcore.address_templates import compile_addresses
 
     with pytest.raises(HeaderError, match="the Cc header"):
         compile_addresses("Cc", "Desk <{{v}}>").render({"v": value})
@@ -217,7 +217,7 @@ def test_a_substituted_address_that_is_not_exactly_one_is_a_header_error(value):
     "template", ["a@example.com (x {{v}})", "{{v}} <a@example.com> tail", "<{{v}}", "a@[10.0.0.5]"]
 )
 def test_an_address_template_that_is_not_a_list_of_mailboxes_is_refused(template):
-    from transmissions.address_templates import compile_addresses
+    from mailcore.address_templates import compile_addresses
 
     with pytest.raises(HeaderError):
         compile_addresses("Cc", template)

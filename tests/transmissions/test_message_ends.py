@@ -9,7 +9,7 @@ from email.errors import HeaderParseError
 import pytest
 from django.db import connection
 
-from tests.transmissions.test_generation import URL, body, run
+from tests.transmissions.helpers import URL, body, run
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 
 BAD = "bad@example.com"
@@ -18,7 +18,7 @@ GOOD = {"ok0@example.com", "ok2@example.com", "ok3@example.com"}
 
 
 def _fault_render(monkeypatch, exc):
-    from templates_app.language.content import CompiledContent
+    from mailcore.language.content import CompiledContent
 
     real = CompiledContent.render
 
@@ -44,7 +44,7 @@ def _fault_mime(monkeypatch, exc):
 
 
 def _fault_header(monkeypatch, exc):
-    from transmissions import mime
+    from mailcore import mime
 
     real = mime.header_block
 

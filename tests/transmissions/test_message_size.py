@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.transmissions.test_generation import body, run
+from tests.transmissions.helpers import body, run
 from transmissions.models import Message
 
 
@@ -27,8 +27,8 @@ def test_a_part_sent_without_substitution_counts_against_the_message_budget_too(
     """``perform_substitutions: false`` bodies (LiteralPart) take the same budget as rendered ones."""
     import pytest as _pytest
 
-    from templates_app.language import MessageTooLarge
-    from transmissions.rfc822 import LiteralPart
+    from mailcore.language import MessageTooLarge
+    from mailcore.rfc822 import LiteralPart
 
     part = LiteralPart("x" * 100, part="text", html=False)
     assert part.render({}, budget=100) == "x" * 100

@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 
 from tests.helpers import assert_error
-from tests.transmissions.test_generation import CONTENT, body, parts, run
+from tests.transmissions.helpers import CONTENT, body, parts, run
 from tracking.signing import tracking_signer
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4

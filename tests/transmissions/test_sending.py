@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 
+from tests.transmissions.helpers import body, run
 from tests.transmissions.relay import Relay
-from tests.transmissions.test_generation import body, run
 from transmissions.models import Message, TransmissionState
 
 

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from templates_app.models import Template
-from tests.transmissions.test_generation import URL, parts
+from tests.transmissions.helpers import URL, parts
 from transmissions import generation
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import TRACKING_DOMAIN_ATTACKS as TESTER_INPUTS
 from tests.helpers import assert_error
-from tests.tracking.test_domains import TESTER_INPUTS
-from tests.transmissions.test_generation import body, parts, run
+from tests.transmissions.helpers import body, parts, run
 from transmissions.models import Transmission
 
 URL = "/api/v1/transmissions"
@@ -201,7 +201,7 @@ _DOMAINS = st.one_of(
 )
 @given(domain=_DOMAINS)
 def test_any_tracking_domain_is_refused_or_every_tracked_url_is_http_on_its_host(api, relay, domain):
-    from tracking.domains import tracking_base_url_from
+    from mailcore.domains import tracking_base_url_from
 
     relay.received.clear()
     response = api.post(URL, body(content=LINKED, options=TRACKED, tracking_domain=domain), format="json")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tracking.tokens import KINDS, InvalidToken, TokenSigner, decode
+from mailcore.tokens import KINDS, InvalidToken, TokenSigner, decode
 
 KEY_NEW = (7, b"n" * 32)
 KEY_OLD = (3, b"o" * 32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from templates_app.language import TemplateRenderError, TemplateSyntaxError, compile_content
+from mailcore.language import TemplateRenderError, TemplateSyntaxError, compile_content
 
 from .test_links import RecordingTracker, fake_scan_html
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from templates_app.language import TemplateSyntaxError, compile_part
+from mailcore.language import TemplateSyntaxError, compile_part
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ _MSYS = re.compile(r' data-msys-[a-z]+="[^"]*"')
 
 
 def fake_scan_html(source: str) -> FakeScan:
-    """A tiny stand-in for tracking.links.scan_html (quoted hrefs only)."""
+    """A tiny stand-in for mailcore.links.scan_html (quoted hrefs only)."""
     links = tuple(FakeSpan(m.start(1), m.end(1)) for m in _HREF.finditer(source))
     strip = tuple((m.start(), m.end()) for m in _MSYS.finditer(source))
     body = re.search(r"<body[^>]*>", source)
@@ -177,7 +177,7 @@ def test_dynamic_content_without_compile_dynamic_is_not_tracked() -> None:
 
 
 def test_with_the_real_tracking_scanner() -> None:
-    links = pytest.importorskip("tracking.links")
+    links = pytest.importorskip("mailcore.links")
     src = ('<html><body><a href="https://x.com/?u={{user}}&amp;a=1" data-msys-linkname="ban">x</a>'
            '<a data-msys-clicktrack="0" href="http://n.com/{{user}}">n</a></body></html>')
     part = compile_part(src, part="html", mode="html", scan=links.scan_html(src))

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from transmissions.options import EffectiveOptions, effective_options
+from mailcore.options import EffectiveOptions, effective_options
 
 LEVEL_VALUES = (True, False, None)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from templates_app.language import (
+from mailcore.language import (
     Limits,
     TemplateRenderError,
     TemplateSyntaxError,

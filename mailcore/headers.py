@@ -2,8 +2,8 @@
 library and ``idna`` only, no Django, no I/O).
 
 :func:`header_line` is the one writer: the inline path (``transmissions.generation``), the
-MIME builder (``transmissions.mime``) and the ``email_rfc822`` path
-(``transmissions.rfc822``) write every header through it. What it guarantees, whatever the
+MIME builder (``mailcore.mime``) and the ``email_rfc822`` path
+(``mailcore.rfc822``) write every header through it. What it guarantees, whatever the
 value:
 
 - No line break from data. CR LF, and any other control character (C0, DEL, C1, U+2028,

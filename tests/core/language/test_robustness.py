@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from templates_app.language import TemplateError, compile_part
+from mailcore.language import TemplateError, compile_part
 
 PIECES = ["{{", "}}", "{{{", "}}}", "if ", "each ", "end", "else", "elseif ", "a", "b.c", "[1]", "['x']", "(",
           ")", " or ", " and ", "not ", "#", "+", "-", "*", "/", "==", "<", "'s'", '"t"', "1", "2.5", "\n", "\r\n",

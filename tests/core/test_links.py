@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracking.links import LinkSpan, Scan, pixel_html, rewrite_html, rewrite_text, scan_html, scan_text
+from mailcore.links import LinkSpan, Scan, pixel_html, rewrite_html, rewrite_text, scan_html, scan_text
 
 
 def _mark(url: str, span: LinkSpan) -> str:

@@ -1,18 +1,13 @@
-"""The tracking-domain rule and the List-Unsubscribe URI check (``tracking.domains``, pure)."""
+"""The tracking-domain rule and the List-Unsubscribe URI check (``mailcore.domains``, pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tracking.domains import list_unsubscribe_uri_problem, tracking_base_url_from, tracking_domain_normalize
+from mailcore.domains import list_unsubscribe_uri_problem, tracking_base_url_from, tracking_domain_normalize
+from tests.helpers import TRACKING_DOMAIN_ATTACKS
 
 #: What the security tester sent (issue 10 follow-up); each was accepted and delivered.
-TESTER_INPUTS = [
-    'x" onmouseover="alert(1)',
-    "a.test>, <mailto:attacker@evil.test?",
-    "javascript://x.test/%0aalert(document.domain)//",
-    "evil.test/\r\nX-Evil: 1",
-]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +37,7 @@ def test_it_accepts_a_host_with_an_optional_port_or_scheme_and_writes_it_one_way
 @pytest.mark.parametrize(
     "value",
     [
-        *TESTER_INPUTS,
+        *TRACKING_DOMAIN_ATTACKS,
         "javascript:alert(1)",
         "ftp://t.example.com",
         "https://",
@@ -102,7 +97,7 @@ def test_the_base_url_keeps_the_configured_scheme_unless_the_domain_brings_one()
     assert tracking_base_url_from(base, "click.brand.example:8443") == "https://click.brand.example:8443"
     assert tracking_base_url_from(base, "http://other.example/") == "http://other.example"
     assert tracking_base_url_from(base, " bücher.example ") == "https://xn--bcher-kva.example"
-    for value in TESTER_INPUTS:
+    for value in TRACKING_DOMAIN_ATTACKS:
         with pytest.raises(ValueError):
             tracking_base_url_from(base, value)
 

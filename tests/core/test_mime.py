@@ -10,8 +10,8 @@ from email.policy import default
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transmissions.headers import header_block
-from transmissions.mime import _build_email, build_message
+from mailcore.headers import header_block
+from mailcore.mime import _build_email, build_message
 
 _BOUNDARY = re.compile(rb"={15}\d{19}==(\.\d+)?")
 
@@ -58,7 +58,7 @@ def test_long_and_non_ascii_headers_are_folded_and_encoded_like_the_generators()
 
 def test_a_boundary_found_in_a_part_is_drawn_again(monkeypatch):
     draws = iter([1, 1, 2])
-    monkeypatch.setattr("transmissions.mime.random.randrange", lambda _n: next(draws))
+    monkeypatch.setattr("mailcore.mime.random.randrange", lambda _n: next(draws))
     taken = "=" * 15 + "1".zfill(19) + "=="
     direct = build_message(headers=HEADERS, text=f"see --{taken}", html="x")
     boundary = email.message_from_bytes(direct, policy=default).get_boundary()

@@ -103,7 +103,7 @@ def compile_content(content: dict, *, scan_html: Callable[[str], Any] | None = N
                     scan_text: Callable[[str], Any] | None = None) -> CompiledContent:
     """Compile the template text of ``content``; raises the first TemplateSyntaxError.
 
-    ``scan_html`` / ``scan_text`` are the link scanners of tracking/links.py; when given,
+    ``scan_html`` / ``scan_text`` are the link scanners of mailcore/links.py; when given,
     links and pixel slots are located once here so rendering needs no HTML parsing.
     """
     cc = CompiledContent(content)

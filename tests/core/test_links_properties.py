@@ -8,7 +8,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracking.links import LinkSpan, Scan, rewrite_html, rewrite_text, scan_html, scan_text
+from mailcore.links import LinkSpan, Scan, rewrite_html, rewrite_text, scan_html, scan_text
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TRACKED = "http://t.example/f/tok"

@@ -57,7 +57,7 @@ DEFAULT_LIMITS = Limits()
 
 
 class Tracker(Protocol):
-    """Per-recipient tracking hooks supplied by the caller (see tracking/links.py).
+    """Per-recipient tracking hooks supplied by the caller (see mailcore/links.py).
 
     Optionally a tracker also has ``compile_dynamic(source, mode) -> CompiledPart``, used
     to compile dynamic-content chunks with a link scan so their links get tracked; without
@@ -740,7 +740,7 @@ def compile_part(source: str, *, part: str, mode: str, scan: Any = None) -> Comp
     """Compile one part of a template.
 
     ``mode`` is "html" (``{{ }}`` HTML-escaped), "text" or "header" (raw). With a link
-    ``scan`` (tracking/links.py ``Scan``), stripped ranges vanish, each link becomes a
+    ``scan`` (mailcore/links.py ``Scan``), stripped ranges vanish, each link becomes a
     node rendered in URL context and handed to ``Tracker.link``, and pixel slots call
     ``Tracker.pixel``. Raises TemplateSyntaxError naming ``part`` and the 1-based line.
     """

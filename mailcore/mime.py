@@ -8,7 +8,7 @@ Structure, outermost first, each level only when needed::
         multipart/related            inline images (Content-ID = name)
           text/html
 
-Every top-level header is written by ``transmissions.headers.header_line`` (no line break
+Every top-level header is written by ``mailcore.headers.header_line`` (no line break
 from data, folded, never over 998 octets, addresses readable); part headers carry only
 sanitized values (an attachment's type and name lose their control characters). A body part
 that is ASCII with short lines goes as 7bit, anything else as base64 (the C codec:
@@ -32,8 +32,8 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 
-from recipient_lists.recipients import split_address
-from transmissions.headers import Address, HeaderError, header_block, sanitize
+from mailcore.addresses import split_address
+from mailcore.headers import Address, HeaderError, header_block, sanitize
 
 __all__ = ["CONTENT_ID_PATTERN", "build_message", "content_id_problem", "from_parts", "to_addresses"]
 
@@ -125,8 +125,8 @@ def build_message(
     """The message as bytes (LF line ends; the relay seam converts to CRLF).
 
     ``headers`` are (name, value) pairs in order, written by
-    ``transmissions.headers.header_line`` (an address header's value may be a list of
-    ``(name, email)`` pairs). Raises ``transmissions.headers.HeaderError``.
+    ``mailcore.headers.header_line`` (an address header's value may be a list of
+    ``(name, email)`` pairs). Raises ``mailcore.headers.HeaderError``.
     """
     images = list(inline_images)
     files = list(attachments)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from templates_app.language import build_context, compile_part, validate_data_keys
-from templates_app.language.context import RESERVED_KEYS
+from mailcore.language import build_context, compile_part, validate_data_keys
+from mailcore.language.context import RESERVED_KEYS
 
 
 def ctx(**overrides):
@@ -60,7 +60,7 @@ def test_dynamic_content_comes_from_transmission_substitution_data_only() -> Non
 
 
 def test_hidden_dynamic_key_cannot_be_forged_by_recipient_data() -> None:
-    from templates_app.language.compiler import DYNAMIC_SOURCE_KEY
+    from mailcore.language.compiler import DYNAMIC_SOURCE_KEY
 
     data = ctx(rcpt_substitution_data={DYNAMIC_SOURCE_KEY: {"dynamic_plain": {"x": "forged"}}})
     assert render("[{{render_dynamic_content(dynamic_plain.x)}}]", data) == "[]"
@@ -105,7 +105,7 @@ def test_reserved_word_check_is_case_sensitive_like_lua() -> None:
 
 
 def test_reserved_key_problem_names_the_first_reserved_key_and_ignores_non_objects() -> None:
-    from templates_app.language import reserved_key_problem
+    from mailcore.language import reserved_key_problem
 
     assert reserved_key_problem({"name": 1, "email": 2, "end": 3}).startswith("substitution_data key 'email' is reserved")
     assert reserved_key_problem({"name": 1, "End": 2}) is None

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tracking.links import LinkSpan, rewrite_html, rewrite_text, scan_html
-from tracking.tokens import TokenSigner
+from mailcore.links import LinkSpan, rewrite_html, rewrite_text, scan_html
+from mailcore.tokens import TokenSigner
 
 SIGNER = TokenSigner([(9, b"corpus-key-0123456789abcdef")])
 TRACK = "http://track.example:8000/f/"

@@ -1,5 +1,5 @@
 """Address header templates: the structure comes from the template, never from the data.
-PURE (the substitution language, ``recipient_lists.recipients`` and ``transmissions.headers``).
+PURE (the substitution language, ``recipient_lists.recipients`` and ``mailcore.headers``).
 
 An address header that uses the template language (``reply_to: "{{team}} <r@example.com>"``,
 ``Cc: "{{name}}" <{{email}}>, boss@example.com``, a substituted ``Cc`` of an ``email_rfc822``
@@ -7,15 +7,15 @@ source) is parsed ONCE, before any substitution, into its mailboxes: each has a 
 part and an addr-spec part, found from the template's own ``,`` ``;`` ``:`` ``<`` ``>`` ``"``
 and ``( )`` (RFC 5322 §3.4), with every ``{{ }}`` tag an opaque hole. Each part is then
 compiled on its own and rendered per recipient; :meth:`AddressTemplate.render` returns the
-``(display name, addr-spec)`` pairs that ``transmissions.headers.header_line`` writes. Rendered
+``(display name, addr-spec)`` pairs that ``mailcore.headers.header_line`` writes. Rendered
 text is never parsed as an address list, so:
 
 - what substitution yields in a display-name position stays inside that display name
   (``{{v}} <r@example.com>`` with ``v = "evil@attacker.example, Team"`` is one mailbox,
   ``r@example.com``, whose name is that text);
 - where substitution yields the address itself (``{{email}}``, ``<{{email}}>``) the rendered
-  text must be exactly ONE email address (:func:`recipient_lists.recipients.address_problem`),
-  else :class:`transmissions.headers.HeaderError` naming the header; a part that is the
+  text must be exactly ONE email address (:func:`mailcore.addresses.address_problem`),
+  else :class:`mailcore.headers.HeaderError` naming the header; a part that is the
   whole mailbox (``{{reply}}``) may also render ``Name <addr>`` (one mailbox, as ``from``).
   A part that renders empty gives no address (``Cc: {{cc}}`` with no ``cc``: no Cc header).
 - a group (``Team: a@x.test, b@x.test;``) is written as its mailboxes; comments are dropped.
@@ -29,11 +29,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from recipient_lists.recipients import address_problem, split_address
-from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, compile_part
-from templates_app.language.errors import TemplateSyntaxError
-from templates_app.language.lexer import LexError, Tag, lex
-from transmissions.headers import Address, HeaderError, decode_words, display_name
+from mailcore.addresses import address_problem, split_address
+from mailcore.headers import Address, HeaderError, decode_words, display_name
+from mailcore.language import DEFAULT_LIMITS, CompiledPart, Limits, compile_part
+from mailcore.language.errors import TemplateSyntaxError
+from mailcore.language.lexer import LexError, Tag, lex
 
 __all__ = ["AddressTemplate", "compile_addresses"]
 

@@ -1,4 +1,4 @@
-"""transmissions/rfc822.py: splitting, decoding, substitution and tracking of email_rfc822
+"""mailcore/rfc822.py: splitting, decoding, substitution and tracking of email_rfc822
 sources, and their reassembly. Pure: no database."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from templates_app.language import TemplateRenderError, TemplateSyntaxError
-from tracking.links import scan_html
-from transmissions.headers import sanitize
-from transmissions.rfc822 import (
+from mailcore.headers import sanitize
+from mailcore.language import TemplateRenderError, TemplateSyntaxError
+from mailcore.links import scan_html
+from mailcore.rfc822 import (
     NEW_BASE64,
     NEW_CHARSET,
     NEW_CTE,
@@ -542,5 +542,5 @@ def test_any_substituted_value_comes_back_out_of_headers_and_bodies(value):
     html = parts["text/html"].get_content()
     assert lf(plain) == lf(f"<{value}>")  # the source's last line end belongs to the delimiter
     assert lf(html) == lf(f"<p>{value}</p>")
-    # Control characters become spaces in a header (transmissions.headers.sanitize).
+    # Control characters become spaces in a header (mailcore.headers.sanitize).
     assert re.sub(r"\s+", " ", str(parsed["Subject"])).strip() == re.sub(r"\s+", " ", sanitize(f"[{value}]")).strip()

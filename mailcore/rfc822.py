@@ -11,11 +11,11 @@ Decisions (SPEC B §1.3, A.2):
 - Line ends: CRLF and lone CR become LF (the relay seam writes CRLF on the wire).
 - Headers: only the top-level header block is substituted. A field is compiled when its
   value, after decoding RFC 2047 encoded words, contains ``{{``. A rendered value is written
-  by ``transmissions.headers.header_line``, like every header of inline content: ASCII as
+  by ``mailcore.headers.header_line``, like every header of inline content: ASCII as
   is, anything else RFC 2047 encoded (address fields per display name, so the addresses
   stay readable), folded, never over 998 octets. A control character in a substituted
   value becomes a space: substitution never adds a header. A substituted address field is
-  split into its mailboxes before substitution (``transmissions.address_templates``): data
+  split into its mailboxes before substitution (``mailcore.address_templates``): data
   in a display name stays in it, a substituted address must render exactly one address or
   that message fails (``HeaderError``); a field with no address left is left out. A ``Bcc``
   or ``Resent-Bcc`` field is refused (:class:`Rfc822Error`): every recipient would see it.
@@ -56,10 +56,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
-from templates_app.language import DEFAULT_LIMITS, CompiledPart, Limits, MessageTooLarge, Tracker, compile_part
-from tracking.links import Scan, scan_html, scan_text, unescape_attribute
-from transmissions.address_templates import AddressTemplate, compile_addresses
-from transmissions.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
+from mailcore.address_templates import AddressTemplate, compile_addresses
+from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
+from mailcore.language import DEFAULT_LIMITS, CompiledPart, Limits, MessageTooLarge, Tracker, compile_part
+from mailcore.links import Scan, scan_html, scan_text, unescape_attribute
 
 __all__ = [
     "MAX_DEPTH",
@@ -463,7 +463,7 @@ def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) ->
 
 
 def encode_header(name: str, text: str) -> bytes:
-    """The header line(s) for a decoded, rendered value: ``transmissions.headers.header_line``
+    """The header line(s) for a decoded, rendered value: ``mailcore.headers.header_line``
     (``b""`` for an address field with no address). Raises ``HeaderError`` for an address
     field that holds something other than addresses."""
     return header_line(name, text)
@@ -483,7 +483,7 @@ class _HeaderSlot:
 
 class _AddressSlot:
     """A substituted address field: parsed into mailboxes before substitution
-    (``transmissions.address_templates``), written from the rendered pairs."""
+    (``mailcore.address_templates``), written from the rendered pairs."""
 
     __slots__ = ("name", "template")
 

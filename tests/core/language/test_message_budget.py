@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from templates_app.language import MessageTooLarge, build_context, compile_content
+from mailcore.language import MessageTooLarge, build_context, compile_content
 
 LOOP = "{{each big}}{{loop_var}}{{end}}"
 
