@@ -1,6 +1,7 @@
 """The tracking endpoints (SPEC A.2): open pixel ``/q/``, click redirect ``/f/``, and the
-List-Unsubscribe URL ``/u/``. Plain Django views, no auth, no database: the token carries
-everything the event needs, and events are buffered in Redis (``tracking.events``).
+List-Unsubscribe URL ``/u/``. Plain Django views, no auth, no database read: the token
+carries everything the event needs, and events go to Redis (PostgreSQL's outbox, then a local
+spool, only while Redis is down: ``tracking.outbox``).
 
 A token that does not verify (tampered, truncated, unknown key, or of another kind) gets a
 small plain 404 and records nothing, so a tracked link is never an open redirect. An
