@@ -59,7 +59,7 @@ class AddressTemplate:
         if all(name.__class__ is str and address.__class__ is str for name, address, _bare in mailboxes):
             self.literal = [(name, address) for name, address, _bare in mailboxes]
 
-    def render(self, data: dict, *, limits: Limits = DEFAULT_LIMITS) -> list[Address]:
+    def render(self, data: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> list[Address]:
         """The mailboxes for one recipient. Raises ``TemplateRenderError``, and
         ``HeaderError`` when a substituted address part is not exactly one address."""
         if self.literal is not None:
@@ -81,7 +81,7 @@ class AddressTemplate:
             out.append((shown, address))
         return out
 
-    def text(self, data: dict, *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Address], str]:
+    def text(self, data: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Address], str]:
         """``render`` and the first mailbox as text (``"Name <addr>"``), for events."""
         mailboxes = self.render(data, limits=limits)
         if not mailboxes:
@@ -233,7 +233,7 @@ def compile_addresses(header: str, source: str, *, part: str | None = None) -> A
     mailboxes: list[tuple[Any, Any, bool]] = []
     for name_ranges, address_range in spans:
         bare = address_range is None
-        if bare:
+        if address_range is None:
             name_src, address_src = "", _piece(source, name_ranges, tags, name=False)
         else:
             name_src = _piece(source, name_ranges, tags, name=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import socket
+from typing import TypedDict
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -28,7 +29,20 @@ _PLAIN = re.compile(
 )
 _PLAIN_LOCAL = re.compile(rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*")
 _SPECIAL_USE = frozenset(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
-_VALIDATOR_OPTIONS = {
+
+
+class _ValidatorOptions(TypedDict):
+    """The keyword arguments of every ``validate_email`` call here."""
+
+    check_deliverability: bool
+    allow_smtputf8: bool
+    allow_quoted_local: bool
+    allow_domain_literal: bool
+    globally_deliverable: bool
+    test_environment: bool
+
+
+_VALIDATOR_OPTIONS: _ValidatorOptions = {
     "check_deliverability": False,  # no DNS at the API: the relay finds out
     "allow_smtputf8": True,  # non-ASCII local parts go with SMTPUTF8 (transmissions.delivery)
     "allow_quoted_local": True,

@@ -39,6 +39,7 @@ from binascii import a2b_base64, a2b_qp
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses
 from functools import lru_cache
+from typing import cast
 
 import idna
 
@@ -305,10 +306,11 @@ def header_line(name: str, value: str | Sequence[Address]) -> bytes:
                 if len(line) <= FOLD_AT + 1:
                     return line.encode("ascii")
         return _address_list(name, parse_addresses(value) if isinstance(value, str) else value).encode("utf-8")
-    if value.isascii() and len(name) + len(value) <= FOLD_AT - 2 and value.isprintable():
-        if value[:1] != " " and value[-1:] != " " and "=?" not in value:
-            return f"{name}: {value}\n".encode("ascii")
-    return _unstructured(name, value).encode("ascii")
+    text = cast(str, value)  # only an address header takes mailbox pairs
+    if text.isascii() and len(name) + len(text) <= FOLD_AT - 2 and text.isprintable():
+        if text[:1] != " " and text[-1:] != " " and "=?" not in text:
+            return f"{name}: {text}\n".encode("ascii")
+    return _unstructured(name, text).encode("ascii")
 
 
 def header_block(headers: Iterable[tuple[str, str | Sequence[Address]]]) -> bytes:

@@ -43,6 +43,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.entities import html5 as _HTML5
+from typing import cast
 
 __all__ = [
     "MAX_URL_BYTES",
@@ -146,6 +147,8 @@ def pixel_html(url: str) -> str:
 
 _TEXT_STOP = re.compile(r"<|\{\{")
 _SPACE_RUN = re.compile(r"[\t\n\f\r ]*")
+# "...*" matches at every offset: its match is never None (cast once, not per call).
+_match_space_run = cast("Callable[[str, int], re.Match[str]]", _SPACE_RUN.match)
 _TAG_NAME = re.compile(r"[A-Za-z][^\t\n\f\r />]*")
 _NAME_STOP = re.compile(r"[\t\n\f\r />=]|\{\{")
 _UNQUOTED_STOP = re.compile(r"[\t\n\f\r >]|\{\{")
@@ -188,7 +191,7 @@ def _parse_attributes(s: str, i: int) -> tuple[int, list[_Attr]]:
     attrs: list[_Attr] = []
     while True:
         ws_start = i
-        i = _SPACE_RUN.match(s, i).end()
+        i = _match_space_run(s, i).end()
         if i < n and s[i] == "/":
             i += 1
             while i < n and (s[i] in _SPACE or s[i] == "/"):
@@ -342,6 +345,7 @@ def scan_html(source: str) -> Scan:
         tag = name_match.group().lower()
         name_end = name_match.end()
         close = s.find(">", name_end) if tag not in _NEEDS_ATTRIBUTES else -1
+        attrs: list[_Attr]
         if close != -1 and _QUICK_TAG_BLOCKER.search(s, name_end, close) is None:
             # No quote or {{ before the first ">": that ">" ends the tag, and nothing in it
             # matters (fast path for the many <td>, <p class=x>, <br> of an email).

@@ -54,7 +54,7 @@ from binascii import Error as BinasciiError
 from binascii import a2b_base64, a2b_qp, b2a_qp
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
+from typing import Any, cast
 
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
@@ -94,6 +94,10 @@ _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-vers
 _BODY_KINDS = {"text/plain": "text", "text/html": "html", "text/x-amp-html": "amp_html"}
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(r"\n(?=[ \t])")
+#: One piece of a compiled message, ``(kind, value)``: 0 bytes sent as they are, 1 the index
+#: of a header slot, 2 the index of a body slot, 3 ``(body index, bytes per body state)``,
+#: 4 the place of the extra headers (value None).
+_Segment = tuple[int, Any]
 
 
 class Rfc822Error(ValueError):
@@ -371,7 +375,12 @@ class LiteralPart:
         self._plain = "".join(p if p.__class__ is str else p[1] if p[0] == "link" else "" for p in pieces)
 
     def render(
-        self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS, budget: int | None = None
+        self,
+        data: dict[str, Any],
+        tracker: Tracker | None = None,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        budget: int | None = None,
     ) -> str:
         """As ``CompiledPart.render``: past ``budget`` (bytes left in the message) it raises
         ``MessageTooLarge``."""
@@ -397,7 +406,7 @@ class LiteralPart:
 class _BodySlot:
     __slots__ = ("part", "raw", "decoded", "codec", "cte", "suffix", "boundaries", "keep")
 
-    def __init__(self, part: Any, raw: bytes, decoded: str, codec: str, entity: Entity) -> None:
+    def __init__(self, part: CompiledPart | LiteralPart, raw: bytes, decoded: str, codec: str, entity: Entity) -> None:
         self.part = part
         self.raw = raw
         self.decoded = decoded
@@ -407,7 +416,7 @@ class _BodySlot:
         self.boundaries = entity.boundaries
         self.keep = not _long_line(raw)  # a line over 998 octets is never sent as it came
 
-    def render(self, data: dict, tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
+    def render(self, data: dict[str, Any], tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
         text = self.part.render(data, tracker, limits=limits)
         if text == self.decoded and self.keep:
             return self.raw, 0
@@ -421,7 +430,7 @@ def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _
         return None
     text, codec = decoded
     scan = scan_html(text) if kind == "html" else scan_text(text) if kind == "text" else None
-    part: Any
+    part: CompiledPart | LiteralPart
     if substitute:
         part = compile_part(text, part=kind, mode="text" if kind == "text" else "html", scan=scan)
     else:
@@ -476,7 +485,7 @@ class _HeaderSlot:
         self.name = name
         self.part = part
 
-    def render(self, data: dict, limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
         text = self.part.render(data, limits=limits)
         return encode_header(self.name, text), text
 
@@ -491,7 +500,7 @@ class _AddressSlot:
         self.name = name
         self.template = template
 
-    def render(self, data: dict, limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
         mailboxes, text = self.template.text(data, limits=limits)
         return header_line(self.name, mailboxes), text
 
@@ -519,7 +528,7 @@ class CompiledMessage:
     def __init__(
         self,
         *,
-        segments: tuple,
+        segments: tuple[_Segment, ...],
         headers: list[_HeaderSlot | _AddressSlot],
         bodies: list[_BodySlot],
         subject: str | int,
@@ -539,7 +548,7 @@ class CompiledMessage:
         self.has_list_unsubscribe_post = has_list_unsubscribe_post
 
     def render(
-        self, data: dict, tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
+        self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
         extra_headers: bytes = b"",
     ) -> RenderedMessage:  # fmt: skip
         """The message for one recipient; ``extra_headers`` (complete lines) go at the end
@@ -558,8 +567,9 @@ class CompiledMessage:
                 out.append(value[1][bodies[value[0]][1]])
             else:
                 out.append(extra_headers)
-        subject = self._subject if self._subject.__class__ is str else headers[self._subject][1]
-        from_header = self._from if self._from.__class__ is str else headers[self._from][1]
+        # str: the field as it came; int: the index of its header slot
+        subject = self._subject if self._subject.__class__ is str else headers[cast(int, self._subject)][1]
+        from_header = self._from if self._from.__class__ is str else headers[cast(int, self._from)][1]
         return RenderedMessage(b"".join(out), subject, from_header)
 
 
@@ -673,7 +683,9 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
     rendered: set[int] = set()
     for kind in ("text", "html", "amp_html"):
         entity = found.get(kind)
-        slot = None if entity is None else _body_slot(data, entity, kind, substitute=substitute)
+        if entity is None:
+            continue
+        slot = _body_slot(data, entity, kind, substitute=substitute)
         if slot is None:
             continue
         index = len(bodies)
@@ -687,7 +699,7 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
             edits += _encoded_again(data, entity)
     edits.append((root.head_end, 9, root.head_end, (4, None)))
     edits.sort(key=lambda edit: (edit[0], edit[1]))
-    segments: list[tuple[int, Any]] = []
+    segments: list[_Segment] = []
     pos = 0
     for start, _order, end, segment in edits:
         if start > pos:

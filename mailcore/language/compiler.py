@@ -13,13 +13,17 @@ few tens of microseconds, which rules out walking a tree or running regexes per 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import runtime as rt
 from .errors import MessageTooLarge, OutputLimitReached, RenderFailure, TemplateRenderError, TemplateSyntaxError
-from .expr import ExprError, Parser, tokenize
+from .expr import Ast, ExprError, Parser, tokenize
 from .lexer import LexError, Marker, Tag, Text, apply_whitespace, cut, lex, mark_url_context
+
+if TYPE_CHECKING:
+    from mailcore.links import LinkSpan, Scan
 
 MODES = ("html", "text", "header")
 BRACE_MACROS = {
@@ -64,7 +68,7 @@ class Tracker(Protocol):
     it chunks are compiled without a scan. Compiled chunks are cached in the part.
     """
 
-    def link(self, url: str, span: Any) -> str | None:
+    def link(self, url: str, span: LinkSpan) -> str | None:
         """Return the URL text to put in place of ``url`` (entities already decoded), or
         None to leave the link exactly as written (e.g. click tracking is off)."""
 
@@ -76,7 +80,7 @@ class Tracker(Protocol):
 
 @dataclass(slots=True)
 class _Expr:
-    ast: tuple
+    ast: Ast
     esc: str  # "html" | "url" | "raw"
     pos: int
 
@@ -84,29 +88,29 @@ class _Expr:
 @dataclass(slots=True)
 class _Dyn:
     root: str
-    arg: tuple
+    arg: Ast
     pos: int
 
 
 @dataclass(slots=True)
 class _If:
-    branches: list  # [(cond_ast, body)]
-    orelse: list | None
+    branches: list[tuple[Ast, list[_Node]]]  # [(cond_ast, body)]
+    orelse: list[_Node] | None
     pos: int
 
 
 @dataclass(slots=True)
 class _Each:
-    ast: tuple
+    ast: Ast
     name: str | None
-    body: list
+    body: list[_Node]
     pos: int
 
 
 @dataclass(slots=True)
 class _Link:
-    span: Any
-    body: list
+    span: LinkSpan
+    body: list[_Node]
     pos: int
 
 
@@ -115,10 +119,14 @@ class _Pixel:
     kind: str
 
 
+#: A node of the tree: literal text or one of the node classes above.
+_Node = str | _Expr | _Dyn | _If | _Each | _Link | _Pixel
+
+
 class _Frame:
     __slots__ = ("kind", "node", "body", "pos", "has_else")
 
-    def __init__(self, kind: str, node: Any, body: list, pos: int) -> None:
+    def __init__(self, kind: str, node: _If | _Each | _Link | None, body: list[_Node], pos: int) -> None:
         self.kind = kind
         self.node = node
         self.body = body
@@ -163,14 +171,14 @@ class _Builder:
             p.i = 1
         return p, tag.cstart
 
-    def expr(self, p: Parser) -> tuple:
+    def expr(self, p: Parser) -> Ast:
         ast = p.parse_expr()
         if _ast_depth(ast) > 40:
             raise ExprError("expression nested too deeply", p.tok.pos)
         return ast
 
-    def build(self, items: list) -> list:
-        root: list = []
+    def build(self, items: Sequence[Text | Tag | Marker]) -> list[_Node]:
+        root: list[_Node] = []
         stack = [_Frame("root", None, root, 0)]
         loops = 0
         for it in items:
@@ -181,11 +189,11 @@ class _Builder:
                 body.append(s)
             elif isinstance(it, Marker):
                 if it.kind == "pixel":
-                    top.body.append(_Pixel(it.pixel))
+                    top.body.append(_Pixel(cast(str, it.pixel)))  # a pixel marker has its kind
                 elif it.kind == "link_start":
-                    node = _Link(it.span, [], it.pos)
-                    top.body.append(node)
-                    stack.append(_Frame("link", node, node.body, it.pos))
+                    link = _Link(cast("LinkSpan", it.span), [], it.pos)  # a link marker has its span
+                    top.body.append(link)
+                    stack.append(_Frame("link", link, link.body, it.pos))
                 else:
                     if top.kind != "link":
                         raise ExprError(
@@ -209,9 +217,9 @@ class _Builder:
                         if p.at_kw("then"):
                             p.i += 1
                         p.expect_end()
-                        node = _If([(ast, [])], None, it.start)
-                        top.body.append(node)
-                        stack.append(_Frame("if", node, node.branches[0][1], it.start))
+                        cond = _If([(ast, [])], None, it.start)
+                        top.body.append(cond)
+                        stack.append(_Frame("if", cond, cond.branches[0][1], it.start))
                     else:
                         if p.at_kw("do"):
                             p.i += 1
@@ -224,9 +232,9 @@ class _Builder:
                             name = ast[1]
                         elif ast[0] == "attr":
                             name = ast[2]
-                        node = _Each(ast, name, [], it.start)
-                        top.body.append(node)
-                        stack.append(_Frame("each", node, node.body, it.start))
+                        loop = _Each(ast, name, [], it.start)
+                        top.body.append(loop)
+                        stack.append(_Frame("each", loop, loop.body, it.start))
                 elif kw == "elseif":
                     if top.kind != "if" or top.has_else:
                         raise self.misplaced(it, kw, top)
@@ -237,17 +245,18 @@ class _Builder:
                     if p.at_kw("then"):
                         p.i += 1
                     p.expect_end()
-                    body: list = []
-                    top.node.branches.append((ast, body))
-                    top.body = body
+                    branch: list[_Node] = []
+                    cast(_If, top.node).branches.append((ast, branch))  # an "if" frame holds an _If
+                    top.body = branch
                 elif kw == "else":
                     if top.kind != "if" or top.has_else:
                         raise self.misplaced(it, kw, top)
                     p, _ = self.parse_tag_expr(it, True)
                     p.expect_end()
                     top.has_else = True
-                    top.node.orelse = []
-                    top.body = top.node.orelse
+                    orelse: list[_Node] = []
+                    cast(_If, top.node).orelse = orelse
+                    top.body = orelse
                 else:  # end
                     if top.kind not in ("if", "each"):
                         raise self.misplaced(it, kw, top)
@@ -273,7 +282,7 @@ class _Builder:
             return ExprError(f"syntax error near '{kw}' ('{kw}' after 'else')", tag.start)
         return ExprError(f"'{kw}' without a matching 'if'", tag.start)
 
-    def expression(self, tag: Tag, in_link: bool) -> Any:
+    def expression(self, tag: Tag, in_link: bool) -> _Expr | _Dyn:
         p, _ = self.parse_tag_expr(tag, False)
         if p.tok.kind == "eof":
             raise ExprError("empty tag", tag.start)
@@ -303,7 +312,7 @@ class _Builder:
             esc = "raw"
         return _Expr(ast, esc, tag.start)
 
-    def check_calls(self, ast: tuple) -> None:
+    def check_calls(self, ast: Ast) -> None:
         stack = [ast]
         while stack:
             node = stack.pop()
@@ -359,7 +368,7 @@ def _loops_exceeded() -> None:
     raise RenderFailure("too many loop iterations (limit reached)")
 
 
-def _account(b: list, mk: int, sz: int, mx: int) -> tuple[int, int]:
+def _account(b: list[str], mk: int, sz: int, mx: int) -> tuple[int, int]:
     n = len(b)
     if n > mk:
         sz += sum(map(len, b[mk:]))
@@ -368,14 +377,14 @@ def _account(b: list, mk: int, sz: int, mx: int) -> tuple[int, int]:
     return n, sz
 
 
-def _dyn_root(d: dict, root: str) -> Any:
+def _dyn_root(d: dict[str, Any], root: str) -> Any:
     src = d.get(DYNAMIC_SOURCE_KEY)
     if src is not None:
         return src.get(root)
     return d.get(root)
 
 
-def _with_loop(d: dict, lv: Any, li: int, lvs: dict) -> dict:
+def _with_loop(d: dict[str, Any], lv: Any, li: int, lvs: dict[str, Any]) -> dict[str, Any]:
     out = dict(d)
     out["loop_var"] = lv
     out["loop_index"] = li
@@ -383,21 +392,25 @@ def _with_loop(d: dict, lv: Any, li: int, lvs: dict) -> dict:
     return out
 
 
-def _link_html(L: Any, u: str, span: Any) -> str:
+#: ``Tracker.link`` of the render's tracker, or None without one.
+_LinkHook = Callable[[str, "LinkSpan"], str | None] | None
+
+
+def _link_html(L: _LinkHook, u: str, span: LinkSpan) -> str:
     if L is None:
         return u
     out = L(rt.unescape_url(u), span)
     return u if out is None else out
 
 
-def _link_text(L: Any, u: str, span: Any) -> str:
+def _link_text(L: _LinkHook, u: str, span: LinkSpan) -> str:
     if L is None:
         return u
     out = L(u, span)
     return u if out is None else out
 
 
-def _link_static(L: Any, url: str, raw: str, span: Any) -> str:
+def _link_static(L: _LinkHook, url: str, raw: str, span: LinkSpan) -> str:
     if L is None:
         return raw
     out = L(url, span)
@@ -420,7 +433,7 @@ class _Gen:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
+        self.consts: dict[str, object] = {}
         self.tmp = 0
         self.loops: list[tuple[str | None, str, str]] = []  # (array name, var, index)
         self.uses_dyn = False
@@ -429,13 +442,13 @@ class _Gen:
         self.tmp += 1
         return f"{prefix}{self.tmp}"
 
-    def const(self, value: Any) -> str:
+    def const(self, value: object) -> str:
         name = self.new("_K")
         self.consts[name] = value
         return name
 
     # expressions
-    def ex(self, ast: tuple, dyn: bool = False) -> str:
+    def ex(self, ast: Ast, dyn: bool = False) -> str:
         k = ast[0]
         if k == "lit":
             return _lit(ast[1])
@@ -492,7 +505,7 @@ class _Gen:
             return f"{_BIN[op]}({self.ex(a)}, {self.ex(b)})"
         raise AssertionError(k)
 
-    def is_bool(self, ast: tuple) -> bool:
+    def is_bool(self, ast: Ast) -> bool:
         if ast[0] == "not":
             return True
         if ast[0] == "bin" and ast[1] in ("eq", "ne", "lt", "gt", "le", "ge"):
@@ -508,7 +521,7 @@ class _Gen:
                 items[name] = var
         return "{" + ", ".join(f"{k!r}: {v}" for k, v in items.items()) + "}"
 
-    def cond(self, ast: tuple) -> str:
+    def cond(self, ast: Ast) -> str:
         if self.is_bool(ast):
             return self.ex(ast)
         t = self.new("_t")
@@ -529,7 +542,7 @@ class _Gen:
         return f"_ts({self.ex(ast)})"
 
     # statements
-    def simple(self, node: Any) -> str | None:
+    def simple(self, node: _Node) -> str | None:
         """Python expression for a node that needs no statement, else None."""
         if isinstance(node, str):
             return repr(node)
@@ -540,10 +553,10 @@ class _Gen:
         if isinstance(node, _Link) and all(isinstance(c, (str, _Expr)) for c in node.body):
             span = self.const(node.span)
             if all(isinstance(c, str) for c in node.body):
-                raw = "".join(node.body)
+                raw = "".join(cast("list[str]", node.body))  # all text, checked above
                 dec = rt.unescape_url(raw) if self.mode == "html" else raw
                 return f"_lk_static(_L, {dec!r}, {raw!r}, {span})"
-            parts = [self.simple(c) for c in node.body]
+            parts = cast("list[str]", [self.simple(c) for c in node.body])  # str and _Expr only
             expr = " + ".join(parts) if parts else "''"
             helper = "_lk_html" if self.mode == "html" else "_lk_text"
             return f"{helper}(_L, {expr}, {span})"
@@ -552,7 +565,7 @@ class _Gen:
     def emit(self, line: str, ind: int) -> None:
         self.lines.append("    " * ind + line)
 
-    def block(self, nodes: list, ind: int) -> None:
+    def block(self, nodes: list[_Node], ind: int) -> None:
         run: list[str] = []
 
         def flush() -> None:
@@ -564,7 +577,7 @@ class _Gen:
                 self.emit("_e((" + ", ".join(run) + ",))", ind)
             run.clear()
 
-        merged: list = []
+        merged: list[_Node] = []
         for node in nodes:
             if isinstance(node, str) and merged and isinstance(merged[-1], str):
                 merged[-1] += node
@@ -581,7 +594,7 @@ class _Gen:
         if not merged:
             self.emit("pass", ind)
 
-    def statement(self, node: Any, ind: int) -> None:
+    def statement(self, node: _Node, ind: int) -> None:
         if isinstance(node, _If):
             for i, (cond, body) in enumerate(node.branches):
                 self.emit(("if " if i == 0 else "elif ") + self.cond(cond) + ":", ind)
@@ -620,7 +633,7 @@ class _Gen:
         else:
             raise AssertionError(node)
 
-    def source(self, nodes: list) -> str:
+    def source(self, nodes: list[_Node]) -> str:
         self.lines = []
         self.block(nodes, 1)
         body = self.lines
@@ -640,7 +653,7 @@ class _Gen:
         return "\n".join(head + body + ["    return _b", ""])
 
 
-def _dynamic_node_in(nodes: list) -> bool:
+def _dynamic_node_in(nodes: list[_Node]) -> bool:
     stack = list(nodes)
     while stack:
         n = stack.pop()
@@ -656,6 +669,12 @@ def _dynamic_node_in(nodes: list) -> bool:
     return False
 
 
+#: The generated ``_render(d, _tr, _st, _dp)``: the recipient's data, the tracker, the
+#: render state ``[loop iterations left, output limit, dynamic depth limit]`` and the
+#: dynamic-content depth; returns the output chunks.
+_RenderFn = Callable[[dict[str, Any], Tracker | None, list[int], int], list[str]]
+
+
 class CompiledPart:
     """One compiled part (html, text or a header); immutable apart from a chunk cache.
 
@@ -665,12 +684,12 @@ class CompiledPart:
 
     __slots__ = ("part", "mode", "source", "code", "_fn", "_dyn_cache")
 
-    def __init__(self, part: str, mode: str, source: str, code: str, consts: dict) -> None:
+    def __init__(self, part: str, mode: str, source: str, code: str, consts: dict[str, object]) -> None:
         self.part = part
         self.mode = mode
         self.source = source
         self.code = code
-        self._dyn_cache: dict[tuple, CompiledPart] = {}
+        self._dyn_cache: dict[tuple[str, str, bool], CompiledPart] = {}
         ns: dict[str, Any] = dict(_HELPERS)
         ns.update(consts)
         ns["_lk_html"] = _link_html
@@ -679,9 +698,9 @@ class CompiledPart:
         ns["_DYN"] = self._dynamic
         ns["__builtins__"] = {"float": float}
         exec(compile(code, f"<template {part}>", "exec"), ns)  # noqa: S102 - generated code
-        self._fn = ns["_render"]
+        self._fn: _RenderFn = ns["_render"]
 
-    def render(self, data: dict, tracker: Tracker | None = None, *,
+    def render(self, data: dict[str, Any], tracker: Tracker | None = None, *,
                limits: Limits = DEFAULT_LIMITS, budget: int | None = None) -> str:
         """Render for one recipient's data; raises TemplateRenderError.
 
@@ -710,7 +729,7 @@ class CompiledPart:
                 self.part, f"rendered output exceeds {limits.max_output_size} characters")
         return out
 
-    def _dynamic(self, d: dict, tr: Any, st: list, dp: int, root: str, chunk: Any) -> str:
+    def _dynamic(self, d: dict[str, Any], tr: Tracker | None, st: list[int], dp: int, root: str, chunk: Any) -> str:
         if chunk is None or chunk.__class__ is not str:
             return ""
         if dp + 1 > st[2]:
@@ -736,7 +755,7 @@ class CompiledPart:
         return out
 
 
-def compile_part(source: str, *, part: str, mode: str, scan: Any = None) -> CompiledPart:
+def compile_part(source: str, *, part: str, mode: str, scan: Scan | None = None) -> CompiledPart:
     """Compile one part of a template.
 
     ``mode`` is "html" (``{{ }}`` HTML-escaped), "text" or "header" (raw). With a link
@@ -749,12 +768,11 @@ def compile_part(source: str, *, part: str, mode: str, scan: Any = None) -> Comp
     if not isinstance(source, str):
         raise TemplateSyntaxError(part, 1, "template part must be a string")
     try:
-        items: list = lex(source)
-        apply_whitespace(source, items)
+        lexed = lex(source)
+        apply_whitespace(source, lexed)
         if mode != "header":
-            mark_url_context(source, items)
-        if scan is not None:
-            items = cut(source, items, scan)
+            mark_url_context(source, lexed)
+        items: Sequence[Text | Tag | Marker] = lexed if scan is None else cut(source, lexed, scan)
         nodes = _Builder(source, mode).build(items)
     except (LexError, ExprError) as e:
         raise TemplateSyntaxError(part, _line(source, e.pos), e.detail) from None

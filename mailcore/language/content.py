@@ -10,10 +10,13 @@ passed through by ``render`` unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
 from .errors import MessageTooLarge, TemplateSyntaxError
+
+if TYPE_CHECKING:
+    from mailcore.links import Scan
 
 
 class CompiledContent:
@@ -22,7 +25,7 @@ class CompiledContent:
     __slots__ = ("content", "from_email", "from_name", "from_is_object", "subject",
                  "reply_to", "text", "html", "amp_html", "headers")
 
-    def __init__(self, content: dict) -> None:
+    def __init__(self, content: dict[str, Any]) -> None:
         self.content = content
         self.from_email: CompiledPart | None = None
         self.from_name: CompiledPart | None = None
@@ -34,7 +37,7 @@ class CompiledContent:
         self.amp_html: CompiledPart | None = None
         self.headers: dict[str, CompiledPart] = {}
 
-    def render(self, data: dict, tracker: Tracker | None = None, *,
+    def render(self, data: dict[str, Any], tracker: Tracker | None = None, *,
                limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None) -> dict[str, Any]:
         """Render every part for one recipient; raises TemplateRenderError.
 
@@ -93,14 +96,14 @@ def utf8_size(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
 
 
-def _part(source: Any, part: str, mode: str, scan: Any = None) -> CompiledPart:
+def _part(source: Any, part: str, mode: str, scan: Scan | None = None) -> CompiledPart:
     if not isinstance(source, str):
         raise TemplateSyntaxError(part, 1, "value must be a string")
     return compile_part(source, part=part, mode=mode, scan=scan)
 
 
-def compile_content(content: dict, *, scan_html: Callable[[str], Any] | None = None,
-                    scan_text: Callable[[str], Any] | None = None) -> CompiledContent:
+def compile_content(content: dict[str, Any], *, scan_html: Callable[[str], Scan] | None = None,
+                    scan_text: Callable[[str], Scan] | None = None) -> CompiledContent:
     """Compile the template text of ``content``; raises the first TemplateSyntaxError.
 
     ``scan_html`` / ``scan_text`` are the link scanners of mailcore/links.py; when given,

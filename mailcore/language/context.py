@@ -21,8 +21,8 @@ RESERVED_KEYS = frozenset(
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def build_context(*, tx_metadata: dict | None, tx_substitution_data: dict | None,
-                  rcpt_metadata: dict | None, rcpt_substitution_data: dict | None,
+def build_context(*, tx_metadata: dict[str, Any] | None, tx_substitution_data: dict[str, Any] | None,
+                  rcpt_metadata: dict[str, Any] | None, rcpt_substitution_data: dict[str, Any] | None,
                   address_email: str, address_name: str | None,
                   return_path: str | None) -> dict[str, Any]:
     """Merge the four data sources for one recipient and add the built-ins.

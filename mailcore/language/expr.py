@@ -34,6 +34,10 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
+#: An expression node: its kind first ('lit', 'name', 'bin', ... see ``Parser``), then its
+#: operands: names, literal values, operator names, nested nodes, a tuple of call arguments.
+Ast = tuple[str, *tuple[Any, ...]]
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a",
             "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
@@ -152,7 +156,7 @@ class Parser:
         if self.tok.kind != "eof":
             raise self.error()
 
-    def parse_expr(self) -> tuple:
+    def parse_expr(self) -> Ast:
         self.depth += 1
         if self.depth > MAX_EXPR_DEPTH:
             raise ExprError("expression nested too deeply", self.tok.pos)
@@ -161,28 +165,28 @@ class Parser:
         finally:
             self.depth -= 1
 
-    def _or(self) -> tuple:
+    def _or(self) -> Ast:
         left = self._and()
         while self.at_kw("or"):
             self.i += 1
             left = ("or", left, self._and())
         return left
 
-    def _and(self) -> tuple:
+    def _and(self) -> Ast:
         left = self._cmp()
         while self.at_kw("and"):
             self.i += 1
             left = ("and", left, self._cmp())
         return left
 
-    def _cmp(self) -> tuple:
+    def _cmp(self) -> Ast:
         left = self._concat()
         while self.tok.kind == "op" and self.tok.value in _CMP:
             op = _CMP[self.next().value]
             left = ("bin", op, left, self._concat())
         return left
 
-    def _concat(self) -> tuple:
+    def _concat(self) -> Ast:
         left = self._add()
         if self.at_op(".."):
             self.i += 1
@@ -193,14 +197,14 @@ class Parser:
                 self.depth -= 1
         return left
 
-    def _add(self) -> tuple:
+    def _add(self) -> Ast:
         left = self._mul()
         while self.tok.kind == "op" and self.tok.value in _ADD:
             op = _ADD[self.next().value]
             left = ("bin", op, left, self._mul())
         return left
 
-    def _mul(self) -> tuple:
+    def _mul(self) -> Ast:
         left = self._unary()
         while self.tok.kind == "op" and self.tok.value in _MUL:
             op = _MUL[self.next().value]
@@ -212,7 +216,7 @@ class Parser:
         if self.depth > MAX_EXPR_DEPTH:
             raise ExprError("expression nested too deeply", self.tok.pos)
 
-    def _unary(self) -> tuple:
+    def _unary(self) -> Ast:
         t = self.tok
         if t.kind == "kw" and t.value == "not":
             kind = "not"
@@ -233,7 +237,7 @@ class Parser:
             return ("lit", -operand[1])
         return (kind, operand)
 
-    def _postfix(self) -> tuple:
+    def _postfix(self) -> Ast:
         node = self._primary()
         chain = 0
         while True:
@@ -259,7 +263,7 @@ class Parser:
                 if node[0] != "name":
                     raise self.error(t)
                 self.i += 1
-                args: list[tuple] = []
+                args: list[Ast] = []
                 if not self.at_op(")"):
                     args.append(self.parse_expr())
                     while self.at_op(","):
@@ -270,7 +274,7 @@ class Parser:
             else:
                 return node
 
-    def _primary(self) -> tuple:
+    def _primary(self) -> Ast:
         t = self.next()
         if t.kind == "name":
             return ("name", t.value)

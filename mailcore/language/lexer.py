@@ -10,7 +10,10 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from mailcore.links import LinkSpan, Scan
 
 # Tag content: anything but quotes and "}}", with quoted strings skipped as a whole.
 _CONTENT_RE = re.compile(r"""(?:[^'"}]|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\}(?!\}))*""",
@@ -58,7 +61,7 @@ class Marker:
 
     pos: int
     kind: str
-    span: Any = None
+    span: LinkSpan | None = None
     pixel: str | None = None
 
 
@@ -78,7 +81,7 @@ def lex(source: str) -> list[Text | Tag]:
             out.append(Text(pos, i))
         triple = source.startswith("{{{", i)
         cstart = i + (3 if triple else 2)
-        m = _CONTENT_RE.match(source, cstart)
+        m = cast("re.Match[str]", _CONTENT_RE.match(source, cstart))  # "(...)*" always matches
         cend = m.end()
         close = "}}}" if triple else "}}"
         if not source.startswith(close, cend):
@@ -154,11 +157,11 @@ def apply_whitespace(source: str, items: list[Text | Tag]) -> None:
                 p.end = e
             if k + 1 < n_items and isinstance(items[k + 1], Text):
                 p = items[k + 1]
-                m = _RIGHT_ALONE_RE.match(source, p.start, p.end)
+                m = cast("re.Match[str]", _RIGHT_ALONE_RE.match(source, p.start, p.end))  # "...*" matches
                 p.start = m.end()
         elif k + 1 < n_items and isinstance(items[k + 1], Text):
             p = items[k + 1]
-            m = _RIGHT_WS_RE.match(source, p.start, p.end)
+            m = cast("re.Match[str]", _RIGHT_WS_RE.match(source, p.start, p.end))  # "...*" matches
             e = m.end()
             last = k + 2 == n_items
             if source.startswith("\n", e) or source.startswith("\r\n", e) or (
@@ -187,7 +190,7 @@ def mark_url_context(source: str, items: list[Text | Tag]) -> None:
             it.url = True
 
 
-def cut(source: str, items: list[Text | Tag], scan: Any) -> list[Text | Tag | Marker]:
+def cut(source: str, items: list[Text | Tag], scan: Scan) -> list[Text | Tag | Marker]:
     """Merge a link scan into the item list.
 
     Stripped ranges vanish (with any tag entirely inside them), link spans become
@@ -226,7 +229,7 @@ def cut(source: str, items: list[Text | Tag], scan: Any) -> list[Text | Tag | Ma
         markers.append(Marker(pos, "pixel", pixel=kind))
 
     cuts = sorted({m.pos for m in markers})
-    out: list[tuple[int, int, Any]] = []
+    out: list[tuple[int, int, Text | Tag | Marker]] = []
     order = {"link_end": 0, "pixel": 1, "link_start": 2}
     for m in markers:
         out.append((m.pos, order[m.kind], m))

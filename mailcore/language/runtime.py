@@ -4,6 +4,9 @@ Generated code calls these for everything that is not a plain dict lookup, so th
 written for speed (class checks instead of isinstance chains, no regex) and follow Lua
 semantics: 1-based arrays, only ``false``/``nil`` are false, numeric strings coerce in
 arithmetic, comparing different types is an error.
+
+Values are JSON data (``Any``). Where a class check has settled a value's type, an annotated
+local tells mypy so (it does not narrow on ``__class__``) at no cost, unlike ``cast()``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def tostr(v: Any) -> str:
     """Render a value as text: nil → "", booleans as true/false, numbers like Lua/JSON."""
     cls = v.__class__
     if cls is str:
-        return v
+        s: str = v
+        return s
     if v is None:
         return ""
     if cls is bool:
@@ -187,7 +191,8 @@ def type_name(v: Any) -> str:
 def _num(v: Any) -> int | float:
     cls = v.__class__
     if cls is int or cls is float:
-        return v
+        n: int | float = v
+        return n
     if isinstance(v, str):
         s = v.strip()
         try:
@@ -266,7 +271,7 @@ def _is_num(v: Any) -> bool:
     return c is int or c is float
 
 
-def eq(a: Any, b: Any) -> bool:
+def eq(a: object, b: object) -> bool:
     """Lua equality: values of different types are never equal (``1 ~= true``)."""
     if a.__class__ is b.__class__:
         return a == b
@@ -289,25 +294,29 @@ def _ordered(a: Any, b: Any, op: str) -> None:
 def lt(a: Any, b: Any) -> bool:
     """``a < b`` for two numbers or two strings; anything else is an error."""
     _ordered(a, b, "<")
-    return a < b
+    r: bool = a < b  # two numbers or two strings: a bool
+    return r
 
 
 def le(a: Any, b: Any) -> bool:
     """``a <= b`` for two numbers or two strings; anything else is an error."""
     _ordered(a, b, "<=")
-    return a <= b
+    r: bool = a <= b  # two numbers or two strings: a bool
+    return r
 
 
 def gt(a: Any, b: Any) -> bool:
     """``a > b`` for two numbers or two strings; anything else is an error."""
     _ordered(a, b, ">")
-    return a > b
+    r: bool = a > b  # two numbers or two strings: a bool
+    return r
 
 
 def ge(a: Any, b: Any) -> bool:
     """``a >= b`` for two numbers or two strings; anything else is an error."""
     _ordered(a, b, ">=")
-    return a >= b
+    r: bool = a >= b  # two numbers or two strings: a bool
+    return r
 
 
 def each_items(v: Any) -> list[Any] | tuple[()]:
