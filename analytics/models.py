@@ -2,7 +2,8 @@
 
 The rollup tables are maintained by ``analytics.rollups`` (called by ``analytics.ingest``)
 inside the event lander's transaction, with set-based SQL; no API request ever counts raw
-events.
+events. The same transaction appends each landed event a webhook may want to the webhook
+feed, once whatever the number of webhooks; ``analytics.webhooks`` cuts batches from it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Now
 
 # The counters of ``analytics_rollup_hourly``, in order. SparkPost metric names are
 # derived from these in ``analytics.metrics.METRICS``.
@@ -158,6 +160,11 @@ class WebhookAuthType(models.TextChoices):
     OAUTH2 = "oauth2"
 
 
+# The newest position of the webhook feed (0 when it is empty): a SQL function (migration
+# 0005) so a new webhook's cursor can default to it in the database, whoever creates the row.
+FEED_HEAD = models.Func(function="engage_webhook_feed_head", output_field=models.BigIntegerField())
+
+
 class Webhook(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=1024)
@@ -174,13 +181,42 @@ class Webhook(models.Model):
     last_failure = models.DateTimeField(null=True, blank=True)
     # DELETE hides the webhook and stops new batches; batches already made still drain.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The webhook's cursor over WebhookFeedEvent: it has been given (or did not want) every
+    # event up to this position. Starts at the feed's head (a new webhook gets no older
+    # events) and is reset to it on reactivation; moved only by ``webhook_batches_build``
+    # (raw SQL, the row locked), never by a full ``save()``.
+    feed_position = models.BigIntegerField(db_default=FEED_HEAD)
 
     class Meta:
         db_table = "analytics_webhook"
 
 
+class WebhookFeedEvent(models.Model):
+    """A landed event of a type some active webhook wants: ONE row per event, whatever the
+    number of webhooks (written by the lander, ``analytics.rollups``).
+
+    ``position`` is commit-ordered: the lander takes a transaction-level advisory lock
+    (``analytics.rollups.FEED_LOCK``, held until its commit) before drawing positions, so a
+    transaction can only draw positions once every transaction that drew smaller ones has
+    committed (or rolled back). A reader that sees position p therefore sees every committed
+    row below p, and a webhook's cursor (``Webhook.feed_position``) never passes an event
+    that has yet to commit. Rows every active webhook's cursor has passed are deleted by the
+    batch builder.
+    """
+
+    position = models.BigAutoField(primary_key=True)
+    event_pk = models.BigIntegerField()
+    event_timestamp = models.DateTimeField()
+    type = models.CharField(max_length=32)
+    landed_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "analytics_webhook_feed"
+
+
 class WebhookPendingEvent(models.Model):
-    """A landed event waiting to be put in a batch for one webhook (filled by the ingest)."""
+    """A stored event queued for ONE webhook: by a replay (``webhook_replay``), and by the
+    lander before the feed existed (rows left at migration 0005 are drained the same way)."""
 
     id = models.BigAutoField(primary_key=True)
     webhook_id = models.UUIDField(db_index=True)
@@ -198,14 +234,27 @@ class BatchState(models.TextChoices):
     EXPIRED = "expired"
 
 
+class WebhookPayload(models.Model):
+    """The exact bytes a batch POSTs (a JSON array of ``{"msys": ...}`` records), stored once
+    and shared by the batches of every webhook that takes the same events at the same cursor."""
+
+    id = models.BigAutoField(primary_key=True)
+    content = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "analytics_webhook_payload"
+
+
 class WebhookBatch(models.Model):
-    """One POST to a webhook target. Its payload is frozen at creation, so a retry sends the
+    """One POST to a webhook target. Its body is frozen at creation, so a retry sends the
     same bytes (same ``X-MessageSystems-Batch-ID``, same ``event_id`` values)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     webhook_id = models.UUIDField(db_index=True)
     target = models.URLField(max_length=2048, default="")  # the target when the batch was made
-    payload = models.JSONField()
+    body = models.ForeignKey(WebhookPayload, null=True, on_delete=models.PROTECT, related_name="+")
+    payload = models.JSONField(null=True)  # batches made before migration 0005 (``body`` is NULL)
     batch_size = models.IntegerField()
     state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.PENDING)
     attempts = models.IntegerField(default=0)

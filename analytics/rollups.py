@@ -7,7 +7,9 @@
 - ``analytics_link_rollup_hourly``: clicks per UTC hour x campaign x template x link;
 - the first-seen state behind the unique counters (``analytics_message_engagement`` per
   message, ``analytics_message_link_click`` per message and link);
-- ``analytics_webhook_pending``: one row per (active webhook, event of a type it wants).
+- ``analytics_webhook_feed``: one row per event of a type some active webhook wants, once
+  whatever the number of webhooks (the webhooks' batches are cut from it later, on the
+  webhooks queue: ``analytics.webhooks``).
 
 Everything is set-based: the batch is copied into a session temp table and each target
 table gets ONE statement per batch, whatever the batch size. Unique counters use
@@ -162,19 +164,29 @@ ON CONFLICT (hour, campaign_id, template_id, link_name, link_url) DO UPDATE SET
 """
 
 
-def _webhook_pending_sql(source: str) -> str:
+# The webhook feed's positions must be commit-ordered (a webhook's cursor must never pass
+# an event whose transaction has yet to commit; sequence values alone are not, as two
+# landers commit in either order). A lander takes this transaction-level advisory lock
+# before drawing positions and holds it until it commits, so positions are drawn one
+# transaction at a time, in commit order. Taken only when some webhook is active, as late as
+# possible (the last statement of the landing).
+FEED_LOCK = 0x656E_6761_6765_0001  # "engage" + 1
+_FEED_LOCK_SQL = f"SELECT pg_advisory_xact_lock({FEED_LOCK}) FROM analytics_webhook WHERE active LIMIT 1"
+
+
+def _webhook_feed_sql(source: str) -> str:
+    # Positions follow event time within a batch, so batches cut from the feed are in order.
     return f"""
-INSERT INTO analytics_webhook_pending (webhook_id, event_pk, event_timestamp, created_at)
-SELECT w.id, landed.id, landed.timestamp, now()
-FROM {source} JOIN analytics_webhook w ON w.active AND landed.type = ANY(w.events)
-WHERE landed.id IS NOT NULL
-  AND EXISTS (SELECT 1 FROM analytics_webhook WHERE active)  -- one-time filter: no scan of the batch without webhooks
+INSERT INTO analytics_webhook_feed (event_pk, event_timestamp, type)
+SELECT landed.id, landed.timestamp, landed.type FROM {source}
+WHERE landed.id IS NOT NULL AND landed.type IN (SELECT unnest(events) FROM analytics_webhook WHERE active)
+ORDER BY landed.timestamp, landed.id
 """
 
 
 ROLLUP_SQL = _rollup_sql(f"{LANDED} landed")
 LINK_ROLLUP_SQL = _link_rollup_sql(f"{LANDED} landed")
-WEBHOOK_PENDING_SQL = _webhook_pending_sql(f"{LANDED} landed")
+WEBHOOK_FEED_SQL = _webhook_feed_sql(f"{LANDED} landed")
 
 # A tracking_event row in its staged form (``LANDED_COLUMNS``): the select list the ingest
 # fills ``LANDED`` with, from the table or from an INSERT's RETURNING.
@@ -184,12 +196,21 @@ LANDED_SELECT = f"""id, timestamp, type, message_id, left(campaign_id, {KEY_MAX}
   left(target_link_url, {LINK_URL_MAX})"""
 
 
+def webhook_feed_append(cursor: Any) -> None:
+    """Append the batch staged in ``LANDED`` to the webhook feed: one row per event of a type
+    some active webhook wants, whatever the number of webhooks (none without an active
+    webhook). Takes ``FEED_LOCK`` until the transaction ends: call it last before commit."""
+    cursor.execute(_FEED_LOCK_SQL)
+    if cursor.fetchone() is not None:
+        cursor.execute(WEBHOOK_FEED_SQL)
+
+
 def rollups_from_landed(cursor: Any) -> None:
-    """Fold the batch staged in ``LANDED`` into every rollup and the webhook queues (three
-    statements, whatever the batch size)."""
+    """Fold the batch staged in ``LANDED`` into every rollup and the webhook feed (four
+    statements, whatever the batch size and the number of webhooks)."""
     cursor.execute(ROLLUP_SQL)
     cursor.execute(LINK_ROLLUP_SQL)
-    cursor.execute(WEBHOOK_PENDING_SQL)
+    webhook_feed_append(cursor)
 
 
 def landed_prepare(cursor: Any) -> None:
@@ -218,7 +239,7 @@ def landed_row(event: dict) -> tuple:
 
 def rollups_apply(cursor: Any, events: Sequence[dict]) -> None:
     """Fold newly landed events (dicts with Event column names, ``id`` included) into the
-    rollup tables and the webhook queues. Call it in the transaction that inserted them,
+    rollup tables and the webhook feed. Call it in the transaction that inserted them,
     with ONLY the rows that insert returned (``ON CONFLICT DO NOTHING RETURNING``), so a
     re-landed batch never counts twice."""
     if not events:

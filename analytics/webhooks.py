@@ -1,12 +1,25 @@
 """Webhooks (SPEC B §8): services that create, change and deliver them.
 
-Flow: the ingest (``rollups_apply``) puts one ``analytics_webhook_pending`` row per
-(active webhook, landed event of a type it wants) in the landing transaction, so no event
-is skipped whatever order landers commit in. ``webhook_batches_build`` turns pending rows
-into ``WebhookBatch`` rows whose payload is frozen (same bytes and ``event_id`` values on
-every retry); ``webhook_batch_deliver`` claims a due batch with a conditional UPDATE,
-POSTs it, and records the outcome with the next attempt time (exponential backoff until
-``ENGAGE_WEBHOOK_RETRY_HOURS``). Celery beat runs ``webhooks_dispatch`` (tasks.py).
+Flow: the lander (``analytics.rollups.webhook_feed_append``) appends each landed event of a
+type some active webhook wants to ``analytics_webhook_feed`` ONCE, in the landing
+transaction, so landing costs the same with one webhook or a hundred. Feed positions are
+commit-ordered (an advisory lock held from drawing them to commit), so each webhook's cursor
+(``Webhook.feed_position``) can follow the feed without ever passing an event that has yet
+to commit, whatever order landers commit in. ``webhook_batches_build`` (the webhooks queue,
+beat's ``webhooks_dispatch`` in tasks.py) cuts each webhook's batches from the feed after its
+cursor, of the types it wants, and moves the cursor in the same transaction; webhooks at the
+same cursor that want the same types are cut together and share one stored body
+(``WebhookPayload``), so fan-out stores each body once per distinct event filter. Replays
+queue events for one webhook in ``analytics_webhook_pending``, drained the same way.
+
+A batch's body is frozen (same bytes and ``event_id`` values on every retry);
+``webhook_batch_deliver`` claims a due batch with a conditional UPDATE, POSTs it, and
+records the outcome with the next attempt time (exponential backoff until
+``ENGAGE_WEBHOOK_RETRY_HOURS``).
+
+A webhook gets the events landed from about when it is created or reactivated (its cursor
+starts at the feed's head), none while it is inactive, and only the types it wants when its
+batch is cut.
 """
 
 from __future__ import annotations
@@ -32,7 +45,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics import selectors, targets
-from analytics.models import BatchState, Webhook, WebhookAuthType, WebhookBatch, WebhookPendingEvent
+from analytics.models import (
+    FEED_HEAD,
+    BatchState,
+    Webhook,
+    WebhookAuthType,
+    WebhookBatch,
+    WebhookPayload,
+    WebhookPendingEvent,
+)
 from analytics.serialize import event_record
 from engage import errors
 
@@ -354,20 +375,26 @@ def webhook_create(*, data: dict[str, Any]) -> Webhook:
 
 
 def webhook_update(*, hook: Webhook, data: dict[str, Any]) -> Webhook:
-    """Partial update; a new target or new auth is tested first (failure: 400, nothing changed)."""
+    """Partial update; a new target or new auth is tested first (failure: 400, nothing
+    changed). A webhook made active again gets the events landed from then on, none of
+    those landed while it was inactive (its feed cursor moves to the feed's head)."""
     fields = _clean(data, partial=True)
     retest = any(
         fields.get(k, getattr(hook, k)) != getattr(hook, k)
         for k in ("target", "auth_type", "auth_request_details", "auth_credentials", "auth_token")
     )
+    reactivated = fields.get("active") is True and not hook.active
     for name, value in fields.items():
         setattr(hook, name, value)
     _check_auth(hook)
     if retest:
         _test_post(hook)
         fields["auth_credentials"] = hook.auth_credentials
-    if fields:
-        hook.save(update_fields=list(fields))
+    with transaction.atomic():
+        if fields:
+            hook.save(update_fields=list(fields))
+        if reactivated:
+            Webhook.objects.filter(pk=hook.pk).update(feed_position=FEED_HEAD)
     return hook
 
 
@@ -423,13 +450,33 @@ def webhook_replay(
 
 
 # --- batching and delivery ------------------------------------------------------------
-def webhook_batches_build(*, now: datetime | None = None, force: bool = False) -> list[str]:
-    """Turn waiting events into batches: a full batch whenever ``ENGAGE_WEBHOOK_BATCH_SIZE``
-    wait, and the rest once the oldest has waited ``ENGAGE_WEBHOOK_BATCH_SECONDS`` (or
-    ``force``). Returns the new batch ids."""
-    now = now or timezone.now()
-    size = settings.ENGAGE_WEBHOOK_BATCH_SIZE
-    due = now - timedelta(seconds=settings.ENGAGE_WEBHOOK_BATCH_SECONDS)
+def _batches_make(*, hooks: list[tuple[Any, str]], keys: list[tuple[int, datetime]], now: datetime) -> list[str]:
+    """One frozen batch per webhook in ``hooks`` ((id, target) pairs) holding the stored
+    events ``keys`` ((id, timestamp) pairs), all sharing one body; returns their ids (none
+    when none of the events is stored any more: retention dropped them)."""
+    records = [event_record(row) for row in selectors.events_fetch(pks=keys)]
+    if not records:
+        return []
+    body = WebhookPayload.objects.create(content=json.dumps(records, separators=(",", ":")).encode(), created_at=now)
+    expires = now + timedelta(hours=settings.ENGAGE_WEBHOOK_RETRY_HOURS)
+    batches = [
+        WebhookBatch(
+            webhook_id=hook_id,
+            target=target,
+            body=body,
+            batch_size=len(records),
+            created_at=now,
+            next_attempt_at=now,
+            expires_at=expires,
+        )
+        for hook_id, target in hooks
+    ]
+    WebhookBatch.objects.bulk_create(batches)
+    return [str(batch.pk) for batch in batches]
+
+
+def _pending_batches_build(*, now: datetime, due: datetime, size: int, force: bool) -> list[str]:
+    """Batches from ``analytics_webhook_pending`` (replays, and rows queued before the feed)."""
     made: list[str] = []
     with connection.cursor() as cursor:
         cursor.execute(
@@ -450,15 +497,84 @@ def webhook_batches_build(*, now: datetime | None = None, force: bool = False) -
                 keys = cursor.fetchall()
                 if not keys:
                     break
-                records = [event_record(row) for row in selectors.events_fetch(pks=keys)]
-                if records:
-                    batch = WebhookBatch.objects.create(
-                        webhook_id=webhook_id, target=hook.target, payload=records, batch_size=len(records),
-                        created_at=now, next_attempt_at=now,
-                        expires_at=now + timedelta(hours=settings.ENGAGE_WEBHOOK_RETRY_HOURS),
-                    )  # fmt: skip
-                    made.append(str(batch.pk))
+                made += _batches_make(hooks=[(webhook_id, hook.target)], keys=keys, now=now)
             count -= len(keys)
+    return made
+
+
+# The active webhooks by cursor and event filter: each group's batches are cut together.
+_FEED_GROUPS = """
+SELECT feed_position, events::text[], array_agg(id ORDER BY id) FROM analytics_webhook
+WHERE active AND deleted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"""
+# Lock the group's webhooks that are still at its cursor and filter, in id order. A row
+# another builder moved meanwhile fails the re-check once its lock is released and drops
+# out (never cut twice); waiting, rather than skipping, keeps the group's webhooks together.
+_FEED_GROUP_LOCK = """
+SELECT id, target FROM analytics_webhook
+WHERE id = ANY(%s) AND active AND deleted_at IS NULL AND feed_position = %s AND events::text[] = %s::text[]
+ORDER BY id FOR UPDATE"""
+_FEED_NEXT = """
+SELECT position, event_pk, event_timestamp, landed_at <= %s FROM analytics_webhook_feed
+WHERE position > %s AND position <= %s AND type = ANY(%s) ORDER BY position LIMIT %s"""
+# Rows every active webhook's cursor has passed (all rows up to the head when none is active).
+_FEED_PRUNE = """
+DELETE FROM analytics_webhook_feed WHERE position <= LEAST(
+  %s, (SELECT min(feed_position) FROM analytics_webhook WHERE active AND deleted_at IS NULL))"""
+
+
+def _feed_group_build(
+    *, position: int, events: list[str], ids: list[Any], head: int, now: datetime, due: datetime, size: int, force: bool
+) -> list[str]:
+    """Cut the batches of one group of webhooks (same cursor ``position``, same ``events``)
+    from the feed up to ``head``: a full batch per ``size`` events, then the rest once the
+    oldest waited long enough (or ``force``), moving the group's cursor with each batch in
+    the same transaction. With nothing of its types left up to ``head`` the cursor moves to
+    ``head`` too, so caught-up webhooks share a cursor (and their batches) next run."""
+    made: list[str] = []
+    while position < head:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_FEED_GROUP_LOCK, [ids, position, events])
+            hooks = cursor.fetchall()
+            if not hooks:
+                break
+            cursor.execute(_FEED_NEXT, [due, position, head, events, size])
+            rows = cursor.fetchall()
+            full = len(rows) == size
+            if rows and not full and not force and not any(waited for *_, waited in rows):
+                break  # a partial batch whose oldest event has not waited long enough
+            if rows:
+                made += _batches_make(hooks=hooks, keys=[(row[1], row[2]) for row in rows], now=now)
+            position = rows[-1][0] if full else head
+            cursor.execute(
+                "UPDATE analytics_webhook SET feed_position = %s WHERE id = ANY(%s)",
+                [position, [hook_id for hook_id, _ in hooks]],
+            )
+            ids = [hook_id for hook_id, _ in hooks]
+    return made
+
+
+def webhook_batches_build(*, now: datetime | None = None, force: bool = False) -> list[str]:
+    """Turn waiting events into batches, for every active webhook: a full batch whenever
+    ``ENGAGE_WEBHOOK_BATCH_SIZE`` of its events wait, and the rest once the oldest has waited
+    ``ENGAGE_WEBHOOK_BATCH_SECONDS`` (or ``force``); then drop the feed rows every active
+    webhook has passed. Returns the new batch ids. Runs on the webhooks queue."""
+    now = now or timezone.now()
+    size = settings.ENGAGE_WEBHOOK_BATCH_SIZE
+    due = now - timedelta(seconds=settings.ENGAGE_WEBHOOK_BATCH_SECONDS)
+    made = _pending_batches_build(now=now, due=due, size=size, force=force)
+    with connection.cursor() as cursor:
+        # Everything up to the newest visible position has committed (FEED_LOCK): a fixed
+        # set of rows for this run, whatever lands meanwhile.
+        cursor.execute("SELECT engage_webhook_feed_head()")
+        head = cursor.fetchone()[0]
+        cursor.execute(_FEED_GROUPS)
+        groups = cursor.fetchall()
+    for position, events, ids in groups:
+        made += _feed_group_build(
+            position=position, events=events, ids=ids, head=head, now=now, due=due, size=size, force=force
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_FEED_PRUNE, [head])
     return made
 
 
@@ -474,11 +590,15 @@ def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str 
     claimed = _due(now).filter(pk=batch_id).update(next_attempt_at=lease, last_attempt_at=now)
     if not claimed:
         return None
-    batch = WebhookBatch.objects.get(pk=batch_id)
+    batch = WebhookBatch.objects.select_related("body").get(pk=batch_id)
     hook = Webhook.objects.get(pk=batch.webhook_id)
     hook.target = batch.target or hook.target
+    if batch.body is not None:
+        body = bytes(batch.body.content)
+    else:  # a batch made before migration 0005
+        body = json.dumps(batch.payload, separators=(",", ":")).encode()
     began = time.perf_counter()
-    answer = _post_with_auth(hook, json.dumps(batch.payload, separators=(",", ":")).encode(), str(batch.pk))
+    answer = _post_with_auth(hook, body, str(batch.pk))
     batch.latency_ms = int((time.perf_counter() - began) * 1000)
     batch.attempts += 1
     batch.response_code = str(answer.status or "")

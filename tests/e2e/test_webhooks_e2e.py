@@ -223,3 +223,26 @@ def test_replay_redelivers_stored_events_through_the_worker(api, e2e, relay, rec
     assert since.json()["results"]["events"] == 1
     wait_for(lambda: len(receiver.delivered_ids("/replay")) == 5, 15, what="the replay after the injection")
     assert receiver.delivered_ids("/replay")[-1] == next(i for i, kind in stored.items() if kind == "delivery")
+
+
+def test_webhooks_taking_the_same_events_each_get_them_once_and_a_later_one_none(api, e2e, relay, receiver):
+    """Three webhooks, one feed: each gets every delivery of the send once (the same bytes,
+    in its own batches); a webhook created after they landed gets none of them."""
+    paths = ["/same-a", "/same-b", "/same-c"]
+    for path in paths:
+        create_hook(api, receiver, path, ["delivery"])
+    addresses = [f"same-{n}@example.com" for n in range(7)]
+    tid, _ = send(api, relay, addresses)
+    stored = stored_ids(tid, ["delivery"], len(addresses))
+    wait_for(
+        lambda: all(sorted(receiver.delivered_ids(path)) == sorted(stored) for path in paths),
+        15, what=lambda: f"every webhook's batches, have {[receiver.delivered_ids(p) for p in paths]}",
+    )  # fmt: skip
+    bodies = [sorted(p.body for p in receiver.batches(path)) for path in paths]
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert len({p.batch_id for path in paths for p in receiver.batches(path)}) == sum(len(b) for b in bodies)
+
+    create_hook(api, receiver, "/later", ["delivery"])
+    time.sleep(3)  # three beat dispatches
+    assert receiver.batches("/later") == []
+    assert all(sorted(receiver.delivered_ids(path)) == sorted(stored) for path in paths)  # nothing twice
