@@ -63,15 +63,18 @@ def test_each_service_command_exists_in_the_project():
         assert command in known, f"manage.py {command} does not exist"
 
 
-def test_tracking_has_its_own_gunicorn_serving_the_tracking_routes_alone():
-    """Clicks never wait behind API requests: compose's track service is a gunicorn of its own,
-    on the port it publishes, with ENGAGE_SERVE=tracking; web serves everything else."""
+def test_tracking_has_its_own_server_serving_the_tracking_routes_alone():
+    """Clicks never wait behind API requests: compose's track service is a server of its own
+    (granian, as scripts/Procfile's track line), on the port it publishes, with
+    ENGAGE_SERVE=tracking; web serves everything else."""
     services = compose()["services"]
     words = _words(services["track"]["command"])
-    assert words[0] == "gunicorn" and "engage.wsgi:application" in words
-    assert words[words.index("--env") + 1] == "ENGAGE_SERVE=tracking"
-    port = words[words.index("--bind") + 1].rpartition(":")[2]
+    assert words[0] == "granian" and words[-1] == "engage.wsgi:application"
+    assert words[words.index("--interface") + 1] == "wsgi"
+    assert services["track"]["environment"]["ENGAGE_SERVE"] == "tracking"
+    port = words[words.index("--port") + 1]
     assert services["track"]["ports"] == [f"{port}:{port}"]
+    assert "ENGAGE_SERVE" not in services["web"]["environment"]
     assert "ENGAGE_SERVE=tracking" not in _words(services["web"]["command"])
     assert services["track"]["environment"]["ENGAGE_TRACKING_BASE_URL"].startswith("https://track.")
 
