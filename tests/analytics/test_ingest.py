@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 from analytics.ingest import events_insert
-from analytics.models import WebhookPendingEvent
 from tests.analytics import data
 from tracking.models import Event
 
@@ -50,18 +49,6 @@ def test_the_same_event_twice_in_one_batch_lands_once(api, db):
     assert len(_land([event, dict(event)])) == 1
     assert Event.objects.filter(event_id=event["event_id"]).count() == 1
     assert _totals(api)["count_targeted"] == 1
-
-
-def test_new_events_of_a_partly_relanded_batch_reach_the_webhook_queue_once(db):
-    from analytics.models import Webhook
-
-    Webhook.objects.create(name="w", target="http://127.0.0.1:9/", events=["delivery"])
-    events = data.generate(seed=14, messages=30)
-    _land(events[:10])
-    _land(events)
-    deliveries = {e.pk for e in Event.objects.filter(type="delivery")}
-    pending = list(WebhookPendingEvent.objects.values_list("event_pk", flat=True))
-    assert sorted(pending) == sorted(deliveries)
 
 
 def test_rows_another_lander_put_inside_the_batchs_id_range_are_not_staged(api, db, monkeypatch):
