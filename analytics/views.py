@@ -383,7 +383,7 @@ class WebhookBatchStatusView(ApiView):
 
     @operation(
         operation_id="webhooks_batch_status",
-        summary="The webhook's recent batches and their outcomes",
+        summary="The webhook's batches that failed at least once: retrying, expired, or delivered after a retry in the last 24 hours (as SparkPost)",
         query=ws.BatchStatusQuery,
         response=ws.BatchStatus,
         tags=["webhooks"],
