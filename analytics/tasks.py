@@ -9,9 +9,17 @@ worker, which serves the default queue. The queue is set on the task, so it hold
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from analytics import webhooks
+from analytics.landing import event_partitions_ahead, land_once, lander_name
+from analytics.retention import event_retention_apply, rollup_retention_apply
+
+LAND_SECONDS = 1.0
 
 WEBHOOK_QUEUE = "webhooks"
 
@@ -30,3 +38,35 @@ def webhooks_dispatch() -> None:
 def webhook_batch_deliver(batch_id: str) -> None:
     """POST one batch; the retry schedule lives on the batch row (next_attempt_at)."""
     webhooks.webhook_batch_deliver(batch_id=batch_id)
+
+
+# --- landing and retention: the default queue (the send worker runs beat and lands) -----
+@shared_task(name="analytics.land_events", ignore_result=True)
+def land_events() -> int:
+    """Land buffered events for about a second (beat runs this every second)."""
+    deadline = time.monotonic() + LAND_SECONDS
+    landed = 0
+    consumer = lander_name()
+    while True:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            break
+        moved = land_once(consumer=consumer, block_ms=min(remaining_ms, 200))
+        if moved is None:  # PostgreSQL or Redis is down: the next beat tries again
+            break
+        landed += moved
+    return landed
+
+
+@shared_task(name="analytics.event_partitions", ignore_result=True)
+def event_partitions() -> None:
+    """Create today's and tomorrow's event partitions ahead of the events."""
+    event_partitions_ahead()
+
+
+@shared_task(name="analytics.retention", ignore_result=True)
+def retention() -> None:
+    """Drop raw events and rollups past their retention (beat runs this hourly)."""
+    now = timezone.now()
+    event_retention_apply(now=now, keep_days=settings.ENGAGE_EVENT_RETENTION_DAYS)
+    rollup_retention_apply(now=now, keep_days=settings.ENGAGE_ROLLUP_RETENTION_DAYS)

@@ -233,9 +233,9 @@ ENGAGE_BENCH_ROUTES = env_bool("ENGAGE_BENCH_ROUTES", False)
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     # Moves buffered events into PostgreSQL; each run lands for about a second.
-    "tracking-land-events": {"task": "tracking.land_events", "schedule": 1.0, "options": {"expires": 5}},
+    "tracking-land-events": {"task": "analytics.land_events", "schedule": 1.0, "options": {"expires": 5}},
     # Creates today's and tomorrow's event partitions ahead of the events.
-    "tracking-event-partitions": {"task": "tracking.event_partitions", "schedule": 3600.0, "options": {"expires": 600}},
+    "tracking-event-partitions": {"task": "analytics.event_partitions", "schedule": 3600.0, "options": {"expires": 600}},
 }
 
 # Transmissions: accepting, generating and sending (transmissions/)
@@ -303,11 +303,11 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Retention (tracking/retention.py): raw events are dropped a day partition at a time after
+# Retention (analytics/retention.py): raw events are dropped a day partition at a time after
 # this many days; rollups (what metrics and the report read) are kept this many days.
 ENGAGE_EVENT_RETENTION_DAYS = env_int("ENGAGE_EVENT_RETENTION_DAYS", 10, minimum=1, maximum=3650)
 ENGAGE_ROLLUP_RETENTION_DAYS = env_int("ENGAGE_ROLLUP_RETENTION_DAYS", 183, minimum=1, maximum=3650)
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "tracking-retention": {"task": "tracking.retention", "schedule": 3600.0, "options": {"expires": 600}},
+    "tracking-retention": {"task": "analytics.retention", "schedule": 3600.0, "options": {"expires": 600}},
 }

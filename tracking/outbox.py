@@ -19,7 +19,7 @@ Every event is stamped (``event_id``, ``timestamp``) once, before its first writ
 event written twice (a pipeline that failed half way, then the outbox) lands once: the
 event table's unique ``(event_id, timestamp)`` drops the second.
 
-:func:`outbox_land` moves outbox rows into ``tracking_event``: ``DELETE ... RETURNING``
+``analytics.landing.outbox_land`` moves outbox rows into ``tracking_event``: ``DELETE ... RETURNING``
 and the insert (with rollups and webhook feeds) in one transaction, so each row lands
 exactly once whichever lander takes it and whenever one dies.
 """
@@ -38,10 +38,9 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 
-from analytics import ingest
-from tracking.events import event_record_row, events_json, events_stamp, events_xadd
+from tracking.events import events_json, events_stamp, events_xadd
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ __all__ = [
     "OUTBOX_INSERT",
     "events_record",
     "outbox_json",
-    "outbox_land",
     "outbox_write",
     "spool_replay",
 ]
@@ -60,10 +58,7 @@ __all__ = [
 #: array of stamped events (:func:`outbox_json`).
 OUTBOX_INSERT = "INSERT INTO tracking_event_outbox (payload) SELECT {param}::jsonb FROM changed"
 _OUTBOX_APPEND = "INSERT INTO tracking_event_outbox (payload) VALUES (%s::jsonb)"
-_OUTBOX_TAKE = """
-DELETE FROM tracking_event_outbox WHERE id IN (
-  SELECT id FROM tracking_event_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING payload"""
+
 
 #: Seconds between two looks at the spool directory by a process that has not written to it.
 SPOOL_LOOK_EVERY = 1.0
@@ -81,31 +76,6 @@ def outbox_write(cursor: Any, events: Sequence[dict[str, Any]]) -> None:
     """Append ``events`` to the outbox on ``cursor`` (in the caller's transaction)."""
     if events:
         cursor.execute(_OUTBOX_APPEND, [outbox_json(events)])
-
-
-def outbox_land(*, max_rows: int = 1000) -> int:
-    """Move up to ``max_rows`` outbox rows into ``tracking_event``; returns how many events
-    they held. One transaction: the rows are deleted and their events inserted (duplicates
-    of landed events skipped, rollups and webhook feeds updated) together. Concurrent
-    landers take disjoint rows (SKIP LOCKED). Raises DatabaseError when PostgreSQL fails
-    (nothing is taken then)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_OUTBOX_TAKE, [max_rows])
-        records = [record for (payload,) in cursor.fetchall() for record in _loads(payload)]
-        rows = []
-        for record in records:
-            try:
-                rows.append(event_record_row(record))
-            except (KeyError, TypeError, ValueError) as exc:
-                log.error("dropping an unreadable outbox event: %s (%r)", exc, record)
-        if rows:
-            ingest.events_insert(cursor, rows, returning=False)
-    return len(rows)
-
-
-def _loads(payload: Any) -> list[dict[str, Any]]:
-    value = json.loads(payload) if isinstance(payload, str | bytes) else payload
-    return value if isinstance(value, list) else [value]
 
 
 def events_record(events: Sequence[dict[str, Any]]) -> str:

@@ -2,7 +2,7 @@
 
 Every file path (``transmissions/sending.py``), dotted module (``tracking.outbox``),
 ``module.attribute`` (``tracking.outbox.events_record``) and Celery task name
-(``tracking.land_events``) written in backticks in docs/*.md is in the project: the file
+(``analytics.land_events``) written in backticks in docs/*.md is in the project: the file
 exists, the module imports, the attribute is there, the task is registered. Every
 ``ENGAGE_*`` setting they name is one the project reads. README.md and the docs link only
 inside the repository (or to the web), README links to both docs, and README cites no
@@ -70,7 +70,7 @@ def dotted_name(span: str) -> str | None:
 
 
 def celery_task_names() -> set[str]:
-    """The names of every registered Celery task (``tracking.land_events``): each app's
+    """The names of every registered Celery task (``analytics.land_events``): each app's
     ``tasks`` module imported, as the worker's autodiscovery does."""
     from engage.celery import app
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tracking.events import event_id_new, events_enqueue, events_land, events_redis
+from analytics.landing import events_land
+from tracking.events import event_id_new, events_enqueue, events_redis
 from tracking.models import Event
 
 pytestmark = pytest.mark.usefixtures("event_stream")
@@ -99,14 +100,14 @@ def test_a_dead_landers_events_are_reclaimed_and_landed_exactly_once(db, setting
 def test_a_lander_dying_after_commit_before_ack_causes_no_duplicates(db, settings, monkeypatch, rollup_calls):
     import time
 
-    from tracking import events
+    from analytics import landing
 
     events_enqueue([{"type": "click", "message_id": "m1"}, {"type": "open", "message_id": "m1"}])
 
     def die(client, ids):
         raise SystemExit("killed")
 
-    monkeypatch.setattr(events, "_ack", die)
+    monkeypatch.setattr(landing, "_ack", die)
     with pytest.raises(SystemExit):
         events_land(consumer="doomed")
     monkeypatch.undo()
@@ -155,13 +156,13 @@ def test_land_events_command_once(db, rollup_calls):
 def test_land_events_task_lands_for_about_a_second(db, rollup_calls):
     import time
 
-    from tracking.tasks import land_events
+    from analytics.tasks import land_events
 
     events_enqueue([{"type": "delivery"}, {"type": "bounce"}])
     started = time.monotonic()
     assert land_events.run() == 2
     assert 0.9 < time.monotonic() - started < 2
-    assert land_events.name == "tracking.land_events"
+    assert land_events.name == "analytics.land_events"
 
 
 def test_tracking_keys_are_newest_first_and_bad_entries_fail_loudly(settings):

@@ -59,8 +59,8 @@ def _outbox() -> list[dict]:
 def test_while_redis_is_down_a_click_still_redirects_and_its_events_land_from_the_outbox(
     event_stream, client, tokens, db, redis_down, spool_dir
 ):
+    from analytics.landing import outbox_land
     from tracking.models import Event
-    from tracking.outbox import outbox_land
 
     response = client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer', unsubscribe=True)}")
     assert response.status_code == 302
@@ -78,7 +78,7 @@ def test_while_redis_is_down_a_click_still_redirects_and_its_events_land_from_th
 def test_with_redis_and_postgres_down_the_hit_is_spooled_to_disk_and_replayed_into_redis_once(
     event_stream, client, tokens, db, redis_down, spool_dir, postgres_down, buffered
 ):
-    from tracking.events import events_land
+    from analytics.landing import events_land
     from tracking.models import Event
     from tracking.outbox import spool_replay
 
@@ -127,9 +127,10 @@ def test_the_next_hit_after_redis_returns_replays_the_spool(
 def test_an_event_written_to_redis_and_the_outbox_lands_once(db, event_stream):
     from django.db import connection
 
-    from tracking.events import events_enqueue, events_land, events_stamp
+    from analytics.landing import events_land, outbox_land
+    from tracking.events import events_enqueue, events_stamp
     from tracking.models import Event
-    from tracking.outbox import outbox_land, outbox_write
+    from tracking.outbox import outbox_write
 
     [event] = events_stamp([{"type": "click", "message_id": "m1", "rcpt_to": "a@example.com"}])
     events_enqueue([event])  # a pipeline that got through although the client saw an error

@@ -238,7 +238,7 @@ def test_tracking_hits_make_no_database_query(client, tokens, buffered, db, djan
 
 
 def test_click_lands_in_postgres_with_all_fields(client, tokens, db, rollup_calls):
-    from tracking.events import events_land
+    from analytics.landing import events_land
     from tracking.models import Event
 
     client.get(

@@ -34,7 +34,7 @@ def body() -> dict:
 
 
 def test_a_dynamic_html_link_is_tracked_and_its_click_records_the_target(api, client, relay, events):
-    from tracking.tasks import land_once
+    from analytics.landing import land_once
 
     transmission = run(api, body())
     html, text = parts(relay.received[0].message)

@@ -20,7 +20,7 @@ def _hit_open_and_click(client, message) -> None:
 
 
 def test_an_open_and_a_click_carry_the_from_and_subject_of_their_message(api, client, relay, events):
-    from tracking.tasks import land_once
+    from analytics.landing import land_once
 
     transmission = run(api, body())
     _hit_open_and_click(client, relay.received[0].message)
@@ -42,7 +42,7 @@ def test_an_open_and_a_click_carry_the_from_and_subject_of_their_message(api, cl
 
 
 def test_engagement_landed_in_a_later_batch_still_gets_the_fields(api, client, relay, events):
-    from tracking.tasks import land_once
+    from analytics.landing import land_once
 
     transmission = run(api, body(substitution_data={"name": "Later"}))
     assert land_once(consumer="test", block_ms=None) == 2  # injection and delivery land first

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 
 from analytics.ingest import events_insert
 from analytics.models import MessageEngagement, RollupHourly
+from analytics.retention import event_retention_apply, partitions_expired, rollup_retention_apply
 from tracking.models import Event
-from tracking.retention import event_retention_apply, partitions_expired, rollup_retention_apply
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """``manage.py land_events [--once]``: a dedicated lander process (an alternative to the
-``tracking.land_events`` beat task; both can run, they share the consumer group)."""
+``analytics.land_events`` beat task; both can run, they share the consumer group)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tracking.events import event_partitions_ahead
-from tracking.tasks import land_once, lander_name
+from analytics.landing import event_partitions_ahead, land_once, lander_name
 
 logger = logging.getLogger(__name__)
 
