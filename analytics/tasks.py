@@ -10,6 +10,7 @@ worker, which serves the default queue. The queue is set on the task, so it hold
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -30,14 +31,14 @@ def webhooks_dispatch() -> None:
     their retry window, and queue a delivery per due batch."""
     webhooks.webhook_batches_build()
     webhooks.webhook_batches_expire()
-    for batch_id in webhooks.webhook_batches_due():
-        webhook_batch_deliver.delay(batch_id)
+    for batch_id, lease in webhooks.webhook_batches_lease_due():
+        webhook_batch_deliver.delay(batch_id, lease.isoformat())
 
 
 @shared_task(name="analytics.webhook_batch_deliver", queue=WEBHOOK_QUEUE, ignore_result=True)
-def webhook_batch_deliver(batch_id: str) -> None:
+def webhook_batch_deliver(batch_id: str, lease: str | None = None) -> None:
     """POST one batch; the retry schedule lives on the batch row (next_attempt_at)."""
-    webhooks.webhook_batch_deliver(batch_id=batch_id)
+    webhooks.webhook_batch_deliver(batch_id=batch_id, lease=datetime.fromisoformat(lease) if lease else None)
 
 
 # --- landing and retention: the default queue (the send worker runs beat and lands) -----

@@ -582,16 +582,33 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.ENGAGE_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600))
 
 
-def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None) -> str | None:
-    """POST one due batch (claimed by a conditional UPDATE so two workers never both send
-    it); returns its new state, or None when it was not due or already taken."""
+def _lease(now: datetime) -> datetime:
+    """How long a queued or running attempt holds its batch: past it, the batch is due again
+    (a lost task, a worker killed mid-POST)."""
+    return now + timedelta(seconds=settings.ENGAGE_WEBHOOK_TIMEOUT * 3 + 30)
+
+
+def webhook_batch_deliver(*, batch_id: str, now: datetime | None = None, lease: datetime | None = None) -> str | None:
+    """POST one batch (claimed by a conditional UPDATE so two workers never both send it):
+    a due one, or with ``lease`` the one :func:`webhook_batches_lease_due` queued with that
+    lease. Returns its new state, or None when it was not claimable. A batch of a webhook
+    deleted or deactivated since it was cut is not sent: it ends ``expired``."""
     now = now or timezone.now()
-    lease = now + timedelta(seconds=settings.ENGAGE_WEBHOOK_TIMEOUT * 3 + 30)
-    claimed = _due(now).filter(pk=batch_id).update(next_attempt_at=lease, last_attempt_at=now)
+    claimable = (
+        WebhookBatch.objects.filter(pk=batch_id, state=BatchState.PENDING, next_attempt_at=lease)
+        if lease is not None
+        else _due(now).filter(pk=batch_id)
+    )
+    claimed = claimable.update(next_attempt_at=_lease(now), last_attempt_at=now)
     if not claimed:
         return None
     batch = WebhookBatch.objects.select_related("body").get(pk=batch_id)
     hook = Webhook.objects.get(pk=batch.webhook_id)
+    if hook.deleted_at is not None or not hook.active:
+        batch.state = BatchState.EXPIRED
+        batch.failure = "webhook deleted" if hook.deleted_at is not None else "webhook inactive"
+        batch.save(update_fields=["state", "failure"])
+        return batch.state
     hook.target = batch.target or hook.target
     if batch.body is not None:
         body = bytes(batch.body.content)
@@ -641,5 +658,22 @@ def webhook_batches_expire(*, now: datetime | None = None) -> int:
 
 
 def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
+    """The ids of batches an attempt may claim now, the longest waiting first (a read)."""
     now = now or timezone.now()
     return [str(pk) for pk in _due(now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]
+
+
+def webhook_batches_lease_due(*, now: datetime | None = None, limit: int = 100) -> list[tuple[str, datetime]]:
+    """Lease the due batches for delivery tasks: ``[(batch_id, lease)]``. Each is due again
+    only when its lease runs out, so a dispatch every second queues one task per batch, not
+    one per second while a slow target holds the queue (found by an attacker: 20 queued
+    copies per batch)."""
+    now = now or timezone.now()
+    lease = _lease(now)
+    with transaction.atomic():
+        ids = list(
+            _due(now).order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            WebhookBatch.objects.filter(pk__in=ids).update(next_attempt_at=lease)
+    return [(str(pk), lease) for pk in ids]

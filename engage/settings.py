@@ -103,6 +103,12 @@ if ENGAGE_SERVE == "tracking":
     # The admin's checks ask for the session, auth and messages middleware; this process
     # routes no admin page (engage/urls_tracking.py), so they do not apply here.
     SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+    # PostgreSQL is only the fallback of a hit's events while Redis is down
+    # (tracking/outbox.py): a hung server must cost a click seconds, not libpq's default
+    # minutes (found by an attacker: 132 s with both hung). A URL's own connect_timeout wins.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c statement_timeout=2000")
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # a fresh connection (bounded by that timeout) each time
 WSGI_APPLICATION = "engage.wsgi.application"
 TEMPLATES = [
     {

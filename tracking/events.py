@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 #: The stream entry field that holds an event's JSON.
 EVENT_FIELD = b"e"
 _FIELD = EVENT_FIELD
@@ -75,7 +74,7 @@ def event_id_new(now_ms: int | None = None) -> str:
 
 
 # --- Redis ----------------------------------------------------------------------------------
-_redis_clients: dict[str, redis.Redis] = {}
+_redis_clients: dict[tuple[str, float], redis.Redis] = {}
 #: Seconds to connect to Redis, and to wait for one answer (above the lander's longest
 #: blocking read, 500 ms): a Redis that hangs holds a tracking hit this long at most, then
 #: the hit's events go to PostgreSQL instead (``tracking.outbox.events_record``).
@@ -83,13 +82,14 @@ REDIS_CONNECT_TIMEOUT = 0.5
 REDIS_TIMEOUT = 2.0
 
 
-def events_redis() -> redis.Redis:
-    """The Redis client of the event buffer (one connection pool per process and URL)."""
-    url = settings.REDIS_URL
-    client = _redis_clients.get(url)
+def events_redis(timeout: float = REDIS_TIMEOUT) -> redis.Redis:
+    """The Redis client of the event buffer, waiting at most ``timeout`` seconds for an
+    answer (one connection pool per process, URL and timeout)."""
+    key = (settings.REDIS_URL, timeout)
+    client = _redis_clients.get(key)
     if client is None:
-        client = _redis_clients[url] = redis.Redis.from_url(
-            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+        client = _redis_clients[key] = redis.Redis.from_url(
+            key[0], socket_connect_timeout=min(REDIS_CONNECT_TIMEOUT, timeout), socket_timeout=timeout
         )
     return client
 
@@ -143,10 +143,11 @@ def events_enqueue(events: Sequence[dict[str, Any]]) -> None:
     events_xadd(events_json(events_stamp(events)))
 
 
-def events_xadd(payloads: list[bytes]) -> None:
-    """XADD JSON-encoded events (:func:`events_json`) to the stream, one round trip."""
+def events_xadd(payloads: list[bytes], *, timeout: float = REDIS_TIMEOUT) -> None:
+    """XADD JSON-encoded events (:func:`events_json`) to the stream, one round trip, waiting
+    at most ``timeout`` seconds for Redis."""
     stream = settings.ENGAGE_EVENT_STREAM
-    client = events_redis()
+    client = events_redis(timeout)
     if len(payloads) == 1:
         client.xadd(stream, {_FIELD: payloads[0]})
         return

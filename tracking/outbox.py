@@ -60,6 +60,12 @@ OUTBOX_INSERT = "INSERT INTO tracking_event_outbox (payload) SELECT {param}::jso
 _OUTBOX_APPEND = "INSERT INTO tracking_event_outbox (payload) VALUES (%s::jsonb)"
 
 
+#: Seconds a tracking hit waits for Redis (a healthy one answers an XADD in well under a
+#: millisecond); past it the hit's events go to PostgreSQL.
+HIT_REDIS_TIMEOUT = 0.25
+#: Seconds hits skip Redis after it failed one (then one hit tries it again).
+REDIS_PAUSE = 1.0
+_redis_pause = {"until": 0.0}
 #: Seconds between two looks at the spool directory by a process that has not written to it.
 SPOOL_LOOK_EVERY = 1.0
 _SPOOL_SUFFIX = ".jsonl"
@@ -80,21 +86,25 @@ def outbox_write(cursor: Any, events: Sequence[dict[str, Any]]) -> None:
 
 def events_record(events: Sequence[dict[str, Any]]) -> str:
     """Record ``events`` so that none is lost while this process lives past the call:
-    Redis if it takes them, else the outbox in PostgreSQL, else the local spool. Returns
-    where they went (``"redis"``, ``"outbox"`` or ``"spool"``). Raises only when all three
-    fail (OSError from the spool), after logging."""
+    Redis if it takes them within :data:`HIT_REDIS_TIMEOUT`, else the outbox in PostgreSQL,
+    else the local spool. Returns where they went (``"redis"``, ``"outbox"``, ``"spool"``,
+    or ``"lost"`` when even the spool could not be written: logged, never raised, so the
+    hit is still answered). After Redis failed, hits skip it for :data:`REDIS_PAUSE`
+    seconds, so an outage costs each hit one PostgreSQL insert, not a Redis timeout."""
     if not events:
         return "redis"
     stamped = events_stamp(events)
     payloads = events_json(stamped)
-    try:
-        events_xadd(payloads)
-    except redis.RedisError as exc:
-        log.warning("Redis did not take %d event(s) (%s): writing them to PostgreSQL", len(stamped), exc)
-    else:
-        if time.monotonic() >= _spool["next_look"]:
-            spool_replay()
-        return "redis"
+    if time.monotonic() >= _redis_pause["until"]:
+        try:
+            events_xadd(payloads, timeout=HIT_REDIS_TIMEOUT)
+        except redis.RedisError as exc:
+            _redis_pause["until"] = time.monotonic() + REDIS_PAUSE
+            log.warning("Redis did not take %d event(s) (%s): writing hits to PostgreSQL", len(stamped), exc)
+        else:
+            if time.monotonic() >= _spool["next_look"]:
+                spool_replay()
+            return "redis"
     try:
         with connection.cursor() as cursor:
             cursor.execute(_OUTBOX_APPEND, [_array(payloads)])
@@ -102,7 +112,12 @@ def events_record(events: Sequence[dict[str, Any]]) -> str:
     except DatabaseError as exc:
         log.error("PostgreSQL did not take %d event(s) either (%s): spooling them to disk", len(stamped), exc)
         _connection_reset()
-    _spool_write(payloads)
+    try:
+        _spool_write(payloads)
+    except OSError as exc:
+        log.critical("%d event(s) LOST: Redis, PostgreSQL and the spool %s all failed (%s): %s",
+                     len(stamped), _spool_dir(), exc, _array(payloads)[:2000])  # fmt: skip
+        return "lost"
     return "spool"
 
 

@@ -293,3 +293,37 @@ def test_anymail_parses_engage_batches_into_opened_and_clicked(api, receiver):
         assert event.click_url == source["target_link_url"]
         assert event.metadata == source["rcpt_meta"]
         assert event.timestamp == source["timestamp"].replace(microsecond=0)
+
+
+def test_a_leased_batch_is_queued_once_however_often_dispatch_runs(api, receiver):
+    """Found by an attacker: with a slow target, each dispatch (every second) queued every due
+    batch again: 20 delivery tasks per batch waited in the webhooks queue."""
+    _create(api, receiver, path="/slow")
+    data.land(_events(5), batch=100)
+    webhooks.webhook_batches_build(now=NOW, force=True)
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
+    for second in range(1, 30):
+        assert webhooks.webhook_batches_lease_due(now=NOW + timedelta(seconds=second)) == []
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW + timedelta(seconds=5), lease=lease) == "delivered"
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW + timedelta(seconds=6), lease=lease) is None
+    assert len(receiver.posts("/slow")) == 2  # the create's test POST, then the batch once
+
+
+def test_a_lost_delivery_task_makes_its_batch_due_again_when_the_lease_runs_out(api, receiver):
+    _create(api, receiver, path="/lost")
+    data.land(_events(5), batch=100)
+    webhooks.webhook_batches_build(now=NOW, force=True)
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
+    assert [b for b, _ in webhooks.webhook_batches_lease_due(now=lease + timedelta(seconds=1))] == [batch_id]
+
+
+def test_batches_of_a_deleted_webhook_are_not_posted(api, receiver):
+    """Found by an attacker: removing a compromised endpoint did not stop its batches."""
+    hook_id = _create(api, receiver, path="/gone")
+    data.land(_events(5), batch=100)
+    webhooks.webhook_batches_build(now=NOW, force=True)
+    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
+    assert api.delete(f"/api/v1/webhooks/{hook_id}").status_code == 204
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW) == "expired"
+    assert len(receiver.posts("/gone")) == 1  # the create's test POST only
+    assert WebhookBatch.objects.get(pk=batch_id).failure == "webhook deleted"

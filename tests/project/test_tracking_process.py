@@ -14,6 +14,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from importlib.metadata import version
@@ -292,3 +293,22 @@ def test_the_track_line_serves_clicks_alone_keeps_connections_in_step_and_stops_
 
     os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(20) == 0, log.read_text()
+
+
+def test_the_tracking_process_waits_seconds_not_minutes_for_a_hung_postgresql():
+    """PostgreSQL is the tracking process's fallback while Redis is down: a hung server must
+    cost a hit a bounded time (an attacker saw 132 s), on a fresh connection each time."""
+    script = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; print(json.dumps([d['OPTIONS'], d['CONN_MAX_AGE']]))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "engage.settings"}
+    found = {}
+    for serve in ("tracking", "all"):
+        result = subprocess.run([sys.executable, "-c", script], env={**env, "ENGAGE_SERVE": serve},
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        found[serve] = json.loads(result.stdout.strip().splitlines()[-1])
+    options, max_age = found["tracking"]
+    assert int(options["connect_timeout"]) <= 5 and "statement_timeout" in options["options"]
+    assert max_age == 0
+    assert "connect_timeout" not in found["all"][0]

@@ -23,10 +23,17 @@ def _closed_port() -> int:
 @pytest.fixture
 def redis_down(settings, event_stream):
     """REDIS_URL points at a port nothing listens on (the event stream's name is kept)."""
+    from tracking import outbox
+
     up = settings.REDIS_URL
     settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
-    yield lambda: setattr(settings, "REDIS_URL", up)
-    settings.REDIS_URL = up
+
+    def back_up():
+        settings.REDIS_URL = up
+        outbox._redis_pause["until"] = 0.0  # as if REDIS_PAUSE had passed
+
+    yield back_up
+    back_up()
 
 
 @pytest.fixture
@@ -139,3 +146,66 @@ def test_an_event_written_to_redis_and_the_outbox_lands_once(db, event_stream):
     assert outbox_land() == 1
     events_land(consumer="test")
     assert list(Event.objects.values_list("event_id", flat=True)) == [event["event_id"]]
+
+
+@pytest.fixture
+def redis_hung(settings, event_stream):
+    """REDIS_URL points at a server that accepts connections and never answers."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    up = settings.REDIS_URL
+    settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    yield
+    settings.REDIS_URL = up
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_hung_redis_costs_one_hit_a_quarter_second_and_the_next_hits_nothing(
+    event_stream, client, tokens, db, redis_hung, spool_dir
+):
+    """Found by an attacker: every hit waited 2 s for a hung Redis, so 8 threads served 4 hits/s."""
+    import time
+
+    from tracking import outbox
+
+    timings = []
+    for _ in range(5):
+        start = time.monotonic()
+        assert client.get(f"/f/{tokens.click('https://example.com/a', 'A')}").status_code == 302
+        timings.append(time.monotonic() - start)
+    assert timings[0] < outbox.HIT_REDIS_TIMEOUT + 0.5
+    assert max(timings[1:]) < 0.2  # within REDIS_PAUSE: straight to PostgreSQL
+    assert [e["type"] for e in _outbox()] == ["click"] * 5
+
+
+def test_when_nothing_can_keep_the_event_the_hit_is_still_answered(
+    event_stream, client, tokens, db, redis_down, postgres_down, settings, tmp_path, caplog
+):
+    """Found by an attacker: an unwritable spool turned clicks into 500s."""
+    blocker = tmp_path / "spool"
+    blocker.write_text("a file where the spool directory should be")
+    settings.ENGAGE_EVENT_SPOOL_DIR = str(blocker)
+    response = client.get(f"/f/{tokens.click('https://example.com/a', 'A')}")
+    assert response.status_code == 302 and response["Location"] == "https://example.com/a"
+    assert client.get(f"/q/{tokens.open('open')}").status_code == 200
+    assert "LOST" in caplog.text
