@@ -254,7 +254,13 @@ def main(argv: list[str]) -> int:
         print(f"export REDIS_URL='{redis_url}'")
         return 0
     if command == "ensure-db":
-        ensure_database(os.environ["DATABASE_URL"])
+        url = os.environ.get("DATABASE_URL")
+        if not url:  # the embedded default: starting it creates its database
+            print(f"engage: DATABASE_URL not set: the embedded PostgreSQL under {var_dir()}/ has its database",
+                  file=sys.stderr)  # fmt: skip
+            start_postgres()
+            return 0
+        ensure_database(url)
         return 0
     if command == "stop":
         stop()
