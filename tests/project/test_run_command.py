@@ -19,7 +19,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
-PROCESSES = ("sink", "send", "webhooks", "web", "track")
+PROCESSES = ("sink", "send", "beat", "webhooks", "web", "track")
 
 
 def free_port() -> int:
@@ -85,7 +85,7 @@ class Run:
         self.wait_for(r"^\S+ send\.1\s+\|.* send-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ web\.1\s+\|.*Booting worker")
-        self.wait_for(r"^\S+ track\.1\s+\|.*Booting worker")
+        self.wait_for(r"^\S+ track\.1\s+\|.*Spawning worker")  # granian (scripts/Procfile)
         self.wait_for(r"^\S+ sink\.1\s+\|.*development SMTP sink")
         return descendants(self.process.pid)
 
@@ -192,12 +192,15 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
 
 
 @pytest.mark.slow
-def test_a_process_that_dies_is_named_with_its_exit_status_and_stops_the_run(start_run):
+@pytest.mark.parametrize("name", ["sink", "beat"])
+def test_a_process_that_dies_is_named_with_its_exit_status_and_stops_the_run(start_run, name):
+    """Beat included: it once ran inside the send worker (--beat), where its death stopped
+    landing and scheduled work without a word."""
     run = start_run()
     pids = run.ready()
-    os.kill(run.pids()["sink"], signal.SIGKILL)
+    os.kill(run.pids()[name], signal.SIGKILL)
     status = assert_stops_leaving_nothing(run, pids)
-    assert re.search(r"system\s+\| sink\.1 stopped \(rc=-9\)", run.text()), run.text()[-3000:]
+    assert re.search(rf"system\s+\| {name}\.1 stopped \(rc=-9\)", run.text()), run.text()[-3000:]
     assert status != 0
 
 
