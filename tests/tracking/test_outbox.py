@@ -209,3 +209,19 @@ def test_when_nothing_can_keep_the_event_the_hit_is_still_answered(
     assert response.status_code == 302 and response["Location"] == "https://example.com/a"
     assert client.get(f"/q/{tokens.open('open')}").status_code == 200
     assert "LOST" in caplog.text
+
+
+def test_a_thread_whose_redis_connection_was_dropped_connects_again(event_stream, db, buffered):
+    """Hits write on a connection of their thread (tracking.events.events_xadd): one Redis
+    closed (a restart, a timeout) is replaced, and the hit in between is kept in the outbox."""
+    from tracking import events, outbox
+
+    assert outbox.events_record([{"type": "click", "message_id": "m1"}]) == "redis"
+    conn = events._thread_connection(outbox.HIT_REDIS_TIMEOUT)
+    conn.send_command("CLIENT", "ID")
+    events.events_redis().client_kill_filter(_id=conn.read_response())  # this thread's connection only
+    first = outbox.events_record([{"type": "click", "message_id": "m2"}])
+    outbox._redis_pause["until"] = 0.0
+    assert outbox.events_record([{"type": "click", "message_id": "m3"}]) == "redis"
+    kept = [e["message_id"] for e in buffered()] + [e["message_id"] for e in _outbox()]
+    assert sorted(kept) == ["m1", "m2", "m3"] and first in ("redis", "outbox")
