@@ -40,7 +40,7 @@ from tracking.events import EVENT_FIELD, events_redis
 from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
 from tracking.outbox import spool_replay
 
-log = logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "event_partitions_ahead",
@@ -153,7 +153,7 @@ def event_partitions_ensure(days: Iterable[date]) -> None:
                 with transaction.atomic():
                     cursor.execute("SELECT engage_event_partition(%s)", [day])
             except DatabaseError as exc:
-                logger.warning("event partition for %s not created (events stay in DEFAULT): %s", day, exc)
+                log.warning("event partition for %s not created (events stay in DEFAULT): %s", day, exc)
 
 
 def _insert(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,7 +181,7 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
             rows.append(event_record_row(json.loads(fields[_FIELD])))
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed entry would block every batch it is in: log it and drop it.
-            logger.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)
+            log.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)
     if rows:
         event_partitions_ensure({row["timestamp"].date() for row in rows})
         _insert(rows)
