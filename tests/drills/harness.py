@@ -1,5 +1,5 @@
 """The drills' machinery: a private PostgreSQL and Redis in a temporary directory that a drill
-can stop and start again, Engage's own processes (the tracking and API gunicorns, the Celery
+can stop and start again, Engage's own processes (the tracking granian and API gunicorn, the Celery
 worker with beat) pointed at them, an SMTP relay, a client that drives tracked links, and the
 counts a drill compares.
 
@@ -428,10 +428,12 @@ class Stack:
         }
         gunicorn = [PYTHON, "-m", "gunicorn", "engage.wsgi:application", "--worker-class", "gthread",
                     "--limit-request-line", "8190", "--access-logfile", "-", "--graceful-timeout", "5"]  # fmt: skip
-        # scripts/Procfile's track line (2 workers of 4 threads), and a small API process.
-        self.track = Proc("track", [*gunicorn, "--env", "ENGAGE_SERVE=tracking", "--bind",
-                                    f"127.0.0.1:{self.track_port}", "--workers", "2", "--threads", "4"],
-                          self.env, self.logdir)  # fmt: skip
+        # scripts/Procfile's track line (granian, 2 workers of 4 threads), and a small API process.
+        granian = str(Path(PYTHON).parent / "granian")
+        self.track = Proc("track", [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port",
+                                    str(self.track_port), "--workers", "2", "--blocking-threads", "4", "--no-ws",
+                                    "--http", "1", "--http1-buffer-size", "65536", "engage.wsgi:application"],
+                          {**self.env, "ENGAGE_SERVE": "tracking"}, self.logdir)  # fmt: skip
         self.web = Proc("web", [*gunicorn, "--bind", f"127.0.0.1:{self.web_port}", "--workers", "1", "--threads", "2"],
                         self.env, self.logdir)  # fmt: skip
         self.worker = Proc(
