@@ -672,7 +672,10 @@ def webhook_batches_lease_due(*, now: datetime | None = None, limit: int = 100) 
     lease = _lease(now)
     with transaction.atomic():
         ids = list(
-            _due(now).order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+            _due(now)
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
         )
         if ids:
             WebhookBatch.objects.filter(pk__in=ids).update(next_attempt_at=lease)

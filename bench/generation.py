@@ -59,7 +59,9 @@ def _sink(port: int, ready, clock) -> None:
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Handler(), decode_data=False, data_size_limit=None), "127.0.0.1", port)
+        server = await loop.create_server(
+            lambda: SMTP(Handler(), decode_data=False, data_size_limit=None), "127.0.0.1", port
+        )
         ready.set()
         async with server:
             await server.serve_forever()
@@ -124,7 +126,8 @@ def main() -> None:
 
     data = build_message(
         headers=[("From", "bench@sender.test"), ("To", "user@example.com"), ("Subject", "Hi")],
-        text=content["text"] + "x" * 700, html=content["html"] + "x" * 1000,
+        text=content["text"] + "x" * 700,
+        html=content["html"] + "x" * 1000,
     )
     data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # smtplib leaves bytes as they are
     assert max(len(line) for line in data.splitlines()) <= 998, "sample has an over-long line"
@@ -132,7 +135,9 @@ def main() -> None:
 
     def direct() -> float:
         _clock_reset(clock)
-        senders = [multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)]
+        senders = [
+            multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)
+        ]
         for proc in senders:
             proc.start()
         for proc in senders:
@@ -216,6 +221,7 @@ def main() -> None:
     print(f"  median: direct {direct_rate:,.0f} msg/s, engage {engage_rate:,.0f} msg/s, ratio {ratio:.0%}  "
           f"(targets: >= 1,000 msg/s: {'PASS' if engage_rate >= 1000 else 'FAIL'}, "
           f">= 70% of direct: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
+
 
 if __name__ == "__main__":
     main()

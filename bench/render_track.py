@@ -50,7 +50,7 @@ def build_html() -> str:
         for i in range(1, 9)
     )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{{subject_line}}</title></head>\n"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{{subject_line}}</title></head>\n'
         '<body style="margin:0;padding:0">\n<table width="600" cellpadding="0" cellspacing="0">\n'
         "<tr><td><h1>Hello {{first_name or 'there'}},</h1></td></tr>\n"
         + FILLER * 35
@@ -70,7 +70,7 @@ def build_text() -> str:
         "{{if vip}}\nVIP ({{tier}}): early access.\n{{end}}\n"
         "{{each items}}\n- {{loop_var.name}}: {{loop_var.price}} EUR\n{{end}}\n"
         "Shop: https://shop.example.com/?u={{user_id}}\n"
-        "Unsubscribe: https://shop.example.com/unsub?u={{user_id}}[[data-msys-unsubscribe=\"1\"]]\n"
+        'Unsubscribe: https://shop.example.com/unsub?u={{user_id}}[[data-msys-unsubscribe="1"]]\n'
     )
 
 
@@ -83,7 +83,7 @@ def to_jinja(source: str) -> str:
         .replace("{{each items}}", "{% for loop_var in items %}")
         .replace("{{end}}", "{% endfor %}", 1)
         .replace("{{user_id}}", "{{ user_id|urlencode }}")
-        .replace("[[data-msys-unsubscribe=\"1\"]]", "")
+        .replace('[[data-msys-unsubscribe="1"]]', "")
     )
 
 
@@ -146,21 +146,35 @@ def main() -> None:
     recipients = [recipient(i) for i in range(n)]
 
     t0 = time.perf_counter()
-    compiled = compile_content(content, scan_html=scan_html if REAL_TRACKING else None,
-                               scan_text=scan_text if REAL_TRACKING else None)
+    compiled = compile_content(
+        content, scan_html=scan_html if REAL_TRACKING else None, scan_text=scan_text if REAL_TRACKING else None
+    )
     compile_ms = (time.perf_counter() - t0) * 1000
     signer = TokenSigner([(1, b"0123456789abcdef0123456789abcdef")]) if REAL_TRACKING else None
 
     def run_tracked() -> int:
         size = 0
         for i, r in enumerate(recipients):
-            data = build_context(tx_metadata=None, tx_substitution_data=tx_data, rcpt_metadata=r["metadata"],
-                                 rcpt_substitution_data=r["substitution_data"], address_email=r["email"],
-                                 address_name=None, return_path="bounces@example.com")
+            data = build_context(
+                tx_metadata=None,
+                tx_substitution_data=tx_data,
+                rcpt_metadata=r["metadata"],
+                rcpt_substitution_data=r["substitution_data"],
+                address_email=r["email"],
+                address_name=None,
+                return_path="bounces@example.com",
+            )
             if signer is not None:
-                tracker = TokenTracker(signer.for_message(
-                    message_id=f"{i:020d}", transmission_id="84537359", rcpt_to=r["email"],
-                    issued_at=1_700_000_000, campaign_id="spring", rcpt_meta=r["metadata"]))
+                tracker = TokenTracker(
+                    signer.for_message(
+                        message_id=f"{i:020d}",
+                        transmission_id="84537359",
+                        rcpt_to=r["email"],
+                        issued_at=1_700_000_000,
+                        campaign_id="spring",
+                        rcpt_meta=r["metadata"],
+                    )
+                )
             else:
                 tracker = HmacTracker(b"0123456789abcdef0123456789abcdef", r["email"])
             out = compiled.render(data, tracker)
@@ -170,9 +184,15 @@ def main() -> None:
     def run_untracked() -> int:
         size = 0
         for r in recipients:
-            data = build_context(tx_metadata=None, tx_substitution_data=tx_data, rcpt_metadata=r["metadata"],
-                                 rcpt_substitution_data=r["substitution_data"], address_email=r["email"],
-                                 address_name=None, return_path="bounces@example.com")
+            data = build_context(
+                tx_metadata=None,
+                tx_substitution_data=tx_data,
+                rcpt_metadata=r["metadata"],
+                rcpt_substitution_data=r["substitution_data"],
+                address_email=r["email"],
+                address_name=None,
+                return_path="bounces@example.com",
+            )
             out = compiled.render(data)
             size += len(out["html"]) + len(out["text"])
         return size
@@ -205,14 +225,24 @@ def main() -> None:
     jinja_rate, jinja_size = best_rate(run_jinja)
 
     print(f"message: html {len(html)} chars, text {len(text)} chars, 10 links, compiled in {compile_ms:.1f} ms")
-    print("tracking: " + ("real mailcore.links scan + mailcore.tokens click/open tokens"
-                          if REAL_TRACKING else "stand-in HMAC-SHA256 tracker (tracking/ not importable)"))
+    print(
+        "tracking: "
+        + (
+            "real mailcore.links scan + mailcore.tokens click/open tokens"
+            if REAL_TRACKING
+            else "stand-in HMAC-SHA256 tracker (tracking/ not importable)"
+        )
+    )
     print(f"recipients: {n}, best of 3 runs, one core")
-    print(f"engage render + tracking  : {tracked:10,.0f} messages/s ({1e6 / tracked:6.1f} us/message, "
-          f"{tracked_size / n / 1024:.1f} KiB/message)")
+    print(
+        f"engage render + tracking  : {tracked:10,.0f} messages/s ({1e6 / tracked:6.1f} us/message, "
+        f"{tracked_size / n / 1024:.1f} KiB/message)"
+    )
     print(f"engage render, no tracking: {untracked:10,.0f} messages/s ({1e6 / untracked:6.1f} us/message)")
-    print(f"jinja2 render, no tracking: {jinja_rate:10,.0f} messages/s ({1e6 / jinja_rate:6.1f} us/message, "
-          f"{jinja_size / n / 1024:.1f} KiB/message)")
+    print(
+        f"jinja2 render, no tracking: {jinja_rate:10,.0f} messages/s ({1e6 / jinja_rate:6.1f} us/message, "
+        f"{jinja_size / n / 1024:.1f} KiB/message)"
+    )
     print(f"ratio engage/jinja2 (both untracked): {untracked / jinja_rate:.2f}")
     print(f"ratio engage with tracking / jinja2 without: {tracked / jinja_rate:.2f}")
     ok = tracked >= 10_000 and tracked / jinja_rate >= 0.25

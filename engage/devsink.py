@@ -62,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
-    parser.add_argument("--dir", default=os.environ.get("ENGAGE_SINK_DIR", str(Path(__file__).resolve().parent.parent / "var" / "sink")))
+    parser.add_argument(
+        "--dir", default=os.environ.get("ENGAGE_SINK_DIR", str(Path(__file__).resolve().parent.parent / "var" / "sink"))
+    )
     args = parser.parse_args()
     asyncio.run(serve(args.host, args.port, Path(args.dir)))
 

@@ -241,7 +241,11 @@ CELERY_BEAT_SCHEDULE = {
     # Moves buffered events into PostgreSQL; each run lands for about a second.
     "tracking-land-events": {"task": "analytics.land_events", "schedule": 1.0, "options": {"expires": 5}},
     # Creates today's and tomorrow's event partitions ahead of the events.
-    "tracking-event-partitions": {"task": "analytics.event_partitions", "schedule": 3600.0, "options": {"expires": 600}},
+    "tracking-event-partitions": {
+        "task": "analytics.event_partitions",
+        "schedule": 3600.0,
+        "options": {"expires": 600},
+    },
 }
 
 # Transmissions: accepting, generating and sending (transmissions/)

@@ -11,8 +11,16 @@ from engage.api.views import api_not_found
 urlpatterns = [
     # The OpenAPI document of every API operation (engage/api/schema.py) and a page to browse
     # it; both public, like SparkPost's own API reference.
-    path("api/v1/openapi.json", SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]), name="openapi"),
-    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="openapi", authentication_classes=[], permission_classes=[]), name="api-docs"),
+    path(
+        "api/v1/openapi.json",
+        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="openapi",
+    ),
+    path(
+        "api/v1/docs",
+        SpectacularSwaggerView.as_view(url_name="openapi", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
     path("api/v1/", include("templates_app.urls")),
     path("api/v1/", include("recipient_lists.urls")),
     path("api/v1/", include("transmissions.urls")),

@@ -31,4 +31,3 @@ def first_free_id(base: str, *, taken: Callable[[str], set[str]]) -> str:
     while f"{base}-{n}" in used:
         n += 1
     return f"{base}-{n}"
-

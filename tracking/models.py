@@ -49,7 +49,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "rcpt_meta", "rcpt_tags", "friendly_from", "subject", "ip_address", "user_agent",
     "accept_language", "target_link_name", "target_link_url", "transactional",
     "bounce_class", "error_code", "reason", "extra",
-)
+)  # fmt: skip
 
 
 # The table's column defaults: what an event that does not carry a field stores.

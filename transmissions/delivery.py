@@ -267,7 +267,9 @@ class Relay:
         if data[0] == 354:
             conn.send(b".\r\n")
             conn.getreply()
-        code, text = next(answer for answer, ok in ((mail, (250,)), (rcpt, (250, 251)), (data, (354,))) if answer[0] not in ok)
+        code, text = next(
+            answer for answer, ok in ((mail, (250,)), (rcpt, (250, 251)), (data, (354,))) if answer[0] not in ok
+        )
         return self._refused(conn, code, text)
 
     def _refused(self, conn: smtplib.SMTP, code: int, text: bytes | str) -> RelayResult:

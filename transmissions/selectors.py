@@ -72,7 +72,9 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         generation_failed = Q(state=MessageState.FAILED, last_error__startswith="generation:")
         counts = Message.objects.filter(transmission_id=transmission.id).aggregate(
             generated=Count(
-                "id", filter=Q(state__in=(MessageState.SENT, MessageState.DEFERRED, MessageState.FAILED)) & ~generation_failed
+                "id",
+                filter=Q(state__in=(MessageState.SENT, MessageState.DEFERRED, MessageState.FAILED))
+                & ~generation_failed,
             ),
             failed=Count("id", filter=generation_failed),
         )

@@ -103,7 +103,13 @@ def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: 
         with cursor.cursor.copy(_COPY_SQL) as copy:
             for index, recipient in enumerate(recipients):
                 copy.write_row(
-                    (transmission_id, index // chunk_size, message_id_new(), recipient["address"]["email"], dumps(recipient))
+                    (
+                        transmission_id,
+                        index // chunk_size,
+                        message_id_new(),
+                        recipient["address"]["email"],
+                        dumps(recipient),
+                    )
                 )
 
 
@@ -152,7 +158,9 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
         if data.start_time is None:
             transmission_id = transmission.id
             transaction.on_commit(lambda: _generation_enqueue(transmission_id))
-    return CreateResult(transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported)
+    return CreateResult(
+        transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported
+    )
 
 
 def _generation_enqueue(transmission_id: int) -> None:
@@ -164,7 +172,9 @@ def _generation_enqueue(transmission_id: int) -> None:
     try:
         transmission_generate_task.delay(transmission_id)
     except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
-        log.warning("transmission %s stored; its start was not queued (%s): the scheduler will start it", transmission_id, exc)
+        log.warning(
+            "transmission %s stored; its start was not queued (%s): the scheduler will start it", transmission_id, exc
+        )
 
 
 def transmission_cancel(*, transmission_id: int, now: datetime | None = None) -> None:
@@ -189,9 +199,7 @@ def transmission_cancel(*, transmission_id: int, now: datetime | None = None) ->
             f"Transmission {transmission_id} is in state {transmission.state}; only scheduled transmissions can be deleted"
         )
     if transmission.start_time is None or transmission.start_time - now < timedelta(seconds=window):
-        raise errors.TooCloseToDelete(
-            f"Deletion time window ({window} seconds) doesn't permit transmission deletion"
-        )
+        raise errors.TooCloseToDelete(f"Deletion time window ({window} seconds) doesn't permit transmission deletion")
     updated = Transmission.objects.filter(
         pk=transmission_id, state=TransmissionState.SUBMITTED, start_time__gte=now + timedelta(seconds=window)
     ).update(state=TransmissionState.CANCELED, generation_end_time=now)
@@ -297,7 +305,10 @@ def transmission_start_generation(*, transmission_id: int) -> list[int]:
             .only("state", "template_id", "use_draft_template", "template_version", "template_snapshot")
             .first()
         )
-        if transmission is None or transmission.state not in (TransmissionState.SUBMITTED, TransmissionState.GENERATING):
+        if transmission is None or transmission.state not in (
+            TransmissionState.SUBMITTED,
+            TransmissionState.GENERATING,
+        ):
             return []
         if transmission.state == TransmissionState.SUBMITTED:
             fields = ["state", "generation_start_time"]
@@ -341,7 +352,9 @@ def _template_pin(transmission: Transmission) -> tuple[str, dict[str, Any]]:
     return str(version), {"content": content, "options": options}
 
 
-_PENDING_SQL = "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
+_PENDING_SQL = (
+    "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
+)
 # Success once at least one message was generated (handed to the relay, whatever it answered),
 # Failed when none was (SPEC B §1.7 has no such state: see transmissions.models).
 _FINISH_SQL = """
@@ -369,8 +382,12 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
             return False  # the common case, answered from the small msg_pending index
         cursor.execute(
             _FINISH_SQL,
-            {"id": transmission_id, "success": TransmissionState.SUCCESS, "failed": TransmissionState.FAILED,
-             "generating": TransmissionState.GENERATING},  # fmt: skip
+            {
+                "id": transmission_id,
+                "success": TransmissionState.SUCCESS,
+                "failed": TransmissionState.FAILED,
+                "generating": TransmissionState.GENERATING,
+            },  # fmt: skip
         )
         return cursor.rowcount > 0
 
@@ -384,6 +401,8 @@ def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -
         state=TransmissionState.SUBMITTED, start_time__isnull=False, start_time__lte=now
     ).values_list("pk", flat=True)
     stalled = Transmission.objects.filter(
-        state=TransmissionState.SUBMITTED, start_time__isnull=True, created_at__lte=now - timedelta(seconds=grace_seconds)
+        state=TransmissionState.SUBMITTED,
+        start_time__isnull=True,
+        created_at__lte=now - timedelta(seconds=grace_seconds),
     ).values_list("pk", flat=True)
     return list(scheduled) + list(stalled)

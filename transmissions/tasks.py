@@ -54,7 +54,9 @@ def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
     return {"sent": result.sent, "failed": result.failed, "deferred": len(result.deferred or [])}
 
 
-@shared_task(bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(
+    bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
 def message_retry_task(self, message_pk: int) -> str:
     """Retry a deferred (4xx) message with exponential backoff until it is sent, bounces,
     or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""

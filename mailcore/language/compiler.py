@@ -78,6 +78,7 @@ class Tracker(Protocol):
 
 # --- nodes ---------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class _Expr:
     ast: Ast
@@ -165,7 +166,7 @@ class _Builder:
         self.mode = mode
 
     def parse_tag_expr(self, tag: Tag, skip_keyword: bool) -> tuple[Parser, int]:
-        toks = tokenize(self.source[tag.cstart:tag.cend], tag.cstart)
+        toks = tokenize(self.source[tag.cstart : tag.cend], tag.cstart)
         p = Parser(toks)
         if skip_keyword:
             p.i = 1
@@ -185,7 +186,7 @@ class _Builder:
             top = stack[-1]
             if isinstance(it, Text):
                 body = top.body
-                s = self.source[it.start:it.end]
+                s = self.source[it.start : it.end]
                 body.append(s)
             elif isinstance(it, Marker):
                 if it.kind == "pixel":
@@ -199,11 +200,12 @@ class _Builder:
                         raise ExprError(
                             f"'{top.kind}' opened inside a link must be closed inside it "
                             f"(missing 'end' for '{top.kind}' at line "
-                            f"{_line(self.source, top.pos)})", it.pos)
+                            f"{_line(self.source, top.pos)})",
+                            it.pos,
+                        )
                     stack.pop()
             elif it.keyword is None:
-                top.body.append(self.expression(it, in_link=top.kind == "link"
-                                                or any(f.kind == "link" for f in stack)))
+                top.body.append(self.expression(it, in_link=top.kind == "link" or any(f.kind == "link" for f in stack)))
             else:
                 kw = it.keyword
                 if kw in ("if", "each"):
@@ -268,14 +270,14 @@ class _Builder:
         top = stack[-1]
         if top.kind != "root":
             what = "link" if top.kind == "link" else top.kind
-            raise ExprError(f"'end' expected (to close '{what}' at line "
-                            f"{_line(self.source, top.pos)}) near end of part", top.pos)
+            raise ExprError(
+                f"'end' expected (to close '{what}' at line {_line(self.source, top.pos)}) near end of part", top.pos
+            )
         return root
 
     def misplaced(self, tag: Tag, kw: str, top: _Frame) -> ExprError:
         if top.kind == "link":
-            return ExprError(f"'{kw}' inside a link does not match a block opened in the "
-                             "same link", tag.start)
+            return ExprError(f"'{kw}' inside a link does not match a block opened in the same link", tag.start)
         if kw == "end":
             return ExprError("'end' without a matching 'if' or 'each'", tag.start)
         if top.kind == "if" and top.has_else:
@@ -297,8 +299,7 @@ class _Builder:
             while root[0] in ("attr", "index"):
                 root = root[1]
             if root[0] != "name" or root[1] not in DYNAMIC_ROOTS or arg is root:
-                raise ExprError("render_dynamic_content expects dynamic_html.<name> or "
-                                "dynamic_plain.<name>", ast[3])
+                raise ExprError("render_dynamic_content expects dynamic_html.<name> or dynamic_plain.<name>", ast[3])
             self.check_calls(arg)
             return _Dyn(root[1], arg, tag.start)
         self.check_calls(ast)
@@ -327,8 +328,7 @@ class _Builder:
                     if len(args) != 1:
                         raise ExprError("empty() expects one argument", pos)
                 elif name == "render_dynamic_content":
-                    raise ExprError("render_dynamic_content() must be the whole expression",
-                                    pos)
+                    raise ExprError("render_dynamic_content() must be the whole expression", pos)
                 else:
                     raise ExprError(f"unknown function '{name}'", pos)
                 stack.extend(args)
@@ -357,8 +357,18 @@ _HELPERS: dict[str, Any] = {
     "_sum": sum,
     "_map": map,
 }
-_BIN = {"lt": "_lt", "gt": "_gt", "le": "_le", "ge": "_ge", "add": "_add", "sub": "_sub",
-        "mul": "_mul", "div": "_div", "mod": "_mod", "concat": "_concat"}
+_BIN = {
+    "lt": "_lt",
+    "gt": "_gt",
+    "le": "_le",
+    "ge": "_ge",
+    "add": "_add",
+    "sub": "_sub",
+    "mul": "_mul",
+    "div": "_div",
+    "mod": "_mod",
+    "concat": "_concat",
+}
 for _op, _fn in _BIN.items():
     _HELPERS[_fn] = getattr(rt, _op)
 _BOOL_NODES = frozenset(["not"])
@@ -417,8 +427,9 @@ def _link_static(L: _LinkHook, url: str, raw: str, span: LinkSpan) -> str:
     return raw if out is None else out
 
 
-_HELPERS.update({"_loops_exceeded": _loops_exceeded, "_account": _account,
-                 "_droot": _dyn_root, "_with_loop": _with_loop})
+_HELPERS.update(
+    {"_loops_exceeded": _loops_exceeded, "_account": _account, "_droot": _dyn_root, "_with_loop": _with_loop}
+)
 
 
 def _lit(v: Any) -> str:
@@ -498,8 +509,7 @@ class _Gen:
             op, a, b = ast[1], ast[2], ast[3]
             if op in ("eq", "ne"):
                 sa, sb = self.ex(a), self.ex(b)
-                if (a[0] == "lit" and isinstance(a[1], str)) or (
-                        b[0] == "lit" and isinstance(b[1], str)):
+                if (a[0] == "lit" and isinstance(a[1], str)) or (b[0] == "lit" and isinstance(b[1], str)):
                     return f"({sa} {'==' if op == 'eq' else '!='} {sb})"
                 return f"_eq({sa}, {sb})" if op == "eq" else f"(not _eq({sa}, {sb}))"
             return f"{_BIN[op]}({self.ex(a)}, {self.ex(b)})"
@@ -627,8 +637,7 @@ class _Gen:
             chunk = self.ex(node.arg, dyn=True)
             data = "d"
             if self.loops:
-                data = (f"_with_loop(d, {self.loops[-1][1]}, {self.loops[-1][2]}, "
-                        f"{self.loop_vars_dict()})")
+                data = f"_with_loop(d, {self.loops[-1][1]}, {self.loops[-1][2]}, {self.loop_vars_dict()})"
             self.emit(f"_a(_DYN({data}, _tr, _st, _dp, {node.root!r}, {chunk}))", ind)
         else:
             raise AssertionError(node)
@@ -700,8 +709,14 @@ class CompiledPart:
         exec(compile(code, f"<template {part}>", "exec"), ns)  # noqa: S102 - generated code
         self._fn: _RenderFn = ns["_render"]
 
-    def render(self, data: dict[str, Any], tracker: Tracker | None = None, *,
-               limits: Limits = DEFAULT_LIMITS, budget: int | None = None) -> str:
+    def render(
+        self,
+        data: dict[str, Any],
+        tracker: Tracker | None = None,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        budget: int | None = None,
+    ) -> str:
         """Render for one recipient's data; raises TemplateRenderError.
 
         ``budget`` (bytes left in the whole message, see ``CompiledContent.render``) lowers
@@ -725,8 +740,7 @@ class CompiledPart:
         if len(out) > mx:
             if mx < limits.max_output_size:
                 raise MessageTooLarge(self.part, mx)
-            raise TemplateRenderError(
-                self.part, f"rendered output exceeds {limits.max_output_size} characters")
+            raise TemplateRenderError(self.part, f"rendered output exceeds {limits.max_output_size} characters")
         return out
 
     def _dynamic(self, d: dict[str, Any], tr: Tracker | None, st: list[int], dp: int, root: str, chunk: Any) -> str:
@@ -745,8 +759,7 @@ class CompiledPart:
                 else:
                     cp = compile_part(chunk, part=self.part, mode=mode)
             except TemplateSyntaxError as e:
-                raise RenderFailure(f"in dynamic content {root}: line {e.line}: {e.detail}")\
-                    from None
+                raise RenderFailure(f"in dynamic content {root}: line {e.line}: {e.detail}") from None
             if len(self._dyn_cache) < MAX_DYNAMIC_CACHE:
                 self._dyn_cache[key] = cp
         out = "".join(cp._fn(d, tr, st, dp + 1))

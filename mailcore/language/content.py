@@ -22,8 +22,18 @@ if TYPE_CHECKING:
 class CompiledContent:
     """All template parts of one content object, compiled."""
 
-    __slots__ = ("content", "from_email", "from_name", "from_is_object", "subject",
-                 "reply_to", "text", "html", "amp_html", "headers")
+    __slots__ = (
+        "content",
+        "from_email",
+        "from_name",
+        "from_is_object",
+        "subject",
+        "reply_to",
+        "text",
+        "html",
+        "amp_html",
+        "headers",
+    )
 
     def __init__(self, content: dict[str, Any]) -> None:
         self.content = content
@@ -37,8 +47,14 @@ class CompiledContent:
         self.amp_html: CompiledPart | None = None
         self.headers: dict[str, CompiledPart] = {}
 
-    def render(self, data: dict[str, Any], tracker: Tracker | None = None, *,
-               limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None) -> dict[str, Any]:
+    def render(
+        self,
+        data: dict[str, Any],
+        tracker: Tracker | None = None,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        max_bytes: int | None = None,
+    ) -> dict[str, Any]:
         """Render every part for one recipient; raises TemplateRenderError.
 
         ``max_bytes`` caps the whole rendered message: the UTF-8 bytes of every rendered
@@ -102,8 +118,12 @@ def _part(source: Any, part: str, mode: str, scan: Scan | None = None) -> Compil
     return compile_part(source, part=part, mode=mode, scan=scan)
 
 
-def compile_content(content: dict[str, Any], *, scan_html: Callable[[str], Scan] | None = None,
-                    scan_text: Callable[[str], Scan] | None = None) -> CompiledContent:
+def compile_content(
+    content: dict[str, Any],
+    *,
+    scan_html: Callable[[str], Scan] | None = None,
+    scan_text: Callable[[str], Scan] | None = None,
+) -> CompiledContent:
     """Compile the template text of ``content``; raises the first TemplateSyntaxError.
 
     ``scan_html`` / ``scan_text`` are the link scanners of mailcore/links.py; when given,
@@ -124,12 +144,10 @@ def compile_content(content: dict[str, Any], *, scan_html: Callable[[str], Scan]
         cc.reply_to = _part(content["reply_to"], "Header:Reply-To", "header")
     text = content.get("text")
     if text is not None:
-        cc.text = _part(text, "text", "text",
-                        scan_text(text) if scan_text and isinstance(text, str) else None)
+        cc.text = _part(text, "text", "text", scan_text(text) if scan_text and isinstance(text, str) else None)
     html = content.get("html")
     if html is not None:
-        cc.html = _part(html, "html", "html",
-                        scan_html(html) if scan_html and isinstance(html, str) else None)
+        cc.html = _part(html, "html", "html", scan_html(html) if scan_html and isinstance(html, str) else None)
     if content.get("amp_html") is not None:
         cc.amp_html = _part(content["amp_html"], "amp_html", "html")
     headers = content.get("headers") or {}

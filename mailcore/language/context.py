@@ -21,10 +21,16 @@ RESERVED_KEYS = frozenset(
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def build_context(*, tx_metadata: dict[str, Any] | None, tx_substitution_data: dict[str, Any] | None,
-                  rcpt_metadata: dict[str, Any] | None, rcpt_substitution_data: dict[str, Any] | None,
-                  address_email: str, address_name: str | None,
-                  return_path: str | None) -> dict[str, Any]:
+def build_context(
+    *,
+    tx_metadata: dict[str, Any] | None,
+    tx_substitution_data: dict[str, Any] | None,
+    rcpt_metadata: dict[str, Any] | None,
+    rcpt_substitution_data: dict[str, Any] | None,
+    address_email: str,
+    address_name: str | None,
+    return_path: str | None,
+) -> dict[str, Any]:
     """Merge the four data sources for one recipient and add the built-ins.
 
     Dynamic content (``render_dynamic_content``) must come from the *transmission*
@@ -32,8 +38,7 @@ def build_context(*, tx_metadata: dict[str, Any] | None, tx_substitution_data: d
     template can name.
     """
     ctx: dict[str, Any] = {}
-    for source in (tx_metadata, tx_substitution_data, rcpt_metadata,
-                   rcpt_substitution_data):
+    for source in (tx_metadata, tx_substitution_data, rcpt_metadata, rcpt_substitution_data):
         if source:
             ctx.update(source)
     ctx.pop(DYNAMIC_SOURCE_KEY, None)
@@ -58,8 +63,10 @@ def reserved_key_problem(data: Any, *, field: str = "substitution_data") -> str 
         return None
     for key in data:
         if key in RESERVED_KEYS:
-            return (f"{field} key '{key}' is reserved: language keywords and the built-in "
-                    "variables address, email, email_id, env_from and return_path cannot be keys")
+            return (
+                f"{field} key '{key}' is reserved: language keywords and the built-in "
+                "variables address, email, email_id, env_from and return_path cannot be keys"
+            )
     return None
 
 
@@ -76,8 +83,9 @@ def validate_data_keys(obj: Any, *, field: str = "substitution_data") -> list[st
     errors: list[str] = []
     for key in obj:
         if not isinstance(key, str) or not _KEY_RE.match(key):
-            errors.append(f"{field} key '{key}' is invalid: use US-ASCII letters, digits "
-                          "and '_', not starting with a digit")
+            errors.append(
+                f"{field} key '{key}' is invalid: use US-ASCII letters, digits and '_', not starting with a digit"
+            )
         elif (problem := reserved_key_problem({key: None}, field=field)) is not None:
             errors.append(problem)
     return errors

@@ -38,8 +38,19 @@ _TOKEN_RE = re.compile(
 #: operands: names, literal values, operator names, nested nodes, a tuple of call arguments.
 Ast = tuple[str, *tuple[Any, ...]]
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a",
-            "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "0": "\0",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +105,7 @@ def tokenize(text: str, base: int) -> list[Tok]:
         kind = m.lastgroup
         s = m.group()
         if kind == "num":
-            value: Any = int(s, 16) if s[:2] in ("0x", "0X") else (
-                int(s) if s.isdigit() else float(s))
+            value: Any = int(s, 16) if s[:2] in ("0x", "0X") else (int(s) if s.isdigit() else float(s))
             toks.append(Tok("num", value, s, base + pos))
         elif kind == "name":
             toks.append(Tok("kw" if s in KEYWORDS else "name", s, s, base + pos))
@@ -232,8 +242,12 @@ class Parser:
             operand = self._unary()
         finally:
             self.depth -= 1
-        if kind == "neg" and operand[0] == "lit" and isinstance(operand[1], (int, float)) \
-                and not isinstance(operand[1], bool):
+        if (
+            kind == "neg"
+            and operand[0] == "lit"
+            and isinstance(operand[1], (int, float))
+            and not isinstance(operand[1], bool)
+        ):
             return ("lit", -operand[1])
         return (kind, operand)
 

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from mailcore.links import LinkSpan, Scan
 
 # Tag content: anything but quotes and "}}", with quoted strings skipped as a whole.
-_CONTENT_RE = re.compile(r"""(?:[^'"}]|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\}(?!\}))*""",
-                         re.DOTALL)
+_CONTENT_RE = re.compile(r"""(?:[^'"}]|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\}(?!\}))*""", re.DOTALL)
 _STMT_RE = re.compile(r"\s*(if|elseif|else|end|each)(?![A-Za-z0-9_])")
 _RIGHT_ALONE_RE = re.compile(r"[ \t]*(?:\r?\n)?")
 _RIGHT_WS_RE = re.compile(r"[ \t]*")
@@ -118,9 +117,9 @@ def apply_whitespace(source: str, items: list[Text | Tag]) -> None:
                     alone = False
                     break
             else:
-                seg = source[p.start:p.end]
+                seg = source[p.start : p.end]
                 nl = seg.rfind("\n")
-                if seg[nl + 1:].strip(" \t"):
+                if seg[nl + 1 :].strip(" \t"):
                     alone = False
                     break
                 if nl >= 0:
@@ -135,7 +134,7 @@ def apply_whitespace(source: str, items: list[Text | Tag]) -> None:
                         alone = False
                         break
                 else:
-                    seg = source[p.start:p.end]
+                    seg = source[p.start : p.end]
                     nl = seg.find("\n")
                     head = seg if nl < 0 else seg[:nl]
                     if head.strip(" \t\r"):
@@ -164,8 +163,7 @@ def apply_whitespace(source: str, items: list[Text | Tag]) -> None:
             m = cast("re.Match[str]", _RIGHT_WS_RE.match(source, p.start, p.end))  # "...*" matches
             e = m.end()
             last = k + 2 == n_items
-            if source.startswith("\n", e) or source.startswith("\r\n", e) or (
-                    e == p.end and last):
+            if source.startswith("\n", e) or source.startswith("\r\n", e) or (e == p.end and last):
                 p.start = e
     items[:] = [it for it in items if not isinstance(it, Text) or it.end > it.start]
 
@@ -176,7 +174,7 @@ def mark_url_context(source: str, items: list[Text | Tag]) -> None:
         if not isinstance(it, Tag) or it.keyword is not None:
             continue
         ls = source.rfind("\n", 0, it.start) + 1
-        seg = source[ls:it.start]
+        seg = source[ls : it.start]
         low = seg.lower()
         if "http" not in low:
             continue
@@ -207,16 +205,16 @@ def cut(source: str, items: list[Text | Tag], scan: Scan) -> list[Text | Tag | M
             return tags[k]
         return None
 
-    strips = [(s, e) for s, e in scan.strip
-              if e > s and inside_tag(s) is None and inside_tag(e) is None]
+    strips = [(s, e) for s, e in scan.strip if e > s and inside_tag(s) is None and inside_tag(e) is None]
     markers: list[Marker] = []
     for span in scan.links:
-        if inside_tag(span.start) is None and inside_tag(span.end) is None \
-                and span.end > span.start:
+        if inside_tag(span.start) is None and inside_tag(span.end) is None and span.end > span.start:
             markers.append(Marker(span.start, "link_start", span=span))
             markers.append(Marker(span.end, "link_end", span=span))
-    for kind, pos in (("initial_open", getattr(scan, "initial_open_at", None)),
-                      ("open", getattr(scan, "open_at", None))):
+    for kind, pos in (
+        ("initial_open", getattr(scan, "initial_open_at", None)),
+        ("open", getattr(scan, "open_at", None)),
+    ):
         if pos is None:
             continue
         pos = min(max(pos, 0), len(source))

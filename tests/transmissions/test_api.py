@@ -224,8 +224,16 @@ def test_options_of_wrong_type_are_422_1300(api):
 
 
 def test_accepted_options_are_stored(api):
-    options = {"open_tracking": False, "click_tracking": True, "transactional": True, "inline_css": True,
-               "sandbox": False, "ip_pool": "pool", "skip_suppression": True, "initial_open": False}
+    options = {
+        "open_tracking": False,
+        "click_tracking": True,
+        "transactional": True,
+        "inline_css": True,
+        "sandbox": False,
+        "ip_pool": "pool",
+        "skip_suppression": True,
+        "initial_open": False,
+    }
     response = post(api, body(options=options))
     assert response.status_code == 200
     assert Transmission.objects.get(pk=int(response.json()["results"]["id"])).options == options
@@ -253,7 +261,10 @@ def test_list_returns_summaries_and_filters(api, template):
     listed = api.get(URL).json()["results"]
     by_id = {item["id"]: item for item in listed}
     assert by_id[inline_id] == {
-        "id": inline_id, "campaign_id": "one", "description": "", "state": "submitted",
+        "id": inline_id,
+        "campaign_id": "one",
+        "description": "",
+        "state": "submitted",
         "content": {"template_id": "inline"},
     }
     assert by_id[stored_id]["content"]["template_id"] == template
@@ -357,9 +368,9 @@ def test_delete_needs_modify(api, api_with):
 def test_template_and_list_are_in_use_while_submitted_or_generating(api, template, recipient_list):
     from transmissions.selectors import transmission_uses_list, transmission_uses_template
 
-    tid = post(api, body(content={"template_id": template}, recipients={"list_id": recipient_list})).json()[
-        "results"
-    ]["id"]
+    tid = post(api, body(content={"template_id": template}, recipients={"list_id": recipient_list})).json()["results"][
+        "id"
+    ]
     assert transmission_uses_template(template_id=template)
     assert transmission_uses_list(list_id=recipient_list)
     assert_error(api.delete(f"/api/v1/templates/{template}"), 409, "1602")
@@ -377,7 +388,9 @@ def test_due_transmissions_are_found_by_the_scheduler(api):
 
 
 def test_ten_thousand_recipients_are_accepted_quickly(api):
-    recipients = [{"address": {"email": f"r{i}@example.com"}, "tags": ["t"], "metadata": {"i": i}} for i in range(10_000)]
+    recipients = [
+        {"address": {"email": f"r{i}@example.com"}, "tags": ["t"], "metadata": {"i": i}} for i in range(10_000)
+    ]
     started = time.perf_counter()
     response = post(api, body(recipients=recipients))
     elapsed = time.perf_counter() - started

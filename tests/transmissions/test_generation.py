@@ -15,7 +15,10 @@ from transmissions.models import Message, MessageState, Transmission, Transmissi
 
 
 def test_a_message_is_built_sent_and_recorded(api, relay, events):
-    transmission = run(api, body(content={**CONTENT, "reply_to": "reply@sender.test", "headers": {"CC": "cc@example.com", "X-Tag": "v"}}))
+    transmission = run(
+        api,
+        body(content={**CONTENT, "reply_to": "reply@sender.test", "headers": {"CC": "cc@example.com", "X-Tag": "v"}}),
+    )
     assert transmission.state == TransmissionState.SUCCESS
     assert transmission.num_generated == 1 and transmission.num_failed_gen == 0
     assert transmission.generation_end_time is not None
@@ -68,7 +71,9 @@ def test_the_click_token_carries_the_original_url(api, relay, events):
     run(api, body())
     html, _text = parts(relay.received[0].message)
     token = re.search(r'href="[^"]+/f/([A-Za-z0-9_-]+)"', html).group(1)
-    decoded = tracking_signer().decode(token, now=int(__import__("time").time()), max_age=settings.ENGAGE_TRACKING_LINK_EXPIRY)
+    decoded = tracking_signer().decode(
+        token, now=int(__import__("time").time()), max_age=settings.ENGAGE_TRACKING_LINK_EXPIRY
+    )
     assert decoded.target_url == "https://example.com/offer?u=World"
     assert decoded.link_name == "offer"
     assert decoded.rcpt_tags == ["t1"]
@@ -79,7 +84,10 @@ def test_the_click_token_carries_the_original_url(api, relay, events):
     [
         ({"address": "Plain <p@example.com>"}, "Plain <p@example.com>"),
         ({"address": "p@example.com"}, "p@example.com"),
-        ({"address": {"email": "p@example.com", "name": "Pat", "header_to": "list@example.com"}}, "Pat <list@example.com>"),
+        (
+            {"address": {"email": "p@example.com", "name": "Pat", "header_to": "list@example.com"}},
+            "Pat <list@example.com>",
+        ),
         (
             {"address": {"email": "p@example.com", "name": "Pat", "header_to": "The List <list@example.com>"}},
             "The List <list@example.com>",
@@ -118,7 +126,15 @@ def test_attachments_and_inline_images(api, relay):
     message = relay.received[0].message
     assert message.get_content_type() == "multipart/mixed"
     types = [part.get_content_type() for part in message.walk()]
-    assert types == ["multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png", "application/pdf"]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "multipart/related",
+        "text/html",
+        "image/png",
+        "application/pdf",
+    ]
     image = next(p for p in message.walk() if p.get_content_type() == "image/png")
     assert image["Content-ID"] == "<logo>"
     assert image.get_content() == b"\x89PNG fake"
@@ -289,7 +305,9 @@ def test_tracking_precedence_shows_in_the_sent_message(api, relay, settings, tx,
     settings.ENGAGE_CLICK_TRACKING = not default  # independent chains: use opposite defaults
     tpl_options = {key: value for key, value in (("open_tracking", tpl), ("click_tracking", tpl)) if value is not None}
     response = api.post(
-        "/api/v1/templates", {"id": "prec", "published": True, "content": CONTENT, "options": tpl_options}, format="json"
+        "/api/v1/templates",
+        {"id": "prec", "published": True, "content": CONTENT, "options": tpl_options},
+        format="json",
     )
     assert response.status_code == 200, response.content
     tx_options = {key: value for key, value in (("open_tracking", tx), ("click_tracking", tx)) if value is not None}

@@ -9,7 +9,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--label", required=True)
-        parser.add_argument("--grants", required=True, help='comma list, e.g. "transmissions/modify,templates/view", or "all"')
+        parser.add_argument(
+            "--grants", required=True, help='comma list, e.g. "transmissions/modify,templates/view", or "all"'
+        )
 
     def handle(self, *args, label, grants, **options):
         try:

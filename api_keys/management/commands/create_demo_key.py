@@ -15,8 +15,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if ApiKey.objects.filter(label=DEMO_LABEL).exists():
-            self.stderr.write("engage: the demo API key exists (shown once when it was created); "
-                              "make another with: manage.py create_api_key --label me --grants all")
+            self.stderr.write(
+                "engage: the demo API key exists (shown once when it was created); "
+                "make another with: manage.py create_api_key --label me --grants all"
+            )
         else:
             _key, raw = api_key_create(label=DEMO_LABEL, grants=list(ALL_GRANTS))
             self.stdout.write(f"engage: demo API key (shown once, keep it): {raw}")

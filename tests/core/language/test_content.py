@@ -35,16 +35,19 @@ def test_from_as_string_stays_a_string() -> None:
     assert compile_content({"from": "{{a}}@x.com"}).render({"a": "me"})["from"] == "me@x.com"
 
 
-@pytest.mark.parametrize(("content", "part", "line"), [
-    ({"subject": "{{if}}"}, "Header:Subject", 1),
-    ({"from": {"email": "a@b", "name": "{{ x + }}"}}, "Header:From", 1),
-    ({"from": "{{"}, "Header:From", 1),
-    ({"reply_to": "{{end}}"}, "Header:Reply-To", 1),
-    ({"text": "a\n{{each}}"}, "text", 2),
-    ({"html": "a\nb\n{{if name age}}{{end}}"}, "html", 3),
-    ({"headers": {"X-Foo": "{{)}}"}}, "Header:X-Foo", 1),
-    ({"subject": "ok", "html": "{{bad bad}}"}, "html", 1),
-])
+@pytest.mark.parametrize(
+    ("content", "part", "line"),
+    [
+        ({"subject": "{{if}}"}, "Header:Subject", 1),
+        ({"from": {"email": "a@b", "name": "{{ x + }}"}}, "Header:From", 1),
+        ({"from": "{{"}, "Header:From", 1),
+        ({"reply_to": "{{end}}"}, "Header:Reply-To", 1),
+        ({"text": "a\n{{each}}"}, "text", 2),
+        ({"html": "a\nb\n{{if name age}}{{end}}"}, "html", 3),
+        ({"headers": {"X-Foo": "{{)}}"}}, "Header:X-Foo", 1),
+        ({"subject": "ok", "html": "{{bad bad}}"}, "html", 1),
+    ],
+)
 def test_syntax_errors_name_the_part_and_line(content: dict, part: str, line: int) -> None:
     with pytest.raises(TemplateSyntaxError) as info:
         compile_content(content)

@@ -9,9 +9,15 @@ from mailcore.language.context import RESERVED_KEYS
 
 
 def ctx(**overrides):
-    args = {"tx_metadata": None, "tx_substitution_data": None, "rcpt_metadata": None,
-            "rcpt_substitution_data": None, "address_email": "jo@example.com",
-            "address_name": "Jo", "return_path": "bounces@example.com"}
+    args = {
+        "tx_metadata": None,
+        "tx_substitution_data": None,
+        "rcpt_metadata": None,
+        "rcpt_substitution_data": None,
+        "address_email": "jo@example.com",
+        "address_name": "Jo",
+        "return_path": "bounces@example.com",
+    }
     args.update(overrides)
     return build_context(**args)
 
@@ -21,32 +27,42 @@ def render(template: str, data: dict) -> str:
 
 
 def test_spec_worked_example_recipient_substitution_data_wins() -> None:
-    data = ctx(tx_metadata={"city": "SF"}, tx_substitution_data={"city": "Seattle"},
-               rcpt_metadata={"city": "Baltimore"}, rcpt_substitution_data={"city": "New York"})
+    data = ctx(
+        tx_metadata={"city": "SF"},
+        tx_substitution_data={"city": "Seattle"},
+        rcpt_metadata={"city": "Baltimore"},
+        rcpt_substitution_data={"city": "New York"},
+    )
     assert render("{{city}}", data) == "New York"
 
 
-@pytest.mark.parametrize(("sources", "expected"), [
-    ({"tx_metadata": {"city": "SF"}}, "SF"),
-    ({"tx_metadata": {"city": "SF"}, "tx_substitution_data": {"city": "Seattle"}}, "Seattle"),
-    ({"tx_substitution_data": {"city": "Seattle"}, "rcpt_metadata": {"city": "Baltimore"}}, "Baltimore"),
-    ({"rcpt_metadata": {"city": "Baltimore"}, "rcpt_substitution_data": {"city": "New York"}}, "New York"),
-    ({"tx_metadata": {"city": "SF"}, "rcpt_metadata": {"city": "Baltimore"}}, "Baltimore"),
-])
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        ({"tx_metadata": {"city": "SF"}}, "SF"),
+        ({"tx_metadata": {"city": "SF"}, "tx_substitution_data": {"city": "Seattle"}}, "Seattle"),
+        ({"tx_substitution_data": {"city": "Seattle"}, "rcpt_metadata": {"city": "Baltimore"}}, "Baltimore"),
+        ({"rcpt_metadata": {"city": "Baltimore"}, "rcpt_substitution_data": {"city": "New York"}}, "New York"),
+        ({"tx_metadata": {"city": "SF"}, "rcpt_metadata": {"city": "Baltimore"}}, "Baltimore"),
+    ],
+)
 def test_precedence_order_is_tx_meta_tx_data_rcpt_meta_rcpt_data(sources: dict, expected: str) -> None:
     assert render("{{city}}", ctx(**sources)) == expected
 
 
 def test_merge_is_shallow() -> None:
-    data = ctx(tx_substitution_data={"user": {"first": "A", "last": "B"}},
-               rcpt_substitution_data={"user": {"first": "C"}})
+    data = ctx(
+        tx_substitution_data={"user": {"first": "A", "last": "B"}}, rcpt_substitution_data={"user": {"first": "C"}}
+    )
     assert render("{{user.first}}-{{user.last}}", data) == "C-"
 
 
 def test_builtins_are_present_and_cannot_be_overridden() -> None:
     data = ctx(rcpt_substitution_data={"email": "evil@x.com", "address": "nope", "return_path": "x"})
-    assert render("{{email}}|{{address.email}}|{{address.name}}|{{return_path}}", data) == \
-        "jo@example.com|jo@example.com|Jo|bounces@example.com"
+    assert (
+        render("{{email}}|{{address.email}}|{{address.name}}|{{return_path}}", data)
+        == "jo@example.com|jo@example.com|Jo|bounces@example.com"
+    )
 
 
 def test_missing_address_name_renders_empty() -> None:
@@ -54,8 +70,10 @@ def test_missing_address_name_renders_empty() -> None:
 
 
 def test_dynamic_content_comes_from_transmission_substitution_data_only() -> None:
-    data = ctx(tx_substitution_data={"dynamic_plain": {"x": "tx {{email}}"}},
-               rcpt_substitution_data={"dynamic_plain": {"x": "rcpt"}})
+    data = ctx(
+        tx_substitution_data={"dynamic_plain": {"x": "tx {{email}}"}},
+        rcpt_substitution_data={"dynamic_plain": {"x": "rcpt"}},
+    )
     assert render("{{render_dynamic_content(dynamic_plain.x)}}", data) == "tx jo@example.com"
 
 
@@ -89,8 +107,10 @@ def test_reserved_keys_are_rejected(key: str) -> None:
 
 
 def test_reserved_list_matches_the_spec() -> None:
-    spec = ("and break do else elseif end false for function if in local nil not or each repeat return then "
-            "true until while address email email_id env_from return_path").split()
+    spec = (
+        "and break do else elseif end false for function if in local nil not or each repeat return then "
+        "true until while address email email_id env_from return_path"
+    ).split()
     assert set(spec) == RESERVED_KEYS
 
 
@@ -107,6 +127,8 @@ def test_reserved_word_check_is_case_sensitive_like_lua() -> None:
 def test_reserved_key_problem_names_the_first_reserved_key_and_ignores_non_objects() -> None:
     from mailcore.language import reserved_key_problem
 
-    assert reserved_key_problem({"name": 1, "email": 2, "end": 3}).startswith("substitution_data key 'email' is reserved")
+    assert reserved_key_problem({"name": 1, "email": 2, "end": 3}).startswith(
+        "substitution_data key 'email' is reserved"
+    )
     assert reserved_key_problem({"name": 1, "End": 2}) is None
     assert reserved_key_problem(None) is None and reserved_key_problem([1]) is None

@@ -64,22 +64,28 @@ def compiled(source: str, mode: str = "html"):
     return compile_part(source, part="html", mode=mode, scan=fake_scan_html(source))
 
 
-PAGE = ('<html><body class="b"><a href="https://x.com/a?u={{user}}&amp;o=1" data-msys-linkname="ban">A</a>'
-        '<a href="https://x.com/static">S</a></body></html>')
+PAGE = (
+    '<html><body class="b"><a href="https://x.com/a?u={{user}}&amp;o=1" data-msys-linkname="ban">A</a>'
+    '<a href="https://x.com/static">S</a></body></html>'
+)
 
 
 def test_without_tracker_links_render_unchanged_and_no_pixels() -> None:
     out = compiled(PAGE).render({"user": "Jo Li"})
-    assert out == ('<html><body class="b"><a href="https://x.com/a?u=Jo%20Li&amp;o=1">A</a>'
-                   '<a href="https://x.com/static">S</a></body></html>')
+    assert out == (
+        '<html><body class="b"><a href="https://x.com/a?u=Jo%20Li&amp;o=1">A</a>'
+        '<a href="https://x.com/static">S</a></body></html>'
+    )
 
 
 def test_tracker_gets_rendered_url_with_entities_decoded_once() -> None:
     tracker = RecordingTracker()
     out = compiled(PAGE).render({"user": "Jo Li"}, tracker)
     assert tracker.seen == ["https://x.com/a?u=Jo%20Li&o=1", "https://x.com/static"]
-    assert out == ('<html><body class="b"><img initial_open><a href="https://t.example/f/1">A</a>'
-                   '<a href="https://t.example/f/2">S</a><img open></body></html>')
+    assert out == (
+        '<html><body class="b"><img initial_open><a href="https://t.example/f/1">A</a>'
+        '<a href="https://t.example/f/2">S</a><img open></body></html>'
+    )
 
 
 def test_stripped_ranges_vanish_with_tags_inside_them() -> None:
@@ -156,13 +162,14 @@ def test_text_part_links_are_tracked_without_entity_decoding() -> None:
 
 def test_dynamic_html_links_are_tracked_and_chunks_compiled_once() -> None:
     src = "<body>{{each picks}}{{render_dynamic_content(dynamic_html[loop_var])}}{{end}}</body>"
-    data = {"picks": ["a", "a"], "u": "x y",
-            "dynamic_html": {"a": '<a href="https://d.com/?u={{u}}">d</a>'}}
+    data = {"picks": ["a", "a"], "u": "x y", "dynamic_html": {"a": '<a href="https://d.com/?u={{u}}">d</a>'}}
     part = compiled(src)
     tracker = ScanningTracker()
     out = part.render(data, tracker)
-    assert out == ('<body><img initial_open><a href="https://t.example/f/1">d</a>'
-                   '<a href="https://t.example/f/2">d</a><img open></body>')
+    assert out == (
+        '<body><img initial_open><a href="https://t.example/f/1">d</a>'
+        '<a href="https://t.example/f/2">d</a><img open></body>'
+    )
     assert tracker.seen == ["https://d.com/?u=x%20y", "https://d.com/?u=x%20y"]
     part.render(data, tracker)
     assert tracker.dynamic_compiles == 1
@@ -178,14 +185,18 @@ def test_dynamic_content_without_compile_dynamic_is_not_tracked() -> None:
 
 def test_with_the_real_tracking_scanner() -> None:
     links = pytest.importorskip("mailcore.links")
-    src = ('<html><body><a href="https://x.com/?u={{user}}&amp;a=1" data-msys-linkname="ban">x</a>'
-           '<a data-msys-clicktrack="0" href="http://n.com/{{user}}">n</a></body></html>')
+    src = (
+        '<html><body><a href="https://x.com/?u={{user}}&amp;a=1" data-msys-linkname="ban">x</a>'
+        '<a data-msys-clicktrack="0" href="http://n.com/{{user}}">n</a></body></html>'
+    )
     part = compile_part(src, part="html", mode="html", scan=links.scan_html(src))
     tracker = RecordingTracker()
     out = part.render({"user": "a b"}, tracker)
     assert tracker.seen == ["https://x.com/?u=a%20b&a=1"]
-    assert out == ('<html><body><img initial_open><a href="https://t.example/f/1">x</a>'
-                   '<a href="http://n.com/a%20b">n</a><img open></body></html>')
+    assert out == (
+        '<html><body><img initial_open><a href="https://t.example/f/1">x</a>'
+        '<a href="http://n.com/a%20b">n</a><img open></body></html>'
+    )
     text = 'see http://x.com/{{a}}[[data-msys-unsubscribe="1"]] ok'
     tpart = compile_part(text, part="text", mode="text", scan=links.scan_text(text))
     tracker = RecordingTracker()
@@ -193,13 +204,16 @@ def test_with_the_real_tracking_scanner() -> None:
     assert tracker.seen == ["http://x.com/q%20r"]
 
 
-@pytest.mark.parametrize(("href", "decoded"), [
-    ("https://x.com/?a=1&amp;b=2", "https://x.com/?a=1&b=2"),
-    ("https://x.com/?a=1&copy=2", "https://x.com/?a=1&copy=2"),
-    ("https://x.com/&#47;p", "https://x.com//p"),
-    ("https://x.com/?q=&amp;amp;", "https://x.com/?q=&amp;"),
-    ("https://x.com/?q=a&b", "https://x.com/?q=a&b"),
-])
+@pytest.mark.parametrize(
+    ("href", "decoded"),
+    [
+        ("https://x.com/?a=1&amp;b=2", "https://x.com/?a=1&b=2"),
+        ("https://x.com/?a=1&copy=2", "https://x.com/?a=1&copy=2"),
+        ("https://x.com/&#47;p", "https://x.com//p"),
+        ("https://x.com/?q=&amp;amp;", "https://x.com/?q=&amp;"),
+        ("https://x.com/?q=a&b", "https://x.com/?q=a&b"),
+    ],
+)
 def test_href_entities_are_decoded_once_like_a_browser(href: str, decoded: str) -> None:
     tracker = RecordingTracker()
     compiled(f'<a href="{href}">x</a>').render({}, tracker)
