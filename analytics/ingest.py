@@ -170,9 +170,13 @@ def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[d
     found: dict[str, tuple[str, str]] = {}
     for event in events:
         message_id = event.get("message_id")
-        if message_id in wanting and message_id not in found and event.get("type") in _SEND_TYPES:
-            if event.get("friendly_from") or event.get("subject"):
-                found[message_id] = (event.get("friendly_from") or "", event.get("subject") or "")
+        if (
+            message_id in wanting
+            and message_id not in found
+            and event.get("type") in _SEND_TYPES
+            and (event.get("friendly_from") or event.get("subject"))
+        ):
+            found[message_id] = (event.get("friendly_from") or "", event.get("subject") or "")
     missing = sorted(wanting - found.keys())
     if missing:
         cursor.execute(_MESSAGE_FIELDS, [missing, sorted(_SEND_TYPES)])

@@ -125,10 +125,13 @@ def load(total: int, size: int, *, interleave: bool) -> tuple[float, float]:
 
     def plain(rows: list[tuple]) -> float:
         began = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            with cursor.copy(f"COPY bench_plain ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY bench_plain ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
         return time.perf_counter() - began
 
     ingest_seconds = plain_seconds = 0.0

@@ -111,9 +111,8 @@ def tracking_domain_normalize(value: str) -> str:
                 raise ValueError(f"must be {TRACKING_DOMAIN_FORMS}")
     elif ":" in rest:
         host, _, port = rest.partition(":")
-    if port or rest.endswith(":"):
-        if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
-            raise ValueError(f"the port {port[:20]!r} is not a number in 1-65535")
+    if (port or rest.endswith(":")) and (not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535):
+        raise ValueError(f"the port {port[:20]!r} is not a number in 1-65535")
     written = host_normalize(host) + (f":{int(port)}" if port else "")
     return f"{scheme}://{written}" if scheme else written
 

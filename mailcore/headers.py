@@ -307,9 +307,15 @@ def header_line(name: str, value: str | Sequence[Address]) -> bytes:
                     return line.encode("ascii")
         return _address_list(name, parse_addresses(value) if isinstance(value, str) else value).encode("utf-8")
     text = cast(str, value)  # only an address header takes mailbox pairs
-    if text.isascii() and len(name) + len(text) <= FOLD_AT - 2 and text.isprintable():
-        if text[:1] != " " and text[-1:] != " " and "=?" not in text:
-            return f"{name}: {text}\n".encode("ascii")
+    if (
+        text.isascii()
+        and len(name) + len(text) <= FOLD_AT - 2
+        and text.isprintable()
+        and text[:1] != " "
+        and text[-1:] != " "
+        and "=?" not in text
+    ):
+        return f"{name}: {text}\n".encode("ascii")
     return _unstructured(name, text).encode("ascii")
 
 

@@ -406,11 +406,11 @@ def _trim_text_url(s: str, start: int, end: int) -> int:
     """Drop trailing sentence punctuation and an unbalanced closing ``)`` / ``]``."""
     while end > start:
         last = s[end - 1]
-        if last in _TRAILING:
-            end -= 1
-        elif last == ")" and s.count("(", start, end) < s.count(")", start, end):
-            end -= 1
-        elif last == "]" and s.count("[", start, end) < s.count("]", start, end):
+        if (
+            last in _TRAILING
+            or (last == ")" and s.count("(", start, end) < s.count(")", start, end))
+            or (last == "]" and s.count("[", start, end) < s.count("]", start, end))
+        ):
             end -= 1
         else:
             break

@@ -99,18 +99,17 @@ def _recipients(
 
 def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: int) -> None:
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(_COPY_SQL) as copy:
-            for index, recipient in enumerate(recipients):
-                copy.write_row(
-                    (
-                        transmission_id,
-                        index // chunk_size,
-                        message_id_new(),
-                        recipient["address"]["email"],
-                        dumps(recipient),
-                    )
+    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_SQL) as copy:
+        for index, recipient in enumerate(recipients):
+            copy.write_row(
+                (
+                    transmission_id,
+                    index // chunk_size,
+                    message_id_new(),
+                    recipient["address"]["email"],
+                    dumps(recipient),
                 )
+            )
 
 
 def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None) -> CreateResult:

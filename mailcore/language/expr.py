@@ -269,10 +269,7 @@ class Parser:
                 self.i += 1
                 key = self.parse_expr()
                 self.expect_op("]")
-                if key[0] == "lit" and isinstance(key[1], str):
-                    node = ("attr", node, key[1])
-                else:
-                    node = ("index", node, key)
+                node = ("attr", node, key[1]) if key[0] == "lit" and isinstance(key[1], str) else ("index", node, key)
             elif t.kind == "op" and t.value == "(":
                 if node[0] != "name":
                     raise self.error(t)

@@ -56,7 +56,7 @@ def parts(message):
 def no_defects(message) -> None:
     for part in message.walk():
         assert not part.defects, part.defects
-    for name in message.keys():
+    for name in message:
         assert not message[name].defects, (name, message[name].defects)
 
 

@@ -38,7 +38,7 @@ def test_a_message_is_built_sent_and_recorded(api, relay, events):
     stored = Message.objects.get(transmission=transmission)
     assert stored.state == MessageState.SENT
     assert message["Message-ID"] == f"<{stored.message_id}@sender.test>"
-    assert "List-Unsubscribe=One-Click" == message["List-Unsubscribe-Post"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<mailto:[^>]+>, <http://[^>]+/u/[A-Za-z0-9_-]+>", message["List-Unsubscribe"])
     html, text = parts(message)
     assert "data-msys" not in html

@@ -166,7 +166,7 @@ def test_any_unicode_in_data_names_and_headers_gives_the_message_engage_means(
     assert list(message.keys()) == ["From", "To", "Subject", "Reply-To", "Date", "Message-ID", "X-Custom", "CC",
                                     "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
                                     "Content-Transfer-Encoding"]  # fmt: skip
-    for name in message.keys():
+    for name in message:
         assert not message[name].defects, (name, message[name].defects)
 
     def shown(name):

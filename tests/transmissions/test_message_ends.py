@@ -307,7 +307,7 @@ def test_the_inputs_of_issue_11_end_their_message_and_nothing_else(api, relay, e
     content = {"from": {"email": "news@sender.test", "name": "News"}, "subject": "Hi {{v}}", "text": "t {{v}}"}
     transmission = run(api, body(recipients=recipients, content=content))
     assert transmission.state == TransmissionState.SUCCESS
-    assert GOOD <= {r.rcpt_tos[0] for r in relay.received}
+    assert {r.rcpt_tos[0] for r in relay.received} >= GOOD
     assert not Message.objects.filter(transmission_id=transmission.id, state__in=["queued", "sending"]).exists()
     kinds = _by_recipient(events())
     assert all(kinds[email] == ["delivery", "injection"] for email in GOOD)
