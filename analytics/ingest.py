@@ -31,14 +31,12 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from analytics import rollups
-from tracking.models import EVENT_CATEGORY, EVENT_COLUMNS, EVENT_DEFAULTS
+from tracking.models import EVENT_CATEGORY, EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 
 STAGE = "analytics_stage"
 WORK_MEM = "64MB"
 SEQUENCE = "tracking_event_id_seq"  # the bigserial of tracking_event.id
 
-_DEFAULTS = EVENT_DEFAULTS
-_JSON = {"rcpt_meta", "rcpt_tags", "extra"}
 _COLS = ", ".join(EVENT_COLUMNS)
 _TIMESTAMP = EVENT_COLUMNS.index("timestamp")
 _LANDED = f"{rollups.LANDED} ({', '.join(rollups.LANDED_COLUMNS)})"
@@ -76,12 +74,12 @@ def event_row(event: dict[str, Any]) -> tuple:
     for column in EVENT_COLUMNS:
         value = event.get(column)
         if value is None:
-            value = _DEFAULTS.get(column)
+            value = EVENT_DEFAULTS.get(column)
             if value is None:
                 raise ValueError(f"event is missing {column!r}")
         if column == "recipient_domain" and not value:
             value = (event.get("rcpt_to") or "").rpartition("@")[2].lower()
-        row.append(Jsonb(value) if column in _JSON else value)
+        row.append(Jsonb(value) if column in EVENT_JSON_COLUMNS else value)
     return tuple(row)
 
 

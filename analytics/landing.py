@@ -37,7 +37,7 @@ from django.db import DatabaseError, connection, transaction
 
 from analytics import ingest
 from tracking.events import EVENT_FIELD, events_redis
-from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS
+from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 from tracking.outbox import spool_replay
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,8 @@ __all__ = [
     "outbox_land",
 ]
 
-_DEFAULTS = EVENT_DEFAULTS
-_JSON_COLUMNS = frozenset({"rcpt_meta", "rcpt_tags", "extra"})
 _COLUMN_SET = frozenset(EVENT_COLUMNS)
 _TRUE_STRINGS = frozenset({"1", "true", "yes", "on"})
-_FIELD = EVENT_FIELD
 
 
 def _group_ensure(client: redis.Redis, stream: str, group: str) -> None:
@@ -116,7 +113,7 @@ def _as_timestamp(value: Any) -> datetime:
 
 def event_record_row(record: dict[str, Any]) -> dict[str, Any]:
     """One Event row (column -> value) from a buffered record; unknown keys go to ``extra``."""
-    row = {column: record.get(column, _DEFAULTS.get(column)) for column in EVENT_COLUMNS}
+    row = {column: record.get(column, EVENT_DEFAULTS.get(column)) for column in EVENT_COLUMNS}
     extra = dict(record["extra"]) if isinstance(record.get("extra"), dict) else {}
     for key, value in record.items():
         if key not in _COLUMN_SET and key != "id":
@@ -129,9 +126,11 @@ def event_record_row(record: dict[str, Any]) -> dict[str, Any]:
     for column in EVENT_COLUMNS:
         value = row[column]
         if value is None:
-            row[column] = _DEFAULTS.get(column, "")
+            row[column] = EVENT_DEFAULTS.get(column, "")
         elif (
-            column not in _JSON_COLUMNS and column not in ("timestamp", "transactional") and not isinstance(value, str)
+            column not in EVENT_JSON_COLUMNS
+            and column not in ("timestamp", "transactional")
+            and not isinstance(value, str)
         ):
             row[column] = str(value)
     if not row["recipient_domain"] and "@" in row["rcpt_to"]:
@@ -178,7 +177,7 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
     rows: list[dict[str, Any]] = []
     for entry_id, fields in entries:
         try:
-            rows.append(event_record_row(json.loads(fields[_FIELD])))
+            rows.append(event_record_row(json.loads(fields[EVENT_FIELD])))
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed entry would block every batch it is in: log it and drop it.
             log.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)

@@ -85,14 +85,3 @@ def _clear_throttle_cache(request):
         if keys:
             client.delete(*keys)
     yield
-
-
-@pytest.fixture(autouse=True)
-def _redis_pause_reset():
-    """Each test starts with tracking hits trying Redis (tracking.outbox pauses it for a
-    second after a failure, which would otherwise leak from one test into the next)."""
-    from tracking import outbox
-
-    outbox._redis_pause["until"] = 0.0
-    yield
-    outbox._redis_pause["until"] = 0.0

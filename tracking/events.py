@@ -38,7 +38,6 @@ __all__ = [
 
 #: The stream entry field that holds an event's JSON.
 EVENT_FIELD = b"e"
-_FIELD = EVENT_FIELD
 
 # --- event ids ----------------------------------------------------------------------------
 # Time-ordered 64-bit ids: milliseconds << 22 | node (10 bits) << 12 | sequence (12 bits).
@@ -155,7 +154,9 @@ def events_xadd(payloads: list[bytes], *, timeout: float = REDIS_TIMEOUT) -> Non
     conn = _thread_connection(timeout)
     stream = settings.ENGAGE_EVENT_STREAM
     try:
-        conn.send_packed_command(conn.pack_commands([("XADD", stream, "*", _FIELD, payload) for payload in payloads]))
+        conn.send_packed_command(
+            conn.pack_commands([("XADD", stream, "*", EVENT_FIELD, payload) for payload in payloads])
+        )
         for _ in payloads:
             conn.read_response()
     except redis.RedisError:

@@ -52,6 +52,9 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: The jsonb columns of tracking_event (the others are text, a boolean and the timestamp).
+EVENT_JSON_COLUMNS = frozenset({"rcpt_meta", "rcpt_tags", "extra"})
+
 # The table's column defaults: what an event that does not carry a field stores.
 EVENT_DEFAULTS: dict[str, object] = {
     "message_id": "", "transmission_id": "", "campaign_id": "", "template_id": "", "template_version": "",

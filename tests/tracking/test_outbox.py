@@ -153,6 +153,8 @@ def redis_hung(settings, event_stream):
     """REDIS_URL points at a server that accepts connections and never answers."""
     import threading
 
+    from tracking import outbox
+
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
@@ -173,6 +175,7 @@ def redis_hung(settings, event_stream):
     settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
     yield
     settings.REDIS_URL = up
+    outbox._redis_pause["until"] = 0.0  # hits try Redis again at once (as after REDIS_PAUSE)
     stop.set()
     thread.join()
     for conn in held:
@@ -211,7 +214,16 @@ def test_when_nothing_can_keep_the_event_the_hit_is_still_answered(
     assert "LOST" in caplog.text
 
 
-def test_a_thread_whose_redis_connection_was_dropped_connects_again(event_stream, db, buffered):
+@pytest.fixture
+def pause_reset():
+    """Hits try Redis again after the test (a failure pauses it for REDIS_PAUSE)."""
+    from tracking import outbox
+
+    yield
+    outbox._redis_pause["until"] = 0.0
+
+
+def test_a_thread_whose_redis_connection_was_dropped_connects_again(event_stream, db, buffered, pause_reset):
     """Hits write on a connection of their thread (tracking.events.events_xadd): one Redis
     closed (a restart, a timeout) is replaced, and the hit in between is kept in the outbox."""
     from tracking import events, outbox
