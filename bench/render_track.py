@@ -152,18 +152,22 @@ def main() -> None:
     compile_ms = (time.perf_counter() - t0) * 1000
     signer = TokenSigner([(1, b"0123456789abcdef0123456789abcdef")]) if REAL_TRACKING else None
 
+    def context(r: dict) -> dict:
+        """One recipient's substitution context, built as generation builds it."""
+        return build_context(
+            tx_metadata=None,
+            tx_substitution_data=tx_data,
+            rcpt_metadata=r["metadata"],
+            rcpt_substitution_data=r["substitution_data"],
+            address_email=r["email"],
+            address_name=None,
+            return_path="bounces@example.com",
+        )
+
     def run_tracked() -> int:
         size = 0
         for i, r in enumerate(recipients):
-            data = build_context(
-                tx_metadata=None,
-                tx_substitution_data=tx_data,
-                rcpt_metadata=r["metadata"],
-                rcpt_substitution_data=r["substitution_data"],
-                address_email=r["email"],
-                address_name=None,
-                return_path="bounces@example.com",
-            )
+            data = context(r)
             if signer is not None:
                 tracker = TokenTracker(
                     signer.for_message(
@@ -184,15 +188,7 @@ def main() -> None:
     def run_untracked() -> int:
         size = 0
         for r in recipients:
-            data = build_context(
-                tx_metadata=None,
-                tx_substitution_data=tx_data,
-                rcpt_metadata=r["metadata"],
-                rcpt_substitution_data=r["substitution_data"],
-                address_email=r["email"],
-                address_name=None,
-                return_path="bounces@example.com",
-            )
+            data = context(r)
             out = compiled.render(data)
             size += len(out["html"]) + len(out["text"])
         return size
