@@ -55,6 +55,7 @@ from typing import Any, Literal, NoReturn
 
 from mailcore.addresses import address_problem, split_address
 from mailcore.headers import Address, decode_words
+from mailcore.rfc822 import Field
 from mailcore.smtp_reply import SmtpReply, SmtpReplyError, reply_text
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "json_text_check",
     "json_value_check",
     "msys_api_parse",
+    "msys_api_values",
     "string_problem",
 ]
 
@@ -400,6 +402,20 @@ def _copies(data: Mapping[str, object]) -> dict[CopyType, tuple[Address, ...]]:
                 kept.append(address)
         result[kind] = tuple(kept)
     return result
+
+
+def msys_api_values(data: bytes, fields: Iterable[Field]) -> list[str]:
+    """The raw ``X-MSYS-API`` values among ``fields`` (the top entity's, from
+    :func:`mailcore.rfc822.split_message` of ``data``), folds kept, for
+    :func:`msys_api_parse`. ``Field.value`` will not do: it is unfolded the RFC 5322 way,
+    which keeps every space of a fold. Bytes that are not UTF-8 become lone surrogates, which
+    the parser refuses."""
+    values: list[str] = []
+    for item in fields:
+        if item.name.lower() == "x-msys-api":
+            text = data[item.start : item.end].decode("utf-8", "surrogateescape")
+            values.append(text.partition(":")[2])
+    return values
 
 
 def _text(raw: str) -> str:

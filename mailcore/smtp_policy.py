@@ -169,53 +169,53 @@ def _loaded(name: str, value: object) -> Any:
         _fail(f"{name}: {exc.reply.text}")
 
 
-def _campaign_id(value: object) -> str:
+def _campaign_id(name: str, value: object) -> str:
     if not isinstance(value, str):
-        _fail(f"campaign_id must be a str, not {type(value).__name__}")
+        _fail(f"{name} must be a str, not {type(value).__name__}")
     problem = string_problem(value)
     if problem is not None:
-        _fail(f"campaign_id {problem}")
+        _fail(f"{name} {problem}")
     if len(value.encode("utf-8")) > MAX_CAMPAIGN_ID_BYTES:
         raise MsysApiError(campaign_id_reply())
     return value
 
 
-def _metadata(value: object) -> Mapping[str, object]:
+def _metadata(name: str, value: object) -> Mapping[str, object]:
     if not isinstance(value, Mapping | str):
-        _fail(f"metadata must be a mapping or a JSON object string, not {type(value).__name__}")
-    loaded = _loaded("metadata", value if isinstance(value, str) else dict(value))
+        _fail(f"{name} must be a mapping or a JSON object string, not {type(value).__name__}")
+    loaded = _loaded(name, value if isinstance(value, str) else dict(value))
     if not isinstance(loaded, dict):
-        _fail("metadata must be a JSON object")
+        _fail(f"{name} must be a JSON object")
     return loaded
 
 
-def _tags(value: object) -> tuple[str, ...]:
+def _tags(name: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
-        value = _loaded("tags", value)
+        value = _loaded(name, value)
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        _fail(f"tags must be a sequence of str or a JSON array string, not {type(value).__name__}")
+        _fail(f"{name} must be a sequence of str or a JSON array string, not {type(value).__name__}")
     tags = tuple(value[:MAX_TAGS])
     for tag in tags:
         if not isinstance(tag, str) or len(tag) > MAX_TAG_CHARS:
-            _fail(f"tags must be str of at most {MAX_TAG_CHARS} characters, not {tag!r:.80}")
-    _loaded("tags", list(tags))  # no NUL or lone surrogate
+            _fail(f"{name} must be str of at most {MAX_TAG_CHARS} characters, not {tag!r:.80}")
+    _loaded(name, list(tags))  # no NUL or lone surrogate
     return tags
 
 
-def _tracking_domain(value: object) -> str:
+def _tracking_domain(name: str, value: object) -> str:
     if not isinstance(value, str):
-        _fail(f"tracking_domain must be a str, not {type(value).__name__}")
+        _fail(f"{name} must be a str, not {type(value).__name__}")
     try:
         return tracking_domain_normalize(value.strip())
     except ValueError as exc:
-        _fail(f"tracking_domain {exc}")
+        _fail(f"{name} {exc}")
 
 
-def _link_expiry(value: object) -> int:
+def _link_expiry(name: str, value: object) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if type(value) is not int or not 1 <= value <= MAX_LINK_EXPIRY:
-        _fail(f"link_expiry must be whole seconds from 1 to {MAX_LINK_EXPIRY}, not {value!r:.40}")
+        _fail(f"{name} must be whole seconds from 1 to {MAX_LINK_EXPIRY}, not {value!r:.40}")
     return value
 
 
@@ -231,15 +231,15 @@ def _settings_check(where: str, settings: object) -> SmtpSettings:
         if item.name in _BOOLEAN_FIELDS:
             checked[item.name] = _boolean(name, value)
         elif item.name == "campaign_id":
-            checked[item.name] = _campaign_id(value)
+            checked[item.name] = _campaign_id(name, value)
         elif item.name == "metadata":
-            checked[item.name] = _metadata(value)
+            checked[item.name] = _metadata(name, value)
         elif item.name == "tags":
-            checked[item.name] = _tags(value)
+            checked[item.name] = _tags(name, value)
         elif item.name == "tracking_domain":
-            checked[item.name] = _tracking_domain(value)
+            checked[item.name] = _tracking_domain(name, value)
         elif item.name == "link_expiry":
-            checked[item.name] = _link_expiry(value)
+            checked[item.name] = _link_expiry(name, value)
         else:  # pragma: no cover - a field added to SmtpSettings without a check here
             _fail(f"{name} has no check")
     return SmtpSettings(**checked)
