@@ -230,7 +230,10 @@ def _strict_loads(text: str) -> Any:
         _json_error(f"the value is nested deeper than {MAX_DEPTH} levels")
     except ValueError as exc:
         _json_error(str(exc))
-    return _freeze(data, 0, _SUSPECT_ESCAPE.search(text) is not None)
+    # A string can only hold NUL or a lone surrogate through a \u escape, or, in text that did
+    # not come from the header (a policy's), a raw surrogate: only then are strings walked.
+    suspect = _SUSPECT_ESCAPE.search(text) is not None or _SURROGATE.search(text) is not None
+    return _freeze(data, 0, suspect)
 
 
 def json_text_check(text: str) -> Any:

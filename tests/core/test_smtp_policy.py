@@ -84,6 +84,10 @@ def test_a_policy_campaign_over_64_bytes_gets_momentums_reply():
         (SmtpSettings(metadata={"a": math.nan}), "metadata: JSON parsing error"),
         (SmtpSettings(metadata={"a": object()}), "metadata: JSON parsing error"),
         (SmtpSettings(tags="a"), "tags: JSON parsing error"),  # type: ignore[arg-type]
+        (SmtpSettings(metadata={"a": "\ud800"}), "metadata: JSON parsing error in X-MSYS-API: a string holds a lone"),
+        (SmtpSettings(metadata='{"\ud800": 1}'), "metadata: JSON parsing error in X-MSYS-API: a key holds a lone"),  # type: ignore[arg-type]
+        (SmtpSettings(tags=("\ud800",)), "tags: JSON parsing error in X-MSYS-API: a string holds a lone"),
+        (SmtpSettings(campaign_id="\ud800"), "settings.campaign_id holds a lone UTF-16 surrogate"),
         (SmtpSettings(tags=(1,)), "tags must be str of at most 64 characters"),  # type: ignore[arg-type]
         (SmtpSettings(tags={"a"}), "tags must be a sequence"),  # type: ignore[arg-type]
         (SmtpSettings(tracking_domain="http://x/path"), "settings.tracking_domain must be"),
