@@ -33,6 +33,7 @@ import ipaddress
 import logging
 import re
 import ssl
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -121,6 +122,16 @@ def _accept(injection: Injection) -> int:
         close_old_connections()
 
 
+def _close_connections(barrier: threading.Barrier) -> None:
+    from django.db import connections
+
+    try:
+        barrier.wait(timeout=5)
+    except threading.BrokenBarrierError:
+        pass
+    connections.close_all()
+
+
 class Listener:
     """The shared state of one process's sessions: the open ones, the per-key counts, the
     thread pool, and whether it is shutting down."""
@@ -173,6 +184,11 @@ class Listener:
             await asyncio.sleep(0.05)
         for session in list(self.sessions):
             await session.close_with(SHUTTING_DOWN)
+        # Each pool thread closes its own database connection (one task per thread: the
+        # barrier keeps a thread from taking two).
+        barrier = threading.Barrier(self.config.threads)
+        closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.config.threads)]
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
         self.executor.shutdown(wait=True)
 
 
@@ -319,6 +335,7 @@ class InjectionHandler:
         peer = session.peer if isinstance(session.peer, tuple) else ("", 0)
         injection = Injection(
             principal=server.principal,
+            listener_hostname=self.listener.config.hostname,
             client_address=str(peer[0]),
             helo=session.host_name or "",
             tls=session.ssl is not None,

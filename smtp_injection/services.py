@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
-from mailcore.headers import Address, HeaderError, header_line
+from mailcore.headers import HeaderError, header_line
+from mailcore.msys_api import MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
 from smtp_injection.message import head_split, header_remove, header_values
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,11 @@ class SmtpPrincipal:
 @dataclass(frozen=True, slots=True)
 class Injection:
     """One DATA transaction as the listener saw it. ``data`` is the message as received
-    (CRLF line ends, dot-stuffing undone); ``client_address`` the peer's IP address."""
+    (CRLF line ends, dot-stuffing undone); ``listener_hostname`` the name the listener
+    greets with; ``client_address`` the peer's IP address."""
 
     principal: SmtpPrincipal
+    listener_hostname: str
     client_address: str
     helo: str
     tls: bool
@@ -103,7 +107,7 @@ def _comment_text(value: str, limit: int = 64) -> str:
     return _UNSAFE_COMMENT.sub("?", value)[:limit]
 
 
-def received_line(*, injection: Injection, hostname: str, now: datetime) -> bytes:
+def received_line(*, injection: Injection, now: datetime) -> bytes:
     """The ``Received:`` field Engage prepends (RFC 5321 §4.4; ``ESMTPSA`` / ``ESMTPA`` of
     RFC 3848): the client's HELO and address, the listener's name and the key's label in a
     comment (never the key), through ``mailcore.headers.header_line`` (no line break from
@@ -112,36 +116,43 @@ def received_line(*, injection: Injection, hostname: str, now: datetime) -> byte
     protocol = "ESMTPSA" if injection.tls else "ESMTPA"
     value = (
         f"from {helo} ([{_UNSAFE_DOMAIN.sub('?', injection.client_address)}]) "
-        f"by {_UNSAFE_DOMAIN.sub('?', hostname)[:255]} (Engage; key {_comment_text(injection.principal.label)}) "
+        f"by {_UNSAFE_DOMAIN.sub('?', injection.listener_hostname)[:255]} (Engage; key {_comment_text(injection.principal.label)}) "
         f"with {protocol}; {format_datetime(now)}"
     )
     return header_line("Received", value)
 
 
-def _listener_options() -> dict[str, Any]:
-    return {"open_tracking": settings.ENGAGE_SMTP_OPEN_TRACKING, "click_tracking": settings.ENGAGE_SMTP_CLICK_TRACKING}
+def _settings(api: MsysApi) -> ResolvedSmtpSettings:
+    """The message's settings by the one SMTP precedence rule
+    (``mailcore.smtp_settings.smtp_settings_resolve``: policy > header > listener).
+
+    TODO: the policy level (``ENGAGE_SMTP_POLICY``, ``mailcore.smtp_policy``) is not called
+    yet; it is empty here."""
+    listener = SmtpSettings(
+        open_tracking=settings.ENGAGE_SMTP_OPEN_TRACKING, click_tracking=settings.ENGAGE_SMTP_CLICK_TRACKING
+    )
+    return smtp_settings_resolve(SmtpSettings(), HeaderSettings.from_msys_api(api), listener)
 
 
-def _options(api: Any) -> dict[str, Any]:
-    """The transmission's options: the header's over the listener's, field by field.
-
-    TODO(smtpcore): the policy level and the one precedence function
-    (``mailcore.msys_api.smtp_settings_resolve``) replace this once merged."""
-    options: dict[str, Any] = _listener_options()
-    for name in ("open_tracking", "click_tracking", "transactional", "inline_css"):
-        value = getattr(api.options, name)
-        if value is not None:
-            options[name] = value
+def _options(api: MsysApi, resolved: ResolvedSmtpSettings) -> dict[str, Any]:
+    """The transmission's ``options``: the resolved tracking and transactional flags, the
+    header's ``inline_css``, ``sandbox``, ``skip_suppression`` and ``ip_pool`` when given
+    with the right type, no substitution (SPEC A.4)."""
+    options: dict[str, Any] = {
+        "open_tracking": resolved.open_tracking,
+        "click_tracking": resolved.click_tracking,
+        "initial_open": resolved.initial_open,
+        "transactional": resolved.transactional,
+        "perform_substitutions": False,
+    }
+    if api.options.inline_css is not None:
+        options["inline_css"] = api.options.inline_css
     other = api.options.other
     for name in ("sandbox", "skip_suppression"):
         if isinstance(other.get(name), bool):
             options[name] = other[name]
     if isinstance(other.get("ip_pool"), str):
         options["ip_pool"] = other["ip_pool"]
-    # SMTP mail has no substitution (SPEC A.4) and no initial_open pixel unless asked
-    # (SMTP-INJECTION.md "Decisions").
-    options["perform_substitutions"] = False
-    options["initial_open"] = False
     return options
 
 
@@ -149,15 +160,15 @@ def _reply_text(text: str, limit: int = 200) -> str:
     return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
 
 
-def _message_source(injection: Injection, api: Any, *, now: datetime) -> str:
+def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str:
     """The stored ``email_rfc822``: a ``Received:`` field first, no ``X-MSYS-API``, and a
     ``Cc:`` listing the header's ``cc`` addresses when it has any (SPEC B §9.1)."""
     head, rest = head_split(injection.data)
     head = header_remove(head, MSYS_API_HEADER)
-    extra = received_line(injection=injection, hostname=settings.ENGAGE_SMTP_HOSTNAME, now=now)
+    extra = received_line(injection=injection, now=now)
     if api.cc:
         head = header_remove(head, "Cc")
-        extra += header_line("Cc", [Address(name, email) for name, email in api.cc])
+        extra += header_line("Cc", list(api.cc))
     if b"\r\n" in head[:1000]:
         extra = extra.replace(b"\n", b"\r\n")
     try:
@@ -169,12 +180,10 @@ def _message_source(injection: Injection, api: Any, *, now: datetime) -> str:
         ) from None
 
 
-def _recipients(injection: Injection, api: Any) -> list[dict[str, Any]]:
+def _recipients(injection: Injection, api: MsysApi, resolved: ResolvedSmtpSettings) -> list[dict[str, Any]]:
     """One recipient per envelope RCPT, then per ``cc`` / ``bcc`` / ``archive`` address not
     already one (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6)."""
-    from mailcore.msys_api import copy_recipients
-
-    tags = list(api.tags or [])
+    tags = list(resolved.tags)
     recipients: list[dict[str, Any]] = [{"address": {"email": rcpt}, "tags": tags} for rcpt in injection.rcpt_tos]
     for (name, email), _kind in copy_recipients(injection.rcpt_tos, api):
         address = {"email": email, **({"name": name} if name else {})}
@@ -195,7 +204,6 @@ def smtp_message_accept(*, injection: Injection, now: datetime | None = None) ->
     (``django.db.DatabaseError``...) means "not stored", which the listener answers
     ``451 4.3.0``.
     """
-    from mailcore.msys_api import MsysApiError, msys_api_parse
 
     from transmissions.services import transmission_create
 
@@ -209,14 +217,17 @@ def smtp_message_accept(*, injection: Injection, now: datetime | None = None) ->
         source = _message_source(injection, api, now=now)
     except HeaderError as exc:
         raise SmtpRefusal(f"554 5.6.0 {_reply_text(str(exc))}") from None
+    resolved = _settings(api)
     body: dict[str, Any] = {
-        "campaign_id": api.campaign_id or "",
-        "metadata": dict(api.metadata) if api.metadata is not None else None,
-        "options": _options(api),
+        "campaign_id": resolved.campaign_id or "",
+        "metadata": dict(resolved.metadata),
+        "options": _options(api, resolved),
         "return_path": injection.mail_from,
         "content": {"email_rfc822": source},
-        "recipients": _recipients(injection, api),
+        "recipients": _recipients(injection, api, resolved),
     }
+    if resolved.tracking_domain:
+        body["tracking_domain"] = resolved.tracking_domain
     try:
         result = transmission_create(body=body, max_rcpt_errors=1, now=now)
     except errors.EngageError as exc:
