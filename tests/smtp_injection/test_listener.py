@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import smtplib
+import subprocess
 
 import pytest
 from django.db import OperationalError
@@ -290,3 +292,45 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
     except smtplib.SMTPServerDisconnected:
         code = 421
     assert code == 421
+
+
+def test_a_lost_enqueue_still_answers_250_and_the_scheduler_finds_it(smtp, smtp_key, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from transmissions.services import transmissions_due
+    from transmissions.tasks import transmission_generate_task
+
+    def redis_down(*_args, **_kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(transmission_generate_task, "delay", redis_down)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message())
+    assert code == 250, reply
+    assert transmission_id(reply) in transmissions_due(now=timezone.now() + timedelta(seconds=61))
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (apt-get install swaks)")
+def test_swaks_auth_login_pipelined_is_stored_with_its_header(smtp, smtp_key, relay):
+    header = '{"campaign_id": "swaks", "tags": ["cli"], "options": {"click_tracking": true}}'
+    command = [
+        "swaks", "--server", f"127.0.0.1:{smtp.port}", "-tls", "--auth", "LOGIN",
+        "--auth-user", "SMTP_Injection", "--auth-password", smtp_key, "--pipeline",
+        "--from", "app@sender.example.com", "--to", "jo@example.com", "--header", f"X-MSYS-API: {header}",
+        "--header", "Content-Type: text/html", "--body", '<a href="https://example.com/start">start</a>',
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "<~  334 VXNlcm5hbWU6" in result.stdout  # "Username:", SparkPost's challenge, over TLS (<~)
+    final = [line for line in result.stdout.splitlines() if line.startswith("<~  250 2.0.0 OK ")]
+    assert len(final) == 1, result.stdout
+    tid = int(final[0].rsplit(" ", 1)[1])
+    transmission = Transmission.objects.get(pk=tid)
+    assert transmission.campaign_id == "swaks" and transmission.options["click_tracking"] is True
+    send_all(tid)
+    (received,) = relay.received
+    assert b"x-msys-api" not in received.data.lower()
+    assert "https://example.com/start" not in received.data.decode()  # the link is tracked
