@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "transmissions",
     "tracking",
     "analytics",
+    "smtp_injection",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,30 @@ ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000, minimum=0)
 # Sending (issue 4)
 ENGAGE_RELAY_URL = env_str("ENGAGE_RELAY_URL", "smtp://127.0.0.1:1025")
 ENGAGE_SCHEDULED_DELETE_WINDOW = env_int("ENGAGE_SCHEDULED_DELETE_WINDOW", 600, minimum=0, maximum=_TEN_YEARS)
+
+# SMTP injection listener (issue 13, SPEC A.4, SMTP-INJECTION.md §5): `manage.py smtp_listen`.
+ENGAGE_SMTP_HOST = env_str("ENGAGE_SMTP_HOST", "127.0.0.1")
+ENGAGE_SMTP_PORT = env_int("ENGAGE_SMTP_PORT", 2525, minimum=0, maximum=65535)
+# The name in the greeting, EHLO and Received (socket.getfqdn() can block: never called)
+ENGAGE_SMTP_HOSTNAME = env_str("ENGAGE_SMTP_HOSTNAME", "localhost")
+# PEM files; both unset: a self-signed pair made once under ENGAGE_VAR_DIR/smtp-tls/
+ENGAGE_SMTP_TLS_CERT = env_str("ENGAGE_SMTP_TLS_CERT", "")
+ENGAGE_SMTP_TLS_KEY = env_str("ENGAGE_SMTP_TLS_KEY", "")
+# AUTH without STARTTLS: refused unless this is true AND the listener is bound to loopback
+ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH = env_bool("ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH", False)
+ENGAGE_SMTP_OPEN_TRACKING = env_bool("ENGAGE_SMTP_OPEN_TRACKING", False)
+ENGAGE_SMTP_CLICK_TRACKING = env_bool("ENGAGE_SMTP_CLICK_TRACKING", False)
+ENGAGE_SMTP_POLICY = env_str("ENGAGE_SMTP_POLICY", "")
+ENGAGE_SMTP_POLICY_TIMEOUT = env_int("ENGAGE_SMTP_POLICY_TIMEOUT", 2, minimum=1, maximum=60)
+# Limits (SMTP-INJECTION.md §5.10)
+ENGAGE_SMTP_MAX_MESSAGE_SIZE = env_int("ENGAGE_SMTP_MAX_MESSAGE_SIZE", 20 * 1024 * 1024, minimum=1024, maximum=1024**3)
+ENGAGE_SMTP_MAX_LINE_LENGTH = env_int("ENGAGE_SMTP_MAX_LINE_LENGTH", 65536, minimum=1001, maximum=1024 * 1024)
+ENGAGE_SMTP_MAX_RCPTS = env_int("ENGAGE_SMTP_MAX_RCPTS", 1000, minimum=1, maximum=100_000)
+ENGAGE_SMTP_MAX_CONNECTIONS = env_int("ENGAGE_SMTP_MAX_CONNECTIONS", 500, minimum=1, maximum=100_000)
+ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY = env_int("ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY", 25, minimum=1, maximum=100_000)
+ENGAGE_SMTP_TIMEOUT = env_int("ENGAGE_SMTP_TIMEOUT", 300, minimum=1, maximum=3600)
+ENGAGE_SMTP_AUTH_ATTEMPTS = env_int("ENGAGE_SMTP_AUTH_ATTEMPTS", 3, minimum=1, maximum=100)
+ENGAGE_SMTP_SHUTDOWN_GRACE = env_int("ENGAGE_SMTP_SHUTDOWN_GRACE", 30, minimum=0, maximum=3600)
 
 # Development SMTP sink (scripts/run): where it stores what it receives.
 ENGAGE_SINK_DIR = env_path("ENGAGE_SINK_DIR", BASE_DIR / "var" / "sink", base=BASE_DIR)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SmtpInjectionConfig(AppConfig):
+    name = "smtp_injection"
+    verbose_name = "SMTP injection"

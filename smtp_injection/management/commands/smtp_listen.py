@@ -1,0 +1,85 @@
+"""``manage.py smtp_listen``: the SMTP injection listener (issue 13; ``smtp_injection.server``).
+
+Listens on ``ENGAGE_SMTP_HOST:ENGAGE_SMTP_PORT`` (2525) until SIGTERM or SIGINT, then
+shuts down gracefully (DATA in flight finishes). STARTTLS uses ``ENGAGE_SMTP_TLS_CERT`` /
+``ENGAGE_SMTP_TLS_KEY``, or a self-signed pair kept under ``ENGAGE_VAR_DIR/smtp-tls/`` when
+both are unset. Refuses to start when plain-text AUTH is allowed on a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from smtp_injection.server import Listener, ListenerConfig, is_loopback
+from smtp_injection.tls import TlsSetupError, self_signed_pair, tls_context
+
+log = logging.getLogger("smtp_injection")
+
+
+class Command(BaseCommand):
+    help = "Run the SMTP injection listener (SMTP_Injection + an API key with smtp/inject)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=None, help="bind address (default ENGAGE_SMTP_HOST)")
+        parser.add_argument("--port", type=int, default=None, help="port (default ENGAGE_SMTP_PORT)")
+
+    def handle(self, *args, **options):
+        # aiosmtpd logs every command line (and so every address) at INFO.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        host = options["host"] or settings.ENGAGE_SMTP_HOST
+        port = options["port"] if options["port"] is not None else settings.ENGAGE_SMTP_PORT
+        if settings.ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH and not is_loopback(host):
+            raise CommandError(
+                f"ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH is only allowed on a loopback address, not {host!r}: "
+                "keys would cross the network in clear"
+            )
+        config = ListenerConfig(
+            hostname=settings.ENGAGE_SMTP_HOSTNAME,
+            tls_context=self._tls(),
+            plaintext_auth=settings.ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH,
+            max_message_size=settings.ENGAGE_SMTP_MAX_MESSAGE_SIZE,
+            max_line_length=settings.ENGAGE_SMTP_MAX_LINE_LENGTH,
+            max_rcpts=settings.ENGAGE_SMTP_MAX_RCPTS,
+            max_connections=settings.ENGAGE_SMTP_MAX_CONNECTIONS,
+            max_connections_per_key=settings.ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY,
+            timeout=settings.ENGAGE_SMTP_TIMEOUT,
+            auth_attempts=settings.ENGAGE_SMTP_AUTH_ATTEMPTS,
+            shutdown_grace=settings.ENGAGE_SMTP_SHUTDOWN_GRACE,
+        )
+        asyncio.run(self._serve(config, host, port))
+
+    def _tls(self):
+        cert, key = settings.ENGAGE_SMTP_TLS_CERT, settings.ENGAGE_SMTP_TLS_KEY
+        if bool(cert) != bool(key):
+            raise CommandError("set both ENGAGE_SMTP_TLS_CERT and ENGAGE_SMTP_TLS_KEY, or neither")
+        try:
+            if not cert:
+                directory = Path(settings.ENGAGE_VAR_DIR) / "smtp-tls"
+                cert, key = self_signed_pair(directory, hostname=settings.ENGAGE_SMTP_HOSTNAME)
+                self.stderr.write(f"engage: SMTP STARTTLS with the self-signed certificate {cert} (development only)")
+            return tls_context(cert, key)
+        except TlsSetupError as exc:
+            raise CommandError(str(exc)) from None
+
+    async def _serve(self, config: ListenerConfig, host: str, port: int) -> None:
+        listener = Listener(config)
+        try:
+            server = await listener.start(host, port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        bound = ", ".join(str(sock.getsockname()[:2]) for sock in server.sockets)
+        self.stdout.write(f"engage: SMTP injection listener on {bound}", ending="\n")
+        self.stdout.flush()
+        await stop.wait()
+        self.stdout.write("engage: SMTP listener shutting down (DATA in flight finishes)")
+        await listener.shutdown()

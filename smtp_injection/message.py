@@ -1,0 +1,71 @@
+"""The top-level header block of an injected message, as bytes (SMTP-INJECTION.md §5.5).
+
+Only the header block is read: a full parse costs several times the whole acceptance
+(§2.2 "parse only what acceptance needs"). Field boundaries follow RFC 5322 §2.2: a field
+runs to the line end not followed by a space or a tab (a fold); the block ends at the first
+empty line. Line ends may be CRLF or a lone LF (both are kept as they came).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+
+
+def head_split(data: bytes) -> tuple[bytes, bytes]:
+    """``(header block with its last line end, the rest from the empty line on)``; a message
+    with no empty line is all header."""
+    match = _END_OF_HEAD.search(data)
+    if match is None:
+        return data, b""
+    cut = match.start() + (2 if data[match.start()] == 0x0D else 1)
+    return data[:cut], data[cut:]
+
+
+def _fields(head: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """``(name, raw value, start, end)`` of each field, ``head[start:end]`` being the whole
+    field with its continuation lines and final line end. A line that is neither a field
+    nor a continuation (no colon) is skipped."""
+    lines: list[tuple[int, int]] = []
+    position = 0
+    while position < len(head):
+        newline = head.find(b"\n", position)
+        end = len(head) if newline < 0 else newline + 1
+        lines.append((position, end))
+        position = end
+    index = 0
+    while index < len(lines):
+        start, end = lines[index]
+        index += 1
+        while index < len(lines) and head[lines[index][0] : lines[index][0] + 1] in (b" ", b"\t"):
+            end = lines[index][1]
+            index += 1
+        name, colon, value = head[start:end].partition(b":")
+        name = name.rstrip(b" \t")
+        if not colon or not name or any(byte <= 32 or byte > 126 for byte in name):
+            continue
+        yield name, value.rstrip(b"\r\n"), start, end
+
+
+def header_values(head: bytes, name: str) -> list[str]:
+    """Every value of the field ``name`` (any case) as it came after the colon, folds kept,
+    decoded as UTF-8 with undecodable bytes as lone surrogates (``surrogateescape``)."""
+    wanted = name.lower().encode("ascii")
+    return [
+        value.decode("utf-8", "surrogateescape") for field, value, _s, _e in _fields(head) if field.lower() == wanted
+    ]
+
+
+def header_remove(head: bytes, *names: str) -> bytes:
+    """``head`` without any field named one of ``names`` (any case), continuation lines included."""
+    wanted = {name.lower().encode("ascii") for name in names}
+    kept: list[bytes] = []
+    position = 0
+    for field, _value, start, end in _fields(head):
+        if field.lower() in wanted:
+            kept.append(head[position:start])
+            position = end
+    kept.append(head[position:])
+    return b"".join(kept)

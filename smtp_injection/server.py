@@ -1,0 +1,369 @@
+"""The SMTP injection listener on aiosmtpd 1.4.6 (SMTP-INJECTION.md §5.1-§5.5, §5.9, §5.10).
+
+One asyncio loop per process (``manage.py smtp_listen``; never the web process, aiosmtpd
+#293). Database work (the key lookup, the acceptance transaction) runs in a bounded thread
+pool, so a slow commit holds up one session, not the loop.
+
+What the dialogue promises:
+
+- ESMTP with PIPELINING, ENHANCEDSTATUSCODES (RFC 2034: every 2xx/4xx/5xx reply carries
+  an enhanced code; aiosmtpd's own texts without one are given one in :meth:`InjectionSMTP.push`),
+  SIZE, 8BITMIME and SMTPUTF8; STARTTLS (aiosmtpd >= 1.4.6 drops commands pipelined
+  behind it, aio-libs/aiosmtpd#380); lines up to ``ENGAGE_SMTP_MAX_LINE_LENGTH`` (Django
+  writes a 2 KB ``X-MSYS-API`` on one line); the end of DATA only at CRLF.CRLF (1.4.5's
+  smuggling fix, aio-libs/aiosmtpd#415).
+- AUTH PLAIN and LOGIN, offered after STARTTLS only (before it only when
+  ``ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH`` and a loopback address). ``535 5.7.8`` for a wrong
+  user, key or grant; ``421 4.7.0`` and close after ``ENGAGE_SMTP_AUTH_ATTEMPTS`` failures;
+  MAIL, RCPT and DATA before AUTH ``530 5.7.0``.
+- ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process or
+  ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
+  ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
+- The reply to the final dot: ``250 2.0.0 OK <transmission id>`` once the transmission is
+  committed (``smtp_injection.services.smtp_message_accept``), the header's or Engage's
+  ``5xx`` refusal, or ``451 4.3.0`` when it could not be stored (never 250).
+- Shutdown (:meth:`Listener.shutdown`): stop accepting, ``421 4.3.2`` to sessions not in
+  DATA, let DATA in flight finish (up to ``ENGAGE_SMTP_SHUTDOWN_GRACE`` seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import ssl
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from mailcore.addresses import address_problem
+from smtp_injection.services import Injection, SmtpPrincipal, SmtpRefusal
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+TOO_MANY_KEY_CONNECTIONS = "421 4.7.0 Too many connections for this key, try again later"
+TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many authentication failures"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
+TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+
+# aiosmtpd's own replies, with an enhanced status code (RFC 3463) and SparkPost-like texts
+# (SMTP-INJECTION.md §5.2, §5.9). Other 4xx/5xx replies without one get "<class>.5.0".
+_OWN_REPLIES = {
+    "250 OK": "250 2.0.0 OK",
+    "221 Bye": "221 2.0.0 Bye",
+    "220 Ready to start TLS": "220 2.0.0 Ready to start TLS",
+    "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
+    "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
+    "552 Error: Too much mail data": TOO_BIG,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+    "554 Command refused due to lack of security": "554 5.7.0 Command refused due to lack of security",
+}
+_NO_ENHANCED = re.compile(r"^([45])\d\d (?!\d\.\d{1,3}\.\d{1,3}\b)")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """The listener's settings, read once from ``django.conf.settings`` by the command."""
+
+    hostname: str
+    tls_context: ssl.SSLContext | None
+    plaintext_auth: bool
+    max_message_size: int
+    max_line_length: int
+    max_rcpts: int
+    max_connections: int
+    max_connections_per_key: int
+    timeout: int
+    auth_attempts: int
+    shutdown_grace: int
+    threads: int = 16
+
+
+def _collect_credentials(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    """aiosmtpd's authenticator is synchronous: it only hands the credentials back, and
+    :meth:`InjectionSMTP._verify` checks them in the thread pool."""
+    return AuthResult(success=True, auth_data=auth_data)
+
+
+def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
+    from django.db import close_old_connections
+
+    from smtp_injection.services import smtp_principal_authenticate
+
+    close_old_connections()
+    try:
+        return smtp_principal_authenticate(
+            username=login.decode("utf-8", "replace"), password=password.decode("utf-8", "replace")
+        )
+    finally:
+        close_old_connections()
+
+
+def _accept(injection: Injection) -> int:
+    from django.db import close_old_connections
+
+    from smtp_injection.services import smtp_message_accept
+
+    close_old_connections()
+    try:
+        return smtp_message_accept(injection=injection)
+    finally:
+        close_old_connections()
+
+
+def _close_connections(barrier: threading.Barrier) -> None:
+    from django.db import connections
+
+    try:
+        barrier.wait(timeout=5)
+    except threading.BrokenBarrierError:
+        pass
+    connections.close_all()
+
+
+class Listener:
+    """The shared state of one process's sessions: the open ones, the per-key counts, the
+    thread pool, and whether it is shutting down."""
+
+    def __init__(self, config: ListenerConfig) -> None:
+        self.config = config
+        self.sessions: set[InjectionSMTP] = set()
+        self.per_key: Counter[int] = Counter()
+        self.executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-db")
+        self.closing = False
+        self.server: asyncio.AbstractServer | None = None
+
+    def protocol(self) -> InjectionSMTP:
+        config = self.config
+        return InjectionSMTP(
+            InjectionHandler(self),
+            listener=self,
+            data_size_limit=config.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=config.hostname,
+            ident="ESMTP Engage",
+            tls_context=config.tls_context,
+            require_starttls=config.tls_context is not None and not config.plaintext_auth,
+            timeout=config.timeout,
+            auth_required=True,
+            auth_require_tls=not config.plaintext_auth,
+            authenticator=_collect_credentials,
+            # Per connection; "*" must be large (aiosmtpd's default is 20 per command):
+            # 1000 RCPT x 100 messages per connection (SMTP-INJECTION.md §5.2).
+            command_call_limit={"STARTTLS": 2, "*": 10_000_000},
+        )
+
+    async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self.protocol, host, port, reuse_address=True)
+        return self.server
+
+    async def shutdown(self) -> None:
+        """Stop accepting; ``421 4.3.2`` to every session not in DATA; wait for DATA in
+        flight (its reply sent, then ``421 4.3.2``) up to the grace period; close the rest."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for session in list(self.sessions):
+            if not session.in_data:
+                await session.close_with(SHUTTING_DOWN)
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while any(session.in_data for session in self.sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            await session.close_with(SHUTTING_DOWN)
+        # Each pool thread closes its own database connection (one task per thread: the
+        # barrier keeps a thread from taking two).
+        barrier = threading.Barrier(self.config.threads)
+        closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.config.threads)]
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
+        self.executor.shutdown(wait=True)
+
+
+class InjectionSMTP(SMTP):
+    """aiosmtpd's ``SMTP`` with the listener's caps, async key checks and enhanced codes."""
+
+    AuthLoginUsernameChallenge = "Username:"  # SparkPost's (SMTP-INJECTION.md §2.2)
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, handler: Any, *, listener: Listener, **kwargs: Any) -> None:
+        self.listener = listener
+        # Read by SMTP.__init__ for the stream reader's limit (a class attribute there).
+        self.line_length_limit = listener.config.max_line_length
+        self.in_data = False
+        self.principal: SmtpPrincipal | None = None
+        self.failed_auths = 0
+        self._refused = False
+        self._counted = False
+        super().__init__(handler, **kwargs)
+
+    # --- connections -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # a new connection (not the STARTTLS switch)
+            listener = self.listener
+            if listener.closing or len(listener.sessions) >= listener.config.max_connections:
+                reply = SHUTTING_DOWN if listener.closing else TOO_MANY_CONNECTIONS
+                transport.write(reply.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                self._refused = True
+                return
+            listener.sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self.listener.sessions.discard(self)
+        if self._counted and self.principal is not None:
+            self.listener.per_key[self.principal.key_id] -= 1
+            if self.listener.per_key[self.principal.key_id] <= 0:
+                del self.listener.per_key[self.principal.key_id]
+            self._counted = False
+        super().connection_lost(error)
+
+    async def close_with(self, reply: str) -> None:
+        """Send ``reply`` (a 421) and close the connection."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            await self.push(reply)
+        except (ConnectionError, RuntimeError):
+            pass
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- replies -----------------------------------------------------------------------------
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = _OWN_REPLIES.get(status, status)
+            match = _NO_ENHANCED.match(status)
+            if match is not None:
+                status = f"{status[:4]}{match.group(1)}.5.0 {status[4:]}"
+        await super().push(status)
+
+    # --- AUTH --------------------------------------------------------------------------------
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_LOGIN(_, args))
+
+    async def _verify(self, collected: AuthResult) -> AuthResult:
+        if not collected.success:  # malformed or aborted: aiosmtpd has answered
+            return collected
+        credentials: LoginPassword = collected.auth_data
+        loop = asyncio.get_running_loop()
+        try:
+            principal = await loop.run_in_executor(
+                self.listener.executor, _authenticate, credentials.login, credentials.password
+            )
+        except Exception:
+            log.exception("smtp: the key lookup failed")
+            await self.push(AUTH_UNAVAILABLE)
+            return AuthResult(success=False, handled=True)
+        if principal is None:
+            self.failed_auths += 1
+            log.info("smtp: AUTH failed for %r (%d)", self.session.peer if self.session else None, self.failed_auths)
+            if self.failed_auths >= self.listener.config.auth_attempts:
+                await self.close_with(TOO_MANY_AUTH_FAILURES)
+                return AuthResult(success=False, handled=True)
+            return AuthResult(success=False, handled=False)  # 535 5.7.8 Authentication credentials invalid
+        per_key = self.listener.per_key
+        if per_key[principal.key_id] >= self.listener.config.max_connections_per_key:
+            await self.close_with(TOO_MANY_KEY_CONNECTIONS)
+            return AuthResult(success=False, handled=True)
+        per_key[principal.key_id] += 1
+        self.principal, self._counted = principal, True
+        return AuthResult(success=True, auth_data=principal)
+
+    # --- DATA --------------------------------------------------------------------------------
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+        if self.listener.closing:
+            await self.close_with(SHUTTING_DOWN)
+
+
+class InjectionHandler:
+    """The aiosmtpd handler hooks: EHLO keywords, MAIL, RCPT and DATA."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    async def handle_EHLO(
+        self, server: InjectionSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_MAIL(self, server: InjectionSMTP, session: Any, envelope: Any, address: str, mail_options: list):
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: InjectionSMTP, session: Any, envelope: Any, address: str, rcpt_options: list):
+        if len(envelope.rcpt_tos) >= self.listener.config.max_rcpts:
+            return TOO_MANY_RECIPIENTS
+        if address_problem(address) is not None:
+            return BAD_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: InjectionSMTP, session: Any, envelope: Any) -> str:
+        if server.principal is None:  # aiosmtpd's auth_required answers 530 before this
+            return "530 5.7.0 Authentication required"
+        peer = session.peer if isinstance(session.peer, tuple) else ("", 0)
+        injection = Injection(
+            principal=server.principal,
+            listener_hostname=self.listener.config.hostname,
+            client_address=str(peer[0]),
+            helo=session.host_name or "",
+            tls=session.ssl is not None,
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            data=envelope.original_content or b"",
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            transmission_id = await loop.run_in_executor(self.listener.executor, _accept, injection)
+        except SmtpRefusal as exc:
+            return exc.reply
+        except Exception:
+            log.exception("smtp: message from %s not stored", injection.client_address)
+            return TEMPORARY_FAILURE
+        log.info("smtp: transmission %s stored (%d recipient(s))", transmission_id, len(injection.rcpt_tos))
+        return f"250 2.0.0 OK {transmission_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("smtp: session error", exc_info=error)
+        return TEMPORARY_FAILURE
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) is a loopback address (``localhost`` counts)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

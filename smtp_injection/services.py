@@ -1,0 +1,240 @@
+"""Writes of the SMTP injection listener: who may inject (AUTH), and one accepted DATA
+transaction stored as a transmission (SPEC A.4, B §9; SMTP-INJECTION.md §5.3, §5.5, §5.6).
+
+An injected message becomes an ``email_rfc822`` transmission created by
+``transmissions.services.transmission_create``: the transmission, the raw message and one
+message row per recipient are committed in one transaction, generation is queued after the
+commit, and a transmission whose enqueue was lost (Redis down, a crash) is started by the
+scheduler (``transmissions_due``). So sending, tracking, events, metrics, webhooks and the
+report treat it like a REST transmission. Everything here is synchronous Django code: the
+listener runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from api_keys.selectors import api_key_get_active
+from engage import errors
+from mailcore.headers import HeaderError, header_line
+from mailcore.msys_api import MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
+from smtp_injection.message import head_split, header_remove, header_values
+
+log = logging.getLogger(__name__)
+
+#: The AUTH user name SparkPost documents (SPEC B §9.3), compared without case.
+SMTP_USERNAME = "SMTP_Injection"
+#: The grant a key needs to inject (SPEC B §10, "Send via SMTP").
+SMTP_GRANT = "smtp/inject"
+#: The header read and removed before the message is stored (SPEC A.4).
+MSYS_API_HEADER = "X-MSYS-API"
+
+_SUBACCOUNT = re.compile(r":x-msys-subaccount=(\d+)", re.IGNORECASE)
+# What may appear of client- or operator-chosen text inside a Received comment (RFC 5322
+# §3.2.2 ctext, less the backslash): anything else becomes "?".
+_UNSAFE_COMMENT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e ]")
+_UNSAFE_DOMAIN = re.compile(r"[^A-Za-z0-9.\-:\[\]]")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpPrincipal:
+    """An authenticated injection session's key: its id and label (never the key)."""
+
+    key_id: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """One DATA transaction as the listener saw it. ``data`` is the message as received
+    (CRLF line ends, dot-stuffing undone); ``listener_hostname`` the name the listener
+    greets with; ``client_address`` the peer's IP address."""
+
+    principal: SmtpPrincipal
+    listener_hostname: str
+    client_address: str
+    helo: str
+    tls: bool
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+class SmtpRefusal(Exception):
+    """The message is refused for good; ``reply`` is the whole SMTP reply line
+    (``"550 5.6.0 ..."``), printable ASCII."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipal | None:
+    """The key an AUTH PLAIN / LOGIN exchange names, or None (the listener answers
+    ``535 5.7.8``).
+
+    ``username`` must be ``SMTP_Injection`` (any case), optionally with
+    ``:X-MSYS-SUBACCOUNT=0``; another subaccount is refused (no subaccounts yet,
+    SMTP-INJECTION.md "Decisions"). ``password`` is an API key, looked up hashed by the same
+    selector as REST's ``Authorization`` (``api_keys.selectors.api_key_get_active``); it must
+    be unrevoked and hold ``smtp/inject``.
+    """
+    user, _, rest = username.partition(":")
+    if user.lower() != SMTP_USERNAME.lower():
+        return None
+    if rest:
+        match = _SUBACCOUNT.fullmatch(":" + rest)
+        if match is None or int(match.group(1)) != 0:
+            return None
+    if not password or len(password) > 1024:
+        return None
+    key = api_key_get_active(raw_key=password)
+    if key is None or SMTP_GRANT not in key.grants:
+        return None
+    return SmtpPrincipal(key_id=key.pk, label=key.label)
+
+
+def _comment_text(value: str, limit: int = 64) -> str:
+    return _UNSAFE_COMMENT.sub("?", value)[:limit]
+
+
+def received_line(*, injection: Injection, now: datetime) -> bytes:
+    """The ``Received:`` field Engage prepends (RFC 5321 §4.4; ``ESMTPSA`` / ``ESMTPA`` of
+    RFC 3848): the client's HELO and address, the listener's name and the key's label in a
+    comment (never the key), through ``mailcore.headers.header_line`` (no line break from
+    data). LF line end."""
+    helo = _UNSAFE_DOMAIN.sub("?", injection.helo)[:255] or "unknown"
+    protocol = "ESMTPSA" if injection.tls else "ESMTPA"
+    value = (
+        f"from {helo} ([{_UNSAFE_DOMAIN.sub('?', injection.client_address)}]) "
+        f"by {_UNSAFE_DOMAIN.sub('?', injection.listener_hostname)[:255]} (Engage; key {_comment_text(injection.principal.label)}) "
+        f"with {protocol}; {format_datetime(now)}"
+    )
+    return header_line("Received", value)
+
+
+def _settings(api: MsysApi) -> ResolvedSmtpSettings:
+    """The message's settings by the one SMTP precedence rule
+    (``mailcore.smtp_settings.smtp_settings_resolve``: policy > header > listener).
+
+    TODO: the policy level (``ENGAGE_SMTP_POLICY``, ``mailcore.smtp_policy``) is not called
+    yet; it is empty here."""
+    listener = SmtpSettings(
+        open_tracking=settings.ENGAGE_SMTP_OPEN_TRACKING, click_tracking=settings.ENGAGE_SMTP_CLICK_TRACKING
+    )
+    return smtp_settings_resolve(SmtpSettings(), HeaderSettings.from_msys_api(api), listener)
+
+
+def _options(api: MsysApi, resolved: ResolvedSmtpSettings) -> dict[str, Any]:
+    """The transmission's ``options``: the resolved tracking and transactional flags, the
+    header's ``inline_css``, ``sandbox``, ``skip_suppression`` and ``ip_pool`` when given
+    with the right type, no substitution (SPEC A.4)."""
+    options: dict[str, Any] = {
+        "open_tracking": resolved.open_tracking,
+        "click_tracking": resolved.click_tracking,
+        "initial_open": resolved.initial_open,
+        "transactional": resolved.transactional,
+        "perform_substitutions": False,
+    }
+    if api.options.inline_css is not None:
+        options["inline_css"] = api.options.inline_css
+    other = api.options.other
+    for name in ("sandbox", "skip_suppression"):
+        if isinstance(other.get(name), bool):
+            options[name] = other[name]
+    if isinstance(other.get("ip_pool"), str):
+        options["ip_pool"] = other["ip_pool"]
+    return options
+
+
+def _reply_text(text: str, limit: int = 200) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
+
+
+def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str:
+    """The stored ``email_rfc822``: a ``Received:`` field first, no ``X-MSYS-API``, and a
+    ``Cc:`` listing the header's ``cc`` addresses when it has any (SPEC B §9.1)."""
+    head, rest = head_split(injection.data)
+    head = header_remove(head, MSYS_API_HEADER)
+    extra = received_line(injection=injection, now=now)
+    if api.cc:
+        head = header_remove(head, "Cc")
+        extra += header_line("Cc", list(api.cc))
+    if b"\r\n" in head[:1000]:
+        extra = extra.replace(b"\n", b"\r\n")
+    try:
+        return (extra + head + rest).decode("utf-8")
+    except UnicodeDecodeError:
+        # email_rfc822 is stored as text: 8-bit data in another charset would be altered.
+        raise SmtpRefusal(
+            "554 5.6.0 8-bit message data must be UTF-8; send other charsets quoted-printable or base64"
+        ) from None
+
+
+def _recipients(injection: Injection, api: MsysApi, resolved: ResolvedSmtpSettings) -> list[dict[str, Any]]:
+    """One recipient per envelope RCPT, then per ``cc`` / ``bcc`` / ``archive`` address not
+    already one (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6)."""
+    tags = list(resolved.tags)
+    recipients: list[dict[str, Any]] = [{"address": {"email": rcpt}, "tags": tags} for rcpt in injection.rcpt_tos]
+    for (name, email), _kind in copy_recipients(injection.rcpt_tos, api):
+        address = {"email": email, **({"name": name} if name else {})}
+        recipients.append({"address": address, "tags": tags})
+    return recipients
+
+
+def smtp_message_accept(*, injection: Injection, now: datetime | None = None) -> int:
+    """Store one injected message as a transmission; returns its id for the ``250`` reply.
+
+    The ``X-MSYS-API`` header is parsed (``mailcore.msys_api.msys_api_parse``) and removed;
+    the transmission carries its campaign, metadata, tags and options, with the return path
+    from MAIL FROM. Returns only once the transaction committed; generation is queued after
+    the commit (or left to the scheduler when the broker is down).
+
+    Raises :class:`SmtpRefusal` for a message refused for good (a bad header: its
+    ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``); any other exception
+    (``django.db.DatabaseError``...) means "not stored", which the listener answers
+    ``451 4.3.0``.
+    """
+
+    from transmissions.services import transmission_create
+
+    now = now or timezone.now()
+    head, _rest = head_split(injection.data)
+    try:
+        api = msys_api_parse(header_values(head, MSYS_API_HEADER))
+    except MsysApiError as exc:
+        raise SmtpRefusal(exc.reply.line()) from None
+    try:
+        source = _message_source(injection, api, now=now)
+    except HeaderError as exc:
+        raise SmtpRefusal(f"554 5.6.0 {_reply_text(str(exc))}") from None
+    resolved = _settings(api)
+    body: dict[str, Any] = {
+        "campaign_id": resolved.campaign_id or "",
+        "metadata": dict(resolved.metadata),
+        "options": _options(api, resolved),
+        "return_path": injection.mail_from,
+        "content": {"email_rfc822": source},
+        "recipients": _recipients(injection, api, resolved),
+    }
+    if resolved.tracking_domain:
+        body["tracking_domain"] = resolved.tracking_domain
+    try:
+        result = transmission_create(body=body, max_rcpt_errors=1, now=now)
+    except errors.EngageError as exc:
+        raise SmtpRefusal(f"554 5.6.0 {_reply_text(exc.description or exc.message)}") from None
+    if result.rejected:
+        log.warning(
+            "smtp injection: transmission %s stored without %d recipient(s): %s",
+            result.transmission_id, result.rejected, result.rcpt_errors,
+        )  # fmt: skip
+    return result.transmission_id

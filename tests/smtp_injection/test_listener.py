@@ -1,0 +1,336 @@
+"""The SMTP injection listener against real clients on loopback (issue 13, Tests)."""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import subprocess
+
+import pytest
+from django.db import OperationalError
+
+from tests.smtp_injection.helpers import message, send_all, transmission_id
+from transmissions.models import Message, Transmission
+
+
+def login(client: smtplib.SMTP, key: str) -> None:
+    client.login("SMTP_Injection", key)
+
+
+def inject(client: smtplib.SMTP, rcpts: list[str], data: str | bytes, mail_from: str = "bounce@sender.example.com"):
+    assert client.mail(mail_from)[0] == 250
+    for rcpt in rcpts:
+        assert client.rcpt(rcpt)[0] == 250
+    return client.data(data)
+
+
+def test_ehlo_offers_the_esmtp_extensions_and_auth_only_after_starttls(smtp):
+    import ssl
+
+    client = smtp.client(tls=False)
+    assert {"pipelining", "enhancedstatuscodes", "size", "8bitmime", "smtputf8", "starttls"} <= set(
+        client.esmtp_features
+    )
+    assert "auth" not in client.esmtp_features
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    client.starttls(context=context)
+    client.ehlo("client.example.com")
+    assert client.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"]
+    client.quit()
+
+
+def test_smtplib_starttls_auth_plain_three_rcpt_is_stored_and_relayed_without_x_msys_api(smtp, smtp_key, relay):
+    client = smtp.client()
+    login(client, smtp_key)
+    header = {"campaign_id": "invoices", "metadata": {"customer": "42"}, "tags": ["billing"]}
+    rcpts = ["jo@example.com", "al@example.com", "bo@example.com"]
+    code, reply = inject(client, rcpts, message(header))
+    client.quit()
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    transmission = Transmission.objects.get(pk=tid)
+    assert transmission.campaign_id == "invoices"
+    assert transmission.metadata == {"customer": "42"}
+    assert transmission.return_path == "bounce@sender.example.com"
+    assert transmission.options["open_tracking"] is False and transmission.options["click_tracking"] is False
+    messages = Message.objects.filter(transmission_id=tid)
+    assert sorted(messages.values_list("email", flat=True)) == sorted(rcpts)
+    assert all(row.recipient["tags"] == ["billing"] for row in messages)
+    send_all(tid)
+    assert sorted(received.rcpt_tos[0] for received in relay.received) == sorted(rcpts)
+    for received in relay.received:
+        assert b"X-MSYS-API" not in received.data and b"x-msys-api" not in received.data.lower()
+        assert received.message["Subject"] == "Your invoice"
+        first = received.message.get_all("Received")[0]
+        assert "smtp.engage.test" in first and "billing app" in first and smtp_key not in first
+        assert smtp_key.encode() not in received.data
+
+
+def test_a_2_kb_x_msys_api_on_one_line_is_accepted(smtp, smtp_key):
+    header = {"campaign_id": "long", "metadata": {"blob": "x" * 2000}}
+    data = message(header)
+    assert max(len(line) for line in data.split("\r\n")) > 2000
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], data)
+    assert code == 250, reply
+    assert Transmission.objects.get(pk=transmission_id(reply)).metadata == {"blob": "x" * 2000}
+
+
+def test_header_tracking_options_win_over_the_listener_defaults(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(
+        client, ["jo@example.com"], message({"options": {"open_tracking": True, "click_tracking": True}})
+    )
+    assert code == 250, reply
+    options = Transmission.objects.get(pk=transmission_id(reply)).options
+    assert options["open_tracking"] is True and options["click_tracking"] is True
+    assert options["perform_substitutions"] is False
+
+
+def test_cc_bcc_archive_fan_out_one_message_per_address_deduplicated(smtp, smtp_key, relay):
+    header = {"cc": [{"email": "cc@example.com", "name": "Cee"}], "bcc": ["bcc@example.com"],
+              "archive": ["jo@example.com", "arch@example.com"]}  # fmt: skip
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message(header))
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    emails = sorted(Message.objects.filter(transmission_id=tid).values_list("email", flat=True))
+    assert emails == ["arch@example.com", "bcc@example.com", "cc@example.com", "jo@example.com"]
+    send_all(tid)
+    assert len(relay.received) == 4
+    for received in relay.received:
+        assert received.message["Cc"] == "Cee <cc@example.com>"
+
+
+@pytest.mark.parametrize(
+    ("header", "reply"),
+    [
+        ('{"campaign_id": ', "5.6.0 JSON parsing error in X-MSYS-API"),
+        ({"metadata": []}, "5.6.0 X-MSYS-API 'metadata' must be of type 'json object'"),
+        ({"campaign_id": "c" * 65}, "5.6.0 smtpapi_campaign_id context is limited to 64 bytes"),
+    ],
+)
+def test_a_bad_x_msys_api_is_refused_with_its_sparkpost_reply(smtp, smtp_key, header, reply):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject(client, ["jo@example.com"], message(header))
+    assert code == 550
+    assert text.decode().startswith(reply)
+    assert not Transmission.objects.exists()
+
+
+def test_a_duplicate_x_msys_api_is_refused(smtp, smtp_key):
+    data = message({"campaign_id": "a"}).replace("Subject:", 'X-MSYS-API: {"campaign_id": "b"}\r\nSubject:')
+    client = smtp.client()
+    login(client, smtp_key)
+    code, _text = inject(client, ["jo@example.com"], data)
+    assert code == 550
+    assert not Transmission.objects.exists()
+
+
+def test_a_wrong_key_is_535(smtp, smtp_key):
+    client = smtp.client()
+    with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+        login(client, smtp_key + "x")
+    assert caught.value.smtp_code == 535 and caught.value.smtp_error.startswith(b"5.7.8")
+
+
+def test_a_key_without_the_smtp_inject_grant_is_535(smtp, make_key):
+    key = make_key("transmissions/modify")
+    client = smtp.client()
+    with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+        login(client, key)
+    assert caught.value.smtp_code == 535
+
+
+def test_another_user_name_or_a_subaccount_is_535(smtp, smtp_key):
+    import base64
+
+    client = smtp.client()
+    code, _ = client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0someone\0{smtp_key}".encode()).decode())
+    assert code == 535
+    user = "SMTP_Injection:X-MSYS-SUBACCOUNT=7"
+    code, _ = client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{user}\0{smtp_key}".encode()).decode())
+    assert code == 535
+
+
+def test_auth_login_with_sparkpost_challenges_is_235(smtp, smtp_key):
+    import base64
+
+    client = smtp.client()
+    code, challenge = client.docmd("AUTH", "LOGIN")
+    assert (code, base64.b64decode(challenge)) == (334, b"Username:")
+    code, challenge = client.docmd(base64.b64encode(b"SMTP_Injection").decode())
+    assert (code, base64.b64decode(challenge)) == (334, b"Password:")
+    code, text = client.docmd(base64.b64encode(smtp_key.encode()).decode())
+    assert code == 235, text
+
+
+def test_repeated_auth_failures_are_421_and_close(smtp, smtp_key):
+    import base64
+
+    client = smtp.client()
+    bad = "PLAIN " + base64.b64encode(b"\0SMTP_Injection\0wrong").decode()
+    assert client.docmd("AUTH", bad)[0] == 535
+    assert client.docmd("AUTH", bad)[0] == 535
+    assert client.docmd("AUTH", bad) == (421, b"4.7.0 Too many authentication failures")
+
+
+def test_mail_before_auth_is_530(smtp):
+    client = smtp.client()
+    assert client.mail("a@sender.example.com") == (530, b"5.7.0 Authentication required")
+
+
+def test_auth_before_starttls_is_refused(smtp, smtp_key):
+    import base64
+
+    client = smtp.client(tls=False)
+    code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0SMTP_Injection\0{smtp_key}".encode()).decode())
+    assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first")
+
+
+def test_a_size_over_the_limit_is_552(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = client.mail("a@sender.example.com", [f"SIZE={2 * 1024 * 1024}"])
+    assert (code, text) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+
+
+def test_oversize_data_is_552_and_nothing_is_stored(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    data = message() + ("x" * 998 + "\r\n") * 1100
+    code, text = inject(client, ["jo@example.com"], data)
+    assert (code, text) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    assert not Transmission.objects.exists()
+
+
+def test_the_1001st_rcpt_is_452(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.mail("a@sender.example.com")[0] == 250
+    for index in range(1000):
+        assert client.rcpt(f"r{index}@example.com")[0] == 250
+    assert client.rcpt("r1000@example.com") == (452, b"4.5.3 Too many recipients")
+
+
+@pytest.mark.parametrize("probe", [b"\n.\r\n", b"\r.\r\n", b"\n.\n"])
+def test_smuggling_probes_never_make_two_messages(smtp, smtp_key, probe):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.mail("a@sender.example.com")[0] == 250
+    assert client.rcpt("jo@example.com")[0] == 250
+    assert client.docmd("DATA")[0] == 354
+    smuggled = (
+        b"From: a@sender.example.com\r\nSubject: one\r\n\r\nfirst" + probe
+        + b"MAIL FROM:<evil@sender.example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+        + b"From: evil@sender.example.com\r\nSubject: two\r\n\r\nsecond\r\n.\r\n"
+    )  # fmt: skip
+    client.send(smuggled)
+    code, _text = client.getreply()
+    assert code == 250
+    assert Transmission.objects.count() == 1
+    assert list(Message.objects.values_list("email", flat=True)) == ["jo@example.com"]
+
+
+def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
+    import transmissions.services
+
+    def broken(**_kwargs):
+        raise OperationalError("connection to server was lost")
+
+    monkeypatch.setattr(transmissions.services, "transmission_create", broken)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject(client, ["jo@example.com"], message())
+    assert (code, text) == (451, b"4.3.0 Temporary failure, please retry")
+
+
+def test_connections_over_the_cap_are_421(start_listener):
+    listener = start_listener(max_connections=2)
+    first, second = listener.client(tls=False), listener.client(tls=False)
+    with pytest.raises(smtplib.SMTPConnectError) as caught:
+        listener.client(tls=False)
+    assert caught.value.smtp_code == 421
+    first.quit()
+    second.quit()
+
+
+def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypatch):
+    import threading
+    import time
+
+    import transmissions.services
+
+    original = transmissions.services.transmission_create
+    entered = threading.Event()
+
+    def slow(**kwargs):
+        entered.set()
+        time.sleep(1)
+        return original(**kwargs)
+
+    monkeypatch.setattr(transmissions.services, "transmission_create", slow)
+    listener = start_listener()
+    idle = listener.client()
+    client = listener.client()
+    login(client, smtp_key)
+    results = []
+    sender = threading.Thread(target=lambda: results.append(inject(client, ["jo@example.com"], message())))
+    sender.start()
+    assert entered.wait(10)
+    listener.shutdown()
+    sender.join(10)
+    assert results and results[0][0] == 250
+    assert Transmission.objects.count() == 1
+    try:
+        code = idle.noop()[0]  # the 421 4.3.2 the idle session was sent at shutdown
+    except smtplib.SMTPServerDisconnected:
+        code = 421
+    assert code == 421
+
+
+def test_a_lost_enqueue_still_answers_250_and_the_scheduler_finds_it(smtp, smtp_key, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from transmissions.services import transmissions_due
+    from transmissions.tasks import transmission_generate_task
+
+    def redis_down(*_args, **_kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(transmission_generate_task, "delay", redis_down)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message())
+    assert code == 250, reply
+    assert transmission_id(reply) in transmissions_due(now=timezone.now() + timedelta(seconds=61))
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (apt-get install swaks)")
+def test_swaks_auth_login_pipelined_is_stored_with_its_header(smtp, smtp_key, relay):
+    header = '{"campaign_id": "swaks", "tags": ["cli"], "options": {"click_tracking": true}}'
+    command = [
+        "swaks", "--server", f"127.0.0.1:{smtp.port}", "-tls", "--auth", "LOGIN",
+        "--auth-user", "SMTP_Injection", "--auth-password", smtp_key, "--pipeline",
+        "--from", "app@sender.example.com", "--to", "jo@example.com", "--header", f"X-MSYS-API: {header}",
+        "--header", "Content-Type: text/html", "--body", '<a href="https://example.com/start">start</a>',
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "<~  334 VXNlcm5hbWU6" in result.stdout  # "Username:", SparkPost's challenge, over TLS (<~)
+    final = [line for line in result.stdout.splitlines() if line.startswith("<~  250 2.0.0 OK ")]
+    assert len(final) == 1, result.stdout
+    tid = int(final[0].rsplit(" ", 1)[1])
+    transmission = Transmission.objects.get(pk=tid)
+    assert transmission.campaign_id == "swaks" and transmission.options["click_tracking"] is True
+    send_all(tid)
+    (received,) = relay.received
+    assert b"x-msys-api" not in received.data.lower()
+    assert "https://example.com/start" not in received.data.decode()  # the link is tracked
