@@ -56,8 +56,8 @@ _LITERAL_JOIN = re.compile(r"[\"']\s*\n\s*[rRbBuUfF]{0,2}[\"']")
 # hold the deployment's own keys and are never read.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SCANNED_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".ini", ".sh", ".html", ".json"}
-# and by name: scripts/run, scripts/test, scripts/Procfile, .ci/run, bench/run
-_SCANNED_NAMES = {".env.example", "Dockerfile", ".gitignore", ".dockerignore", "run", "test", "Procfile"}
+# and by name: scripts/run, scripts/test, scripts/lock, scripts/Procfile, .ci/run, bench/run
+_SCANNED_NAMES = {".env.example", "Dockerfile", ".gitignore", ".dockerignore", "run", "test", "lock", "Procfile"}
 _SKIPPED_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis",
                  ".ruff_cache", ".mypy_cache", "artifacts"}  # fmt: skip
 

@@ -9,20 +9,23 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$ROOT/var/run}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
 ensure_venv() {
-    # $1: requirements.txt (run) or requirements-dev.txt (test, a superset).
-    local req="$1"
+    # $1: requirements.lock (run) or requirements-dev.lock (test, a superset at the same
+    # versions): the lock files scripts/lock makes from requirements*.txt, every package pinned
+    # with its hashes. Installed again whenever a lock file changes: a stamp in .venv names the
+    # sha256 of the lock files it was installed from.
+    local lock="$1"
     if [ ! -x .venv/bin/python ]; then
         echo "engage: creating .venv with $PY" >&2
         "$PY" -m venv .venv
     fi
-    local runtime_stamp=".venv/.installed-run-$(sha256sum requirements.txt | cut -c1-16)"
-    local dev_stamp=".venv/.installed-dev-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
-    if [ -f "$dev_stamp" ] || { [ "$req" = requirements.txt ] && [ -f "$runtime_stamp" ]; }; then
+    local runtime_stamp=".venv/.installed-run-$(sha256sum requirements.lock | cut -c1-16)"
+    local dev_stamp=".venv/.installed-dev-$(cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-16)"
+    if [ -f "$dev_stamp" ] || { [ "$lock" = requirements.lock ] && [ -f "$runtime_stamp" ]; }; then
         return 0
     fi
-    echo "engage: installing $req into .venv" >&2
-    .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
-    if [ "$req" = requirements.txt ]; then
+    echo "engage: installing $lock into .venv" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+    if [ "$lock" = requirements.lock ]; then
         rm -f .venv/.installed-run-*; touch "$runtime_stamp"
     else
         rm -f .venv/.installed-*; touch "$dev_stamp"
