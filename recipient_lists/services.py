@@ -8,9 +8,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from engage import errors
+from mailcore.ids import first_free_id, slug_from_name
 from recipient_lists.models import Recipient, RecipientList
 from recipient_lists.selectors import recipient_list_get, recipient_list_ids_like
-from templates_app.ids import first_free_id, slug_from_name
 from transmissions.selectors import transmission_uses_list
 
 BATCH_SIZE = 5000

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engage import errors
-from templates_app.ids import first_free_id, slug_from_name
+from mailcore.ids import first_free_id, slug_from_name
 from templates_app.models import Template
 from templates_app.rendering import content_compile
 from templates_app.selectors import template_get, template_ids_like
