@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,6 +31,11 @@ from transmissions.payload import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The task that starts generation (``transmissions.tasks.transmission_generate_task`` is
+#: registered under it). Enqueued by name: the tasks call these services, so the services may not
+#: import the tasks back (pyproject.toml's layers contract inside each app).
+GENERATE_TASK = "transmissions.generate"
 
 _COPY_SQL = "COPY transmissions_message (transmission_id, chunk, message_id, email, recipient) FROM STDIN"
 
@@ -166,10 +172,8 @@ def _generation_enqueue(transmission_id: int) -> None:
     """Queue the start of generation (after the commit). When the broker does not take it
     (Redis down), the transmission is stored all the same: the scheduler starts an immediate
     transmission still Submitted a minute after its creation (:func:`transmissions_due`)."""
-    from transmissions.tasks import transmission_generate_task
-
     try:
-        transmission_generate_task.delay(transmission_id)
+        current_app.send_task(GENERATE_TASK, args=(transmission_id,))
     except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
         log.warning(
             "transmission %s stored; its start was not queued (%s): the scheduler will start it", transmission_id, exc
