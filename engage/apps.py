@@ -10,4 +10,4 @@ class EngageConfig(AppConfig):
     verbose_name = "Engage"
 
     def ready(self) -> None:
-        from engage import checks  # noqa: F401 - registers the checks
+        from engage import checks  # noqa: F401 - registers the checks, in ready() as Django asks

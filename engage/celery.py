@@ -25,7 +25,7 @@ def _refuse_to_start_on_setting_errors(**kwargs) -> None:
     import django
     from django.core.management.base import SystemCheckError
 
-    from engage.checks import startup_check
+    from engage.checks import startup_check  # engage/__init__ loads this module before settings exist
 
     django.setup()
     try:

@@ -52,6 +52,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from analytics.targets import AllowList
 from engage.env import INTEGER_BOUNDS, LOG_LEVELS
 from engage.keys import (
     MAKE_SECRET_KEY,
@@ -61,6 +62,10 @@ from engage.keys import (
     tracking_secret_is_short,
     tracking_secret_problem,
 )
+from mailcore.addresses import address_problem
+from mailcore.domains import host_normalize, tracking_domain_normalize
+from tracking.signing import tracking_keys
+from transmissions.delivery import RelayConfig
 
 _WHERE = "in the environment or in .env"
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -76,7 +81,6 @@ def host_problem(host: str) -> str | None:
         return None
     except ValueError:
         pass
-    from mailcore.domains import host_normalize
 
     try:
         host_normalize(host.removesuffix("."))
@@ -96,8 +100,6 @@ def check_secret_key(app_configs, **kwargs) -> list[Error]:
 
 @register("engage")
 def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
-    from tracking.signing import tracking_keys
-
     hint = (
         f"Make one with `{MAKE_TRACKING_KEY}` and set ENGAGE_TRACKING_KEYS to it {_WHERE} "
         "(comma-separated kid:secret entries; the last one signs, all verify)."
@@ -134,8 +136,6 @@ def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
 @register("engage")
 def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
     """The same rule as a transmission's ``tracking_domain`` (``mailcore.domains``), with a scheme."""
-    from mailcore.domains import tracking_domain_normalize
-
     url = settings.ENGAGE_TRACKING_BASE_URL
     try:
         valid = url.startswith(("http://", "https://")) and bool(tracking_domain_normalize(url))
@@ -155,8 +155,6 @@ def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
 
 @register("engage")
 def check_relay_url(app_configs, **kwargs) -> list[Error]:
-    from transmissions.delivery import RelayConfig
-
     try:
         RelayConfig.from_url(settings.ENGAGE_RELAY_URL)
     except ValueError:
@@ -195,8 +193,6 @@ def check_database_options(app_configs, **kwargs) -> list[Error]:
 
 @register("engage")
 def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
-    from analytics.targets import AllowList
-
     try:
         AllowList.parse(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS)
     except ValueError as exc:
@@ -253,8 +249,6 @@ def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
 
 @register("engage")
 def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
-    from mailcore.addresses import address_problem
-
     address = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO
     problem = address_problem(address) if address else None  # empty: unsubscribe@<tracking host>
     if problem is None:

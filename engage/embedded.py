@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from engage.env import env_path, load_dotenv
+from engage.keys import ensure_key_files
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "engage"
 # The embedded Redis's ports (first included, last not): below Linux's ephemeral range.
@@ -34,8 +37,6 @@ REDIS_APPENDFSYNC = "everysec"
 
 def var_dir() -> Path:
     """``ENGAGE_VAR_DIR`` (relative to the project root), ``./var`` by default."""
-    from engage.env import env_path
-
     return env_path("ENGAGE_VAR_DIR", ROOT / "var", base=ROOT)
 
 
@@ -232,9 +233,6 @@ def stop() -> None:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "env"
     if command == "env":
-        from engage.env import load_dotenv
-        from engage.keys import ensure_key_files
-
         load_dotenv(ROOT / ".env")
         database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
         if database_url and redis_url:

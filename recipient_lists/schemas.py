@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, WrapValidator
 
 from engage.api.schema import Body, ErrorDetail, JsonObject, Query, Text
 from mailcore.addresses import MAX_EMAIL_LENGTH
+from mailcore.ids import MAX_ID_BYTES
 from recipient_lists.recipients import MAX_ADDRESS_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS
-from templates_app.ids import MAX_ID_BYTES
 
 MAX_LIST_NAME_BYTES = 64
 MAX_LIST_DESCRIPTION_BYTES = 1024

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
 from engage import errors
 from recipient_lists.models import Recipient, RecipientList
+
+#: Sent before a recipient list is replaced or deleted: "does a row of yours still need list
+#: ``list_id``?". A receiver is ``(sender, *, list_id: str, **kwargs) -> bool``; ``transmissions``
+#: connects ``transmissions.selectors.transmission_uses_list`` in ``TransmissionsConfig.ready``.
+recipient_list_needed = Signal()
 
 
 def recipient_list_get(*, list_id: str) -> RecipientList:
@@ -16,6 +22,18 @@ def recipient_list_get(*, list_id: str) -> RecipientList:
     if recipient_list is None:
         raise errors.NotFound(f"List '{list_id}' does not exist")
     return recipient_list
+
+
+def recipient_list_in_use(*, list_id: str) -> bool:
+    """True when an app above recipient lists still needs the list: a transmission submitted
+    (scheduled) or generating with it. Its update and delete refuse it then (409 / 1602,
+    SPEC B §3.3).
+
+    Asked through a Django signal (``recipient_list_needed``) for the reason
+    ``templates_app.selectors.template_in_use`` gives: transmissions sits above this app in
+    pyproject.toml's layers contract. Receivers only read; their errors propagate.
+    """
+    return any(answer for _receiver, answer in recipient_list_needed.send(sender=RecipientList, list_id=list_id))
 
 
 def recipient_list_list() -> QuerySet[RecipientList]:

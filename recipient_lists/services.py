@@ -8,10 +8,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from engage import errors
+from mailcore.ids import first_free_id, slug_from_name
 from recipient_lists.models import Recipient, RecipientList
-from recipient_lists.selectors import recipient_list_get, recipient_list_ids_like
-from templates_app.ids import first_free_id, slug_from_name
-from transmissions.selectors import transmission_uses_list
+from recipient_lists.selectors import recipient_list_get, recipient_list_ids_like, recipient_list_in_use
 
 BATCH_SIZE = 5000
 _GENERATION_ATTEMPTS = 5
@@ -85,7 +84,7 @@ def recipient_list_update(
         recipient_list = RecipientList.objects.select_for_update().filter(pk=list_id).first()
         if recipient_list is None:
             recipient_list_get(list_id=list_id)
-        if transmission_uses_list(list_id=list_id):
+        if recipient_list_in_use(list_id=list_id):
             raise errors.ResourceInUse(f"List '{list_id}' is in use by msg generation")
         update_fields = ["updated_at"]
         for field, value in (("name", name), ("description", description), ("attributes", attributes)):
@@ -107,7 +106,7 @@ def recipient_list_delete(*, list_id: str) -> None:
         recipient_list = RecipientList.objects.select_for_update().filter(pk=list_id).first()
         if recipient_list is None:
             recipient_list_get(list_id=list_id)
-        if transmission_uses_list(list_id=list_id):
+        if recipient_list_in_use(list_id=list_id):
             raise errors.ResourceInUse(f"List '{list_id}' is in use by msg generation")
         Recipient.objects.filter(recipient_list=recipient_list).delete()
         recipient_list.delete()

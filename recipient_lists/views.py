@@ -8,12 +8,12 @@ from engage import errors
 from engage.api.fields import text_field
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
+from mailcore.ids import MAX_ID_BYTES
 from recipient_lists import schemas
 from recipient_lists.models import RecipientList
 from recipient_lists.recipients import normalize_recipients
 from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients
 from recipient_lists.services import recipient_list_create, recipient_list_delete, recipient_list_update
-from templates_app.ids import MAX_ID_BYTES
 
 MANAGE = ("recipient_lists/manage",)
 RESERVED_PREFIX = "rcptlist_"

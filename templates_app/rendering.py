@@ -12,31 +12,15 @@ from typing import Any
 from django.conf import settings
 
 from engage import errors
-
-
-def _language():
-    try:
-        from mailcore.language import build_context, compile_content
-    except ImportError:
-        return None
-    return compile_content, build_context
-
-
-def language_available() -> bool:
-    return _language() is not None
+from mailcore.language import build_context, compile_content, reserved_key_problem
+from mailcore.language.errors import MessageTooLarge, TemplateRenderError, TemplateSyntaxError
 
 
 def content_compile(content: dict[str, Any]):
     """Compile stored content once; raises ``errors.TemplateSyntaxError`` (3000) with part and line.
 
-    Returns the compiled content, or None when the language is not installed.
+    Returns the compiled content (``mailcore.language.compile_content``).
     """
-    language = _language()
-    if language is None:
-        return None
-    compile_content, _ = language
-    from mailcore.language.errors import TemplateSyntaxError
-
     try:
         return compile_content(content)
     except TemplateSyntaxError as exc:
@@ -52,15 +36,6 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
     capped at ``ENGAGE_MAX_MESSAGE_BYTES`` (headers included): past it, 422 / 3001 saying
     the limit (``limit`` in bytes), the render stopped where it passed.
     """
-    language = _language()
-    if language is None:
-        preview = dict(content)
-        preview["rendered"] = False  # explicit marker: the language is not installed yet
-        return preview
-    compile_content, build_context = language
-    from mailcore.language import reserved_key_problem
-    from mailcore.language.errors import MessageTooLarge, TemplateRenderError
-
     if (problem := reserved_key_problem(substitution_data)) is not None:
         raise errors.InvalidData(problem)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from engage.api.schema import Body, JsonObject, Query, Text
-from templates_app.ids import MAX_ID_BYTES
+from mailcore.ids import MAX_ID_BYTES
 
 #: Bodies up to the largest content a transmission may carry (settings enforce the real limit).
 MAX_PART_CHARS = 20 * 1024 * 1024

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
 from engage import errors
 from templates_app.models import Template
+
+#: Sent before a template is deleted: "does a row of yours still need template ``template_id``?".
+#: A receiver is ``(sender, *, template_id: str, **kwargs) -> bool``; ``transmissions`` connects
+#: ``transmissions.selectors.transmission_uses_template`` in ``TransmissionsConfig.ready``.
+template_needed = Signal()
 
 
 def _not_found(template_id: str) -> errors.NotFound:
@@ -20,6 +26,20 @@ def template_get(*, template_id: str) -> Template:
     if template is None:
         raise _not_found(template_id)
     return template
+
+
+def template_in_use(*, template_id: str) -> bool:
+    """True when an app above templates still needs the template: a transmission submitted
+    (scheduled) or generating with it. The delete refuses it then (409 / 1602, SPEC B §2.2).
+
+    A question sent as a Django signal (``template_needed``) rather than an import: transmissions
+    reads templates, so it sits above templates_app in pyproject.toml's layers contract and
+    templates_app may not import it back. The app that owns the answer connects a receiver when
+    Django loads it. Receivers only read, and their errors propagate (``send``, not
+    ``send_robust``): a failed query is a 500, never the delete of a template in use. No
+    receiver (transmissions not installed) means nothing uses it.
+    """
+    return any(answer for _receiver, answer in template_needed.send(sender=Template, template_id=template_id))
 
 
 def template_list(*, draft: bool | None = None) -> QuerySet[Template]:

@@ -9,11 +9,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engage import errors
-from templates_app.ids import first_free_id, slug_from_name
+from mailcore.ids import first_free_id, slug_from_name
 from templates_app.models import Template
 from templates_app.rendering import content_compile
-from templates_app.selectors import template_get, template_ids_like
-from transmissions.selectors import transmission_uses_template
+from templates_app.selectors import template_get, template_ids_like, template_in_use
 
 _GENERATION_ATTEMPTS = 5
 
@@ -154,7 +153,7 @@ def template_delete(*, template_id: str) -> None:
         template = Template.objects.select_for_update().filter(pk=template_id).first()
         if template is None:
             template_get(template_id=template_id)
-        if transmission_uses_template(template_id=template_id):
+        if template_in_use(template_id=template_id):
             raise errors.ResourceInUse(f"Template '{template_id}' is in use by msg generation")
         template.delete()
 

@@ -10,9 +10,9 @@ from engage import errors
 from engage.api.fields import bool_field, iso, text_field
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
+from mailcore.ids import MAX_ID_BYTES
 from templates_app import content as content_rules
 from templates_app import schemas
-from templates_app.ids import MAX_ID_BYTES
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview
 from templates_app.selectors import template_get, template_list, template_version

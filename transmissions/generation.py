@@ -45,6 +45,7 @@ from mailcore.mime import build_message, from_parts, to_addresses
 from mailcore.options import EffectiveOptions, effective_options
 from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
 from mailcore.tokens import MessageTokens
+from templates_app.selectors import template_get_for_send
 from tracking.signing import tracking_base_url, tracking_signer
 from transmissions.models import Transmission
 from transmissions.payload import address_headers, content_to_compile
@@ -167,8 +168,6 @@ def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None,
         if "error" in snapshot:
             raise _template_error(snapshot["error"])
         return snapshot["content"], snapshot["options"], transmission.template_version
-    from templates_app.selectors import template_get_for_send
-
     content, options, version = template_get_for_send(
         template_id=transmission.template_id, use_draft=transmission.use_draft_template
     )

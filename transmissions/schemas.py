@@ -17,9 +17,9 @@ from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationEr
 from engage.api.schema import Body, DateTimeText, ErrorDetail, JsonObject, Query, Text
 from mailcore.addresses import MAX_EMAIL_LENGTH
 from mailcore.domains import TRACKING_DOMAIN_FORMS, tracking_domain_normalize
+from mailcore.ids import MAX_ID_BYTES
 from mailcore.mime import CONTENT_ID_PATTERN, content_id_problem
 from recipient_lists.schemas import MAX_INT32, RecipientArray
-from templates_app.ids import MAX_ID_BYTES
 from templates_app.schemas import MAX_PART_CHARS, Content
 from transmissions.models import Transmission, TransmissionState
 from transmissions.payload import (

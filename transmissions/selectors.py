@@ -13,13 +13,20 @@ from transmissions.models import Message, MessageState, Transmission, Transmissi
 _ACTIVE = (TransmissionState.SUBMITTED, TransmissionState.GENERATING)
 
 
-def transmission_uses_template(*, template_id: str) -> bool:
-    """True while a transmission using this template is submitted (scheduled) or generating."""
+def transmission_uses_template(*, template_id: str, **_signal: Any) -> bool:
+    """True while a transmission using this template is submitted (scheduled) or generating.
+
+    The answer to ``templates_app.selectors.template_needed`` (connected in
+    ``TransmissionsConfig.ready``), hence the signal's own keywords (``sender``, ``signal``),
+    accepted and ignored."""
     return Transmission.objects.filter(template_id=template_id, state__in=_ACTIVE).exists()
 
 
-def transmission_uses_list(*, list_id: str) -> bool:
-    """True while a transmission using this recipient list is submitted (scheduled) or generating."""
+def transmission_uses_list(*, list_id: str, **_signal: Any) -> bool:
+    """True while a transmission using this recipient list is submitted (scheduled) or generating.
+
+    The answer to ``recipient_lists.selectors.recipient_list_needed`` (connected in
+    ``TransmissionsConfig.ready``); the signal's own keywords are accepted and ignored."""
     return Transmission.objects.filter(list_id=list_id, state__in=_ACTIVE).exists()
 
 

@@ -14,12 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from engage import errors
 from recipient_lists.recipients import normalize_recipient
+from recipient_lists.selectors import recipient_list_iter_recipients
+from templates_app.rendering import content_compile
+from templates_app.selectors import template_get_for_send
+from templates_app.services import template_touch_last_use
+from tracking.outbox import outbox_write
+from transmissions.delivery import bounce_class
+from transmissions.generation import transmission_event_fields
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 from transmissions.payload import (
     Limits,
@@ -30,6 +38,11 @@ from transmissions.payload import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The task that starts generation (``transmissions.tasks.transmission_generate_task`` is
+#: registered under it). Enqueued by name: the tasks call these services, so the services may not
+#: import the tasks back (pyproject.toml's layers contract inside each app).
+GENERATE_TASK = "transmissions.generate"
 
 _COPY_SQL = "COPY transmissions_message (transmission_id, chunk, message_id, email, recipient) FROM STDIN"
 
@@ -57,9 +70,6 @@ def message_id_new() -> str:
 
 
 def _check_content(data: TransmissionInput) -> None:
-    from templates_app.rendering import content_compile
-    from templates_app.selectors import template_get_for_send
-
     if data.template_id:
         try:
             template_get_for_send(template_id=data.template_id, use_draft=data.use_draft_template)
@@ -75,8 +85,6 @@ def _recipients(
 ) -> tuple[list[dict], list[dict], int]:
     """(accepted recipients, reported errors, rejected count); a stored list is copied."""
     if raw is None:
-        from recipient_lists.selectors import recipient_list_iter_recipients
-
         return list(recipient_list_iter_recipients(list_id=data.list_id)), [], 0
     accepted: list[dict] = []
     reported: list[dict] = []
@@ -151,8 +159,6 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
         )
         _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
         if data.template_id:
-            from templates_app.services import template_touch_last_use  # templates_app imports transmissions
-
             template_touch_last_use(template_id=data.template_id)
         if data.start_time is None:
             transmission_id = transmission.id
@@ -166,10 +172,8 @@ def _generation_enqueue(transmission_id: int) -> None:
     """Queue the start of generation (after the commit). When the broker does not take it
     (Redis down), the transmission is stored all the same: the scheduler starts an immediate
     transmission still Submitted a minute after its creation (:func:`transmissions_due`)."""
-    from transmissions.tasks import transmission_generate_task
-
     try:
-        transmission_generate_task.delay(transmission_id)
+        current_app.send_task(GENERATE_TASK, args=(transmission_id,))
     except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
         log.warning(
             "transmission %s stored; its start was not queued (%s): the scheduler will start it", transmission_id, exc
@@ -245,10 +249,6 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
     ``bounce`` event each (``CANCELED_REASON``, written to the event outbox in the same
     transaction), and it ends ``Canceled`` with its counters.
     False (nothing done) when it is not stuck."""
-    from tracking.outbox import outbox_write
-    from transmissions.delivery import bounce_class
-    from transmissions.generation import transmission_event_fields
-
     stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
     with transaction.atomic():
         transmission = Transmission.objects.select_for_update().filter(pk=transmission_id).first()
@@ -339,8 +339,6 @@ def _template_pin(transmission: Transmission) -> tuple[str, dict[str, Any]]:
     message fails with a ``generation_failure`` saying why (as when the template was read
     per process).
     """
-    from templates_app.selectors import template_get_for_send
-
     try:
         content, options, version = template_get_for_send(
             template_id=transmission.template_id, use_draft=transmission.use_draft_template

@@ -15,6 +15,14 @@ from celery import shared_task
 from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
+from transmissions.models import Message
+from transmissions.sending import chunk_send, deferred_orphans_find, message_retry, stale_claims_recover
+from transmissions.services import (
+    GENERATE_TASK,
+    transmission_finish_if_done,
+    transmission_start_generation,
+    transmissions_due,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +36,10 @@ def _token(task_id: str | None) -> str:
     return f"{socket.gethostname()[:20]}:{os.getpid()}:{(task_id or '')[:8]}:{uuid.uuid4().hex[:8]}"
 
 
-@shared_task(name="transmissions.generate", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True)
 def transmission_generate_task(transmission_id: int) -> int:
-    """Start generation: Generating, then one send task per chunk with queued messages."""
-    from transmissions.services import transmission_start_generation
-
+    """Start generation (``transmissions.generate``): Generating, then one send task per chunk
+    with queued messages."""
     chunks = transmission_start_generation(transmission_id=transmission_id)
     for chunk in chunks:
         chunk_send_task.delay(transmission_id, chunk)
@@ -41,8 +48,6 @@ def transmission_generate_task(transmission_id: int) -> int:
 
 @shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
-    from transmissions.sending import chunk_send
-
     try:
         result = chunk_send(transmission_id=transmission_id, chunk=chunk, token=_token(self.request.id))
     except RelayUnavailable as exc:
@@ -60,8 +65,6 @@ def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
 def message_retry_task(self, message_pk: int) -> str:
     """Retry a deferred (4xx) message with exponential backoff until it is sent, bounces,
     or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""
-    from transmissions.sending import message_retry
-
     try:
         outcome, attempts = message_retry(message_pk=message_pk, token=_token(self.request.id))
     except RelayUnavailable:
@@ -69,9 +72,6 @@ def message_retry_task(self, message_pk: int) -> str:
     if outcome == "deferred":
         raise self.retry(countdown=backoff_seconds(attempts - 1))
     if outcome in ("sent", "failed"):
-        from transmissions.models import Message
-        from transmissions.services import transmission_finish_if_done
-
         transmission_id = Message.objects.filter(pk=message_pk).values_list("transmission_id", flat=True).first()
         if transmission_id is not None:
             transmission_finish_if_done(transmission_id=transmission_id)
@@ -81,8 +81,6 @@ def message_retry_task(self, message_pk: int) -> str:
 @shared_task(name="transmissions.start_due", expires=30)
 def transmissions_start_due_task() -> int:
     """Beat: start scheduled transmissions whose time has come (and stalled immediate ones)."""
-    from transmissions.services import transmissions_due
-
     due = transmissions_due()
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
@@ -93,9 +91,6 @@ def transmissions_start_due_task() -> int:
 def transmissions_recover_stale_task() -> int:
     """Beat: re-queue messages claimed by dead workers and re-enqueue their chunks, and
     re-enqueue retries of deferred messages whose retry task was lost."""
-    from transmissions.sending import deferred_orphans_find, stale_claims_recover
-    from transmissions.services import transmission_finish_if_done
-
     pairs, generating = stale_claims_recover()
     for transmission_id, chunk in sorted(pairs):
         chunk_send_task.delay(transmission_id, chunk)

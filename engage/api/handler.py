@@ -5,16 +5,39 @@ from __future__ import annotations
 import logging
 import re
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from psycopg import errors as pg_errors
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from engage import errors
-from engage.api.statement_timeout import is_query_canceled, query_timeout_error
 
 log = logging.getLogger(__name__)
+
+
+def is_query_canceled(exc: BaseException) -> bool:
+    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # Django chains the driver error as __cause__
+        if seen is None:
+            return False
+        if isinstance(seen, pg_errors.QueryCanceled):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def query_timeout_error() -> errors.QueryTimeout:
+    """The 503 / 1502 for an API statement cancelled by ``ENGAGE_API_STATEMENT_TIMEOUT_MS`` (set by
+    ``engage.api.statement_timeout.ApiStatementTimeoutMiddleware``), naming the limit in ms."""
+    limit = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
+    return errors.QueryTimeout(
+        f"A database query took longer than the {limit} ms allowed for an API request "
+        "(ENGAGE_API_STATEMENT_TIMEOUT_MS) and was cancelled; narrow the request and retry"
+    )
 
 
 def _first_validation_message(detail, prefix: str = "") -> str:

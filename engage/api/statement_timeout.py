@@ -5,7 +5,8 @@
 so a connection kept open for reuse (``CONN_MAX_AGE``) never carries it into the next use
 (tracking endpoints share these processes). Workers and beat never pass through here: their
 long ``COPY``/bulk statements run without it. A statement cancelled by the timeout answers
-503 / 1502 saying so (``errors.QueryTimeout``), never a 500.
+503 / 1502 saying so (``errors.QueryTimeout``, from ``engage.api.handler.query_timeout_error``),
+never a 500.
 """
 
 from __future__ import annotations
@@ -16,31 +17,9 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from engage import errors
+from engage.api.handler import error_response, is_query_canceled, query_timeout_error
 
 log = logging.getLogger(__name__)
-
-
-def is_query_canceled(exc: BaseException) -> bool:
-    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
-    from psycopg import errors as pg_errors
-
-    seen: BaseException | None = exc
-    for _ in range(5):  # Django chains the driver error as __cause__
-        if seen is None:
-            return False
-        if isinstance(seen, pg_errors.QueryCanceled):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def query_timeout_error() -> errors.QueryTimeout:
-    limit = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
-    return errors.QueryTimeout(
-        f"A database query took longer than the {limit} ms allowed for an API request "
-        "(ENGAGE_API_STATEMENT_TIMEOUT_MS) and was cancelled; narrow the request and retry"
-    )
 
 
 class ApiStatementTimeoutMiddleware:
@@ -78,7 +57,5 @@ class ApiStatementTimeoutMiddleware:
     def process_exception(self, request, exception):
         """Views outside DRF: a cancelled statement still answers the envelope, not a 500."""
         if request.path_info.startswith("/api/") and is_query_canceled(exception):
-            from engage.api.handler import error_response
-
             return error_response(query_timeout_error())
         return None

@@ -242,7 +242,7 @@ def test_put_unknown_list_is_404_1600(api):
 
 def test_put_and_delete_of_a_list_in_use_are_409_1602(api, monkeypatch):
     create(api, id="busy")
-    monkeypatch.setattr("recipient_lists.services.transmission_uses_list", lambda *, list_id: True)
+    monkeypatch.setattr("recipient_lists.services.recipient_list_in_use", lambda *, list_id: True)
     assert_error(api.put("/api/v1/recipient-lists/busy", {"name": "x"}, format="json"), 409, "1602")
     assert_error(api.delete("/api/v1/recipient-lists/busy"), 409, "1602")
     assert get(api, "busy")["name"] == "busy"

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailcore.addresses import address_problem, is_valid_email, split_address
+from mailcore.ids import first_free_id, slug_from_name
 from recipient_lists.recipients import normalize_recipient, normalize_recipients
-from templates_app.ids import first_free_id, slug_from_name
 
 
 @pytest.mark.parametrize(

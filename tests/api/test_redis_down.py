@@ -43,14 +43,14 @@ def test_an_immediate_transmission_is_stored_when_its_start_cannot_be_queued(
 ):
     from kombu.exceptions import OperationalError
 
-    from transmissions import tasks
+    from engage.celery import app as celery_app
     from transmissions.models import Transmission, TransmissionState
     from transmissions.services import transmissions_due
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.transmission_generate_task, "delay", broker_down)
+    monkeypatch.setattr(celery_app, "send_task", broker_down)  # what enqueuing the start calls
     body = {
         "content": {"from": "a@sender.test", "subject": "s", "text": "t"},
         "recipients": [{"address": "r@example.com"}],

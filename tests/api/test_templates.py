@@ -281,7 +281,7 @@ def test_delete_unknown_template_is_404_1600(api):
 
 def test_delete_of_a_template_in_use_is_409_1602(api, monkeypatch):
     create(api, id="busy")
-    monkeypatch.setattr("templates_app.services.transmission_uses_template", lambda *, template_id: True)
+    monkeypatch.setattr("templates_app.services.template_in_use", lambda *, template_id: True)
     assert_error(api.delete("/api/v1/templates/busy"), 409, "1602")
     assert api.get("/api/v1/templates/busy").status_code == 200
 

@@ -71,12 +71,12 @@ def test_ids_are_unique_and_increasing(api):
 
 def test_it_enqueues_generation_on_commit(api, django_capture_on_commit_callbacks, monkeypatch):
     calls = []
-    from transmissions import tasks
+    from engage.celery import app as celery_app
 
-    monkeypatch.setattr(tasks.transmission_generate_task, "delay", lambda tid: calls.append(tid))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: calls.append((name, args)))
     with django_capture_on_commit_callbacks(execute=True):
         response = post(api, body())
-    assert calls == [int(response.json()["results"]["id"])]
+    assert calls == [("transmissions.generate", (int(response.json()["results"]["id"]),))]
 
 
 def test_it_works_with_a_trailing_slash(api):

@@ -1,4 +1,5 @@
-"""Ids generated from names (SPEC A.1): pure, shared by templates and recipient lists."""
+"""Ids generated from names (SPEC A.1): pure, shared by templates and recipient lists (the two
+stored resources whose id a name can give), so it sits below both in the core."""
 
 from __future__ import annotations
 
