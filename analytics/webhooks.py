@@ -657,12 +657,6 @@ def webhook_batches_expire(*, now: datetime | None = None) -> int:
     return _pending_now(now).exclude(_retry_window_open(now)).update(state=BatchState.EXPIRED)
 
 
-def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
-    """The ids of batches an attempt may claim now, the longest waiting first (a read)."""
-    now = now or timezone.now()
-    return [str(pk) for pk in _due(now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]
-
-
 def webhook_batches_lease_due(*, now: datetime | None = None, limit: int = 100) -> list[tuple[str, datetime]]:
     """Lease the due batches for delivery tasks: ``[(batch_id, lease)]``. Each is due again
     only when its lease runs out, so a dispatch every second queues one task per batch, not

@@ -44,8 +44,8 @@ def _hook(receiver, path: str, events: list[str], **fields) -> Webhook:
 def _flush(now=None) -> list[str]:
     now = now or timezone.now()
     made = webhooks.webhook_batches_build(now=now, force=True)
-    for batch_id in webhooks.webhook_batches_due(now=now, limit=10_000):
-        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now)
+    for batch_id, lease in webhooks.webhook_batches_lease_due(now=now, limit=10_000):
+        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now, lease=lease)
     return made
 
 
