@@ -31,7 +31,8 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from analytics import rollups
-from tracking.models import EVENT_CATEGORY, EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
+from mailcore.events import names_in
+from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 
 STAGE = "analytics_stage"
 WORK_MEM = "64MB"
@@ -57,10 +58,8 @@ WITH ins AS (
 INSERT INTO {_LANDED} SELECT * FROM ins"""
 _UNIQUE_VIOLATION = "23505"
 # Events that take friendly_from/subject from their message, and those that hold them.
-_ENGAGEMENT_TYPES = frozenset(
-    t for t, category in EVENT_CATEGORY.items() if category in ("track_event", "unsubscribe_event")
-)
-_SEND_TYPES = frozenset(t for t, category in EVENT_CATEGORY.items() if category == "message_event")
+_ENGAGEMENT_TYPES = names_in("track_event", "unsubscribe_event")
+_SEND_TYPES = names_in("message_event")
 _MESSAGE_FIELDS = """
 SELECT DISTINCT ON (message_id) message_id, friendly_from, subject FROM tracking_event
 WHERE message_id = ANY(%s) AND type = ANY(%s) AND (friendly_from <> '' OR subject <> '')
