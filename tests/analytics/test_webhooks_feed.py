@@ -15,7 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from analytics import rollups, webhooks
-from analytics.ingest import events_insert
+from analytics.ingest import event_row, events_insert
 from analytics.models import Webhook, WebhookBatch, WebhookFeedEvent, WebhookPayload, WebhookPendingEvent
 from mailcore.events import NAMES
 from tests.analytics import data
@@ -34,7 +34,7 @@ def _events(seed: int, messages: int, tag: str) -> list[dict]:
 
 def _land(events: list[dict]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        events_insert(cursor, events, returning=False)
+        events_insert(cursor, [event_row(event) for event in events], returning=False)
 
 
 def _hook(receiver, path: str, events: list[str], **fields) -> Webhook:
