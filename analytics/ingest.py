@@ -12,8 +12,9 @@ COPY (a batch re-landed after a crash, or landed concurrently), the batch is sta
 and goes through ``INSERT ... ON CONFLICT DO NOTHING``, and only the rows that were new are
 staged for the rollups.
 
-The lander (``tracking.events``) lands every buffered batch through ``events_insert``;
-tests and ``bench/metrics.py`` use it to land events exactly as production does.
+The lander (``analytics.landing``) normalises each buffered record with ``event_row`` (the
+one place an event becomes a row) and lands the batch through ``events_insert``; tests and
+``bench/webhook_fanout.py`` use the same two functions to land events as production does.
 
 Engagement events (opens, clicks, unsubscribes) come from a tracking token, which does not
 carry the message's From and Subject (they would lengthen every link, and the click
@@ -25,13 +26,14 @@ when it was built), found in the batch itself or with one query per batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from analytics import rollups
-from tracking.models import EVENT_CATEGORY, EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
+from mailcore.events import names_in
+from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 
 STAGE = "analytics_stage"
 WORK_MEM = "64MB"
@@ -57,30 +59,81 @@ WITH ins AS (
 INSERT INTO {_LANDED} SELECT * FROM ins"""
 _UNIQUE_VIOLATION = "23505"
 # Events that take friendly_from/subject from their message, and those that hold them.
-_ENGAGEMENT_TYPES = frozenset(
-    t for t, category in EVENT_CATEGORY.items() if category in ("track_event", "unsubscribe_event")
-)
-_SEND_TYPES = frozenset(t for t, category in EVENT_CATEGORY.items() if category == "message_event")
+_ENGAGEMENT_TYPES = names_in("track_event", "unsubscribe_event")
+_SEND_TYPES = names_in("message_event")
 _MESSAGE_FIELDS = """
 SELECT DISTINCT ON (message_id) message_id, friendly_from, subject FROM tracking_event
 WHERE message_id = ANY(%s) AND type = ANY(%s) AND (friendly_from <> '' OR subject <> '')
 ORDER BY message_id, timestamp"""
 
 
-def event_row(event: dict[str, Any]) -> tuple:
-    """An event dict (Event column names; ``event_id``, ``type`` and an aware ``timestamp``
-    required) as a row in ``EVENT_COLUMNS`` order, defaults filled in."""
-    row = []
+_COLUMN_SET = frozenset(EVENT_COLUMNS)
+_TRUE_STRINGS = frozenset({"1", "true", "yes", "on"})
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_STRINGS
+    return bool(value)
+
+
+def _as_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, int | float):
+        ts = datetime.fromtimestamp(value, UTC)
+    else:
+        text = str(value)
+        ts = (
+            datetime.fromtimestamp(float(text), UTC)
+            if text.replace(".", "", 1).isdigit()
+            else datetime.fromisoformat(text)
+        )
+    if ts.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return ts.astimezone(UTC)
+
+
+def event_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The one normalisation of an event (STYLE rule 12): a record as buffered or handed in
+    (Event column names; ``event_id``, ``type`` and ``timestamp`` required) as a
+    ``tracking_event`` row, ``{column: value}`` for every column of ``EVENT_COLUMNS``.
+
+    Missing and null columns take ``EVENT_DEFAULTS``; ``timestamp`` becomes an aware UTC
+    datetime (from a datetime, Unix seconds or ISO 8601 with offset); ``transactional`` a
+    bool ("1", "true", "yes", "on" are true); the other non-JSON columns strings;
+    ``recipient_domain`` defaults to the domain of ``rcpt_to``, lower-cased; keys that are
+    no column go into ``extra`` (``id`` is dropped). Raises KeyError for a missing required
+    field and ValueError (or TypeError) for a timestamp that cannot be read or is naive."""
+    row = {column: record.get(column, EVENT_DEFAULTS.get(column)) for column in EVENT_COLUMNS}
+    extra = dict(record["extra"]) if isinstance(record.get("extra"), dict) else {}
+    for key, value in record.items():
+        if key not in _COLUMN_SET and key != "id":
+            extra[key] = value
+    row["extra"] = extra
+    row["event_id"] = str(record["event_id"])
+    row["type"] = str(record["type"])
+    row["timestamp"] = _as_timestamp(record["timestamp"])
+    row["transactional"] = _as_bool(row["transactional"])
     for column in EVENT_COLUMNS:
-        value = event.get(column)
+        value = row[column]
         if value is None:
-            value = EVENT_DEFAULTS.get(column)
-            if value is None:
-                raise ValueError(f"event is missing {column!r}")
-        if column == "recipient_domain" and not value:
-            value = (event.get("rcpt_to") or "").rpartition("@")[2].lower()
-        row.append(Jsonb(value) if column in EVENT_JSON_COLUMNS else value)
-    return tuple(row)
+            row[column] = EVENT_DEFAULTS.get(column, "")
+        elif (
+            column not in EVENT_JSON_COLUMNS
+            and column not in ("timestamp", "transactional")
+            and not isinstance(value, str)
+        ):
+            row[column] = str(value)
+    if not row["recipient_domain"] and "@" in row["rcpt_to"]:
+        row["recipient_domain"] = row["rcpt_to"].rpartition("@")[2].lower()
+    return row
+
+
+def event_values(row: dict[str, Any]) -> tuple:
+    """A row from :func:`event_row` as the values of ``EVENT_COLUMNS``, in order, the JSON
+    columns wrapped for psycopg (what COPY and INSERT take)."""
+    return tuple(Jsonb(row[column]) if column in EVENT_JSON_COLUMNS else row[column] for column in EVENT_COLUMNS)
 
 
 def _unique_violation(exc: BaseException) -> bool:
@@ -195,7 +248,7 @@ def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[d
 
 
 def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: bool = True) -> list[dict[str, Any]]:
-    """Insert ``events`` (dicts keyed by Event column names) skipping duplicates, and fold
+    """Insert ``events`` (rows as :func:`event_row` makes them) skipping duplicates, and fold
     the inserted ones into the rollups and webhook queues, on ``cursor`` (run it inside
     ``transaction.atomic``). Engagement events get their message's ``friendly_from`` and
     ``subject`` first (:func:`message_fields_fill`). Returns the inserted rows as dicts
@@ -203,7 +256,7 @@ def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: b
     if not events:
         return []
     events = message_fields_fill(cursor, events)
-    events_insert_rows(cursor, [event_row(event) for event in events])
+    events_insert_rows(cursor, [event_values(event) for event in events])
     if not returning:
         return []
     cursor.execute(

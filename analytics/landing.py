@@ -37,7 +37,6 @@ from django.db import DatabaseError, connection, transaction
 
 from analytics import ingest
 from tracking.events import EVENT_FIELD, events_redis
-from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 from tracking.outbox import spool_replay
 
 log = logging.getLogger(__name__)
@@ -45,15 +44,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "event_partitions_ahead",
     "event_partitions_ensure",
-    "event_record_row",
     "events_land",
     "land_once",
     "lander_name",
     "outbox_land",
 ]
-
-_COLUMN_SET = frozenset(EVENT_COLUMNS)
-_TRUE_STRINGS = frozenset({"1", "true", "yes", "on"})
 
 
 def _group_ensure(client: redis.Redis, stream: str, group: str) -> None:
@@ -86,56 +81,6 @@ def _read(client: redis.Redis, *, consumer: str, count: int, block_ms: int | Non
                 raise
             _group_ensure(client, stream, group)
     return []
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE_STRINGS
-    return bool(value)
-
-
-def _as_timestamp(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        ts = value
-    elif isinstance(value, int | float):
-        ts = datetime.fromtimestamp(value, UTC)
-    else:
-        text = str(value)
-        ts = (
-            datetime.fromtimestamp(float(text), UTC)
-            if text.replace(".", "", 1).isdigit()
-            else datetime.fromisoformat(text)
-        )
-    if ts.tzinfo is None:
-        raise ValueError("naive timestamp")
-    return ts.astimezone(UTC)
-
-
-def event_record_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One Event row (column -> value) from a buffered record; unknown keys go to ``extra``."""
-    row = {column: record.get(column, EVENT_DEFAULTS.get(column)) for column in EVENT_COLUMNS}
-    extra = dict(record["extra"]) if isinstance(record.get("extra"), dict) else {}
-    for key, value in record.items():
-        if key not in _COLUMN_SET and key != "id":
-            extra[key] = value
-    row["extra"] = extra
-    row["event_id"] = str(record["event_id"])
-    row["type"] = str(record["type"])
-    row["timestamp"] = _as_timestamp(record["timestamp"])
-    row["transactional"] = _as_bool(row["transactional"])
-    for column in EVENT_COLUMNS:
-        value = row[column]
-        if value is None:
-            row[column] = EVENT_DEFAULTS.get(column, "")
-        elif (
-            column not in EVENT_JSON_COLUMNS
-            and column not in ("timestamp", "transactional")
-            and not isinstance(value, str)
-        ):
-            row[column] = str(value)
-    if not row["recipient_domain"] and "@" in row["rcpt_to"]:
-        row["recipient_domain"] = row["rcpt_to"].rpartition("@")[2].lower()
-    return row
 
 
 def event_partitions_ensure(days: Iterable[date]) -> None:
@@ -177,7 +122,7 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
     rows: list[dict[str, Any]] = []
     for entry_id, fields in entries:
         try:
-            rows.append(event_record_row(json.loads(fields[EVENT_FIELD])))
+            rows.append(ingest.event_row(json.loads(fields[EVENT_FIELD])))
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed entry would block every batch it is in: log it and drop it.
             log.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)
@@ -222,7 +167,7 @@ def outbox_land(*, max_rows: int = 1000) -> int:
         rows = []
         for record in records:
             try:
-                rows.append(event_record_row(record))
+                rows.append(ingest.event_row(record))
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("dropping an unreadable outbox event: %s (%r)", exc, record)
         if rows:

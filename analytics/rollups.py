@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analytics.models import ROLLUP_COUNTERS
+from mailcore.events import EVENT_TYPES
 
 LANDED = "analytics_landed"
 LANDED_COLUMNS = (
@@ -43,30 +44,27 @@ CREATE TEMP TABLE IF NOT EXISTS {LANDED} (
 # (btree entries are limited to ~2.7 kB).
 DOMAIN_MAX, LINK_NAME_MAX, LINK_URL_MAX, KEY_MAX = 255, 512, 2000, 64
 
-# How each event lands in the hourly counters (bounce classes: SPEC issue "What recipients did").
+
+def _types_in(names: list[str]) -> str:
+    return "type IN ({})".format(", ".join(f"'{name}'" for name in names))
+
+
+# How each event lands in the hourly counters: its type's counter (mailcore.events), and a
+# bounce's class family (bounce classes: SPEC issue "What recipients did").
+_TYPE_COUNTERS = dict.fromkeys(event.counter for event in EVENT_TYPES if event.counter)
 _COUNT_FILTERS: dict[str, str] = {
-    "injected": "type = 'injection'",
-    "policy_rejected": "type = 'policy_rejection'",
-    "generation_failed": "type = 'generation_failure'",
-    "generation_rejected": "type = 'generation_rejection'",
-    "delivered": "type = 'delivery'",
-    "bounce": "type = 'bounce'",
+    **{c: _types_in([event.name for event in EVENT_TYPES if event.counter == c]) for c in _TYPE_COUNTERS},
     "hard_bounce": "type = 'bounce' AND bounce_class IN ('10', '30', '90')",
     "soft_bounce": "type = 'bounce' AND bounce_class IN ('20', '21', '22', '23', '24', '40', '60', '70', '100')",
     "block_bounce": "type = 'bounce' AND bounce_class IN ('50', '51', '52', '53', '54')",
     "admin_bounce": "type = 'bounce' AND bounce_class IN ('25', '80')",
     "undetermined_bounce": "type = 'bounce' AND bounce_class = '1'",
-    "delayed": "type = 'delay'",
-    "rendered": "type = 'open'",
-    "initial_rendered": "type = 'initial_open'",
-    "clicked": "type = 'click'",
-    "unsubscribe": "type IN ('list_unsubscribe', 'link_unsubscribe')",
 }
-# unique counter -> (first-seen column in analytics_message_engagement, event types)
+# unique counter -> (first-seen column in analytics_message_engagement, event types): one per
+# type with a unique counter, and a message's first of any of them (SPEC A.3).
+_UNIQUE_TYPES = [event.name for event in EVENT_TYPES if event.unique_counter]
 _UNIQUE: dict[str, tuple[str, str]] = {
-    "unique_rendered": ("open", "type = 'open'"),
-    "unique_initial_rendered": ("initial_open", "type = 'initial_open'"),
-    "unique_clicked": ("click", "type = 'click'"),
+    **{event.unique_counter: (event.name, _types_in([event.name])) for event in EVENT_TYPES if event.unique_counter},
     "unique_confirmed_opened": ("confirmed", "TRUE"),
 }
 assert set(_COUNT_FILTERS) | set(_UNIQUE) == set(ROLLUP_COUNTERS)
@@ -102,7 +100,7 @@ WITH eng AS (
   SELECT message_id, min(campaign_id), min(template_id), min(domain),
     {first_aggs}
   FROM {source}
-  WHERE type IN ('open', 'initial_open', 'click') AND message_id <> ''
+  WHERE {_types_in(_UNIQUE_TYPES)} AND message_id <> ''
   GROUP BY message_id ORDER BY message_id
   ON CONFLICT (message_id) DO UPDATE SET
     {updates}

@@ -13,7 +13,7 @@ A bad value is 400 / 1200 and a missing one 400 / 1401, naming the parameter.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
@@ -30,7 +30,7 @@ from analytics.metrics import (
     check_precision,
 )
 from engage.api.schema import DateTimeText, Query, Text, TimeZone
-from tracking.models import EVENT_CATEGORY
+from mailcore.events import NAMES, RECORDED
 
 #: A delimited filter list (SPEC B §6.4 gives 4096 characters for the whole URI).
 MAX_LIST_CHARS = 4096
@@ -58,7 +58,7 @@ def _checked(check: Callable[[str], Any]) -> BeforeValidator:
     return BeforeValidator(run)
 
 
-def _name_list_pattern(names: dict[str, str]) -> str:
+def _name_list_pattern(names: Iterable[str]) -> str:
     name = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     return rf"^ *(?:{name}) *(?:, *(?:{name}) *)*$"
 
@@ -166,13 +166,13 @@ class MetricsValuesQuery(MetricsFilters):
     limit: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="At most this many values")
 
 
-_EVENT_NAMES = ", ".join(EVENT_CATEGORY)
+_EVENT_NAMES = ", ".join(NAMES)
 
 
 class EventsWindow(Query):
     delimiter: Delimiter | None = None
     per_page: int | None = Field(default=None, ge=1, le=MAX_PER_PAGE, description="Events per page (default 1000)")
-    events: _list(f"Event types, delimited: {_EVENT_NAMES}", _name_list_pattern(EVENT_CATEGORY)) | None = None
+    events: _list(f"Event types, delimited: {_EVENT_NAMES}", _name_list_pattern(NAMES)) | None = None
     recipients: _list("Recipient addresses, delimited (case-insensitive)") | None = None
     bounce_classes: _list("Numeric bounce classes, delimited", r"^[0-9]+(,[0-9]+)*$") | None = None
 
@@ -316,7 +316,7 @@ class Event(Answer):
     """One event in SparkPost's flat shape (SPEC B §6.2, §6.3): these fields always, the
     type's own fields, and fields stored beyond the columns."""
 
-    type: Literal[tuple(EVENT_CATEGORY)]  # type: ignore[valid-type]
+    type: Literal[RECORDED]  # type: ignore[valid-type]
     event_id: str
     timestamp: str = Field(description="ISO 8601 with offset")
     message_id: str

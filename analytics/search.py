@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from analytics.metrics import EARLIEST, LATEST, ParamError, parse_time, parse_timezone, split_list
-from tracking.models import EVENT_CATEGORY
+from mailcore.events import NAMES
 
 # filter -> (column, how it matches): "eq" exact, "lower" exact lower-cased, "like" substring
 FILTERS = {
@@ -73,10 +73,10 @@ def _filters(params: dict[str, str], names: dict[str, str], delimiter: str) -> d
         if not values:
             continue
         if name == "events":
-            unknown = [v for v in values if v not in EVENT_CATEGORY]
+            unknown = [v for v in values if v not in NAMES]
             if unknown:
                 shown = ", ".join(v[:64] for v in unknown[:5])
-                raise ParamError(f"'{param}': unknown event type(s): {shown}; known: {', '.join(EVENT_CATEGORY)}")
+                raise ParamError(f"'{param}': unknown event type(s): {shown}; known: {', '.join(NAMES)}")
         if name == "bounce_classes" and not all(v.isascii() and v.isdigit() for v in values):
             raise ParamError(f"'{param}' must be numeric bounce class codes")
         if FILTERS[name][1] == "lower":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from tracking.models import EVENT_CATEGORY
+from mailcore.events import BY_NAME, CATEGORIES
 
 COMMON = (
     "type", "event_id", "timestamp", "message_id", "transmission_id", "campaign_id", "template_id",
@@ -17,28 +17,15 @@ OPTIONAL = (
     "ip_address", "user_agent", "accept_language", "target_link_name", "target_link_url",
     "bounce_class", "error_code", "reason",
 )  # fmt: skip
-_ENGAGEMENT = ("ip_address", "user_agent", "accept_language")
-RELEVANT: dict[str, tuple[str, ...]] = {
-    "injection": (),
-    "delivery": ("ip_address",),
-    "bounce": ("ip_address", "bounce_class", "error_code", "reason"),
-    "delay": ("ip_address", "bounce_class", "error_code", "reason"),
-    "policy_rejection": ("bounce_class", "error_code", "reason"),
-    "generation_failure": ("error_code", "reason"),
-    "generation_rejection": ("bounce_class", "error_code", "reason"),
-    "open": _ENGAGEMENT,
-    "initial_open": _ENGAGEMENT,
-    "click": (*_ENGAGEMENT, "target_link_name", "target_link_url"),
-    "list_unsubscribe": (),
-    "link_unsubscribe": (*_ENGAGEMENT, "target_link_name", "target_link_url"),
-}
 
 
 def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> dict[str, Any]:
     """The event as SparkPost shows it: type-relevant fields always, other fields only when
     set, ``transactional`` as ``"1"``/``"0"``, ids as strings, ``extra`` merged in (never
-    over a column). ``timestamp`` is ISO 8601 with offset in ``tz``, or Unix seconds."""
-    relevant = RELEVANT.get(row["type"], ())
+    over a column). ``timestamp`` is ISO 8601 with offset in ``tz``, or Unix seconds. The
+    type-relevant fields are ``mailcore.events.EventType.fields``."""
+    kind = BY_NAME.get(row["type"])
+    relevant = kind.fields if kind is not None else ()
     out: dict[str, Any] = {}
     for name in COMMON:
         value = row.get(name)
@@ -61,5 +48,5 @@ def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> 
 
 def event_record(row: dict[str, Any]) -> dict[str, Any]:
     """The webhook record ``{"msys": {<category>: {...}}}`` with a Unix timestamp (integer)."""
-    category = EVENT_CATEGORY.get(row["type"], "message_event")
+    category = CATEGORIES.get(row["type"], "message_event")
     return {"msys": {category: event_flat(row, unix=True)}}

@@ -11,15 +11,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from analytics.webhooks import EVENT_TYPES, RESERVED_HEADERS
+from analytics.webhooks import RESERVED_HEADERS
 from engage.api.schema import Body, DateTimeText, JsonObject, Query, Text, TimeZone
+from mailcore.events import NAMES
 
 MAX_NAME_CHARS = 1024
 MAX_TARGET_CHARS = 2048
 MAX_TOKEN_CHARS = 1024
 MAX_HEADERS = 50
 
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+EventType = Literal[NAMES]  # type: ignore[valid-type]
 AuthType = Literal["none", "basic", "oauth2"]
 #: An HTTP field name (RFC 9110 §5.1: a token) and a value with no control characters
 #: (RFC 9110 §5.5), so a custom header can never split the request it is sent with.
@@ -55,7 +56,7 @@ class AuthRequestDetails(Body):
 class WebhookFields(Body):
     name: Text(MAX_NAME_CHARS, min_length=1) | None = None
     target: Text(MAX_TARGET_CHARS, min_length=1, description="http:// or https:// URL of a public host") | None = None
-    events: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))] | None = None
+    events: Annotated[list[EventType], Field(min_length=1, max_length=len(NAMES))] | None = None
     auth_type: AuthType | None = None
     auth_token: Text(MAX_TOKEN_CHARS) | None = None
     auth_request_details: AuthRequestDetails | None = None
@@ -69,7 +70,7 @@ class WebhookCreate(WebhookFields):
 
     name: Text(MAX_NAME_CHARS, min_length=1)
     target: Text(MAX_TARGET_CHARS, min_length=1, description="http:// or https:// URL of a public host")
-    events: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+    events: Annotated[list[EventType], Field(min_length=1, max_length=len(NAMES))]
 
 
 class WebhookUpdate(WebhookFields):

@@ -56,13 +56,10 @@ from analytics.models import (
 )
 from analytics.serialize import event_record
 from engage import errors
+from mailcore.events import NAMES
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "delivery", "injection", "policy_rejection", "spam_complaint", "delay", "bounce", "out_of_band", "open",
-    "initial_open", "click", "generation_failure", "generation_rejection", "list_unsubscribe", "link_unsubscribe",
-)  # fmt: skip
 TEST_BODY = [{"msys": {}}]
 # The create/update test POST and ``validate`` run in a web request: all their outbound
 # work (oauth2 token, resolution, connect, answer) ends within this many seconds (or
@@ -322,7 +319,7 @@ def _clean(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         events = data["events"]
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
             raise errors.InvalidData("'events' must be a non-empty array of event types")
-        unknown = [e for e in events if e not in EVENT_TYPES]
+        unknown = [e for e in events if e not in NAMES]
         if unknown:
             raise errors.InvalidData(f"unknown event type(s): {', '.join(unknown)}")
         fields["events"] = sorted(set(events))
@@ -655,12 +652,6 @@ def webhook_batches_expire(*, now: datetime | None = None) -> int:
     otherwise be claimed again after every lease, forever. Returns how many."""
     now = now or timezone.now()
     return _pending_now(now).exclude(_retry_window_open(now)).update(state=BatchState.EXPIRED)
-
-
-def webhook_batches_due(*, now: datetime | None = None, limit: int = 100) -> list[str]:
-    """The ids of batches an attempt may claim now, the longest waiting first (a read)."""
-    now = now or timezone.now()
-    return [str(pk) for pk in _due(now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]
 
 
 def webhook_batches_lease_due(*, now: datetime | None = None, limit: int = 100) -> list[tuple[str, datetime]]:

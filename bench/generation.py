@@ -179,11 +179,11 @@ def main() -> None:
                     break
                 time.sleep(0.02)
             while time.perf_counter() < deadline:  # then the last group's state
-                sent = Message.objects.filter(transmission_id=tid, state=MessageState.SENT).count()
+                sent = Message.objects.filter(transmission_id=tid, state=MessageState.DELIVERED).count()
                 if sent >= count:
                     return sent
                 time.sleep(0.01)
-            return Message.objects.filter(transmission_id=tid, state=MessageState.SENT).count()
+            return Message.objects.filter(transmission_id=tid, state=MessageState.DELIVERED).count()
 
         warm = args.concurrency * settings.ENGAGE_GENERATION_CHUNK_SIZE
         _clock_reset(clock)

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from engage.embedded import embedded_urls
 from engage.env import LOG_LEVELS, database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
 from engage.keys import SECRET_KEY_FILE, TRACKING_KEYS_FILE, read_key_file
+from mailcore.options import DEFAULTS as ENGAGEMENT_DEFAULTS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -193,8 +194,8 @@ ENGAGE_TASK_VISIBILITY_TIMEOUT = env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300, 
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ENGAGE_TASK_VISIBILITY_TIMEOUT}
 
 # Tracking (SPEC A.2)
-ENGAGE_OPEN_TRACKING = env_bool("ENGAGE_OPEN_TRACKING", True)
-ENGAGE_CLICK_TRACKING = env_bool("ENGAGE_CLICK_TRACKING", True)
+ENGAGE_OPEN_TRACKING = env_bool("ENGAGE_OPEN_TRACKING", ENGAGEMENT_DEFAULTS["open_tracking"])
+ENGAGE_CLICK_TRACKING = env_bool("ENGAGE_CLICK_TRACKING", ENGAGEMENT_DEFAULTS["click_tracking"])
 ENGAGE_TRACKING_BASE_URL = env_str("ENGAGE_TRACKING_BASE_URL", "http://localhost:8000").rstrip("/")
 ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000, minimum=1, maximum=_TEN_YEARS)
 ENGAGE_CLICK_TRACKING_INCLUDE_METADATA = env_bool("ENGAGE_CLICK_TRACKING_INCLUDE_METADATA", True)

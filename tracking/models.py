@@ -11,36 +11,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from mailcore.events import RECORDED
 
-class EventType(models.TextChoices):
-    INJECTION = "injection"
-    DELIVERY = "delivery"
-    BOUNCE = "bounce"
-    DELAY = "delay"
-    POLICY_REJECTION = "policy_rejection"
-    GENERATION_FAILURE = "generation_failure"
-    GENERATION_REJECTION = "generation_rejection"
-    OPEN = "open"
-    INITIAL_OPEN = "initial_open"
-    CLICK = "click"
-    LIST_UNSUBSCRIBE = "list_unsubscribe"
-    LINK_UNSUBSCRIBE = "link_unsubscribe"
-
-
-EVENT_CATEGORY = {
-    "injection": "message_event",
-    "delivery": "message_event",
-    "bounce": "message_event",
-    "delay": "message_event",
-    "policy_rejection": "message_event",
-    "open": "track_event",
-    "initial_open": "track_event",
-    "click": "track_event",
-    "generation_failure": "gen_event",
-    "generation_rejection": "gen_event",
-    "list_unsubscribe": "unsubscribe_event",
-    "link_unsubscribe": "unsubscribe_event",
-}
+#: The types this table stores: the recorded ones of ``mailcore.events``.
+EVENT_TYPE_CHOICES = [(name, name.replace("_", " ").title()) for name in RECORDED]
 
 # The columns of tracking_event other than id, in the order the lander writes them.
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -68,7 +42,7 @@ EVENT_DEFAULTS: dict[str, object] = {
 class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     event_id = models.CharField(max_length=40)
-    type = models.CharField(max_length=32, choices=EventType.choices)
+    type = models.CharField(max_length=32, choices=EVENT_TYPE_CHOICES)
     timestamp = models.DateTimeField()
     message_id = models.CharField(max_length=40, default="")
     transmission_id = models.CharField(max_length=40, default="")

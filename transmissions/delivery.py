@@ -2,10 +2,11 @@
 
 One persistent connection per worker process, opened lazily, re-opened after a fork or a
 loss. ``Relay.send`` runs one SMTP transaction (MAIL, RCPT and DATA in one round trip when
-the relay offers PIPELINING, RFC 2920; then the body) and classifies the outcome:
+the relay offers PIPELINING, RFC 2920; then the body) and classifies the outcome, in the
+words of the message states (``transmissions.models.MessageState``):
 
 - ``delivered``: the relay answered 2xx to the end of DATA (it owns the message now);
-- ``deferred``: a 4xx answer (try again later);
+- ``delayed``: a 4xx answer (try again later);
 - ``bounced``: a 5xx answer (never retry);
 - :class:`RelayUnavailable` is raised when the connection is lost or cannot be made.
   ``handed_off_maybe`` tells whether the loss happened after the message body was sent
@@ -42,7 +43,7 @@ NO_SMTPUTF8 = (
 
 @dataclass(frozen=True, slots=True)
 class RelayResult:
-    outcome: str  # "delivered" | "deferred" | "bounced"
+    outcome: str  # "delivered" | "delayed" | "bounced"
     code: int
     text: str
 
@@ -91,7 +92,7 @@ def _outcome(code: int) -> str:
     if 200 <= code < 300:
         return "delivered"
     if 400 <= code < 500:
-        return "deferred"
+        return "delayed"
     return "bounced"
 
 

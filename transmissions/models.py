@@ -5,11 +5,14 @@ metadata, substitution data) and the generation counters the GET answers with. A
 ``Message`` is one recipient of one transmission and carries the delivery state machine
 that makes sending crash safe (see ``transmissions.sending``)::
 
-    queued ──claim──▶ sending ──2xx──▶ sent
-      ▲                  │ ──5xx / any fault of this message──▶ failed
-      │                  └──4xx / connection lost──▶ deferred ──retry──▶ sending ...
-      └──worker died (claim stale)──┘   (past ENGAGE_SEND_MAX_CLAIMS lost claims: failed)
-    queued / deferred / stale sending ──DELETE of a stuck transmission──▶ canceled
+    queued ──claim──▶ sending ──2xx──▶ delivered
+      ▲                  │ ──5xx (or 4xx on the last attempt)──▶ bounced
+      │                  │ ──any fault of this message──▶ generation_failed
+      │                  └──4xx / connection lost──▶ delayed ──retry──▶ sending ...
+      └──worker died (claim stale)──┘   (past ENGAGE_SEND_MAX_CLAIMS lost claims: generation_failed)
+    queued / delayed / stale sending ──DELETE of a stuck transmission──▶ canceled
+
+A final state is named after the SparkPost event its change writes (``STATE_EVENT``).
 
 A transmission ends ``Success`` when at least one message was generated (handed to the
 relay, whatever the relay answered: bounces are delivery outcomes, as in SparkPost),
@@ -81,31 +84,53 @@ class Transmission(models.Model):
 
 
 class MessageState(models.TextChoices):
+    """A message's place in the send state machine (the module docstring). The states a
+    relay answer or a failure ends in take their word from the event they write (SPEC B §6):
+    ``delivery`` → delivered, ``bounce`` → bounced, ``delay`` → delayed,
+    ``generation_failure`` → generation_failed."""
+
     QUEUED = "queued"
     SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    DELAYED = "delayed"
+    GENERATION_FAILED = "generation_failed"
     CANCELED = "canceled"
+
+
+#: The event (SPEC B §6 type) written with a message's move into each state; a message's
+#: first relay answer (delivered, bounced, delayed) also writes its one ``injection``.
+STATE_EVENT: dict[str, str] = {
+    MessageState.DELIVERED: "delivery",
+    MessageState.BOUNCED: "bounce",
+    MessageState.DELAYED: "delay",
+    MessageState.GENERATION_FAILED: "generation_failure",
+    MessageState.CANCELED: "bounce",
+}
+#: Messages handed to the relay, whatever it answered: SparkPost's ``num_generated``.
+GENERATED_STATES = (MessageState.DELIVERED, MessageState.BOUNCED, MessageState.DELAYED)
+#: Messages still to be claimed or being sent: their transmission is not done.
+PENDING_STATES = (MessageState.QUEUED, MessageState.SENDING)
 
 
 class Message(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Indexed by msg_tx_chunk_state (leading column); message_id by its unique constraint only
     # (no varchar_pattern_ops twin): every index here is written three times per message
-    # (COPY at accept, the claim, the ``sent`` UPDATE).
+    # (COPY at accept, the claim, the ``delivered`` UPDATE).
     transmission = models.ForeignKey(Transmission, on_delete=models.CASCADE, related_name="messages", db_index=False)
     chunk = models.PositiveIntegerField()
     message_id = models.CharField(max_length=20)
     email = models.TextField()
     recipient = models.JSONField()
-    state = models.CharField(max_length=16, choices=MessageState.choices, db_default=MessageState.QUEUED)
+    state = models.CharField(max_length=24, choices=MessageState.choices, db_default=MessageState.QUEUED)
     attempts = models.PositiveSmallIntegerField(db_default=0)
     # Claims that went stale (their worker died) without finishing; capped by ENGAGE_SEND_MAX_CLAIMS.
     claims_lost = models.PositiveSmallIntegerField(db_default=0)
     claimed_by = models.CharField(max_length=64, blank=True, db_default="")
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The relay's last answer, or why the message could not be generated (its event's reason).
     last_error = models.TextField(blank=True, db_default="")
 
     class Meta:
@@ -123,8 +148,8 @@ class Message(models.Model):
                 name="msg_claims_lost",
                 condition=models.Q(claims_lost__gt=0, state__in=["queued", "sending"]),
             ),
-            # Deferred messages whose retry is overdue (the recovery beat).
-            models.Index(fields=["finished_at"], name="msg_deferred", condition=models.Q(state="deferred")),
+            # Delayed messages whose retry is overdue (the recovery beat).
+            models.Index(fields=["finished_at"], name="msg_delayed", condition=models.Q(state="delayed")),
         ]
         constraints = [models.UniqueConstraint(fields=["message_id"], name="msg_message_id_unique")]
 

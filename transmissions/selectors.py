@@ -8,7 +8,7 @@ from django.db.models import Count, Q
 
 from engage import errors
 from engage.api.fields import iso
-from transmissions.models import Message, MessageState, Transmission, TransmissionState
+from transmissions.models import GENERATED_STATES, Message, MessageState, Transmission, TransmissionState
 
 _ACTIVE = (TransmissionState.SUBMITTED, TransmissionState.GENERATING)
 
@@ -76,14 +76,9 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         raise errors.NotFound(f"Resource not found:transmission id {transmission_id}")
     num_generated, num_failed_gen = transmission.num_generated, transmission.num_failed_gen
     if transmission.state == TransmissionState.GENERATING:
-        generation_failed = Q(state=MessageState.FAILED, last_error__startswith="generation:")
         counts = Message.objects.filter(transmission_id=transmission.id).aggregate(
-            generated=Count(
-                "id",
-                filter=Q(state__in=(MessageState.SENT, MessageState.DEFERRED, MessageState.FAILED))
-                & ~generation_failed,
-            ),
-            failed=Count("id", filter=generation_failed),
+            generated=Count("id", filter=Q(state__in=GENERATED_STATES)),
+            failed=Count("id", filter=Q(state=MessageState.GENERATION_FAILED)),
         )
         num_generated, num_failed_gen = counts["generated"], counts["failed"]
     if transmission.template_id:

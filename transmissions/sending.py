@@ -7,11 +7,11 @@ Messages are claimed in small batches with one conditional UPDATE
 is then generated and handed to the relay in one SMTP transaction: the envelope (MAIL,
 RCPT and DATA in one write when the relay offers PIPELINING) goes out, the next message is
 generated while the relay answers it, then the body goes and the relay's answer to it is
-read at once and recorded: ``sent`` on a 2xx, ``failed`` after a 5xx, ``deferred`` after a
-4xx.
+read at once and recorded: ``delivered`` on a 2xx, ``bounced`` after a 5xx, ``delayed``
+after a 4xx (each state is named after the event it writes: ``transmissions.models.STATE_EVENT``).
 
 Every message ends (STYLE rule 11). Whatever is raised while one message is rendered, built,
-encoded or written to the relay fails that message alone: ``failed`` with a
+encoded or written to the relay fails that message alone: ``generation_failed`` with a
 ``generation_failure`` event whose reason names the exception (class and a bounded excerpt
 of its message, never a traceback), and the batch goes on; a message whose envelope was
 already pipelined is still completed. Only a lost relay connection (RelayUnavailable) or a
@@ -20,7 +20,7 @@ times (its worker died each time) fails with a ``generation_failure`` instead of
 claimed again; while a chunk holds such a message, messages are claimed one at a time so
 that a worker dying on one message takes no other message's count with it. Each message
 gets one ``injection`` event, with the first relay answer recorded for it, whichever attempt
-that is. The ``sent`` UPDATE is sent to PostgreSQL the moment the 2xx is
+that is. The ``delivered`` UPDATE is sent to PostgreSQL the moment the 2xx is
 read, without waiting for its answer (a prepared statement, read back before the
 connection's next use), so recording costs no round trip of its own.
 
@@ -28,13 +28,13 @@ If the worker dies (SIGKILL, OOM, power), the task is redelivered (``acks_late``
 ``reject_on_worker_lost``, or Redis' visibility timeout), and rows still ``sending``
 whose claim went stale (``ENGAGE_SEND_CLAIM_TIMEOUT``, heart-beaten while a batch runs)
 are claimed again, by the redelivered task or after the recovery beat task re-queues them.
-``sent`` rows are never touched again, so **nothing recorded as handed off is sent twice,
+``delivered`` rows are never touched again, so **nothing recorded as handed off is sent twice,
 and nothing claimed is lost**.
 
 SMTP has no way to make the relay's acceptance and our record one step (RFC 1047): the
 relay takes responsibility when it has the end of DATA, and a client that never reads its
 answer must send again or risk losing the message. So a worker process killed after the
-body left it and before our ``sent`` UPDATE did repeats **that one message** if the relay
+body left it and before our ``delivered`` UPDATE did repeats **that one message** if the relay
 committed it. The window is the relay's time to answer the end of DATA (a relay that
 syncs its queue to disk: milliseconds), plus our reading the answer and writing the
 UPDATE (microseconds: nothing else is done in between, the previous mark is read back
@@ -46,7 +46,7 @@ relay had not committed, or answered 4xx: at-least-once is what every MTA does h
 
 State UPDATEs run with ``synchronous_commit = off``: that does not widen the window for a
 worker crash (the commit is visible to every session at once), only for a PostgreSQL
-crash, where the last ~``wal_writer_delay`` (200 ms) of ``sent`` marks can be lost and
+crash, where the last ~``wal_writer_delay`` (200 ms) of ``delivered`` marks can be lost and
 those messages resent.
 
 Every event lands (issue 11): a message's events are written to the event outbox
@@ -81,7 +81,7 @@ from transmissions.generation import (
     prepared_get,
     transmission_event_fields,
 )
-from transmissions.models import Transmission, TransmissionState
+from transmissions.models import STATE_EVENT, MessageState, Transmission, TransmissionState
 from transmissions.services import transmission_finish_if_done
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ChunkResult",
     "chunk_send",
-    "deferred_orphans_find",
+    "delayed_orphans_find",
     "message_retry",
     "stale_claims_recover",
 ]
@@ -120,11 +120,11 @@ UPDATE transmissions_message m
         OR m.id = (SELECT min(id) FROM transmissions_message WHERE {_CLAIMABLE}))
 RETURNING m.id, m.message_id, m.recipient, m.attempts, m.finished_at IS NULL, m.claims_lost
 """
-# A deferred message had an answer recorded (its ``injection`` went then): never fresh.
+# A delayed message had an answer recorded (its ``injection`` went then): never fresh.
 _CLAIM_ONE_SQL = """
 UPDATE transmissions_message
    SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = attempts + 1
- WHERE id = %(id)s AND state = 'deferred'
+ WHERE id = %(id)s AND state = 'delayed'
 RETURNING id, message_id, recipient, attempts, false, claims_lost, transmission_id
 """
 # A message's outcome and its events, in one statement, only while this execution holds it.
@@ -134,11 +134,11 @@ WITH changed AS (
    WHERE id = %s AND claimed_by = %s AND state = 'sending' RETURNING id)
 {OUTBOX_INSERT.format(param="%s")}"""
 # Sent without waiting for the answer, right after the relay's 2xx (see the module docstring).
-_MARK_SENT = b"engage_mark_sent"
-_MARK_SENT_PREPARE = f"""
-PREPARE engage_mark_sent (bigint, text, text) AS
+_MARK_DELIVERED = b"engage_mark_delivered"
+_MARK_DELIVERED_PREPARE = f"""
+PREPARE engage_mark_delivered (bigint, text, text) AS
 WITH changed AS (
-  UPDATE transmissions_message SET state = 'sent', finished_at = now(), last_error = '', claimed_by = ''
+  UPDATE transmissions_message SET state = 'delivered', finished_at = now(), last_error = '', claimed_by = ''
    WHERE id = $1 AND claimed_by = $2 AND state = 'sending' RETURNING id)
 {OUTBOX_INSERT.format(param="$3")}"""
 _RELEASE_SQL = f"""
@@ -151,10 +151,13 @@ _HEARTBEAT_SQL = "UPDATE transmissions_message SET claimed_at = now() WHERE clai
 
 @dataclass(slots=True)
 class ChunkResult:
-    sent: int = 0
-    failed: int = 0
-    deferred: list[int] | None = None  # Message pks to retry later, with their attempt count
-    deferred_attempts: list[int] | None = None
+    """What one ``chunk_send`` recorded, by message state."""
+
+    delivered: int = 0
+    bounced: int = 0
+    generation_failed: int = 0
+    delayed: list[int] | None = None  # Message pks to retry later, with their attempt count
+    delayed_attempts: list[int] | None = None
 
 
 def _loads(value: Any) -> dict:
@@ -162,7 +165,7 @@ def _loads(value: Any) -> dict:
 
 
 class _Session:
-    """One chunk execution: DB cursor, claim token, heartbeat, and the ``sent`` UPDATE in
+    """One chunk execution: DB cursor, claim token, heartbeat, and the ``delivered`` UPDATE in
     flight. Every state it records carries that message's events (see the module docstring)."""
 
     def __init__(self, token: str) -> None:
@@ -170,11 +173,11 @@ class _Session:
         self.token_bytes = token.encode()
         self.cursor = connection.cursor()
         self.cursor.execute("SET synchronous_commit TO off")
-        self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_SENT.decode()])
+        self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_DELIVERED.decode()])
         if self.cursor.fetchone() is None:
-            self.cursor.execute(_MARK_SENT_PREPARE)
+            self.cursor.execute(_MARK_DELIVERED_PREPARE)
         self.pgconn = connection.connection.pgconn
-        self.marking: int | None = None  # pk whose ``sent`` UPDATE has not been read back
+        self.marking: int | None = None  # pk whose ``delivered`` UPDATE has not been read back
         self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
         self.max_claims = settings.ENGAGE_SEND_MAX_CLAIMS
         self.beat_every = max(self.stale / 4, 0.5)
@@ -184,12 +187,12 @@ class _Session:
         self.drain()
         self.cursor.execute(sql, params)
 
-    def mark_sent(self, pk: int, events: list[dict]) -> None:
-        """Record ``sent`` with ``events`` now; the answer is read back before the
+    def mark_delivered(self, pk: int, events: list[dict]) -> None:
+        """Record ``delivered`` with ``events`` now; the answer is read back before the
         connection's next use."""
         self.drain()
         payload = outbox_json(events).encode()
-        self.pgconn.send_query_prepared(_MARK_SENT, [str(pk).encode(), self.token_bytes, payload])
+        self.pgconn.send_query_prepared(_MARK_DELIVERED, [str(pk).encode(), self.token_bytes, payload])
         self.marking = pk
 
     def drain(self) -> None:
@@ -203,7 +206,7 @@ class _Session:
             elif res.command_tuples == 0:
                 log.warning("message %s was sent after its claim went stale (another worker may resend it)", pk)
         if problem:
-            raise RuntimeError(f"could not record message {pk} as sent: {problem}")
+            raise RuntimeError(f"could not record message {pk} as delivered: {problem}")
 
     def heartbeat(self) -> None:
         if time.monotonic() - self.last_beat >= self.beat_every:
@@ -223,13 +226,13 @@ class _Session:
             self.execute(_RELEASE_SQL, [self.token, pks, outbox_json(events)])
 
     def close(self) -> None:
-        """Ends the session; on an error path, first reads the last ``sent`` record back."""
+        """Ends the session; on an error path, first reads the last ``delivered`` record back."""
         try:
             if self.marking is not None:
                 try:
                     self.drain()
                 except Exception:
-                    log.exception("could not record the last sent message")
+                    log.exception("could not record the last delivered message")
             self.cursor.execute("SET synchronous_commit TO DEFAULT")
         finally:
             self.cursor.close()
@@ -278,14 +281,14 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def _generation_failed(session: _Session, row: tuple, fields: dict, reason: str, code: str) -> None:
-    """Record one message ``failed`` (counted in ``num_failed_gen``) with its event."""
+    """Record one message ``generation_failed`` (counted in ``num_failed_gen``) with its event."""
     event = {"type": "generation_failure", **fields, "reason": reason, "raw_reason": reason, "error_code": code,
              "rcpt_subs": _loads(row[2]).get("substitution_data") or {}}  # fmt: skip
-    session.finish(row[0], "failed", f"generation: {reason}", [event])
+    session.finish(row[0], MessageState.GENERATION_FAILED, reason, [event])
 
 
 def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
-    """Generate one claimed message; None (recorded ``failed``, event buffered) when it
+    """Generate one claimed message; None (recorded ``generation_failed``, event buffered) when it
     cannot be: a render error, any other exception while it is rendered, built or encoded
     (STYLE rule 11: it fails alone), or a message whose claims died ENGAGE_SEND_MAX_CLAIMS
     times."""
@@ -320,26 +323,24 @@ def _relay_fault(session: _Session, job: _Job, exc: Exception) -> str:
     reason = f"message could not be handed to the relay: {failure_reason(exc)}"
     log.warning("message %s: %s", job.row[1], reason, exc_info=True)
     _generation_failed(session, job.row, job.fields, reason, "1901")
-    return "failed"
+    return MessageState.GENERATION_FAILED
 
 
 def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
-    """Record the relay's answer for one message with its events, in one statement:
-    "sent", "failed" or "deferred"."""
+    """Record the relay's answer for one message with its events, in one statement: the
+    state it ends in, ``delivered``, ``bounced`` or ``delayed`` (a 4xx on the last of
+    ENGAGE_RETRY_MAX_ATTEMPTS bounces)."""
     pk, attempts = job.row[0], job.row[3]
-    if result.outcome == "delivered":
-        kind, outcome = "delivery", "sent"
-    elif result.outcome == "deferred" and attempts < settings.ENGAGE_RETRY_MAX_ATTEMPTS:
-        kind, outcome = "delay", "deferred"
-    else:
-        kind, outcome = "bounce", "failed"
-    event = _result_event(kind, job.fields, job.built, result)
+    outcome = result.outcome
+    if outcome == MessageState.DELAYED and attempts >= settings.ENGAGE_RETRY_MAX_ATTEMPTS:
+        outcome = MessageState.BOUNCED
+    event = _result_event(STATE_EVENT[outcome], job.fields, job.built, result)
     event["num_retries"] = str(max(attempts - 1, 0))
     # One per message: with the first outcome recorded for it, whatever attempt that was (a
     # message re-claimed after its worker died, or given back when the relay went away).
     events = [_result_event("injection", job.fields, job.built, None), event] if job.row[4] else [event]
-    if outcome == "sent":
-        session.mark_sent(pk, events)
+    if outcome == MessageState.DELIVERED:
+        session.mark_delivered(pk, events)
     else:
         session.finish(pk, outcome, result.reason, events)
     return outcome
@@ -367,7 +368,7 @@ def _hand_off(session: _Session, job: _Job) -> str:
     except Exception as exc:
         return _relay_fault(session, job, exc)
     if answer is None:
-        # While the relay takes the body: read back the last ``sent`` mark, so that nothing
+        # While the relay takes the body: read back the last ``delivered`` mark, so that nothing
         # but this message's own mark is done between the relay's answer and its record.
         session.drain()
         try:
@@ -377,7 +378,7 @@ def _hand_off(session: _Session, job: _Job) -> str:
         except Exception as exc:
             transaction.abandon()
             log.warning("message %s: no answer to its end of DATA: %s", job.row[1], failure_reason(exc))
-            answer = RelayResult("deferred", _NO_ANSWER[0], f"{_NO_ANSWER[1]}: {failure_reason(exc)}")
+            answer = RelayResult(MessageState.DELAYED, _NO_ANSWER[0], f"{_NO_ANSWER[1]}: {failure_reason(exc)}")
     return _job_record(session, job, answer)
 
 
@@ -400,24 +401,26 @@ def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, res
         job = _job_build(session, prepared, rows[position], position)
         if job is not None:
             return job
-        result.failed += 1
+        result.generation_failed += 1
     return None
 
 
 def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
-    if outcome == "sent":
-        result.sent += 1
-    elif outcome == "failed":
-        result.failed += 1
+    if outcome == MessageState.DELIVERED:
+        result.delivered += 1
+    elif outcome == MessageState.BOUNCED:
+        result.bounced += 1
+    elif outcome == MessageState.GENERATION_FAILED:
+        result.generation_failed += 1
     else:
-        result.deferred.append(row[0])
-        result.deferred_attempts.append(row[3])
+        result.delayed.append(row[0])
+        result.delayed_attempts.append(row[3])
 
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. Raises
     RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
-    result = ChunkResult(deferred=[], deferred_attempts=[])
+    result = ChunkResult(delayed=[], delayed_attempts=[])
     transmission = Transmission.objects.filter(pk=transmission_id).first()  # one query: state and content
     if transmission is None or transmission.state != TransmissionState.GENERATING:
         return result
@@ -445,13 +448,13 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 for row in rows:
                     fields = transmission_event_fields(transmission, message_id=row[1], recipient=_loads(row[2]))
                     _generation_failed(session, row, fields, unpreparable, "1901")
-                    result.failed += 1
+                    result.generation_failed += 1
                 continue
             job = _next_job(session, prepared, rows, 0, result)
             while job is not None:
                 try:
                     if not _envelope_send(session, job):
-                        result.failed += 1
+                        result.generation_failed += 1
                         job = _next_job(session, prepared, rows, job.position + 1, result)
                         continue
                     # The next message is generated while the relay answers the envelope
@@ -483,10 +486,11 @@ def _relay_lost(prepared: Prepared, row: tuple, exc: RelayUnavailable) -> dict:
 
 
 def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
-    """Retry one deferred message: ``("sent" | "failed" | "deferred" | "skipped", attempts)``.
+    """Retry one delayed message: ``(state, attempts)``, the state it was recorded in
+    (``delivered``, ``bounced``, ``delayed`` or ``generation_failed``), or ``"skipped"``.
 
-    Claims it with ``deferred → sending``, so a duplicate retry task does nothing.
-    Raises RelayUnavailable (message given back to ``deferred``) when the relay is down.
+    Claims it with ``delayed → sending``, so a duplicate retry task does nothing.
+    Raises RelayUnavailable (message given back to ``delayed``) when the relay is down.
     """
     session = _Session(token)
     try:
@@ -499,11 +503,11 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
             return "skipped", 0
         job = _job_build(session, prepared, row)
         if job is None:
-            return "failed", row[3]
+            return MessageState.GENERATION_FAILED, row[3]
         try:
-            outcome = _hand_off(session, job) if _envelope_send(session, job) else "failed"
+            outcome = _hand_off(session, job) if _envelope_send(session, job) else MessageState.GENERATION_FAILED
         except RelayUnavailable as exc:
-            session.finish(row[0], "deferred", exc.reason, [_relay_lost(prepared, row, exc)])
+            session.finish(row[0], MessageState.DELAYED, exc.reason, [_relay_lost(prepared, row, exc)])
             raise
         session.drain()
         return outcome, row[3]
@@ -551,21 +555,21 @@ def stale_claims_recover() -> tuple[set[tuple[int, int]], list[int]]:
 
 _ORPHANED_RETRIES_SQL = """
 SELECT id FROM transmissions_message
- WHERE state = 'deferred' AND finished_at < now() - make_interval(secs => %s)
+ WHERE state = 'delayed' AND finished_at < now() - make_interval(secs => %s)
  ORDER BY id LIMIT %s
 """
 
 
-def deferred_orphans_find(*, limit: int = 1000) -> list[int]:
-    """Deferred messages whose retry is long overdue: their retry task was lost (a flushed or
-    replaced broker). Every retry is due within ENGAGE_RETRY_MAX_SECONDS of the deferral;
+def delayed_orphans_find(*, limit: int = 1000) -> list[int]:
+    """Delayed messages whose retry is long overdue: their retry task was lost (a flushed or
+    replaced broker). Every retry is due within ENGAGE_RETRY_MAX_SECONDS of the delay;
     past that plus the claim timeout nobody is going to retry them. Enqueueing a second
     retry for one that does still have a task is harmless: ``message_retry`` claims with
-    ``deferred -> sending``, so only one of the two does anything."""
+    ``delayed -> sending``, so only one of the two does anything."""
     overdue = settings.ENGAGE_RETRY_MAX_SECONDS + settings.ENGAGE_SEND_CLAIM_TIMEOUT
     with connection.cursor() as cursor:
         cursor.execute(_ORPHANED_RETRIES_SQL, [overdue, limit])
         orphans = [row[0] for row in cursor.fetchall()]
     if orphans:
-        log.warning("re-enqueueing %d deferred message(s) whose retry was lost", len(orphans))
+        log.warning("re-enqueueing %d delayed message(s) whose retry was lost", len(orphans))
     return orphans

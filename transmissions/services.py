@@ -28,7 +28,14 @@ from templates_app.services import template_touch_last_use
 from tracking.outbox import outbox_write
 from transmissions.delivery import bounce_class
 from transmissions.generation import transmission_event_fields
-from transmissions.models import Message, MessageState, Transmission, TransmissionState
+from transmissions.models import (
+    GENERATED_STATES,
+    PENDING_STATES,
+    Message,
+    MessageState,
+    Transmission,
+    TransmissionState,
+)
 from transmissions.payload import (
     Limits,
     TransmissionInput,
@@ -220,22 +227,24 @@ SELECT 1 FROM transmissions_transmission t
                       AND (r.claimed_at > now() - make_interval(secs => %(stale)s)
                            OR r.finished_at > now() - make_interval(secs => %(stale)s)))
 """
-# Every message not yet ended: never claimed, deferred, or claimed by a worker that died.
+# Every message not yet ended: never claimed, delayed, or claimed by a worker that died.
 _CANCEL_MESSAGES_SQL = """
 UPDATE transmissions_message
    SET state = 'canceled', finished_at = now(), claimed_by = '', last_error = %(reason)s
  WHERE transmission_id = %(id)s
-   AND (state IN ('queued', 'deferred')
+   AND (state IN ('queued', 'delayed')
         OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))
 RETURNING message_id, recipient
 """
-_CANCEL_SQL = """
+# A transmission's counters (SPEC B §1.7) from its messages' states, for the statements below.
+_COUNTERS = f"""
+count(*) FILTER (WHERE m.state IN ({", ".join(f"'{state.value}'" for state in GENERATED_STATES)})) AS generated,
+count(*) FILTER (WHERE m.state = '{MessageState.GENERATION_FAILED.value}') AS failed_gen,
+count(*) FILTER (WHERE m.state IN ({", ".join(f"'{state.value}'" for state in PENDING_STATES)})) AS pending"""
+_CANCEL_SQL = f"""
 UPDATE transmissions_transmission t
    SET state = %(canceled)s, generation_end_time = now(), num_generated = c.generated, num_failed_gen = c.failed_gen
-  FROM (SELECT count(*) FILTER (WHERE m.state IN ('sent', 'deferred')
-                                   OR (m.state = 'failed' AND m.last_error NOT LIKE 'generation:%%')) AS generated,
-               count(*) FILTER (WHERE m.state = 'failed' AND m.last_error LIKE 'generation:%%') AS failed_gen
-          FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
+  FROM (SELECT {_COUNTERS} FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
  WHERE t.id = %(id)s
 """
 #: The bounce every canceled message gets (SparkPost's campaign cancel, SPEC B §1.8).
@@ -354,17 +363,13 @@ _PENDING_SQL = (
 )
 # Success once at least one message was generated (handed to the relay, whatever it answered),
 # Failed when none was (SPEC B §1.7 has no such state: see transmissions.models).
-_FINISH_SQL = """
+_FINISH_SQL = f"""
 UPDATE transmissions_transmission t
    SET state = CASE WHEN c.generated = 0 AND c.failed_gen > 0 THEN %(failed)s ELSE %(success)s END,
        generation_end_time = now(),
        num_generated = c.generated,
        num_failed_gen = c.failed_gen
-  FROM (SELECT count(*) FILTER (WHERE m.state IN ('sent', 'deferred')
-                                   OR (m.state = 'failed' AND m.last_error NOT LIKE 'generation:%%')) AS generated,
-               count(*) FILTER (WHERE m.state = 'failed' AND m.last_error LIKE 'generation:%%') AS failed_gen,
-               count(*) FILTER (WHERE m.state IN ('queued', 'sending')) AS pending
-          FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
+  FROM (SELECT {_COUNTERS} FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
  WHERE t.id = %(id)s AND t.state = %(generating)s AND c.pending = 0
 """
 

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
-from transmissions.sending import chunk_send, deferred_orphans_find, message_retry, stale_claims_recover
+from transmissions.sending import chunk_send, delayed_orphans_find, message_retry, stale_claims_recover
 from transmissions.services import (
     GENERATE_TASK,
     transmission_finish_if_done,
@@ -54,24 +54,29 @@ def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
         countdown = backoff_seconds(self.request.retries)
         log.warning("transmission %s chunk %s: %s; retrying in %ss", transmission_id, chunk, exc.reason, countdown)
         raise self.retry(countdown=countdown) from None
-    for pk, attempts in zip(result.deferred or [], result.deferred_attempts or [], strict=True):
+    for pk, attempts in zip(result.delayed or [], result.delayed_attempts or [], strict=True):
         message_retry_task.apply_async((pk,), countdown=backoff_seconds(attempts - 1))
-    return {"sent": result.sent, "failed": result.failed, "deferred": len(result.deferred or [])}
+    return {
+        "delivered": result.delivered,
+        "bounced": result.bounced,
+        "generation_failed": result.generation_failed,
+        "delayed": len(result.delayed or []),
+    }
 
 
 @shared_task(
     bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None
 )
 def message_retry_task(self, message_pk: int) -> str:
-    """Retry a deferred (4xx) message with exponential backoff until it is sent, bounces,
+    """Retry a delayed (4xx) message with exponential backoff until it is delivered, bounces,
     or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""
     try:
         outcome, attempts = message_retry(message_pk=message_pk, token=_token(self.request.id))
     except RelayUnavailable:
         raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
-    if outcome == "deferred":
+    if outcome == "delayed":
         raise self.retry(countdown=backoff_seconds(attempts - 1))
-    if outcome in ("sent", "failed"):
+    if outcome != "skipped":
         transmission_id = Message.objects.filter(pk=message_pk).values_list("transmission_id", flat=True).first()
         if transmission_id is not None:
             transmission_finish_if_done(transmission_id=transmission_id)
@@ -90,11 +95,11 @@ def transmissions_start_due_task() -> int:
 @shared_task(name="transmissions.recover_stale", expires=30)
 def transmissions_recover_stale_task() -> int:
     """Beat: re-queue messages claimed by dead workers and re-enqueue their chunks, and
-    re-enqueue retries of deferred messages whose retry task was lost."""
+    re-enqueue retries of delayed messages whose retry task was lost."""
     pairs, generating = stale_claims_recover()
     for transmission_id, chunk in sorted(pairs):
         chunk_send_task.delay(transmission_id, chunk)
-    for message_pk in deferred_orphans_find():
+    for message_pk in delayed_orphans_find():
         message_retry_task.delay(message_pk)
     for transmission_id in generating:
         transmission_finish_if_done(transmission_id=transmission_id)

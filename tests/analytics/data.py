@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from analytics.ingest import events_insert
+from analytics.ingest import event_row, events_insert
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 CAMPAIGNS = ["spring-sale", "newsletter", "welcome"]
@@ -95,7 +95,7 @@ def land(events: list[dict], *, batch: int = 97, seed: int = 1, shuffle: bool = 
     chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
     for chunk in [*chunks, chunks[0]]:
         with transaction.atomic(), connection.cursor() as cursor:
-            events_insert(cursor, chunk, returning=False)
+            events_insert(cursor, [event_row(event) for event in chunk], returning=False)
 
 
 # --- brute force ------------------------------------------------------------------------

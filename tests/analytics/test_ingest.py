@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from analytics.ingest import events_insert
+from analytics.ingest import event_row, events_insert
 from tests.analytics import data
 from tracking.models import Event
 
@@ -11,7 +11,7 @@ METRICS = "count_targeted,count_delivered,count_rendered,count_unique_rendered,c
 
 def _land(events: list[dict]) -> list[dict]:
     with transaction.atomic(), connection.cursor() as cursor:
-        return events_insert(cursor, events)
+        return events_insert(cursor, [event_row(event) for event in events])
 
 
 def _totals(api) -> dict:
@@ -72,9 +72,9 @@ def test_rows_another_lander_put_inside_the_batchs_id_range_are_not_staged(api, 
         cursor.execute(
             f"INSERT INTO tracking_event (id, {', '.join(ingest.EVENT_COLUMNS)}) VALUES ({last + 3}, "
             f"{', '.join(['%s'] * len(ingest.EVENT_COLUMNS))})",
-            list(ingest.event_row(intruder)),
+            list(ingest.event_values(ingest.event_row(intruder))),
         )
-        landed = ingest.events_insert(cursor, batch)
+        landed = ingest.events_insert(cursor, [ingest.event_row(event) for event in batch])
     assert sorted(row["id"] for row in landed)[0] == last + 2
     assert sorted(row["event_id"] for row in landed) == sorted(event["event_id"] for event in batch)
     assert _totals(api) == _expected(batch)
@@ -112,3 +112,14 @@ def test_engagement_events_take_from_and_subject_from_their_message_in_one_query
     assert [(e["friendly_from"], e["subject"]) for e in filled] == [("news@sender.test", "Hello")] * 2
     with django_assert_num_queries(0), connection.cursor() as cursor:
         message_fields_fill(cursor, [event(12, "delivery", "m1")])
+
+
+def test_a_buffered_record_becomes_a_full_row_with_its_unknown_fields_in_extra():
+    from analytics.ingest import event_row
+
+    row = event_row({"event_id": 7, "type": "click", "timestamp": "1709251200", "rcpt_to": "A@Example.COM",
+                     "transactional": "1", "template_version": 2, "geo_ip": {"country": "US"}, "id": 99})  # fmt: skip
+    assert row["event_id"] == "7" and row["timestamp"] == data.START
+    assert (row["recipient_domain"], row["transactional"], row["template_version"]) == ("example.com", True, "2")
+    assert row["extra"] == {"geo_ip": {"country": "US"}} and row["rcpt_tags"] == [] and row["subject"] == ""
+    assert event_row(row) == row

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
-from analytics.ingest import events_insert
+from analytics.ingest import event_row, events_insert
 from analytics.models import MessageEngagement, RollupHourly
 from analytics.retention import event_retention_apply, partitions_expired, rollup_retention_apply
 from tracking.models import Event
@@ -17,7 +17,7 @@ NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 
 def land(*events: dict) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        events_insert(cursor, list(events))
+        events_insert(cursor, [event_row(event) for event in events])
 
 
 def event(event_id: str, when: datetime, kind: str = "open") -> dict:

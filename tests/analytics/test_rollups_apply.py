@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from analytics.ingest import event_row
+from analytics.ingest import event_row, event_values
 from analytics.rollups import rollups_apply
 from tests.analytics import data
 from tracking.models import EVENT_COLUMNS
@@ -21,7 +21,7 @@ def test_rollups_apply_with_lander_rows_matches_events_insert(api, db):
                 cursor.execute(
                     f"INSERT INTO tracking_event ({cols}) VALUES ({marks}) ON CONFLICT (event_id, timestamp) DO NOTHING "
                     f"RETURNING id, {cols}",
-                    list(event_row(event)),
+                    list(event_values(event_row(event))),
                 )
                 row = cursor.fetchone()
                 if row:

@@ -227,10 +227,12 @@ def _two_sinks_on_one_port() -> tuple[Sink, Sink]:
 def _deliver_one_batch(hook_id: str) -> WebhookBatch:
     data.land(data.generate(seed=5, messages=2), batch=100)
     webhooks.webhook_batches_build(force=True)
-    (batch_id,) = [
-        b for b in webhooks.webhook_batches_due() if str(WebhookBatch.objects.get(pk=b).webhook_id) == hook_id
+    ((batch_id, lease),) = [
+        (b, lease)
+        for b, lease in webhooks.webhook_batches_lease_due()
+        if str(WebhookBatch.objects.get(pk=b).webhook_id) == hook_id
     ]
-    webhooks.webhook_batch_deliver(batch_id=batch_id)
+    webhooks.webhook_batch_deliver(batch_id=batch_id, lease=lease)
     return WebhookBatch.objects.get(pk=batch_id)
 
 

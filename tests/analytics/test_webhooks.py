@@ -77,8 +77,8 @@ def _events(n_messages=20):
 
 def _flush(now=NOW):
     webhooks.webhook_batches_build(now=now, force=True)
-    for batch_id in webhooks.webhook_batches_due(now=now):
-        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now)
+    for batch_id, lease in webhooks.webhook_batches_lease_due(now=now):
+        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now, lease=lease)
 
 
 def test_create_sends_a_test_post_and_crud_works(api, receiver):
@@ -159,11 +159,11 @@ def test_a_500_is_retried_with_backoff_and_the_same_batch(api, receiver):
     receiver.codes["/flaky"] = [500, 500, 200]
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
-    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
-    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW) == "pending"
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW, lease=lease) == "pending"
     status = api.get(f"/api/v1/webhooks/{hook_id}/batch-status").json()["results"]
     assert [(s["batch_id"], s["attempts"], s["response_code"]) for s in status] == [(batch_id, 1, "500")]
-    assert webhooks.webhook_batches_due(now=NOW + timedelta(seconds=10)) == []  # backoff
+    assert webhooks.webhook_batches_lease_due(now=NOW + timedelta(seconds=10)) == []  # backoff
     later = NOW + timedelta(seconds=31)
     assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=later) == "pending"
     assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=later + timedelta(seconds=61)) == "delivered"
@@ -179,8 +179,9 @@ def test_batches_expire_after_the_retry_window(api, receiver):
     receiver.codes["/down"] = [503]
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
-    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
-    at, state = NOW, "pending"
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
+    state = webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW, lease=lease)
+    at = WebhookBatch.objects.get(pk=batch_id).next_attempt_at
     while state == "pending":
         state = webhooks.webhook_batch_deliver(batch_id=batch_id, now=at)
         at = WebhookBatch.objects.get(pk=batch_id).next_attempt_at
@@ -191,19 +192,21 @@ def test_a_batch_whose_attempts_never_record_expires_after_the_retry_window(api,
     hook_id = _create(api, receiver)
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
-    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
+    leased = []
 
     def dies(*args, **kwargs):
         raise RuntimeError("the worker died mid-POST")
 
     monkeypatch.setattr(webhooks, "http_post", dies)
     for at in (NOW, NOW + timedelta(hours=4)):  # claimed, then the lease runs out with nothing recorded
-        assert webhooks.webhook_batches_due(now=at) == [batch_id]
+        [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=at)
+        leased.append(batch_id)
         with pytest.raises(RuntimeError):
-            webhooks.webhook_batch_deliver(batch_id=batch_id, now=at)
+            webhooks.webhook_batch_deliver(batch_id=batch_id, now=at, lease=lease)
     monkeypatch.undo()
+    assert leased == [batch_id, batch_id]
     late = NOW + timedelta(hours=8, minutes=1)
-    assert webhooks.webhook_batches_due(now=late) == []
+    assert webhooks.webhook_batches_lease_due(now=late) == []
     assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=late) is None
     assert webhooks.webhook_batches_expire(now=late) == 1
     assert receiver.batches("/hook") == []
@@ -217,8 +220,8 @@ def test_a_batch_made_before_an_outage_still_gets_one_attempt(api, receiver):
     webhooks.webhook_batches_build(now=NOW, force=True)
     after_outage = NOW + timedelta(hours=9)
     assert webhooks.webhook_batches_expire(now=after_outage) == 0
-    (batch_id,) = webhooks.webhook_batches_due(now=after_outage)
-    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=after_outage) == "delivered"
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=after_outage)
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=after_outage, lease=lease) == "delivered"
     assert len(receiver.batches("/hook")) == 1
 
 
@@ -322,8 +325,8 @@ def test_batches_of_a_deleted_webhook_are_not_posted(api, receiver):
     hook_id = _create(api, receiver, path="/gone")
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
-    (batch_id,) = webhooks.webhook_batches_due(now=NOW)
+    [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
     assert api.delete(f"/api/v1/webhooks/{hook_id}").status_code == 204
-    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW) == "expired"
+    assert webhooks.webhook_batch_deliver(batch_id=batch_id, now=NOW, lease=lease) == "expired"
     assert len(receiver.posts("/gone")) == 1  # the create's test POST only
     assert WebhookBatch.objects.get(pk=batch_id).failure == "webhook deleted"

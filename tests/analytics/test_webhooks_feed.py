@@ -15,13 +15,13 @@ from django.test import override_settings
 from django.utils import timezone
 
 from analytics import rollups, webhooks
-from analytics.ingest import events_insert
+from analytics.ingest import event_row, events_insert
 from analytics.models import Webhook, WebhookBatch, WebhookFeedEvent, WebhookPayload, WebhookPendingEvent
-from analytics.webhooks import EVENT_TYPES
+from mailcore.events import NAMES
 from tests.analytics import data
 from tracking.models import Event
 
-WANTED = {"/all": sorted(EVENT_TYPES), "/clicks": ["click"], "/send": ["delivery", "open"]}
+WANTED = {"/all": sorted(NAMES), "/clicks": ["click"], "/send": ["delivery", "open"]}
 
 
 def _events(seed: int, messages: int, tag: str) -> list[dict]:
@@ -34,7 +34,7 @@ def _events(seed: int, messages: int, tag: str) -> list[dict]:
 
 def _land(events: list[dict]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        events_insert(cursor, events, returning=False)
+        events_insert(cursor, [event_row(event) for event in events], returning=False)
 
 
 def _hook(receiver, path: str, events: list[str], **fields) -> Webhook:
@@ -44,8 +44,8 @@ def _hook(receiver, path: str, events: list[str], **fields) -> Webhook:
 def _flush(now=None) -> list[str]:
     now = now or timezone.now()
     made = webhooks.webhook_batches_build(now=now, force=True)
-    for batch_id in webhooks.webhook_batches_due(now=now, limit=10_000):
-        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now)
+    for batch_id, lease in webhooks.webhook_batches_lease_due(now=now, limit=10_000):
+        webhooks.webhook_batch_deliver(batch_id=batch_id, now=now, lease=lease)
     return made
 
 
@@ -69,7 +69,7 @@ def _ids(events: list[dict], types) -> list[str]:
 def test_every_webhook_gets_each_event_it_wants_once_in_capped_batches(db, receiver):
     for path, events in WANTED.items():
         _hook(receiver, path, events)
-    _hook(receiver, "/off", sorted(EVENT_TYPES), active=False)
+    _hook(receiver, "/off", sorted(NAMES), active=False)
     events = _events(21, 40, "a")
     data.land(events, batch=50)  # shuffled, the first batch landed twice
     assert _flush()
@@ -84,7 +84,7 @@ def test_every_webhook_gets_each_event_it_wants_once_in_capped_batches(db, recei
 @pytest.mark.parametrize("webhook_count", [1, 100])
 def test_landing_writes_one_row_per_event_whatever_the_number_of_webhooks(db, receiver, webhook_count):
     for number in range(webhook_count):
-        _hook(receiver, f"/h{number}", sorted(EVENT_TYPES))
+        _hook(receiver, f"/h{number}", sorted(NAMES))
     events = _events(22, 30, "b")
     _land(events)
     assert WebhookFeedEvent.objects.count() == len(events)
@@ -124,7 +124,7 @@ def test_landers_committing_out_of_order_skip_nothing_and_give_nothing_twice(rec
     """Lander 1 draws its event ids first but commits last; the builder runs while it is
     still open, again after it committed. Lander 1 pauses before the feed (lander 2 then
     commits first) or after taking the feed lock (lander 2 then waits for it)."""
-    hook = _hook(receiver, "/all", sorted(EVENT_TYPES))
+    hook = _hook(receiver, "/all", sorted(NAMES))
     first, second = _events(25, 15, f"first-{pause}"), _events(26, 15, f"second-{pause}")
     for event in second:  # no rollup row (campaign, message) in common: lander 2 waits for nothing else
         event["campaign_id"], event["message_id"] = "second", "f" + event["message_id"][1:]

@@ -161,8 +161,8 @@ def test_a_worker_killed_mid_transmission_loses_nothing_and_repeats_at_most_the_
 
 def test_4xx_then_2xx_is_a_delay_then_a_delivery_and_5xx_a_bounce(api, e2e, relay):
     relay.handler.answers = ["451 4.7.1 greylisted, try again"]
-    deferred = api.post(URL, {"content": CONTENT, "recipients": [{"address": "grey@example.com"}]}, format="json")
-    tid = deferred.json()["results"]["id"]
+    delayed = api.post(URL, {"content": CONTENT, "recipients": [{"address": "grey@example.com"}]}, format="json")
+    tid = delayed.json()["results"]["id"]
     wait_for(lambda: any(r.rcpt_tos == ["grey@example.com"] for r in relay.received), 30, what="the retried message")
     found = wait_for(
         lambda: (evs := events_of(tid)) and {"delay", "delivery"} <= {e.type for e in evs} and evs, 20, 0.25

@@ -36,7 +36,7 @@ def test_a_message_is_built_sent_and_recorded(api, relay, events):
     assert message["X-Tag"] == "v"
     assert message["Date"]
     stored = Message.objects.get(transmission=transmission)
-    assert stored.state == MessageState.SENT
+    assert stored.state == MessageState.DELIVERED
     assert message["Message-ID"] == f"<{stored.message_id}@sender.test>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<mailto:[^>]+>, <http://[^>]+/u/[A-Za-z0-9_-]+>", message["List-Unsubscribe"])
@@ -170,7 +170,7 @@ def test_a_render_error_fails_one_recipient_and_the_others_go(api, relay, events
 def test_a_5xx_answer_is_a_bounce_with_a_class(api, relay, events):
     relay.handler.answers = ["550 5.1.1 no such user"]
     transmission = run(api, body())
-    assert Message.objects.get(transmission=transmission).state == MessageState.FAILED
+    assert Message.objects.get(transmission=transmission).state == MessageState.BOUNCED
     bounce = [e for e in events() if e["type"] == "bounce"]
     assert len(bounce) == 1
     assert bounce[0]["bounce_class"] == "10"
@@ -185,10 +185,10 @@ def test_a_4xx_answer_is_a_delay_then_the_retry_delivers(api, relay, events):
     relay.handler.answers = ["451 4.3.0 try later"]
     transmission = run(api, body())
     message = Message.objects.get(transmission=transmission)
-    assert message.state == MessageState.DEFERRED
+    assert message.state == MessageState.DELAYED
     assert [e["type"] for e in events()] == ["injection", "delay"]
     assert events()[1]["bounce_class"] == "70"
-    assert message_retry(message_pk=message.pk, token="retry") == ("sent", 2)
+    assert message_retry(message_pk=message.pk, token="retry") == ("delivered", 2)
     assert message_retry(message_pk=message.pk, token="again") == ("skipped", 0)
     assert [e["type"] for e in events()] == ["injection", "delay", "delivery"]
     assert len(relay.received) == 1
@@ -226,7 +226,7 @@ def test_sent_messages_are_never_resent_and_stale_claims_are(api, relay, setting
     long_ago = timezone.now() - timezone.timedelta(minutes=5)
     # r0, r1: handed off before the kill; r2: claimed by the dead worker (stale); r3: claimed
     # by a live worker (fresh); r4, r5: still queued.
-    Message.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(state="sent")
+    Message.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(state="delivered")
     Message.objects.filter(pk=rows[2].pk).update(state="sending", claimed_by="dead", claimed_at=long_ago)
     Message.objects.filter(pk=rows[3].pk).update(state="sending", claimed_by="alive", claimed_at=timezone.now())
     chunk_send(transmission_id=tid, chunk=chunk, token="redelivered")
@@ -250,22 +250,22 @@ def test_recovery_requeues_stale_claims(api, settings):
     assert Message.objects.get(transmission_id=tid).state == MessageState.QUEUED
 
 
-def test_a_deferred_message_whose_retry_was_lost_is_found_and_retried_once(api, relay, settings, events):
+def test_a_delayed_message_whose_retry_was_lost_is_found_and_retried_once(api, relay, settings, events):
     from django.utils import timezone
 
-    from transmissions.sending import deferred_orphans_find, message_retry
+    from transmissions.sending import delayed_orphans_find, message_retry
 
     settings.ENGAGE_RETRY_MAX_SECONDS, settings.ENGAGE_SEND_CLAIM_TIMEOUT = 60, 60
     relay.handler.answers = ["451 4.3.0 try later", "451 4.3.0 try later"]
     transmission = run(api, body(recipients=[{"address": "a@example.com"}, {"address": "b@example.com"}]))
     lost, recent = Message.objects.filter(transmission=transmission).order_by("id")
-    assert {lost.state, recent.state} == {MessageState.DEFERRED}
+    assert {lost.state, recent.state} == {MessageState.DELAYED}
     Message.objects.filter(pk=lost.pk).update(finished_at=timezone.now() - timezone.timedelta(minutes=5))
 
-    assert deferred_orphans_find() == [lost.pk]  # the other one's retry is not overdue yet
-    assert message_retry(message_pk=lost.pk, token="recovered")[0] == "sent"
+    assert delayed_orphans_find() == [lost.pk]  # the other one's retry is not overdue yet
+    assert message_retry(message_pk=lost.pk, token="recovered")[0] == "delivered"
     assert message_retry(message_pk=lost.pk, token="a-late-original")[0] == "skipped"
-    assert deferred_orphans_find() == []
+    assert delayed_orphans_find() == []
 
 
 def test_a_stored_template_is_compiled_with_its_version(api, relay, events):

@@ -17,7 +17,7 @@ def test_a_message_over_the_cap_fails_alone_naming_the_limit(api, relay, events,
     transmission = run(api, body(recipients=recipients, content=content))
     assert [r.rcpt_tos[0] for r in relay.received] == ["ok@example.com"]
     states = dict(Message.objects.filter(transmission_id=transmission.id).values_list("email", "state"))
-    assert states == {"ok@example.com": "sent", "big@example.com": "failed"}
+    assert states == {"ok@example.com": "delivered", "big@example.com": "generation_failed"}
     [failure] = [e for e in events() if e["type"] == "generation_failure"]
     assert failure["rcpt_to"] == "big@example.com"
     assert "50000 bytes" in failure["reason"]

@@ -47,7 +47,9 @@ def test_every_handed_off_message_is_sent_with_its_events_for_other_sessions_bef
                 handed = {r.rcpt_tos[0] for r in relay.received}
                 deadline = time.monotonic() + 5
                 while True:
-                    rows = watcher.execute("SELECT email FROM transmissions_message WHERE state = 'sent'").fetchall()
+                    rows = watcher.execute(
+                        "SELECT email FROM transmissions_message WHERE state = 'delivered'"
+                    ).fetchall()
                     sent = {row[0] for row in rows}
                     if handed <= sent:
                         break
@@ -55,7 +57,7 @@ def test_every_handed_off_message_is_sent_with_its_events_for_other_sessions_bef
                     time.sleep(0.002)
                 stored = outbox_events(watcher.cursor())
                 sent_now = {row[0] for row in watcher.execute(
-                    "SELECT email FROM transmissions_message WHERE state = 'sent'").fetchall()}  # fmt: skip
+                    "SELECT email FROM transmissions_message WHERE state = 'delivered'").fetchall()}  # fmt: skip
                 assert {e["rcpt_to"] for e in stored if e["type"] == "delivery"} == sent_now
                 assert {e["rcpt_to"] for e in stored if e["type"] == "injection"} == sent_now
                 checked.append(len(sent_now))
@@ -65,7 +67,7 @@ def test_every_handed_off_message_is_sent_with_its_events_for_other_sessions_bef
         transmission = run(api, body(recipients=recipients))
     assert len(checked) == len(recipients)
     assert transmission.state == TransmissionState.SUCCESS
-    assert Message.objects.filter(transmission_id=transmission.id, state="sent").count() == len(recipients)
+    assert Message.objects.filter(transmission_id=transmission.id, state="delivered").count() == len(recipients)
     assert sorted(e["type"] for e in events()) == ["delivery"] * len(recipients) + ["injection"] * len(recipients)
 
 
@@ -74,8 +76,8 @@ def test_a_refusal_after_the_body_is_recorded_and_the_next_message_goes(api, rel
     recipients = [{"address": f"a{i}@example.com"} for i in range(4)]
     transmission = run(api, body(recipients=recipients))
     states = dict(Message.objects.filter(transmission_id=transmission.id).values_list("email", "state"))
-    assert states == {"a0@example.com": "sent", "a1@example.com": "failed", "a2@example.com": "deferred",
-                      "a3@example.com": "sent"}  # fmt: skip
+    assert states == {"a0@example.com": "delivered", "a1@example.com": "bounced", "a2@example.com": "delayed",
+                      "a3@example.com": "delivered"}  # fmt: skip
     kinds = sorted((e["rcpt_to"], e["type"]) for e in events() if e["type"] != "injection")
     assert kinds == [("a0@example.com", "delivery"), ("a1@example.com", "bounce"), ("a2@example.com", "delay"),
                      ("a3@example.com", "delivery")]  # fmt: skip
@@ -120,8 +122,8 @@ def test_the_envelope_is_one_round_trip_when_the_relay_offers_pipelining(monkeyp
 @pytest.mark.parametrize("pipelining", [True, False])
 @pytest.mark.parametrize(
     "mail_answer, rcpt_answer, outcome, code",
-    [(None, "550 5.1.1 unknown user", "bounced", 550), (None, "452 4.2.2 mailbox full", "deferred", 452),
-     ("451 4.7.1 slow down", None, "deferred", 451), ("553 5.7.1 sender refused", None, "bounced", 553)],
+    [(None, "550 5.1.1 unknown user", "bounced", 550), (None, "452 4.2.2 mailbox full", "delayed", 452),
+     ("451 4.7.1 slow down", None, "delayed", 451), ("553 5.7.1 sender refused", None, "bounced", 553)],
 )  # fmt: skip
 def test_a_refused_envelope_is_classified_and_the_connection_stays_usable(pipelining, mail_answer, rcpt_answer,
                                                                            outcome, code):  # fmt: skip

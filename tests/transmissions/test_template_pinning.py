@@ -146,10 +146,10 @@ def test_a_retry_after_a_new_version_sends_the_pinned_one(api, relay, events):
     _start(tid)
     _send(tid, 0)
     _send(tid, 1)
-    deferred = Message.objects.get(transmission_id=tid, state=MessageState.DEFERRED)
+    delayed = Message.objects.get(transmission_id=tid, state=MessageState.DELAYED)
     _publish(V2)
     generation._cache.clear()
-    assert message_retry(message_pk=deferred.pk, token="retry")[0] == "sent"
+    assert message_retry(message_pk=delayed.pk, token="retry")[0] == "delivered"
     assert _subjects(relay) == {"One World"} and len(relay.received) == 4
     assert {e["template_version"] for e in events()} == {"1"}
 

@@ -1,0 +1,110 @@
+"""PURE: the one table of event types (SPEC A.3, B §6, B §7.3). Every other list of event
+types is read from here (STYLE rule 12): the ``tracking_event.type`` choices, the webhooks
+API's ``events``, the events search's ``events`` filter and its answer's ``type``, the
+webhook record's category, the fields each type always shows, and the rollup counters each
+type adds to (which ``analytics.metrics.METRICS`` turns into SparkPost's metric names).
+
+Two kinds of type:
+
+- **recorded** (SPEC A.3): Engage stores them in ``tracking_event`` and counts them.
+  ``policy_rejection`` and ``generation_rejection`` are recorded types that Engage never
+  writes today (no suppression, no policy), so filters and metrics name them already.
+- **known only**: SparkPost types Engage never writes or counts (``spam_complaint``,
+  ``out_of_band``). Webhooks may subscribe to them and the events search accepts them (it
+  finds none), as SparkPost does; their metrics (``count_spam_complaint``,
+  ``count_outofband_bounce``) are always 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BY_NAME",
+    "CATEGORIES",
+    "EVENT_TYPES",
+    "NAMES",
+    "RECORDED",
+    "EventType",
+    "names_in",
+]
+
+_ENGAGEMENT = ("ip_address", "user_agent", "accept_language")
+_LINK = ("target_link_name", "target_link_url")
+_RELAY_ANSWER = ("ip_address", "bounce_class", "error_code", "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """One event type.
+
+    - ``name``: the ``type`` string (SPEC B §6.1).
+    - ``category``: the key of its webhook record, ``{"msys": {<category>: {...}}}``
+      (SPEC B §6.1): ``message_event``, ``track_event``, ``gen_event`` or
+      ``unsubscribe_event``.
+    - ``recorded``: Engage stores and counts it (SPEC A.3); see the module docstring.
+    - ``fields``: optional fields the events APIs show for it even when empty (SPEC B §6.3);
+      the others are shown only when set.
+    - ``counter``: the rollup counter (a column of ``analytics_rollup_hourly``) that each
+      event of this type adds 1 to, "" for none.
+    - ``unique_counter``: the rollup counter that counts each message once, at its first
+      event of this type ("" for none). Its first-seen time is the column
+      ``first_<name>`` of ``analytics_message_engagement``; a message with a first event of
+      any such type also counts once in ``unique_confirmed_opened`` (SPEC A.3).
+    """
+
+    name: str
+    category: str
+    recorded: bool
+    fields: tuple[str, ...] = ()
+    counter: str = ""
+    unique_counter: str = ""
+
+
+#: Every SparkPost event type Engage knows, recorded ones first in the order of the
+#: ``tracking_event.type`` choices.
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("injection", "message_event", True, counter="injected"),
+    EventType("delivery", "message_event", True, ("ip_address",), counter="delivered"),
+    EventType("bounce", "message_event", True, _RELAY_ANSWER, counter="bounce"),
+    EventType("delay", "message_event", True, _RELAY_ANSWER, counter="delayed"),
+    EventType(
+        "policy_rejection", "message_event", True, ("bounce_class", "error_code", "reason"), counter="policy_rejected"
+    ),
+    EventType("generation_failure", "gen_event", True, ("error_code", "reason"), counter="generation_failed"),
+    EventType(
+        "generation_rejection",
+        "gen_event",
+        True,
+        ("bounce_class", "error_code", "reason"),
+        counter="generation_rejected",
+    ),  # fmt: skip
+    EventType("open", "track_event", True, _ENGAGEMENT, counter="rendered", unique_counter="unique_rendered"),
+    EventType(
+        "initial_open",
+        "track_event",
+        True,
+        _ENGAGEMENT,
+        counter="initial_rendered",
+        unique_counter="unique_initial_rendered",
+    ),  # fmt: skip
+    EventType("click", "track_event", True, (*_ENGAGEMENT, *_LINK), counter="clicked", unique_counter="unique_clicked"),
+    EventType("list_unsubscribe", "unsubscribe_event", True, counter="unsubscribe"),
+    EventType("link_unsubscribe", "unsubscribe_event", True, (*_ENGAGEMENT, *_LINK), counter="unsubscribe"),
+    EventType("spam_complaint", "message_event", False),
+    EventType("out_of_band", "message_event", False, ("bounce_class", "error_code", "reason")),
+)
+
+#: name -> EventType.
+BY_NAME: dict[str, EventType] = {event.name: event for event in EVENT_TYPES}
+#: Every known name: what webhooks may subscribe to and the events search may filter on.
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+#: The names Engage stores (``tracking_event.type``) and counts.
+RECORDED: tuple[str, ...] = tuple(event.name for event in EVENT_TYPES if event.recorded)
+#: name -> webhook category.
+CATEGORIES: dict[str, str] = {event.name: event.category for event in EVENT_TYPES}
+
+
+def names_in(*categories: str) -> frozenset[str]:
+    """The names of the types in any of ``categories`` (webhook categories, SPEC B §6.1)."""
+    return frozenset(event.name for event in EVENT_TYPES if event.category in categories)
