@@ -87,7 +87,8 @@ def host_problem(host: str) -> str | None:
 
 @register("engage")
 def check_secret_key(app_configs, **kwargs) -> list[Error]:
-    problem = secret_key_problem(settings._wrapped.SECRET_KEY)  # the raw value: reading "" raises
+    # The raw value: reading "" raises. django-stubs does not declare LazySettings._wrapped.
+    problem = secret_key_problem(settings._wrapped.SECRET_KEY)  # type: ignore[misc]
     if problem is None:
         return []
     hint = f"Make one with `{MAKE_SECRET_KEY}` and set ENGAGE_SECRET_KEY to it {_WHERE}."
@@ -215,7 +216,7 @@ def check_api_rate(app_configs, **kwargs) -> list[Error]:
         try:
             # DRF's own parser, the one each throttled request runs (it does not use self).
             requests, _seconds = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
-            valid = rate is not None and requests >= 1
+            valid = rate is not None and requests is not None and requests >= 1
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             valid = False
         if not valid:

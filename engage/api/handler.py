@@ -47,7 +47,8 @@ def as_engage_error(exc: Exception) -> errors.EngageError:
     if isinstance(exc, drf.NotAcceptable):
         return errors.NotAcceptable(str(exc.detail))
     if isinstance(exc, drf.Throttled):
-        wait = f"; retry in {int(exc.wait)} seconds" if exc.wait else ""
+        # djangorestframework-stubs omits Throttled.wait, which DRF's __init__ sets (float | None)
+        wait = f"; retry in {int(exc.wait)} seconds" if exc.wait else ""  # type: ignore[attr-defined]
         return errors.RateLimited(f"Request rate limit exceeded{wait}")
     if isinstance(exc, drf.ValidationError):
         return errors.InvalidData(_first_validation_message(exc.detail))
@@ -82,8 +83,8 @@ def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: never lets ``{"detail": ...}`` or a stack trace out."""
     error = as_engage_error(exc)
     response = _challenge(Response(envelope(error), status=error.status), error)
-    if isinstance(exc, drf.Throttled) and exc.wait:
-        response["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, drf.Throttled) and exc.wait:  # type: ignore[attr-defined]  # see as_engage_error
+        response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
     return response
 
 
