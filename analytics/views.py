@@ -14,7 +14,7 @@ from engage.api.fields import iso
 from engage.api.schema import Query, operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
 
-METRICS_GRANTS = {"GET": ("metrics/view",)}
+METRICS_GRANTS: dict[str, tuple[str, ...]] = {"GET": ("metrics/view",)}
 
 
 def metrics_query(request, declared: type[Query], **kwargs) -> MetricsQuery:
@@ -185,7 +185,7 @@ class TemplatesListView(ValuesListView):
         return super().get(request)
 
 
-EVENTS_GRANTS = {"GET": ("message_events/view",)}
+EVENTS_GRANTS: dict[str, tuple[str, ...]] = {"GET": ("message_events/view",)}
 
 
 def _parsed(parse, request):
@@ -240,6 +240,7 @@ class MessageEventsView(ApiView):
         parse_query(request, schemas.MessageEventsQuery)
         query = _parsed(search.parse_message_events, request)
         rows, total, _more = selectors.events_search(query=query)
+        assert total is not None  # with_total
         last = max(1, -(-total // query.per_page))
         links = []
         for rel, page in (("first", 1), ("previous", query.page - 1), ("next", query.page + 1), ("last", last)):

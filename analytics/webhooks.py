@@ -63,7 +63,7 @@ EVENT_TYPES = (
     "delivery", "injection", "policy_rejection", "spam_complaint", "delay", "bounce", "out_of_band", "open",
     "initial_open", "click", "generation_failure", "generation_rejection", "list_unsubscribe", "link_unsubscribe",
 )  # fmt: skip
-TEST_BODY = [{"msys": {}}]
+TEST_BODY: list[dict[str, Any]] = [{"msys": {}}]
 # The create/update test POST and ``validate`` run in a web request: all their outbound
 # work (oauth2 token, resolution, connect, answer) ends within this many seconds (or
 # ENGAGE_WEBHOOK_TIMEOUT when that is shorter).
