@@ -83,6 +83,7 @@ class TemplateDraftForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data; the stubs allow None for overrides
         raw: dict = {"from": {"email": cleaned.get("from_email"), "name": cleaned.get("from_name") or None}}
         for key in ("subject", "reply_to", "html", "text"):
             if cleaned.get(key):

@@ -104,6 +104,7 @@ def template_update(
         template = Template.objects.select_for_update().filter(pk=template_id).first()
         if template is None:
             template_get(template_id=template_id)  # raises the 404
+        assert template is not None
         now = timezone.now()
         update_fields: list[str] = []
         if name is not None:
@@ -153,7 +154,8 @@ def template_delete(*, template_id: str) -> None:
     with transaction.atomic():
         template = Template.objects.select_for_update().filter(pk=template_id).first()
         if template is None:
-            template_get(template_id=template_id)
+            template_get(template_id=template_id)  # raises the 404
+        assert template is not None
         if transmission_uses_template(template_id=template_id):
             raise errors.ResourceInUse(f"Template '{template_id}' is in use by msg generation")
         template.delete()

@@ -98,6 +98,7 @@ class TemplateListView(ApiView):
         description = text_field(body, "description", max_bytes=1024) or ""
         published = bool_field(body, "published") or False
         content = parse_content(body, required=True)
+        assert content is not None  # required=True
         options = parse_options(body) or {}
         template = template_create(
             template_id=template_id,
