@@ -410,6 +410,7 @@ def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
     elif outcome == "failed":
         result.failed += 1
     else:
+        assert result.deferred is not None and result.deferred_attempts is not None  # chunk_send sets both
         result.deferred.append(row[0])
         result.deferred_attempts.append(row[3])
 
@@ -460,6 +461,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     following = _next_job(session, prepared, rows, job.position + 1, result)
                     _tally(result, job.row, _hand_off(session, job))
                 except RelayUnavailable as exc:
+                    assert job is not None  # reassigned only just before continue
                     _batch_lost(session, prepared, rows, job, exc)
                     raise
                 job = following
