@@ -46,8 +46,11 @@ from __future__ import annotations
 import io
 import ipaddress
 import re
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -86,7 +89,7 @@ def host_problem(host: str) -> str | None:
 
 
 @register("engage")
-def check_secret_key(app_configs, **kwargs) -> list[Error]:
+def check_secret_key(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     # The raw value: reading "" raises. django-stubs does not declare LazySettings._wrapped.
     problem = secret_key_problem(settings._wrapped.SECRET_KEY)  # type: ignore[misc]
     if problem is None:
@@ -96,7 +99,7 @@ def check_secret_key(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
+def check_tracking_keys(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     from tracking.signing import tracking_keys
 
     hint = (
@@ -133,7 +136,7 @@ def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
 
 
 @register("engage")
-def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
+def check_tracking_base_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     """The same rule as a transmission's ``tracking_domain`` (``mailcore.domains``), with a scheme."""
     from mailcore.domains import tracking_domain_normalize
 
@@ -155,7 +158,7 @@ def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_relay_url(app_configs, **kwargs) -> list[Error]:
+def check_relay_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from transmissions.delivery import RelayConfig
 
     try:
@@ -173,7 +176,7 @@ def check_relay_url(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_database_options(app_configs, **kwargs) -> list[Error]:
+def check_database_options(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from psycopg import ProgrammingError
     from psycopg.conninfo import make_conninfo
 
@@ -195,7 +198,7 @@ def check_database_options(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
+def check_webhook_allowed_targets(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from analytics.targets import AllowList
 
     try:
@@ -207,7 +210,7 @@ def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_api_rate(app_configs, **kwargs) -> list[Error]:
+def check_api_rate(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from rest_framework.throttling import SimpleRateThrottle
 
     errors = []
@@ -232,7 +235,7 @@ def check_api_rate(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
+def check_integer_ranges(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     """Every integer setting against the range declared where ``engage/settings.py`` reads
     it (``env_int``; the table is ``engage.env.INTEGER_BOUNDS``)."""
     errors = []
@@ -253,7 +256,7 @@ def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
+def check_list_unsubscribe_mailto(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from mailcore.addresses import address_problem
 
     address = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO
@@ -271,7 +274,7 @@ def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_allowed_hosts(app_configs, **kwargs) -> list[Error]:
+def check_allowed_hosts(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     errors = []
     for entry in settings.ALLOWED_HOSTS:
         host = entry.removeprefix(".")
@@ -290,7 +293,7 @@ def check_allowed_hosts(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_log_level(app_configs, **kwargs) -> list[Error]:
+def check_log_level(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     if settings.ENGAGE_LOG_LEVEL.strip().upper() in LOG_LEVELS:
         return []
     return [
@@ -303,7 +306,7 @@ def check_log_level(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_event_stream_names(app_configs, **kwargs) -> list[Error]:
+def check_event_stream_names(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     errors = []
     for name in ("ENGAGE_EVENT_STREAM", "ENGAGE_EVENT_GROUP"):
         value = getattr(settings, name)
@@ -321,7 +324,7 @@ def check_event_stream_names(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_redis_url(app_configs, **kwargs) -> list[Error]:
+def check_redis_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from redis.connection import parse_url
 
     url = settings.REDIS_URL

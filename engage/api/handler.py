@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -15,9 +16,10 @@ from engage import errors
 from engage.api.statement_timeout import is_query_canceled, query_timeout_error
 
 log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer", bound=HttpResponse)
 
 
-def _first_validation_message(detail, prefix: str = "") -> str:
+def _first_validation_message(detail: Any, prefix: str = "") -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
             return _first_validation_message(value, f"{prefix}{key}: " if key != "non_field_errors" else prefix)
@@ -73,13 +75,13 @@ def envelope(error: errors.EngageError) -> dict:
 WWW_AUTHENTICATE = 'Basic realm="engage"'
 
 
-def _challenge(response, error: errors.EngageError):
+def _challenge(response: _Answer, error: errors.EngageError) -> _Answer:
     if error.status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: never lets ``{"detail": ...}`` or a stack trace out."""
     error = as_engage_error(exc)
     response = _challenge(Response(envelope(error), status=error.status), error)
