@@ -7,6 +7,7 @@ error is 422 / 3001 with ``part``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.conf import settings
 from engage import errors
 
 
-def _language():
+def _language() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         from mailcore.language import build_context, compile_content
     except ImportError:
@@ -26,7 +27,7 @@ def language_available() -> bool:
     return _language() is not None
 
 
-def content_compile(content: dict[str, Any]):
+def content_compile(content: dict[str, Any]) -> Any:
     """Compile stored content once; raises ``errors.TemplateSyntaxError`` (3000) with part and line.
 
     Returns the compiled content, or None when the language is not installed.

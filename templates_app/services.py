@@ -3,6 +3,7 @@ template that is stored always compiles."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -63,7 +64,9 @@ def template_create(
     raise errors.Conflict(f"Could not generate a free template id from name '{name}'")
 
 
-def _write_version(template: Template, *, slot: str, content: dict | None, options: dict | None, now) -> list[str]:
+def _write_version(
+    template: Template, *, slot: str, content: dict | None, options: dict | None, now: datetime
+) -> list[str]:
     """Write content/options into the ``draft`` or ``published`` slot; the slot's base is itself,
     or the published version when a draft is started."""
     base_content = getattr(template, f"{slot}_content")
