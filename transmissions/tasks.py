@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
@@ -40,7 +40,7 @@ def transmission_generate_task(transmission_id: int) -> int:
 
 
 @shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
+def chunk_send_task(self: Task, transmission_id: int, chunk: int) -> dict:
     from transmissions.sending import chunk_send
 
     try:
@@ -57,7 +57,7 @@ def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
 @shared_task(
     bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None
 )
-def message_retry_task(self, message_pk: int) -> str:
+def message_retry_task(self: Task, message_pk: int) -> str:
     """Retry a deferred (4xx) message with exponential backoff until it is sent, bounces,
     or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""
     from transmissions.sending import message_retry
