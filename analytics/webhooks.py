@@ -41,7 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from analytics import selectors, targets
@@ -99,7 +99,9 @@ def allow_list() -> targets.AllowList:
     return _allow_list_parse(tuple(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS))
 
 
-def _connect_first(addresses: list[targets.IPAddress], address: tuple, timeout: Any, source_address: Any = None):
+def _connect_first(
+    addresses: list[targets.IPAddress], address: tuple, timeout: Any, source_address: Any = None
+) -> socket.socket:
     """``socket.create_connection`` to the first of the checked ``addresses`` that
     accepts, on ``address``'s port; the host name is never resolved again."""
     error: OSError = OSError("no address to connect to")
@@ -638,12 +640,12 @@ def _retry_window_open(now: datetime) -> Q:
     return Q(expires_at__gt=now) | Q(last_attempt_at__isnull=True)
 
 
-def _pending_now(now: datetime):
+def _pending_now(now: datetime) -> QuerySet[WebhookBatch]:
     """Pending batches whose next attempt is due (or whose attempt's lease ran out)."""
     return WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now)
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> QuerySet[WebhookBatch]:
     """The batches an attempt may claim now."""
     return _pending_now(now).filter(_retry_window_open(now))
 
