@@ -17,15 +17,16 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
-from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
 from engage.api.handler import WWW_AUTHENTICATE
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rest_framework.views loads this module (DEFAULT_AUTHENTICATION_CLASSES)
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
     from api_keys.models import ApiKey
 
 
