@@ -218,7 +218,7 @@ def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[d
     }
     if not wanting:
         return list(events)
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str | None, tuple[str, str]] = {}  # keyed as events carry message_id (None: never found)
     for event in events:
         message_id = event.get("message_id")
         if (

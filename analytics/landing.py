@@ -64,12 +64,13 @@ def _read(client: redis.Redis, *, consumer: str, count: int, block_ms: int | Non
     stream, group = settings.ENGAGE_EVENT_STREAM, settings.ENGAGE_EVENT_GROUP
     for attempt in (1, 2):
         try:
-            claimed = client.xautoclaim(
+            # redis-py types every reply as "Awaitable | Any" (one signature for sync and async)
+            claimed: Any = client.xautoclaim(
                 stream, group, consumer, min_idle_time=settings.ENGAGE_EVENT_RECLAIM_MS, start_id="0-0", count=count
             )
             entries = [(eid, fields) for eid, fields in claimed[1] if fields]
             if len(entries) < count:
-                fresh = client.xreadgroup(
+                fresh: Any = client.xreadgroup(
                     group, consumer, {stream: ">"}, count=count - len(entries),
                     block=block_ms if block_ms and not entries else None,
                 )  # fmt: skip

@@ -4,7 +4,7 @@ parsing of the metrics query parameters. No Django, no clock: ``now`` is passed 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # metric name -> SQL over the summed counters of analytics_rollup_hourly (SPEC A.3, B §7.3)
@@ -101,7 +101,7 @@ def parse_timezone(raw: str | None) -> ZoneInfo:
         raise ParamError(f"'timezone': '{shown}' is not an IANA time zone name (e.g. America/New_York)") from None
 
 
-def parse_time(raw: str, name: str, tz: ZoneInfo) -> datetime:
+def parse_time(raw: str, name: str, tz: tzinfo) -> datetime:
     """``YYYY-MM-DDTHH:MM`` (seconds and a UTC offset or ``Z`` also accepted); a time
     without offset is in ``tz``. Errors: ParamError naming ``name`` for any other text, and
     for an instant outside ``EARLIEST``..``LATEST`` (UTC)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def _sink_dir() -> Path:
     return Path(settings.ENGAGE_SINK_DIR)
 
 
-def _parse(path: Path):
+def _parse(path: Path) -> EmailMessage:
     with path.open("rb") as handle:
         return BytesParser(policy=policy.default).parse(handle)
 

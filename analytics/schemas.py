@@ -77,15 +77,15 @@ def _metric_list(allowed: dict[str, str]) -> Any:
     ]
 
 
-MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
-LinkMetricName = Literal[tuple(LINK_METRICS)]  # type: ignore[valid-type]
-Precision = Literal[tuple(PRECISIONS)]  # type: ignore[valid-type]
+MetricName = Literal[tuple(METRICS)]
+LinkMetricName = Literal[tuple(LINK_METRICS)]
+Precision = Literal[tuple(PRECISIONS)]
 
 
 def _list(description: str, pattern: str | None = None) -> Any:
     """A delimited list; ``pattern`` documents its form with the default delimiter ``,``
     (the items are checked after splitting by ``delimiter``)."""
-    extra = {"pattern": pattern} if pattern else None
+    extra: dict[str, Any] | None = {"pattern": pattern} if pattern else None
     return Annotated[str, Field(max_length=MAX_LIST_CHARS, description=description, json_schema_extra=extra)]
 
 
@@ -316,7 +316,7 @@ class Event(Answer):
     """One event in SparkPost's flat shape (SPEC B §6.2, §6.3): these fields always, the
     type's own fields, and fields stored beyond the columns."""
 
-    type: Literal[RECORDED]  # type: ignore[valid-type]
+    type: Literal[RECORDED]
     event_id: str
     timestamp: str = Field(description="ISO 8601 with offset")
     message_id: str

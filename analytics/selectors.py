@@ -185,6 +185,7 @@ _EVENT_SELECT = "id, " + ", ".join(EVENT_COLUMNS)
 
 
 def _event_where(query: EventQuery) -> tuple[str, list[Any]]:
+    params: list[Any]
     clauses, params = ["timestamp >= %s", "timestamp < %s"], [query.start, query.end]
     for name, values in query.filters.items():
         column, how = FILTERS[name]

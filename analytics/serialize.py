@@ -4,7 +4,7 @@ for the events APIs, and in the ``{"msys": {<category>: {...}}}`` record for web
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 
 from mailcore.events import BY_NAME, CATEGORIES
 
@@ -30,7 +30,7 @@ def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> 
     for name in COMMON:
         value = row.get(name)
         if name == "timestamp":
-            stamp: datetime = value
+            stamp = cast(datetime, value)
             value = int(stamp.timestamp()) if unix else stamp.astimezone(tz).isoformat(timespec="milliseconds")
         elif name == "transactional":
             value = "1" if value else "0"

@@ -21,6 +21,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -216,7 +217,8 @@ def _getaddrinfo(host: str, port: int, timeout: float) -> list[IPAddress]:
     def run() -> None:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-            found.append([ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos])
+            # An IPv4/IPv6 sockaddr starts with the host as text (typeshed also allows AF_CAN's int).
+            found.append([ipaddress.ip_address(cast(str, info[4][0]).split("%", 1)[0]) for info in infos])
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             found.append(exc)
 

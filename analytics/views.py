@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from datetime import datetime, tzinfo
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
 from django.utils import timezone
 from pydantic import BaseModel
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from analytics import schemas, search, selectors, webhooks
 from analytics import webhook_schemas as ws
 from analytics.metrics import LINK_METRICS, MetricsQuery, ParamError, parse_metrics_query, parse_time, parse_timezone
+from analytics.models import Webhook
+from analytics.search import EventQuery
 from analytics.serialize import event_flat
 from engage import errors
 from engage.api.fields import iso
 from engage.api.schema import Query, operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
 
-METRICS_GRANTS = {"GET": ("metrics/view",)}
+METRICS_GRANTS: dict[str, tuple[str, ...]] = {"GET": ("metrics/view",)}
 
 
-def metrics_query(request, declared: type[Query], **kwargs) -> MetricsQuery:
+def metrics_query(request: Request, declared: type[Query], **kwargs: Any) -> MetricsQuery:
     """The parameters checked against ``declared``, then the validated query (the rules over
     several parameters); a missing required one is 400/1401, a bad one 400/1200."""
     parse_query(request, declared)
@@ -40,7 +50,7 @@ class MetricsIndexView(ApiView):
         response=schemas.MetricsIndexAnswer,
         tags=["metrics"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         base = "/api/v1/metrics"
         links = [_link(f"{base}/", "")] + [
             _link(f"{base}/{rel}", rel) for rel in ("campaigns", "deliverability", "domains", "templates")
@@ -58,12 +68,12 @@ class DeliverabilityView(ApiView):
         response=schemas.MetricsSummaryAnswer,
         tags=["metrics"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         row = selectors.metrics_summary(query=metrics_query(request, schemas.MetricsSummaryQuery))
         return results([row], links=[_link("/api/v1/metrics/deliverability", "deliverability")])
 
 
-def _grouped_operation(key: str, name: str, answer: type[BaseModel]):
+def _grouped_operation(key: str, name: str, answer: type[BaseModel]) -> Callable:
     return operation(
         operation_id=f"metrics_deliverability_{name}",
         summary=f"Deliverability metrics per {key}, largest first",
@@ -77,7 +87,7 @@ class DeliverabilityGroupedView(ApiView):
     grants = METRICS_GRANTS
     key = ""
 
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = metrics_query(request, schemas.MetricsGroupedQuery)
         return results(selectors.metrics_grouped(query=query, key=self.key))
 
@@ -86,7 +96,7 @@ class DeliverabilityDomainView(DeliverabilityGroupedView):
     key = "domain"
 
     @_grouped_operation("recipient domain", "domain", schemas.DomainRows)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
@@ -94,7 +104,7 @@ class DeliverabilityCampaignView(DeliverabilityGroupedView):
     key = "campaign_id"
 
     @_grouped_operation("campaign", "campaign", schemas.CampaignRows)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
@@ -102,7 +112,7 @@ class DeliverabilityTemplateView(DeliverabilityGroupedView):
     key = "template_id"
 
     @_grouped_operation("template", "template", schemas.TemplateRows)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
@@ -121,7 +131,7 @@ class TimeSeriesView(ApiView):
         response=schemas.TimeSeriesRows,
         tags=["metrics"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = metrics_query(request, schemas.MetricsTimeSeriesQuery, time_series=True)
         return results(selectors.metrics_time_series(query=query))
 
@@ -136,7 +146,7 @@ class LinkNameView(ApiView):
         response=schemas.LinkNameRows,
         tags=["metrics"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = metrics_query(request, schemas.MetricsLinkNameQuery, allowed=LINK_METRICS)
         return results(selectors.metrics_link_names(query=query))
 
@@ -146,12 +156,12 @@ class ValuesListView(ApiView):
     key = ""
     label = ""
 
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = metrics_query(request, schemas.MetricsValuesQuery, need_metrics=False)
         return results({self.label: selectors.metrics_values(query=query, key=self.key)})
 
 
-def _values_operation(label: str, answer: type[BaseModel]):
+def _values_operation(label: str, answer: type[BaseModel]) -> Callable:
     return operation(
         operation_id=f"metrics_{label}",
         summary=f"The {label} with data in the window",
@@ -165,7 +175,7 @@ class CampaignsListView(ValuesListView):
     key, label = "campaign_id", "campaigns"
 
     @_values_operation("campaigns", schemas.CampaignValues)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
@@ -173,7 +183,7 @@ class DomainsListView(ValuesListView):
     key, label = "domain", "domains"
 
     @_values_operation("domains", schemas.DomainValues)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
@@ -181,14 +191,14 @@ class TemplatesListView(ValuesListView):
     key, label = "template_id", "templates"
 
     @_values_operation("templates", schemas.TemplateValues)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return super().get(request)
 
 
-EVENTS_GRANTS = {"GET": ("message_events/view",)}
+EVENTS_GRANTS: dict[str, tuple[str, ...]] = {"GET": ("message_events/view",)}
 
 
-def _parsed(parse, request):
+def _parsed(parse: Callable[..., EventQuery], request: Request) -> EventQuery:
     try:
         return parse(request.query_params.dict(), now=timezone.now())
     except ParamError as exc:
@@ -212,7 +222,7 @@ class EventsMessageView(ApiView):
         response=schemas.EventsMessageAnswer,
         tags=["events"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         parse_query(request, schemas.EventsMessageQuery)
         query = _parsed(search.parse_events_message, request)
         rows, total, more = selectors.events_search(query=query)
@@ -236,10 +246,11 @@ class MessageEventsView(ApiView):
         response=schemas.MessageEventsAnswer,
         tags=["events"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         parse_query(request, schemas.MessageEventsQuery)
         query = _parsed(search.parse_message_events, request)
         rows, total, _more = selectors.events_search(query=query)
+        assert total is not None  # with_total
         last = max(1, -(-total // query.per_page))
         links = []
         for rel, page in (("first", 1), ("previous", query.page - 1), ("next", query.page + 1), ("last", last)):
@@ -258,12 +269,16 @@ WEBHOOK_GRANTS = {
 }
 
 
-def _iso(value, tz=None) -> str | None:
+def _iso(value: datetime | None, tz: tzinfo | None = None) -> str | None:
     return iso(value.astimezone(tz)) if value else None
 
 
 def _webhook_link(
-    request, hook_id, suffix: str = "", rel: str = "urn.msys.webhooks.webhook", methods=("GET", "PUT")
+    request: Request,
+    hook_id: UUID,
+    suffix: str = "",
+    rel: str = "urn.msys.webhooks.webhook",
+    methods: Iterable[str] = ("GET", "PUT"),
 ) -> dict:
     return {
         "href": request.build_absolute_uri(f"/api/v1/webhooks/{hook_id}{suffix}"),
@@ -272,7 +287,7 @@ def _webhook_link(
     }
 
 
-def _webhook_out(request, hook, tz) -> dict:
+def _webhook_out(request: Request, hook: Webhook, tz: tzinfo) -> dict:
     return {
         "id": str(hook.pk), "name": hook.name, "target": hook.target, "events": list(hook.events),
         "auth_type": hook.auth_type, "auth_token": hook.auth_token, "auth_request_details": hook.auth_request_details,
@@ -281,7 +296,7 @@ def _webhook_out(request, hook, tz) -> dict:
     }  # fmt: skip
 
 
-def _tz(request):
+def _tz(request: Request) -> ZoneInfo:
     try:
         return parse_timezone(request.query_params.get("timezone"))
     except ParamError as exc:
@@ -298,7 +313,7 @@ class WebhooksView(ApiView):
         response=ws.WebhookList,
         tags=["webhooks"],
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         parse_query(request, ws.TimeZoneQuery)
         tz = _tz(request)
         return results([
@@ -313,7 +328,7 @@ class WebhooksView(ApiView):
         response=ws.WebhookSaved,
         tags=["webhooks"],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         parse_body(request, ws.WebhookCreate)
         hook = webhooks.webhook_create(data=request_object(request))
         return results({"id": str(hook.pk), "links": [_webhook_link(request, hook.pk)]})
@@ -329,7 +344,7 @@ class WebhookView(ApiView):
         response=ws.WebhookDetail,
         tags=["webhooks"],
     )
-    def get(self, request, hook_id):
+    def get(self, request: Request, hook_id: UUID) -> Response:
         parse_query(request, ws.TimeZoneQuery)
         hook = selectors.webhook_get(hook_id=hook_id)
         links = [
@@ -345,7 +360,7 @@ class WebhookView(ApiView):
         response=ws.WebhookSaved,
         tags=["webhooks"],
     )
-    def put(self, request, hook_id):
+    def put(self, request: Request, hook_id: UUID) -> Response:
         parse_body(request, ws.WebhookUpdate)
         hook = webhooks.webhook_update(hook=selectors.webhook_get(hook_id=hook_id), data=request_object(request))
         return results(
@@ -356,7 +371,7 @@ class WebhookView(ApiView):
         )
 
     @operation(operation_id="webhooks_delete", summary="Delete a webhook", status=204, tags=["webhooks"])
-    def delete(self, request, hook_id):
+    def delete(self, request: Request, hook_id: UUID) -> Response:
         webhooks.webhook_delete(hook=selectors.webhook_get(hook_id=hook_id))
         return no_content()
 
@@ -371,7 +386,7 @@ class WebhookValidateView(ApiView):
         response=ws.WebhookValidated,
         tags=["webhooks"],
     )
-    def post(self, request, hook_id):
+    def post(self, request: Request, hook_id: UUID) -> Response:
         body = parse_body(request, ws.WebhookValidate)
         hook = selectors.webhook_get(hook_id=hook_id)
         message = body.message if body.message is not None else {"msys": {}}
@@ -388,7 +403,7 @@ class WebhookBatchStatusView(ApiView):
         response=ws.BatchStatus,
         tags=["webhooks"],
     )
-    def get(self, request, hook_id):
+    def get(self, request: Request, hook_id: UUID) -> Response:
         limit = parse_query(request, ws.BatchStatusQuery).limit or 1000
         hook = selectors.webhook_get(hook_id=hook_id, include_deleted=True)
         tz = _tz(request)
@@ -415,7 +430,7 @@ class WebhookReplayView(ApiView):
         response=ws.Replayed,
         tags=["webhooks"],
     )
-    def post(self, request, hook_id):
+    def post(self, request: Request, hook_id: UUID) -> Response:
         body = parse_body(request, ws.WebhookReplay)
         hook = selectors.webhook_get(hook_id=hook_id)
         if body.since_event_id is not None:

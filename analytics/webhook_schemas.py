@@ -20,7 +20,7 @@ MAX_TARGET_CHARS = 2048
 MAX_TOKEN_CHARS = 1024
 MAX_HEADERS = 50
 
-EventType = Literal[NAMES]  # type: ignore[valid-type]
+EventType = Literal[NAMES]
 AuthType = Literal["none", "basic", "oauth2"]
 #: An HTTP field name (RFC 9110 §5.1: a token) and a value with no control characters
 #: (RFC 9110 §5.5), so a custom header can never split the request it is sent with.

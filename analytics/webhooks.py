@@ -41,7 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from analytics import selectors, targets
@@ -60,7 +60,7 @@ from mailcore.events import NAMES
 
 log = logging.getLogger(__name__)
 
-TEST_BODY = [{"msys": {}}]
+TEST_BODY: list[dict[str, Any]] = [{"msys": {}}]
 # The create/update test POST and ``validate`` run in a web request: all their outbound
 # work (oauth2 token, resolution, connect, answer) ends within this many seconds (or
 # ENGAGE_WEBHOOK_TIMEOUT when that is shorter).
@@ -96,7 +96,9 @@ def allow_list() -> targets.AllowList:
     return _allow_list_parse(tuple(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS))
 
 
-def _connect_first(addresses: list[targets.IPAddress], address: tuple, timeout: Any, source_address: Any = None):
+def _connect_first(
+    addresses: list[targets.IPAddress], address: tuple, timeout: Any, source_address: Any = None
+) -> socket.socket:
     """``socket.create_connection`` to the first of the checked ``addresses`` that
     accepts, on ``address``'s port; the host name is never resolved again."""
     error: OSError = OSError("no address to connect to")
@@ -635,12 +637,12 @@ def _retry_window_open(now: datetime) -> Q:
     return Q(expires_at__gt=now) | Q(last_attempt_at__isnull=True)
 
 
-def _pending_now(now: datetime):
+def _pending_now(now: datetime) -> QuerySet[WebhookBatch]:
     """Pending batches whose next attempt is due (or whose attempt's lease ran out)."""
     return WebhookBatch.objects.filter(state=BatchState.PENDING, next_attempt_at__lte=now)
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> QuerySet[WebhookBatch]:
     """The batches an attempt may claim now."""
     return _pending_now(now).filter(_retry_window_open(now))
 

@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from api_keys.models import ApiKey
 from api_keys.services import api_key_revoke
@@ -13,7 +15,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = ["label", "prefix", "grants", "created_at", "revoked_at"]
     actions = ["revoke"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are created with `manage.py create_api_key`, which shows the key once
 
     @admin.display(description="grants")
@@ -21,7 +23,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return ", ".join(obj.grants)
 
     @admin.action(description="Revoke selected API keys")
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             api_key_revoke(key=key)
         messages.success(request, f"Revoked {queryset.count()} key(s).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from celery import Celery, signals
 
@@ -21,7 +22,7 @@ app.autodiscover_tasks()
 
 @signals.worker_init.connect
 @signals.beat_init.connect
-def _refuse_to_start_on_setting_errors(**kwargs) -> None:
+def _refuse_to_start_on_setting_errors(**kwargs: Any) -> None:
     import django
     from django.core.management.base import SystemCheckError
 

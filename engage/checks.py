@@ -46,8 +46,11 @@ from __future__ import annotations
 import io
 import ipaddress
 import re
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -90,8 +93,9 @@ def host_problem(host: str) -> str | None:
 
 
 @register("engage")
-def check_secret_key(app_configs, **kwargs) -> list[Error]:
-    problem = secret_key_problem(settings._wrapped.SECRET_KEY)  # the raw value: reading "" raises
+def check_secret_key(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
+    # The raw value: reading "" raises. django-stubs does not declare LazySettings._wrapped.
+    problem = secret_key_problem(settings._wrapped.SECRET_KEY)  # type: ignore[misc]
     if problem is None:
         return []
     hint = f"Make one with `{MAKE_SECRET_KEY}` and set ENGAGE_SECRET_KEY to it {_WHERE}."
@@ -99,7 +103,7 @@ def check_secret_key(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
+def check_tracking_keys(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     hint = (
         f"Make one with `{MAKE_TRACKING_KEY}` and set ENGAGE_TRACKING_KEYS to it {_WHERE} "
         "(comma-separated kid:secret entries; the last one signs, all verify)."
@@ -134,7 +138,7 @@ def check_tracking_keys(app_configs, **kwargs) -> list[CheckMessage]:
 
 
 @register("engage")
-def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
+def check_tracking_base_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     """The same rule as a transmission's ``tracking_domain`` (``mailcore.domains``), with a scheme."""
     url = settings.ENGAGE_TRACKING_BASE_URL
     try:
@@ -154,7 +158,7 @@ def check_tracking_base_url(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_relay_url(app_configs, **kwargs) -> list[Error]:
+def check_relay_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     try:
         RelayConfig.from_url(settings.ENGAGE_RELAY_URL)
     except ValueError:
@@ -170,7 +174,7 @@ def check_relay_url(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_database_options(app_configs, **kwargs) -> list[Error]:
+def check_database_options(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from psycopg import ProgrammingError
     from psycopg.conninfo import make_conninfo
 
@@ -192,7 +196,7 @@ def check_database_options(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
+def check_webhook_allowed_targets(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     try:
         AllowList.parse(settings.ENGAGE_WEBHOOK_ALLOWED_TARGETS)
     except ValueError as exc:
@@ -202,7 +206,7 @@ def check_webhook_allowed_targets(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_api_rate(app_configs, **kwargs) -> list[Error]:
+def check_api_rate(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from rest_framework.throttling import SimpleRateThrottle
 
     errors = []
@@ -211,7 +215,7 @@ def check_api_rate(app_configs, **kwargs) -> list[Error]:
         try:
             # DRF's own parser, the one each throttled request runs (it does not use self).
             requests, _seconds = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
-            valid = rate is not None and requests >= 1
+            valid = rate is not None and requests is not None and requests >= 1
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             valid = False
         if not valid:
@@ -227,7 +231,7 @@ def check_api_rate(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
+def check_integer_ranges(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     """Every integer setting against the range declared where ``engage/settings.py`` reads
     it (``env_int``; the table is ``engage.env.INTEGER_BOUNDS``)."""
     errors = []
@@ -248,7 +252,7 @@ def check_integer_ranges(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
+def check_list_unsubscribe_mailto(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     address = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO
     problem = address_problem(address) if address else None  # empty: unsubscribe@<tracking host>
     if problem is None:
@@ -264,7 +268,7 @@ def check_list_unsubscribe_mailto(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_allowed_hosts(app_configs, **kwargs) -> list[Error]:
+def check_allowed_hosts(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     errors = []
     for entry in settings.ALLOWED_HOSTS:
         host = entry.removeprefix(".")
@@ -283,7 +287,7 @@ def check_allowed_hosts(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_log_level(app_configs, **kwargs) -> list[Error]:
+def check_log_level(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     if settings.ENGAGE_LOG_LEVEL.strip().upper() in LOG_LEVELS:
         return []
     return [
@@ -296,7 +300,7 @@ def check_log_level(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_event_stream_names(app_configs, **kwargs) -> list[Error]:
+def check_event_stream_names(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     errors = []
     for name in ("ENGAGE_EVENT_STREAM", "ENGAGE_EVENT_GROUP"):
         value = getattr(settings, name)
@@ -314,7 +318,7 @@ def check_event_stream_names(app_configs, **kwargs) -> list[Error]:
 
 
 @register("engage")
-def check_redis_url(app_configs, **kwargs) -> list[Error]:
+def check_redis_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from redis.connection import parse_url
 
     url = settings.REDIS_URL

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 _counter = itertools.count()
 
@@ -25,7 +25,9 @@ class Pipelining:
 
     pipelining = True
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
@@ -37,10 +39,11 @@ class SinkHandler(Pipelining):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         name = f"{time.time_ns()}-{os.getpid()}-{next(_counter)}.eml"
         header = f"X-Engage-Sink-Mail-From: {envelope.mail_from}\r\nX-Engage-Sink-Rcpt-To: {', '.join(envelope.rcpt_tos)}\r\n"
         data = envelope.original_content or envelope.content
+        assert isinstance(data, bytes)  # decode_data is off: the content stays bytes
         tmp = self.directory / (name + ".tmp")
         tmp.write_bytes(header.encode() + data)
         tmp.rename(self.directory / name)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from engage.env import env_path, load_dotenv
@@ -85,7 +86,7 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _redis_client(port: int):
+def _redis_client(port: int) -> Any:  # a redis.Redis, whose replies redis-py types "Awaitable | Any"
     import redis
 
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=0.5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 SECRET_KEY_FILE = "secret-key"
@@ -62,7 +62,7 @@ _SKIPPED_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", 
                  ".ruff_cache", ".mypy_cache", "artifacts"}  # fmt: skip
 
 
-def _random_until_strong(make) -> str:
+def _random_until_strong(make: Callable[[], str]) -> str:
     while True:
         value = make()
         if _shape_problem(value) is None:

@@ -11,6 +11,7 @@ saying what to set.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -145,7 +146,7 @@ ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES",
 
 # Requests per API key, DRF's rate syntax (<n>/second|minute|hour|day); 429 past it.
 ENGAGE_API_RATE = env_str("ENGAGE_API_RATE", "100000/minute")
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["engage.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["engage.api.auth.HasGrant"],
     "DEFAULT_PARSER_CLASSES": ["engage.api.parsers.BoundedJSONParser"],

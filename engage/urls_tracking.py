@@ -10,6 +10,7 @@ sets it): errors are small plain-text bodies (``handler400``/``handler404``/``ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
@@ -37,7 +38,7 @@ class PlainErrorsMiddleware:
     plain 500, even under DEBUG, where Django would render its debug page (settings, request
     headers) instead of ``handler500``."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

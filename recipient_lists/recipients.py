@@ -46,6 +46,7 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
         return None, _bad(index, "each recipient must be an object")
     address = raw.get("address")
     name = header_to = None
+    email: object  # any JSON value until checked; a str below
     if address is None:
         return None, errors.RequiredFieldMissing(f"recipients[{index}]: address.email is required for each recipient")
     if isinstance(address, str):
@@ -145,5 +146,6 @@ def normalize_recipients(raw: Any, *, max_errors: int | None = None) -> tuple[li
             if max_errors is None or len(error_dicts) < max_errors:
                 error_dicts.append(error.as_dict())
         else:
+            assert recipient is not None  # no error: a recipient
             accepted.append(recipient)
     return accepted, error_dicts, rejected

@@ -47,7 +47,7 @@ def recipient_list_create(
     _require_recipients(recipients)
     fields = {"description": description, "attributes": attributes or {}, "total_accepted_recipients": len(recipients)}
     if list_id is not None:
-        candidates = [list_id]
+        candidates: list[str | None] = [list_id]
     else:
         base = slug_from_name(name or "", fallback="list")
         candidates = [None] * _GENERATION_ATTEMPTS
@@ -83,7 +83,8 @@ def recipient_list_update(
     with transaction.atomic():
         recipient_list = RecipientList.objects.select_for_update().filter(pk=list_id).first()
         if recipient_list is None:
-            recipient_list_get(list_id=list_id)
+            recipient_list_get(list_id=list_id)  # raises NotFound
+        assert recipient_list is not None
         if recipient_list_in_use(list_id=list_id):
             raise errors.ResourceInUse(f"List '{list_id}' is in use by msg generation")
         update_fields = ["updated_at"]
@@ -105,7 +106,8 @@ def recipient_list_delete(*, list_id: str) -> None:
     with transaction.atomic():
         recipient_list = RecipientList.objects.select_for_update().filter(pk=list_id).first()
         if recipient_list is None:
-            recipient_list_get(list_id=list_id)
+            recipient_list_get(list_id=list_id)  # raises NotFound
+        assert recipient_list is not None
         if recipient_list_in_use(list_id=list_id):
             raise errors.ResourceInUse(f"List '{list_id}' is in use by msg generation")
         Recipient.objects.filter(recipient_list=recipient_list).delete()

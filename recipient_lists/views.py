@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.request import Request
+from rest_framework.response import Response
+
 from engage import errors
 from engage.api.fields import text_field
 from engage.api.schema import operation, parse_body, parse_query
@@ -55,7 +58,7 @@ def require_one_valid(parsed: tuple[list[dict], list[dict], int] | None) -> None
         raise errors.NoValidRecipients(f"At least one valid recipient is required; {first}")
 
 
-def counted(data: dict[str, Any], rcpt_errors: list[dict], rejected: int, accepted: int):
+def counted(data: dict[str, Any], rcpt_errors: list[dict], rejected: int, accepted: int) -> Response:
     """Counts in the results; with rejections, ``rcpt_to_errors`` and a top-level 5000 error (200)."""
     data.update({"total_rejected_recipients": rejected, "total_accepted_recipients": accepted})
     if rejected:
@@ -83,7 +86,7 @@ class RecipientListListView(ApiView):
         response=schemas.RecipientListListResponse,
         tags=TAGS,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return results([list_summary(recipient_list) for recipient_list in recipient_list_list()])
 
     @operation(
@@ -94,7 +97,7 @@ class RecipientListListView(ApiView):
         response=schemas.RecipientListWriteResponse,
         tags=TAGS,
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         parse_body(request, schemas.RecipientListCreate)
         max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
         body = request_object(request)
@@ -123,7 +126,7 @@ class RecipientListDetailView(ApiView):
         response=schemas.RecipientListResponse,
         tags=TAGS,
     )
-    def get(self, request, list_id: str):
+    def get(self, request: Request, list_id: str) -> Response:
         show_recipients = parse_query(request, schemas.RetrieveQuery).show_recipients
         data = list_summary(recipient_list_get(list_id=list_id))
         if show_recipients:
@@ -138,7 +141,7 @@ class RecipientListDetailView(ApiView):
         response=schemas.RecipientListWriteResponse,
         tags=TAGS,
     )
-    def put(self, request, list_id: str):
+    def put(self, request: Request, list_id: str) -> Response:
         parse_body(request, schemas.RecipientListUpdate)
         max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
         body = request_object(request)
@@ -164,6 +167,6 @@ class RecipientListDetailView(ApiView):
         return counted(data, rcpt_errors, rejected, len(accepted))
 
     @operation(operation_id="recipient_lists_delete", summary="Delete a recipient list", status=204, tags=TAGS)
-    def delete(self, request, list_id: str):
+    def delete(self, request: Request, list_id: str) -> Response:
         recipient_list_delete(list_id=list_id)
         return no_content()

@@ -7,14 +7,17 @@ template that the API would refuse (content rules and the substitution language'
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from engage import errors
@@ -28,10 +31,10 @@ from templates_app.services import template_update
 class VersionFilter(admin.SimpleListFilter):
     field: str
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "Yes"), ("no", "No")]
 
-    def queryset(self, request, queryset: QuerySet[Template]):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Template]) -> QuerySet[Template]:
         if self.value() in {"yes", "no"}:
             return queryset.filter(**{f"{self.field}__isnull": self.value() == "no"})
         return queryset
@@ -64,7 +67,7 @@ class TemplateDraftForm(forms.ModelForm):
         model = Template
         fields = ["name", "description"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         template = self.instance
         content = template.draft_content or template.published_content or {}
@@ -81,8 +84,9 @@ class TemplateDraftForm(forms.ModelForm):
             }
         )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data; the stubs allow None for overrides
         raw: dict = {"from": {"email": cleaned.get("from_email"), "name": cleaned.get("from_name") or None}}
         for key in ("subject", "reply_to", "html", "text"):
             if cleaned.get(key):
@@ -114,7 +118,7 @@ class TemplateAdmin(admin.ModelAdmin):
     ]
     actions = ["publish"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # templates are created through the API; the admin edits drafts
 
     @admin.display(boolean=True, description="published")
@@ -126,7 +130,7 @@ class TemplateAdmin(admin.ModelAdmin):
         return obj.has_draft
 
     @admin.display(description="last update")
-    def updated(self, obj: Template):
+    def updated(self, obj: Template) -> datetime:
         return obj.last_update_time
 
     @admin.display(description="versions")
@@ -142,7 +146,7 @@ class TemplateAdmin(admin.ModelAdmin):
     def preview_link(self, obj: Template) -> str:
         return format_html('<a href="{}">Preview</a>', reverse("admin:templates_app_template_preview", args=[obj.pk]))
 
-    def save_model(self, request, obj: Template, form, change):
+    def save_model(self, request: HttpRequest, obj: Template, form: TemplateDraftForm, change: bool) -> None:
         template_update(
             template_id=obj.pk,
             name=form.cleaned_data["name"],
@@ -151,7 +155,7 @@ class TemplateAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Publish the draft of selected templates")
-    def publish(self, request, queryset: QuerySet[Template]):
+    def publish(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
         published, skipped = [], []
         for template in queryset:
             try:
@@ -164,11 +168,11 @@ class TemplateAdmin(admin.ModelAdmin):
         if skipped:
             messages.warning(request, f"No draft to publish: {', '.join(skipped)}.")
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         preview = self.admin_site.admin_view(self.preview_view)
         return [path("<path:object_id>/preview/", preview, name="templates_app_template_preview")] + super().get_urls()
 
-    def preview_view(self, request, object_id: str):
+    def preview_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
         """Render the draft (or published) version with sample substitution data."""
         template = get_object_or_404(Template, pk=object_id)
         version = request.POST.get("version") or ("draft" if template.has_draft else "published")

@@ -67,6 +67,8 @@ def normalize_from(value: Any) -> dict[str, str]:
     """``"addr"``, ``"Name <addr>"`` or ``{"email", "name"}`` → ``{"email", "name"?}``.
 
     Raises 422 / 1400 without an email, 422 / 1300 when it is not an email address."""
+    email: object  # any JSON value until checked; both are str below
+    name: object
     if isinstance(value, str):
         name, email = split_address(value)
     elif isinstance(value, dict):

@@ -7,6 +7,8 @@ takes the next number from ``last_version``; that number is what events report a
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 
@@ -49,5 +51,5 @@ class Template(models.Model):
         return self.published_content is not None
 
     @property
-    def last_update_time(self):
+    def last_update_time(self) -> datetime:
         return max(t for t in (self.draft_updated_at, self.published_updated_at) if t is not None)

@@ -16,7 +16,7 @@ from mailcore.language import build_context, compile_content, reserved_key_probl
 from mailcore.language.errors import MessageTooLarge, TemplateRenderError, TemplateSyntaxError
 
 
-def content_compile(content: dict[str, Any]):
+def content_compile(content: dict[str, Any]) -> Any:
     """Compile stored content once; raises ``errors.TemplateSyntaxError`` (3000) with part and line.
 
     Returns the compiled content (``mailcore.language.compile_content``).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from django.db.models import Q, QuerySet
 from django.dispatch import Signal
@@ -60,7 +61,9 @@ def template_version(template: Template, *, draft: bool | None) -> tuple[bool, d
     """
     if draft is None:
         if template.has_draft and (
-            not template.has_published or template.draft_updated_at >= template.published_updated_at
+            # each version's updated_at is written with its content (templates_app.services)
+            not template.has_published
+            or cast(datetime, template.draft_updated_at) >= cast(datetime, template.published_updated_at)
         ):
             draft = True
         else:
@@ -68,6 +71,7 @@ def template_version(template: Template, *, draft: bool | None) -> tuple[bool, d
     if draft:
         if not template.has_draft:
             raise errors.NoDraftTemplate(f"Template '{template.id}' has no draft version")
+        assert template.draft_content is not None and template.draft_version is not None  # written together
         return (
             False,
             template.draft_content,
@@ -77,6 +81,7 @@ def template_version(template: Template, *, draft: bool | None) -> tuple[bool, d
         )
     if not template.has_published:
         raise errors.NoPublishedTemplate(f"Template '{template.id}' has no published version")
+    assert template.published_content is not None and template.published_version is not None  # written together
     return (
         True,
         template.published_content,

@@ -3,6 +3,7 @@ template that is stored always compiles."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -62,7 +63,9 @@ def template_create(
     raise errors.Conflict(f"Could not generate a free template id from name '{name}'")
 
 
-def _write_version(template: Template, *, slot: str, content: dict | None, options: dict | None, now) -> list[str]:
+def _write_version(
+    template: Template, *, slot: str, content: dict | None, options: dict | None, now: datetime
+) -> list[str]:
     """Write content/options into the ``draft`` or ``published`` slot; the slot's base is itself,
     or the published version when a draft is started."""
     base_content = getattr(template, f"{slot}_content")
@@ -103,6 +106,7 @@ def template_update(
         template = Template.objects.select_for_update().filter(pk=template_id).first()
         if template is None:
             template_get(template_id=template_id)  # raises the 404
+        assert template is not None
         now = timezone.now()
         update_fields: list[str] = []
         if name is not None:
@@ -152,7 +156,8 @@ def template_delete(*, template_id: str) -> None:
     with transaction.atomic():
         template = Template.objects.select_for_update().filter(pk=template_id).first()
         if template is None:
-            template_get(template_id=template_id)
+            template_get(template_id=template_id)  # raises the 404
+        assert template is not None
         if template_in_use(template_id=template_id):
             raise errors.ResourceInUse(f"Template '{template_id}' is in use by msg generation")
         template.delete()

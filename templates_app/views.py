@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from engage import errors
 from engage.api.fields import bool_field, iso, text_field
@@ -81,14 +83,14 @@ class TemplateListView(ApiView):
     grants = {"GET": VIEW, "POST": MODIFY}
 
     @operation(operation_id="templates_list", summary="List templates", query=schemas.DraftQuery, tags=["templates"])
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = parse_query(request, schemas.DraftQuery)
         return results([template_summary(template) for template in template_list(draft=query.draft)])
 
     @operation(
         operation_id="templates_create", summary="Create a template", body=schemas.TemplateCreate, tags=["templates"]
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         parse_body(request, schemas.TemplateCreate)
         body = request_object(request)
         template_id = parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
@@ -98,6 +100,7 @@ class TemplateListView(ApiView):
         description = text_field(body, "description", max_bytes=1024) or ""
         published = bool_field(body, "published") or False
         content = parse_content(body, required=True)
+        assert content is not None  # required=True
         options = parse_options(body) or {}
         template = template_create(
             template_id=template_id,
@@ -116,7 +119,7 @@ class TemplateDetailView(ApiView):
     @operation(
         operation_id="templates_retrieve", summary="Retrieve a template", query=schemas.DraftQuery, tags=["templates"]
     )
-    def get(self, request, template_id: str):
+    def get(self, request: Request, template_id: str) -> Response:
         query = parse_query(request, schemas.DraftQuery)
         return results(template_detail(template_get(template_id=template_id), draft=query.draft))
 
@@ -127,7 +130,7 @@ class TemplateDetailView(ApiView):
         query=schemas.UpdateQuery,
         tags=["templates"],
     )
-    def put(self, request, template_id: str):
+    def put(self, request: Request, template_id: str) -> Response:
         parse_body(request, schemas.TemplateUpdate)
         body = request_object(request)
         update_published = bool(parse_query(request, schemas.UpdateQuery).update_published)
@@ -146,7 +149,7 @@ class TemplateDetailView(ApiView):
         return results({})
 
     @operation(operation_id="templates_delete", summary="Delete a template", status=204, tags=["templates"])
-    def delete(self, request, template_id: str):
+    def delete(self, request: Request, template_id: str) -> Response:
         template_delete(template_id=template_id)
         return no_content()
 
@@ -161,7 +164,7 @@ class TemplatePreviewView(ApiView):
         query=schemas.PreviewQuery,
         tags=["templates"],
     )
-    def post(self, request, template_id: str):
+    def post(self, request: Request, template_id: str) -> Response:
         body = parse_body(request, schemas.TemplatePreview)
         draft = parse_query(request, schemas.PreviewQuery).draft
         template = template_get(template_id=template_id)

@@ -104,6 +104,7 @@ class MessageTracker:
     def link(self, url: str, span: Any) -> str | None:
         if not self._click:
             return None  # the link stays exactly as written
+        assert self._tokens is not None  # tracking is on only with tokens
         token = self._tokens.click(url, span.name, unsubscribe=span.unsubscribe)
         base = self._base_html if span.html else self._base
         if span.sublink:
@@ -113,8 +114,10 @@ class MessageTracker:
 
     def pixel(self, kind: str) -> str:
         if kind == "open" and self._open:
+            assert self._tokens is not None  # tracking is on only with tokens
             return pixel_html(f"{self._base}/q/{self._tokens.open('open')}")
         if kind == "initial_open" and self._initial_open:
+            assert self._tokens is not None
             return pixel_html(f"{self._base}/q/{self._tokens.open('initial_open')}")
         return ""
 
@@ -444,6 +447,7 @@ def message_generate(
             taken.add(lname)  # the first of two names that differ only in case
             headers.append((name, mailboxes[name] if name in mailboxes else custom[name]))
     if own_unsubscribe and "list-unsubscribe" not in taken:
+        assert tokens is not None  # own_unsubscribe implies tokens
         headers += [item for item in _list_unsubscribe(prepared, tokens) if item[0].lower() not in taken]
     try:
         data = build_message(

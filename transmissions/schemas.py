@@ -142,7 +142,7 @@ Recipients = Annotated[
 ]
 
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, Any] = {
     "campaign_id": "spring",
     "options": {"open_tracking": True, "click_tracking": True},
     "metadata": {"source": "docs"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Q
@@ -58,7 +59,7 @@ def transmission_list(*, campaign_id: str | None = None, template_id: str | None
     ]
 
 
-def _iso(value) -> str:
+def _iso(value: datetime | None) -> str:
     return iso(value) or ""  # SparkPost reports unset values as ""
 
 

@@ -413,6 +413,7 @@ def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
     elif outcome == MessageState.GENERATION_FAILED:
         result.generation_failed += 1
     else:
+        assert result.delayed is not None and result.delayed_attempts is not None  # chunk_send sets both
         result.delayed.append(row[0])
         result.delayed_attempts.append(row[3])
 
@@ -463,6 +464,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     following = _next_job(session, prepared, rows, job.position + 1, result)
                     _tally(result, job.row, _hand_off(session, job))
                 except RelayUnavailable as exc:
+                    assert job is not None  # reassigned only just before continue
                     _batch_lost(session, prepared, rows, job, exc)
                     raise
                 job = following

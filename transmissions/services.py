@@ -100,12 +100,14 @@ def _recipients(
     for index, item in enumerate(raw):
         recipient, error = normalize_recipient(item, index)
         if error is None:
+            assert recipient is not None  # no error: a recipient
             error = recipient_check_limits(recipient, index, tx_metadata=tx_metadata, limits=limits)
         if error is not None:
             rejected += 1
             if max_errors is None or len(reported) < max_errors:
                 reported.append(error.as_dict())
             continue
+        assert recipient is not None
         if isinstance(item.get("address"), str):
             recipient["address_string"] = item["address"].strip()  # the To header keeps it as given
         accepted.append(recipient)
@@ -264,7 +266,7 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
         if transmission is None:
             return False
         with connection.cursor() as cursor:
-            params = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale}
+            params: dict[str, Any] = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale}
             cursor.execute(_STUCK_SQL, params)
             if cursor.fetchone() is None:
                 return False

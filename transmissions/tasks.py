@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
@@ -47,7 +47,7 @@ def transmission_generate_task(transmission_id: int) -> int:
 
 
 @shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
+def chunk_send_task(self: Task, transmission_id: int, chunk: int) -> dict:
     try:
         result = chunk_send(transmission_id=transmission_id, chunk=chunk, token=_token(self.request.id))
     except RelayUnavailable as exc:
@@ -67,7 +67,7 @@ def chunk_send_task(self, transmission_id: int, chunk: int) -> dict:
 @shared_task(
     bind=True, name="transmissions.retry_message", acks_late=True, reject_on_worker_lost=True, max_retries=None
 )
-def message_retry_task(self, message_pk: int) -> str:
+def message_retry_task(self: Task, message_pk: int) -> str:
     """Retry a delayed (4xx) message with exponential backoff until it is delivered, bounces,
     or reaches ENGAGE_RETRY_MAX_ATTEMPTS (then it bounces)."""
     try:

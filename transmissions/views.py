@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from rest_framework.request import Request
+from rest_framework.response import Response
+
 from engage import errors
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
@@ -36,7 +39,7 @@ class TransmissionListView(ApiView):
         response=schemas.TransmissionListResponse,
         tags=TAGS,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         query = parse_query(request, schemas.TransmissionListQuery)
         return results(transmission_list(campaign_id=query.campaign_id, template_id=query.template_id))
 
@@ -48,7 +51,7 @@ class TransmissionListView(ApiView):
         response=schemas.TransmissionCreateResponse,
         tags=TAGS,
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         parse_body(request, schemas.TransmissionCreate)
         query = parse_query(request, schemas.TransmissionCreateQuery)
         created = transmission_create(body=request_object(request), max_rcpt_errors=query.num_rcpt_errors)
@@ -72,7 +75,7 @@ class TransmissionDetailView(ApiView):
         response=schemas.TransmissionDetailResponse,
         tags=TAGS,
     )
-    def get(self, request, transmission_id: str):
+    def get(self, request: Request, transmission_id: str) -> Response:
         return results({"transmission": transmission_detail(transmission_id=parse_transmission_id(transmission_id))})
 
     @operation(
@@ -81,6 +84,6 @@ class TransmissionDetailView(ApiView):
         status=204,
         tags=TAGS,
     )
-    def delete(self, request, transmission_id: str):
+    def delete(self, request: Request, transmission_id: str) -> Response:
         transmission_cancel(transmission_id=parse_transmission_id(transmission_id))
         return no_content()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from typing import TYPE_CHECKING, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
@@ -21,6 +22,12 @@ from rest_framework.throttling import SimpleRateThrottle
 from api_keys.selectors import api_key_get_active
 from engage import errors
 from engage.api.handler import WWW_AUTHENTICATE
+
+if TYPE_CHECKING:  # rest_framework.views loads this module (DEFAULT_AUTHENTICATION_CLASSES)
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from api_keys.models import ApiKey
 
 
 def key_from_header(header: str) -> str | None:
@@ -42,7 +49,7 @@ def key_from_header(header: str) -> str | None:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ApiKey, ApiKey]:
         raw = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
         if raw is None:
             raise errors.Unauthorized("Provide your API key in the Authorization header")
@@ -51,16 +58,17 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise errors.Unauthorized("The API key is unknown or has been revoked")
         return (key, key)
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return WWW_AUTHENTICATE
 
 
 class HasGrant(BasePermission):
     """Lets a request through when its key holds one of the grants the view names for the method."""
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         declared = getattr(view, "grants", None)
         method = "GET" if request.method == "HEAD" else request.method
+        assert method is not None  # every request has one
         if method == "OPTIONS":
             return True  # the key is valid (authentication ran first); Allow is no secret
         if not hasattr(view, method.lower()):
@@ -68,7 +76,7 @@ class HasGrant(BasePermission):
         if not declared or method not in declared:
             raise ImproperlyConfigured(f"{type(view).__name__} declares no grant for {method}")
         needed = declared[method]
-        if not request.auth.has_any_grant(needed):
+        if not cast("ApiKey", request.auth).has_any_grant(needed):  # set by ApiKeyAuthentication
             raise errors.PermissionDenied(f"This API key needs one of these grants: {', '.join(needed)}")
         return True
 
@@ -83,14 +91,14 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     scope = "api_key"
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         try:
             return super().allow_request(request, view)
         except (RedisError, OSError) as exc:
             _throttle_log.warning("API rate limit not checked (Redis: %s): request let through", exc)
             return True
 
-    def get_cache_key(self, request, view):
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if request.auth is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}

@@ -8,23 +8,25 @@ one character of a URL that no column can hold. Under ``/api/`` the answer is th
 
 from __future__ import annotations
 
-from django.http import HttpResponseNotFound
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from engage import errors
 from engage.api.handler import error_response
 
 
-def _has_nul(request) -> bool:
+def _has_nul(request: HttpRequest) -> bool:
     if "\x00" in request.path_info:
         return True
     return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
 
 
 class UnstorableUrlMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
             if request.path_info.startswith("/api/"):
                 return error_response(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from psycopg import errors as pg_errors
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from rest_framework.response import Response
 from engage import errors
 
 log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer", bound=HttpResponse)
 
 
 def is_query_canceled(exc: BaseException) -> bool:
@@ -40,7 +42,7 @@ def query_timeout_error() -> errors.QueryTimeout:
     )
 
 
-def _first_validation_message(detail, prefix: str = "") -> str:
+def _first_validation_message(detail: Any, prefix: str = "") -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
             return _first_validation_message(value, f"{prefix}{key}: " if key != "non_field_errors" else prefix)
@@ -70,7 +72,8 @@ def as_engage_error(exc: Exception) -> errors.EngageError:
     if isinstance(exc, drf.NotAcceptable):
         return errors.NotAcceptable(str(exc.detail))
     if isinstance(exc, drf.Throttled):
-        wait = f"; retry in {int(exc.wait)} seconds" if exc.wait else ""
+        # djangorestframework-stubs omits Throttled.wait, which DRF's __init__ sets (float | None)
+        wait = f"; retry in {int(exc.wait)} seconds" if exc.wait else ""  # type: ignore[attr-defined]
         return errors.RateLimited(f"Request rate limit exceeded{wait}")
     if isinstance(exc, drf.ValidationError):
         return errors.InvalidData(_first_validation_message(exc.detail))
@@ -95,18 +98,18 @@ def envelope(error: errors.EngageError) -> dict:
 WWW_AUTHENTICATE = 'Basic realm="engage"'
 
 
-def _challenge(response, error: errors.EngageError):
+def _challenge(response: _Answer, error: errors.EngageError) -> _Answer:
     if error.status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: never lets ``{"detail": ...}`` or a stack trace out."""
     error = as_engage_error(exc)
     response = _challenge(Response(envelope(error), status=error.status), error)
-    if isinstance(exc, drf.Throttled) and exc.wait:
-        response["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, drf.Throttled) and exc.wait:  # type: ignore[attr-defined]  # see as_engage_error
+        response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
     return response
 
 

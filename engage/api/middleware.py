@@ -31,18 +31,20 @@ import json
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 
 from engage import errors
 from engage.api.handler import envelope, error_response
 
 
 class ApiPathMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith("/api/"):
-            request._dont_enforce_csrf_checks = True  # read by CsrfViewMiddleware: key auth, no cookies
+            # read by CsrfViewMiddleware: key auth, no cookies (a Django flag the stubs do not declare)
+            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
             if len(request.path_info) > 1 and request.path_info.endswith("/"):
                 request.path_info = request.path_info.rstrip("/") or "/"
             try:

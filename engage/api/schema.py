@@ -29,14 +29,17 @@ import datetime as dt
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import Direction, OpenApiParameter, OpenApiResponse, extend_schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from engage import errors
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -204,10 +207,10 @@ class PydanticSchema(OpenApiSerializerExtension):
     match_subclasses = True
     priority = 1
 
-    def get_name(self, auto_schema, direction):
+    def get_name(self, auto_schema: AutoSchema, direction: Direction) -> str:
         return self.target.__name__
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         mode = "validation" if direction == "request" else "serialization"
         schema = self.target.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
         for name, sub_schema in schema.pop("$defs", {}).items():
@@ -223,7 +226,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "engage.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "apiKey", "in": "header", "name": "Authorization"}
 
 

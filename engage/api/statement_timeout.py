@@ -12,10 +12,12 @@ never a 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
 
 from engage.api.handler import error_response, is_query_canceled, query_timeout_error
 
@@ -23,10 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class ApiStatementTimeoutMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith("/api/"):
             return self.get_response(request)
         timeout = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
@@ -54,7 +56,7 @@ class ApiStatementTimeoutMiddleware:
             if not connection.in_atomic_block:
                 connection.close()
 
-    def process_exception(self, request, exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Views outside DRF: a cancelled statement still answers the envelope, not a 500."""
         if request.path_info.startswith("/api/") and is_query_canceled(exception):
             return error_response(query_timeout_error())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,7 +24,7 @@ def no_content() -> Response:
     return Response(status=204)
 
 
-def query_bool(request, name: str, default: bool | None = None) -> bool | None:
+def query_bool(request: Request, name: str, default: bool | None = None) -> bool | None:
     """A boolean query parameter; a value that is not true/false is a 400."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -36,7 +38,7 @@ def query_bool(request, name: str, default: bool | None = None) -> bool | None:
 
 
 def query_int(
-    request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = 2**31 - 1
+    request: Request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = 2**31 - 1
 ) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -50,7 +52,7 @@ def query_int(
     return value
 
 
-def request_object(request) -> dict:
+def request_object(request: Request) -> dict:
     """The JSON body, which must be an object; ``null`` values mean "not given" and are dropped."""
     data = request.data
     if not isinstance(data, dict):
@@ -70,16 +72,16 @@ class ApiView(APIView):
     grants: dict[str, tuple[str, ...]] = {}
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
 
-    def options(self, request, *args, **kwargs):
+    def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         return Response(status=200)  # DRF adds Allow (default_response_headers)
 
-    def http_method_not_allowed(self, request, *args, **kwargs):
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         raise errors.MethodNotAllowed(f"{request.method} is not supported on {request.path}")
 
 
-def api_not_found(request, exception=None):
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return error_response(errors.InvalidUri(f"No API resource at {request.path}"))
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> JsonResponse:
     return error_response(errors.ServerError())

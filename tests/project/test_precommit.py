@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ("ruff check", "ruff format --check", "lint-imports", "mypy mailcore", "makemigrations --check")
+CHECKS = ("ruff check", "ruff format --check", "lint-imports", "bin/mypy", "makemigrations --check")
 
 
 def _hooks() -> list[dict]:
@@ -24,6 +24,12 @@ def test_every_check_of_scripts_test_has_a_pre_commit_hook():
     for check in CHECKS:
         assert check in script, f"scripts/test no longer runs {check!r}: update CHECKS"
         assert check in entries, f"no pre-commit hook runs {check!r}"
+
+
+def test_mypy_runs_without_arguments_so_pyproject_says_what_is_checked():
+    script_lines = [line.split("#")[0].strip() for line in (ROOT / "scripts" / "test").read_text().splitlines()]
+    assert ".venv/bin/mypy" in script_lines
+    assert ".venv/bin/mypy" in [hook["entry"] for hook in _hooks()]
 
 
 @pytest.mark.slow

@@ -1,3 +1,6 @@
+from argparse import ArgumentParser
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from api_keys.grants import parse_grants
@@ -7,13 +10,13 @@ from api_keys.services import api_key_create
 class Command(BaseCommand):
     help = "Create an API key and print it once (only its hash is stored)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--label", required=True)
         parser.add_argument(
             "--grants", required=True, help='comma list, e.g. "transmissions/modify,templates/view", or "all"'
         )
 
-    def handle(self, *args, label, grants, **options):
+    def handle(self, *args: Any, label: str, grants: str, **options: Any) -> None:
         try:
             grant_list = parse_grants(grants)
         except ValueError as exc:

@@ -1,4 +1,5 @@
 import secrets
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -13,7 +14,7 @@ DEMO_LABEL = "demo (created by scripts/run)"
 class Command(BaseCommand):
     help = "The first time: create a demo API key with every grant and an admin account, and print them once."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if ApiKey.objects.filter(label=DEMO_LABEL).exists():
             self.stderr.write(
                 "engage: the demo API key exists (shown once when it was created); "

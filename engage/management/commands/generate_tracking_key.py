@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -22,10 +25,10 @@ class Command(BaseCommand):
     )
     requires_system_checks: list[str] = []  # it is how a missing key gets made
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--key-id", type=int, help="the key id, 0-255 (default: 1, or the next free one)")
 
-    def handle(self, *args, key_id: int | None = None, **options) -> None:
+    def handle(self, *args: Any, key_id: int | None = None, **options: Any) -> None:
         ids = _configured_ids()
         if key_id is None:
             key_id = max(ids) + 1 if ids else 1
