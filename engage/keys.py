@@ -116,9 +116,17 @@ def project_files_containing(values: Iterable[str], root: Path = PROJECT_ROOT) -
 
 def _written_forms(value: str) -> set[str]:
     """``value`` as it may be written in a file: as is, and backslash-escaped as a Python
-    literal writes a newline, a backslash or its own quote character."""
-    escaped = value.encode("unicode_escape").decode("ascii")
-    return {value, escaped, escaped.replace('"', '\\"'), escaped.replace("'", "\\'")}
+    literal writes a newline, a backslash or its own quote character (non-ASCII letters
+    escaped, or kept as they are)."""
+    forms = {value}
+    # Escaped to ASCII (``\\xeb``), and escaped with printable non-ASCII kept as written (``ë``).
+    ascii_escaped = value.encode("unicode_escape").decode("ascii")
+    kept = "".join(
+        c if ord(c) > 0x7F and c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value
+    )
+    for escaped in (ascii_escaped, kept):
+        forms |= {escaped, escaped.replace('"', '\\"'), escaped.replace("'", "\\'")}
+    return forms
 
 
 def _joined_literals(source: str) -> str:
