@@ -132,3 +132,16 @@ def relay(settings):
     yield server
     relay_reset()
     server.stop()
+
+
+@pytest.fixture
+def events(settings):
+    """A private event stream (tracking hits write there) for the test; deleted afterwards."""
+    import uuid
+
+    from tracking.events import events_redis
+
+    name = f"engage:test:smtp-events:{uuid.uuid4().hex}"
+    settings.ENGAGE_EVENT_STREAM = name
+    yield name
+    events_redis().delete(name)
