@@ -36,6 +36,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,16 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from mailcore.addresses import address_problem
-from smtp_injection.services import Injection, SmtpPrincipal, SmtpRefusal
+from mailcore.msys_api import MsysApi, MsysApiError
+from mailcore.smtp_policy import (
+    POLICY_FAILED,
+    PolicyAccept,
+    PolicyDecisionError,
+    PolicyReject,
+    PolicyView,
+    policy_decision_check,
+)
+from smtp_injection.services import Injection, SmtpPrincipal, SmtpRefusal, smtp_message_read, smtp_policy_view
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +98,10 @@ class ListenerConfig:
     auth_attempts: int
     shutdown_grace: int
     threads: int = 16
+    #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
+    policy: Callable[[PolicyView], object] | None = None
+    #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
+    policy_timeout: float = 2.0
 
 
 def _collect_credentials(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
@@ -110,14 +124,24 @@ def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
         close_old_connections()
 
 
-def _accept(injection: Injection) -> int:
+def _accept(injection: Injection, api: MsysApi, policy: PolicyAccept | None) -> int:
     from django.db import close_old_connections
 
     from smtp_injection.services import smtp_message_accept
 
     close_old_connections()
     try:
-        return smtp_message_accept(injection=injection)
+        return smtp_message_accept(injection=injection, api=api, policy=policy)
+    finally:
+        close_old_connections()
+
+
+def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        return policy(view)
     finally:
         close_old_connections()
 
@@ -141,6 +165,13 @@ class Listener:
         self.sessions: set[InjectionSMTP] = set()
         self.per_key: Counter[int] = Counter()
         self.executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-db")
+        # Policies run apart from the database pool: one that hangs past its time limit keeps
+        # its thread (a thread cannot be stopped) but never holds up acceptance.
+        self.policy_executor = (
+            ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-policy")
+            if config.policy is not None
+            else None
+        )
         self.closing = False
         self.server: asyncio.AbstractServer | None = None
 
@@ -190,6 +221,40 @@ class Listener:
         closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.config.threads)]
         await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
         self.executor.shutdown(wait=True)
+        if self.policy_executor is not None:
+            self.policy_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def policy_decide(self, injection: Injection, api: MsysApi) -> PolicyAccept | str:
+        """Ask ``ENGAGE_SMTP_POLICY`` about one message (SMTP-INJECTION.md §5.8): its checked
+        :class:`PolicyAccept` (an empty one without a policy), or the reply line to refuse
+        the message with: the policy's :class:`PolicyReject` reply; ``451 4.3.0`` (logged)
+        when it raised, ran over ``policy_timeout`` seconds or answered something
+        :func:`policy_decision_check` refuses; the check's ``550 5.6.0`` for a campaign id
+        over 64 bytes."""
+        policy = self.config.policy
+        if policy is None or self.policy_executor is None:
+            return PolicyAccept()
+        view = smtp_policy_view(injection=injection, api=api)
+        future = self.policy_executor.submit(_run_policy, policy, view)
+        try:
+            answer = await asyncio.wait_for(asyncio.wrap_future(future), self.config.policy_timeout)
+        except TimeoutError:
+            log.error("smtp: the policy ran over %ss for a message from %s: answered 451",
+                      self.config.policy_timeout, injection.client_address)  # fmt: skip
+            return POLICY_FAILED.line()
+        except Exception:
+            log.exception("smtp: the policy raised for a message from %s: answered 451", injection.client_address)
+            return POLICY_FAILED.line()
+        try:
+            decision = policy_decision_check(answer)
+        except PolicyDecisionError as exc:
+            log.error("smtp: the policy's answer cannot be used (%s): answered 451", exc.detail)
+            return exc.reply.line()
+        except MsysApiError as exc:
+            return exc.reply.line()
+        if isinstance(decision, PolicyReject):
+            return decision.reply.line()
+        return decision
 
 
 class InjectionSMTP(SMTP):
@@ -342,12 +407,24 @@ class InjectionHandler:
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=envelope.original_content or b"",
+            client_port=peer[1] if isinstance(peer[1], int) else None,
+            tls_version=_tls_version(server),
         )
-        loop = asyncio.get_running_loop()
         try:
-            transmission_id = await loop.run_in_executor(self.listener.executor, _accept, injection)
+            api = smtp_message_read(injection)
         except SmtpRefusal as exc:
             return exc.reply
+        decision = await self.listener.policy_decide(injection, api)
+        if isinstance(decision, str):
+            return decision
+        loop = asyncio.get_running_loop()
+        try:
+            transmission_id = await loop.run_in_executor(self.listener.executor, _accept, injection, api, decision)
+        except SmtpRefusal as exc:
+            return exc.reply
+        except PolicyDecisionError as exc:
+            log.error("smtp: the policy's answer cannot be used (%s): answered 451", exc.detail)
+            return exc.reply.line()
         except Exception:
             log.exception("smtp: message from %s not stored", injection.client_address)
             return TEMPORARY_FAILURE
@@ -357,6 +434,12 @@ class InjectionHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp: session error", exc_info=error)
         return TEMPORARY_FAILURE
+
+
+def _tls_version(server: InjectionSMTP) -> str | None:
+    transport = server.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    return ssl_object.version() if ssl_object is not None else None
 
 
 def is_loopback(host: str) -> bool:

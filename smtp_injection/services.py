@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -21,13 +22,15 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
 from mailcore.headers import HeaderError, header_line
 from mailcore.msys_api import MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
-from smtp_injection.message import head_split, header_remove, header_values
+from smtp_injection.message import head_fields, head_split, header_remove, header_values
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ class Injection:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    client_port: int | None = None
+    tls_version: str | None = None
 
 
 class SmtpRefusal(Exception):
@@ -103,6 +108,18 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     return SmtpPrincipal(key_id=key.pk, label=key.label)
 
 
+def smtp_policy_load(path: str) -> Callable[[PolicyView], object] | None:
+    """The callable ``ENGAGE_SMTP_POLICY`` names (``"package.module.function"``), or None for
+    ``""``. Raises ``ImportError`` when it cannot be imported and ``TypeError`` when what it
+    names cannot be called: the listener refuses to start (SMTP-INJECTION.md §5.8)."""
+    if not path:
+        return None
+    policy = import_string(path)
+    if not callable(policy):
+        raise TypeError(f"ENGAGE_SMTP_POLICY {path!r} names a {type(policy).__name__}, not a callable")
+    return policy
+
+
 def _comment_text(value: str, limit: int = 64) -> str:
     return _UNSAFE_COMMENT.sub("?", value)[:limit]
 
@@ -122,16 +139,101 @@ def received_line(*, injection: Injection, now: datetime) -> bytes:
     return header_line("Received", value)
 
 
-def _settings(api: MsysApi) -> ResolvedSmtpSettings:
-    """The message's settings by the one SMTP precedence rule
-    (``mailcore.smtp_settings.smtp_settings_resolve``: policy > header > listener).
+#: The settings of a resolved message that a transmission holds once for all its copies: a
+#: policy may not give one recipient a value of these that differs from the message's.
+TRANSMISSION_FIELDS = ("campaign_id", "open_tracking", "click_tracking", "transactional", "initial_open",
+                       "tracking_domain")  # fmt: skip
+_link_expiry_warned = False
 
-    TODO: the policy level (``ENGAGE_SMTP_POLICY``, ``mailcore.smtp_policy``) is not called
-    yet; it is empty here."""
-    listener = SmtpSettings(
+
+def _listener_settings() -> SmtpSettings:
+    return SmtpSettings(
         open_tracking=settings.ENGAGE_SMTP_OPEN_TRACKING, click_tracking=settings.ENGAGE_SMTP_CLICK_TRACKING
     )
-    return smtp_settings_resolve(SmtpSettings(), HeaderSettings.from_msys_api(api), listener)
+
+
+def _warn_link_expiry(resolved: ResolvedSmtpSettings) -> None:
+    """``link_expiry`` has no place on a transmission yet: say so once per process rather
+    than drop it without a word (docs/smtp-injection.md, "Policy")."""
+    global _link_expiry_warned
+    if resolved.link_expiry is not None and not _link_expiry_warned:
+        _link_expiry_warned = True
+        log.warning(
+            "smtp injection: the policy set link_expiry=%s, which Engage does not apply yet (a transmission "
+            "has no link expiry of its own); ENGAGE_TRACKING_LINK_EXPIRY applies. Logged once per process.",
+            resolved.link_expiry,
+        )
+
+
+def smtp_message_read(injection: Injection) -> MsysApi:
+    """The message's ``X-MSYS-API`` header, parsed (``mailcore.msys_api.msys_api_parse``;
+    ``NO_HEADER`` without one). Pure work on the header block, no database.
+
+    Raises :class:`SmtpRefusal` with the header's ``550 5.6.0`` reply when it is malformed
+    or repeated (SPEC B §9.1; SMTP-INJECTION.md §1.4, §5.9).
+    """
+    head, _rest = head_split(injection.data)
+    try:
+        return msys_api_parse(header_values(head, MSYS_API_HEADER))
+    except MsysApiError as exc:
+        raise SmtpRefusal(exc.reply.line()) from None
+
+
+def smtp_policy_view(*, injection: Injection, api: MsysApi) -> PolicyView:
+    """What the policy sees of ``injection`` (``mailcore.smtp_policy.PolicyView``): the key's
+    id and label (never the key), the client, the envelope, every header field unfolded with
+    RFC 2047 words decoded (``smtp_injection.message.head_fields``), the parsed header and
+    the size in octets."""
+    head, _rest = head_split(injection.data)
+    return PolicyView(
+        key_id=injection.principal.key_id,
+        key_label=injection.principal.label,
+        client_address=injection.client_address,
+        client_port=injection.client_port,
+        helo=injection.helo or None,
+        tls_version=injection.tls_version,
+        mail_from=injection.mail_from,
+        rcpt_to=injection.rcpt_tos,
+        headers=head_fields(head),
+        msys_api=api,
+        size=len(injection.data),
+    )
+
+
+def _resolve(
+    injection: Injection, api: MsysApi, policy: PolicyAccept
+) -> tuple[ResolvedSmtpSettings, list[tuple[tuple[str, str], ResolvedSmtpSettings]]]:
+    """The message's settings and each final recipient's ``((name, email), settings)``, by the
+    one SMTP precedence rule (``mailcore.smtp_settings.smtp_settings_resolve``: policy >
+    header > listener, a policy's per-recipient settings over its per-message ones).
+
+    Envelope recipients come first, then the ``cc`` / ``bcc`` / ``archive`` addresses not
+    already one (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6).
+
+    Raises :class:`mailcore.smtp_policy.PolicyDecisionError` (``451 4.3.0``) when the policy
+    gives one recipient a :data:`TRANSMISSION_FIELDS` value other than the message's: one
+    transmission holds one of each, and splitting a DATA transaction into several
+    transmissions is not done yet (docs/smtp-injection.md, "Policy").
+    """
+    header, listener = HeaderSettings.from_msys_api(api), _listener_settings()
+    message = smtp_settings_resolve(policy.settings, header, listener)
+    _warn_link_expiry(message)
+    addresses = [("", rcpt) for rcpt in injection.rcpt_tos]
+    addresses += [address for address, _kind in copy_recipients(injection.rcpt_tos, api)]
+    resolved = []
+    for name, email in addresses:
+        own = message
+        if policy.per_recipient:
+            own = smtp_settings_resolve(policy.settings_for(email), header, listener)
+            for field_name in TRANSMISSION_FIELDS:
+                if getattr(own, field_name) != getattr(message, field_name):
+                    raise PolicyDecisionError(
+                        f"per_recipient[{email[:254]!r}].{field_name} differs from the message's; per recipient "
+                        "a policy may set metadata and tags only (one transmission per DATA)"
+                    )
+            _warn_link_expiry(own)
+        resolved.append(((name, email), own))
+    return message, resolved
 
 
 def _options(api: MsysApi, resolved: ResolvedSmtpSettings) -> dict[str, Any]:
@@ -180,27 +282,42 @@ def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str
         ) from None
 
 
-def _recipients(injection: Injection, api: MsysApi, resolved: ResolvedSmtpSettings) -> list[dict[str, Any]]:
-    """One recipient per envelope RCPT, then per ``cc`` / ``bcc`` / ``archive`` address not
-    already one (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6)."""
-    tags = list(resolved.tags)
-    recipients: list[dict[str, Any]] = [{"address": {"email": rcpt}, "tags": tags} for rcpt in injection.rcpt_tos]
-    for (name, email), _kind in copy_recipients(injection.rcpt_tos, api):
-        address = {"email": email, **({"name": name} if name else {})}
-        recipients.append({"address": address, "tags": tags})
+def _recipients(
+    message: ResolvedSmtpSettings, resolved: list[tuple[tuple[str, str], ResolvedSmtpSettings]]
+) -> list[dict[str, Any]]:
+    """The transmission's recipients: each with its tags, and its own metadata when the
+    policy gave it other metadata than the message's (events then carry the transmission's
+    metadata with the recipient's over it, the REST rule)."""
+    recipients: list[dict[str, Any]] = []
+    for (name, email), own in resolved:
+        recipient: dict[str, Any] = {"address": {"email": email, **({"name": name} if name else {})},
+                                     "tags": list(own.tags)}  # fmt: skip
+        if own.metadata != message.metadata:
+            recipient["metadata"] = dict(own.metadata)
+        recipients.append(recipient)
     return recipients
 
 
-def smtp_message_accept(*, injection: Injection, now: datetime | None = None) -> int:
+def smtp_message_accept(
+    *,
+    injection: Injection,
+    api: MsysApi | None = None,
+    policy: PolicyAccept | None = None,
+    now: datetime | None = None,
+) -> int:
     """Store one injected message as a transmission; returns its id for the ``250`` reply.
 
-    The ``X-MSYS-API`` header is parsed (``mailcore.msys_api.msys_api_parse``) and removed;
-    the transmission carries its campaign, metadata, tags and options, with the return path
-    from MAIL FROM. Returns only once the transaction committed; generation is queued after
+    ``api`` is the parsed ``X-MSYS-API`` (:func:`smtp_message_read`; read here when None),
+    ``policy`` the checked answer of ``ENGAGE_SMTP_POLICY``
+    (``mailcore.smtp_policy.policy_decision_check``; None: no policy). The header is removed;
+    the transmission carries the campaign, metadata, tags, options and tracking domain that
+    :func:`_resolve` gives, with the return path from MAIL FROM. Returns only once the transaction committed; generation is queued after
     the commit (or left to the scheduler when the broker is down).
 
     Raises :class:`SmtpRefusal` for a message refused for good (a bad header: its
-    ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``); any other exception
+    ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``);
+    ``mailcore.smtp_policy.PolicyDecisionError`` (``451 4.3.0``) for a per-recipient policy
+    answer one transmission cannot hold (:func:`_resolve`); any other exception
     (``django.db.DatabaseError``...) means "not stored", which the listener answers
     ``451 4.3.0``.
     """
@@ -208,23 +325,20 @@ def smtp_message_accept(*, injection: Injection, now: datetime | None = None) ->
     from transmissions.services import transmission_create
 
     now = now or timezone.now()
-    head, _rest = head_split(injection.data)
-    try:
-        api = msys_api_parse(header_values(head, MSYS_API_HEADER))
-    except MsysApiError as exc:
-        raise SmtpRefusal(exc.reply.line()) from None
+    if api is None:
+        api = smtp_message_read(injection)
     try:
         source = _message_source(injection, api, now=now)
     except HeaderError as exc:
         raise SmtpRefusal(f"554 5.6.0 {_reply_text(str(exc))}") from None
-    resolved = _settings(api)
+    resolved, per_recipient = _resolve(injection, api, policy or PolicyAccept())
     body: dict[str, Any] = {
         "campaign_id": resolved.campaign_id or "",
         "metadata": dict(resolved.metadata),
         "options": _options(api, resolved),
         "return_path": injection.mail_from,
         "content": {"email_rfc822": source},
-        "recipients": _recipients(injection, api, resolved),
+        "recipients": _recipients(resolved, per_recipient),
     }
     if resolved.tracking_domain:
         body["tracking_domain"] = resolved.tracking_domain

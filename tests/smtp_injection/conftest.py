@@ -1,10 +1,12 @@
-"""A real SMTP injection listener on loopback (ports 2600-2699) with a throwaway self-signed
+"""A real SMTP injection listener on loopback (ports 2600-2699, or the ``first-last`` range
+in ``ENGAGE_TEST_SMTP_PORTS`` so parallel checkouts keep apart) with a throwaway self-signed
 certificate, the in-process relay of tests/transmissions, and committed data (the listener's
 threads use their own database connections, so tests use ``transactional_db``)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import socket
 import ssl
@@ -18,15 +20,20 @@ from smtp_injection.tls import self_signed_pair, tls_context
 from tests.transmissions.relay import Relay
 
 
+def _port_range() -> range:
+    first, _, last = os.environ.get("ENGAGE_TEST_SMTP_PORTS", "2600-2699").partition("-")
+    return range(int(first), int(last) + 1)
+
+
 def _free_port() -> int:
-    for port in range(2600, 2700):
+    for port in _port_range():
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 2600-2699")
+    raise RuntimeError(f"no free port in {_port_range()}")
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +132,16 @@ def relay(settings):
     yield server
     relay_reset()
     server.stop()
+
+
+@pytest.fixture
+def events(settings):
+    """A private event stream (tracking hits write there) for the test; deleted afterwards."""
+    import uuid
+
+    from tracking.events import events_redis
+
+    name = f"engage:test:smtp-events:{uuid.uuid4().hex}"
+    settings.ENGAGE_EVENT_STREAM = name
+    yield name
+    events_redis().delete(name)

@@ -334,3 +334,12 @@ def test_swaks_auth_login_pipelined_is_stored_with_its_header(smtp, smtp_key, re
     (received,) = relay.received
     assert b"x-msys-api" not in received.data.lower()
     assert "https://example.com/start" not in received.data.decode()  # the link is tracked
+
+
+def test_a_fold_inside_a_header_value_is_accepted_as_one_space(smtp, smtp_key):
+    data = message().replace("Subject:", 'X-MSYS-API: {"campaign_id": "my_awes\r\n   ome_campaign"}\r\nSubject:')
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], data)
+    assert code == 250, reply
+    assert Transmission.objects.get(pk=transmission_id(reply)).campaign_id == "my_awes ome_campaign"

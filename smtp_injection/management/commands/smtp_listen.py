@@ -1,7 +1,8 @@
 """``manage.py smtp_listen``: the SMTP injection listener (issue 13; ``smtp_injection.server``).
 
 Listens on ``ENGAGE_SMTP_HOST:ENGAGE_SMTP_PORT`` (2525) until SIGTERM or SIGINT, then
-shuts down gracefully (DATA in flight finishes). STARTTLS uses ``ENGAGE_SMTP_TLS_CERT`` /
+shuts down gracefully (DATA in flight finishes). ``ENGAGE_SMTP_POLICY``, when set, must
+import as a callable or the command refuses to start. STARTTLS uses ``ENGAGE_SMTP_TLS_CERT`` /
 ``ENGAGE_SMTP_TLS_KEY``, or a self-signed pair kept under ``ENGAGE_VAR_DIR/smtp-tls/`` when
 both are unset. Refuses to start when plain-text AUTH is allowed on a non-loopback address.
 """
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from smtp_injection.server import Listener, ListenerConfig, is_loopback
+from smtp_injection.services import smtp_policy_load
 from smtp_injection.tls import TlsSetupError, self_signed_pair, tls_context
 
 log = logging.getLogger("smtp_injection")
@@ -51,8 +53,16 @@ class Command(BaseCommand):
             timeout=settings.ENGAGE_SMTP_TIMEOUT,
             auth_attempts=settings.ENGAGE_SMTP_AUTH_ATTEMPTS,
             shutdown_grace=settings.ENGAGE_SMTP_SHUTDOWN_GRACE,
+            policy=self._policy(),
+            policy_timeout=settings.ENGAGE_SMTP_POLICY_TIMEOUT,
         )
         asyncio.run(self._serve(config, host, port))
+
+    def _policy(self):
+        try:
+            return smtp_policy_load(settings.ENGAGE_SMTP_POLICY)
+        except (ImportError, TypeError) as exc:
+            raise CommandError(f"ENGAGE_SMTP_POLICY {settings.ENGAGE_SMTP_POLICY!r} cannot be used: {exc}") from None
 
     def _tls(self):
         cert, key = settings.ENGAGE_SMTP_TLS_CERT, settings.ENGAGE_SMTP_TLS_KEY

@@ -1,0 +1,270 @@
+"""SMTP injection benchmark (issue 13, "Benchmark"; SMTP-INJECTION.md §5.12): Engage's listener
+with durable acceptance against the same library's server (aiosmtpd) that accepts and
+discards, side by side in one run.
+
+    .venv/bin/python bench/smtp_injection.py [--sessions 10] [--messages 100] [--size 10240]
+                                             [--rounds 3] [--threads 16]
+
+Both servers run in their own process for the whole run, with the same throwaway certificate,
+STARTTLS required and AUTH PLAIN required after it; the discard server's authenticator says
+yes to anything and its handler answers ``250 2.0.0 OK`` without storing. Engage's listener is
+``smtp_injection.server.Listener`` as ``manage.py smtp_listen`` builds it, with a key holding
+``smtp/inject``: its 250 comes after the transmission, the raw message and the message row are
+committed in PostgreSQL (the database ``engage_bench_tx`` and Redis db 14 as in
+bench/accept.py: no worker takes the queued generation, and the queue is emptied after).
+
+After a warm-up of 40 messages per server (not counted), each round sends to each server in turn (which goes first alternates): ``--sessions`` client
+processes, each one connection with STARTTLS and AUTH once, then ``--messages`` messages of
+``--size`` bytes (one recipient, a small ``X-MSYS-API``). Figures per server: messages/s
+(all messages over the wall time from the start signal to the last 250), the server process's
+CPU per message (utime + stime from /proc, all its threads), and the p50/p99 from the final
+dot (the DATA payload handed to the socket) to the 250. The verdict takes the medians over
+rounds: >= 50 % of accept-and-discard, >= 400 msg/s, p99 <= 100 ms.
+
+Not measured here: SMTP-in to relay-out end to end against the REST path's generation rate
+(bench/generation.py measures the REST side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import smtplib
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accept import ROOT, bench_env  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds (proc(5))."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _message(size: int) -> bytes:
+    head = (
+        "From: Bench <app@sender.example.com>\r\nTo: <jo@example.com>\r\nSubject: Your invoice\r\n"
+        'X-MSYS-API: {"campaign_id": "bench-smtp", "metadata": {"customer": "42"}, "tags": ["bench"], '
+        '"options": {"click_tracking": true, "open_tracking": true}}\r\n'
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n"
+    )
+    line = '<p>Line of the invoice <a href="https://shop.example.com/item?id=12345">item</a></p>\r\n'
+    body = line * max(1, (size - len(head) - 20) // len(line))
+    return (head + body + "</body></html>\r\n").encode()
+
+
+def _tls(directory: Path) -> ssl.SSLContext:
+    from smtp_injection.tls import self_signed_pair, tls_context
+
+    cert, key = self_signed_pair(directory, hostname="localhost")
+    return tls_context(cert, key)
+
+
+def _serve_engage(port: int, tls_dir: str, threads: int, ready) -> None:
+    """Engage's listener (as ``manage.py smtp_listen`` configures it) in this process."""
+    logging.disable(logging.WARNING)
+    from django.conf import settings
+
+    from smtp_injection.server import Listener, ListenerConfig
+
+    config = ListenerConfig(
+        hostname="localhost", tls_context=_tls(Path(tls_dir)), plaintext_auth=False,
+        max_message_size=settings.ENGAGE_SMTP_MAX_MESSAGE_SIZE, max_line_length=settings.ENGAGE_SMTP_MAX_LINE_LENGTH,
+        max_rcpts=settings.ENGAGE_SMTP_MAX_RCPTS, max_connections=settings.ENGAGE_SMTP_MAX_CONNECTIONS,
+        max_connections_per_key=settings.ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY, timeout=settings.ENGAGE_SMTP_TIMEOUT,
+        auth_attempts=settings.ENGAGE_SMTP_AUTH_ATTEMPTS, shutdown_grace=5, threads=threads,
+    )  # fmt: skip
+
+    async def serve() -> None:
+        listener = Listener(config)
+        await listener.start("127.0.0.1", port)
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def _serve_discard(port: int, tls_dir: str, ready) -> None:
+    """aiosmtpd with the same TLS, AUTH and size settings, accepting and discarding."""
+    logging.disable(logging.WARNING)
+    from aiosmtpd.smtp import SMTP, AuthResult
+
+    class Discard:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 2.0.0 OK"
+
+    context = _tls(Path(tls_dir))
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Discard(), hostname="localhost", tls_context=context, require_starttls=True,
+                         auth_required=True, auth_require_tls=True, decode_data=False, enable_SMTPUTF8=True,
+                         authenticator=lambda *args: AuthResult(success=True),
+                         data_size_limit=20 * 1024 * 1024, command_call_limit={"*": 10_000_000}),
+            "127.0.0.1", port,
+        )  # fmt: skip
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def _client(port: int, key: str, count: int, data: bytes, go, results) -> None:
+    """One session: STARTTLS and AUTH once, then ``count`` messages; puts (latencies, error)."""
+    latencies: list[float] = []
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        payload = data + b".\r\n"  # already dot-safe: no line starts with "."
+        go.wait()
+        client = smtplib.SMTP("127.0.0.1", port, timeout=60)
+        client.starttls(context=context)
+        client.login("SMTP_Injection", key)
+        for n in range(count):
+            assert client.mail("bounce@sender.example.com")[0] == 250
+            assert client.rcpt(f"user{n}@example.com")[0] == 250
+            assert client.docmd("DATA")[0] == 354
+            client.send(payload)
+            sent = time.perf_counter()
+            code, text = client.getreply()
+            latencies.append(time.perf_counter() - sent)
+            assert code == 250, (code, text)
+        client.quit()
+        results.put((latencies, None))
+    except Exception as exc:  # reported by the parent
+        results.put((latencies, repr(exc)))
+
+
+def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str, float]:
+    context = multiprocessing.get_context("fork")
+    go, results = context.Event(), context.Queue()
+    clients = [context.Process(target=_client, args=(port, key, args.messages, data, go, results))
+               for _ in range(args.sessions)]  # fmt: skip
+    for process in clients:
+        process.start()
+    time.sleep(0.5)
+    cpu = _cpu_seconds(server_pid)
+    started = time.perf_counter()
+    go.set()
+    latencies: list[float] = []
+    errors = []
+    for _ in clients:
+        got, error = results.get(timeout=600)
+        latencies += got
+        if error:
+            errors.append(error)
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds(server_pid) - cpu
+    for process in clients:
+        process.join(30)
+    if errors:
+        raise SystemExit(f"client errors: {errors[:3]}")
+    latencies.sort()
+    messages = len(latencies)
+    return {
+        "rate": messages / elapsed,
+        "cpu_ms": cpu * 1000 / messages,
+        "p50_ms": latencies[messages // 2] * 1000,
+        "p99_ms": latencies[min(messages - 1, int(messages * 0.99))] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, default=10, help="client sessions (processes), default 10")
+    parser.add_argument("--messages", type=int, default=100, help="messages per session, default 100")
+    parser.add_argument("--size", type=int, default=10240, help="message size in bytes, default 10240")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, default 3")
+    parser.add_argument("--threads", type=int, default=16, help="the listener's database threads, default 16")
+    args = parser.parse_args()
+
+    os.chdir(ROOT)
+    os.environ.setdefault("ENGAGE_LOG_LEVEL", "WARNING")
+    bench_env()
+    import redis
+    from django.conf import settings
+    from django.db import connection, connections
+
+    from api_keys.services import api_key_create
+
+    _key, key = api_key_create(label="bench-smtp", grants=["smtp/inject"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM transmissions_transmission")
+        (before,) = cursor.fetchone()
+    connections.close_all()  # the servers and clients are forked: no shared connection
+
+    data = _message(args.size)
+    context = multiprocessing.get_context("fork")
+    tls_dir = tempfile.mkdtemp(prefix="engage-bench-smtp-")
+    ports = {"engage": _free_port(), "discard": _free_port()}
+    ready = {name: context.Event() for name in ports}
+    servers = {
+        "engage": context.Process(target=_serve_engage, args=(ports["engage"], tls_dir, args.threads, ready["engage"])),
+        "discard": context.Process(target=_serve_discard, args=(ports["discard"], tls_dir, ready["discard"])),
+    }
+    rounds: list[dict[str, dict[str, float]]] = []
+    try:
+        for name, process in servers.items():
+            process.start()
+            assert ready[name].wait(60), f"the {name} server did not start"
+        warm = argparse.Namespace(sessions=2, messages=20)  # connections, threads' database connections
+        for name in servers:
+            _round(servers[name].pid, ports[name], key, warm, data)
+        for number in range(args.rounds):
+            order = ("engage", "discard") if number % 2 == 0 else ("discard", "engage")
+            rounds.append({name: _round(servers[name].pid, ports[name], key, args, data) for name in order})
+    finally:
+        for process in servers.values():
+            process.terminate()
+            process.join(10)
+        broker = redis.Redis.from_url(settings.REDIS_URL)
+        broker.delete("celery", "unacked", "unacked_index")
+        with connection.cursor() as cursor:  # this run's rows (the table would grow run after run)
+            cursor.execute("DELETE FROM transmissions_message WHERE transmission_id > %s", [before])
+            cursor.execute("DELETE FROM transmissions_transmission WHERE id > %s", [before])
+    total = args.sessions * args.messages
+    print(f"smtp injection: {args.sessions} sessions x {args.messages} messages of {len(data):,} bytes, one RCPT, "
+          f"STARTTLS + AUTH PLAIN once per session; {args.threads} listener threads; load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for number, found in enumerate(rounds, 1):
+        engage, discard = found["engage"], found["discard"]
+        print(f"  round {number}: engage {engage['rate']:,.0f} msg/s, {engage['cpu_ms']:.2f} ms CPU/msg, "
+              f"p50 {engage['p50_ms']:.1f} ms, p99 {engage['p99_ms']:.1f} ms | discard {discard['rate']:,.0f} msg/s, "
+              f"{discard['cpu_ms']:.2f} ms CPU/msg, p99 {discard['p99_ms']:.1f} ms | "
+              f"ratio {engage['rate'] / discard['rate']:.0%}")  # fmt: skip
+
+    def median(name: str, figure: str) -> float:
+        return statistics.median(found[name][figure] for found in rounds)
+
+    rate, p99 = median("engage", "rate"), median("engage", "p99_ms")
+    ratio = statistics.median(found["engage"]["rate"] / found["discard"]["rate"] for found in rounds)
+    print(f"  median of {len(rounds)} rounds ({total} messages each): engage {rate:,.0f} msg/s, "
+          f"{median('engage', 'cpu_ms'):.2f} ms listener CPU/msg, p99 {p99:.1f} ms; accept-and-discard "
+          f"{median('discard', 'rate'):,.0f} msg/s, {median('discard', 'cpu_ms'):.2f} ms CPU/msg; ratio {ratio:.0%}")  # fmt: skip
+    print(f"  targets: >= 50% of accept-and-discard: {'PASS' if ratio >= 0.5 else 'FAIL'}; "
+          f">= 400 msg/s: {'PASS' if rate >= 400 else 'FAIL'}; p99 <= 100 ms: {'PASS' if p99 <= 100 else 'FAIL'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

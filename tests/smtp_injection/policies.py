@@ -1,0 +1,11 @@
+"""Injection policies the tests name by dotted path (``ENGAGE_SMTP_POLICY``)."""
+
+from __future__ import annotations
+
+from mailcore.smtp_policy import PolicyView, SmtpSettings
+
+NOT_CALLABLE = "a policy must be callable"
+
+
+def tracking_off(view: PolicyView) -> SmtpSettings:
+    return SmtpSettings(open_tracking=False)
