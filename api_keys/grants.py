@@ -14,6 +14,7 @@ ALL_GRANTS: tuple[str, ...] = (
     "webhooks/view",
     "webhooks/modify",
     "smtp/inject",
+    "suppression_lists/manage",
 )
 
 

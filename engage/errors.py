@@ -45,6 +45,13 @@ class InvalidData(EngageError):
     status, code, message = 422, "1300", "invalid data format/type"
 
 
+class InvalidInput(EngageError):
+    """Bad data answered with 400 rather than 422: the suppression list's body and path
+    address, as SparkPost answered them (SPEC A.5)."""
+
+    status, code, message = 400, "1300", "invalid data format/type"
+
+
 class InvalidFieldCombination(EngageError):
     status, code, message = 422, "1301", "invalid combination of fields"
 
@@ -67,6 +74,18 @@ class PermissionDenied(EngageError):
     default_description = "This API key does not have the grant this endpoint needs"
 
 
+class ComplianceUpdateRefused(PermissionDenied):
+    """A suppression entry with source ``Compliance`` is changed only in the admin (SPEC A.5)."""
+
+    message = "Recipient could not be updated - Compliance"
+    default_description = "This entry was added by staff for compliance and cannot be changed through the API"
+
+
+class ComplianceRemoveRefused(PermissionDenied):
+    message = "Recipient could not be removed - Compliance"
+    default_description = "This entry was added by staff for compliance and cannot be removed through the API"
+
+
 class InvalidUri(EngageError):
     status, code, message = 404, "1101", "invalid URI"
 
@@ -77,6 +96,12 @@ class MethodNotAllowed(EngageError):
 
 class NotFound(EngageError):
     status, code, message = 404, "1600", "resource not found"
+
+
+class RecipientNotFound(NotFound):
+    """No suppression-list entry for the address (and type) asked for (SPEC A.5)."""
+
+    message = "Recipient could not be found"
 
 
 class ResourceInUse(EngageError):

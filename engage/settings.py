@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "api_keys",
     "templates_app",
     "recipient_lists",
+    "suppression",
     "transmissions",
     "tracking",
     "analytics",

@@ -1,0 +1,51 @@
+"""The suppression list in the admin (SPEC A.5): search, add, change, remove. Staff may set
+any source here, ``Compliance`` included; the API cannot change or remove those entries."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from suppression.entries import address_key, recipient_problem
+from suppression.models import SuppressionEntry
+
+
+class SuppressionEntryForm(forms.ModelForm):
+    class Meta:
+        model = SuppressionEntry
+        fields = ["recipient", "type", "source", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_recipient(self) -> str:
+        raw = self.cleaned_data["recipient"]
+        problem = recipient_problem(raw)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return address_key(raw)
+
+    def clean_description(self) -> str:
+        value = self.cleaned_data.get("description") or ""
+        if len(value.encode("utf-8")) > SuppressionEntry._meta.get_field("description").max_length:
+            raise forms.ValidationError("at most 1024 bytes of UTF-8")
+        return value
+
+
+@admin.register(SuppressionEntry)
+class SuppressionEntryAdmin(admin.ModelAdmin):
+    form = SuppressionEntryForm
+    list_display = ["recipient", "type", "source", "description", "updated"]
+    list_filter = ["type", "source"]
+    search_fields = ["recipient", "description"]
+    readonly_fields = ["created", "updated"]
+    date_hierarchy = "updated"
+    show_full_result_count = False  # a count(*) of a large list on every page costs more than it tells
+
+    def get_readonly_fields(self, request, obj=None):
+        # The address and type are the entry's identity: remove it and add another instead.
+        return [*self.readonly_fields, "recipient", "type"] if obj is not None else self.readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # Stored addresses are lower-case: an address search matches whatever case was typed.
+        return super().get_search_results(
+            request, queryset, search_term.strip().lower() if "@" in search_term else search_term
+        )
