@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 
-from tests.tracking.conftest import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
+from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
