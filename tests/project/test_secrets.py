@@ -73,6 +73,7 @@ def _set(dotenv: Path, name: str, value: str) -> None:
 # --- a newcomer ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_newcomer_copying_env_example_is_told_exactly_what_to_set_and_then_it_works(project):
     shutil.copy(project / ".env.example", project / ".env")
     result = manage(project, "check", env=clean_env())
@@ -93,6 +94,7 @@ def test_newcomer_copying_env_example_is_told_exactly_what_to_set_and_then_it_wo
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_makemigrations_check_needs_no_keys(project):
     """A fresh checkout can check its migrations before any key exists; nothing is signed."""
     result = manage(project, "makemigrations", "--check", "--dry-run", env=clean_env())
@@ -101,6 +103,7 @@ def test_makemigrations_check_needs_no_keys(project):
     assert "engage.E00" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_process_environment_wins_over_dotenv(project):
     shutil.copy(project / ".env.example", project / ".env")
     _set(project / ".env", "ENGAGE_SECRET_KEY", new_secret_key())
@@ -135,6 +138,7 @@ def test_scripts_read_their_ports_from_dotenv_and_the_dev_urls_follow_them(proje
     assert result.stdout.split()[0] == "9000"
 
 
+@pytest.mark.slow
 def test_generated_keys_pass_the_checks_and_differ_every_time(project):
     secrets_ = {manage(project, "generate_secret_key", env=clean_env()).stdout.strip() for _ in range(2)}
     keys = {manage(project, "generate_tracking_key", env=clean_env()).stdout.strip() for _ in range(2)}
@@ -280,6 +284,7 @@ def test_every_integer_setting_declares_its_range_and_the_defaults_pass():
     assert all(name in example for name in INTEGER_BOUNDS), "every integer setting is in .env.example"
 
 
+@pytest.mark.slow
 def test_settings_the_tester_broke_stop_manage_py_naming_each(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key(),
                     DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -297,6 +302,7 @@ def test_settings_the_tester_broke_stop_manage_py_naming_each(project):
     assert result.stderr.count("(engage.E008)") == 4
 
 
+@pytest.mark.slow
 def test_malformed_settings_stop_manage_py_naming_each(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key(),
                     DATABASE_URL="postgresql://u@db.example.com/engage?sslmode=require", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -376,6 +382,7 @@ def test_a_random_passphrase_is_a_secret(settings):
     assert _engage_messages("engage.E002", "engage.W001") == []
 
 
+@pytest.mark.slow
 def test_generated_tracking_keys_pass_without_a_warning(settings):
     for key_id in range(20):
         settings.ENGAGE_TRACKING_KEYS = [new_tracking_key(key_id), new_tracking_key(key_id + 100)]
@@ -400,6 +407,7 @@ def test_a_secret_key_found_in_the_source_is_refused(settings):
     assert _engage_messages("engage.E001") == []
 
 
+@pytest.mark.slow
 def test_every_value_in_the_source_is_refused_as_a_tracking_secret_and_as_a_secret_key():
     values = source_values() | {"engage-development-secret-do-not-use-in-production"}
     candidates = set(values)
@@ -433,6 +441,7 @@ def test_the_scan_reads_engages_own_files_and_never_the_virtualenv_var_git_or_ca
     assert project_files_containing([value], root=tmp_path) == {value: "engage/keys.py"}
 
 
+@pytest.mark.slow
 def test_a_process_given_a_key_from_the_source_refuses_to_start(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS="1:first-secret-0123456789",
                     DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -445,6 +454,7 @@ def test_a_process_given_a_key_from_the_source_refuses_to_start(project):
 # --- the embedded default -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embedded_default_generates_its_keys_once_private_and_keeps_them(project):
     env = clean_env(DATABASE_URL=os.environ["DATABASE_URL"], REDIS_URL=os.environ["REDIS_URL"])
     first = run(project, PYTHON, "-m", "engage.embedded", "env", env=env)
@@ -525,6 +535,7 @@ def configuration(request, settings, tmp_path):
     return request.param
 
 
+@pytest.mark.slow
 def test_a_token_signed_with_any_value_in_the_source_is_a_404(configuration, client, settings):
     from mailcore.tokens import InvalidToken
     from tracking.signing import tracking_keys, tracking_signer
