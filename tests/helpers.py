@@ -1,6 +1,10 @@
-"""Assertion helpers for the SparkPost wire format."""
+"""Assertion helpers for the SparkPost wire format, and a guard that fails a hung block."""
 
 from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -35,3 +39,21 @@ TRACKING_DOMAIN_ATTACKS = [
     "javascript://x.test/%0aalert(document.domain)//",
     "evil.test/\r\nX-Evil: 1",
 ]
+
+
+@contextmanager
+def fails_if_hung(seconds: float = 30) -> Iterator[None]:
+    """Fail the block if it has not ended after ``seconds``: a bound that only catches a hang
+    (the behaviour under test is asserted on its outcome), never a measure of speed, which
+    bench/ owns. Main thread only (SIGALRM); it interrupts a blocked socket call."""
+
+    def hung(signum, frame):
+        raise AssertionError(f"still running after {seconds} s: hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

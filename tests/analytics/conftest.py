@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.analytics.test_webhooks import Receiver
+from tests.analytics.helpers import Receiver
 
 
 @pytest.fixture

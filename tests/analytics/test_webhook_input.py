@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analytics.models import Webhook
-from tests.analytics.test_webhooks import _create
+from tests.analytics.helpers import create_webhook
 
 
 def error(response, status: int) -> dict:
@@ -44,7 +44,7 @@ def test_missing_target_is_422_1400(api, db):
 
 
 def test_update_checks_the_same_fields(api, receiver):
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     detail = error(api.put(f"/api/v1/webhooks/{hook_id}", {"name": "n" * 1025}, format="json"), 422)
     assert detail["description"].startswith("name")
     assert Webhook.objects.get().name == "Hook"
@@ -60,14 +60,14 @@ def test_update_checks_the_same_fields(api, receiver):
     ],
 )
 def test_replay_with_a_bad_window_is_422_naming_it(api, receiver, body, field):
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     detail = error(api.post(f"/api/v1/webhooks/{hook_id}/replay", body, format="json"), 422)
     assert detail["description"].startswith(field)
 
 
 @pytest.mark.parametrize("query", ["timezone=Nope/Zone", "limit=0", "limit=abc", "limit=10001"])
 def test_batch_status_bad_query_is_400(api, receiver, query):
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     detail = error(api.get(f"/api/v1/webhooks/{hook_id}/batch-status?{query}"), 400)
     assert detail["code"] == "1200"
 
@@ -92,7 +92,7 @@ def test_custom_headers_that_frame_route_or_repeat_are_refused(api, receiver, he
 
 def test_a_stored_row_cannot_smuggle_either(api, receiver):
     """A row stored before the rule (or written around the API) still posts one framing."""
-    hook_id = _create(api, receiver, custom_headers={"X-Tenant": "t1"})
+    hook_id = create_webhook(api, receiver, custom_headers={"X-Tenant": "t1"})
     Webhook.objects.filter(pk=hook_id).update(
         custom_headers={
             "content-length": "0",

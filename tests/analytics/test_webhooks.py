@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import RequestFactory, override_settings
@@ -12,63 +10,10 @@ from django.test import RequestFactory, override_settings
 from analytics import webhooks
 from analytics.models import Webhook, WebhookBatch
 from tests.analytics import data
+from tests.analytics.helpers import create_webhook
 from tests.helpers import assert_error
 
 NOW = datetime(2024, 3, 10, tzinfo=UTC)
-
-
-class Receiver:
-    """A local HTTP endpoint: records every request; answers from per-path queues of status codes."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.codes: dict[str, list[int]] = {}
-        self.token_count = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append({"path": self.path, "headers": self.headers, "body": body})
-                if self.path == "/token":
-                    receiver.token_count += 1
-                    payload = json.dumps({"access_token": f"tok-{receiver.token_count}", "expires_in": 3600}).encode()
-                    return self._answer(200, payload, "application/json")
-                if (
-                    self.path.startswith("/oauth")
-                    and self.headers.get("Authorization") != f"Bearer tok-{receiver.token_count}"
-                ):
-                    return self._answer(401, b"expired")
-                queue = receiver.codes.get(self.path) or [200]
-                code = queue.pop(0) if len(queue) > 1 else queue[0]
-                self._answer(code, b"OK")
-
-            def _answer(self, code, payload, ctype="text/plain"):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def posts(self, path):
-        return [r for r in self.requests if r["path"] == path]
-
-    def batches(self, path):
-        return [json.loads(r["body"]) for r in self.posts(path) if r["headers"].get("X-MessageSystems-Batch-ID")]
-
-
-def _create(api, receiver, path="/hook", **fields):
-    body = {"name": "Hook", "target": receiver.url + path, "events": ["open", "click", "delivery"], **fields}
-    response = api.post("/api/v1/webhooks", body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()["results"]["id"]
 
 
 def _events(n_messages=20):
@@ -82,7 +27,7 @@ def _flush(now=NOW):
 
 
 def test_create_sends_a_test_post_and_crud_works(api, receiver):
-    hook_id = _create(api, receiver, auth_token="s3cret")
+    hook_id = create_webhook(api, receiver, auth_token="s3cret")
     (test_post,) = receiver.posts("/hook")
     assert json.loads(test_post["body"]) == [{"msys": {}}]
     assert test_post["headers"]["X-MessageSystems-Webhook-Token"] == "s3cret"
@@ -109,7 +54,7 @@ def test_failing_test_post_is_400_and_saves_nothing(api, receiver):
     error = assert_error(api.post("/api/v1/webhooks", body, format="json"), 400, "1200")
     assert "HTTP 500" in error["description"]
     assert Webhook.objects.count() == 0
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     assert_error(api.put(f"/api/v1/webhooks/{hook_id}", {"target": receiver.url + "/bad"}, format="json"), 400, "1200")
     assert Webhook.objects.get().target == receiver.url + "/hook"
 
@@ -133,7 +78,7 @@ def api_post_grantless(api, receiver):
 
 @override_settings(ENGAGE_WEBHOOK_BATCH_SIZE=10)
 def test_landed_events_are_posted_in_batches_with_basic_auth(api, receiver):
-    hook_id = _create(api, receiver, auth_type="basic", auth_credentials={"username": "u", "password": "p"})
+    hook_id = create_webhook(api, receiver, auth_type="basic", auth_credentials={"username": "u", "password": "p"})
     events = _events()
     data.land(events, batch=50)
     _flush()
@@ -155,7 +100,7 @@ def test_landed_events_are_posted_in_batches_with_basic_auth(api, receiver):
 
 
 def test_a_500_is_retried_with_backoff_and_the_same_batch(api, receiver):
-    hook_id = _create(api, receiver, path="/flaky")
+    hook_id = create_webhook(api, receiver, path="/flaky")
     receiver.codes["/flaky"] = [500, 500, 200]
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
@@ -175,7 +120,7 @@ def test_a_500_is_retried_with_backoff_and_the_same_batch(api, receiver):
 
 
 def test_batches_expire_after_the_retry_window(api, receiver):
-    _create(api, receiver, path="/down")
+    create_webhook(api, receiver, path="/down")
     receiver.codes["/down"] = [503]
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
@@ -189,7 +134,7 @@ def test_batches_expire_after_the_retry_window(api, receiver):
 
 
 def test_a_batch_whose_attempts_never_record_expires_after_the_retry_window(api, receiver, monkeypatch):
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
     leased = []
@@ -215,7 +160,7 @@ def test_a_batch_whose_attempts_never_record_expires_after_the_retry_window(api,
 
 
 def test_a_batch_made_before_an_outage_still_gets_one_attempt(api, receiver):
-    _create(api, receiver)
+    create_webhook(api, receiver)
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
     after_outage = NOW + timedelta(hours=9)
@@ -227,7 +172,7 @@ def test_a_batch_made_before_an_outage_still_gets_one_attempt(api, receiver):
 
 def test_oauth2_token_is_fetched_and_refetched_after_a_401(api, receiver):
     details = {"url": receiver.url + "/token", "body": {"client_id": "engage", "client_secret": "x"}}
-    hook_id = _create(api, receiver, path="/oauth", auth_type="oauth2", auth_request_details=details)
+    hook_id = create_webhook(api, receiver, path="/oauth", auth_type="oauth2", auth_request_details=details)
     (token_post,) = receiver.posts("/token")
     assert b"client_id=engage" in token_post["body"]
     assert Webhook.objects.get(pk=hook_id).auth_credentials["access_token"] == "tok-1"
@@ -242,7 +187,7 @@ def test_oauth2_token_is_fetched_and_refetched_after_a_401(api, receiver):
 
 
 def test_replay_redelivers_the_same_events(api, receiver):
-    hook_id = _create(api, receiver)
+    hook_id = create_webhook(api, receiver)
     events = _events(10)
     data.land(events, batch=100)
     _flush()
@@ -264,7 +209,7 @@ def test_anymail_parses_engage_batches_into_opened_and_clicked(api, receiver):
     from anymail.signals import tracking
     from anymail.webhooks.sparkpost import SparkPostTrackingWebhookView
 
-    _create(api, receiver, auth_type="basic", auth_credentials={"username": "anymail", "password": "s3cret"})
+    create_webhook(api, receiver, auth_type="basic", auth_credentials={"username": "anymail", "password": "s3cret"})
     events = _events(15)
     data.land(events, batch=100)
     _flush()
@@ -301,7 +246,7 @@ def test_anymail_parses_engage_batches_into_opened_and_clicked(api, receiver):
 def test_a_leased_batch_is_queued_once_however_often_dispatch_runs(api, receiver):
     """Found by an attacker: with a slow target, each dispatch (every second) queued every due
     batch again: 20 delivery tasks per batch waited in the webhooks queue."""
-    _create(api, receiver, path="/slow")
+    create_webhook(api, receiver, path="/slow")
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
     [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
@@ -313,7 +258,7 @@ def test_a_leased_batch_is_queued_once_however_often_dispatch_runs(api, receiver
 
 
 def test_a_lost_delivery_task_makes_its_batch_due_again_when_the_lease_runs_out(api, receiver):
-    _create(api, receiver, path="/lost")
+    create_webhook(api, receiver, path="/lost")
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
     [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)
@@ -322,7 +267,7 @@ def test_a_lost_delivery_task_makes_its_batch_due_again_when_the_lease_runs_out(
 
 def test_batches_of_a_deleted_webhook_are_not_posted(api, receiver):
     """Found by an attacker: removing a compromised endpoint did not stop its batches."""
-    hook_id = _create(api, receiver, path="/gone")
+    hook_id = create_webhook(api, receiver, path="/gone")
     data.land(_events(5), batch=100)
     webhooks.webhook_batches_build(now=NOW, force=True)
     [(batch_id, lease)] = webhooks.webhook_batches_lease_due(now=NOW)

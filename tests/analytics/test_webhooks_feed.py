@@ -65,6 +65,7 @@ def _ids(events: list[dict], types) -> list[str]:
     return sorted(e["event_id"] for e in events if e["type"] in types)
 
 
+@pytest.mark.slow
 @override_settings(ENGAGE_WEBHOOK_BATCH_SIZE=7)
 def test_every_webhook_gets_each_event_it_wants_once_in_capped_batches(db, receiver):
     for path, events in WANTED.items():
@@ -118,6 +119,7 @@ def test_only_the_types_some_webhook_wants_enter_the_feed(db, receiver):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("pause", ["before_the_feed", "holding_the_feed_lock"])
 def test_landers_committing_out_of_order_skip_nothing_and_give_nothing_twice(receiver, monkeypatch, pause):
@@ -307,6 +309,7 @@ def test_the_feed_keeps_what_an_active_webhook_has_not_taken_and_drops_the_rest(
     assert WebhookFeedEvent.objects.count() == 0
 
 
+@pytest.mark.slow
 def test_every_webhook_task_goes_to_the_webhooks_queue_beat_included(settings):
     from engage.celery import app
 

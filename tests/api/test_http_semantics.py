@@ -289,7 +289,7 @@ def gunicorn(transactional_db, settings, tmp_path):
             try:
                 requests.get(f"http://127.0.0.1:{port}/api/v1/nope", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or its first answer is slow
                 assert process.poll() is None, log.read_text()
                 time.sleep(0.2)
         else:

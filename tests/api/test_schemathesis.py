@@ -72,6 +72,7 @@ def fuzz_key(make_key, monkeypatch):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,6 +183,7 @@ def test_html_scan_never_crashes_and_rewrite_is_exact_on_random_text(source):
     _html_identity_holds(source.replace("\x00", "").replace("\x01", ""))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(html_documents())
 def test_html_rescan_after_rewrite_finds_the_same_links(source):

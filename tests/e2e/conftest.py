@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
+from tests.e2e.helpers import WEBHOOK_BATCH_SIZE
 from tests.transmissions.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # session's tasks. 9 is tests/tracking's; 13 is the db older checkouts use unclaimed.
 E2E_REDIS_DBS = (14, 15, 12, 11, 10)
 E2E_REDIS_CLAIM = "engage:e2e:claimed-by"
-# The worker's webhook batches hold at most this many events (tests/e2e/test_webhooks_e2e.py).
-WEBHOOK_BATCH_SIZE = 5
 
 
 def _redis_url(base: str, db: int) -> str:
@@ -212,13 +211,3 @@ def relay(e2e):
     e2e.relay.handler.refuse_mail = None
     e2e.relay.handler.delay = 0.0
     return e2e.relay
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import wait_for
+from tests.e2e.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

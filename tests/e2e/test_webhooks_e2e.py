@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.conftest import WEBHOOK_BATCH_SIZE, wait_for
+from tests.e2e.helpers import WEBHOOK_BATCH_SIZE, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

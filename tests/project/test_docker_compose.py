@@ -8,6 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +134,7 @@ def _check(env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_compose_settings_pass_the_start_up_checks_once_the_secrets_are_set():
     from engage.keys import new_secret_key, new_tracking_key
 

@@ -28,7 +28,6 @@ from engage.keys import (
     ensure_key_files,
     new_secret_key,
     new_tracking_key,
-    project_file_containing,
     project_files_containing,
     secret_key_problem,
     tracking_secret_problem,
@@ -74,6 +73,7 @@ def _set(dotenv: Path, name: str, value: str) -> None:
 # --- a newcomer ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_newcomer_copying_env_example_is_told_exactly_what_to_set_and_then_it_works(project):
     shutil.copy(project / ".env.example", project / ".env")
     result = manage(project, "check", env=clean_env())
@@ -94,6 +94,7 @@ def test_newcomer_copying_env_example_is_told_exactly_what_to_set_and_then_it_wo
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_makemigrations_check_needs_no_keys(project):
     """A fresh checkout can check its migrations before any key exists; nothing is signed."""
     result = manage(project, "makemigrations", "--check", "--dry-run", env=clean_env())
@@ -102,6 +103,7 @@ def test_makemigrations_check_needs_no_keys(project):
     assert "engage.E00" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_process_environment_wins_over_dotenv(project):
     shutil.copy(project / ".env.example", project / ".env")
     _set(project / ".env", "ENGAGE_SECRET_KEY", new_secret_key())
@@ -136,6 +138,7 @@ def test_scripts_read_their_ports_from_dotenv_and_the_dev_urls_follow_them(proje
     assert result.stdout.split()[0] == "9000"
 
 
+@pytest.mark.slow
 def test_generated_keys_pass_the_checks_and_differ_every_time(project):
     secrets_ = {manage(project, "generate_secret_key", env=clean_env()).stdout.strip() for _ in range(2)}
     keys = {manage(project, "generate_tracking_key", env=clean_env()).stdout.strip() for _ in range(2)}
@@ -171,13 +174,11 @@ def test_every_process_refuses_to_start_without_keys_and_says_how_to_make_them(p
         "land_events": [PYTHON, "manage.py", "land_events"],
     }  # fmt: skip
     for name, command in processes.items():
-        started = time.monotonic()
-        result = run(project, *command, env=env, timeout=60)
+        result = run(project, *command, env=env, timeout=60)  # the timeout only catches one that starts anyway
         output = result.stdout + result.stderr
         assert result.returncode != 0, (name, output[-2000:])
         assert "ENGAGE_SECRET_KEY is not set" in output and "generate_secret_key" in output, (name, output[-2000:])
         assert "ENGAGE_TRACKING_KEYS is not set" in output and "generate_tracking_key" in output, name
-        assert time.monotonic() - started < 30, name
 
 
 @pytest.mark.parametrize(
@@ -283,6 +284,7 @@ def test_every_integer_setting_declares_its_range_and_the_defaults_pass():
     assert all(name in example for name in INTEGER_BOUNDS), "every integer setting is in .env.example"
 
 
+@pytest.mark.slow
 def test_settings_the_tester_broke_stop_manage_py_naming_each(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key(),
                     DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -300,6 +302,7 @@ def test_settings_the_tester_broke_stop_manage_py_naming_each(project):
     assert result.stderr.count("(engage.E008)") == 4
 
 
+@pytest.mark.slow
 def test_malformed_settings_stop_manage_py_naming_each(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS=new_tracking_key(),
                     DATABASE_URL="postgresql://u@db.example.com/engage?sslmode=require", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -379,6 +382,7 @@ def test_a_random_passphrase_is_a_secret(settings):
     assert _engage_messages("engage.E002", "engage.W001") == []
 
 
+@pytest.mark.slow
 def test_generated_tracking_keys_pass_without_a_warning(settings):
     for key_id in range(20):
         settings.ENGAGE_TRACKING_KEYS = [new_tracking_key(key_id), new_tracking_key(key_id + 100)]
@@ -403,6 +407,7 @@ def test_a_secret_key_found_in_the_source_is_refused(settings):
     assert _engage_messages("engage.E001") == []
 
 
+@pytest.mark.slow
 def test_every_value_in_the_source_is_refused_as_a_tracking_secret_and_as_a_secret_key():
     values = source_values() | {"engage-development-secret-do-not-use-in-production"}
     candidates = set(values)
@@ -420,15 +425,23 @@ def test_every_value_in_the_source_is_refused_as_a_tracking_secret_and_as_a_secr
         assert tracking_secret_problem(value) is not None and secret_key_problem(value) is not None, value
 
 
-def test_the_scan_of_engages_own_files_is_fast():
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        assert project_file_containing(secrets.token_urlsafe(32)) is None  # a miss reads every file
-        timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.2, timings
+def test_the_scan_reads_engages_own_files_and_never_the_virtualenv_var_git_or_caches(tmp_path):
+    """What keeps the scan at every process start cheap (its speed is no test's to measure):
+    it reads the project's sources and docs, not the installed packages, the deployment's
+    own keys, the repository's objects or caches, nor files of other kinds."""
+    value = secrets.token_urlsafe(32)
+    for skipped in (".venv/lib/site.py", "venv/x.py", "var/keys/tracking.txt", ".git/config.txt", "node_modules/a.json",
+                    "__pycache__/m.py", ".pytest_cache/v.txt", ".hypothesis/e.txt", ".ruff_cache/c.txt",
+                    ".mypy_cache/c.json", "artifacts/report.md", ".env", "engage/module.pyc", "data.csv"):  # fmt: skip
+        path = tmp_path / skipped
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"KEY = {value!r}\n")
+    assert project_files_containing([value], root=tmp_path) == {}
+    (tmp_path / "engage" / "keys.py").write_text(f"KEY = {value!r}\n")
+    assert project_files_containing([value], root=tmp_path) == {value: "engage/keys.py"}
 
 
+@pytest.mark.slow
 def test_a_process_given_a_key_from_the_source_refuses_to_start(project):
     env = clean_env(ENGAGE_SECRET_KEY=new_secret_key(), ENGAGE_TRACKING_KEYS="1:first-secret-0123456789",
                     DATABASE_URL="postgresql://u@db.example.com/engage", REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
@@ -441,6 +454,7 @@ def test_a_process_given_a_key_from_the_source_refuses_to_start(project):
 # --- the embedded default -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embedded_default_generates_its_keys_once_private_and_keeps_them(project):
     env = clean_env(DATABASE_URL=os.environ["DATABASE_URL"], REDIS_URL=os.environ["REDIS_URL"])
     first = run(project, PYTHON, "-m", "engage.embedded", "env", env=env)
@@ -521,6 +535,7 @@ def configuration(request, settings, tmp_path):
     return request.param
 
 
+@pytest.mark.slow
 def test_a_token_signed_with_any_value_in_the_source_is_a_404(configuration, client, settings):
     from mailcore.tokens import InvalidToken
     from tracking.signing import tracking_keys, tracking_signer

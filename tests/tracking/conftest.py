@@ -10,9 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-TEST_REDIS_DB = 9
-OLD_KEY = "1:old-tracking-secret-0123456789"
-NEW_KEY = "2:new-tracking-secret-0123456789"
+from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
 
 
 @pytest.fixture
@@ -39,19 +37,6 @@ def buffered(event_stream):
         return [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(event_stream)]
 
     return read
-
-
-MESSAGE = {
-    "message_id": "0000632c8b54d53f0a00",
-    "transmission_id": "11898458545848322",
-    "rcpt_to": "jo@example.com",
-    "campaign_id": "spring-sale",
-    "template_id": "tpl-1",
-    "template_version": 3,
-    "transactional": False,
-    "rcpt_meta": {"customKey": "customValue", "n": 1},
-    "rcpt_tags": ["male", "US"],
-}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.tracking.conftest import MESSAGE, OLD_KEY
+from tests.tracking.helpers import MESSAGE, OLD_KEY
 from tracking.views import PIXEL_GIF, location_header_value
 
 pytestmark = pytest.mark.usefixtures("event_stream")

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from tests.transmissions.helpers import outbox_events
 from tests.transmissions.relay import Relay
 
 
@@ -19,16 +20,6 @@ def relay(settings):
     yield server
     relay_reset()
     server.stop()
-
-
-def outbox_events(cursor) -> list[dict]:
-    """The events in the event outbox (where the send path writes them), oldest first."""
-    cursor.execute("SELECT payload FROM tracking_event_outbox ORDER BY id")
-    return [
-        event
-        for (payload,) in cursor.fetchall()
-        for event in (json.loads(payload) if isinstance(payload, str) else payload)
-    ]
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 """Shared helpers of the transmissions tests: the default transmission body, running one
-through generation and hand-off in this process, and reading what the relay received."""
+through generation and hand-off in this process, and reading what the relay received and
+what the send path wrote to the event outbox."""
 
 from __future__ import annotations
+
+import json
 
 from transmissions.models import Transmission
 
@@ -66,3 +69,13 @@ def lines_fit(data: bytes) -> None:
 
 def addresses(message, name: str) -> list[tuple[str, str]]:
     return [(a.display_name, a.addr_spec) for a in message[name].addresses]
+
+
+def outbox_events(cursor) -> list[dict]:
+    """The events in the event outbox (where the send path writes them), oldest first."""
+    cursor.execute("SELECT payload FROM tracking_event_outbox ORDER BY id")
+    return [
+        event
+        for (payload,) in cursor.fetchall()
+        for event in (json.loads(payload) if isinstance(payload, str) else payload)
+    ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -387,17 +386,16 @@ def test_due_transmissions_are_found_by_the_scheduler(api):
     assert tid in transmissions_due(now=datetime.now(UTC) + timedelta(hours=2))
 
 
-def test_ten_thousand_recipients_are_accepted_quickly(api):
+def test_ten_thousand_recipients_are_accepted_and_stored_in_a_handful_of_queries(api, django_assert_max_num_queries):
+    """Never a query per recipient; how fast is bench/accept.py's to measure (target < 1 s)."""
     recipients = [
         {"address": {"email": f"r{i}@example.com"}, "tags": ["t"], "metadata": {"i": i}} for i in range(10_000)
     ]
-    started = time.perf_counter()
-    response = post(api, body(recipients=recipients))
-    elapsed = time.perf_counter() - started
+    with django_assert_max_num_queries(12):  # 4 when written
+        response = post(api, body(recipients=recipients))
     assert response.status_code == 200
     assert response.json()["results"]["total_accepted_recipients"] == 10_000
     assert Message.objects.filter(transmission_id=int(response.json()["results"]["id"])).count() == 10_000
-    assert elapsed < 3.0  # bench/accept.py measures the real figure (target < 1 s)
 
 
 # --- the declared schema at the edge (issue 10 §2) ------------------------------------------

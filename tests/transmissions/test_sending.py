@@ -32,7 +32,7 @@ def test_every_handed_off_message_is_sent_with_its_events_for_other_sessions_bef
     back: a restarted worker would never resend a message the relay already took, except
     inside that one step. Its ``injection`` and ``delivery`` events are written by the same
     statement, so no other session ever sees the state without them."""
-    from tests.transmissions.conftest import outbox_events
+    from tests.transmissions.helpers import outbox_events
     from transmissions import sending
 
     recipients = [{"address": f"g{i}@example.com"} for i in range(35)]

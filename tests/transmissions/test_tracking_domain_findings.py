@@ -196,6 +196,7 @@ _DOMAINS = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

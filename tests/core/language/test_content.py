@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailcore.language import TemplateRenderError, TemplateSyntaxError, compile_content
-
-from .test_links import RecordingTracker, fake_scan_html
+from tests.core.language.helpers import RecordingTracker, fake_scan_html
 
 
 def test_all_parts_render_with_sparkpost_escaping_rules() -> None:

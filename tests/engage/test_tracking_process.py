@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 
-from tests.tracking.conftest import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
+from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
@@ -103,6 +103,7 @@ def test_an_unknown_serve_value_stops_the_process_naming_it():
     assert "ENGAGE_SERVE='api' is not one of all, tracking" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_tracking_process_runs_a_light_middleware_list_and_passes_its_checks(tracking_middleware):
     assert tracking_middleware == [
         "engage.urls_tracking.PlainErrorsMiddleware",
@@ -295,6 +296,7 @@ def test_the_track_line_serves_clicks_alone_keeps_connections_in_step_and_stops_
     assert process.wait(20) == 0, log.read_text()
 
 
+@pytest.mark.slow
 def test_the_tracking_process_waits_seconds_not_minutes_for_a_hung_postgresql():
     """PostgreSQL is the tracking process's fallback while Redis is down: a hung server must
     cost a hit a bounded time (an attacker saw 132 s), on a fresh connection each time."""

@@ -50,6 +50,7 @@ def test_a_show_recipients_that_is_not_a_boolean_is_400_1200_naming_it(api):
     assert error["description"].startswith("show_recipients:")
 
 
+@pytest.mark.slow
 def test_answers_match_the_document(api):
     created = api.post(URL, {"id": "l", "recipients": [*RECIPIENTS, {"address": "bad"}]}, format="json")
     assert_documented(api, created, URL, "post")

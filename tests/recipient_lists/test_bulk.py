@@ -13,12 +13,14 @@ def recipients(count: int) -> list[dict]:
     return [{"address": {"email": f"user{n}@example.com", "name": f"User {n}"}, "tags": ["t"]} for n in range(count)]
 
 
+@pytest.mark.slow
 def test_creating_12000_recipients_takes_a_handful_of_queries(api, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):  # key, id check, list insert, 3 batches of 5000, savepoints
         response = api.post("/api/v1/recipient-lists", {"id": "big", "recipients": recipients(12_000)}, format="json")
     assert response.json()["results"]["total_accepted_recipients"] == 12_000
 
 
+@pytest.mark.slow
 def test_replacing_recipients_takes_a_handful_of_queries(api, django_assert_max_num_queries):
     api.post("/api/v1/recipient-lists", {"id": "big", "recipients": recipients(6_000)}, format="json")
     with django_assert_max_num_queries(12):
@@ -26,6 +28,7 @@ def test_replacing_recipients_takes_a_handful_of_queries(api, django_assert_max_
     assert response.json()["results"]["total_accepted_recipients"] == 11_000
 
 
+@pytest.mark.slow
 def test_a_list_of_100000_recipients_is_created_and_read_back(api):
     response = api.post("/api/v1/recipient-lists", {"id": "huge", "recipients": recipients(100_000)}, format="json")
     assert response.status_code == 200
