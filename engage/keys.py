@@ -52,7 +52,7 @@ _LITERAL_JOIN = re.compile(r"[\"']\s*\n\s*[rRbBuUfF]{0,2}[\"']")
 # "Engage's own files": what a clone, the image (Dockerfile: COPY . .) and the docs hold.
 # Read at check time, not from a committed list, so a literal added tomorrow is covered
 # without regenerating anything; it only runs when a process starts (about 20 ms for the
-# whole tree, tests/project/test_secrets.py keeps it under 200 ms). ``.env`` and ``var/``
+# whole tree, measured; tests/project/test_secrets.py checks it skips .venv, var and caches). ``.env`` and ``var/``
 # hold the deployment's own keys and are never read.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SCANNED_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".ini", ".sh", ".html", ".json"}

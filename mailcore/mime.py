@@ -16,7 +16,7 @@ quoted-printable is pure Python and costs ~1 ms per 10 KB part).
 
 The common case (text, html and/or AMP parts, no attachment and no inline image) is written
 as bytes directly (:func:`_build_direct`), byte for byte what ``email.generator`` writes for
-the same tree below the top-level headers (tests/transmissions/test_mime.py compares them):
+the same tree below the top-level headers (tests/core/test_mime.py compares them):
 the generator spent ~0.5 ms per message compiling a regex per boundary.
 """
 

@@ -1,4 +1,4 @@
-"""Template ids (templates_app/ids.py): a slug from the name, the next free suffix. No database."""
+"""Template ids (mailcore/ids.py): a slug from the name, the next free suffix. No database."""
 
 from __future__ import annotations
 
