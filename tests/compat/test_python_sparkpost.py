@@ -7,17 +7,11 @@ test server's ``http://`` URL instead (``Resource.uri`` is derived from it).
 from __future__ import annotations
 
 import pytest
-from sparkpost import SparkPost
 from sparkpost.exceptions import SparkPostAPIException
 
+from tests.compat.helpers import client
+
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def client(live_server, api_key: str) -> SparkPost:
-    sp = SparkPost(api_key, base_uri="engage.invalid")
-    for resource in (sp.templates, sp.recipient_lists, sp.transmissions, sp.metrics, sp.suppression_list):
-        resource.base_uri = live_server.url + "/api/v1"
-    return sp
 
 
 @pytest.fixture

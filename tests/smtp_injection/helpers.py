@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import smtplib
 
 from transmissions.models import Transmission
 
@@ -40,3 +41,14 @@ def transmission_id(reply: bytes) -> int:
     text = reply.decode()
     assert text.startswith("2.0.0 OK "), text
     return int(text.rsplit(" ", 1)[1])
+
+
+def login(client: smtplib.SMTP, key: str) -> None:
+    client.login("SMTP_Injection", key)
+
+
+def inject(client: smtplib.SMTP, rcpts: list[str], data: str | bytes, mail_from: str = "bounce@sender.example.com"):
+    assert client.mail(mail_from)[0] == 250
+    for rcpt in rcpts:
+        assert client.rcpt(rcpt)[0] == 250
+    return client.data(data)

@@ -110,13 +110,13 @@ const mail = JSON.parse(process.env.MAIL);
 
 @pytest.fixture(scope="session")
 def nodemailer() -> Path:
-    """nodemailer 6 from npm, installed once under var/test-node (a few seconds)."""
+    """nodemailer 6.10.1 from npm (pinned), installed once under var/test-node (a few seconds)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are not installed (the Nodemailer client test needs them)")
     module = NODE_DIR / "node_modules" / "nodemailer"
     if not module.exists():
         NODE_DIR.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), "nodemailer@6"],
+        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), "nodemailer@6.10.1"],
                               capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
         assert done.returncode == 0, f"npm install nodemailer@6 failed:\n{done.stdout}\n{done.stderr}"
     return module

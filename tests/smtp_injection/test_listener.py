@@ -9,19 +9,8 @@ import subprocess
 import pytest
 from django.db import OperationalError
 
-from tests.smtp_injection.helpers import message, send_all, transmission_id
+from tests.smtp_injection.helpers import inject, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
-
-
-def login(client: smtplib.SMTP, key: str) -> None:
-    client.login("SMTP_Injection", key)
-
-
-def inject(client: smtplib.SMTP, rcpts: list[str], data: str | bytes, mail_from: str = "bounce@sender.example.com"):
-    assert client.mail(mail_from)[0] == 250
-    for rcpt in rcpts:
-        assert client.rcpt(rcpt)[0] == 250
-    return client.data(data)
 
 
 def test_ehlo_offers_the_esmtp_extensions_and_auth_only_after_starttls(smtp):

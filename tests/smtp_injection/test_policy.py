@@ -11,8 +11,7 @@ import pytest
 
 from mailcore.smtp_policy import PolicyAccept, PolicyReject, PolicyView, SmtpReply, SmtpSettings
 from smtp_injection.services import smtp_policy_load
-from tests.smtp_injection.helpers import message, send_all, transmission_id
-from tests.smtp_injection.test_listener import inject, login
+from tests.smtp_injection.helpers import inject, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
 
 FAILED = (451, b"4.3.0 Policy evaluation failed, please retry")
