@@ -39,9 +39,10 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from django.db import close_old_connections, connections
 
 from mailcore.addresses import address_problem
 from mailcore.msys_api import MsysApi, MsysApiError
@@ -53,7 +54,15 @@ from mailcore.smtp_policy import (
     PolicyView,
     policy_decision_check,
 )
-from smtp_injection.services import Injection, SmtpPrincipal, SmtpRefusal, smtp_message_read, smtp_policy_view
+from smtp_injection.services import (
+    Injection,
+    SmtpPrincipal,
+    SmtpRefusal,
+    smtp_message_accept,
+    smtp_message_read,
+    smtp_policy_view,
+    smtp_principal_authenticate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +120,6 @@ def _collect_credentials(server: Any, session: Any, envelope: Any, mechanism: st
 
 
 def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
-    from django.db import close_old_connections
-
-    from smtp_injection.services import smtp_principal_authenticate
-
     close_old_connections()
     try:
         return smtp_principal_authenticate(
@@ -125,10 +130,6 @@ def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
 
 
 def _accept(injection: Injection, api: MsysApi, policy: PolicyAccept | None) -> int:
-    from django.db import close_old_connections
-
-    from smtp_injection.services import smtp_message_accept
-
     close_old_connections()
     try:
         return smtp_message_accept(injection=injection, api=api, policy=policy)
@@ -137,8 +138,6 @@ def _accept(injection: Injection, api: MsysApi, policy: PolicyAccept | None) -> 
 
 
 def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
-    from django.db import close_old_connections
-
     close_old_connections()
     try:
         return policy(view)
@@ -147,8 +146,6 @@ def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> obj
 
 
 def _close_connections(barrier: threading.Barrier) -> None:
-    from django.db import connections
-
     try:
         barrier.wait(timeout=5)
     except threading.BrokenBarrierError:
@@ -173,7 +170,7 @@ class Listener:
             else None
         )
         self.closing = False
-        self.server: asyncio.AbstractServer | None = None
+        self.server: asyncio.Server | None = None
 
     def protocol(self) -> InjectionSMTP:
         config = self.config
@@ -196,7 +193,7 @@ class Listener:
             command_call_limit={"STARTTLS": 2, "*": 10_000_000},
         )
 
-    async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self.protocol, host, port, reuse_address=True)
         return self.server
@@ -331,7 +328,7 @@ class InjectionSMTP(SMTP):
     async def _verify(self, collected: AuthResult) -> AuthResult:
         if not collected.success:  # malformed or aborted: aiosmtpd has answered
             return collected
-        credentials: LoginPassword = collected.auth_data
+        credentials = cast(LoginPassword, collected.auth_data)  # aiosmtpd's PLAIN and LOGIN give a LoginPassword
         loop = asyncio.get_running_loop()
         try:
             principal = await loop.run_in_executor(
@@ -376,16 +373,20 @@ class InjectionHandler:
 
     async def handle_EHLO(
         self, server: InjectionSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ):
+    ) -> list[str]:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
-    async def handle_MAIL(self, server: InjectionSMTP, session: Any, envelope: Any, address: str, mail_options: list):
+    async def handle_MAIL(
+        self, server: InjectionSMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: InjectionSMTP, session: Any, envelope: Any, address: str, rcpt_options: list):
+    async def handle_RCPT(
+        self, server: InjectionSMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         if len(envelope.rcpt_tos) >= self.listener.config.max_rcpts:
             return TOO_MANY_RECIPIENTS
         if address_problem(address) is not None:

@@ -31,6 +31,7 @@ from mailcore.msys_api import MsysApi, MsysApiError, copy_recipients, msys_api_p
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
 from smtp_injection.message import head_fields, head_split, header_remove, header_values
+from transmissions.services import transmission_create
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +322,6 @@ def smtp_message_accept(
     (``django.db.DatabaseError``...) means "not stored", which the listener answers
     ``451 4.3.0``.
     """
-
-    from transmissions.services import transmission_create
 
     now = now or timezone.now()
     if api is None:

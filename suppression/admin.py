@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from suppression.entries import address_key, recipient_problem
-from suppression.models import SuppressionEntry
+from suppression.models import MAX_DESCRIPTION_BYTES, SuppressionEntry
 
 
 class SuppressionEntryForm(forms.ModelForm):
@@ -25,8 +27,8 @@ class SuppressionEntryForm(forms.ModelForm):
 
     def clean_description(self) -> str:
         value = self.cleaned_data.get("description") or ""
-        if len(value.encode("utf-8")) > SuppressionEntry._meta.get_field("description").max_length:
-            raise forms.ValidationError("at most 1024 bytes of UTF-8")
+        if len(value.encode("utf-8")) > MAX_DESCRIPTION_BYTES:
+            raise forms.ValidationError(f"at most {MAX_DESCRIPTION_BYTES} bytes of UTF-8")
         return value
 
 
@@ -40,11 +42,15 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "updated"
     show_full_result_count = False  # a count(*) of a large list on every page costs more than it tells
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: SuppressionEntry | None = None
+    ) -> list[str] | tuple[str, ...]:
         # The address and type are the entry's identity: remove it and add another instead.
         return [*self.readonly_fields, "recipient", "type"] if obj is not None else self.readonly_fields
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[SuppressionEntry], search_term: str
+    ) -> tuple[QuerySet[SuppressionEntry], bool]:
         # Stored addresses are lower-case: an address search matches whatever case was typed.
         return super().get_search_results(
             request, queryset, search_term.strip().lower() if "@" in search_term else search_term

@@ -118,7 +118,7 @@ class Entry(BaseModel):
 
     recipient: str
     type: TypeName
-    source: Literal[SOURCES]  # type: ignore[valid-type]
+    source: Literal[SOURCES]
     description: str
     created: str
     updated: str

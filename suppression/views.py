@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from rest_framework.request import Request
+from rest_framework.response import Response
+
 from engage import errors
 from engage.api.fields import iso
-from engage.api.schema import operation, parse_body, parse_query
+from engage.api.schema import ModelT, operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, results
 from suppression import schemas, search
 from suppression.entries import bulk_writes, path_recipient, single_writes
@@ -40,7 +43,7 @@ def entry_dict(entry: SuppressionEntry) -> dict[str, Any]:
     }
 
 
-def _pairs(request) -> list[tuple[str, str]]:
+def _pairs(request: Request) -> list[tuple[str, str]]:
     return [(key, value) for key, values in request.query_params.lists() for value in values]
 
 
@@ -51,7 +54,7 @@ def _search_query(pairs: list[tuple[str, str]]) -> search.SearchQuery:
         raise errors.InvalidParams(str(exc)) from None
 
 
-def _body(request, model):
+def _body(request: Request, model: type[ModelT]) -> ModelT:
     """``parse_body`` answering 400 / 1300 (SparkPost's status here) instead of 422."""
     try:
         return parse_body(request, model)
@@ -59,7 +62,9 @@ def _body(request, model):
         raise errors.InvalidInput(exc.description) from None
 
 
-def _links(pairs: list[tuple[str, str]], query: search.SearchQuery, page: list[SuppressionEntry], more: bool):
+def _links(
+    pairs: list[tuple[str, str]], query: search.SearchQuery, page: list[SuppressionEntry], more: bool
+) -> list[dict[str, str]]:
     """``first`` and ``next`` as ``{href, rel}``; ``[]`` when the first page holds everything."""
     if not more and query.after is None:
         return []
@@ -86,7 +91,7 @@ class SuppressionListView(ApiView):
         response=schemas.SearchAnswer,
         tags=TAGS,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         parse_query(request, schemas.SearchQuery)
         pairs = _pairs(request)
         query = _search_query(pairs)
@@ -105,7 +110,7 @@ class SuppressionListView(ApiView):
         response=schemas.PutAnswer,
         tags=TAGS,
     )
-    def put(self, request):
+    def put(self, request: Request) -> Response:
         if not isinstance(request.data, dict) or not isinstance(request.data.get("recipients"), list):
             raise errors.InvalidInput("PUT body must contain an array of recipients")
         body = _body(request, schemas.BulkPut)
@@ -122,7 +127,7 @@ class SuppressionSummaryView(ApiView):
         response=schemas.SummaryAnswer,
         tags=TAGS,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return results(suppression_summary())
 
 
@@ -137,7 +142,7 @@ class SuppressionEntryView(ApiView):
         response=schemas.SearchAnswer,
         tags=TAGS,
     )
-    def get(self, request, recipient: str):
+    def get(self, request: Request, recipient: str) -> Response:
         parse_query(request, schemas.RetrieveQuery)
         address = path_recipient(recipient)
         types = _search_query([pair for pair in _pairs(request) if pair[0].startswith("types")]).types
@@ -155,7 +160,7 @@ class SuppressionEntryView(ApiView):
         response=schemas.PutAnswer,
         tags=TAGS,
     )
-    def put(self, request, recipient: str):
+    def put(self, request: Request, recipient: str) -> Response:
         address = path_recipient(recipient)
         fields = _body(request, schemas.SinglePut)
         suppression_put(writes=single_writes(address, fields))
@@ -172,7 +177,7 @@ class SuppressionEntryView(ApiView):
         status=204,
         tags=TAGS,
     )
-    def delete(self, request, recipient: str):
+    def delete(self, request: Request, recipient: str) -> Response:
         address = path_recipient(recipient)
         body = _body(request, schemas.DeleteBody)
         suppression_delete(recipient=address, type=body.type)

@@ -227,12 +227,10 @@ def test_smuggling_probes_never_make_two_messages(smtp, smtp_key, probe):
 
 
 def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
-    import transmissions.services
-
     def broken(**_kwargs):
         raise OperationalError("connection to server was lost")
 
-    monkeypatch.setattr(transmissions.services, "transmission_create", broken)
+    monkeypatch.setattr("smtp_injection.services.transmission_create", broken)
     client = smtp.client()
     login(client, smtp_key)
     code, text = inject(client, ["jo@example.com"], message())
@@ -263,7 +261,7 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
         time.sleep(1)
         return original(**kwargs)
 
-    monkeypatch.setattr(transmissions.services, "transmission_create", slow)
+    monkeypatch.setattr("smtp_injection.services.transmission_create", slow)
     listener = start_listener()
     idle = listener.client()
     client = listener.client()

@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
+from argparse import ArgumentParser
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mailcore.smtp_policy import PolicyView
 from smtp_injection.server import Listener, ListenerConfig, is_loopback
 from smtp_injection.services import smtp_policy_load
 from smtp_injection.tls import TlsSetupError, self_signed_pair, tls_context
@@ -27,11 +32,11 @@ log = logging.getLogger("smtp_injection")
 class Command(BaseCommand):
     help = "Run the SMTP injection listener (SMTP_Injection + an API key with smtp/inject)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--host", default=None, help="bind address (default ENGAGE_SMTP_HOST)")
         parser.add_argument("--port", type=int, default=None, help="port (default ENGAGE_SMTP_PORT)")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         # aiosmtpd logs every command line (and so every address) at INFO.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         host = options["host"] or settings.ENGAGE_SMTP_HOST
@@ -58,14 +63,15 @@ class Command(BaseCommand):
         )
         asyncio.run(self._serve(config, host, port))
 
-    def _policy(self):
+    def _policy(self) -> Callable[[PolicyView], object] | None:
         try:
             return smtp_policy_load(settings.ENGAGE_SMTP_POLICY)
         except (ImportError, TypeError) as exc:
             raise CommandError(f"ENGAGE_SMTP_POLICY {settings.ENGAGE_SMTP_POLICY!r} cannot be used: {exc}") from None
 
-    def _tls(self):
-        cert, key = settings.ENGAGE_SMTP_TLS_CERT, settings.ENGAGE_SMTP_TLS_KEY
+    def _tls(self) -> ssl.SSLContext:
+        cert: Path | str = settings.ENGAGE_SMTP_TLS_CERT
+        key: Path | str = settings.ENGAGE_SMTP_TLS_KEY
         if bool(cert) != bool(key):
             raise CommandError("set both ENGAGE_SMTP_TLS_CERT and ENGAGE_SMTP_TLS_KEY, or neither")
         try:
