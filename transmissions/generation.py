@@ -1,6 +1,6 @@
 """Turn one stored recipient into one ready-to-send message.
 
-``Prepared`` holds everything shared by the messages of a transmission: the content
+``PreparedTransmission`` holds everything shared by the messages of a transmission: the content
 compiled ONCE (cached per process by transmission id and template version), the effective
 options, the tracking base URL and the fields every event carries. A stored template is
 compiled from the snapshot the transmission took when it started generating (its
@@ -54,15 +54,15 @@ log = logging.getLogger(__name__)
 __all__ = [
     "GenerationFailed",
     "MessageTracker",
-    "Prepared",
-    "Built",
+    "PreparedTransmission",
+    "GeneratedMessage",
     "message_generate",
     "prepared_for",
     "prepared_get",
 ]
 
 _CACHE_SIZE = 32
-_cache: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
+_cache: OrderedDict[tuple[int, str], PreparedTransmission] = OrderedDict()
 
 
 class GenerationFailed(Exception):
@@ -125,7 +125,11 @@ class MessageTracker:
 
 
 @dataclass(slots=True)
-class Prepared:
+class PreparedTransmission:
+    """What every message of one transmission shares, made once per process by
+    :func:`prepared_for`: the compiled content, the effective options, the tracking base
+    URL and the fields every event carries."""
+
     transmission_id: int
     campaign_id: str
     template_id: str  # "inline" for inline content (SPEC B §6.2)
@@ -183,7 +187,7 @@ def _template_error(error: dict[str, Any]) -> errors.EngageError:
     return cls(str(error.get("description") or "") or None)
 
 
-def prepare(transmission: Transmission) -> Prepared:
+def prepare(transmission: Transmission) -> PreparedTransmission:
     """Compile the content and resolve the options of a transmission (no cache).
 
     The content comes from :func:`_content_and_options` (a stored template: its snapshot).
@@ -224,7 +228,7 @@ def prepare(transmission: Transmission) -> Prepared:
         base_url = ""
         base_url_problem = f"tracking_domain {transmission.tracking_domain[:100]!r} cannot be used: {exc}"
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or _default_mailto(base_url)
-    return Prepared(
+    return PreparedTransmission(
         transmission_id=transmission.id,
         campaign_id=transmission.campaign_id,
         template_id=transmission.template_id or "inline",
@@ -265,13 +269,13 @@ def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
         compiled.amp_html = LiteralPart(content["amp_html"], part="amp_html", html=True)
 
 
-def prepared_get(*, transmission_id: int) -> Prepared | None:
+def prepared_get(*, transmission_id: int) -> PreparedTransmission | None:
     """The prepared transmission (see :func:`prepared_for`); None when it does not exist."""
     transmission = Transmission.objects.filter(pk=transmission_id).first()
     return None if transmission is None else prepared_for(transmission)
 
 
-def prepared_for(transmission: Transmission) -> Prepared:
+def prepared_for(transmission: Transmission) -> PreparedTransmission:
     """``transmission`` prepared, compiled once per process per (id, template version).
 
     The key is a cache key, not what pins the content: that is the template snapshot, so a
@@ -293,7 +297,7 @@ _OWN_HEADERS = frozenset({"from", "to", "subject", "reply-to", "date", "message-
 
 
 @dataclass(slots=True)
-class Built:
+class GeneratedMessage:
     """One generated message: ``data`` (LF line ends), the envelope (domains as A-labels),
     and ``smtputf8`` when the envelope or the header block holds a non-ASCII local part."""
 
@@ -305,7 +309,7 @@ class Built:
     smtputf8: bool = False
 
 
-def event_fields(prepared: Prepared, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
+def event_fields(prepared: PreparedTransmission, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
     """The fields every event of this message carries (SPEC B §6.2-6.3)."""
     return message_event_fields(
         transmission_id=prepared.transmission_id, campaign_id=prepared.campaign_id,
@@ -358,12 +362,12 @@ def _inline_css(html: str) -> str:
 
 
 def message_generate(
-    prepared: Prepared,
+    prepared: PreparedTransmission,
     *,
     message_id: str,
     recipient: dict[str, Any],
     now: float | None = None,
-) -> Built:
+) -> GeneratedMessage:
     """Render and build one message: the recipient's data context, its tracking tokens,
     the rendered parts, the envelope, the header list, the MIME bytes (LF line ends).
 
@@ -404,7 +408,7 @@ def message_generate(
         message_id=f"<{message_id}@{sender.rpartition('@')[2]}>",
     )  # fmt: skip
     data = _mime(prepared, headers, rendered, html)
-    return Built(
+    return GeneratedMessage(
         data=data,
         mail_from=envelope_from,
         rcpt_to=envelope_to,
@@ -415,7 +419,7 @@ def message_generate(
 
 
 def _message_tokens(
-    prepared: Prepared, recipient: dict[str, Any], *, message_id: str, now: float
+    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float
 ) -> MessageTokens | None:
     """The message's click/open token maker, or None when nothing of it is tracked (a
     transactional message with open and click tracking off). Raises GenerationFailed when
@@ -443,7 +447,9 @@ def _message_tokens(
     return tokens
 
 
-def _render(prepared: Prepared, context: dict, tracker: MessageTracker) -> tuple[dict[str, Any], str | None]:
+def _render(
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker
+) -> tuple[dict[str, Any], str | None]:
     """The rendered parts (``from``, ``subject``, ``text``, ``html``, ``amp_html``,
     ``headers``) and the HTML as sent (its CSS inlined when ``inline_css``)."""
     try:
@@ -456,7 +462,7 @@ def _render(prepared: Prepared, context: dict, tracker: MessageTracker) -> tuple
     return rendered, html
 
 
-def _envelope(prepared: Prepared, from_email: str, *, return_path: str, email: str) -> tuple[str, str, str]:
+def _envelope(prepared: PreparedTransmission, from_email: str, *, return_path: str, email: str) -> tuple[str, str, str]:
     """``(sender, MAIL FROM, RCPT TO)``, domains as A-labels: the rendered From address,
     the return path (else the sender) and the recipient. Raises GenerationFailed
     (``part="from"``) for an address that cannot be written, or a substituted From that is
@@ -473,7 +479,7 @@ def _envelope(prepared: Prepared, from_email: str, *, return_path: str, email: s
 
 
 def _headers_add(
-    headers: list[tuple[str, Any]], prepared: Prepared, context: dict, tokens: MessageTokens | None, *,
+    headers: list[tuple[str, Any]], prepared: PreparedTransmission, context: dict, tokens: MessageTokens | None, *,
     custom: dict[str, str], now: float, message_id: str,
 ) -> None:  # fmt: skip
     """Append, after From, To and Subject: Reply-To, Date, Message-ID, the content's own
@@ -495,7 +501,7 @@ def _headers_add(
         headers += [item for item in _list_unsubscribe(prepared, tokens) if item[0].lower() not in taken]
 
 
-def _mailboxes(prepared: Prepared, context: dict) -> dict[str, Any]:
+def _mailboxes(prepared: PreparedTransmission, context: dict) -> dict[str, Any]:
     """Reply-To and the content's address headers rendered for this recipient, by name."""
     try:
         return {name: template.render(context) for name, template in prepared.addresses.items()}
@@ -505,7 +511,9 @@ def _mailboxes(prepared: Prepared, context: dict) -> dict[str, Any]:
         raise GenerationFailed(str(exc), part="headers") from None
 
 
-def _mime(prepared: Prepared, headers: list[tuple[str, Any]], rendered: dict[str, Any], html: str | None) -> bytes:
+def _mime(
+    prepared: PreparedTransmission, headers: list[tuple[str, Any]], rendered: dict[str, Any], html: str | None
+) -> bytes:
     """The message's MIME bytes; GenerationFailed when a header cannot be written or the
     message is over ENGAGE_MAX_MESSAGE_BYTES."""
     try:
@@ -540,7 +548,7 @@ def _needs_smtputf8(data: bytes, mail_from: str, rcpt_to: str) -> bool:
     return not data[: end if end >= 0 else len(data)].isascii()
 
 
-def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[str, str]]:
+def _list_unsubscribe(prepared: PreparedTransmission, tokens: MessageTokens) -> list[tuple[str, str]]:
     """The RFC 8058 headers of a non-transactional message (SPEC A.2).
 
     The caller's own go instead, so exactly one of each is sent: a caller's
@@ -563,9 +571,9 @@ def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[s
 
 
 def _generate_rfc822(
-    prepared: Prepared, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
     return_path: str,
-) -> Built:  # fmt: skip
+) -> GeneratedMessage:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
     header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
     List-Unsubscribe headers unless the source has its own, as inline content does: the
@@ -588,7 +596,7 @@ def _generate_rfc822(
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="from") from None
     _check_size(rendered.data)
-    return Built(
+    return GeneratedMessage(
         data=rendered.data,
         mail_from=envelope_from,
         rcpt_to=envelope_to,

@@ -72,9 +72,9 @@ from psycopg import pq
 from tracking.outbox import OUTBOX_INSERT, outbox_json
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
 from transmissions.generation import (
-    Built,
+    GeneratedMessage,
     GenerationFailed,
-    Prepared,
+    PreparedTransmission,
     event_fields,
     message_generate,
     prepared_for,
@@ -235,7 +235,9 @@ class _Session:
             self.cursor.close()
 
 
-def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | None, reason: str = "") -> dict:
+def _result_event(
+    kind: str, fields: dict, built: GeneratedMessage, result: RelayResult | None, reason: str = ""
+) -> dict:
     event = {
         "type": kind,
         **fields,
@@ -261,7 +263,7 @@ class _Job:
     position: int  # in the claimed batch
     row: tuple
     fields: dict
-    built: Built
+    built: GeneratedMessage
 
 
 #: Characters of an exception's message kept in a ``generation_failure`` reason.
@@ -284,7 +286,7 @@ def _generation_failed(session: _Session, row: tuple, fields: dict, reason: str,
     session.finish(row[0], "failed", f"generation: {reason}", [event])
 
 
-def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
+def _job_build(session: _Session, prepared: PreparedTransmission, row: tuple, position: int = 0) -> _Job | None:
     """Generate one claimed message; None (recorded ``failed``, event buffered) when it
     cannot be: a render error, any other exception while it is rendered, built or encoded
     (STYLE rule 11: it fails alone), or a message whose claims died ENGAGE_SEND_MAX_CLAIMS
@@ -393,7 +395,9 @@ def _envelope_send(session: _Session, job: _Job) -> bool:
     return True
 
 
-def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, result: ChunkResult) -> _Job | None:
+def _next_job(
+    session: _Session, prepared: PreparedTransmission, rows: list, start: int, result: ChunkResult
+) -> _Job | None:
     """Generate the next message of the batch from ``start`` (render errors recorded)."""
     for position in range(start, len(rows)):
         session.heartbeat()
@@ -422,7 +426,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     if transmission is None or transmission.state != TransmissionState.GENERATING:
         return result
     try:
-        prepared: Prepared | None = prepared_for(transmission)
+        prepared: PreparedTransmission | None = prepared_for(transmission)
         unpreparable = ""
     except DatabaseError:
         raise
@@ -469,12 +473,14 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     return result
 
 
-def _batch_lost(session: _Session, prepared: Prepared, rows: list, job: _Job, exc: RelayUnavailable) -> None:
+def _batch_lost(
+    session: _Session, prepared: PreparedTransmission, rows: list, job: _Job, exc: RelayUnavailable
+) -> None:
     """The relay went away at ``job``: give it and the rest back, with its ``delay`` event."""
     session.release([r[0] for r in rows[job.position :]], [_relay_lost(prepared, job.row, exc)])
 
 
-def _relay_lost(prepared: Prepared, row: tuple, exc: RelayUnavailable) -> dict:
+def _relay_lost(prepared: PreparedTransmission, row: tuple, exc: RelayUnavailable) -> dict:
     """The ``delay`` event of a message whose hand-off the lost relay interrupted."""
     fields = event_fields(prepared, message_id=row[1], recipient=_loads(row[2]))
     log.warning("relay unavailable for message %s: %s", row[1], exc.reason)
