@@ -58,7 +58,7 @@ from typing import Any, cast
 
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
-from mailcore.language import DEFAULT_LIMITS, CompiledPart, Limits, MessageTooLarge, Tracker, compile_part
+from mailcore.language import DEFAULT_RENDER_LIMITS, CompiledPart, MessageTooLarge, RenderLimits, Tracker, compile_part
 from mailcore.links import Scan, scan_html, scan_text, unescape_attribute
 
 __all__ = [
@@ -379,7 +379,7 @@ class LiteralPart:
         data: dict[str, Any],
         tracker: Tracker | None = None,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         budget: int | None = None,
     ) -> str:
         """As ``CompiledPart.render``: past ``budget`` (bytes left in the message) it raises
@@ -416,7 +416,7 @@ class _BodySlot:
         self.boundaries = entity.boundaries
         self.keep = not _long_line(raw)  # a line over 998 octets is never sent as it came
 
-    def render(self, data: dict[str, Any], tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
+    def render(self, data: dict[str, Any], tracker: Tracker | None, limits: RenderLimits) -> tuple[bytes, int]:
         text = self.part.render(data, tracker, limits=limits)
         if text == self.decoded and self.keep:
             return self.raw, 0
@@ -485,7 +485,7 @@ class _HeaderSlot:
         self.name = name
         self.part = part
 
-    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: RenderLimits) -> tuple[bytes, str]:
         text = self.part.render(data, limits=limits)
         return encode_header(self.name, text), text
 
@@ -500,7 +500,7 @@ class _AddressSlot:
         self.name = name
         self.template = template
 
-    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: RenderLimits) -> tuple[bytes, str]:
         mailboxes, text = self.template.text(data, limits=limits)
         return header_line(self.name, mailboxes), text
 
@@ -548,7 +548,7 @@ class CompiledMessage:
         self.has_list_unsubscribe_post = has_list_unsubscribe_post
 
     def render(
-        self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
+        self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         extra_headers: bytes = b"",
     ) -> RenderedMessage:  # fmt: skip
         """The message for one recipient; ``extra_headers`` (complete lines) go at the end

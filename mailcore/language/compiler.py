@@ -44,7 +44,7 @@ MAX_DYNAMIC_CACHE = 256
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class RenderLimits:
     """Per-render resource limits; exceeding one is a TemplateRenderError.
 
     ``max_output_size`` counts characters of one rendered part, ``max_loop_iterations``
@@ -57,7 +57,7 @@ class Limits:
     max_dynamic_depth: int = 2
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_RENDER_LIMITS = RenderLimits()
 
 
 class Tracker(Protocol):
@@ -732,7 +732,7 @@ class CompiledPart:
         data: dict[str, Any],
         tracker: Tracker | None = None,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         budget: int | None = None,
     ) -> str:
         """Render for one recipient's data; raises TemplateRenderError.

@@ -93,9 +93,9 @@ def test_the_pure_payload_check_refuses_them_too(domain):
     from datetime import UTC, datetime
 
     from engage import errors
-    from transmissions.payload import Limits, transmission_input_parse
+    from transmissions.payload import TransmissionInputLimits, transmission_input_parse
 
-    limits = Limits(10_000, 10_000, 10_000_000, 3600)
+    limits = TransmissionInputLimits(10_000, 10_000, 10_000_000, 3600)
     raw = body(content=LINKED, tracking_domain=domain)
     with pytest.raises(errors.InvalidData, match="^tracking_domain: "):
         transmission_input_parse(raw, now=datetime.now(UTC), limits=limits)
