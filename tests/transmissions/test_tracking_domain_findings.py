@@ -6,6 +6,7 @@ into its URIs."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -70,8 +71,10 @@ def assert_tracked_on(message, base: str) -> None:
     assert re.search(rf"see {re.escape(base)}/f/[A-Za-z0-9_-]+\s*$", text), text
     mailto, unsubscribe = list_unsubscribe(message)
     domain = urlsplit(base).hostname
-    if domain[-1].isdigit() or ":" in domain:  # an IP address goes as a domain literal
-        domain = f"[{'IPv6:' if ':' in domain else ''}{domain}]"
+    try:  # an IP address goes as a domain literal; a host name may end in a digit ("a0")
+        domain = f"[{'IPv6:' if ipaddress.ip_address(domain).version == 6 else ''}{domain}]"
+    except ValueError:
+        pass
     assert mailto == f"mailto:unsubscribe@{domain}?subject=unsubscribe"
     assert re.fullmatch(rf"{re.escape(base)}/u/[A-Za-z0-9_-]+", unsubscribe)
 
