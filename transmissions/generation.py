@@ -403,10 +403,9 @@ def message_generate(
         ("To", to_addresses(address)),
         ("Subject", subject),
     ]
-    _headers_add(
-        headers, prepared, context, tokens, custom=rendered.get("headers") or {}, now=now,
-        message_id=f"<{message_id}@{sender.rpartition('@')[2]}>",
-    )  # fmt: skip
+    message_id_header = f"<{message_id}@{sender.rpartition('@')[2]}>"
+    custom = rendered.get("headers") or {}
+    _headers_add(headers, prepared, context, tokens, custom=custom, now=now, message_id_header=message_id_header)
     data = _mime(prepared, headers, rendered, html)
     return GeneratedMessage(
         data=data,
@@ -479,9 +478,15 @@ def _envelope(prepared: PreparedTransmission, from_email: str, *, return_path: s
 
 
 def _headers_add(
-    headers: list[tuple[str, Any]], prepared: PreparedTransmission, context: dict, tokens: MessageTokens | None, *,
-    custom: dict[str, str], now: float, message_id: str,
-) -> None:  # fmt: skip
+    headers: list[tuple[str, Any]],
+    prepared: PreparedTransmission,
+    context: dict,
+    tokens: MessageTokens | None,
+    *,
+    custom: dict[str, str],
+    now: float,
+    message_id_header: str,
+) -> None:
     """Append, after From, To and Subject: Reply-To, Date, Message-ID, the content's own
     headers (``custom``: rendered; its address headers from ``prepared.addresses``; of two
     names that differ only in case the first), then Engage's List-Unsubscribe headers for a
@@ -490,7 +495,7 @@ def _headers_add(
     if mailboxes.get("Reply-To"):
         headers.append(("Reply-To", mailboxes["Reply-To"]))
     headers.append(("Date", formatdate(now, usegmt=True)))
-    headers.append(("Message-ID", message_id))
+    headers.append(("Message-ID", message_id_header))
     taken = set(_OWN_HEADERS)
     for name in prepared.content.get("headers") or ():
         lname = name.lower()
