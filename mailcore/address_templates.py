@@ -31,7 +31,7 @@ from typing import Any
 
 from mailcore.addresses import address_problem, split_address
 from mailcore.headers import Address, HeaderError, decode_words, display_name
-from mailcore.language import DEFAULT_LIMITS, CompiledPart, Limits, compile_part
+from mailcore.language import DEFAULT_RENDER_LIMITS, CompiledPart, RenderLimits, compile_part
 from mailcore.language.errors import TemplateSyntaxError
 from mailcore.language.lexer import LexError, Tag, lex
 
@@ -59,7 +59,7 @@ class AddressTemplate:
         if all(name.__class__ is str and address.__class__ is str for name, address, _bare in mailboxes):
             self.literal = [(name, address) for name, address, _bare in mailboxes]
 
-    def render(self, data: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> list[Address]:
+    def render(self, data: dict[str, Any], *, limits: RenderLimits = DEFAULT_RENDER_LIMITS) -> list[Address]:
         """The mailboxes for one recipient. Raises ``TemplateRenderError``, and
         ``HeaderError`` when a substituted address part is not exactly one address."""
         if self.literal is not None:
@@ -81,7 +81,7 @@ class AddressTemplate:
             out.append((shown, address))
         return out
 
-    def text(self, data: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Address], str]:
+    def text(self, data: dict[str, Any], *, limits: RenderLimits = DEFAULT_RENDER_LIMITS) -> tuple[list[Address], str]:
         """``render`` and the first mailbox as text (``"Name <addr>"``), for events."""
         mailboxes = self.render(data, limits=limits)
         if not mailboxes:

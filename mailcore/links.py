@@ -282,112 +282,140 @@ def _link_from_tag(s: str, tag: str, attrs: list[_Attr]) -> LinkSpan | _PendingA
     return pending
 
 
-def scan_html(source: str) -> Scan:
-    """Find the trackable links, the ``data-msys-*`` attributes to remove, and the pixel
-    positions of an HTML part (template source or rendered HTML)."""
-    s = source
-    n = len(s)
-    links: list[LinkSpan] = []
-    strip: list[tuple[int, int]] = []
-    pending: _PendingAnchor | None = None
-    initial_open_at: int | None = None
-    last_body_end: int | None = None
-    i = 0
-    while i < n:
-        match = _TEXT_STOP.search(s, i)
-        if match is None:
-            break
-        j = match.start()
-        if s[j] == "{":
-            i = _skip_braces(s, j)
-            continue
-        if s.startswith("<!--", j):
-            if s.startswith(">", j + 4):
-                i = j + 5
-            elif s.startswith("->", j + 4):
-                i = j + 6
-            else:
-                end = s.find("-->", j + 4)
-                i = n if end == -1 else end + 3
-            continue
-        if s.startswith("<![CDATA[", j):
-            end = s.find("]]>", j + 9)
-            i = n if end == -1 else end + 3
-            continue
-        if s.startswith("<!", j) or s.startswith("<?", j):
-            end = s.find(">", j + 2)
-            i = n if end == -1 else end + 1
-            continue
-        if s.startswith("</", j):
-            name_match = _TAG_NAME.match(s, j + 2)
-            if name_match is None:
-                if s.startswith(">", j + 2):
-                    i = j + 3
-                else:  # "</ x>" and the like: a bogus comment up to ">"
-                    end = s.find(">", j + 2)
-                    i = n if end == -1 else end + 1
-                continue
-            tag_end, _ = _parse_attributes(s, name_match.end())
-            if tag_end < 0:
+def _skip_markup(s: str, j: int) -> int:
+    """``s[j:]`` starts with ``<!`` or ``<?``: the offset just past the comment, CDATA
+    section, doctype or processing instruction there (``len(s)`` when it never closes)."""
+    if s.startswith("<!--", j):
+        if s.startswith(">", j + 4):  # "<!-->" and "<!--->" are whole (empty) comments
+            return j + 5
+        if s.startswith("->", j + 4):
+            return j + 6
+        end, close = s.find("-->", j + 4), 3
+    elif s.startswith("<![CDATA[", j):
+        end, close = s.find("]]>", j + 9), 3
+    else:
+        end, close = s.find(">", j + 2), 1
+    return len(s) if end == -1 else end + close
+
+
+def _start_tag_attributes(s: str, tag: str, name_end: int) -> tuple[int, list[_Attr]]:
+    """:func:`_parse_attributes` of a start tag, skipped for a tag whose attributes cannot
+    matter: no quote, ``{{`` or ``data-msys-`` before its first ``>`` (the many ``<td>``,
+    ``<p class=x>``, ``<br>`` of an email) and not an ``<a>``, ``<area>`` or ``<img>``."""
+    close = s.find(">", name_end) if tag not in _NEEDS_ATTRIBUTES else -1
+    if close != -1 and _QUICK_TAG_BLOCKER.search(s, name_end, close) is None:
+        return close + 1, []
+    return _parse_attributes(s, name_end)
+
+
+class _HtmlScanner:
+    """One pass of :func:`scan_html` over ``s``: each ``*_at`` step takes the offset of a
+    ``<`` and returns where scanning goes on (``len(s)`` to stop), recording what it found."""
+
+    __slots__ = ("s", "n", "links", "strip", "pending", "initial_open_at", "last_body_end")
+
+    def __init__(self, s: str) -> None:
+        self.s = s
+        self.n = len(s)
+        self.links: list[LinkSpan] = []
+        self.strip: list[tuple[int, int]] = []
+        self.pending: _PendingAnchor | None = None  # an <a> still waiting for its name
+        self.initial_open_at: int | None = None
+        self.last_body_end: int | None = None
+
+    def scan(self) -> Scan:
+        s, n = self.s, self.n
+        i = 0
+        while i < n:
+            match = _TEXT_STOP.search(s, i)
+            if match is None:
                 break
-            tag = name_match.group().lower()
-            if tag == "a" and pending is not None:
-                links.append(pending.finish(RAW_URL))
-                pending = None
-            elif tag == "body":
-                last_body_end = j
-            i = tag_end
-            continue
+            j = match.start()
+            if s[j] == "{":
+                i = _skip_braces(s, j)
+            elif s.startswith("<!", j) or s.startswith("<?", j):
+                i = _skip_markup(s, j)
+            elif s.startswith("</", j):
+                i = self.end_tag_at(j)
+            else:
+                i = self.start_tag_at(j)
+        self.finish_pending(RAW_URL)
+        self.links.sort(key=lambda link: link.start)
+        return Scan(
+            links=tuple(self.links),
+            strip=tuple(self.strip),
+            initial_open_at=self.initial_open_at,
+            open_at=n if self.last_body_end is None else self.last_body_end,
+        )
+
+    def finish_pending(self, name: str) -> None:
+        if self.pending is not None:
+            self.links.append(self.pending.finish(name))
+            self.pending = None
+
+    def end_tag_at(self, j: int) -> int:
+        """``</...``: an ``</a>`` names a pending link ``Raw URL``, a ``</body>`` is where
+        the open pixel goes (the last one wins)."""
+        s = self.s
+        name_match = _TAG_NAME.match(s, j + 2)
+        if name_match is None:
+            if s.startswith(">", j + 2):
+                return j + 3
+            end = s.find(">", j + 2)  # "</ x>" and the like: a bogus comment up to ">"
+            return self.n if end == -1 else end + 1
+        tag_end, _ = _parse_attributes(s, name_match.end())
+        if tag_end < 0:
+            return self.n
+        tag = name_match.group().lower()
+        if tag == "a":
+            self.finish_pending(RAW_URL)
+        elif tag == "body":
+            self.last_body_end = j
+        return tag_end
+
+    def start_tag_at(self, j: int) -> int:
+        """``<name ...>``: its ``data-msys-*`` attributes are stripped, then it may be a
+        link, name a pending link, or be the ``<body>``; a raw-text element's content is
+        skipped whole and ``<plaintext>`` ends the markup."""
+        s = self.s
         name_match = _TAG_NAME.match(s, j + 1)
         if name_match is None:
-            i = j + 1  # a "<" that starts no tag is text
-            continue
+            return j + 1  # a "<" that starts no tag is text
         tag = name_match.group().lower()
-        name_end = name_match.end()
-        close = s.find(">", name_end) if tag not in _NEEDS_ATTRIBUTES else -1
-        attrs: list[_Attr]
-        if close != -1 and _QUICK_TAG_BLOCKER.search(s, name_end, close) is None:
-            # No quote or {{ before the first ">": that ">" ends the tag, and nothing in it
-            # matters (fast path for the many <td>, <p class=x>, <br> of an email).
-            tag_end, attrs = close + 1, []
-        else:
-            tag_end, attrs = _parse_attributes(s, name_end)
+        tag_end, attrs = _start_tag_attributes(s, tag, name_match.end())
         if tag_end < 0:
-            break  # a tag cut off by the end of the part is dropped by browsers too
+            return self.n  # a tag cut off by the end of the part is dropped by browsers too
         for attr in attrs:
             if attr.name.startswith("data-msys-"):
-                strip.append((attr.strip_start, attr.end))
+                self.strip.append((attr.strip_start, attr.end))
         if tag == "a" or tag == "area":
-            if tag == "a" and pending is not None:  # an <a> closes the previous one
-                links.append(pending.finish(RAW_URL))
-                pending = None
-            link = _link_from_tag(s, tag, attrs)
-            if isinstance(link, LinkSpan):
-                links.append(link)
-            elif link is not None:
-                pending = link
-        elif tag == "img" and pending is not None:
+            self.link_tag(tag, attrs)
+        elif tag == "img" and self.pending is not None:
             alt = _attr_value(s, _attr_map(s, attrs).get("alt"))
             if alt:
-                links.append(pending.finish(alt))
-                pending = None
-        elif tag == "body" and initial_open_at is None:
-            initial_open_at = tag_end
-        i = tag_end
+                self.finish_pending(alt)
+        elif tag == "body" and self.initial_open_at is None:
+            self.initial_open_at = tag_end
         if tag in _RAW_TEXT:
-            end_match = _RAW_END[tag].search(s, i)
-            i = n if end_match is None else end_match.start()
-        elif tag == "plaintext":
-            break
-    if pending is not None:
-        links.append(pending.finish(RAW_URL))
-    links.sort(key=lambda link: link.start)
-    return Scan(
-        links=tuple(links),
-        strip=tuple(strip),
-        initial_open_at=initial_open_at,
-        open_at=n if last_body_end is None else last_body_end,
-    )
+            end_match = _RAW_END[tag].search(s, tag_end)
+            return self.n if end_match is None else end_match.start()
+        return self.n if tag == "plaintext" else tag_end
+
+    def link_tag(self, tag: str, attrs: list[_Attr]) -> None:
+        if tag == "a":
+            self.finish_pending(RAW_URL)  # an <a> closes the previous one
+        link = _link_from_tag(self.s, tag, attrs)
+        if isinstance(link, LinkSpan):
+            self.links.append(link)
+        elif link is not None:
+            self.pending = link
+
+
+def scan_html(source: str) -> Scan:
+    """Find the trackable links, the ``data-msys-*`` attributes to remove, and the pixel
+    positions of an HTML part (template source or rendered HTML); the rules are the module
+    docstring's (SPEC A.2, B §4.5, B §5.1)."""
+    return _HtmlScanner(source).scan()
 
 
 # ---------------------------------------------------------------------------------------

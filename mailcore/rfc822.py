@@ -58,7 +58,7 @@ from typing import Any, cast
 
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
-from mailcore.language import DEFAULT_LIMITS, CompiledPart, Limits, MessageTooLarge, Tracker, compile_part
+from mailcore.language import DEFAULT_RENDER_LIMITS, CompiledPart, MessageTooLarge, RenderLimits, Tracker, compile_part
 from mailcore.links import Scan, scan_html, scan_text, unescape_attribute
 
 __all__ = [
@@ -82,22 +82,41 @@ __all__ = [
     "text_parts",
 ]
 
+#: Multiparts nested deeper than this are refused (no RFC sets a limit; this bounds the work
+#: and the recursion of the split).
 MAX_DEPTH = 32
+#: The longest line a message may carry, line end excluded (RFC 5322 §2.1.1).
 MAX_LINE_BYTES = 998
 #: Bits of the state a body render returns: which of the part's structural fields change.
 NEW_CHARSET = 1  # the charset is now utf-8
 NEW_CTE = 2  # the transfer encoding is now quoted-printable
 NEW_BASE64 = 4  # the transfer encoding is now base64
-_STATES = range(8)
+#: Every state a body render can return: each combination of the bits above.
+_STATES = range((NEW_CHARSET | NEW_CTE | NEW_BASE64) + 1)
+_LF = ord("\n")
 _ENCODABLE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
 _BODY_KINDS = {"text/plain": "text", "text/html": "html", "text/x-amp-html": "amp_html"}
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(r"\n(?=[ \t])")
-#: One piece of a compiled message, ``(kind, value)``: 0 bytes sent as they are, 1 the index
-#: of a header slot, 2 the index of a body slot, 3 ``(body index, bytes per body state)``,
-#: 4 the place of the extra headers (value None).
+#: One piece of a compiled message, ``(kind, value)``, by kind:
+_SEG_BYTES = 0  # bytes sent as they are
+_SEG_HEADER = 1  # the index of a header slot
+_SEG_BODY = 2  # the index of a body slot
+_SEG_STRUCTURAL = 3  # (body index, the field's bytes for each body state)
+_SEG_EXTRA_HEADERS = 4  # the place of the extra headers (value None)
 _Segment = tuple[int, Any]
+#: An edit of the source is ``(start, order, end, replacement)``; of edits that start at one
+#: offset, the lower ``order`` goes first: the pixels before what replaces a span, the fields
+#: added at the end of a header block in this order, then the body.
+_ORDER_INITIAL_PIXEL = 0
+_ORDER_OPEN_PIXEL = 1
+_ORDER_REPLACE = 2
+_ORDER_ADD_CONTENT_TYPE = 5
+_ORDER_ADD_CTE = 6
+_ORDER_ADD_MIME_VERSION = 7
+_ORDER_EXTRA_HEADERS = 9
+_ORDER_BODY = 10
 
 
 class Rfc822Error(ValueError):
@@ -181,7 +200,7 @@ def _split_head(data: bytes, start: int, end: int) -> tuple[list[Field], int, in
         pos = line_end
     if pending is not None:
         fields.append(_field(data, pending, pos))
-    body_start = pos + 1 if pos < end and data[pos] == 0x0A else pos
+    body_start = pos + 1 if pos < end and data[pos] == _LF else pos
     return fields, pos, body_start
 
 
@@ -352,15 +371,16 @@ class LiteralPart:
         self.source = source
         edits: list[tuple[int, int, int, Any]] = []
         if scan is not None:
-            edits += [(start, 2, end, "") for start, end in scan.strip]
+            edits += [(start, _ORDER_REPLACE, end, "") for start, end in scan.strip]
             for link in scan.links:
                 raw = source[link.start : link.end]
                 url = unescape_attribute(raw) if html else raw
-                edits.append((link.start, 2, link.end, ("link", raw, url, link)))
+                edits.append((link.start, _ORDER_REPLACE, link.end, ("link", raw, url, link)))
             if scan.initial_open_at is not None:
-                edits.append((scan.initial_open_at, 0, scan.initial_open_at, ("pixel", "initial_open")))
+                at = scan.initial_open_at
+                edits.append((at, _ORDER_INITIAL_PIXEL, at, ("pixel", "initial_open")))
             if scan.open_at is not None:
-                edits.append((scan.open_at, 1, scan.open_at, ("pixel", "open")))
+                edits.append((scan.open_at, _ORDER_OPEN_PIXEL, scan.open_at, ("pixel", "open")))
         edits.sort(key=lambda edit: (edit[0], edit[1]))
         pieces: list[Any] = []
         pos = 0
@@ -379,7 +399,7 @@ class LiteralPart:
         data: dict[str, Any],
         tracker: Tracker | None = None,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         budget: int | None = None,
     ) -> str:
         """As ``CompiledPart.render``: past ``budget`` (bytes left in the message) it raises
@@ -416,7 +436,7 @@ class _BodySlot:
         self.boundaries = entity.boundaries
         self.keep = not _long_line(raw)  # a line over 998 octets is never sent as it came
 
-    def render(self, data: dict[str, Any], tracker: Tracker | None, limits: Limits) -> tuple[bytes, int]:
+    def render(self, data: dict[str, Any], tracker: Tracker | None, limits: RenderLimits) -> tuple[bytes, int]:
         text = self.part.render(data, tracker, limits=limits)
         if text == self.decoded and self.keep:
             return self.raw, 0
@@ -454,17 +474,21 @@ def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) ->
         value = meta["Content-Type"]
     changed = header_line("Content-Type", value)
     variants = tuple(changed if state & NEW_CHARSET else original for state in _STATES)
-    span = (at, 5, at) if content_type is None else (content_type.start, 2, content_type.end)
-    edits.append((*span, (3, (index, variants))))
+    span = (
+        (at, _ORDER_ADD_CONTENT_TYPE, at)
+        if content_type is None
+        else (content_type.start, _ORDER_REPLACE, content_type.end)
+    )
+    edits.append((*span, (_SEG_STRUCTURAL, (index, variants))))
     cte = entity.header("content-transfer-encoding")
     original = b"" if cte is None else data[cte.start : cte.end]
     qp, b64 = b"Content-Transfer-Encoding: quoted-printable\n", b"Content-Transfer-Encoding: base64\n"
     variants = tuple(b64 if state & NEW_BASE64 else qp if state & NEW_CTE else original for state in _STATES)
-    span = (at, 6, at) if cte is None else (cte.start, 2, cte.end)
-    edits.append((*span, (3, (index, variants))))
+    span = (at, _ORDER_ADD_CTE, at) if cte is None else (cte.start, _ORDER_REPLACE, cte.end)
+    edits.append((*span, (_SEG_STRUCTURAL, (index, variants))))
     if root and entity.header("mime-version") is None:
         variants = (b"",) + (b"MIME-Version: 1.0\n",) * (len(_STATES) - 1)
-        edits.append((at, 7, at, (3, (index, variants))))
+        edits.append((at, _ORDER_ADD_MIME_VERSION, at, (_SEG_STRUCTURAL, (index, variants))))
     return edits
 
 
@@ -485,7 +509,7 @@ class _HeaderSlot:
         self.name = name
         self.part = part
 
-    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: RenderLimits) -> tuple[bytes, str]:
         text = self.part.render(data, limits=limits)
         return encode_header(self.name, text), text
 
@@ -500,7 +524,7 @@ class _AddressSlot:
         self.name = name
         self.template = template
 
-    def render(self, data: dict[str, Any], limits: Limits) -> tuple[bytes, str]:
+    def render(self, data: dict[str, Any], limits: RenderLimits) -> tuple[bytes, str]:
         mailboxes, text = self.template.text(data, limits=limits)
         return header_line(self.name, mailboxes), text
 
@@ -548,7 +572,7 @@ class CompiledMessage:
         self.has_list_unsubscribe_post = has_list_unsubscribe_post
 
     def render(
-        self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: Limits = DEFAULT_LIMITS,
+        self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         extra_headers: bytes = b"",
     ) -> RenderedMessage:  # fmt: skip
         """The message for one recipient; ``extra_headers`` (complete lines) go at the end
@@ -557,13 +581,13 @@ class CompiledMessage:
         bodies = [slot.render(data, tracker, limits) for slot in self._bodies]
         out: list[bytes] = []
         for kind, value in self._segments:
-            if kind == 0:
+            if kind == _SEG_BYTES:
                 out.append(value)
-            elif kind == 1:
+            elif kind == _SEG_HEADER:
                 out.append(headers[value][0])
-            elif kind == 2:
+            elif kind == _SEG_BODY:
                 out.append(bodies[value][0])
-            elif kind == 3:
+            elif kind == _SEG_STRUCTURAL:
                 out.append(value[1][bodies[value[0]][1]])
             else:
                 out.append(extra_headers)
@@ -605,12 +629,14 @@ def _encoded_again(data: bytes, entity: Entity) -> list[tuple[int, int, int, Any
             body = b2a_qp(raw)
     except (BinasciiError, ValueError):
         raise Rfc822Error(f"the {entity.cte} body of the part from line {line} cannot be decoded") from None
-    edits: list[tuple[int, int, int, Any]] = [(entity.body_start, 10, entity.end, (0, body))]
+    edits: list[tuple[int, int, int, Any]] = [(entity.body_start, _ORDER_BODY, entity.end, (_SEG_BYTES, body))]
     if entity.cte not in ("base64", "quoted-printable"):
         qp = b"Content-Transfer-Encoding: quoted-printable\n"
         cte = entity.header("content-transfer-encoding")
         edits.append(
-            (entity.head_end, 6, entity.head_end, (0, qp)) if cte is None else (cte.start, 2, cte.end, (0, qp))
+            (entity.head_end, _ORDER_ADD_CTE, entity.head_end, (_SEG_BYTES, qp))
+            if cte is None
+            else (cte.start, _ORDER_REPLACE, cte.end, (_SEG_BYTES, qp))
         )
     return edits
 
@@ -667,10 +693,10 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
                     raise Rfc822Error(str(exc)) from None
             else:
                 headers.append(_HeaderSlot(item.name, compile_part(text, part=f"Header:{item.name}", mode="header")))
-            edits.append((item.start, 2, item.end, (1, value)))
+            edits.append((item.start, _ORDER_REPLACE, item.end, (_SEG_HEADER, value)))
         elif _long_line(data[item.start : item.end]):
             try:  # folded again (RFC 5322 §2.1.1): the relay refuses a line over 998 octets
-                edits.append((item.start, 2, item.end, (0, header_line(item.name, text))))
+                edits.append((item.start, _ORDER_REPLACE, item.end, (_SEG_BYTES, header_line(item.name, text))))
             except HeaderError as exc:
                 raise Rfc822Error(str(exc)) from None
         if lname == "subject" and subject is None:
@@ -690,24 +716,24 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
             continue
         index = len(bodies)
         bodies.append(slot)
-        edits.append((entity.body_start, 10, entity.end, (2, index)))
+        edits.append((entity.body_start, _ORDER_BODY, entity.end, (_SEG_BODY, index)))
         edits += _structural_edits(data, entity, index, root=entity is root)
         kinds.append(kind)
         rendered.add(entity.start)
     for entity in _leaves(root):
         if entity.start not in rendered and _long_line(data[entity.body_start : entity.end]):
             edits += _encoded_again(data, entity)
-    edits.append((root.head_end, 9, root.head_end, (4, None)))
+    edits.append((root.head_end, _ORDER_EXTRA_HEADERS, root.head_end, (_SEG_EXTRA_HEADERS, None)))
     edits.sort(key=lambda edit: (edit[0], edit[1]))
     segments: list[_Segment] = []
     pos = 0
     for start, _order, end, segment in edits:
         if start > pos:
-            segments.append((0, _fitting(data, pos, start)))
+            segments.append((_SEG_BYTES, _fitting(data, pos, start)))
         segments.append(segment)
         pos = max(pos, end)
     if pos < len(data):
-        segments.append((0, _fitting(data, pos, len(data))))
+        segments.append((_SEG_BYTES, _fitting(data, pos, len(data))))
     return CompiledMessage(
         segments=tuple(segments),
         headers=headers,

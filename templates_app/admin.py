@@ -25,7 +25,7 @@ from templates_app import content as content_rules
 from templates_app.models import Template
 from templates_app.rendering import content_compile, content_render_preview
 from templates_app.selectors import template_version
-from templates_app.services import template_update
+from templates_app.services import TemplateUpdateMode, template_update
 
 
 class VersionFilter(admin.SimpleListFilter):
@@ -159,7 +159,7 @@ class TemplateAdmin(admin.ModelAdmin):
         published, skipped = [], []
         for template in queryset:
             try:
-                template_update(template_id=template.pk, publish=True)
+                template_update(template_id=template.pk, mode=TemplateUpdateMode.PUBLISH)
                 published.append(template.pk)
             except errors.NoDraftTemplate:
                 skipped.append(template.pk)

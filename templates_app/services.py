@@ -3,6 +3,7 @@ template that is stored always compiles."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,26 @@ def _write_version(
     return ["last_version", f"{slot}_content", f"{slot}_options", f"{slot}_version", f"{slot}_updated_at"]
 
 
+class TemplateUpdateMode(enum.Enum):
+    """Which version a template update writes (SPEC B §2.2, PUT)."""
+
+    #: Create or update the draft, starting from the published version (the default).
+    DRAFT = "draft"
+    #: Overwrite the published version (``?update_published=true``); 422 / 2005 without one.
+    PUBLISHED = "published"
+    #: Apply the changes to the draft, then publish it (``"published": true``); 422 / 2004
+    #: without a draft.
+    PUBLISH = "publish"
+
+    @classmethod
+    def for_request(cls, *, published: bool, update_published: bool) -> TemplateUpdateMode:
+        """The mode of a PUT. Order of precedence: ``"published": true`` in the body
+        (PUBLISH) over ``?update_published=true`` (PUBLISHED) over the default (DRAFT)."""
+        if published:
+            return cls.PUBLISH
+        return cls.PUBLISHED if update_published else cls.DRAFT
+
+
 def template_update(
     *,
     template_id: str,
@@ -89,16 +110,14 @@ def template_update(
     description: str | None = None,
     content: dict[str, Any] | None = None,
     options: dict[str, bool] | None = None,
-    publish: bool = False,
-    update_published: bool = False,
+    mode: TemplateUpdateMode = TemplateUpdateMode.DRAFT,
 ) -> Template:
-    """Update a template (SPEC B §2.2, PUT).
+    """Update a template (SPEC B §2.2, PUT): the version ``mode`` says (see
+    :class:`TemplateUpdateMode`). ``content`` replaces the whole content; given ``options``
+    keys replace those keys; ``name`` and ``description`` change only when given.
 
-    Order of precedence: ``publish`` (apply the changes to the draft, then publish it; 422 /
-    2004 if there is no draft) over ``update_published`` (overwrite the published version;
-    422 / 2005 if there is none) over the default (create or update the draft, starting from
-    the published version). ``content`` replaces the whole content; given ``options`` keys
-    replace those keys; ``name`` and ``description`` change only when given.
+    Raises NotFound (404 / 1600), TemplateSyntaxError (422 / 3000), NoDraftTemplate
+    (422 / 2004) or NoPublishedTemplate (422 / 2005); nothing is written then.
     """
     if content is not None:
         content_compile(content)
@@ -108,47 +127,68 @@ def template_update(
             template_get(template_id=template_id)  # raises the 404
         assert template is not None
         now = timezone.now()
-        update_fields: list[str] = []
-        if name is not None:
-            template.name = name
-            update_fields.append("name")
-        if description is not None:
-            template.description = description
-            update_fields.append("description")
-        changes_version = content is not None or options is not None
-
-        if publish:
-            if changes_version:
-                update_fields += _write_version(template, slot="draft", content=content, options=options, now=now)
-            if not template.has_draft:
-                raise errors.NoDraftTemplate(f"Template '{template_id}' has no draft version to publish")
-            template.published_content = template.draft_content
-            template.published_options = template.draft_options
-            template.published_version = template.draft_version
-            template.published_updated_at = now
-            template.draft_content = template.draft_options = template.draft_version = None
-            template.draft_updated_at = None
-            update_fields += [
-                "published_content",
-                "published_options",
-                "published_version",
-                "published_updated_at",
-                "draft_content",
-                "draft_options",
-                "draft_version",
-                "draft_updated_at",
-            ]
-        elif update_published:
-            if not template.has_published:
-                raise errors.NoPublishedTemplate(f"Template '{template_id}' has no published version to update")
-            if changes_version:
-                update_fields += _write_version(template, slot="published", content=content, options=options, now=now)
-        elif changes_version:
-            update_fields += _write_version(template, slot="draft", content=content, options=options, now=now)
-
+        update_fields = _labels_write(template, name=name, description=description)
+        if mode is TemplateUpdateMode.PUBLISH:
+            update_fields += _draft_publish(template, content=content, options=options, now=now)
+        elif mode is TemplateUpdateMode.PUBLISHED:
+            update_fields += _published_write(template, content=content, options=options, now=now)
+        else:
+            update_fields += _draft_write(template, content=content, options=options, now=now)
         if update_fields:
             template.save(update_fields=sorted(set(update_fields)))
     return template
+
+
+def _labels_write(template: Template, *, name: str | None, description: str | None) -> list[str]:
+    """Set the name and the description that are given; the fields changed."""
+    update_fields: list[str] = []
+    if name is not None:
+        template.name = name
+        update_fields.append("name")
+    if description is not None:
+        template.description = description
+        update_fields.append("description")
+    return update_fields
+
+
+def _draft_write(template: Template, *, content: dict | None, options: dict | None, now: datetime) -> list[str]:
+    """DRAFT: a new draft version from the given changes, if any; the fields changed."""
+    if content is None and options is None:
+        return []
+    return _write_version(template, slot="draft", content=content, options=options, now=now)
+
+
+def _published_write(template: Template, *, content: dict | None, options: dict | None, now: datetime) -> list[str]:
+    """PUBLISHED: a new published version from the given changes, if any; the fields changed."""
+    if not template.has_published:
+        raise errors.NoPublishedTemplate(f"Template '{template.pk}' has no published version to update")
+    if content is None and options is None:
+        return []
+    return _write_version(template, slot="published", content=content, options=options, now=now)
+
+
+def _draft_publish(template: Template, *, content: dict | None, options: dict | None, now: datetime) -> list[str]:
+    """PUBLISH: the changes written to the draft, then the draft becomes the published
+    version and the template has no draft; the fields changed."""
+    update_fields = _draft_write(template, content=content, options=options, now=now)
+    if not template.has_draft:
+        raise errors.NoDraftTemplate(f"Template '{template.pk}' has no draft version to publish")
+    template.published_content = template.draft_content
+    template.published_options = template.draft_options
+    template.published_version = template.draft_version
+    template.published_updated_at = now
+    template.draft_content = template.draft_options = template.draft_version = None
+    template.draft_updated_at = None
+    return update_fields + [
+        "published_content",
+        "published_options",
+        "published_version",
+        "published_updated_at",
+        "draft_content",
+        "draft_options",
+        "draft_version",
+        "draft_updated_at",
+    ]
 
 
 def template_delete(*, template_id: str) -> None:

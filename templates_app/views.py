@@ -18,7 +18,7 @@ from templates_app import schemas
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview
 from templates_app.selectors import template_get, template_list, template_version
-from templates_app.services import template_create, template_delete, template_update
+from templates_app.services import TemplateUpdateMode, template_create, template_delete, template_update
 
 VIEW = ("templates/view", "templates/modify")
 MODIFY = ("templates/modify",)
@@ -143,8 +143,9 @@ class TemplateDetailView(ApiView):
             description=text_field(body, "description", max_bytes=1024),
             content=parse_content(body, required=False),
             options=parse_options(body),
-            publish=bool_field(body, "published") is True,
-            update_published=update_published,
+            mode=TemplateUpdateMode.for_request(
+                published=bool_field(body, "published") is True, update_published=update_published
+            ),
         )
         return results({})
 

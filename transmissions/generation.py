@@ -1,6 +1,6 @@
 """Turn one stored recipient into one ready-to-send message.
 
-``Prepared`` holds everything shared by the messages of a transmission: the content
+``PreparedTransmission`` holds everything shared by the messages of a transmission: the content
 compiled ONCE (cached per process by transmission id and template version), the effective
 options, the tracking base URL and the fields every event carries. A stored template is
 compiled from the snapshot the transmission took when it started generating (its
@@ -55,15 +55,15 @@ log = logging.getLogger(__name__)
 __all__ = [
     "GenerationFailed",
     "MessageTracker",
-    "Prepared",
-    "Built",
+    "PreparedTransmission",
+    "GeneratedMessage",
     "message_generate",
     "prepared_for",
     "prepared_get",
 ]
 
 _CACHE_SIZE = 32
-_cache: OrderedDict[tuple[int, str], Prepared] = OrderedDict()
+_cache: OrderedDict[tuple[int, str], PreparedTransmission] = OrderedDict()
 
 
 class GenerationFailed(Exception):
@@ -129,7 +129,11 @@ class MessageTracker:
 
 
 @dataclass(slots=True)
-class Prepared:
+class PreparedTransmission:
+    """What every message of one transmission shares, made once per process by
+    :func:`prepared_for`: the compiled content, the effective options, the tracking base
+    URL and the fields every event carries."""
+
     transmission_id: int
     campaign_id: str
     template_id: str  # "inline" for inline content (SPEC B §6.2)
@@ -185,7 +189,7 @@ def _template_error(error: dict[str, Any]) -> errors.EngageError:
     return cls(str(error.get("description") or "") or None)
 
 
-def prepare(transmission: Transmission) -> Prepared:
+def prepare(transmission: Transmission) -> PreparedTransmission:
     """Compile the content and resolve the options of a transmission (no cache).
 
     The content comes from :func:`_content_and_options` (a stored template: its snapshot).
@@ -226,7 +230,7 @@ def prepare(transmission: Transmission) -> Prepared:
         base_url = ""
         base_url_problem = f"tracking_domain {transmission.tracking_domain[:100]!r} cannot be used: {exc}"
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or _default_mailto(base_url)
-    return Prepared(
+    return PreparedTransmission(
         transmission_id=transmission.id,
         campaign_id=transmission.campaign_id,
         template_id=transmission.template_id or "inline",
@@ -267,13 +271,13 @@ def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
         compiled.amp_html = LiteralPart(content["amp_html"], part="amp_html", html=True)
 
 
-def prepared_get(*, transmission_id: int) -> Prepared | None:
+def prepared_get(*, transmission_id: int) -> PreparedTransmission | None:
     """The prepared transmission (see :func:`prepared_for`); None when it does not exist."""
     transmission = Transmission.objects.filter(pk=transmission_id).first()
     return None if transmission is None else prepared_for(transmission)
 
 
-def prepared_for(transmission: Transmission) -> Prepared:
+def prepared_for(transmission: Transmission) -> PreparedTransmission:
     """``transmission`` prepared, compiled once per process per (id, template version).
 
     The key is a cache key, not what pins the content: that is the template snapshot, so a
@@ -295,7 +299,7 @@ _OWN_HEADERS = frozenset({"from", "to", "subject", "reply-to", "date", "message-
 
 
 @dataclass(slots=True)
-class Built:
+class GeneratedMessage:
     """One generated message: ``data`` (LF line ends), the envelope (domains as A-labels),
     and ``smtputf8`` when the envelope or the header block holds a non-ASCII local part."""
 
@@ -307,7 +311,7 @@ class Built:
     smtputf8: bool = False
 
 
-def event_fields(prepared: Prepared, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
+def event_fields(prepared: PreparedTransmission, *, message_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
     """The fields every event of this message carries (SPEC B §6.2-6.3)."""
     return message_event_fields(
         transmission_id=prepared.transmission_id, campaign_id=prepared.campaign_id,
@@ -360,14 +364,21 @@ def _inline_css(html: str) -> str:
 
 
 def message_generate(
-    prepared: Prepared,
+    prepared: PreparedTransmission,
     *,
     message_id: str,
     recipient: dict[str, Any],
     now: float | None = None,
-) -> Built:
-    """Render and build one message; raises :class:`GenerationFailed` on a render error or
-    an address that cannot be written (``mailcore.headers.HeaderError``)."""
+) -> GeneratedMessage:
+    """Render and build one message: the recipient's data context, its tracking tokens,
+    the rendered parts, the envelope, the header list, the MIME bytes (LF line ends).
+
+    ``recipient`` is a stored recipient (``address``, ``metadata``, ``substitution_data``,
+    ``tags``, ``return_path``); ``now`` (Unix seconds, default the clock) dates the message
+    and its tokens. Raises :class:`GenerationFailed` on a render error, an address or header
+    that cannot be written (``mailcore.headers.HeaderError``), an unusable tracking domain
+    or a message over ENGAGE_MAX_MESSAGE_BYTES.
+    """
     now = time.time() if now is None else now
     address = recipient["address"]
     email = address["email"]
@@ -381,74 +392,137 @@ def message_generate(
         address_name=address.get("name"),
         return_path=return_path or None,
     )
-    options = prepared.options
-    tracked = options.open_tracking or options.click_tracking or not options.transactional
-    tokens = None
-    if tracked:
-        tokens = tracking_signer().for_message(
-            message_id=message_id,
-            transmission_id=str(prepared.transmission_id),
-            rcpt_to=email.lower(),
-            issued_at=int(now),
-            campaign_id=prepared.campaign_id or None,
-            template_id=prepared.template_id,
-            template_version=prepared.template_version or None,
-            transactional=options.transactional,
-            rcpt_meta={**prepared.metadata, **(recipient.get("metadata") or {})},
-            rcpt_tags=recipient.get("tags") or None,
-            click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
-            max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
-        )
-    if tokens is not None and prepared.base_url_problem:
-        raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
-    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=options)
+    tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now)
+    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=prepared.options)
     if prepared.rfc822:
         return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
+    rendered, html = _render(prepared, context, tracker)
+    from_email, from_name = from_parts(rendered.get("from") or "")
+    subject = rendered.get("subject") or ""
+    sender, envelope_from, envelope_to = _envelope(prepared, from_email, return_path=return_path, email=email)
+    headers: list[tuple[str, Any]] = [
+        ("From", [(from_name, from_email)]),
+        ("To", to_addresses(address)),
+        ("Subject", subject),
+    ]
+    message_id_header = f"<{message_id}@{sender.rpartition('@')[2]}>"
+    custom = rendered.get("headers") or {}
+    _headers_add(headers, prepared, context, tokens, custom=custom, now=now, message_id_header=message_id_header)
+    data = _mime(prepared, headers, rendered, html)
+    return GeneratedMessage(
+        data=data,
+        mail_from=envelope_from,
+        rcpt_to=envelope_to,
+        friendly_from=from_email,
+        subject=subject,
+        smtputf8=_needs_smtputf8(data, envelope_from, envelope_to),
+    )
+
+
+def _message_tokens(
+    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float
+) -> MessageTokens | None:
+    """The message's click/open token maker, or None when nothing of it is tracked (a
+    transactional message with open and click tracking off). Raises GenerationFailed when
+    it is tracked and the transmission's tracking domain cannot be used."""
+    options = prepared.options
+    if not (options.open_tracking or options.click_tracking or not options.transactional):
+        return None
+    email = recipient["address"]["email"]
+    tokens = tracking_signer().for_message(
+        message_id=message_id,
+        transmission_id=str(prepared.transmission_id),
+        rcpt_to=email.lower(),
+        issued_at=int(now),
+        campaign_id=prepared.campaign_id or None,
+        template_id=prepared.template_id,
+        template_version=prepared.template_version or None,
+        transactional=options.transactional,
+        rcpt_meta={**prepared.metadata, **(recipient.get("metadata") or {})},
+        rcpt_tags=recipient.get("tags") or None,
+        click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
+        max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
+    )
+    if prepared.base_url_problem:
+        raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
+    return tokens
+
+
+def _render(
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker
+) -> tuple[dict[str, Any], str | None]:
+    """The rendered parts (``from``, ``subject``, ``text``, ``html``, ``amp_html``,
+    ``headers``) and the HTML as sent (its CSS inlined when ``inline_css``)."""
     try:
         rendered = prepared.compiled.render(context, tracker, max_bytes=settings.ENGAGE_MAX_MESSAGE_BYTES)
     except TemplateRenderError as exc:
         raise GenerationFailed(exc.description, part=exc.part) from None
-    from_email, from_name = from_parts(rendered.get("from") or "")
-    subject = rendered.get("subject") or ""
     html = rendered.get("html")
     if html is not None and prepared.inline_css:
         html = _inline_css(html)
+    return rendered, html
+
+
+def _envelope(prepared: PreparedTransmission, from_email: str, *, return_path: str, email: str) -> tuple[str, str, str]:
+    """``(sender, MAIL FROM, RCPT TO)``, domains as A-labels: the rendered From address,
+    the return path (else the sender) and the recipient. Raises GenerationFailed
+    (``part="from"``) for an address that cannot be written, or a substituted From that is
+    not exactly one address."""
     try:
         if prepared.from_templated and (problem := address_problem(from_email)) is not None:
             raise HeaderError(
                 f"the From header: {from_email[:254]!r} is not an email address (exactly one is needed here): {problem}"
             )
         sender = envelope_address(from_email)
-        envelope_from = envelope_address(return_path) if return_path else sender
-        envelope_to = envelope_address(email)
+        return sender, envelope_address(return_path) if return_path else sender, envelope_address(email)
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="from") from None
-    headers: list[tuple[str, Any]] = [
-        ("From", [(from_name, from_email)]),
-        ("To", to_addresses(address)),
-        ("Subject", subject),
-    ]
-    try:
-        mailboxes = {name: template.render(context) for name, template in prepared.addresses.items()}
-    except TemplateRenderError as exc:
-        raise GenerationFailed(exc.description, part=exc.part) from None
-    except HeaderError as exc:
-        raise GenerationFailed(str(exc), part="headers") from None
+
+
+def _headers_add(
+    headers: list[tuple[str, Any]],
+    prepared: PreparedTransmission,
+    context: dict,
+    tokens: MessageTokens | None,
+    *,
+    custom: dict[str, str],
+    now: float,
+    message_id_header: str,
+) -> None:
+    """Append, after From, To and Subject: Reply-To, Date, Message-ID, the content's own
+    headers (``custom``: rendered; its address headers from ``prepared.addresses``; of two
+    names that differ only in case the first), then Engage's List-Unsubscribe headers for a
+    tracked non-transactional message, unless the content has its own."""
+    mailboxes = _mailboxes(prepared, context)
     if mailboxes.get("Reply-To"):
         headers.append(("Reply-To", mailboxes["Reply-To"]))
     headers.append(("Date", formatdate(now, usegmt=True)))
-    headers.append(("Message-ID", f"<{message_id}@{sender.rpartition('@')[2]}>"))
-    custom = rendered.get("headers") or {}
+    headers.append(("Message-ID", message_id_header))
     taken = set(_OWN_HEADERS)
-    own_unsubscribe = not options.transactional and tokens is not None
     for name in prepared.content.get("headers") or ():
         lname = name.lower()
         if lname not in taken and (name in custom or name in mailboxes):
             taken.add(lname)  # the first of two names that differ only in case
             headers.append((name, mailboxes[name] if name in mailboxes else custom[name]))
-    if own_unsubscribe and "list-unsubscribe" not in taken:
-        assert tokens is not None  # own_unsubscribe implies tokens
+    if not prepared.options.transactional and tokens is not None and "list-unsubscribe" not in taken:
         headers += [item for item in _list_unsubscribe(prepared, tokens) if item[0].lower() not in taken]
+
+
+def _mailboxes(prepared: PreparedTransmission, context: dict) -> dict[str, Any]:
+    """Reply-To and the content's address headers rendered for this recipient, by name."""
+    try:
+        return {name: template.render(context) for name, template in prepared.addresses.items()}
+    except TemplateRenderError as exc:
+        raise GenerationFailed(exc.description, part=exc.part) from None
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
+
+
+def _mime(
+    prepared: PreparedTransmission, headers: list[tuple[str, Any]], rendered: dict[str, Any], html: str | None
+) -> bytes:
+    """The message's MIME bytes; GenerationFailed when a header cannot be written or the
+    message is over ENGAGE_MAX_MESSAGE_BYTES."""
     try:
         data = build_message(
             headers=headers,
@@ -461,14 +535,7 @@ def message_generate(
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="headers") from None
     _check_size(data)
-    return Built(
-        data=data,
-        mail_from=envelope_from,
-        rcpt_to=envelope_to,
-        friendly_from=from_email,
-        subject=subject,
-        smtputf8=_needs_smtputf8(data, envelope_from, envelope_to),
-    )
+    return data
 
 
 def _check_size(data: bytes) -> None:
@@ -488,7 +555,7 @@ def _needs_smtputf8(data: bytes, mail_from: str, rcpt_to: str) -> bool:
     return not data[: end if end >= 0 else len(data)].isascii()
 
 
-def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[str, str]]:
+def _list_unsubscribe(prepared: PreparedTransmission, tokens: MessageTokens) -> list[tuple[str, str]]:
     """The RFC 8058 headers of a non-transactional message (SPEC A.2).
 
     The caller's own go instead, so exactly one of each is sent: a caller's
@@ -511,9 +578,9 @@ def _list_unsubscribe(prepared: Prepared, tokens: MessageTokens) -> list[tuple[s
 
 
 def _generate_rfc822(
-    prepared: Prepared, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
     return_path: str,
-) -> Built:  # fmt: skip
+) -> GeneratedMessage:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
     header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
     List-Unsubscribe headers unless the source has its own, as inline content does: the
@@ -536,7 +603,7 @@ def _generate_rfc822(
     except HeaderError as exc:
         raise GenerationFailed(str(exc), part="from") from None
     _check_size(rendered.data)
-    return Built(
+    return GeneratedMessage(
         data=rendered.data,
         mail_from=envelope_from,
         rcpt_to=envelope_to,

@@ -54,7 +54,12 @@ _MEDIA_TYPE = re.compile(MEDIA_TYPE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class TransmissionInputLimits:
+    """The size limits a transmission request is checked against (SPEC B §1.1), from the
+    ENGAGE_MAX_* / ENGAGE_START_TIME_MAX_SECONDS settings
+    (``transmissions.services.limits_from_settings``): bytes of JSON for substitution data
+    and metadata, bytes of content, seconds ahead for ``options.start_time``."""
+
     max_substitution_data_bytes: int
     max_metadata_bytes: int
     max_content_bytes: int
@@ -150,7 +155,7 @@ def parse_start_time(raw: Any, *, now: datetime, max_seconds: int) -> datetime |
     return when
 
 
-def _options(raw: Any, *, now: datetime, limits: Limits) -> tuple[dict[str, Any], datetime | None]:
+def _options(raw: Any, *, now: datetime, limits: TransmissionInputLimits) -> tuple[dict[str, Any], datetime | None]:
     if raw is None:
         return {}, None
     if not isinstance(raw, dict):
@@ -198,7 +203,7 @@ def _files(raw: Any, key: str) -> list[dict[str, str]]:
     return files
 
 
-def _content(raw: Any, target: TransmissionInput, *, limits: Limits) -> None:
+def _content(raw: Any, target: TransmissionInput, *, limits: TransmissionInputLimits) -> None:
     if raw is None or (isinstance(raw, dict) and all(value is None for value in raw.values())):
         raise errors.RequiredFieldMissing("content object or template_id required")
     if not isinstance(raw, dict):
@@ -255,7 +260,9 @@ def _recipients_source(raw: Any, target: TransmissionInput) -> list | None:
     return raw
 
 
-def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tuple[TransmissionInput, list | None]:
+def transmission_input_parse(
+    body: dict, *, now: datetime, limits: TransmissionInputLimits
+) -> tuple[TransmissionInput, list | None]:
     """Validate every whole-request field; returns the input and the raw inline recipients
     (None for a stored list). Checks run in the order a client most needs to hear about."""
     target = TransmissionInput()
@@ -297,7 +304,7 @@ def transmission_input_parse(body: dict, *, now: datetime, limits: Limits) -> tu
 
 
 def recipient_check_limits(
-    recipient: dict, index: int, *, tx_metadata: dict, limits: Limits
+    recipient: dict, index: int, *, tx_metadata: dict, limits: TransmissionInputLimits
 ) -> errors.EngageError | None:
     """Per-recipient limits on top of ``normalize_recipient``: merged metadata and
     substitution data sizes."""

@@ -63,7 +63,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -72,9 +72,9 @@ from psycopg import pq
 from tracking.outbox import OUTBOX_INSERT, outbox_json
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
 from transmissions.generation import (
-    Built,
+    GeneratedMessage,
     GenerationFailed,
-    Prepared,
+    PreparedTransmission,
     event_fields,
     message_generate,
     prepared_for,
@@ -94,9 +94,8 @@ __all__ = [
     "stale_claims_recover",
 ]
 
-# A claimed row: (pk, message_id, recipient, attempts, fresh, claims_lost); ``fresh``: no
-# outcome was ever recorded for it (no relay answer, so no ``injection`` event yet).
-# A stale claim taken over counts as lost (``claims_lost``). While the chunk holds a message
+# A claimed row is a _ClaimedMessage (the RETURNING columns). A stale claim taken over
+# counts as lost (``claims_lost``). While the chunk holds a message
 # whose claim was lost (or a stale one), only its lowest claimable message is claimed: a
 # worker that dies on one message again then takes only that one with it
 # (ENGAGE_SEND_MAX_CLAIMS). That is a condition on the row, not the LIMIT: the planner may
@@ -160,12 +159,25 @@ class ChunkResult:
     delayed_attempts: list[int] | None = None
 
 
+class _ClaimedMessage(NamedTuple):
+    """A message as the claim statements return it (their RETURNING columns, in order)."""
+
+    pk: int
+    message_id: str
+    recipient: Any  # the stored recipient (jsonb: a dict, or its JSON text)
+    attempts: int  # this claim included
+    fresh: bool  # no outcome recorded for it yet (no relay answer, so no ``injection`` event)
+    claims_lost: int  # claims that went stale (the worker died) before it finished
+    transmission_id: int = 0  # only from _CLAIM_ONE_SQL (a retry)
+
+
 def _loads(value: Any) -> dict:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-class _Session:
-    """One chunk execution: DB cursor, claim token, heartbeat, and the ``delivered`` UPDATE in
+class _Claim:
+    """What one execution (a chunk, or one retried message) holds under its claim token:
+    the DB cursor, the heartbeat that keeps the claim fresh, and the ``delivered`` UPDATE in
     flight. Every state it records carries that message's events (see the module docstring)."""
 
     def __init__(self, token: str) -> None:
@@ -226,7 +238,7 @@ class _Session:
             self.execute(_RELEASE_SQL, [self.token, pks, outbox_json(events)])
 
     def close(self) -> None:
-        """Ends the session; on an error path, first reads the last ``delivered`` record back."""
+        """Close the cursor; on an error path, first read the last ``delivered`` record back."""
         try:
             if self.marking is not None:
                 try:
@@ -238,7 +250,9 @@ class _Session:
             self.cursor.close()
 
 
-def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | None, reason: str = "") -> dict:
+def _result_event(
+    kind: str, fields: dict, built: GeneratedMessage, result: RelayResult | None, reason: str = ""
+) -> dict:
     event = {
         "type": kind,
         **fields,
@@ -262,9 +276,9 @@ def _result_event(kind: str, fields: dict, built: Built, result: RelayResult | N
 @dataclass(slots=True)
 class _Job:
     position: int  # in the claimed batch
-    row: tuple
+    message: _ClaimedMessage
     fields: dict
-    built: Built
+    built: GeneratedMessage
 
 
 #: Characters of an exception's message kept in a ``generation_failure`` reason.
@@ -280,57 +294,59 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _generation_failed(session: _Session, row: tuple, fields: dict, reason: str, code: str) -> None:
+def _generation_failed(claim: _Claim, message: _ClaimedMessage, fields: dict, reason: str, code: str) -> None:
     """Record one message ``generation_failed`` (counted in ``num_failed_gen``) with its event."""
     event = {"type": "generation_failure", **fields, "reason": reason, "raw_reason": reason, "error_code": code,
-             "rcpt_subs": _loads(row[2]).get("substitution_data") or {}}  # fmt: skip
-    session.finish(row[0], MessageState.GENERATION_FAILED, reason, [event])
+             "rcpt_subs": _loads(message.recipient).get("substitution_data") or {}}  # fmt: skip
+    claim.finish(message.pk, MessageState.GENERATION_FAILED, reason, [event])
 
 
-def _job_build(session: _Session, prepared: Prepared, row: tuple, position: int = 0) -> _Job | None:
+def _job_build(
+    claim: _Claim, prepared: PreparedTransmission, message: _ClaimedMessage, position: int = 0
+) -> _Job | None:
     """Generate one claimed message; None (recorded ``generation_failed``, event buffered) when it
     cannot be: a render error, any other exception while it is rendered, built or encoded
     (STYLE rule 11: it fails alone), or a message whose claims died ENGAGE_SEND_MAX_CLAIMS
     times."""
-    message_id, recipient = row[1], _loads(row[2])
+    message_id, recipient = message.message_id, _loads(message.recipient)
     fields = event_fields(prepared, message_id=message_id, recipient=recipient)
-    if row[5] >= session.max_claims:
-        reason = f"claimed {row[5]} times without finishing: the worker died each time"
+    if message.claims_lost >= claim.max_claims:
+        reason = f"claimed {message.claims_lost} times without finishing: the worker died each time"
         log.error("message %s: %s", message_id, reason)
-        _generation_failed(session, row, fields, reason, "1901")
+        _generation_failed(claim, message, fields, reason, "1901")
         return None
     try:
         built = message_generate(prepared, message_id=message_id, recipient=recipient)
     except GenerationFailed as exc:
-        _generation_failed(session, row, fields, exc.reason, "3001")
+        _generation_failed(claim, message, fields, exc.reason, "3001")
         return None
     except DatabaseError:
         raise  # not this message's fault: the claim is given back when the task fails
     except Exception as exc:
         reason = f"message could not be generated: {failure_reason(exc)}"
         log.warning("message %s: %s", message_id, reason, exc_info=True)
-        _generation_failed(session, row, fields, reason, "1901")
+        _generation_failed(claim, message, fields, reason, "1901")
         return None
-    return _Job(position, row, fields, built)
+    return _Job(position, message, fields, built)
 
 
-def _relay_fault(session: _Session, job: _Job, exc: Exception) -> str:
+def _relay_fault(claim: _Claim, job: _Job, exc: Exception) -> str:
     """Something other than the relay's answer or a lost connection went wrong while this
     message was written to the relay, before its end of DATA: the relay cannot have taken
     it. The connection is dropped (the relay discards the half-written transaction) and
     the message alone fails."""
     relay().abandon()
     reason = f"message could not be handed to the relay: {failure_reason(exc)}"
-    log.warning("message %s: %s", job.row[1], reason, exc_info=True)
-    _generation_failed(session, job.row, job.fields, reason, "1901")
+    log.warning("message %s: %s", job.message.message_id, reason, exc_info=True)
+    _generation_failed(claim, job.message, job.fields, reason, "1901")
     return MessageState.GENERATION_FAILED
 
 
-def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
+def _job_record(claim: _Claim, job: _Job, result: RelayResult) -> str:
     """Record the relay's answer for one message with its events, in one statement: the
     state it ends in, ``delivered``, ``bounced`` or ``delayed`` (a 4xx on the last of
     ENGAGE_RETRY_MAX_ATTEMPTS bounces)."""
-    pk, attempts = job.row[0], job.row[3]
+    pk, attempts = job.message.pk, job.message.attempts
     outcome = result.outcome
     if outcome == MessageState.DELAYED and attempts >= settings.ENGAGE_RETRY_MAX_ATTEMPTS:
         outcome = MessageState.BOUNCED
@@ -338,11 +354,11 @@ def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
     event["num_retries"] = str(max(attempts - 1, 0))
     # One per message: with the first outcome recorded for it, whatever attempt that was (a
     # message re-claimed after its worker died, or given back when the relay went away).
-    events = [_result_event("injection", job.fields, job.built, None), event] if job.row[4] else [event]
+    events = [_result_event("injection", job.fields, job.built, None), event] if job.message.fresh else [event]
     if outcome == MessageState.DELIVERED:
-        session.mark_delivered(pk, events)
+        claim.mark_delivered(pk, events)
     else:
-        session.finish(pk, outcome, result.reason, events)
+        claim.finish(pk, outcome, result.reason, events)
     return outcome
 
 
@@ -352,7 +368,7 @@ def _job_record(session: _Session, job: _Job, result: RelayResult) -> str:
 _NO_ANSWER = (451, "4.4.0 [internal] no answer read after the end of DATA")
 
 
-def _hand_off(session: _Session, job: _Job) -> str:
+def _hand_off(claim: _Claim, job: _Job) -> str:
     """The rest of the transaction whose envelope ``relay().envelope_send`` started: read the
     envelope's answers, send the body, read the relay's answer at once and record it.
 
@@ -366,46 +382,48 @@ def _hand_off(session: _Session, job: _Job) -> str:
     except RelayUnavailable:
         raise
     except Exception as exc:
-        return _relay_fault(session, job, exc)
+        return _relay_fault(claim, job, exc)
     if answer is None:
         # While the relay takes the body: read back the last ``delivered`` mark, so that nothing
         # but this message's own mark is done between the relay's answer and its record.
-        session.drain()
+        claim.drain()
         try:
             answer = transaction.body_result()
         except RelayUnavailable:
             raise
         except Exception as exc:
             transaction.abandon()
-            log.warning("message %s: no answer to its end of DATA: %s", job.row[1], failure_reason(exc))
+            log.warning("message %s: no answer to its end of DATA: %s", job.message.message_id, failure_reason(exc))
             answer = RelayResult(MessageState.DELAYED, _NO_ANSWER[0], f"{_NO_ANSWER[1]}: {failure_reason(exc)}")
-    return _job_record(session, job, answer)
+    return _job_record(claim, job, answer)
 
 
-def _envelope_send(session: _Session, job: _Job) -> bool:
+def _envelope_send(claim: _Claim, job: _Job) -> bool:
     """Start the message's transaction; False when that failed (the message is recorded)."""
     try:
         relay().envelope_send(mail_from=job.built.mail_from, rcpt_to=job.built.rcpt_to, smtputf8=job.built.smtputf8)
     except RelayUnavailable:
         raise
     except Exception as exc:
-        _relay_fault(session, job, exc)
+        _relay_fault(claim, job, exc)
         return False
     return True
 
 
-def _next_job(session: _Session, prepared: Prepared, rows: list, start: int, result: ChunkResult) -> _Job | None:
+def _next_job(
+    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], start: int, result: ChunkResult
+) -> _Job | None:
     """Generate the next message of the batch from ``start`` (render errors recorded)."""
     for position in range(start, len(rows)):
-        session.heartbeat()
-        job = _job_build(session, prepared, rows[position], position)
+        claim.heartbeat()
+        job = _job_build(claim, prepared, rows[position], position)
         if job is not None:
             return job
         result.generation_failed += 1
     return None
 
 
-def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
+def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
     if outcome == MessageState.DELIVERED:
         result.delivered += 1
     elif outcome == MessageState.BOUNCED:
@@ -414,8 +432,8 @@ def _tally(result: ChunkResult, row: tuple, outcome: str) -> None:
         result.generation_failed += 1
     else:
         assert result.delayed is not None and result.delayed_attempts is not None  # chunk_send sets both
-        result.delayed.append(row[0])
-        result.delayed_attempts.append(row[3])
+        result.delayed.append(message.pk)
+        result.delayed_attempts.append(message.attempts)
 
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
@@ -426,65 +444,70 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     if transmission is None or transmission.state != TransmissionState.GENERATING:
         return result
     try:
-        prepared: Prepared | None = prepared_for(transmission)
+        prepared: PreparedTransmission | None = prepared_for(transmission)
         unpreparable = ""
     except DatabaseError:
         raise
     except Exception as exc:  # a template deleted or broken since: no message can be generated
         prepared, unpreparable = None, f"the content cannot be prepared: {failure_reason(exc)}"
         log.error("transmission %s: %s", transmission_id, unpreparable)
-    session = _Session(token)
+    claim = _Claim(token)
     try:
         while True:
-            session.execute(
+            claim.execute(
                 _CLAIM_SQL,
-                {"token": token, "tx": transmission_id, "chunk": chunk, "stale": session.stale,
+                {"token": token, "tx": transmission_id, "chunk": chunk, "stale": claim.stale,
                  "limit": settings.ENGAGE_SEND_BATCH_SIZE},
             )  # fmt: skip
-            rows = sorted(session.cursor.fetchall())  # RETURNING gives storage order; send in id order
+            # RETURNING gives storage order; send in id order
+            rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
             if not rows:
                 break
-            session.last_beat = time.monotonic()
+            claim.last_beat = time.monotonic()
             if prepared is None:
-                for row in rows:
-                    fields = transmission_event_fields(transmission, message_id=row[1], recipient=_loads(row[2]))
-                    _generation_failed(session, row, fields, unpreparable, "1901")
+                for message in rows:
+                    fields = transmission_event_fields(
+                        transmission, message_id=message.message_id, recipient=_loads(message.recipient)
+                    )
+                    _generation_failed(claim, message, fields, unpreparable, "1901")
                     result.generation_failed += 1
                 continue
-            job = _next_job(session, prepared, rows, 0, result)
+            job = _next_job(claim, prepared, rows, 0, result)
             while job is not None:
                 try:
-                    if not _envelope_send(session, job):
+                    if not _envelope_send(claim, job):
                         result.generation_failed += 1
-                        job = _next_job(session, prepared, rows, job.position + 1, result)
+                        job = _next_job(claim, prepared, rows, job.position + 1, result)
                         continue
                     # The next message is generated while the relay answers the envelope
                     # (never while it answers the body: that answer is read at once). Its
                     # own faults are recorded on it: this one is still completed.
-                    following = _next_job(session, prepared, rows, job.position + 1, result)
-                    _tally(result, job.row, _hand_off(session, job))
+                    following = _next_job(claim, prepared, rows, job.position + 1, result)
+                    _tally(result, job.message, _hand_off(claim, job))
                 except RelayUnavailable as exc:
                     assert job is not None  # reassigned only just before continue
-                    _batch_lost(session, prepared, rows, job, exc)
+                    _batch_lost(claim, prepared, rows, job, exc)
                     raise
                 job = following
     finally:
-        session.close()
+        claim.close()
     transmission_finish_if_done(transmission_id=transmission_id)
     return result
 
 
-def _batch_lost(session: _Session, prepared: Prepared, rows: list, job: _Job, exc: RelayUnavailable) -> None:
+def _batch_lost(
+    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], job: _Job, exc: RelayUnavailable
+) -> None:
     """The relay went away at ``job``: give it and the rest back, with its ``delay`` event."""
-    session.release([r[0] for r in rows[job.position :]], [_relay_lost(prepared, job.row, exc)])
+    claim.release([message.pk for message in rows[job.position :]], [_relay_lost(prepared, job.message, exc)])
 
 
-def _relay_lost(prepared: Prepared, row: tuple, exc: RelayUnavailable) -> dict:
+def _relay_lost(prepared: PreparedTransmission, message: _ClaimedMessage, exc: RelayUnavailable) -> dict:
     """The ``delay`` event of a message whose hand-off the lost relay interrupted."""
-    fields = event_fields(prepared, message_id=row[1], recipient=_loads(row[2]))
-    log.warning("relay unavailable for message %s: %s", row[1], exc.reason)
+    fields = event_fields(prepared, message_id=message.message_id, recipient=_loads(message.recipient))
+    log.warning("relay unavailable for message %s: %s", message.message_id, exc.reason)
     return {"type": "delay", **fields, "reason": exc.reason, "raw_reason": exc.reason, "error_code": "",
-            "bounce_class": "70", "num_retries": str(max(row[3] - 1, 0))}  # fmt: skip
+            "bounce_class": "70", "num_retries": str(max(message.attempts - 1, 0))}  # fmt: skip
 
 
 def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
@@ -494,27 +517,28 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
     Claims it with ``delayed → sending``, so a duplicate retry task does nothing.
     Raises RelayUnavailable (message given back to ``delayed``) when the relay is down.
     """
-    session = _Session(token)
+    claim = _Claim(token)
     try:
-        session.execute(_CLAIM_ONE_SQL, {"token": token, "id": message_pk})
-        row = session.cursor.fetchone()
+        claim.execute(_CLAIM_ONE_SQL, {"token": token, "id": message_pk})
+        row = claim.cursor.fetchone()
         if row is None:
             return "skipped", 0
-        prepared = prepared_get(transmission_id=row[6])
+        message = _ClaimedMessage(*row)
+        prepared = prepared_get(transmission_id=message.transmission_id)
         if prepared is None:
             return "skipped", 0
-        job = _job_build(session, prepared, row)
+        job = _job_build(claim, prepared, message)
         if job is None:
-            return MessageState.GENERATION_FAILED, row[3]
+            return MessageState.GENERATION_FAILED, message.attempts
         try:
-            outcome = _hand_off(session, job) if _envelope_send(session, job) else MessageState.GENERATION_FAILED
+            outcome = _hand_off(claim, job) if _envelope_send(claim, job) else MessageState.GENERATION_FAILED
         except RelayUnavailable as exc:
-            session.finish(row[0], MessageState.DELAYED, exc.reason, [_relay_lost(prepared, row, exc)])
+            claim.finish(message.pk, MessageState.DELAYED, exc.reason, [_relay_lost(prepared, message, exc)])
             raise
-        session.drain()
-        return outcome, row[3]
+        claim.drain()
+        return outcome, message.attempts
     finally:
-        session.close()
+        claim.close()
 
 
 _RECOVER_SQL = """
@@ -551,7 +575,7 @@ def stale_claims_recover() -> tuple[set[tuple[int, int]], list[int]]:
         cursor.execute(_STALLED_SQL, [timeout, timeout, timeout])
         pairs |= {(tx, chunk) for tx, chunk in cursor.fetchall()}
         cursor.execute("SELECT id FROM transmissions_transmission WHERE state = 'Generating'")
-        generating = [row[0] for row in cursor.fetchall()]
+        generating = [pk for (pk,) in cursor.fetchall()]
     return pairs, generating
 
 
@@ -571,7 +595,7 @@ def delayed_orphans_find(*, limit: int = 1000) -> list[int]:
     overdue = settings.ENGAGE_RETRY_MAX_SECONDS + settings.ENGAGE_SEND_CLAIM_TIMEOUT
     with connection.cursor() as cursor:
         cursor.execute(_ORPHANED_RETRIES_SQL, [overdue, limit])
-        orphans = [row[0] for row in cursor.fetchall()]
+        orphans = [pk for (pk,) in cursor.fetchall()]
     if orphans:
         log.warning("re-enqueueing %d delayed message(s) whose retry was lost", len(orphans))
     return orphans

@@ -37,8 +37,8 @@ from transmissions.models import (
     TransmissionState,
 )
 from transmissions.payload import (
-    Limits,
     TransmissionInput,
+    TransmissionInputLimits,
     content_to_compile,
     recipient_check_limits,
     transmission_input_parse,
@@ -62,8 +62,8 @@ class CreateResult:
     rcpt_errors: list[dict[str, Any]]
 
 
-def limits_from_settings() -> Limits:
-    return Limits(
+def limits_from_settings() -> TransmissionInputLimits:
+    return TransmissionInputLimits(
         max_substitution_data_bytes=settings.ENGAGE_MAX_SUBSTITUTION_DATA_BYTES,
         max_metadata_bytes=settings.ENGAGE_MAX_TRANSMISSION_METADATA_BYTES,
         max_content_bytes=settings.ENGAGE_MAX_CONTENT_BYTES,
@@ -88,7 +88,7 @@ def _check_content(data: TransmissionInput) -> None:
 
 
 def _recipients(
-    raw: list | None, data: TransmissionInput, *, limits: Limits, max_errors: int | None
+    raw: list | None, data: TransmissionInput, *, limits: TransmissionInputLimits, max_errors: int | None
 ) -> tuple[list[dict], list[dict], int]:
     """(accepted recipients, reported errors, rejected count); a stored list is copied."""
     if raw is None:

@@ -2,7 +2,7 @@
 
 Public API: ``compile_part`` / ``CompiledPart.render``, ``compile_content`` /
 ``CompiledContent.render``, ``build_context``, ``reserved_key_problem``,
-``validate_data_keys``, ``Limits``, ``TemplateSyntaxError`` and ``TemplateRenderError``. Pure: no Django, no I/O, no clock.
+``validate_data_keys``, ``RenderLimits``, ``TemplateSyntaxError`` and ``TemplateRenderError``. Pure: no Django, no I/O, no clock.
 
 Decisions where the SparkPost documentation is silent or ambiguous (SPEC B §4):
 
@@ -27,30 +27,30 @@ Decisions where the SparkPost documentation is silent or ambiguous (SPEC B §4):
   (unreserved ``-_.~`` kept), ``{{{ }}}`` is raw. Headers are never escaped.
 - Dynamic content comes from the transmission-level ``dynamic_html`` /
   ``dynamic_plain`` / ``dynamic_amp_html`` (see ``build_context``); a chunk can render
-  another chunk, up to ``Limits.max_dynamic_depth`` (2). Chunks render with the
+  another chunk, up to ``RenderLimits.max_dynamic_depth`` (2). Chunks render with the
   recipient's data plus the current ``loop_var``/``loop_index``/``loop_vars``, insert
   unescaped, get their links tracked (via ``Tracker.compile_dynamic``) but never pixels.
   A missing chunk renders ""; a chunk that does not compile is a render error.
 - Syntax errors report the line of the offending tag (for an unclosed block, the line of
   the ``if``/``each`` that is not closed).
-- Limits (``Limits``) count characters per rendered part and loop iterations per part
+- Render limits (``RenderLimits``) count characters per rendered part and loop iterations per part
   render; ``CompiledContent.render(max_bytes=...)`` caps the whole message (every part
   and header), stopping the render that passes it (``MessageTooLarge``).
 """
 
 from __future__ import annotations
 
-from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
+from .compiler import DEFAULT_RENDER_LIMITS, CompiledPart, RenderLimits, Tracker, compile_part
 from .content import CompiledContent, compile_content
 from .context import RESERVED_KEYS, build_context, reserved_key_problem, validate_data_keys
 from .errors import MessageTooLarge, TemplateError, TemplateRenderError, TemplateSyntaxError
 
 __all__ = [
-    "DEFAULT_LIMITS",
+    "DEFAULT_RENDER_LIMITS",
     "RESERVED_KEYS",
     "CompiledContent",
     "CompiledPart",
-    "Limits",
+    "RenderLimits",
     "MessageTooLarge",
     "TemplateError",
     "TemplateRenderError",

@@ -44,7 +44,7 @@ MAX_DYNAMIC_CACHE = 256
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class RenderLimits:
     """Per-render resource limits; exceeding one is a TemplateRenderError.
 
     ``max_output_size`` counts characters of one rendered part, ``max_loop_iterations``
@@ -57,7 +57,7 @@ class Limits:
     max_dynamic_depth: int = 2
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_RENDER_LIMITS = RenderLimits()
 
 
 class Tracker(Protocol):
@@ -164,6 +164,10 @@ class _Builder:
     def __init__(self, source: str, mode: str) -> None:
         self.source = source
         self.mode = mode
+        self.root: list[_Node] = []
+        #: The open blocks, innermost last: the root, then ``if`` / ``each`` / link frames.
+        self.stack = [_Frame("root", None, self.root, 0)]
+        self.loops = 0  # open ``each`` blocks (MAX_LOOP_DEPTH)
 
     def parse_tag_expr(self, tag: Tag, skip_keyword: bool) -> tuple[Parser, int]:
         toks = tokenize(self.source[tag.cstart : tag.cend], tag.cstart)
@@ -179,101 +183,115 @@ class _Builder:
         return ast
 
     def build(self, items: Sequence[Text | Tag | Marker]) -> list[_Node]:
-        root: list[_Node] = []
-        stack = [_Frame("root", None, root, 0)]
-        loops = 0
+        """The node tree of one part's lexed items: text, expressions, blocks and the link
+        and pixel markers of the link scan. Raises ExprError (with the source offset) for a
+        misplaced or unclosed block, or one nested past MAX_BLOCK_DEPTH / MAX_LOOP_DEPTH."""
         for it in items:
-            top = stack[-1]
             if isinstance(it, Text):
-                body = top.body
-                s = self.source[it.start : it.end]
-                body.append(s)
+                self.stack[-1].body.append(self.source[it.start : it.end])
             elif isinstance(it, Marker):
-                if it.kind == "pixel":
-                    top.body.append(_Pixel(cast(str, it.pixel)))  # a pixel marker has its kind
-                elif it.kind == "link_start":
-                    link = _Link(cast("LinkSpan", it.span), [], it.pos)  # a link marker has its span
-                    top.body.append(link)
-                    stack.append(_Frame("link", link, link.body, it.pos))
-                else:
-                    if top.kind != "link":
-                        raise ExprError(
-                            f"'{top.kind}' opened inside a link must be closed inside it "
-                            f"(missing 'end' for '{top.kind}' at line "
-                            f"{_line(self.source, top.pos)})",
-                            it.pos,
-                        )
-                    stack.pop()
+                self.marker(it)
             elif it.keyword is None:
-                top.body.append(self.expression(it, in_link=top.kind == "link" or any(f.kind == "link" for f in stack)))
+                top = self.stack[-1]
+                top.body.append(
+                    self.expression(it, in_link=top.kind == "link" or any(f.kind == "link" for f in self.stack))
+                )
+            elif it.keyword in ("if", "each"):
+                self.block_open(it, it.keyword)
+            elif it.keyword == "elseif":
+                self.block_elseif(it)
+            elif it.keyword == "else":
+                self.block_else(it)
             else:
-                kw = it.keyword
-                if kw in ("if", "each"):
-                    if len(stack) > MAX_BLOCK_DEPTH:
-                        raise ExprError("blocks nested too deeply", it.start)
-                    p, _ = self.parse_tag_expr(it, True)
-                    if p.tok.kind == "eof":
-                        raise p.error()
-                    ast = self.expr(p)
-                    if kw == "if":
-                        if p.at_kw("then"):
-                            p.i += 1
-                        p.expect_end()
-                        cond = _If([(ast, [])], None, it.start)
-                        top.body.append(cond)
-                        stack.append(_Frame("if", cond, cond.branches[0][1], it.start))
-                    else:
-                        if p.at_kw("do"):
-                            p.i += 1
-                        p.expect_end()
-                        loops += 1
-                        if loops > MAX_LOOP_DEPTH:
-                            raise ExprError("loops nested too deeply", it.start)
-                        name = None
-                        if ast[0] == "name":
-                            name = ast[1]
-                        elif ast[0] == "attr":
-                            name = ast[2]
-                        loop = _Each(ast, name, [], it.start)
-                        top.body.append(loop)
-                        stack.append(_Frame("each", loop, loop.body, it.start))
-                elif kw == "elseif":
-                    if top.kind != "if" or top.has_else:
-                        raise self.misplaced(it, kw, top)
-                    p, _ = self.parse_tag_expr(it, True)
-                    if p.tok.kind == "eof":
-                        raise p.error()
-                    ast = self.expr(p)
-                    if p.at_kw("then"):
-                        p.i += 1
-                    p.expect_end()
-                    branch: list[_Node] = []
-                    cast(_If, top.node).branches.append((ast, branch))  # an "if" frame holds an _If
-                    top.body = branch
-                elif kw == "else":
-                    if top.kind != "if" or top.has_else:
-                        raise self.misplaced(it, kw, top)
-                    p, _ = self.parse_tag_expr(it, True)
-                    p.expect_end()
-                    top.has_else = True
-                    orelse: list[_Node] = []
-                    cast(_If, top.node).orelse = orelse
-                    top.body = orelse
-                else:  # end
-                    if top.kind not in ("if", "each"):
-                        raise self.misplaced(it, kw, top)
-                    p, _ = self.parse_tag_expr(it, True)
-                    p.expect_end()
-                    if top.kind == "each":
-                        loops -= 1
-                    stack.pop()
-        top = stack[-1]
+                self.block_end(it)
+        top = self.stack[-1]
         if top.kind != "root":
             what = "link" if top.kind == "link" else top.kind
             raise ExprError(
                 f"'end' expected (to close '{what}' at line {_line(self.source, top.pos)}) near end of part", top.pos
             )
-        return root
+        return self.root
+
+    def marker(self, it: Marker) -> None:
+        """A pixel, or the start / end of a scanned link: a link is a frame of its own, and
+        a block opened inside it must be closed inside it."""
+        top = self.stack[-1]
+        if it.kind == "pixel":
+            top.body.append(_Pixel(cast(str, it.pixel)))  # a pixel marker has its kind
+        elif it.kind == "link_start":
+            link = _Link(cast("LinkSpan", it.span), [], it.pos)  # a link marker has its span
+            top.body.append(link)
+            self.stack.append(_Frame("link", link, link.body, it.pos))
+        elif top.kind != "link":
+            raise ExprError(
+                f"'{top.kind}' opened inside a link must be closed inside it "
+                f"(missing 'end' for '{top.kind}' at line {_line(self.source, top.pos)})",
+                it.pos,
+            )
+        else:
+            self.stack.pop()
+
+    def condition(self, tag: Tag, trailing_kw: str) -> Ast:
+        """The expression of an ``if`` / ``elseif`` / ``each`` tag, an optional ``then`` /
+        ``do`` after it, and nothing else."""
+        p, _ = self.parse_tag_expr(tag, True)
+        if p.tok.kind == "eof":
+            raise p.error()
+        ast = self.expr(p)
+        if p.at_kw(trailing_kw):
+            p.i += 1
+        p.expect_end()
+        return ast
+
+    def block_open(self, tag: Tag, kw: str) -> None:
+        """``if`` or ``each``: a node in the current body and a frame for its own body."""
+        if len(self.stack) > MAX_BLOCK_DEPTH:
+            raise ExprError("blocks nested too deeply", tag.start)
+        top = self.stack[-1]
+        if kw == "if":
+            ast = self.condition(tag, "then")
+            cond = _If([(ast, [])], None, tag.start)
+            top.body.append(cond)
+            self.stack.append(_Frame("if", cond, cond.branches[0][1], tag.start))
+            return
+        ast = self.condition(tag, "do")
+        self.loops += 1
+        if self.loops > MAX_LOOP_DEPTH:
+            raise ExprError("loops nested too deeply", tag.start)
+        name = ast[1] if ast[0] == "name" else ast[2] if ast[0] == "attr" else None
+        loop = _Each(ast, name, [], tag.start)
+        top.body.append(loop)
+        self.stack.append(_Frame("each", loop, loop.body, tag.start))
+
+    def block_elseif(self, tag: Tag) -> None:
+        top = self.stack[-1]
+        if top.kind != "if" or top.has_else:
+            raise self.misplaced(tag, "elseif", top)
+        ast = self.condition(tag, "then")
+        branch: list[_Node] = []
+        cast(_If, top.node).branches.append((ast, branch))  # an "if" frame holds an _If
+        top.body = branch
+
+    def block_else(self, tag: Tag) -> None:
+        top = self.stack[-1]
+        if top.kind != "if" or top.has_else:
+            raise self.misplaced(tag, "else", top)
+        p, _ = self.parse_tag_expr(tag, True)
+        p.expect_end()
+        top.has_else = True
+        orelse: list[_Node] = []
+        cast(_If, top.node).orelse = orelse
+        top.body = orelse
+
+    def block_end(self, tag: Tag) -> None:
+        top = self.stack[-1]
+        if top.kind not in ("if", "each"):
+            raise self.misplaced(tag, "end", top)
+        p, _ = self.parse_tag_expr(tag, True)
+        p.expect_end()
+        if top.kind == "each":
+            self.loops -= 1
+        self.stack.pop()
 
     def misplaced(self, tag: Tag, kw: str, top: _Frame) -> ExprError:
         if top.kind == "link":
@@ -714,7 +732,7 @@ class CompiledPart:
         data: dict[str, Any],
         tracker: Tracker | None = None,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         budget: int | None = None,
     ) -> str:
         """Render for one recipient's data; raises TemplateRenderError.

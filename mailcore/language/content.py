@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .compiler import DEFAULT_LIMITS, CompiledPart, Limits, Tracker, compile_part
+from .compiler import DEFAULT_RENDER_LIMITS, CompiledPart, RenderLimits, Tracker, compile_part
 from .errors import MessageTooLarge, TemplateSyntaxError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class CompiledContent:
         data: dict[str, Any],
         tracker: Tracker | None = None,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
         max_bytes: int | None = None,
     ) -> dict[str, Any]:
         """Render every part for one recipient; raises TemplateRenderError.

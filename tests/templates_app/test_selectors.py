@@ -6,7 +6,7 @@ import pytest
 
 from engage import errors
 from templates_app.selectors import template_get_for_send
-from templates_app.services import template_create, template_touch_last_use, template_update
+from templates_app.services import TemplateUpdateMode, template_create, template_touch_last_use, template_update
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def test_it_returns_the_published_version_with_its_number():
 def test_publishing_keeps_the_draft_version_number():
     template_create(template_id="t", name=None, content=CONTENT, options={})
     template_update(template_id="t", content={**CONTENT, "subject": "v2"})
-    template_update(template_id="t", publish=True)
+    template_update(template_id="t", mode=TemplateUpdateMode.PUBLISH)
     assert template_get_for_send(template_id="t", use_draft=False)[2] == 2
     with pytest.raises(errors.NoDraftTemplate):
         template_get_for_send(template_id="t", use_draft=True)

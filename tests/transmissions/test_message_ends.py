@@ -193,11 +193,11 @@ def test_a_message_given_back_when_the_relay_went_away_gets_one_injection(api, r
 
     real, calls = sending._hand_off, []
 
-    def hand_off(session, job):
-        calls.append(job.row[1])
+    def hand_off(claim, job):
+        calls.append(job.message.message_id)
         if len(calls) == 2:
             raise RelayUnavailable("connection to relay lost: test")
-        return real(session, job)
+        return real(claim, job)
 
     monkeypatch.setattr(sending, "_hand_off", hand_off)
     tid = int(api.post(URL, body(recipients=RECIPIENTS), format="json").json()["results"]["id"])

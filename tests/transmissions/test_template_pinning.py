@@ -43,9 +43,9 @@ def _template(*, published: bool = True, content: dict = V1, options: dict | Non
 
 def _publish(content: dict, options: dict | None = None) -> None:
     """A new published version (the published slot overwritten: the next version number)."""
-    from templates_app.services import template_update
+    from templates_app.services import TemplateUpdateMode, template_update
 
-    template_update(template_id=TEMPLATE, content=content, options=options, update_published=True)
+    template_update(template_id=TEMPLATE, content=content, options=options, mode=TemplateUpdateMode.PUBLISHED)
 
 
 def _accept(api, **content) -> int:
@@ -124,13 +124,15 @@ def test_a_version_published_after_acceptance_and_before_the_start_is_sent(api, 
 
 
 def test_a_draft_published_mid_send_still_sends_the_draft_as_it_was(api, relay, events):
-    from templates_app.services import template_update
+    from templates_app.services import TemplateUpdateMode, template_update
 
     _template(published=False)
     tid = _accept(api, use_draft_template=True)
     _start(tid)
     _send(tid, 0)
-    template_update(template_id=TEMPLATE, content=V2, publish=True)  # the template has no draft any more
+    template_update(
+        template_id=TEMPLATE, content=V2, mode=TemplateUpdateMode.PUBLISH
+    )  # the template has no draft any more
     _send(tid, 1)
     assert Transmission.objects.get(pk=tid).state == TransmissionState.SUCCESS
     assert _subjects(relay) == {"One World"} and len(relay.received) == 4
@@ -192,11 +194,11 @@ def test_a_template_gone_at_the_start_fails_every_message_even_if_it_comes_back(
 
 
 def test_a_draft_gone_at_the_start_fails_with_no_draft_template(api, relay, events):
-    from templates_app.services import template_update
+    from templates_app.services import TemplateUpdateMode, template_update
 
     _template(published=False)
     tid = _accept(api, use_draft_template=True)
-    template_update(template_id=TEMPLATE, publish=True)
+    template_update(template_id=TEMPLATE, mode=TemplateUpdateMode.PUBLISH)
     _start(tid)
     _send(tid, 0)
     _send(tid, 1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from mailcore.language import (
-    Limits,
+    RenderLimits,
     TemplateRenderError,
     TemplateSyntaxError,
     compile_part,
@@ -414,21 +414,21 @@ def test_loop_iteration_limit_is_a_render_error() -> None:
     data = {"a": list(range(400))}
     with pytest.raises(TemplateRenderError, match="loop iterations"):
         compiled.render(data)
-    assert len(compiled.render(data, limits=Limits(max_loop_iterations=200_000))) == 160_000
+    assert len(compiled.render(data, limits=RenderLimits(max_loop_iterations=200_000))) == 160_000
 
 
 def test_output_size_limit_is_a_render_error() -> None:
     compiled = compile_part("{{each a}}{{v}}{{end}}", part="html", mode="html")
     data = {"a": list(range(100)), "v": "x" * 1000}
     with pytest.raises(TemplateRenderError, match="exceeds 50000 characters"):
-        compiled.render(data, limits=Limits(max_output_size=50_000))
+        compiled.render(data, limits=RenderLimits(max_output_size=50_000))
     assert len(compiled.render(data)) == 100_000
 
 
 def test_output_size_limit_applies_without_loops() -> None:
     compiled = compile_part("{{v}}{{v}}", part="text", mode="text")
     with pytest.raises(TemplateRenderError, match="exceeds"):
-        compiled.render({"v": "x" * 60}, limits=Limits(max_output_size=100))
+        compiled.render({"v": "x" * 60}, limits=RenderLimits(max_output_size=100))
 
 
 def test_one_recipients_error_does_not_affect_the_next() -> None:
