@@ -130,10 +130,12 @@ def _written_forms(value: str) -> set[str]:
 
 
 def _joined_literals(source: str) -> str:
-    """Python source with adjacent string literals on consecutive lines joined and ``{{`` /
-    ``}}`` undone, as the interpreter makes ``r"ab"\\n    rf"c{{1}}"`` into ``abc{1}``
+    """Python source with adjacent string literals on consecutive lines joined, as is and with
+    ``{{`` / ``}}`` undone, as the interpreter makes ``r"ab"\\n    rf"c{{1}}"`` into ``abc{1}``
     (reading every literal with ``ast`` instead would take ~0.5 s)."""
-    return _LITERAL_JOIN.sub("", source).replace("{{", "{").replace("}}", "}")
+    joined = _LITERAL_JOIN.sub("", source)
+    # Both readings: an f-string's ``{{`` is one brace, a plain literal's (JSON ending ``}}``) two.
+    return joined + "\0" + joined.replace("{{", "{").replace("}}", "}")
 
 
 def project_file_containing(value: str, root: Path = PROJECT_ROOT) -> str | None:
