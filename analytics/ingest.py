@@ -33,6 +33,8 @@ from psycopg.types.json import Jsonb
 
 from analytics import rollups
 from mailcore.events import names_in
+from suppression.models import AUTOMATIC_ENTRIES
+from suppression.services import suppression_from_events
 from tracking.models import EVENT_COLUMNS, EVENT_DEFAULTS, EVENT_JSON_COLUMNS
 
 STAGE = "analytics_stage"
@@ -65,6 +67,19 @@ _MESSAGE_FIELDS = """
 SELECT DISTINCT ON (message_id) message_id, friendly_from, subject FROM tracking_event
 WHERE message_id = ANY(%s) AND type = ANY(%s) AND (friendly_from <> '' OR subject <> '')
 ORDER BY message_id, timestamp"""
+# The new rows that may add a suppression entry (``suppression.models.AUTOMATIC_ENTRIES``).
+_SUPPRESSING_COLUMNS = ("type", "rcpt_to", "message_id", "transmission_id", "bounce_class", "error_code", "reason")
+_SUPPRESSING = f"""
+SELECT {", ".join("e." + c for c in _SUPPRESSING_COLUMNS)}
+  FROM {rollups.LANDED} l JOIN tracking_event e ON e.id = l.id AND e.timestamp = l.timestamp
+ WHERE l.type = ANY(%s)"""
+_SUPPRESSING_TYPES = sorted(AUTOMATIC_ENTRIES)
+# One ``list_unsubscribe`` per message (SPEC A.5: a one-click POST twice records one event).
+# Landers that carry one take this transaction lock, so two cannot both find none landed.
+_UNSUBSCRIBE_LOCK = 0x656E_6761_7573_01  # "engaus" + 1
+_UNSUBSCRIBED = (
+    "SELECT DISTINCT message_id FROM tracking_event WHERE message_id = ANY(%s) AND type = 'list_unsubscribe'"
+)
 
 
 _COLUMN_SET = frozenset(EVENT_COLUMNS)
@@ -167,7 +182,8 @@ def events_insert_rows(cursor: Any, rows: Sequence[Sequence[Any]]) -> int:
     """Land rows already in ``EVENT_COLUMNS`` order (an aware datetime for ``timestamp``,
     JSON columns wrapped in ``Jsonb``); returns how many were new. Duplicates of landed
     ``(event_id, timestamp)`` are skipped and not counted, so a batch may be landed twice.
-    Afterwards ``rollups.LANDED`` holds exactly the new rows (``id`` included)."""
+    Afterwards ``rollups.LANDED`` holds exactly the new rows (``id`` included). The new hard
+    bounces and unsubscribes have added their suppression entries (SPEC A.5)."""
     rollups.landed_prepare(cursor)
     if not rows:
         return 0
@@ -199,8 +215,41 @@ def events_insert_rows(cursor: Any, rows: Sequence[Sequence[Any]]) -> int:
     inserted = cursor.rowcount
     cursor.execute("RELEASE SAVEPOINT engage_ingest")
     rollups.rollups_from_landed(cursor)
+    _suppression_add(cursor)
     cursor.execute("SELECT set_config('work_mem', %s, true)", [previous_work_mem])
     return inserted
+
+
+def _suppression_add(cursor: Any) -> None:
+    """Add the suppression entries the new rows (staged in ``rollups.LANDED``) call for: hard
+    bounces and unsubscribes (SPEC A.5), in this transaction, so an entry is never lost
+    while its event landed, and a batch landed again adds nothing again."""
+    cursor.execute(_SUPPRESSING, [_SUPPRESSING_TYPES])
+    found = cursor.fetchall()
+    if found:
+        suppression_from_events(events=[dict(zip(_SUPPRESSING_COLUMNS, row, strict=True)) for row in found])
+
+
+def unsubscribes_once(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` without the ``list_unsubscribe`` events of a message that already has one,
+    landed or earlier in ``events`` (a one-click POST sent twice, SPEC A.5). One query when
+    there is such an event, under a transaction lock held until the caller commits."""
+    wanted = {
+        event["message_id"] for event in events if event.get("type") == "list_unsubscribe" and event.get("message_id")
+    }
+    if not wanted:
+        return list(events)
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_UNSUBSCRIBE_LOCK])
+    cursor.execute(_UNSUBSCRIBED, [sorted(wanted)])
+    seen = {message_id for (message_id,) in cursor.fetchall()}
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") == "list_unsubscribe" and event.get("message_id"):
+            if event["message_id"] in seen:
+                continue
+            seen.add(event["message_id"])
+        kept.append(event)
+    return kept
 
 
 def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -250,12 +299,14 @@ def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[d
 def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: bool = True) -> list[dict[str, Any]]:
     """Insert ``events`` (rows as :func:`event_row` makes them) skipping duplicates, and fold
     the inserted ones into the rollups and webhook queues, on ``cursor`` (run it inside
-    ``transaction.atomic``). Engagement events get their message's ``friendly_from`` and
-    ``subject`` first (:func:`message_fields_fill`). Returns the inserted rows as dicts
+    ``transaction.atomic``). A message's second ``list_unsubscribe`` is dropped
+    (:func:`unsubscribes_once`); engagement events get their message's ``friendly_from`` and
+    ``subject`` first (:func:`message_fields_fill`). The new rows' suppression entries are
+    added in the same transaction (SPEC A.5). Returns the inserted rows as dicts
     (``id`` included), or ``[]`` when ``returning`` is false."""
     if not events:
         return []
-    events = message_fields_fill(cursor, events)
+    events = message_fields_fill(cursor, unsubscribes_once(cursor, events))
     events_insert_rows(cursor, [event_values(event) for event in events])
     if not returning:
         return []

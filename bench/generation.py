@@ -2,8 +2,16 @@
 local aiosmtpd sink, next to the sink's own rate fed directly by smtplib in the same run.
 
     .venv/bin/python bench/generation.py [--messages 5000] [--concurrency 2] [--rounds 3]
+    .venv/bin/python bench/generation.py --messages 100000 --suppressed 10000 [--rounds 3]
 
-Database ``engage_bench_tx`` and Redis db 14 as in bench/accept.py. The sink runs in its own
+Database ``engage_bench_tx`` and Redis db 14 as in bench/accept.py (``ENGAGE_BENCH_DB`` /
+``ENGAGE_BENCH_REDIS_DB`` name others).
+
+With ``--suppressed N`` the direct phase gives way to a suppression comparison (issue 14):
+in each round the same worker sends the list twice, first with an empty suppression list, then
+with N ``non_transactional`` entries, every (messages / N)-th recipient's; the rate is messages
+ended (delivered or bounced) per second, POST to the last one recorded, the same clock for
+both. Target: the suppressed run keeps >= 90% of the rate without suppression (medians). The sink runs in its own
 process, answers 250 to everything, and is the one clock of both rates: (messages - 1) /
 (time of the last message's end of DATA - time of the first's), as the sink sees them. The
 same sink process serves both phases. Direct rate: ``concurrency`` processes send pre-built
@@ -93,6 +101,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="direct and engage phases alternate; medians are judged")
+    parser.add_argument("--suppressed", type=int, default=0, help="compare N suppression entries with none (issue 14)")
     args = parser.parse_args()
     bench_env()
     import logging
@@ -189,6 +198,9 @@ def main() -> None:
         _clock_reset(clock)
         ours.append(post(warm))
         wait_sent(ours[-1], warm, time.perf_counter() + 120)
+        if args.suppressed:
+            _suppression_compare(args, post, ours)
+            return
         rounds = []  # (direct rate, engage rate at the sink, POST -> all recorded sent)
         for _ in range(args.rounds):
             direct_rate = direct()
@@ -221,6 +233,58 @@ def main() -> None:
     print(f"  median: direct {direct_rate:,.0f} msg/s, engage {engage_rate:,.0f} msg/s, ratio {ratio:.0%}  "
           f"(targets: >= 1,000 msg/s: {'PASS' if engage_rate >= 1000 else 'FAIL'}, "
           f">= 70% of direct: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
+
+
+def _suppression_compare(args, post, ours: list[int]) -> None:
+    """Per round: the list with an empty suppression list, then with ``args.suppressed``
+    entries among its recipients; prints both rates and their ratio (see the docstring)."""
+    from django.db import connection
+
+    from suppression.entries import EntryWrite
+    from suppression.models import SuppressionEntry
+    from suppression.services import suppression_put
+    from transmissions.models import Message
+
+    step = max(args.messages // args.suppressed, 1)
+    entries = [EntryWrite(f"user{i}@example.com", "non_transactional", "bench")
+               for i in range(0, args.messages, step)][: args.suppressed]  # fmt: skip
+
+    def ended_rate(tid: int, started: float) -> tuple[float, int]:
+        deadline = started + 1800
+        while time.perf_counter() < deadline:
+            done = Message.objects.filter(transmission_id=tid, state__in=["delivered", "bounced"]).count()
+            if done >= args.messages:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        bounced = Message.objects.filter(transmission_id=tid, state="bounced").count()
+        return done / elapsed, bounced
+
+    rounds = []
+    for _ in range(args.rounds):
+        rates = []
+        for with_entries in (False, True):
+            SuppressionEntry.objects.all().delete()
+            if with_entries:
+                suppression_put(writes=entries)
+            connection.close()
+            started = time.perf_counter()
+            tid = post(args.messages)
+            ours.append(tid)
+            rate, bounced = ended_rate(tid, started)
+            assert bounced == (len(entries) if with_entries else 0), bounced
+            rates.append(rate)
+        rounds.append(rates)
+    SuppressionEntry.objects.all().delete()
+    print(f"generation with suppression: {args.messages} messages per run, {len(entries)} of them suppressed in the "
+          f"second run of each round, {args.concurrency} worker processes; rate = messages ended / (POST -> last ended)")  # fmt: skip
+    for n, (none, some) in enumerate(rounds, 1):
+        print(
+            f"  round {n}: no entries {none:,.0f} msg/s | {len(entries)} entries {some:,.0f} msg/s ({some / none:.0%})"
+        )
+    ratio = statistics.median(some / none for none, some in rounds)
+    print(f"  median ratio {ratio:.0%} (target >= 90% of the rate without suppression: "
+          f"{'PASS' if ratio >= 0.9 else 'FAIL'})")  # fmt: skip
 
 
 if __name__ == "__main__":

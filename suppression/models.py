@@ -38,6 +38,31 @@ class SuppressionSource(models.TextChoices):
     COMPLIANCE = "Compliance"
 
 
+#: What generation records for a message to an address suppressed for its type (SPEC A.5,
+#: B §11.8): its ``injection`` and a ``bounce`` of this class, error code and reason.
+SUPPRESSED_BOUNCE_CLASS = "25"
+SUPPRESSED_ERROR_CODE = "554"
+SUPPRESSED_REASON = "554 5.7.1 recipient address was suppressed due to customer policy"
+
+#: The bounce classes that add an entry: the hard ones (SPEC A.5, B §11.7). Class 25 is the
+#: result of suppression and never adds one.
+HARD_BOUNCE_CLASSES = frozenset({"10", "30", "90"})
+
+#: The landed event types that add an entry, with its source and types (SPEC A.5, B §11.7);
+#: a ``bounce`` only when its class is in :data:`HARD_BOUNCE_CLASSES`.
+AUTOMATIC_ENTRIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bounce": (SuppressionSource.BOUNCE_RULE, (SuppressionType.TRANSACTIONAL, SuppressionType.NON_TRANSACTIONAL)),
+    "list_unsubscribe": (SuppressionSource.LIST_UNSUBSCRIBE, (SuppressionType.NON_TRANSACTIONAL,)),
+    "link_unsubscribe": (SuppressionSource.UNSUBSCRIBE_LINK, (SuppressionType.NON_TRANSACTIONAL,)),
+}
+
+
+def type_checked(*, transactional: bool) -> str:
+    """The entry type a message checks: ``transactional`` for a transactional message,
+    ``non_transactional`` for any other (SPEC A.5)."""
+    return SuppressionType.TRANSACTIONAL if transactional else SuppressionType.NON_TRANSACTIONAL
+
+
 def summary_key(source: str) -> str:
     """The ``/summary`` key of a source: ``Bounce Rule`` → ``bounce_rule`` (SPEC B §11.4)."""
     return source.lower().replace(" ", "_")

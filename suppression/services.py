@@ -7,19 +7,29 @@ query per address, and never changes an entry whose source is ``Compliance``.
 - ``suppression_add``: for the other parts of Engage (bounces, unsubscribes, the admin):
   idempotent, an existing entry is updated, never duplicated; a ``Compliance`` entry is left
   as it is.
+- ``suppression_from_events``: the automatic entries (hard bounces, unsubscribes) of a batch
+  of landed events, in the lander's transaction.
 - ``suppression_delete``: one address, one type or both; 404 / 1600, 403 / 1100.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from engage import errors
 from suppression.entries import EntryWrite, address_key
-from suppression.models import MAX_DESCRIPTION_BYTES, SuppressionEntry, SuppressionSource, SuppressionType
+from suppression.models import (
+    AUTOMATIC_ENTRIES,
+    HARD_BOUNCE_CLASSES,
+    MAX_DESCRIPTION_BYTES,
+    SuppressionEntry,
+    SuppressionSource,
+    SuppressionType,
+)
 
 _TABLE = SuppressionEntry._meta.db_table
 _COMPLIANCE = SuppressionSource.COMPLIANCE.value
@@ -119,6 +129,48 @@ def suppression_add(*, recipient: str, types: Iterable[str], source: str, descri
         raise ValueError(f"unknown suppression type(s) {unknown} or source {source!r}")
     key = address_key(recipient)
     _upsert((EntryWrite(key, kind, _fit(description)) for kind in kinds), source=source)
+
+
+def _automatic_description(event: Mapping[str, Any]) -> str:
+    """What an automatic entry says about where it came from, naming the message: the remote
+    answer of a bounce (``550: 550 5.1.1 no such user``, as SparkPost's samples, B §11.7), or
+    how the recipient unsubscribed."""
+    kind = event.get("type")
+    if kind == "bounce":
+        what = f"{event.get('error_code') or ''}: {event.get('reason') or ''}".strip(": ")
+    elif kind == "list_unsubscribe":
+        what = "Unsubscribed using list unsubscribe header"
+    else:
+        what = "Unsubscribed using an unsubscribe link"
+    return f"{what} (message {event.get('message_id') or '?'}, transmission {event.get('transmission_id') or '?'})"
+
+
+def suppression_from_events(*, events: Iterable[Mapping[str, Any]]) -> int:
+    """Add the entries that landed ``events`` (``tracking_event`` columns: ``type``,
+    ``rcpt_to``, ``message_id``, ``transmission_id``, ``bounce_class``, ``error_code``,
+    ``reason``) call for, per :data:`suppression.models.AUTOMATIC_ENTRIES` (SPEC A.5): a hard
+    bounce (class 10, 30, 90) both types, ``list_unsubscribe`` / ``link_unsubscribe``
+    ``non_transactional``; any other event nothing. Idempotent like :func:`suppression_add`
+    (``Compliance`` entries are left alone); one statement per source, in the caller's
+    transaction (the lander's, so an entry commits with the event that caused it). Returns
+    how many entries were written (new or updated)."""
+    by_source: dict[str, list[EntryWrite]] = {}
+    for event in events:
+        rule = AUTOMATIC_ENTRIES.get(str(event.get("type")))
+        recipient = str(event.get("rcpt_to") or "").strip()
+        if rule is None or not recipient:
+            continue
+        if event.get("type") == "bounce" and str(event.get("bounce_class")) not in HARD_BOUNCE_CLASSES:
+            continue
+        source, kinds = rule
+        description = _fit(_automatic_description(event))
+        by_source.setdefault(source, []).extend(EntryWrite(address_key(recipient), kind, description) for kind in kinds)
+    written = 0
+    for source, writes in by_source.items():
+        unique = _last_wins(writes)
+        _upsert(unique, source=source)
+        written += len(unique)
+    return written
 
 
 def suppression_delete(*, recipient: str, type: str | None = None) -> int:

@@ -32,7 +32,8 @@ from mailcore.mime import content_id_problem
 from mailcore.rfc822 import Rfc822Error, compile_message
 from templates_app.content import normalize_content
 
-#: Options that are accepted and stored; sandbox and skip_suppression change nothing in Engage.
+#: Options that are accepted and stored; sandbox changes nothing in Engage, skip_suppression
+#: skips the suppression check at generation (transmissions.sending).
 BOOL_OPTIONS = (
     "open_tracking",
     "click_tracking",

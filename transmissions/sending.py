@@ -69,6 +69,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from psycopg import pq
 
+from suppression.models import SUPPRESSED_BOUNCE_CLASS, SUPPRESSED_ERROR_CODE, SUPPRESSED_REASON, type_checked
+from suppression.selectors import suppressed_among
 from tracking.outbox import OUTBOX_INSERT, outbox_json
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
 from transmissions.generation import (
@@ -423,6 +425,35 @@ def _next_job(
     return None
 
 
+def _suppressed_end(
+    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], result: ChunkResult
+) -> list[_ClaimedMessage]:
+    """End the claimed messages whose address is suppressed for their type (SPEC A.5, B
+    §11.8) and return the others, in order. One query for the batch
+    (``suppression.selectors.suppressed_among``); each suppressed message is recorded
+    ``bounced``, never generated nor relayed, with its ``injection`` (when it had none yet)
+    and a class-25 ``bounce`` (error code 554, the A.5 reason), so metrics, events, webhooks
+    and the report count it."""
+    recipients = [_loads(message.recipient) for message in rows]
+    emails = [recipient["address"]["email"] for recipient in recipients]
+    suppressed = suppressed_among(addresses=emails, type=type_checked(transactional=prepared.options.transactional))
+    if not suppressed:
+        return rows
+    kept = []
+    for message, recipient, email in zip(rows, recipients, emails, strict=True):
+        if email not in suppressed:
+            kept.append(message)
+            continue
+        fields = event_fields(prepared, message_id=message.message_id, recipient=recipient)
+        bounce = {"type": "bounce", **fields, "reason": SUPPRESSED_REASON, "raw_reason": SUPPRESSED_REASON,
+                  "error_code": SUPPRESSED_ERROR_CODE, "bounce_class": SUPPRESSED_BOUNCE_CLASS,
+                  "num_retries": str(max(message.attempts - 1, 0))}  # fmt: skip
+        events = [{"type": "injection", **fields}, bounce] if message.fresh else [bounce]
+        claim.finish(message.pk, MessageState.BOUNCED, SUPPRESSED_REASON, events)
+        result.bounced += 1
+    return kept
+
+
 def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
     if outcome == MessageState.DELIVERED:
         result.delivered += 1
@@ -437,8 +468,11 @@ def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
 
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
-    """Send every queued message of one chunk; returns what happened. Raises
-    RelayUnavailable (after giving the unsent claimed messages back) so the task retries."""
+    """Send every queued message of one chunk; returns what happened. A claimed batch's
+    addresses are checked against the suppression list in one query (unless the
+    transmission's ``options.skip_suppression``): a suppressed message bounces (class 25)
+    without being generated (:func:`_suppressed_end`). Raises RelayUnavailable (after giving
+    the unsent claimed messages back) so the task retries."""
     result = ChunkResult(delayed=[], delayed_attempts=[])
     transmission = Transmission.objects.filter(pk=transmission_id).first()  # one query: state and content
     if transmission is None or transmission.state != TransmissionState.GENERATING:
@@ -451,6 +485,8 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     except Exception as exc:  # a template deleted or broken since: no message can be generated
         prepared, unpreparable = None, f"the content cannot be prepared: {failure_reason(exc)}"
         log.error("transmission %s: %s", transmission_id, unpreparable)
+    # SPEC A.5: the transmission's own option (REST or X-MSYS-API), never a template's.
+    check_suppression = not (transmission.options or {}).get("skip_suppression")
     claim = _Claim(token)
     try:
         while True:
@@ -472,6 +508,8 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     _generation_failed(claim, message, fields, unpreparable, "1901")
                     result.generation_failed += 1
                 continue
+            if check_suppression:
+                rows = _suppressed_end(claim, prepared, rows, result)
             job = _next_job(claim, prepared, rows, 0, result)
             while job is not None:
                 try:
