@@ -98,9 +98,10 @@ class ConsentListView(ApiView):
         body = parse_body(request, schemas.BulkPut)
         writes = []
         for index, item in enumerate(body.recipients):
-            if (problem := address_problem(item.recipient.strip())) is not None:
+            address: str = item.recipient
+            if (problem := address_problem(address.strip())) is not None:
                 raise errors.InvalidData(f"recipients[{index}].recipient: not a valid email address: {problem}")
-            writes.append(_write(_key(item.recipient), item))
+            writes.append(_write(_key(address), item))
         consent_record(writes=writes)
         return results({"message": RECORDED, "count": len(writes)})
 
