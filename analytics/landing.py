@@ -19,6 +19,14 @@ or ``manage.py land_events``), each exactly once into PostgreSQL:
 
 Every event was stamped (``event_id``, ``timestamp``) before its first write, so one that
 reached two sources lands once.
+
+Tracking consent withdrawn applies to mail already sent (SPEC A.5): a hit on an older link of a
+recipient whose consent is now ``denied`` still redirects (or answers its GIF): the tracking
+views never read PostgreSQL. It is here, when a batch lands, that its engagement events
+(``open``, ``initial_open``, ``click``: ``mailcore.events`` category ``track_event``; never the
+unsubscribes) are dropped for recipients the register holds as ``denied`` now, by
+:func:`_consented`, one query per landed batch. Such an event is never stored, so it reaches
+no metric, search or webhook. A change of consent applies to the hits landed after it.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from analytics import ingest
+from consent.selectors import consent_denied_among
+from mailcore.events import names_in
 from tracking.events import EVENT_FIELD, events_redis
 from tracking.outbox import spool_replay
 
@@ -49,6 +59,24 @@ __all__ = [
     "lander_name",
     "outbox_land",
 ]
+
+
+#: The events a recipient's tracking consent governs (the unsubscribes are not tracking).
+_ENGAGEMENT = names_in("track_event")
+
+
+def _consented(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without the engagement events of recipients whose current consent in the
+    register is ``denied``: one query (none when the batch holds no engagement event)."""
+    engaged = {row["rcpt_to"] for row in rows if row["type"] in _ENGAGEMENT and row["rcpt_to"]}
+    if not engaged:
+        return rows
+    denied = consent_denied_among(addresses=engaged)
+    if not denied:
+        return rows
+    kept = [row for row in rows if not (row["type"] in _ENGAGEMENT and row["rcpt_to"].strip().lower() in denied)]
+    log.info("dropped %d engagement event(s) of recipients who denied tracking", len(rows) - len(kept))
+    return kept
 
 
 def _group_ensure(client: redis.Redis, stream: str, group: str) -> None:
@@ -127,6 +155,7 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed entry would block every batch it is in: log it and drop it.
             log.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)
+    rows = _consented(rows)
     if rows:
         event_partitions_ensure({row["timestamp"].date() for row in rows})
         _insert(rows)
@@ -171,6 +200,7 @@ def outbox_land(*, max_rows: int = 1000) -> int:
                 rows.append(ingest.event_row(record))
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("dropping an unreadable outbox event: %s (%r)", exc, record)
+        rows = _consented(rows)
         if rows:
             ingest.events_insert(cursor, rows, returning=False)
     return len(rows)

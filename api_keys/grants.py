@@ -15,6 +15,7 @@ ALL_GRANTS: tuple[str, ...] = (
     "webhooks/modify",
     "smtp/inject",
     "suppression_lists/manage",
+    "tracking_consent/manage",
 )
 
 

@@ -35,6 +35,8 @@ error stops the process with the message and a hint saying what to set:
   characters, or holding a space or control character.
 - ``engage.E013`` ``REDIS_URL`` not a ``redis://``, ``rediss://`` or ``unix://`` URL with a
   valid host and a numeric database.
+- ``engage.E014`` ``ENGAGE_TRACKING_CONSENT_DEFAULT`` not ``granted`` or ``denied``
+  (``mailcore.consent.VALUES``).
 
 A setting that is not an integer or a boolean at all stops ``engage/settings.py`` itself
 (``engage/env.py`` raises ``ImproperlyConfigured`` naming it).
@@ -66,6 +68,7 @@ from engage.keys import (
     tracking_secret_problem,
 )
 from mailcore.addresses import address_problem
+from mailcore.consent import VALUES as CONSENT_VALUES
 from mailcore.domains import host_normalize, tracking_domain_normalize
 from tracking.signing import tracking_keys
 from transmissions.delivery import RelayConfig
@@ -339,6 +342,21 @@ def check_redis_url(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> l
             hint=f"e.g. redis://127.0.0.1:6379/0 or rediss://:password@redis.example.com:6380/0 {_WHERE}; leave "
             "it unset for the embedded Redis under ENGAGE_VAR_DIR.",
             id="engage.E013",
+        )
+    ]
+
+
+@register("engage")
+def check_tracking_consent_default(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
+    value = settings.ENGAGE_TRACKING_CONSENT_DEFAULT
+    if value in CONSENT_VALUES:
+        return []
+    return [
+        Error(
+            f"ENGAGE_TRACKING_CONSENT_DEFAULT={value!r} is not one of {', '.join(CONSENT_VALUES)}.",
+            hint="granted: every recipient is tracked unless they denied (SparkPost's behaviour); "
+            f"denied: only recipients who granted are tracked. Set it {_WHERE}.",
+            id="engage.E014",
         )
     ]
 

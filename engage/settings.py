@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "templates_app",
     "recipient_lists",
     "suppression",
+    "consent",
     "transmissions",
     "tracking",
     "analytics",
@@ -202,6 +203,9 @@ ENGAGE_TRACKING_BASE_URL = env_str("ENGAGE_TRACKING_BASE_URL", "http://localhost
 ENGAGE_TRACKING_LINK_EXPIRY = env_int("ENGAGE_TRACKING_LINK_EXPIRY", 31536000, minimum=1, maximum=_TEN_YEARS)
 ENGAGE_CLICK_TRACKING_INCLUDE_METADATA = env_bool("ENGAGE_CLICK_TRACKING_INCLUDE_METADATA", True)
 ENGAGE_MAX_METADATA_LEN = env_int("ENGAGE_MAX_METADATA_LEN", 1000, minimum=0)
+# Tracking consent (SPEC A.5): for a recipient neither the recipient object nor the register
+# speaks for; granted (SparkPost's behaviour) or denied (engage.checks E014 checks it).
+ENGAGE_TRACKING_CONSENT_DEFAULT = env_str("ENGAGE_TRACKING_CONSENT_DEFAULT", "granted").strip().lower()
 
 # Sending (issue 4)
 ENGAGE_RELAY_URL = env_str("ENGAGE_RELAY_URL", "smtp://127.0.0.1:1025")

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("templates_app.urls")),
     path("api/v1/", include("recipient_lists.urls")),
     path("api/v1/", include("suppression.urls")),
+    path("api/v1/", include("consent.urls")),
     path("api/v1/", include("transmissions.urls")),
     path("", include("tracking.urls")),
     path("", include("analytics.urls")),

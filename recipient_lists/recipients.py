@@ -4,9 +4,11 @@
 or inline in a transmission) into the one stored shape::
 
     {"address": {"email": str, "name": str?, "header_to": str?},
-     "return_path": str, "tags": [str, ...], "metadata": {...}, "substitution_data": {...}}
+     "return_path": str, "tags": [str, ...], "metadata": {...}, "substitution_data": {...},
+     "tracking_consent": "granted" | "denied"}
 
-``name`` and ``header_to`` are present only when given. ``return_path`` is ``""`` when not
+``name``, ``header_to`` and ``tracking_consent`` (SPEC A.5: this recipient's tracking consent,
+over the register and the default) are present only when given. ``return_path`` is ``""`` when not
 given (SparkPost shows it that way). Null values mean "not given"; unknown keys are ignored.
 
 ``address.email``, ``header_to`` and ``return_path`` must be email addresses
@@ -21,6 +23,7 @@ from typing import Any
 
 from engage import errors
 from mailcore.addresses import address_problem, split_address
+from mailcore.consent import VALUES as CONSENT_VALUES
 from mailcore.language import reserved_key_problem
 
 MAX_TAGS = 10
@@ -120,16 +123,20 @@ def normalize_recipient(raw: Any, index: int) -> tuple[dict | None, errors.Engag
     elif (problem := reserved_key_problem(substitution_data)) is not None:
         return None, _bad(index, problem)
 
-    return (
-        {
-            "address": normalized_address,
-            "return_path": return_path.strip(),
-            "tags": tags[:MAX_TAGS],
-            "metadata": metadata,
-            "substitution_data": substitution_data,
-        },
-        None,
-    )
+    consent = raw.get("tracking_consent")
+    if consent is not None and consent not in CONSENT_VALUES:
+        return None, _bad(index, f"tracking_consent must be one of: {', '.join(CONSENT_VALUES)}")
+
+    normalized = {
+        "address": normalized_address,
+        "return_path": return_path.strip(),
+        "tags": tags[:MAX_TAGS],
+        "metadata": metadata,
+        "substitution_data": substitution_data,
+    }
+    if consent is not None:
+        normalized["tracking_consent"] = consent
+    return normalized, None
 
 
 def normalize_recipients(raw: Any, *, max_errors: int | None = None) -> tuple[list[dict], list[dict], int]:

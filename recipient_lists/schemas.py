@@ -11,12 +11,13 @@ these count characters, so they never refuse what the byte checks would accept.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WrapValidator
 
 from engage.api.schema import Body, ErrorDetail, JsonObject, Query, Text
 from mailcore.addresses import MAX_EMAIL_LENGTH
+from mailcore.consent import VALUES as CONSENT_VALUES
 from mailcore.ids import MAX_ID_BYTES
 from recipient_lists.recipients import MAX_ADDRESS_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS
 
@@ -44,6 +45,11 @@ class Recipient(Body):
     tags: list[Text(MAX_TAG_CHARS)] | None = Field(default=None, description=f"at most {MAX_TAGS} are kept")
     metadata: JsonObject | None = None
     substitution_data: JsonObject | None = None
+    tracking_consent: Literal[CONSENT_VALUES] | None = Field(
+        default=None,
+        description="granted or denied: this recipient's tracking consent for the transmission; it wins over "
+        "the tracking consent register and ENGAGE_TRACKING_CONSENT_DEFAULT (SPEC A.5)",
+    )
 
 
 def _each_recipient_judged_later(value: Any, handler: Any) -> Any:
@@ -121,6 +127,7 @@ class StoredRecipient(BaseModel):
     tags: list[str]
     metadata: dict[str, Any]
     substitution_data: dict[str, Any]
+    tracking_consent: Literal[CONSENT_VALUES] | None = None
 
 
 class RecipientListSummary(BaseModel):

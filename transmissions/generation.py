@@ -16,6 +16,13 @@ and joined with the untouched bytes of the source.
 
 ``perform_substitutions: false`` (SPEC B §1.2) sends the text, html and AMP bodies as
 written (still click and open tracked); headers are still substituted.
+
+Tracking consent (SPEC A.5) is decided per recipient in :func:`message_generate`
+(``mailcore.consent.tracking_consented``: the recipient object's ``tracking_consent`` > the
+register > ``ENGAGE_TRACKING_CONSENT_DEFAULT``); the register is read once per claimed batch
+(:func:`registered_consent`). A recipient who did not consent gets the parts tracking off
+would give (no pixel, links exactly as written); a non-transactional message keeps its
+List-Unsubscribe headers, whose token then carries no metadata and no tags.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
+from consent.selectors import consent_among
 from engage import errors
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.addresses import address_problem
+from mailcore.consent import tracking_consented
 from mailcore.domains import list_unsubscribe_uri_problem
 from mailcore.headers import HeaderError, envelope_address, header_block
 from mailcore.language import CompiledPart, build_context, compile_content, compile_part
@@ -60,6 +69,7 @@ __all__ = [
     "message_generate",
     "prepared_for",
     "prepared_get",
+    "registered_consent",
 ]
 
 _CACHE_SIZE = 32
@@ -93,13 +103,16 @@ class MessageTracker:
 
     __slots__ = ("_base", "_base_html", "_tokens", "_click", "_open", "_initial_open")
 
-    def __init__(self, *, base_url: str, tokens: MessageTokens | None, options: EffectiveOptions) -> None:
+    def __init__(
+        self, *, base_url: str, tokens: MessageTokens | None, options: EffectiveOptions, consented: bool = True
+    ) -> None:
         self._base = base_url
         self._base_html = html_lib.escape(base_url)
         self._tokens = tokens
-        self._click = options.click_tracking and tokens is not None
-        self._open = options.open_tracking and tokens is not None
-        self._initial_open = options.initial_open and tokens is not None
+        tracked = consented and tokens is not None  # no consent: as with open and click tracking off
+        self._click = options.click_tracking and tracked
+        self._open = options.open_tracking and tracked
+        self._initial_open = options.initial_open and tracked
 
     def link(self, url: str, span: Any) -> str | None:
         if not self._click:
@@ -363,19 +376,36 @@ def _inline_css(html: str) -> str:
         return html
 
 
+def registered_consent(prepared: PreparedTransmission, recipients: list[dict[str, Any]]) -> dict[str, str]:
+    """The register's current consent of the ``recipients`` (stored recipients) of one batch,
+    by lower-cased address, for :func:`message_generate`'s ``registered``. One statement for
+    the batch (``consent.selectors.consent_among``); none when nothing of the transmission
+    could be tracked (open and click tracking off) or every recipient carries its own
+    ``tracking_consent``."""
+    options = prepared.options
+    if not (options.open_tracking or options.click_tracking or options.initial_open):
+        return {}
+    asked = [r["address"]["email"] for r in recipients if r.get("tracking_consent") is None]
+    return consent_among(addresses=asked) if asked else {}
+
+
 def message_generate(
     prepared: PreparedTransmission,
     *,
     message_id: str,
     recipient: dict[str, Any],
     now: float | None = None,
+    registered: str | None = None,
 ) -> GeneratedMessage:
     """Render and build one message: the recipient's data context, its tracking tokens,
     the rendered parts, the envelope, the header list, the MIME bytes (LF line ends).
 
     ``recipient`` is a stored recipient (``address``, ``metadata``, ``substitution_data``,
-    ``tags``, ``return_path``); ``now`` (Unix seconds, default the clock) dates the message
-    and its tokens. Raises :class:`GenerationFailed` on a render error, an address or header
+    ``tags``, ``return_path``, optional ``tracking_consent``); ``now`` (Unix seconds, default
+    the clock) dates the message and its tokens; ``registered`` is the address's current
+    consent in the register (``"granted"``, ``"denied"`` or None: see
+    :func:`registered_consent`). Without consent the message is built as with open and click
+    tracking off (SPEC A.5). Raises :class:`GenerationFailed` on a render error, an address or header
     that cannot be written (``mailcore.headers.HeaderError``), an unusable tracking domain
     or a message over ENGAGE_MAX_MESSAGE_BYTES.
     """
@@ -392,8 +422,13 @@ def message_generate(
         address_name=address.get("name"),
         return_path=return_path or None,
     )
-    tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now)
-    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=prepared.options)
+    consented = tracking_consented(
+        recipient=recipient.get("tracking_consent"),
+        register=registered,
+        default=settings.ENGAGE_TRACKING_CONSENT_DEFAULT,
+    )
+    tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now, consented=consented)
+    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=prepared.options, consented=consented)
     if prepared.rfc822:
         return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
     rendered, html = _render(prepared, context, tracker)
@@ -420,15 +455,19 @@ def message_generate(
 
 
 def _message_tokens(
-    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float
+    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float, consented: bool = True
 ) -> MessageTokens | None:
     """The message's click/open token maker, or None when nothing of it is tracked (a
-    transactional message with open and click tracking off). Raises GenerationFailed when
-    it is tracked and the transmission's tracking domain cannot be used."""
+    transactional message with open and click tracking off, or without consent). Without
+    consent a non-transactional message still gets one, for its List-Unsubscribe URL only,
+    carrying no metadata and no tags (SPEC A.5: no metadata in any URL). Raises
+    GenerationFailed when it is needed and the transmission's tracking domain cannot be used."""
     options = prepared.options
-    if not (options.open_tracking or options.click_tracking or not options.transactional):
+    tracked = consented and (options.open_tracking or options.click_tracking)
+    if not (tracked or not options.transactional):
         return None
     email = recipient["address"]["email"]
+    meta = {**prepared.metadata, **(recipient.get("metadata") or {})} if consented else None
     tokens = tracking_signer().for_message(
         message_id=message_id,
         transmission_id=str(prepared.transmission_id),
@@ -438,8 +477,8 @@ def _message_tokens(
         template_id=prepared.template_id,
         template_version=prepared.template_version or None,
         transactional=options.transactional,
-        rcpt_meta={**prepared.metadata, **(recipient.get("metadata") or {})},
-        rcpt_tags=recipient.get("tags") or None,
+        rcpt_meta=meta,
+        rcpt_tags=(recipient.get("tags") or None) if consented else None,
         click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
         max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
     )

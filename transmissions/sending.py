@@ -81,6 +81,7 @@ from transmissions.generation import (
     message_generate,
     prepared_for,
     prepared_get,
+    registered_consent,
     transmission_event_fields,
 )
 from transmissions.models import STATE_EVENT, MessageState, Transmission, TransmissionState
@@ -304,12 +305,17 @@ def _generation_failed(claim: _Claim, message: _ClaimedMessage, fields: dict, re
 
 
 def _job_build(
-    claim: _Claim, prepared: PreparedTransmission, message: _ClaimedMessage, position: int = 0
+    claim: _Claim,
+    prepared: PreparedTransmission,
+    message: _ClaimedMessage,
+    position: int = 0,
+    consents: dict[str, str] | None = None,
 ) -> _Job | None:
     """Generate one claimed message; None (recorded ``generation_failed``, event buffered) when it
     cannot be: a render error, any other exception while it is rendered, built or encoded
     (STYLE rule 11: it fails alone), or a message whose claims died ENGAGE_SEND_MAX_CLAIMS
-    times."""
+    times. ``consents``: the batch's register states (``registered_consent``); None reads
+    this message's alone."""
     message_id, recipient = message.message_id, _loads(message.recipient)
     fields = event_fields(prepared, message_id=message_id, recipient=recipient)
     if message.claims_lost >= claim.max_claims:
@@ -318,7 +324,10 @@ def _job_build(
         _generation_failed(claim, message, fields, reason, "1901")
         return None
     try:
-        built = message_generate(prepared, message_id=message_id, recipient=recipient)
+        if consents is None:
+            consents = registered_consent(prepared, [recipient])
+        registered = consents.get(recipient["address"]["email"].strip().lower())
+        built = message_generate(prepared, message_id=message_id, recipient=recipient, registered=registered)
     except GenerationFailed as exc:
         _generation_failed(claim, message, fields, exc.reason, "3001")
         return None
@@ -413,12 +422,13 @@ def _envelope_send(claim: _Claim, job: _Job) -> bool:
 
 
 def _next_job(
-    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], start: int, result: ChunkResult
-) -> _Job | None:
+    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], start: int, result: ChunkResult,
+    consents: dict[str, str],
+) -> _Job | None:  # fmt: skip
     """Generate the next message of the batch from ``start`` (render errors recorded)."""
     for position in range(start, len(rows)):
         claim.heartbeat()
-        job = _job_build(claim, prepared, rows[position], position)
+        job = _job_build(claim, prepared, rows[position], position, consents)
         if job is not None:
             return job
         result.generation_failed += 1
@@ -467,6 +477,20 @@ def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
         result.delayed_attempts.append(message.attempts)
 
 
+def _batch_consents(prepared: PreparedTransmission, rows: list[_ClaimedMessage]) -> dict[str, str]:
+    """The tracking consent register's states for a claimed batch: one query (SPEC A.5). A
+    recipient that cannot be read is left out (its own generation records why)."""
+    recipients = []
+    for message in rows:
+        try:
+            recipient = _loads(message.recipient)
+            recipient["address"]["email"].strip()
+        except (KeyError, TypeError, AttributeError, ValueError):
+            continue
+        recipients.append(recipient)
+    return registered_consent(prepared, recipients)
+
+
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. A claimed batch's
     addresses are checked against the suppression list in one query (unless the
@@ -510,17 +534,18 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                 continue
             if check_suppression:
                 rows = _suppressed_end(claim, prepared, rows, result)
-            job = _next_job(claim, prepared, rows, 0, result)
+            consents = _batch_consents(prepared, rows)
+            job = _next_job(claim, prepared, rows, 0, result, consents)
             while job is not None:
                 try:
                     if not _envelope_send(claim, job):
                         result.generation_failed += 1
-                        job = _next_job(claim, prepared, rows, job.position + 1, result)
+                        job = _next_job(claim, prepared, rows, job.position + 1, result, consents)
                         continue
                     # The next message is generated while the relay answers the envelope
                     # (never while it answers the body: that answer is read at once). Its
                     # own faults are recorded on it: this one is still completed.
-                    following = _next_job(claim, prepared, rows, job.position + 1, result)
+                    following = _next_job(claim, prepared, rows, job.position + 1, result, consents)
                     _tally(result, job.message, _hand_off(claim, job))
                 except RelayUnavailable as exc:
                     assert job is not None  # reassigned only just before continue
