@@ -140,13 +140,13 @@ class Message(models.Model):
             models.Index(
                 fields=["transmission", "claimed_at"],
                 name="msg_pending",
-                condition=models.Q(state__in=["queued", "sending"]),
+                condition=models.Q(state__in=[MessageState.QUEUED, MessageState.SENDING]),
             ),
             # Messages whose worker died while it held them: claimed one at a time (sending).
             models.Index(
                 fields=["transmission", "chunk"],
                 name="msg_claims_lost",
-                condition=models.Q(claims_lost__gt=0, state__in=["queued", "sending"]),
+                condition=models.Q(claims_lost__gt=0, state__in=[MessageState.QUEUED, MessageState.SENDING]),
             ),
             # Delayed messages whose retry is overdue (the recovery beat).
             models.Index(fields=["finished_at"], name="msg_delayed", condition=models.Q(state="delayed")),
