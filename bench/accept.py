@@ -33,8 +33,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "engage_bench_tx"
-BENCH_REDIS_DB = "14"
+# A session sharing the servers with others names its own (the defaults are shared by all).
+BENCH_DB = os.environ.get("ENGAGE_BENCH_DB", "engage_bench_tx")
+BENCH_REDIS_DB = os.environ.get("ENGAGE_BENCH_REDIS_DB", "14")
 BASELINE = "368d10a"
 MAX_SLOWDOWN = 1.20
 

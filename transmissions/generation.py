@@ -47,7 +47,7 @@ from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_m
 from mailcore.tokens import MessageTokens
 from templates_app.selectors import template_get_for_send
 from tracking.signing import tracking_base_url, tracking_signer
-from transmissions.models import Transmission
+from transmissions.models import Transmission, TransmissionSource
 from transmissions.payload import address_headers, content_to_compile
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class PreparedTransmission:
     #: (``mailcore.address_templates``), by the header name they are written under.
     addresses: dict[str, AddressTemplate] = field(default_factory=dict)
     from_templated: bool = False
+    source: str = TransmissionSource.API
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -230,11 +231,12 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         base_url = ""
         base_url_problem = f"tracking_domain {transmission.tracking_domain[:100]!r} cannot be used: {exc}"
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or _default_mailto(base_url)
+    template_id, template_version = event_template(transmission, version=version)
     return PreparedTransmission(
         transmission_id=transmission.id,
         campaign_id=transmission.campaign_id,
-        template_id=transmission.template_id or "inline",
-        template_version=transmission.template_version or version,
+        template_id=template_id,
+        template_version=template_version,
         return_path=transmission.return_path,
         metadata=transmission.metadata or {},
         substitution_data=transmission.substitution_data,
@@ -248,7 +250,18 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         base_url_problem=base_url_problem,
         addresses=addresses,
         from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
+        source=transmission.source,
     )
+
+
+def event_template(transmission: Transmission, *, version: str = "") -> tuple[str, str]:
+    """``(template_id, template_version)`` that the transmission's events and tracking tokens
+    carry: ``("smtp_<id>", "0")`` for an SMTP injection (SparkPost's real events,
+    SMTP-INJECTION.md §1.7, §5.6), the stored template's id and pinned version (else
+    ``version``), or ``("inline", "")`` for inline content (SPEC B §6.2)."""
+    if transmission.source == TransmissionSource.SMTP:
+        return f"smtp_{transmission.id}", "0"
+    return transmission.template_id or "inline", transmission.template_version or version
 
 
 def _default_mailto(base_url: str) -> str:
@@ -317,7 +330,7 @@ def event_fields(prepared: PreparedTransmission, *, message_id: str, recipient: 
         transmission_id=prepared.transmission_id, campaign_id=prepared.campaign_id,
         template_id=prepared.template_id, template_version=prepared.template_version,
         metadata=prepared.metadata, transactional=prepared.options.transactional,
-        message_id=message_id, recipient=recipient,
+        message_id=message_id, recipient=recipient, source=prepared.source,
     )  # fmt: skip
 
 
@@ -325,20 +338,25 @@ def transmission_event_fields(transmission: Transmission, *, message_id: str, re
     """:func:`event_fields` from the stored transmission alone, for a message that ends
     without its content being compiled (a content that cannot be prepared, a cancel).
     ``transactional`` is the transmission's own option (a template's is not read)."""
+    template_id, template_version = event_template(transmission)
     return message_event_fields(
         transmission_id=transmission.id, campaign_id=transmission.campaign_id,
-        template_id=transmission.template_id or "inline", template_version=transmission.template_version,
+        template_id=template_id, template_version=template_version,
         metadata=transmission.metadata or {}, transactional=bool((transmission.options or {}).get("transactional")),
-        message_id=message_id, recipient=recipient,
+        message_id=message_id, recipient=recipient, source=transmission.source,
     )  # fmt: skip
 
 
 def message_event_fields(
     *, transmission_id: int, campaign_id: str, template_id: str, template_version: str, metadata: dict,
-    transactional: bool, message_id: str, recipient: dict[str, Any],
+    transactional: bool, message_id: str, recipient: dict[str, Any], source: str = TransmissionSource.API,
 ) -> dict[str, Any]:  # fmt: skip
+    """The fields of :func:`event_fields`. An SMTP-injected message's also carry
+    ``recv_method: "esmtp"`` and, for a ``cc`` / ``bcc`` / ``archive`` copy, its ``rcpt_type``
+    (SMTP-INJECTION.md §1.6-1.7: absent for an envelope recipient); a REST message's carry
+    neither (SPEC B §6.2)."""
     email = recipient["address"]["email"]
-    return {
+    fields = {
         "transmission_id": str(transmission_id),
         "message_id": message_id,
         "campaign_id": campaign_id,
@@ -351,6 +369,11 @@ def message_event_fields(
         "rcpt_tags": list(recipient.get("tags") or []),
         "transactional": transactional,
     }
+    if source == TransmissionSource.SMTP:
+        fields["recv_method"] = "esmtp"
+        if recipient.get("rcpt_type"):
+            fields["rcpt_type"] = recipient["rcpt_type"]
+    return fields
 
 
 def _inline_css(html: str) -> str:

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engage import errors
+from mailcore.msys_api import COPY_TYPES
 from recipient_lists.recipients import normalize_recipient
 from recipient_lists.selectors import recipient_list_iter_recipients
 from templates_app.rendering import content_compile
@@ -34,6 +35,7 @@ from transmissions.models import (
     Message,
     MessageState,
     Transmission,
+    TransmissionSource,
     TransmissionState,
 )
 from transmissions.payload import (
@@ -88,9 +90,13 @@ def _check_content(data: TransmissionInput) -> None:
 
 
 def _recipients(
-    raw: list | None, data: TransmissionInput, *, limits: TransmissionInputLimits, max_errors: int | None
-) -> tuple[list[dict], list[dict], int]:
-    """(accepted recipients, reported errors, rejected count); a stored list is copied."""
+    raw: list | None, data: TransmissionInput, *, limits: TransmissionInputLimits, max_errors: int | None,
+    rcpt_types: bool = False,
+) -> tuple[list[dict], list[dict], int]:  # fmt: skip
+    """(accepted recipients, reported errors, rejected count); a stored list is copied.
+
+    With ``rcpt_types`` (SMTP injection only) a recipient's ``rcpt_type`` (one of
+    ``mailcore.msys_api.COPY_TYPES``) is kept; the REST API's never is."""
     if raw is None:
         return list(recipient_list_iter_recipients(list_id=data.list_id)), [], 0
     accepted: list[dict] = []
@@ -110,6 +116,8 @@ def _recipients(
         assert recipient is not None
         if isinstance(item.get("address"), str):
             recipient["address_string"] = item["address"].strip()  # the To header keeps it as given
+        if rcpt_types and item.get("rcpt_type") in COPY_TYPES:
+            recipient["rcpt_type"] = item["rcpt_type"]
         accepted.append(recipient)
     return accepted, reported, rejected
 
@@ -129,18 +137,26 @@ def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: 
             )
 
 
-def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None) -> CreateResult:
+def transmission_create(
+    *, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None,
+    source: TransmissionSource = TransmissionSource.API,
+) -> CreateResult:  # fmt: skip
     """Validate and store a transmission with all its recipients, then enqueue generation
     when the transaction commits (or leave it for the scheduler when ``start_time`` is ahead).
 
-    Whole-request problems raise an ``EngageError``; rejected recipients are counted and
-    reported (at most ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
+    ``source`` is the way it came in (``TransmissionSource``): an SMTP one's recipients keep
+    their ``rcpt_type`` (``cc``, ``bcc``, ``archive``) and its events say they came over SMTP
+    (``transmissions.generation.message_event_fields``). Whole-request problems raise an
+    ``EngageError``; rejected recipients are counted and reported (at most
+    ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
     """
     now = now or timezone.now()
     limits = limits_from_settings()
     data, raw_recipients = transmission_input_parse(body, now=now, limits=limits)
     _check_content(data)
-    accepted, reported, rejected = _recipients(raw_recipients, data, limits=limits, max_errors=max_rcpt_errors)
+    accepted, reported, rejected = _recipients(
+        raw_recipients, data, limits=limits, max_errors=max_rcpt_errors, rcpt_types=source == TransmissionSource.SMTP
+    )
     if not accepted:
         error = errors.RequiredFieldMissing("At least one valid recipient is required")
         if reported:
@@ -150,6 +166,7 @@ def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: 
     with transaction.atomic():
         transmission = Transmission.objects.create(
             state=TransmissionState.SUBMITTED,
+            source=source,
             campaign_id=data.campaign_id,
             description=data.description,
             return_path=data.return_path,
