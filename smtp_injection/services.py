@@ -26,11 +26,11 @@ from django.utils.module_loading import import_string
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
-from mailcore.headers import HeaderError, header_line
+from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
-from smtp_injection.message import head_fields, head_split, header_remove, header_values
+from smtp_injection.message import head_fields, head_split, header_names, header_remove, header_values
 from transmissions.models import TransmissionSource
 from transmissions.services import transmission_create
 
@@ -266,10 +266,27 @@ def _reply_text(text: str, limit: int = 200) -> str:
     return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
 
 
+def _check_head(head: bytes) -> None:
+    """What makes a message unsendable and is cheap to see at the dot: no header field, or a
+    ``Bcc`` / ``Resent-Bcc`` field every copy would show (``mailcore.headers.BLIND_HEADERS``;
+    the per-copy ``Bcc`` is Engage's). The body is not parsed here: generation compiles the
+    message once, and a structure it cannot use fails each copy with its
+    ``generation_failure`` (SMTP-INJECTION.md §5.5). Raises :class:`SmtpRefusal` (``554 5.6.0``)."""
+    names = header_names(head)
+    if not names:
+        raise SmtpRefusal("554 5.6.0 the message has no header fields")
+    if names & BLIND_HEADERS:
+        raise SmtpRefusal(
+            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 §3.6.3); "
+            "give blind copies as RCPT TO or X-MSYS-API bcc"
+        )
+
+
 def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str:
     """The stored ``email_rfc822``: a ``Received:`` field first, no ``X-MSYS-API``, and a
     ``Cc:`` listing the header's ``cc`` addresses when it has any (SPEC B §9.1)."""
     head, rest = head_split(injection.data)
+    _check_head(head)
     head = header_remove(head, MSYS_API_HEADER)
     extra = received_line(injection=injection, now=now)
     if api.cc:
@@ -309,6 +326,7 @@ def smtp_message_accept(
     api: MsysApi | None = None,
     policy: PolicyAccept | None = None,
     now: datetime | None = None,
+    enqueue: bool = True,
 ) -> int:
     """Store one injected message as a transmission; returns its id for the ``250`` reply.
 
@@ -317,7 +335,9 @@ def smtp_message_accept(
     (``mailcore.smtp_policy.policy_decision_check``; None: no policy). The header is removed;
     the transmission carries the campaign, metadata, tags, options and tracking domain that
     :func:`_resolve` gives, with the return path from MAIL FROM. Returns only once the transaction committed; generation is queued after
-    the commit (or left to the scheduler when the broker is down).
+    the commit (or left to the scheduler when the broker is down); with ``enqueue=False`` the
+    caller queues it (``transmissions.services.transmission_generation_enqueue``, the listener
+    does so after its 250) or the scheduler starts it.
 
     Raises :class:`SmtpRefusal` for a message refused for good (a bad header: its
     ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``);
@@ -346,7 +366,9 @@ def smtp_message_accept(
     if resolved.tracking_domain:
         body["tracking_domain"] = resolved.tracking_domain
     try:
-        result = transmission_create(body=body, max_rcpt_errors=1, now=now, source=TransmissionSource.SMTP)
+        result = transmission_create(
+            body=body, max_rcpt_errors=1, now=now, source=TransmissionSource.SMTP, enqueue=enqueue
+        )
     except errors.EngageError as exc:
         raise SmtpRefusal(f"554 5.6.0 {_reply_text(exc.description or exc.message)}") from None
     if result.rejected:
