@@ -37,7 +37,7 @@ from engage import errors
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.addresses import address_problem
 from mailcore.domains import list_unsubscribe_uri_problem
-from mailcore.headers import HeaderError, envelope_address, header_block
+from mailcore.headers import HeaderError, envelope_address, header_block, own_bcc_line
 from mailcore.language import CompiledPart, build_context, compile_content, compile_part
 from mailcore.language.errors import TemplateRenderError, TemplateSyntaxError
 from mailcore.links import pixel_html, scan_html, scan_text
@@ -416,9 +416,10 @@ def message_generate(
         return_path=return_path or None,
     )
     tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now)
-    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=prepared.options)
+    tracker = MessageTracker(base_url=prepared.base_url, tokens=_body_tokens(prepared, recipient, tokens, now=now),
+                             options=prepared.options)  # fmt: skip
     if prepared.rfc822:
-        return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
+        return _generate_rfc822(prepared, context, tracker, tokens, recipient=recipient, return_path=return_path)
     rendered, html = _render(prepared, context, tracker)
     from_email, from_name = from_parts(rendered.get("from") or "")
     subject = rendered.get("subject") or ""
@@ -469,6 +470,20 @@ def _message_tokens(
     if prepared.base_url_problem:
         raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
     return tokens
+
+
+def _body_tokens(
+    prepared: PreparedTransmission, recipient: dict[str, Any], tokens: MessageTokens | None, *, now: float
+) -> MessageTokens | None:
+    """The tokens of the message's body links and pixels: its own, except for an SMTP
+    ``archive`` copy, which carries those of the envelope copy it replicates (its stored
+    ``archive_of``: that copy's message id and recipient), so a click or open on the archive
+    copy counts for that recipient (SMTP-INJECTION.md §1.6). Its List-Unsubscribe stays its
+    own: an archiver's unsubscribe must not unsubscribe the recipient."""
+    original = recipient.get("archive_of")
+    if tokens is None or not original:
+        return tokens
+    return _message_tokens(prepared, original["recipient"], message_id=original["message_id"], now=now)
 
 
 def _render(
@@ -601,18 +616,27 @@ def _list_unsubscribe(prepared: PreparedTransmission, tokens: MessageTokens) -> 
 
 
 def _generate_rfc822(
-    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
-    return_path: str,
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *,
+    recipient: dict[str, Any], return_path: str,
 ) -> GeneratedMessage:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
     header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
     List-Unsubscribe headers unless the source has its own, as inline content does: the
-    source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's."""
+    source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's. An SMTP
+    ``bcc`` copy gets a ``Bcc:`` naming only its own recipient
+    (``mailcore.headers.own_bcc_line``; SMTP-INJECTION.md §1.6)."""
     compiled: CompiledMessage = prepared.compiled
+    address = recipient["address"]
+    email = address["email"]
     extra = b""
+    try:
+        if recipient.get("rcpt_type") == "bcc":
+            extra = own_bcc_line((address.get("name") or "", email))
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
     if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
         own = _list_unsubscribe(prepared, tokens)
-        extra = header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
+        extra += header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
     try:
         rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:

@@ -189,7 +189,9 @@ def transmission_create(
         rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
     )
     if smtp:
-        transmission.id = _insert_with_messages(transmission, accepted)
+        message_ids = [message_id_new() for _ in accepted]
+        _archive_copies_link(accepted, message_ids)
+        transmission.id = _insert_with_messages(transmission, accepted, message_ids)
     else:
         with transaction.atomic():
             transmission.save(force_insert=True)
@@ -216,7 +218,23 @@ SELECT id FROM tx
 """
 
 
-def _insert_with_messages(transmission: Transmission, recipients: list[dict]) -> int:
+def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None:
+    """Point each SMTP ``archive`` recipient at the copy it replicates, the first envelope
+    recipient (no ``rcpt_type``): ``archive_of`` = that copy's message id and its address,
+    metadata and tags, whose tracking tokens the archive copy's body carries
+    (``transmissions.generation``; SMTP-INJECTION.md §1.6). Set here, after the recipients
+    were normalised, so no request can set it."""
+    original = next((index for index, recipient in enumerate(recipients) if not recipient.get("rcpt_type")), None)
+    if original is None:
+        return
+    source = recipients[original]
+    shown = {key: source[key] for key in ("address", "metadata", "tags") if key in source}
+    for recipient in recipients:
+        if recipient.get("rcpt_type") == "archive":
+            recipient["archive_of"] = {"message_id": message_ids[original], "recipient": shown}
+
+
+def _insert_with_messages(transmission: Transmission, recipients: list[dict], message_ids: list[str]) -> int:
     """Store the unsaved ``transmission`` and one message row per recipient (chunks of
     ``rcpt_list_chunk_size``) in one statement; returns its id. For an SMTP injection, whose
     few rows wait on the round trips rather than on the data (the REST path COPYs, for
@@ -233,7 +251,7 @@ def _insert_with_messages(transmission: Transmission, recipients: list[dict]) ->
     size = transmission.rcpt_list_chunk_size
     columns = (
         [index // size for index in range(len(recipients))],
-        [message_id_new() for _ in recipients],
+        message_ids,
         [recipient["address"]["email"] for recipient in recipients],
         [dumps(recipient) for recipient in recipients],
     )
