@@ -15,7 +15,8 @@ recipient its substituted headers and text/html parts are rendered with the same
 and joined with the untouched bytes of the source.
 
 ``perform_substitutions: false`` (SPEC B §1.2) sends the text, html and AMP bodies as
-written (still click and open tracked); headers are still substituted.
+written (still click and open tracked); headers are still substituted, except an SMTP
+injection's, which go as written (SPEC A.4: no substitution).
 """
 
 from __future__ import annotations
@@ -211,7 +212,10 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         if not rfc822:
             addresses = {name: compile_addresses(name, value) for name, value in address_headers(content, _OWN_HEADERS)}
         if rfc822:
-            compiled: Any = compile_message(content["email_rfc822"], substitute=substitute)
+            compiled: Any = compile_message(
+                content["email_rfc822"], substitute=substitute,
+                substitute_headers=transmission.source != TransmissionSource.SMTP,
+            )  # fmt: skip
         else:
             compiled = compile_content(
                 content_to_compile(content, substitute=substitute), scan_html=scan_html, scan_text=scan_text

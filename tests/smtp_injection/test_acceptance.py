@@ -76,3 +76,12 @@ def test_the_listener_queues_generation_after_the_250(smtp, smtp_key, monkeypatc
     code, reply = inject(client, ["jo@example.com"], message())
     assert code == 250, reply
     assert done.wait(10) and queued == [transmission_id(reply)]
+
+
+def test_a_subject_with_braces_goes_out_as_written(smtp, smtp_key, relay):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message().replace("Your invoice", "Your {{x}} invoice"))
+    assert code == 250, reply
+    send_all(transmission_id(reply))
+    assert [received.message["Subject"] for received in relay.received] == ["Your {{x}} invoice"]
