@@ -373,10 +373,19 @@ def message_event_fields(
         "rcpt_tags": list(recipient.get("tags") or []),
         "transactional": transactional,
     }
-    if source == TransmissionSource.SMTP:
-        fields["recv_method"] = "esmtp"
-        if recipient.get("rcpt_type"):
-            fields["rcpt_type"] = recipient["rcpt_type"]
+    fields.update(_source_fields(source, recipient))
+    return fields
+
+
+def _source_fields(source: str, recipient: dict[str, Any]) -> dict[str, str]:
+    """The event fields that say how the message came in: for an SMTP injection
+    ``recv_method: "esmtp"`` and a copy's ``rcpt_type`` (SMTP-INJECTION.md §1.6-1.7); none for
+    REST. Send-path events and tracking tokens (hence opens and clicks) take them from here."""
+    if source != TransmissionSource.SMTP:
+        return {}
+    fields = {"recv_method": "esmtp"}
+    if recipient.get("rcpt_type"):
+        fields["rcpt_type"] = recipient["rcpt_type"]
     return fields
 
 
@@ -470,6 +479,7 @@ def _message_tokens(
         rcpt_tags=recipient.get("tags") or None,
         click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
         max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
+        event_extra=_source_fields(prepared.source, recipient),
     )
     if prepared.base_url_problem:
         raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")

@@ -58,5 +58,18 @@ def test_an_archive_copy_clicks_and_opens_for_the_envelope_recipient(smtp, smtp_
     found = api.get("/api/v1/events/message", {"transmissions": str(tid), "events": "click"}).json()["results"]
     jo = Message.objects.get(transmission_id=tid, email="jo@example.com")
     assert [(event["rcpt_to"], event["message_id"]) for event in found] == [("jo@example.com", jo.message_id)]
+    assert found[0]["recv_method"] == "esmtp" and "rcpt_type" not in found[0]
+    assert found[0]["template_id"] == f"smtp_{tid}"
     unsubscribe = copies["arch@example.com"].message["List-Unsubscribe"]
     assert unsubscribe and unsubscribe != copies["jo@example.com"].message["List-Unsubscribe"]
+
+
+def test_a_click_on_a_bcc_copy_says_it_came_over_smtp_as_a_bcc(smtp, smtp_key, relay, events, api, client):
+    from analytics.landing import land_once
+
+    tid = _inject(smtp, smtp_key)
+    send_all(tid)
+    assert client.get(_links(_copies(relay)["b2@example.com"])[0]).status_code == 302
+    land_once(consumer="test", block_ms=None)
+    found = api.get("/api/v1/events/message", {"transmissions": str(tid), "events": "click"}).json()["results"]
+    assert [(e["rcpt_to"], e["recv_method"], e["rcpt_type"]) for e in found] == [("b2@example.com", "esmtp", "bcc")]
