@@ -27,7 +27,8 @@ value:
 Errors: :class:`HeaderError` for a field name that is not printable ASCII without ``:``, an
 address header value that is not a list of addresses (a domain literal such as
 ``a@[10.0.0.5]`` is not one), or a ``Bcc`` / ``Resent-Bcc`` field (:data:`BLIND_HEADERS`):
-Engage never writes one.
+Engage never writes one that others see; the one exception is :func:`own_bcc_line`, a blind
+copy's ``Bcc`` naming only its own recipient.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "envelope_address",
     "header_block",
     "header_line",
+    "own_bcc_line",
     "needs_smtputf8",
     "parse_addresses",
     "sanitize",
@@ -317,6 +319,13 @@ def header_line(name: str, value: str | Sequence[Address]) -> bytes:
     ):
         return f"{name}: {text}\n".encode("ascii")
     return _unstructured(name, text).encode("ascii")
+
+
+def own_bcc_line(address: Address) -> bytes:
+    """``Bcc: <address>`` for the copy sent to ``address`` alone (SparkPost's SMTP ``bcc``
+    copies, SMTP-INJECTION.md §1.6): the only ``Bcc`` Engage writes, since nobody else sees
+    it. Written as :func:`header_line` writes ``To`` (same encoding, folding and errors)."""
+    return b"Bcc" + header_line("To", [address])[2:]
 
 
 def header_block(headers: Iterable[tuple[str, str | Sequence[Address]]]) -> bytes:

@@ -67,6 +67,7 @@ __all__ = [
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "NO_HEADER",
+    "COPY_TYPES",
     "CopyType",
     "MsysApi",
     "MsysApiError",
@@ -91,7 +92,8 @@ MAX_HEADER_BYTES = 256 * 1024  # the decoded value, SMTP-INJECTION.md §5.10
 MAX_DEPTH = 64  # Engage: nesting of arrays and objects in the value
 
 CopyType = Literal["cc", "bcc", "archive"]
-_COPY_TYPES: tuple[CopyType, ...] = ("cc", "bcc", "archive")
+#: The copy kinds, in fan-out order; also the ``rcpt_type`` values of their events (§1.6).
+COPY_TYPES: tuple[CopyType, ...] = ("cc", "bcc", "archive")
 _BOOLEAN_OPTIONS = ("open_tracking", "click_tracking", "transactional", "inline_css")
 _OTHER_OPTION_TYPES: dict[str, tuple[type, str]] = {
     "sandbox": (bool, "boolean"),
@@ -312,7 +314,7 @@ def copy_recipients(envelope: Iterable[str], api: MsysApi) -> tuple[tuple[Addres
     will only receive a single instance of each message")."""
     seen = {address_key(address) for address in envelope}
     return tuple(
-        (entry, kind) for kind in _COPY_TYPES for entry in getattr(api, kind) if address_key(entry[1]) not in seen
+        (entry, kind) for kind in COPY_TYPES for entry in getattr(api, kind) if address_key(entry[1]) not in seen
     )
 
 
@@ -383,7 +385,7 @@ def _copy_entry(kind: str, index: int, entry: object) -> Address:
 
 def _copies(data: Mapping[str, object]) -> dict[CopyType, tuple[Address, ...]]:
     lists: dict[CopyType, list[object]] = {}
-    for kind in _COPY_TYPES:
+    for kind in COPY_TYPES:
         value = data.get(kind)
         if value is None:
             value = []

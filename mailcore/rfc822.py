@@ -40,7 +40,7 @@ Decisions (SPEC B §1.3, A.2):
   bytes invalid in the declared charset) is left as is: no substitution, no tracking.
 - ``substitute=False`` (``perform_substitutions: false``): bodies are sent as written (no
   ``{{ }}`` evaluation) but still get link tracking and pixels; headers are still
-  substituted.
+  substituted unless ``substitute_headers=False`` (an SMTP injection: nothing substituted).
 - A source with no header field, a multipart without a boundary or without any delimiter
   line, or multiparts nested deeper than :data:`MAX_DEPTH`, is not a MIME tree:
   :class:`Rfc822Error`.
@@ -656,8 +656,12 @@ def _fitting(data: bytes, start: int, end: int) -> bytes:
     return chunk
 
 
-def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
+def compile_message(source: str, *, substitute: bool = True, substitute_headers: bool = True) -> CompiledMessage:
     """Split and compile an ``email_rfc822`` source (see the module docstring).
+
+    ``substitute=False`` sends the bodies as written (``perform_substitutions: false``: the
+    headers are still substituted, SPEC B §1.2); ``substitute_headers=False`` sends the
+    headers as written too, ``{{`` and all (SMTP injection: no substitution, SPEC A.4).
 
     Raises :class:`Rfc822Error` when the source is not a MIME tree and the language's
     ``TemplateSyntaxError`` (naming the part and the line in it) when a substituted header
@@ -684,7 +688,7 @@ def compile_message(source: str, *, substitute: bool = True) -> CompiledMessage:
             continue
         text = decode_words(item.value)
         value: str | int = text
-        if "{{" in text:
+        if substitute_headers and "{{" in text:
             value = len(headers)
             if lname in ADDRESS_HEADERS:
                 try:

@@ -16,7 +16,7 @@ Token format (version 1). A token is the base64url encoding, without padding, of
     10      n     common part: [10-byte message id][8-byte transmission id] (each present
                   only when its flag says "packed"), then the JSON array
                   [message_id, transmission_id, rcpt_to, campaign_id, template_id,
-                   template_version, transactional (0/1), rcpt_meta, rcpt_tags]
+                   template_version, transactional (0/1), rcpt_meta, rcpt_tags, event_extra]
                   (packed ids are null in the array; trailing default items are omitted;
                   the JSON is raw-deflated only when that makes it shorter)
     10+n    m     tail, clicks only: 1 flag byte (bit0 data-msys-unsubscribe), 2-byte name
@@ -73,7 +73,7 @@ _TAIL = struct.Struct(">BH")  # tail flags, name length
 _MIN_LEN = _HEADER.size + TAG_LEN
 # Compressing costs tens of microseconds and only pays off on longer metadata.
 _DEFLATE_FROM = 200
-_COMMON_DEFAULTS = (None, None, "", None, None, None, 0, None, None)
+_COMMON_DEFAULTS = (None, None, "", None, None, None, 0, None, None, None)
 
 _B64_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -101,6 +101,9 @@ class Decoded:
     transactional: bool
     rcpt_meta: dict[str, Any]
     rcpt_tags: list[Any]
+    #: Fields the message's events carry besides the standard ones (an SMTP injection's
+    #: ``recv_method`` and ``rcpt_type``); {} for a token made without them.
+    event_extra: dict[str, Any]
     link_name: str | None
     target_url: str | None
     unsubscribe: bool
@@ -225,11 +228,15 @@ class TokenSigner:
         rcpt_tags: Sequence[Any] | None = None,
         click_tracking_include_metadata: bool = True,
         max_metadata_len: int = 1000,
+        event_extra: Mapping[str, Any] | None = None,
     ) -> MessageTokens:
         """Serialize one message's shared token data once; its tokens are then cheap.
 
         ``rcpt_meta`` is dropped when its compact JSON is over ``max_metadata_len`` bytes;
         click tokens leave out metadata and tags unless ``click_tracking_include_metadata``.
+        ``event_extra`` (small, JSON) goes into every token as is: fields the message's
+        engagement events carry besides the standard ones. A token made without it is
+        byte for byte what it was before the field existed (trailing defaults are omitted).
         """
         if not 0 <= issued_at < 1 << 32:
             raise ValueError("issued_at must be Unix seconds in 0..2**32-1")
@@ -246,8 +253,9 @@ class TokenSigner:
             template_version,
             1 if transactional else 0,
         ]
-        open_common = _common_part([*fields, meta, tags])
-        click_common = open_common if click_tracking_include_metadata else _common_part(fields)
+        extra = dict(event_extra) if event_extra else None
+        open_common = _common_part([*fields, meta, tags, extra])
+        click_common = open_common if click_tracking_include_metadata else _common_part([*fields, None, None, extra])
         return MessageTokens(self._macs[self._signing_id], self._signing_id, issued_at, open_common, click_common)
 
     def decode(self, token: str, *, now: int, max_age: int) -> Decoded:
@@ -335,7 +343,7 @@ def _parse(
         target_url = raw[url_start:body_end].decode("utf-8", "surrogatepass")
     elif end != body_end:
         raise InvalidToken("unexpected tail")
-    mid, txid, rcpt_to, campaign_id, template_id, template_version, transactional, meta, tags = fields
+    mid, txid, rcpt_to, campaign_id, template_id, template_version, transactional, meta, tags, extra = fields
     if not isinstance(mid, str) or not isinstance(txid, str) or not isinstance(rcpt_to, str):
         raise InvalidToken("bad ids")
     return Decoded(
@@ -349,6 +357,7 @@ def _parse(
         transactional=bool(transactional),
         rcpt_meta=meta or {},
         rcpt_tags=tags or [],
+        event_extra=extra if isinstance(extra, dict) else {},
         link_name=link_name,
         target_url=target_url,
         unsubscribe=unsubscribe,

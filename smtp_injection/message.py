@@ -60,6 +60,11 @@ def header_values(head: bytes, name: str) -> list[str]:
     ]
 
 
+def header_names(head: bytes) -> set[str]:
+    """The names of ``head``'s fields, lower-cased (ASCII by RFC 5322 §2.2)."""
+    return {name.decode("ascii").lower() for name, _value, _start, _end in _fields(head)}
+
+
 def header_remove(head: bytes, *names: str) -> bytes:
     """``head`` without any field named one of ``names`` (any case), continuation lines included."""
     wanted = {name.lower().encode("ascii") for name in names}

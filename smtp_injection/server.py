@@ -63,6 +63,7 @@ from smtp_injection.services import (
     smtp_policy_view,
     smtp_principal_authenticate,
 )
+from transmissions.services import transmission_generation_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,15 @@ def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
 def _accept(injection: Injection, api: MsysApi, policy: PolicyAccept | None) -> int:
     close_old_connections()
     try:
-        return smtp_message_accept(injection=injection, api=api, policy=policy)
+        return smtp_message_accept(injection=injection, api=api, policy=policy, enqueue=False)
     finally:
         close_old_connections()
+
+
+def _enqueue(transmission_id: int) -> None:
+    """Queue the generation of a stored transmission; a failure is logged by the service and
+    left to the scheduler (``transmissions.services.transmissions_due``)."""
+    transmission_generation_enqueue(transmission_id=transmission_id)
 
 
 def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
@@ -169,6 +176,9 @@ class Listener:
             if config.policy is not None
             else None
         )
+        # Generation is queued here, off the path to the 250 (its Redis round trip and CPU
+        # are not the client's wait); one lost by a crash is started by the scheduler.
+        self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         self.closing = False
         self.server: asyncio.Server | None = None
 
@@ -218,6 +228,7 @@ class Listener:
         closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.config.threads)]
         await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
         self.executor.shutdown(wait=True)
+        self.enqueuer.shutdown(wait=True)
         if self.policy_executor is not None:
             self.policy_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -430,6 +441,7 @@ class InjectionHandler:
             log.exception("smtp: message from %s not stored", injection.client_address)
             return TEMPORARY_FAILURE
         log.info("smtp: transmission %s stored (%d recipient(s))", transmission_id, len(injection.rcpt_tos))
+        self.listener.enqueuer.submit(_enqueue, transmission_id)
         return f"250 2.0.0 OK {transmission_id}"
 
     async def handle_exception(self, error: Exception) -> str:

@@ -26,11 +26,12 @@ from django.utils.module_loading import import_string
 
 from api_keys.selectors import api_key_get_active
 from engage import errors
-from mailcore.headers import HeaderError, header_line
-from mailcore.msys_api import MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
+from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
-from smtp_injection.message import head_fields, head_split, header_remove, header_values
+from smtp_injection.message import head_fields, head_split, header_names, header_remove, header_values
+from transmissions.models import TransmissionSource
 from transmissions.services import transmission_create
 
 log = logging.getLogger(__name__)
@@ -201,10 +202,12 @@ def smtp_policy_view(*, injection: Injection, api: MsysApi) -> PolicyView:
     )
 
 
-def _resolve(
-    injection: Injection, api: MsysApi, policy: PolicyAccept
-) -> tuple[ResolvedSmtpSettings, list[tuple[tuple[str, str], ResolvedSmtpSettings]]]:
-    """The message's settings and each final recipient's ``((name, email), settings)``, by the
+#: One final recipient: ``((name, email), its copy type or None for an envelope recipient, settings)``.
+_Resolved = tuple[tuple[str, str], CopyType | None, ResolvedSmtpSettings]
+
+
+def _resolve(injection: Injection, api: MsysApi, policy: PolicyAccept) -> tuple[ResolvedSmtpSettings, list[_Resolved]]:
+    """The message's settings and each final recipient's ``((name, email), kind, settings)``, by the
     one SMTP precedence rule (``mailcore.smtp_settings.smtp_settings_resolve``: policy >
     header > listener, a policy's per-recipient settings over its per-message ones).
 
@@ -219,10 +222,10 @@ def _resolve(
     header, listener = HeaderSettings.from_msys_api(api), _listener_settings()
     message = smtp_settings_resolve(policy.settings, header, listener)
     _warn_link_expiry(message)
-    addresses = [("", rcpt) for rcpt in injection.rcpt_tos]
-    addresses += [address for address, _kind in copy_recipients(injection.rcpt_tos, api)]
-    resolved = []
-    for name, email in addresses:
+    addresses: list[tuple[tuple[str, str], CopyType | None]] = [(("", rcpt), None) for rcpt in injection.rcpt_tos]
+    addresses += copy_recipients(injection.rcpt_tos, api)
+    resolved: list[_Resolved] = []
+    for (name, email), kind in addresses:
         own = message
         if policy.per_recipient:
             own = smtp_settings_resolve(policy.settings_for(email), header, listener)
@@ -233,7 +236,7 @@ def _resolve(
                         "a policy may set metadata and tags only (one transmission per DATA)"
                     )
             _warn_link_expiry(own)
-        resolved.append(((name, email), own))
+        resolved.append(((name, email), kind, own))
     return message, resolved
 
 
@@ -263,10 +266,27 @@ def _reply_text(text: str, limit: int = 200) -> str:
     return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
 
 
+def _check_head(head: bytes) -> None:
+    """What makes a message unsendable and is cheap to see at the dot: no header field, or a
+    ``Bcc`` / ``Resent-Bcc`` field every copy would show (``mailcore.headers.BLIND_HEADERS``;
+    the per-copy ``Bcc`` is Engage's). The body is not parsed here: generation compiles the
+    message once, and a structure it cannot use fails each copy with its
+    ``generation_failure`` (SMTP-INJECTION.md §5.5). Raises :class:`SmtpRefusal` (``554 5.6.0``)."""
+    names = header_names(head)
+    if not names:
+        raise SmtpRefusal("554 5.6.0 the message has no header fields")
+    if names & BLIND_HEADERS:
+        raise SmtpRefusal(
+            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 §3.6.3); "
+            "give blind copies as RCPT TO or X-MSYS-API bcc"
+        )
+
+
 def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str:
     """The stored ``email_rfc822``: a ``Received:`` field first, no ``X-MSYS-API``, and a
     ``Cc:`` listing the header's ``cc`` addresses when it has any (SPEC B §9.1)."""
     head, rest = head_split(injection.data)
+    _check_head(head)
     head = header_remove(head, MSYS_API_HEADER)
     extra = received_line(injection=injection, now=now)
     if api.cc:
@@ -283,16 +303,17 @@ def _message_source(injection: Injection, api: MsysApi, *, now: datetime) -> str
         ) from None
 
 
-def _recipients(
-    message: ResolvedSmtpSettings, resolved: list[tuple[tuple[str, str], ResolvedSmtpSettings]]
-) -> list[dict[str, Any]]:
-    """The transmission's recipients: each with its tags, and its own metadata when the
-    policy gave it other metadata than the message's (events then carry the transmission's
-    metadata with the recipient's over it, the REST rule)."""
+def _recipients(message: ResolvedSmtpSettings, resolved: list[_Resolved]) -> list[dict[str, Any]]:
+    """The transmission's recipients: each with its tags, its ``rcpt_type`` when it is a
+    ``cc`` / ``bcc`` / ``archive`` copy, and its own metadata when the policy gave it other
+    metadata than the message's (events then carry the transmission's metadata with the
+    recipient's over it, the REST rule)."""
     recipients: list[dict[str, Any]] = []
-    for (name, email), own in resolved:
+    for (name, email), kind, own in resolved:
         recipient: dict[str, Any] = {"address": {"email": email, **({"name": name} if name else {})},
                                      "tags": list(own.tags)}  # fmt: skip
+        if kind is not None:
+            recipient["rcpt_type"] = kind
         if own.metadata != message.metadata:
             recipient["metadata"] = dict(own.metadata)
         recipients.append(recipient)
@@ -305,6 +326,7 @@ def smtp_message_accept(
     api: MsysApi | None = None,
     policy: PolicyAccept | None = None,
     now: datetime | None = None,
+    enqueue: bool = True,
 ) -> int:
     """Store one injected message as a transmission; returns its id for the ``250`` reply.
 
@@ -313,7 +335,9 @@ def smtp_message_accept(
     (``mailcore.smtp_policy.policy_decision_check``; None: no policy). The header is removed;
     the transmission carries the campaign, metadata, tags, options and tracking domain that
     :func:`_resolve` gives, with the return path from MAIL FROM. Returns only once the transaction committed; generation is queued after
-    the commit (or left to the scheduler when the broker is down).
+    the commit (or left to the scheduler when the broker is down); with ``enqueue=False`` the
+    caller queues it (``transmissions.services.transmission_generation_enqueue``, the listener
+    does so after its 250) or the scheduler starts it.
 
     Raises :class:`SmtpRefusal` for a message refused for good (a bad header: its
     ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``);
@@ -342,7 +366,9 @@ def smtp_message_accept(
     if resolved.tracking_domain:
         body["tracking_domain"] = resolved.tracking_domain
     try:
-        result = transmission_create(body=body, max_rcpt_errors=1, now=now)
+        result = transmission_create(
+            body=body, max_rcpt_errors=1, now=now, source=TransmissionSource.SMTP, enqueue=enqueue
+        )
     except errors.EngageError as exc:
         raise SmtpRefusal(f"554 5.6.0 {_reply_text(exc.description or exc.message)}") from None
     if result.rejected:

@@ -51,6 +51,7 @@ def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
     ``list_unsubscribe`` for the List-Unsubscribe URL. Pure; timestamps and ids are
     assigned when enqueued."""
     base: dict[str, Any] = {
+        **token.event_extra,  # first: never over a standard field
         "message_id": token.message_id,
         "transmission_id": token.transmission_id,
         "campaign_id": token.campaign_id or "",

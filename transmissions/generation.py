@@ -15,7 +15,8 @@ recipient its substituted headers and text/html parts are rendered with the same
 and joined with the untouched bytes of the source.
 
 ``perform_substitutions: false`` (SPEC B §1.2) sends the text, html and AMP bodies as
-written (still click and open tracked); headers are still substituted.
+written (still click and open tracked); headers are still substituted, except an SMTP
+injection's, which go as written (SPEC A.4: no substitution).
 
 Tracking consent (SPEC A.5) is decided per recipient in :func:`message_generate`
 (``mailcore.consent.tracking_consented``: the recipient object's ``tracking_consent`` > the
@@ -46,7 +47,7 @@ from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.addresses import address_problem
 from mailcore.consent import tracking_consented
 from mailcore.domains import list_unsubscribe_uri_problem
-from mailcore.headers import HeaderError, envelope_address, header_block
+from mailcore.headers import HeaderError, envelope_address, header_block, own_bcc_line
 from mailcore.language import CompiledPart, build_context, compile_content, compile_part
 from mailcore.language.errors import TemplateRenderError, TemplateSyntaxError
 from mailcore.links import pixel_html, scan_html, scan_text
@@ -56,7 +57,7 @@ from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_m
 from mailcore.tokens import MessageTokens
 from templates_app.selectors import template_get_for_send
 from tracking.signing import tracking_base_url, tracking_signer
-from transmissions.models import Transmission
+from transmissions.models import Transmission, TransmissionSource
 from transmissions.payload import address_headers, content_to_compile
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ class PreparedTransmission:
     #: (``mailcore.address_templates``), by the header name they are written under.
     addresses: dict[str, AddressTemplate] = field(default_factory=dict)
     from_templated: bool = False
+    source: str = TransmissionSource.API
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -223,7 +225,10 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         if not rfc822:
             addresses = {name: compile_addresses(name, value) for name, value in address_headers(content, _OWN_HEADERS)}
         if rfc822:
-            compiled: Any = compile_message(content["email_rfc822"], substitute=substitute)
+            compiled: Any = compile_message(
+                content["email_rfc822"], substitute=substitute,
+                substitute_headers=transmission.source != TransmissionSource.SMTP,
+            )  # fmt: skip
         else:
             compiled = compile_content(
                 content_to_compile(content, substitute=substitute), scan_html=scan_html, scan_text=scan_text
@@ -243,11 +248,12 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         base_url = ""
         base_url_problem = f"tracking_domain {transmission.tracking_domain[:100]!r} cannot be used: {exc}"
     mailto = settings.ENGAGE_LIST_UNSUBSCRIBE_MAILTO or _default_mailto(base_url)
+    template_id, template_version = event_template(transmission, version=version)
     return PreparedTransmission(
         transmission_id=transmission.id,
         campaign_id=transmission.campaign_id,
-        template_id=transmission.template_id or "inline",
-        template_version=transmission.template_version or version,
+        template_id=template_id,
+        template_version=template_version,
         return_path=transmission.return_path,
         metadata=transmission.metadata or {},
         substitution_data=transmission.substitution_data,
@@ -261,7 +267,18 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         base_url_problem=base_url_problem,
         addresses=addresses,
         from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
+        source=transmission.source,
     )
+
+
+def event_template(transmission: Transmission, *, version: str = "") -> tuple[str, str]:
+    """``(template_id, template_version)`` that the transmission's events and tracking tokens
+    carry: ``("smtp_<id>", "0")`` for an SMTP injection (SparkPost's real events,
+    SMTP-INJECTION.md §1.7, §5.6), the stored template's id and pinned version (else
+    ``version``), or ``("inline", "")`` for inline content (SPEC B §6.2)."""
+    if transmission.source == TransmissionSource.SMTP:
+        return f"smtp_{transmission.id}", "0"
+    return transmission.template_id or "inline", transmission.template_version or version
 
 
 def _default_mailto(base_url: str) -> str:
@@ -330,7 +347,7 @@ def event_fields(prepared: PreparedTransmission, *, message_id: str, recipient: 
         transmission_id=prepared.transmission_id, campaign_id=prepared.campaign_id,
         template_id=prepared.template_id, template_version=prepared.template_version,
         metadata=prepared.metadata, transactional=prepared.options.transactional,
-        message_id=message_id, recipient=recipient,
+        message_id=message_id, recipient=recipient, source=prepared.source,
     )  # fmt: skip
 
 
@@ -338,20 +355,25 @@ def transmission_event_fields(transmission: Transmission, *, message_id: str, re
     """:func:`event_fields` from the stored transmission alone, for a message that ends
     without its content being compiled (a content that cannot be prepared, a cancel).
     ``transactional`` is the transmission's own option (a template's is not read)."""
+    template_id, template_version = event_template(transmission)
     return message_event_fields(
         transmission_id=transmission.id, campaign_id=transmission.campaign_id,
-        template_id=transmission.template_id or "inline", template_version=transmission.template_version,
+        template_id=template_id, template_version=template_version,
         metadata=transmission.metadata or {}, transactional=bool((transmission.options or {}).get("transactional")),
-        message_id=message_id, recipient=recipient,
+        message_id=message_id, recipient=recipient, source=transmission.source,
     )  # fmt: skip
 
 
 def message_event_fields(
     *, transmission_id: int, campaign_id: str, template_id: str, template_version: str, metadata: dict,
-    transactional: bool, message_id: str, recipient: dict[str, Any],
+    transactional: bool, message_id: str, recipient: dict[str, Any], source: str = TransmissionSource.API,
 ) -> dict[str, Any]:  # fmt: skip
+    """The fields of :func:`event_fields`. An SMTP-injected message's also carry
+    ``recv_method: "esmtp"`` and, for a ``cc`` / ``bcc`` / ``archive`` copy, its ``rcpt_type``
+    (SMTP-INJECTION.md §1.6-1.7: absent for an envelope recipient); a REST message's carry
+    neither (SPEC B §6.2)."""
     email = recipient["address"]["email"]
-    return {
+    fields = {
         "transmission_id": str(transmission_id),
         "message_id": message_id,
         "campaign_id": campaign_id,
@@ -364,6 +386,20 @@ def message_event_fields(
         "rcpt_tags": list(recipient.get("tags") or []),
         "transactional": transactional,
     }
+    fields.update(_source_fields(source, recipient))
+    return fields
+
+
+def _source_fields(source: str, recipient: dict[str, Any]) -> dict[str, str]:
+    """The event fields that say how the message came in: for an SMTP injection
+    ``recv_method: "esmtp"`` and a copy's ``rcpt_type`` (SMTP-INJECTION.md §1.6-1.7); none for
+    REST. Send-path events and tracking tokens (hence opens and clicks) take them from here."""
+    if source != TransmissionSource.SMTP:
+        return {}
+    fields = {"recv_method": "esmtp"}
+    if recipient.get("rcpt_type"):
+        fields["rcpt_type"] = recipient["rcpt_type"]
+    return fields
 
 
 def _inline_css(html: str) -> str:
@@ -428,9 +464,14 @@ def message_generate(
         default=settings.ENGAGE_TRACKING_CONSENT_DEFAULT,
     )
     tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now, consented=consented)
-    tracker = MessageTracker(base_url=prepared.base_url, tokens=tokens, options=prepared.options, consented=consented)
+    tracker = MessageTracker(
+        base_url=prepared.base_url,
+        tokens=_body_tokens(prepared, recipient, tokens, now=now),
+        options=prepared.options,
+        consented=consented,
+    )
     if prepared.rfc822:
-        return _generate_rfc822(prepared, context, tracker, tokens, email=email, return_path=return_path)
+        return _generate_rfc822(prepared, context, tracker, tokens, recipient=recipient, return_path=return_path)
     rendered, html = _render(prepared, context, tracker)
     from_email, from_name = from_parts(rendered.get("from") or "")
     subject = rendered.get("subject") or ""
@@ -481,10 +522,25 @@ def _message_tokens(
         rcpt_tags=(recipient.get("tags") or None) if consented else None,
         click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
         max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
+        event_extra=_source_fields(prepared.source, recipient),
     )
     if prepared.base_url_problem:
         raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
     return tokens
+
+
+def _body_tokens(
+    prepared: PreparedTransmission, recipient: dict[str, Any], tokens: MessageTokens | None, *, now: float
+) -> MessageTokens | None:
+    """The tokens of the message's body links and pixels: its own, except for an SMTP
+    ``archive`` copy, which carries those of the envelope copy it replicates (its stored
+    ``archive_of``: that copy's message id and recipient), so a click or open on the archive
+    copy counts for that recipient (SMTP-INJECTION.md §1.6). Its List-Unsubscribe stays its
+    own: an archiver's unsubscribe must not unsubscribe the recipient."""
+    original = recipient.get("archive_of")
+    if tokens is None or not original:
+        return tokens
+    return _message_tokens(prepared, original["recipient"], message_id=original["message_id"], now=now)
 
 
 def _render(
@@ -617,18 +673,27 @@ def _list_unsubscribe(prepared: PreparedTransmission, tokens: MessageTokens) -> 
 
 
 def _generate_rfc822(
-    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *, email: str,
-    return_path: str,
+    prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *,
+    recipient: dict[str, Any], return_path: str,
 ) -> GeneratedMessage:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
     header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
     List-Unsubscribe headers unless the source has its own, as inline content does: the
-    source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's."""
+    source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's. An SMTP
+    ``bcc`` copy gets a ``Bcc:`` naming only its own recipient
+    (``mailcore.headers.own_bcc_line``; SMTP-INJECTION.md §1.6)."""
     compiled: CompiledMessage = prepared.compiled
+    address = recipient["address"]
+    email = address["email"]
     extra = b""
+    try:
+        if recipient.get("rcpt_type") == "bcc":
+            extra = own_bcc_line((address.get("name") or "", email))
+    except HeaderError as exc:
+        raise GenerationFailed(str(exc), part="headers") from None
     if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
         own = _list_unsubscribe(prepared, tokens)
-        extra = header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
+        extra += header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
     try:
         rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:

@@ -39,11 +39,26 @@ class TransmissionState(models.TextChoices):
     FAILED = "Failed"  # every message failed generation (Engage's; see the module docstring)
 
 
+class TransmissionSource(models.TextChoices):
+    """The way a transmission came in: the REST API or SMTP injection (SPEC A.4). An SMTP
+    one's events say so (``recv_method``, ``template_id`` ``smtp_<id>``; SMTP-INJECTION.md
+    §1.7, §5.6) and its recipients may carry a ``rcpt_type``."""
+
+    API = "api", "REST API"
+    SMTP = "smtp", "SMTP injection"
+
+
 class Transmission(models.Model):
     # Numeric ids of about 17 digits (SPEC A.1): the identity column starts at 10**16
     # (migration 0002), so ids are unique and increasing.
     id = models.BigAutoField(primary_key=True)
     state = models.CharField(max_length=16, choices=TransmissionState.choices, default=TransmissionState.SUBMITTED)
+    source = models.CharField(
+        max_length=8,
+        choices=TransmissionSource.choices,
+        default=TransmissionSource.API,
+        db_default=TransmissionSource.API,
+    )
     campaign_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     description = models.CharField(max_length=1024, blank=True, default="")
     return_path = models.TextField(blank=True, default="")

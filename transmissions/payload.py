@@ -262,10 +262,15 @@ def _recipients_source(raw: Any, target: TransmissionInput) -> list | None:
 
 
 def transmission_input_parse(
-    body: dict, *, now: datetime, limits: TransmissionInputLimits
+    body: dict, *, now: datetime, limits: TransmissionInputLimits, compile_rfc822: bool = True
 ) -> tuple[TransmissionInput, list | None]:
     """Validate every whole-request field; returns the input and the raw inline recipients
-    (None for a stored list). Checks run in the order a client most needs to hear about."""
+    (None for a stored list). Checks run in the order a client most needs to hear about.
+
+    ``compile_rfc822=False`` leaves an ``email_rfc822`` source uncompiled: an SMTP injection,
+    whose listener checked what it cheaply can (size, header block) and whose one compile is
+    generation's, where a source that does not compile fails each message with its
+    ``generation_failure`` (SMTP-INJECTION.md §5.5)."""
     target = TransmissionInput()
     _content(body.get("content"), target, limits=limits)
     raw_recipients = _recipients_source(body.get("recipients"), target)
@@ -297,7 +302,7 @@ def transmission_input_parse(
             raise errors.InvalidData(problem)
         target.substitution_data = substitution_data
     target.options, target.start_time = _options(body.get("options"), now=now, limits=limits)
-    if "email_rfc822" in target.content:
+    if compile_rfc822 and "email_rfc822" in target.content:
         _check_rfc822(
             target.content["email_rfc822"], substitute=target.options.get("perform_substitutions") is not False
         )

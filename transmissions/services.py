@@ -17,9 +17,11 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from engage import errors
+from mailcore.msys_api import COPY_TYPES
 from recipient_lists.recipients import normalize_recipient
 from recipient_lists.selectors import recipient_list_iter_recipients
 from templates_app.rendering import content_compile
@@ -34,6 +36,7 @@ from transmissions.models import (
     Message,
     MessageState,
     Transmission,
+    TransmissionSource,
     TransmissionState,
 )
 from transmissions.payload import (
@@ -88,9 +91,13 @@ def _check_content(data: TransmissionInput) -> None:
 
 
 def _recipients(
-    raw: list | None, data: TransmissionInput, *, limits: TransmissionInputLimits, max_errors: int | None
-) -> tuple[list[dict], list[dict], int]:
-    """(accepted recipients, reported errors, rejected count); a stored list is copied."""
+    raw: list | None, data: TransmissionInput, *, limits: TransmissionInputLimits, max_errors: int | None,
+    rcpt_types: bool = False,
+) -> tuple[list[dict], list[dict], int]:  # fmt: skip
+    """(accepted recipients, reported errors, rejected count); a stored list is copied.
+
+    With ``rcpt_types`` (SMTP injection only) a recipient's ``rcpt_type`` (one of
+    ``mailcore.msys_api.COPY_TYPES``) is kept; the REST API's never is."""
     if raw is None:
         return list(recipient_list_iter_recipients(list_id=data.list_id)), [], 0
     accepted: list[dict] = []
@@ -110,6 +117,8 @@ def _recipients(
         assert recipient is not None
         if isinstance(item.get("address"), str):
             recipient["address_string"] = item["address"].strip()  # the To header keeps it as given
+        if rcpt_types and item.get("rcpt_type") in COPY_TYPES:
+            recipient["rcpt_type"] = item["rcpt_type"]
         accepted.append(recipient)
     return accepted, reported, rejected
 
@@ -129,55 +138,129 @@ def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: 
             )
 
 
-def transmission_create(*, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None) -> CreateResult:
+def transmission_create(
+    *, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None,
+    source: TransmissionSource = TransmissionSource.API, enqueue: bool = True,
+) -> CreateResult:  # fmt: skip
     """Validate and store a transmission with all its recipients, then enqueue generation
     when the transaction commits (or leave it for the scheduler when ``start_time`` is ahead).
 
-    Whole-request problems raise an ``EngageError``; rejected recipients are counted and
-    reported (at most ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
+    ``source`` is the way it came in (``TransmissionSource``): an SMTP one's recipients keep
+    their ``rcpt_type`` (``cc``, ``bcc``, ``archive``), its events say they came over SMTP
+    (``transmissions.generation.message_event_fields``), and its ``email_rfc822`` is not
+    compiled here (the listener checked it cheaply; generation compiles it once) and it is
+    stored in one statement (:func:`_insert_with_messages`). ``enqueue=False`` leaves the
+    start to the caller (:func:`transmission_generation_enqueue`, e.g. after its reply) or,
+    failing that, to the scheduler (:func:`transmissions_due`). Whole-request problems raise an
+    ``EngageError``; rejected recipients are counted and reported (at most
+    ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
     """
     now = now or timezone.now()
     limits = limits_from_settings()
-    data, raw_recipients = transmission_input_parse(body, now=now, limits=limits)
+    smtp = source == TransmissionSource.SMTP
+    data, raw_recipients = transmission_input_parse(body, now=now, limits=limits, compile_rfc822=not smtp)
     _check_content(data)
-    accepted, reported, rejected = _recipients(raw_recipients, data, limits=limits, max_errors=max_rcpt_errors)
+    accepted, reported, rejected = _recipients(
+        raw_recipients, data, limits=limits, max_errors=max_rcpt_errors, rcpt_types=smtp
+    )
     if not accepted:
         error = errors.RequiredFieldMissing("At least one valid recipient is required")
         if reported:
             error.extra = {"rcpt_to_errors": reported}
         raise error
     chunk_size = max(1, settings.ENGAGE_GENERATION_CHUNK_SIZE)
-    with transaction.atomic():
-        transmission = Transmission.objects.create(
-            state=TransmissionState.SUBMITTED,
-            campaign_id=data.campaign_id,
-            description=data.description,
-            return_path=data.return_path,
-            metadata=data.metadata,
-            substitution_data=data.substitution_data,
-            options=data.options,
-            content=data.content,
-            template_id=data.template_id,
-            use_draft_template=data.use_draft_template,
-            list_id=data.list_id,
-            tracking_domain=data.tracking_domain,
-            start_time=data.start_time,
-            num_rcpts=len(accepted),
-            rcpt_list_chunk_size=chunk_size,
-            rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
-        )
-        _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
-        if data.template_id:
-            template_touch_last_use(template_id=data.template_id)
-        if data.start_time is None:
-            transmission_id = transmission.id
-            transaction.on_commit(lambda: _generation_enqueue(transmission_id))
+    transmission = Transmission(
+        state=TransmissionState.SUBMITTED,
+        source=source,
+        campaign_id=data.campaign_id,
+        description=data.description,
+        return_path=data.return_path,
+        metadata=data.metadata,
+        substitution_data=data.substitution_data,
+        options=data.options,
+        content=data.content,
+        template_id=data.template_id,
+        use_draft_template=data.use_draft_template,
+        list_id=data.list_id,
+        tracking_domain=data.tracking_domain,
+        start_time=data.start_time,
+        num_rcpts=len(accepted),
+        rcpt_list_chunk_size=chunk_size,
+        rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
+    )
+    if smtp:
+        message_ids = [message_id_new() for _ in accepted]
+        _archive_copies_link(accepted, message_ids)
+        transmission.id = _insert_with_messages(transmission, accepted, message_ids)
+    else:
+        with transaction.atomic():
+            transmission.save(force_insert=True)
+            _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
+            if data.template_id:
+                template_touch_last_use(template_id=data.template_id)
+    if data.start_time is None and enqueue:
+        transmission_id = transmission.id
+        transaction.on_commit(lambda: transmission_generation_enqueue(transmission_id=transmission_id))
     return CreateResult(
         transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported
     )
 
 
-def _generation_enqueue(transmission_id: int) -> None:
+# The transmission row (Django's INSERT ... RETURNING id) and its message rows in one
+# statement: one round trip, atomic on its own (data-modifying CTEs, PostgreSQL "WITH").
+_WITH_MESSAGES_SQL = """
+WITH tx AS ({insert}),
+     msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
+             SELECT tx.id, m.chunk, m.message_id, m.email, m.recipient
+               FROM tx, unnest(%s::integer[], %s::text[], %s::text[], %s::text[]::jsonb[])
+                        AS m(chunk, message_id, email, recipient))
+SELECT id FROM tx
+"""
+
+
+def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None:
+    """Point each SMTP ``archive`` recipient at the copy it replicates, the first envelope
+    recipient (no ``rcpt_type``): ``archive_of`` = that copy's message id and its address,
+    metadata and tags, whose tracking tokens the archive copy's body carries
+    (``transmissions.generation``; SMTP-INJECTION.md §1.6). Set here, after the recipients
+    were normalised, so no request can set it."""
+    original = next((index for index, recipient in enumerate(recipients) if not recipient.get("rcpt_type")), None)
+    if original is None:
+        return
+    source = recipients[original]
+    shown = {key: source[key] for key in ("address", "metadata", "tags") if key in source}
+    for recipient in recipients:
+        if recipient.get("rcpt_type") == "archive":
+            recipient["archive_of"] = {"message_id": message_ids[original], "recipient": shown}
+
+
+def _insert_with_messages(transmission: Transmission, recipients: list[dict], message_ids: list[str]) -> int:
+    """Store the unsaved ``transmission`` and one message row per recipient (chunks of
+    ``rcpt_list_chunk_size``) in one statement; returns its id. For an SMTP injection, whose
+    few rows wait on the round trips rather than on the data (the REST path COPYs, for
+    lists of any size). The column values and defaults are the model's (Django's own INSERT
+    compiler), as ``save()`` would write them."""
+    opts = Transmission._meta
+    fields = [field for field in opts.local_concrete_fields if field is not opts.pk and not field.generated]
+    query = InsertQuery(Transmission)
+    query.insert_values(fields, [transmission])
+    compiler = query.get_compiler(using=connection.alias)
+    compiler.returning_fields = [opts.pk]
+    [(insert, params)] = compiler.as_sql()
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    size = transmission.rcpt_list_chunk_size
+    columns = (
+        [index // size for index in range(len(recipients))],
+        message_ids,
+        [recipient["address"]["email"] for recipient in recipients],
+        [dumps(recipient) for recipient in recipients],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_WITH_MESSAGES_SQL.format(insert=insert), [*params, *columns])
+        return cursor.fetchone()[0]
+
+
+def transmission_generation_enqueue(*, transmission_id: int) -> None:
     """Queue the start of generation (after the commit). When the broker does not take it
     (Redis down), the transmission is stored all the same: the scheduler starts an immediate
     transmission still Submitted a minute after its creation (:func:`transmissions_due`)."""

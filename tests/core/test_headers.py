@@ -139,3 +139,13 @@ def test_an_address_template_that_is_not_a_list_of_mailboxes_is_refused(template
 def test_the_writer_never_writes_a_bcc_header():
     with pytest.raises(HeaderError, match="never writes a Bcc"):
         header_line("Bcc", [("", "a@example.com")])
+
+
+def test_own_bcc_line_names_only_its_address_written_like_to():
+    from mailcore.headers import own_bcc_line
+
+    assert own_bcc_line(("", "bcc@example.com")) == b"Bcc: bcc@example.com\n"
+    assert own_bcc_line(("Bee Cee", "bcc@example.com")) == b"Bcc: Bee Cee <bcc@example.com>\n"
+    assert own_bcc_line(("Zoë", "z@example.com")) == b"Bcc: " + header_line("To", [("Zoë", "z@example.com")])[4:]
+    line = own_bcc_line(("x\r\nBcc: all@example.com", "bcc@example.com"))
+    assert line.count(b"\n") == line.count(b"\n ") + 1 and b"\nBcc:" not in line

@@ -545,3 +545,16 @@ def test_any_substituted_value_comes_back_out_of_headers_and_bodies(value):
     assert lf(html) == lf(f"<p>{value}</p>")
     # Control characters become spaces in a header (mailcore.headers.sanitize).
     assert re.sub(r"\s+", " ", str(parsed["Subject"])).strip() == re.sub(r"\s+", " ", sanitize(f"[{value}]")).strip()
+
+
+def test_substitute_headers_false_sends_a_header_with_braces_as_written():
+    source = "From: a@example.com\nSubject: Hi {{x}} {{ name }}\nContent-Type: text/plain\n\nBody {{x}}\n"
+    rendered = compile_message(source, substitute=False, substitute_headers=False).render({"x": "X", "name": "Jo"})
+    assert rendered.subject == "Hi {{x}} {{ name }}"
+    assert rendered.data == source.encode()
+
+
+def test_perform_substitutions_false_alone_still_substitutes_headers():
+    source = "From: a@example.com\nSubject: Hi {{x}}\nContent-Type: text/plain\n\nBody {{x}}\n"
+    rendered = compile_message(source, substitute=False).render({"x": "X"})
+    assert rendered.subject == "Hi X" and rendered.data.endswith(b"Body {{x}}\n")

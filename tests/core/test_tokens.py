@@ -276,3 +276,19 @@ def test_tokens_already_sent_keep_their_kind():
     for kind, token in ISSUED_TOKENS.items():
         decoded = _decode(token)
         assert (decoded.kind, decoded.message_id, decoded.issued_at) == (kind, MESSAGE["message_id"], ISSUED)
+
+
+def test_event_extra_rides_in_every_token_and_a_token_without_it_is_unchanged():
+    from mailcore.tokens import TokenSigner
+
+    signer = TokenSigner([(1, b"k" * 32)])
+    common = {"message_id": "0" * 20, "transmission_id": "7", "rcpt_to": "a@example.com", "issued_at": 100}
+    plain = signer.for_message(**common)
+    assert plain.click("https://x.example/", "n") == signer.for_message(**common, event_extra={}).click(
+        "https://x.example/", "n"
+    )
+    extra = {"recv_method": "esmtp", "rcpt_type": "cc"}
+    tokens = signer.for_message(**common, event_extra=extra, click_tracking_include_metadata=False)
+    for token in (tokens.click("https://x.example/", "n"), tokens.open("open")):
+        assert signer.decode(token, now=100, max_age=10).event_extra == extra
+    assert signer.decode(plain.open("open"), now=100, max_age=10).event_extra == {}
