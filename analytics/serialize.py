@@ -6,16 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 
-from mailcore.events import BY_NAME, CATEGORIES
+from mailcore.events import BY_NAME, CATEGORIES, OPTIONAL_FIELDS
 
 COMMON = (
     "type", "event_id", "timestamp", "message_id", "transmission_id", "campaign_id", "template_id",
     "template_version", "rcpt_to", "raw_rcpt_to", "recipient_domain", "rcpt_meta", "rcpt_tags",
     "friendly_from", "subject", "transactional",
-)  # fmt: skip
-OPTIONAL = (
-    "ip_address", "user_agent", "accept_language", "target_link_name", "target_link_url",
-    "bounce_class", "error_code", "reason",
 )  # fmt: skip
 
 
@@ -23,7 +19,8 @@ def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> 
     """The event as SparkPost shows it: type-relevant fields always, other fields only when
     set, ``transactional`` as ``"1"``/``"0"``, ids as strings, ``extra`` merged in (never
     over a column). ``timestamp`` is ISO 8601 with offset in ``tz``, or Unix seconds. The
-    type-relevant fields are ``mailcore.events.EventType.fields``."""
+    type-relevant fields are ``mailcore.events.EventType.fields``, the others
+    ``mailcore.events.OPTIONAL_FIELDS``: a field added there is shown with no change here."""
     kind = BY_NAME.get(row["type"])
     relevant = kind.fields if kind is not None else ()
     out: dict[str, Any] = {}
@@ -37,7 +34,7 @@ def event_flat(row: dict[str, Any], *, tz: tzinfo = UTC, unix: bool = False) -> 
         elif value is None:
             value = {} if name == "rcpt_meta" else [] if name == "rcpt_tags" else ""
         out[name] = value
-    for name in OPTIONAL:
+    for name in OPTIONAL_FIELDS:
         value = row.get(name) or ""
         if value or name in relevant:
             out[name] = str(value)

@@ -13,6 +13,21 @@ Two kinds of type:
   ``out_of_band``). Webhooks may subscribe to them and the events search accepts them (it
   finds none), as SparkPost does; their metrics (``count_spam_complaint``,
   ``count_outofband_bounce``) are always 0.
+
+Who reads this table, and what notices a change:
+
+- ``analytics.serialize`` shows each type's ``fields`` from here (``OPTIONAL_FIELDS``);
+  ``tests/analytics/test_serialize.py`` checks that each type shows them.
+- ``tracking.services`` records the types of ``HIT_TYPES`` for each tracking-token kind.
+- A ``counter`` that is not a column of the rollups stops ``analytics.rollups`` from
+  importing, with a message naming what to add (the column in ``analytics.models`` and a
+  migration).
+- ``tracking_event.type`` is ``varchar(32)``: the database enforces no list of types (no
+  CHECK, no enum). ``tracking.models.Event`` reads its choices from ``RECORDED``, but the
+  model is unmanaged (``managed = False``), so those choices are Django's only: the copy of
+  the list in ``tracking/migrations/0001_event.py`` is history that nothing compares (and
+  ``makemigrations --check`` ignores unmanaged models). A new recorded type needs no
+  migration of ``tracking_event``.
 """
 
 from __future__ import annotations
@@ -23,9 +38,12 @@ __all__ = [
     "BY_NAME",
     "CATEGORIES",
     "EVENT_TYPES",
+    "HIT_TYPES",
     "NAMES",
+    "OPTIONAL_FIELDS",
     "RECORDED",
     "EventType",
+    "hit_types",
     "names_in",
 ]
 
@@ -103,6 +121,27 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 RECORDED: tuple[str, ...] = tuple(event.name for event in EVENT_TYPES if event.recorded)
 #: name -> webhook category.
 CATEGORIES: dict[str, str] = {event.name: event.category for event in EVENT_TYPES}
+#: Every field some type lists in ``fields``, in the order the events APIs show them
+#: (SPEC B §6.3): each type shows its own even when empty, the others only when set.
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys((*_ENGAGEMENT, *_LINK, *_RELAY_ANSWER, *(name for event in EVENT_TYPES for name in event.fields)))
+)
+#: Tracking-token kind (``mailcore.tokens.KINDS``) -> the types one hit on it records
+#: (SPEC A.2, B §6.1); see :func:`hit_types` for the unsubscribe link.
+HIT_TYPES: dict[str, tuple[str, ...]] = {
+    "open": ("open",),
+    "initial_open": ("initial_open",),
+    "click": ("click",),
+    "unsubscribe": ("list_unsubscribe",),
+}
+
+
+def hit_types(kind: str, *, unsubscribe: bool = False) -> tuple[str, ...]:
+    """The types one hit on a token of ``kind`` records: ``HIT_TYPES[kind]``, plus
+    ``link_unsubscribe`` for a click on a ``data-msys-unsubscribe`` link (``unsubscribe``).
+    Raises KeyError for a kind that is not in ``HIT_TYPES``."""
+    types = HIT_TYPES[kind]
+    return (*types, "link_unsubscribe") if kind == "click" and unsubscribe else types
 
 
 def names_in(*categories: str) -> frozenset[str]:

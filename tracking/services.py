@@ -13,11 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from mailcore.events import hit_types
 from mailcore.tokens import Decoded
 from tracking.outbox import events_record
-
-# Engagement event type(s) recorded per token kind (SPEC A.2, B §6.1).
-_EVENT_TYPES = {"open": ("open",), "initial_open": ("initial_open",), "unsubscribe": ("list_unsubscribe",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +46,8 @@ def client_from_request(request: HttpRequest) -> Client:
 def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
     """The events one hit on ``token`` records: ``open``/``initial_open`` for pixels,
     ``click`` (plus ``link_unsubscribe`` for a ``data-msys-unsubscribe`` link) for links,
-    ``list_unsubscribe`` for the List-Unsubscribe URL. Pure; timestamps and ids are
-    assigned when enqueued."""
+    ``list_unsubscribe`` for the List-Unsubscribe URL (``mailcore.events.hit_types``). Pure;
+    timestamps and ids are assigned when enqueued."""
     base: dict[str, Any] = {
         **token.event_extra,  # first: never over a standard field
         "message_id": token.message_id,
@@ -69,9 +67,7 @@ def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
     if token.kind == "click":
         base["target_link_name"] = token.link_name or ""
         base["target_link_url"] = token.target_url or ""
-        types: tuple[str, ...] = ("click", "link_unsubscribe") if token.unsubscribe else ("click",)
-    else:
-        types = _EVENT_TYPES[token.kind]
+    types = hit_types(token.kind, unsubscribe=token.unsubscribe)
     return [{"type": event_type, **base} for event_type in types]
 
 
