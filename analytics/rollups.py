@@ -67,7 +67,29 @@ _UNIQUE: dict[str, tuple[str, str]] = {
     **{event.unique_counter: (event.name, _types_in([event.name])) for event in EVENT_TYPES if event.unique_counter},
     "unique_confirmed_opened": ("confirmed", "TRUE"),
 }
-assert set(_COUNT_FILTERS) | set(_UNIQUE) == set(ROLLUP_COUNTERS)
+
+
+def _counters_check() -> None:
+    """Refuse to load when the counters the rollup SQL writes and the rollup columns differ,
+    saying which side to change (an ``assert`` would say nothing, and vanish under -O)."""
+    written, columns = set(_COUNT_FILTERS) | set(_UNIQUE), set(ROLLUP_COUNTERS)
+    if missing := sorted(written - columns):
+        raise RuntimeError(
+            f"mailcore.events counts events in {missing}, which are not rollup columns: add each to "
+            "analytics.models.ROLLUP_COUNTERS and as a field of analytics.models.RollupCounters, "
+            "then run `manage.py makemigrations analytics` (it adds the column to "
+            "analytics_rollup_hourly and analytics_rollup_daily), and name its metric in "
+            "analytics.metrics.METRICS"
+        )
+    if unused := sorted(columns - written):
+        raise RuntimeError(
+            f"the rollup columns {unused} (analytics.models.ROLLUP_COUNTERS) are counted by nothing: "
+            "name each as an EventType's counter or unique_counter in mailcore.events, or a bounce "
+            "family in analytics.rollups._COUNT_FILTERS, or remove the column (and its migration)"
+        )
+
+
+_counters_check()
 
 
 # UTC hours and days by arithmetic (date_bin), cheaper per row than date_trunc(..., 'UTC').

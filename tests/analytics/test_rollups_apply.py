@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
 from django.db import connection, transaction
 
+from analytics import rollups
 from analytics.ingest import event_row, event_values
 from analytics.rollups import rollups_apply
 from tests.analytics import data
@@ -35,3 +37,15 @@ def test_rollups_apply_with_lander_rows_matches_events_insert(api, db):
     got = api.get("/api/v1/metrics/deliverability", params).json()["results"][0]
     expected = data.brute(events, start=data.START, end=data.START.replace(day=8))[None]
     assert got == {name: expected.get(name, 0) for name in params["metrics"].split(",")}
+
+
+def test_a_counter_with_no_rollup_column_is_refused_naming_what_to_add(monkeypatch):
+    monkeypatch.setitem(rollups._COUNT_FILTERS, "forwarded", "type = 'forward'")
+    with pytest.raises(RuntimeError, match=r"\['forwarded'\].*ROLLUP_COUNTERS.*makemigrations analytics"):
+        rollups._counters_check()
+
+
+def test_a_rollup_column_nothing_counts_is_refused(monkeypatch):
+    monkeypatch.delitem(rollups._UNIQUE, "unique_confirmed_opened")
+    with pytest.raises(RuntimeError, match=r"\['unique_confirmed_opened'\] .* counted by nothing"):
+        rollups._counters_check()
