@@ -6,13 +6,11 @@ older parameter names) are parsed into the same query, answered by one selector.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from analytics.metrics import EARLIEST, LATEST, ParamError, parse_time, parse_timezone, split_list
+from mailcore.cursors import cursor_decode as mailcore_cursor_decode
 from mailcore.events import NAMES
 
 # filter -> (column, how it matches): "eq" exact, "lower" exact lower-cased, "like" substring
@@ -85,22 +83,11 @@ def _filters(params: dict[str, str], names: dict[str, str], delimiter: str) -> d
     return out
 
 
-def cursor_encode(timestamp: datetime, pk: int) -> str:
-    raw = json.dumps([timestamp.isoformat(), pk], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def cursor_decode(token: str) -> tuple[datetime, int]:
+    """``(timestamp, id)`` of a cursor this API returned; ParamError (400) for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        stamp, pk = json.loads(raw)
-        value = datetime.fromisoformat(stamp)
-        if value.tzinfo is None or type(pk) is not int or not 0 < pk < 2**63:
-            raise ValueError
-        if not EARLIEST <= value.astimezone(UTC) <= LATEST:
-            raise ValueError
-        return value, pk
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+        return mailcore_cursor_decode(token, earliest=EARLIEST, latest=LATEST)
+    except ValueError:
         raise ParamError("'cursor' is not a cursor this API returned (use links.next as given)") from None
 
 

@@ -23,6 +23,7 @@ from engage import errors
 from engage.api.fields import iso
 from engage.api.schema import Query, operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
+from mailcore.cursors import cursor_encode
 
 METRICS_GRANTS: dict[str, tuple[str, ...]] = {"GET": ("metrics/view",)}
 
@@ -229,7 +230,7 @@ class EventsMessageView(ApiView):
         links = {}
         if more and rows:
             params = request.query_params.copy()
-            params["cursor"] = search.cursor_encode(rows[-1]["timestamp"], rows[-1]["id"])
+            params["cursor"] = cursor_encode(rows[-1]["timestamp"], rows[-1]["id"])
             links["next"] = f"/api/v1/events/message?{params.urlencode()}"
         return results([event_flat(row) for row in rows], total_count=total, links=links)
 

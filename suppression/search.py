@@ -17,14 +17,12 @@ Errors are ``ParamError`` naming the parameter (the view answers 400 / 1200).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mailcore.cursors import cursor_decode as mailcore_cursor_decode
 from suppression.models import SuppressionSource, SuppressionType, summary_key
 
 TYPES: tuple[str, ...] = tuple(SuppressionType.values)
@@ -101,21 +99,11 @@ def _sources(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def cursor_encode(updated: datetime, pk: int) -> str:
-    raw = json.dumps([updated.isoformat(), pk], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def cursor_decode(token: str) -> tuple[datetime, int]:
+    """``(timestamp, id)`` of a cursor this API returned; ParamError (400) for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        stamp, pk = json.loads(raw)
-        value = datetime.fromisoformat(stamp)
-        if value.tzinfo is None or type(pk) is not int or not 0 < pk < 2**63:
-            raise ValueError
-        value.astimezone(UTC)
-        return value, pk
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+        return mailcore_cursor_decode(token)
+    except ValueError:
         raise ParamError("cursor is not a cursor this API returned (follow the links as given)") from None
 
 

@@ -18,6 +18,7 @@ from engage import errors
 from engage.api.fields import iso
 from engage.api.schema import ModelT, operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, results
+from mailcore.cursors import cursor_encode
 from suppression import schemas, search
 from suppression.entries import bulk_writes, path_recipient, single_writes
 from suppression.models import SuppressionEntry
@@ -71,7 +72,7 @@ def _links(
     kept = [(key, value) for key, value in pairs if key != "cursor"]
     links = [{"href": f"{BASE}?{urlencode([*kept, ('cursor', 'initial')])}", "rel": "first"}]
     if more and page:
-        cursor = search.cursor_encode(page[-1].updated, page[-1].pk)
+        cursor = cursor_encode(page[-1].updated, page[-1].pk)
         links.append({"href": f"{BASE}?{urlencode([*kept, ('cursor', cursor)])}", "rel": "next"})
     return links
 

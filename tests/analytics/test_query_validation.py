@@ -119,7 +119,7 @@ def test_bad_events_values_are_400_naming_the_parameter(api, db, path, params, n
 
 
 def test_a_forged_cursor_out_of_range_is_400_naming_cursor(api, db):
-    from analytics.search import cursor_encode
+    from mailcore.cursors import cursor_encode
 
     cursor = cursor_encode(__import__("datetime").datetime.fromisoformat("0001-01-01T00:00+14:00"), 1)
     _refused(api.get("/api/v1/events/message", {"cursor": cursor}), "1200", "cursor")
