@@ -6,7 +6,9 @@ lock file in hash-checking mode. No network: scripts/lock is what regenerates th
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,78 @@ def test_whatever_installs_packages_installs_a_lock_file_with_hashes():
     for path in INSTALLERS:
         for given in re.findall(r"^\s*ensure_venv\s+(\S+)", path.read_text(), re.M):
             assert given in LOCKS.values(), f"{path.relative_to(ROOT)}: ensure_venv {given} is not a lock file"
+
+
+#: A stand-in for ``$PYTHON -m venv DIR``: it makes DIR/bin/pip, which logs its arguments and
+#: records the lock it installed in the venv (or fails when FAKE_PIP_FAIL is set). Nothing is
+#: downloaded; what is checked is where scripts/lib.sh installs a lock.
+_FAKE_PYTHON = r"""#!/usr/bin/env bash
+[ "$1" = -m ] && [ "$2" = venv ] || { echo "fake python: only -m venv" >&2; exit 2; }
+[ ! -e "$3" ] || { echo "fake python: $3 exists" >&2; exit 3; }
+mkdir -p "$3/bin" "$3/lib"
+echo "venv $3" >> "$FAKE_LOG"
+cat > "$3/bin/pip" <<'PIP'
+#!/usr/bin/env bash
+echo "pip $*" >> "$FAKE_LOG"
+[ -z "${FAKE_PIP_FAIL:-}" ] || exit 1
+for lock; do :; done
+cp "$lock" "$(dirname "$0")/../lib/installed"
+PIP
+chmod +x "$3/bin/pip"
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of scripts/lib.sh beside two small lock files, and a run of ``ensure_venv``."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/lib.sh").write_text((ROOT / "scripts/lib.sh").read_text())
+    (tmp_path / "requirements.lock").write_text("a==1 \\\n    --hash=sha256:" + "1" * 64 + "\n")
+    (tmp_path / "requirements-dev.lock").write_text("a==1 \\\n    --hash=sha256:" + "1" * 64 + "\nb==2\n")
+    python = tmp_path / "fake-python"
+    python.write_text(_FAKE_PYTHON)
+    python.chmod(0o755)
+    log = tmp_path / "log"
+    log.touch()
+
+    def ensure_venv(lock: str, **env: str) -> subprocess.CompletedProcess:
+        command = f"source scripts/lib.sh && ensure_venv {lock}"
+        environ = {"PATH": os.environ["PATH"], "PYTHON": str(python), "FAKE_LOG": str(log), **env}
+        return subprocess.run(["bash", "-c", command], cwd=tmp_path, env=environ, capture_output=True, text=True,
+                              timeout=30)  # fmt: skip
+
+    return tmp_path, log, ensure_venv
+
+
+def test_a_changed_lock_is_installed_into_a_fresh_venv_and_an_unchanged_one_is_not_installed_again(project):
+    root, log, ensure_venv = project
+    assert ensure_venv("requirements-dev.lock").returncode == 0
+    assert (
+        log.read_text()
+        == "venv .venv\npip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock\n"
+    )
+    (root / ".venv/lib/dropped-package").touch()  # stands for what an earlier lock installed
+    assert ensure_venv("requirements-dev.lock").returncode == 0
+    assert ensure_venv("requirements.lock").returncode == 0  # the dev lock's venv serves it
+    assert log.read_text().count("pip ") == 1
+    # pip skips the hash check of what is installed already: a changed lock gets a new venv.
+    with (root / "requirements-dev.lock").open("a") as lock:
+        lock.write("c==3\n")
+    assert ensure_venv("requirements-dev.lock").returncode == 0
+    assert log.read_text().count("venv .venv\n") == 2 and log.read_text().count("pip ") == 2
+    assert not (root / ".venv/lib/dropped-package").exists()
+    assert (root / ".venv/lib/installed").read_text() == (root / "requirements-dev.lock").read_text()
+    assert not (root / ".venv.old").exists()
+
+
+def test_a_failed_install_leaves_the_previous_venv_in_place_and_unstamped_for_the_new_lock(project):
+    root, log, ensure_venv = project
+    assert ensure_venv("requirements.lock").returncode == 0
+    (root / ".venv/lib/marker").touch()
+    (root / "requirements.lock").write_text((root / "requirements.lock").read_text() + "d==4\n")
+    failed = ensure_venv("requirements.lock", FAKE_PIP_FAIL="1")
+    assert failed.returncode != 0 and "installing requirements.lock failed" in failed.stderr
+    assert (root / ".venv/lib/marker").exists() and not (root / ".venv.old").exists()
+    assert ensure_venv("requirements.lock").returncode == 0  # tried again, from scratch
+    assert not (root / ".venv/lib/marker").exists()
+    assert log.read_text().count("venv .venv\n") == 3
