@@ -2,12 +2,15 @@
 required there is locked at a version the requirement allows, every locked package carries the
 hashes pip checks, the runtime lock is the dev lock's subset at the same versions (so a .venv
 installed from the dev lock serves scripts/run too), and whatever installs packages installs a
-lock file in hash-checking mode. No network: scripts/lock is what regenerates the locks."""
+lock file in hash-checking mode. No network: scripts/lock is what regenerates the locks, and it
+records the sha256 of requirements*.txt in each lock, so any edit of them without it fails here."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -82,6 +85,49 @@ def test_the_runtime_lock_is_a_subset_of_the_dev_lock_at_the_same_versions():
         assert dev.get(name, ("missing",))[0] == version, (
             f"{name}=={version} (requirements.lock) is {dev.get(name, ('missing',))[0]} in requirements-dev.lock; {REGENERATE}"
         )
+
+
+#: A line of a lock's header (scripts/lock): the sha256 of a requirements file it was made from.
+_INPUT = re.compile(r"^#\s+(requirements[\w.-]*\.txt) sha256:([0-9a-f]{64})$", re.M)
+
+
+def stale_inputs(root: Path, lock: str) -> list[str]:
+    """Why ``lock`` under ``root`` was not made from today's requirements*.txt (empty when it
+    was): the sha256 scripts/lock recorded for each of them, compared with the file. Any edit
+    counts (an extra, a marker, a line removed), which reading the requirements cannot see."""
+    recorded = dict(_INPUT.findall((root / lock).read_text()))
+    current = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in root.glob("requirements*.txt")}
+    if not recorded:
+        return [f"{lock} records no sha256 of its inputs"]
+    return [
+        f"{name} is not what {lock} was made from" if name in recorded else f"{name} is not among {lock}'s inputs"
+        for name, digest in sorted(current.items())
+        if recorded.get(name) != digest
+    ] + [f"{lock} was made from {name}, which is gone" for name in sorted(recorded.keys() - current.keys())]
+
+
+@pytest.mark.parametrize("lock", LOCKS.values())
+def test_the_lock_was_made_from_the_requirements_files_as_they_are(lock):
+    stale = stale_inputs(ROOT, lock)
+    assert not stale, f"{'; '.join(stale)}; {REGENERATE}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("celery==5.5.3\n", "celery[sqs]==5.5.3\n"),  # an extra: more packages, same pins
+        ("redis==5.2.1\n", "redis==5.2.1; sys_platform == 'win32'\n"),  # a marker
+        ("honcho==2.0.0\n", ""),  # a requirement removed, still in the lock
+    ],
+)
+def test_an_edit_of_a_requirements_file_the_lock_does_not_show_is_found(tmp_path, old, new):
+    for path in [*ROOT.glob("requirements*.txt"), *ROOT.glob("requirements*.lock")]:
+        shutil.copy(path, tmp_path / path.name)
+    text = (tmp_path / "requirements.txt").read_text()
+    assert old in text, f"requirements.txt has no {old!r}: update this test"
+    (tmp_path / "requirements.txt").write_text(text.replace(old, new))
+    for lock in LOCKS.values():
+        assert stale_inputs(tmp_path, lock) == [f"requirements.txt is not what {lock} was made from"]
 
 
 #: What installs packages; scripts/lock is left out: it installs the tool that makes the locks.
