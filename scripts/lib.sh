@@ -25,6 +25,10 @@ ensure_venv() {
     if [ -f "$dev_stamp" ] || { [ "$lock" = requirements.lock ] && [ -f "$runtime_stamp" ]; }; then
         return 0
     fi
+    # A dev venv stays one (scripts/run inside a test session must not drop the test tools).
+    if [ "$lock" = requirements.lock ] && compgen -G ".venv/.installed-dev-*" >/dev/null; then
+        lock=requirements-dev.lock
+    fi
     echo "engage: making a fresh .venv with $PY and installing $lock into it" >&2
     rm -rf .venv.old
     if [ -e .venv ] || [ -L .venv ]; then mv .venv .venv.old; fi

@@ -213,6 +213,11 @@ def test_a_changed_lock_is_installed_into_a_fresh_venv_and_an_unchanged_one_is_n
     assert not (root / ".venv/lib/dropped-package").exists()
     assert (root / ".venv/lib/installed").read_text() == (root / "requirements-dev.lock").read_text()
     assert not (root / ".venv.old").exists()
+    # scripts/run (the runtime lock) on a dev venv after a change rebuilds it with the dev lock.
+    (root / "requirements.lock").write_text((root / "requirements.lock").read_text() + "# edited\n")
+    assert ensure_venv("requirements.lock").returncode == 0
+    assert log.read_text().splitlines()[-1].endswith("-r requirements-dev.lock")
+    assert ensure_venv("requirements-dev.lock").returncode == 0 and log.read_text().count("pip ") == 3
 
 
 def test_a_failed_install_leaves_the_previous_venv_in_place_and_unstamped_for_the_new_lock(project):
