@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 
@@ -31,8 +32,14 @@ def recipient_list_in_use(*, list_id: str) -> bool:
 
     Asked through a Django signal (``recipient_list_needed``) for the reason
     ``templates_app.selectors.template_in_use`` gives: transmissions sits above this app in
-    pyproject.toml's layers contract. Receivers only read; their errors propagate.
+    pyproject.toml's layers contract. Receivers only read; their errors propagate, and no
+    receiver connected raises ``ImproperlyConfigured`` (fails closed, a 500 / 1500 at the API).
     """
+    if not recipient_list_needed.has_listeners(sender=RecipientList):
+        raise ImproperlyConfigured(
+            "no receiver answers recipient_lists.selectors.recipient_list_needed (transmissions connects one "
+            "in TransmissionsConfig.ready): cannot tell whether the list is in use"
+        )
     return any(answer for _receiver, answer in recipient_list_needed.send(sender=RecipientList, list_id=list_id))
 
 

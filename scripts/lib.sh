@@ -11,25 +11,36 @@ mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 ensure_venv() {
     # $1: requirements.lock (run) or requirements-dev.lock (test, a superset at the same
     # versions): the lock files scripts/lock makes from requirements*.txt, every package pinned
-    # with its hashes. Installed again whenever a lock file changes: a stamp in .venv names the
-    # sha256 of the lock files it was installed from.
+    # with its hashes. A stamp in .venv names the sha256 of the lock files it was installed
+    # from; while it matches, nothing is done.
+    # Any other .venv is replaced by a fresh one: pip, installing into an existing venv, skips the
+    # hash check of every package already there at the locked version ("Requirement already
+    # satisfied"), so a tampered hash would pass, and it leaves the packages a lock dropped.
+    # The fresh venv is made at .venv itself (console scripts and activate hold the venv's
+    # absolute path, so one built elsewhere and moved would point at the wrong place); the old
+    # one waits in .venv.old and comes back if the install fails.
     local lock="$1"
-    if [ ! -x .venv/bin/python ]; then
-        echo "engage: creating .venv with $PY" >&2
-        "$PY" -m venv .venv
-    fi
     local runtime_stamp=".venv/.installed-run-$(sha256sum requirements.lock | cut -c1-16)"
     local dev_stamp=".venv/.installed-dev-$(cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-16)"
     if [ -f "$dev_stamp" ] || { [ "$lock" = requirements.lock ] && [ -f "$runtime_stamp" ]; }; then
         return 0
     fi
-    echo "engage: installing $lock into .venv" >&2
-    .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
-    if [ "$lock" = requirements.lock ]; then
-        rm -f .venv/.installed-run-*; touch "$runtime_stamp"
-    else
-        rm -f .venv/.installed-*; touch "$dev_stamp"
+    # A dev venv stays one (scripts/run inside a test session must not drop the test tools).
+    if [ "$lock" = requirements.lock ] && compgen -G ".venv/.installed-dev-*" >/dev/null; then
+        lock=requirements-dev.lock
     fi
+    echo "engage: making a fresh .venv with $PY and installing $lock into it" >&2
+    rm -rf .venv.old
+    if [ -e .venv ] || [ -L .venv ]; then mv .venv .venv.old; fi
+    if "$PY" -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"; then
+        rm -rf .venv.old
+    else
+        echo "engage: installing $lock failed; the previous .venv is left as it was" >&2
+        rm -rf .venv
+        if [ -e .venv.old ] || [ -L .venv.old ]; then mv .venv.old .venv; fi
+        return 1
+    fi
+    if [ "$lock" = requirements.lock ]; then touch "$runtime_stamp"; else touch "$dev_stamp"; fi
 }
 
 ensure_services() {

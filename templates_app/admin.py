@@ -121,6 +121,9 @@ class TemplateAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # templates are created through the API; the admin edits drafts
 
+    def has_delete_permission(self, request: HttpRequest, obj: Template | None = None) -> bool:
+        return False  # deletes go through the API, which refuses templates in use
+
     @admin.display(boolean=True, description="published")
     def has_published_flag(self, obj: Template) -> bool:
         return obj.has_published

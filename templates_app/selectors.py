@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 
@@ -38,8 +39,14 @@ def template_in_use(*, template_id: str) -> bool:
     templates_app may not import it back. The app that owns the answer connects a receiver when
     Django loads it. Receivers only read, and their errors propagate (``send``, not
     ``send_robust``): a failed query is a 500, never the delete of a template in use. No
-    receiver (transmissions not installed) means nothing uses it.
+    receiver connected fails closed too (``ImproperlyConfigured``, a 500 / 1500 at the API):
+    with no one to ask, "nobody uses it" is not an answer.
     """
+    if not template_needed.has_listeners(sender=Template):
+        raise ImproperlyConfigured(
+            "no receiver answers templates_app.selectors.template_needed (transmissions connects one in "
+            "TransmissionsConfig.ready): cannot tell whether the template is in use"
+        )
     return any(answer for _receiver, answer in template_needed.send(sender=Template, template_id=template_id))
 
 

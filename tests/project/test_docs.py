@@ -171,3 +171,27 @@ def test_readme_cites_no_section_of_a_document_outside_the_repository():
     text = README.read_text()
     assert not re.findall(r"\bSPEC\b[^\n]*", text)
     assert "STYLE.md" not in text
+
+
+#: A migration that rewrites stored rows: SQL or ORM updates, not only schema changes.
+_ROW_REWRITE = re.compile(r"\bUPDATE\s+\w+\s+SET\b|\.update\(|\bbulk_update\(", re.I)
+
+
+def _section(text: str, heading: str) -> str:
+    found = re.search(rf"^## {heading}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert found, f"no '## {heading}' section"
+    return found.group(1)
+
+
+def test_every_migration_that_rewrites_rows_is_in_the_upgrading_notes():
+    """An old worker running during ``migrate`` writes the values a data migration renames away,
+    and a rewrite of a big table takes time and disk: docs/architecture.md's "Upgrading" says
+    to stop the workers first and names each such migration."""
+    upgrading = _section((ROOT / "docs/architecture.md").read_text(), "Upgrading")
+    for word in ("stop", "workers", "beat", "listener", "manage.py migrate", "VACUUM"):
+        assert word in upgrading, f"docs/architecture.md, Upgrading: says nothing of {word!r}"
+    rewrites = [path for path in sorted(ROOT.glob("*/migrations/0*.py")) if _ROW_REWRITE.search(path.read_text())]
+    assert rewrites, "no migration rewrites rows: update this test"
+    for path in rewrites:
+        name = path.relative_to(ROOT).as_posix()
+        assert name in upgrading, f"{name} rewrites stored rows: name it in docs/architecture.md's Upgrading section"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
+from recipient_lists.selectors import recipient_list_needed
+from recipient_lists.services import recipient_list_delete
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -246,6 +249,16 @@ def test_put_and_delete_of_a_list_in_use_are_409_1602(api, monkeypatch):
     assert_error(api.put("/api/v1/recipient-lists/busy", {"name": "x"}, format="json"), 409, "1602")
     assert_error(api.delete("/api/v1/recipient-lists/busy"), 409, "1602")
     assert get(api, "busy")["name"] == "busy"
+
+
+def test_put_and_delete_with_no_in_use_receiver_fail_closed_and_keep_the_list(api, monkeypatch):
+    create(api, id="l")
+    monkeypatch.setattr(recipient_list_needed, "receivers", [])  # transmissions' answer disconnected
+    with pytest.raises(ImproperlyConfigured, match="recipient_list_needed"):
+        recipient_list_delete(list_id="l")
+    assert_error(api.put("/api/v1/recipient-lists/l", {"name": "x"}, format="json"), 500, "1500")
+    assert_error(api.delete("/api/v1/recipient-lists/l"), 500, "1500")
+    assert get(api, "l")["name"] == "l"
 
 
 def test_delete_is_204_and_removes_the_list(api):

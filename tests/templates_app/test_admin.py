@@ -35,6 +35,13 @@ def test_changelist_loads_with_search_and_filters(admin_client, templates):
     assert b"pub-one" in published.content and b"draft-one" not in published.content
 
 
+def test_the_admin_cannot_delete_a_template_past_the_in_use_check(admin_client, templates):
+    assert admin_client.get("/admin/templates_app/template/pub-one/delete/").status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": ["pub-one"], "post": "yes"}
+    admin_client.post("/admin/templates_app/template/", bulk)
+    assert Template.objects.filter(pk="pub-one").exists()
+
+
 def edit_form(**changes) -> dict:
     form = {
         "name": "Spring",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
+from templates_app.selectors import template_needed
+from templates_app.services import template_delete
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -284,6 +287,15 @@ def test_delete_of_a_template_in_use_is_409_1602(api, monkeypatch):
     monkeypatch.setattr("templates_app.services.template_in_use", lambda *, template_id: True)
     assert_error(api.delete("/api/v1/templates/busy"), 409, "1602")
     assert api.get("/api/v1/templates/busy").status_code == 200
+
+
+def test_delete_with_no_in_use_receiver_fails_closed_and_keeps_the_template(api, monkeypatch):
+    create(api, id="t")
+    monkeypatch.setattr(template_needed, "receivers", [])  # transmissions' answer disconnected
+    with pytest.raises(ImproperlyConfigured, match="template_needed"):
+        template_delete(template_id="t")
+    assert_error(api.delete("/api/v1/templates/t"), 500, "1500")
+    assert api.get("/api/v1/templates/t").status_code == 200
 
 
 def test_preview_renders_the_content(api):

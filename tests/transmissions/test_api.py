@@ -324,6 +324,18 @@ def scheduled(api, seconds):
     return post(api, body(options={"start_time": later})).json()["results"]["id"]
 
 
+def test_a_template_and_list_a_scheduled_transmission_uses_cannot_be_changed_away(api, template, recipient_list):
+    # The real answer to templates_app's and recipient_lists' "in use?" signals, no stand-in.
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="seconds")
+    data = body(
+        content={"template_id": template}, recipients={"list_id": recipient_list}, options={"start_time": later}
+    )
+    assert post(api, data).status_code == 200
+    assert_error(api.delete(f"/api/v1/templates/{template}"), 409, "1602")
+    assert_error(api.put(f"/api/v1/recipient-lists/{recipient_list}", {"name": "x"}, format="json"), 409, "1602")
+    assert_error(api.delete(f"/api/v1/recipient-lists/{recipient_list}"), 409, "1602")
+
+
 def test_delete_cancels_a_scheduled_transmission(api):
     tid = scheduled(api, 3600)
     response = api.delete(f"{URL}/{tid}")
