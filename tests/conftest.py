@@ -85,3 +85,17 @@ def _clear_throttle_cache(request):
         if keys:
             client.delete(*keys)
     yield
+
+
+@pytest.fixture
+def relay(settings):
+    """A running in-process relay (tests/transmissions/relay.py); ENGAGE_RELAY_URL points at it."""
+    from tests.transmissions.relay import Relay
+    from transmissions.delivery import relay_reset
+
+    server = Relay().start()
+    settings.ENGAGE_RELAY_URL = server.url
+    relay_reset()
+    yield server
+    relay_reset()
+    server.stop()

@@ -17,7 +17,6 @@ import pytest
 
 from smtp_injection.server import Listener, ListenerConfig
 from smtp_injection.tls import self_signed_pair, tls_context
-from tests.transmissions.relay import Relay
 
 
 def _port_range() -> range:
@@ -120,18 +119,6 @@ def smtp(start_listener):
 @pytest.fixture
 def smtp_key(make_key):
     return make_key("smtp/inject", label="billing app")
-
-
-@pytest.fixture
-def relay(settings):
-    from transmissions.delivery import relay_reset
-
-    server = Relay().start()
-    settings.ENGAGE_RELAY_URL = server.url
-    relay_reset()
-    yield server
-    relay_reset()
-    server.stop()
 
 
 @pytest.fixture

@@ -7,21 +7,6 @@ import uuid
 
 import pytest
 
-from tests.transmissions.relay import Relay
-
-
-@pytest.fixture
-def relay(settings):
-    """A running in-process relay; ENGAGE_RELAY_URL points at it."""
-    from transmissions.delivery import relay_reset
-
-    server = Relay().start()
-    settings.ENGAGE_RELAY_URL = server.url
-    relay_reset()
-    yield server
-    relay_reset()
-    server.stop()
-
 
 @pytest.fixture
 def land(settings):
