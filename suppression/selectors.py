@@ -13,19 +13,24 @@ from suppression.models import SuppressionEntry, SuppressionSource, SuppressionT
 from suppression.search import SearchQuery
 
 _SUPPRESSED_AMONG = f"SELECT recipient FROM {SuppressionEntry._meta.db_table} WHERE recipient = ANY(%s) AND type = %s"
+_COMPLIANCE_AMONG = _SUPPRESSED_AMONG + " AND source = %s"
 
 
-def suppressed_among(*, addresses: Iterable[str], type: str) -> set[str]:
+def suppressed_among(*, addresses: Iterable[str], type: str, compliance_only: bool = False) -> set[str]:
     """The ``addresses`` (as given, any case) that are suppressed for ``type`` (a
     ``SuppressionType`` value), in one statement that uses the ``(recipient, type)`` index.
-    A chunk of ~500 addresses is one index probe each."""
+    A chunk of ~500 addresses is one index probe each. ``compliance_only``: count only
+    ``Compliance`` entries, the ones ``options.skip_suppression`` cannot skip (SPEC A.5)."""
     by_key: dict[str, list[str]] = {}
     for address in addresses:
         by_key.setdefault(address.strip().lower(), []).append(address)
     if not by_key:
         return set()
     with connection.cursor() as cursor:
-        cursor.execute(_SUPPRESSED_AMONG, [list(by_key), type])
+        if compliance_only:
+            cursor.execute(_COMPLIANCE_AMONG, [list(by_key), type, SuppressionSource.COMPLIANCE])
+        else:
+            cursor.execute(_SUPPRESSED_AMONG, [list(by_key), type])
         found = [row[0] for row in cursor.fetchall()]
     return {address for key in found for address in by_key[key]}
 

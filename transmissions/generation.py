@@ -171,6 +171,9 @@ class PreparedTransmission:
     addresses: dict[str, AddressTemplate] = field(default_factory=dict)
     from_templated: bool = False
     source: str = TransmissionSource.API
+    #: The transmission's own ``options.skip_suppression`` (REST or X-MSYS-API, never a
+    #: template's, SPEC A.5): only ``Compliance`` entries are checked.
+    skip_suppression: bool = False
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -268,6 +271,7 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         addresses=addresses,
         from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
         source=transmission.source,
+        skip_suppression=bool((transmission.options or {}).get("skip_suppression")),
     )
 
 

@@ -443,10 +443,16 @@ def _suppressed_end(
     (``suppression.selectors.suppressed_among``); each suppressed message is recorded
     ``bounced``, never generated nor relayed, with its ``injection`` (when it had none yet)
     and a class-25 ``bounce`` (error code 554, the A.5 reason), so metrics, events, webhooks
-    and the report count it."""
+    and the report count it. With the transmission's ``options.skip_suppression`` only
+    ``Compliance`` entries count (they always apply). Used on the first attempt and on every
+    retry: an address suppressed while its message was delayed is not mailed."""
     recipients = [_loads(message.recipient) for message in rows]
     emails = [recipient["address"]["email"] for recipient in recipients]
-    suppressed = suppressed_among(addresses=emails, type=type_checked(transactional=prepared.options.transactional))
+    suppressed = suppressed_among(
+        addresses=emails,
+        type=type_checked(transactional=prepared.options.transactional),
+        compliance_only=prepared.skip_suppression,
+    )
     if not suppressed:
         return rows
     kept = []
@@ -493,9 +499,9 @@ def _batch_consents(prepared: PreparedTransmission, rows: list[_ClaimedMessage])
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     """Send every queued message of one chunk; returns what happened. A claimed batch's
-    addresses are checked against the suppression list in one query (unless the
-    transmission's ``options.skip_suppression``): a suppressed message bounces (class 25)
-    without being generated (:func:`_suppressed_end`). Raises RelayUnavailable (after giving
+    addresses are checked against the suppression list in one query (only its ``Compliance``
+    entries with the transmission's ``options.skip_suppression``): a suppressed message
+    bounces (class 25) without being generated (:func:`_suppressed_end`). Raises RelayUnavailable (after giving
     the unsent claimed messages back) so the task retries."""
     result = ChunkResult(delayed=[], delayed_attempts=[])
     transmission = Transmission.objects.filter(pk=transmission_id).first()  # one query: state and content
@@ -509,8 +515,6 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     except Exception as exc:  # a template deleted or broken since: no message can be generated
         prepared, unpreparable = None, f"the content cannot be prepared: {failure_reason(exc)}"
         log.error("transmission %s: %s", transmission_id, unpreparable)
-    # SPEC A.5: the transmission's own option (REST or X-MSYS-API), never a template's.
-    check_suppression = not (transmission.options or {}).get("skip_suppression")
     claim = _Claim(token)
     try:
         while True:
@@ -532,8 +536,7 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     _generation_failed(claim, message, fields, unpreparable, "1901")
                     result.generation_failed += 1
                 continue
-            if check_suppression:
-                rows = _suppressed_end(claim, prepared, rows, result)
+            rows = _suppressed_end(claim, prepared, rows, result)
             consents = _batch_consents(prepared, rows)
             job = _next_job(claim, prepared, rows, 0, result, consents)
             while job is not None:
@@ -577,7 +580,9 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
     """Retry one delayed message: ``(state, attempts)``, the state it was recorded in
     (``delivered``, ``bounced``, ``delayed`` or ``generation_failed``), or ``"skipped"``.
 
-    Claims it with ``delayed → sending``, so a duplicate retry task does nothing.
+    Claims it with ``delayed → sending``, so a duplicate retry task does nothing. Its address
+    is checked against the suppression list again (:func:`_suppressed_end`): suppressed
+    while it was delayed, it bounces (class 25) unsent.
     Raises RelayUnavailable (message given back to ``delayed``) when the relay is down.
     """
     claim = _Claim(token)
@@ -590,6 +595,8 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
         prepared = prepared_get(transmission_id=message.transmission_id)
         if prepared is None:
             return "skipped", 0
+        if not _suppressed_end(claim, prepared, [message], ChunkResult()):
+            return MessageState.BOUNCED, message.attempts
         job = _job_build(claim, prepared, message)
         if job is None:
             return MessageState.GENERATION_FAILED, message.attempts

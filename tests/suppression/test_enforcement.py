@@ -122,3 +122,58 @@ class _Count:
         if "suppression_suppressionentry" in sql and "ANY" in sql:
             self.lookups += 1
         return execute(sql, params, many, context)
+
+
+def test_a_delayed_message_suppressed_before_its_retry_bounces_unsent(api, relay, land):
+    from suppression.services import suppression_add
+    from transmissions.sending import message_retry
+
+    relay.handler.answers = ["451 4.3.0 try later"]
+    transmission = send(api)
+    message = Message.objects.get(transmission=transmission)
+    assert message.state == "delayed"
+    suppression_add(recipient=ADDRESS, types=["non_transactional"], source="Manually Added", description="")
+
+    assert message_retry(message_pk=message.pk, token="retry") == ("bounced", 2)
+    land()
+    assert relay.received == []
+    message.refresh_from_db()
+    assert (message.state, message.last_error) == ("bounced", REASON)
+    assert events_of(transmission)[-1] == ("bounce", "25", "554", REASON)
+    assert [kind for kind, *_ in events_of(transmission)].count("injection") == 1
+
+
+def compliance(recipient: str = ADDRESS) -> None:
+    SuppressionEntry.objects.create(recipient=recipient, type="non_transactional", source="Compliance")
+
+
+def test_skip_suppression_does_not_skip_a_compliance_entry(api, relay, land):
+    compliance()
+    transmission = send(api, skip_suppression=True)
+    land()
+    assert relay.received == []
+    assert Message.objects.get(transmission=transmission).state == "bounced"
+    assert events_of(transmission) == [("injection", "", "", ""), ("bounce", "25", "554", REASON)]
+
+
+def test_skip_suppression_skips_every_other_entry_but_not_compliance_in_one_batch(api, relay):
+    from suppression.services import suppression_add
+
+    compliance("c@example.com")
+    suppression_add(recipient="m@example.com", types=["non_transactional"], source="Manually Added", description="")
+    recipients = [{"address": {"email": "c@example.com"}}, {"address": {"email": "m@example.com"}}]
+    transmission = run(api, body(recipients=recipients, options={"skip_suppression": True}))
+    states = dict(Message.objects.filter(transmission=transmission).values_list("recipient__address__email", "state"))
+    assert states == {"c@example.com": "bounced", "m@example.com": "delivered"}
+    assert [r.rcpt_tos for r in relay.received] == [["m@example.com"]]
+
+
+def test_skip_suppression_on_a_retry_still_checks_compliance(api, relay):
+    from transmissions.sending import message_retry
+
+    relay.handler.answers = ["451 4.3.0 try later"]
+    transmission = send(api, skip_suppression=True)
+    message = Message.objects.get(transmission=transmission)
+    compliance()
+    assert message_retry(message_pk=message.pk, token="retry") == ("bounced", 2)
+    assert relay.received == []
