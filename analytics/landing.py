@@ -45,6 +45,7 @@ from django.db import DatabaseError, connection, transaction
 
 from analytics import ingest
 from consent.selectors import consent_denied_among
+from mailcore.addresses import mailbox_key
 from mailcore.events import names_in
 from tracking.events import EVENT_FIELD, events_redis
 from tracking.outbox import spool_replay
@@ -74,7 +75,7 @@ def _consented(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     denied = consent_denied_among(addresses=engaged)
     if not denied:
         return rows
-    kept = [row for row in rows if not (row["type"] in _ENGAGEMENT and row["rcpt_to"].strip().lower() in denied)]
+    kept = [row for row in rows if not (row["type"] in _ENGAGEMENT and mailbox_key(row["rcpt_to"]) in denied)]
     log.info("dropped %d engagement event(s) of recipients who denied tracking", len(rows) - len(kept))
     return kept
 

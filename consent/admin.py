@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from consent.models import TrackingConsent
-from mailcore.addresses import address_problem
+from mailcore.addresses import address_problem, mailbox_key
 
 
 class TrackingConsentForm(forms.ModelForm):
@@ -24,7 +24,7 @@ class TrackingConsentForm(forms.ModelForm):
         problem = address_problem(raw.strip())
         if problem is not None:
             raise forms.ValidationError(f"not a valid email address: {problem}")
-        return raw.strip().lower()
+        return mailbox_key(raw)
 
 
 @admin.register(TrackingConsent)
@@ -45,7 +45,7 @@ class TrackingConsentAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[TrackingConsent], search_term: str
     ) -> tuple[QuerySet[TrackingConsent], bool]:
-        # Stored addresses are lower-case: an address search matches whatever case was typed.
+        # Stored addresses are canonical: an address search matches however it was typed.
         return super().get_search_results(
-            request, queryset, search_term.strip().lower() if "@" in search_term else search_term
+            request, queryset, mailbox_key(search_term) if "@" in search_term else search_term
         )

@@ -2,7 +2,7 @@
 equivalent.
 
 Every change is a row (history kept); an address's current consent is its latest row by
-``(recorded_at, id)``. ``recipient`` is stored lower-cased. The index on
+``(recorded_at, id)``. ``recipient`` is stored as its ``mailcore.addresses.mailbox_key``. The index on
 ``(recipient, recorded_at, id)`` serves both the per-batch lookup of generation and the lander
 (``consent.selectors.consent_among``: ``DISTINCT ON (recipient) ... WHERE recipient = ANY``)
 and one address's history.
@@ -29,7 +29,9 @@ class Consent(models.TextChoices):
 
 
 class TrackingConsent(models.Model):
-    recipient = models.CharField(max_length=MAX_RECIPIENT_CHARS, help_text="lower-cased address")
+    recipient = models.CharField(
+        max_length=MAX_RECIPIENT_CHARS, help_text="canonical address (mailcore.addresses.mailbox_key)"
+    )
     consent = models.CharField(max_length=16, choices=Consent.choices)
     source = models.CharField(max_length=MAX_SOURCE_CHARS, blank=True, default="", help_text="where it was given")
     evidence = models.TextField(

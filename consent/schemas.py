@@ -77,7 +77,7 @@ class SearchQuery(Query):
 
 
 class Record(BaseModel):
-    recipient: str = Field(description="lower-cased")
+    recipient: str = Field(description="canonical: lower-cased, NFC, the domain as its IDNA A-label")
     consent: ConsentValue
     source: str
     evidence: str

@@ -11,6 +11,7 @@ from django.db.models.expressions import RawSQL
 
 from consent.models import Consent, TrackingConsent
 from engage import errors
+from mailcore.addresses import mailbox_key
 
 _TABLE = TrackingConsent._meta.db_table
 _CURRENT_AMONG = f"""
@@ -22,10 +23,10 @@ _CURRENT = f"""
 
 
 def consent_among(*, addresses: Iterable[str]) -> dict[str, str]:
-    """The current consent (``"granted"`` / ``"denied"``) of each of ``addresses`` (any case)
-    that is in the register, keyed by the lower-cased address; absent ones are left out.
+    """The current consent (``"granted"`` / ``"denied"``) of each of ``addresses`` (any
+    spelling) that is in the register, keyed by its ``mailbox_key``; absent ones are left out.
     One statement (the ``(recipient, recorded_at, id)`` index), whatever the count."""
-    keys = list({address.strip().lower() for address in addresses})
+    keys = list({mailbox_key(address) for address in addresses})
     if not keys:
         return {}
     with connection.cursor() as cursor:
@@ -34,7 +35,7 @@ def consent_among(*, addresses: Iterable[str]) -> dict[str, str]:
 
 
 def consent_denied_among(*, addresses: Iterable[str]) -> set[str]:
-    """The lower-cased ``addresses`` whose current consent is ``denied`` (one statement)."""
+    """The ``mailbox_key`` of each of ``addresses`` whose current consent is ``denied`` (one statement)."""
     return {key for key, value in consent_among(addresses=addresses).items() if value == Consent.DENIED}
 
 

@@ -15,7 +15,7 @@ from engage import errors
 
 @dataclass(frozen=True, slots=True)
 class ConsentWrite:
-    """One change: ``recipient`` in stored form (lower-cased), ``consent`` a ``Consent`` value,
+    """One change: ``recipient`` in stored form (``mailbox_key``), ``consent`` a ``Consent`` value,
     ``source`` and ``evidence`` free text within the model's limits."""
 
     recipient: str

@@ -23,7 +23,7 @@ from engage import errors
 from engage.api.fields import iso
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, results
-from mailcore.addresses import address_problem
+from mailcore.addresses import address_problem, mailbox_key
 
 MANAGE = ("tracking_consent/manage",)
 TAGS = ["tracking-consent"]
@@ -41,16 +41,12 @@ def record_dict(record: TrackingConsent) -> dict[str, Any]:
     }
 
 
-def _key(raw: str) -> str:
-    return raw.strip().lower()
-
-
 def _path_recipient(raw: str) -> str:
     """The address in the path, stored form. Errors: 400 / 1300 when it is not an address."""
     problem = address_problem(raw.strip())
     if problem is not None:
         raise errors.InvalidInput(f"The address in the path is not valid: '{raw[:254]}': {problem}")
-    return _key(raw)
+    return mailbox_key(raw)
 
 
 def _write(recipient: str, fields: schemas.ConsentFields) -> ConsentWrite:
@@ -101,7 +97,7 @@ class ConsentListView(ApiView):
             address: str = item.recipient
             if (problem := address_problem(address.strip())) is not None:
                 raise errors.InvalidData(f"recipients[{index}].recipient: not a valid email address: {problem}")
-            writes.append(_write(_key(address), item))
+            writes.append(_write(mailbox_key(address), item))
         consent_record(writes=writes)
         return results({"message": RECORDED, "count": len(writes)})
 

@@ -3,7 +3,9 @@
 :func:`address_problem` is the one rule for an address Engage sends to or writes in a header
 (RFC 5321 §4.1.2, RFC 5322 §3.4.1, RFC 6531, IDNA 2008; SPEC B §3.2), and
 :func:`split_address` the one reading of ``"Name <addr>"``. Recipients (``recipient_lists``),
-transmissions, templates and the header writer all use them.
+transmissions, templates and the header writer all use them. :func:`mailbox_key` is the one
+spelling under which the suppression list and the tracking consent register store and match
+an address.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from __future__ import annotations
 import functools
 import re
 import socket
+import unicodedata
 from typing import TypedDict
 
+import idna
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-__all__ = ["MAX_EMAIL_LENGTH", "MAX_LOCAL_PART_OCTETS", "address_problem", "is_valid_email", "split_address"]
+__all__ = [
+    "MAX_EMAIL_LENGTH",
+    "MAX_LOCAL_PART_OCTETS",
+    "address_problem",
+    "is_valid_email",
+    "mailbox_key",
+    "split_address",
+]
 
 MAX_EMAIL_LENGTH = 254
 MAX_LOCAL_PART_OCTETS = 64
@@ -126,3 +137,39 @@ def _domain_problem(domain: str) -> tuple[str | None, int]:
 def is_valid_email(email: str) -> bool:
     """True when :func:`address_problem` finds nothing wrong with ``email``."""
     return address_problem(email) is None
+
+
+def mailbox_key(address: str) -> str:
+    """The one canonical spelling of a mailbox, under which the suppression list and the
+    tracking consent register store and match it (SPEC A.5: addresses match lower-cased):
+    stripped; the local part NFC-normalised and lower-cased (``ö`` typed as ``o`` + U+0308 is
+    ``ö``); the domain as its IDNA A-label, lower-cased (``bücher.example`` and
+    ``XN--BCHER-KVA.example`` are both ``xn--bcher-kva.example``; IDNA 2008 with the UTS 46
+    mapping, as email-validator reads domains). A domain that is not a valid IDN is kept
+    lower-cased (NFC), so every string has a key. Total: never raises.
+
+    Not :func:`mailcore.msys_api.address_key`: that one deduplicates the copies of one SMTP
+    message and keeps local parts exact (RFC 5321 §2.4); a suppression matches them without case.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return _nfc_lower(domain)
+    return f"{_nfc_lower(local)}@{_domain_key(domain)}"
+
+
+def _nfc_lower(text: str) -> str:
+    if text.isascii():
+        return text.lower()
+    # lower() can undo NFC ("İ" → "i" + U+0307): normalise on both sides of it.
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_key(domain: str) -> str:
+    """``domain``'s A-label form, lower-cased; lower-cased (NFC) when it is not a valid IDN."""
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return _nfc_lower(domain)

@@ -8,7 +8,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from suppression.entries import address_key, recipient_problem
+from mailcore.addresses import mailbox_key
+from suppression.entries import recipient_problem
 from suppression.models import MAX_DESCRIPTION_BYTES, SuppressionEntry
 
 
@@ -23,7 +24,7 @@ class SuppressionEntryForm(forms.ModelForm):
         problem = recipient_problem(raw)
         if problem is not None:
             raise forms.ValidationError(problem)
-        return address_key(raw)
+        return mailbox_key(raw)
 
     def clean_description(self) -> str:
         value = self.cleaned_data.get("description") or ""
@@ -51,7 +52,7 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[SuppressionEntry], search_term: str
     ) -> tuple[QuerySet[SuppressionEntry], bool]:
-        # Stored addresses are lower-case: an address search matches whatever case was typed.
+        # Stored addresses are canonical: an address search matches however it was typed.
         return super().get_search_results(
-            request, queryset, search_term.strip().lower() if "@" in search_term else search_term
+            request, queryset, mailbox_key(search_term) if "@" in search_term else search_term
         )

@@ -1,8 +1,9 @@
 """Suppression entries as clients send them (SPEC A.5, B §11.2-11.3), turned into the writes
-they mean: ``(recipient lower-cased, type, description or None)``.
+they mean: ``(recipient in stored form, type, description or None)``.
 
 - The address: ``recipient`` or the legacy ``email`` (``recipient`` wins when both are given),
-  a valid address (``mailcore.addresses.address_problem``), matched lower-cased.
+  a valid address (``mailcore.addresses.address_problem``), stored and matched under
+  ``mailcore.addresses.mailbox_key`` (lower-cased, NFC local part, A-label domain).
 - The types: ``type`` when given; else each legacy boolean that is ``true`` (``false`` changes
   nothing, so an entry whose booleans are all ``false`` writes nothing); neither → an error.
 - ``description``: at most 1,024 bytes of UTF-8; None when not given (an existing entry keeps
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from engage import errors
 from engage.api.fields import byte_length
-from mailcore.addresses import address_problem
+from mailcore.addresses import address_problem, mailbox_key
 from suppression.models import MAX_DESCRIPTION_BYTES
 from suppression.schemas import EntryFields, EntryIn
 
@@ -36,11 +37,6 @@ def _shown(value: str) -> str:
     return value if len(value) <= 64 else value[:64] + "..."
 
 
-def address_key(raw: str) -> str:
-    """The stored form of an address: stripped and lower-cased."""
-    return raw.strip().lower()
-
-
 def recipient_problem(raw: str) -> str | None:
     """Why ``raw`` cannot be a suppression entry's address, or None."""
     problem = address_problem(raw.strip())
@@ -53,7 +49,7 @@ def path_recipient(raw: str) -> str:
     problem = recipient_problem(raw)
     if problem is not None:
         raise errors.InvalidInput(f"The address in the path is not valid: {problem}")
-    return address_key(raw)
+    return mailbox_key(raw)
 
 
 def _types(fields: EntryFields) -> tuple[str, ...] | None:
@@ -100,7 +96,7 @@ def bulk_writes(entries: list[EntryIn]) -> list[EntryWrite]:
         if problem is not None:
             problems.append(f"recipients[{index}]: {problem}")
         elif not problems:
-            writes.extend(_writes(address_key(raw), entry))
+            writes.extend(_writes(mailbox_key(raw), entry))
     if problems:
         shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + ("; ..." if len(problems) > MAX_PROBLEMS_SHOWN else "")
         raise errors.InvalidInput(f"PUT body contains {len(problems)} invalid or malformed recipient(s): {shown}")

@@ -1,7 +1,8 @@
 """The suppression list (SPEC A.5, B §11): the addresses Engage must not mail, one row per
 (recipient, type).
 
-``recipient`` is stored lower-cased (addresses match lower-cased). The unique index on
+``recipient`` is stored as its ``mailcore.addresses.mailbox_key`` (addresses match
+lower-cased, whatever their Unicode form or domain spelling). The unique index on
 ``(recipient, type)`` is also the one generation uses to check a chunk of addresses in one
 statement (``suppression.selectors.suppressed_among``: ``recipient = ANY(array) AND type = x``,
 an index scan per address); ``(updated, id)`` serves the search, which pages by a keyset on
@@ -69,7 +70,9 @@ def summary_key(source: str) -> str:
 
 
 class SuppressionEntry(models.Model):
-    recipient = models.CharField(max_length=MAX_RECIPIENT_CHARS, help_text="lower-cased address")
+    recipient = models.CharField(
+        max_length=MAX_RECIPIENT_CHARS, help_text="canonical address (mailcore.addresses.mailbox_key)"
+    )
     type = models.CharField(max_length=32, choices=SuppressionType.choices)
     source = models.CharField(
         max_length=32, choices=SuppressionSource.choices, default=SuppressionSource.MANUALLY_ADDED

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from engage import errors
+from mailcore.addresses import mailbox_key
 from suppression.models import SuppressionEntry, SuppressionSource, SuppressionType, summary_key
 from suppression.search import SearchQuery
 
@@ -17,13 +18,13 @@ _COMPLIANCE_AMONG = _SUPPRESSED_AMONG + " AND source = %s"
 
 
 def suppressed_among(*, addresses: Iterable[str], type: str, compliance_only: bool = False) -> set[str]:
-    """The ``addresses`` (as given, any case) that are suppressed for ``type`` (a
+    """The ``addresses`` (as given, any spelling: matched by ``mailbox_key``) that are suppressed for ``type`` (a
     ``SuppressionType`` value), in one statement that uses the ``(recipient, type)`` index.
     A chunk of ~500 addresses is one index probe each. ``compliance_only``: count only
     ``Compliance`` entries, the ones ``options.skip_suppression`` cannot skip (SPEC A.5)."""
     by_key: dict[str, list[str]] = {}
     for address in addresses:
-        by_key.setdefault(address.strip().lower(), []).append(address)
+        by_key.setdefault(mailbox_key(address), []).append(address)
     if not by_key:
         return set()
     with connection.cursor() as cursor:

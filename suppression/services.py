@@ -21,7 +21,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engage import errors
-from suppression.entries import EntryWrite, address_key
+from mailcore.addresses import mailbox_key
+from suppression.entries import EntryWrite
 from suppression.models import (
     AUTOMATIC_ENTRIES,
     HARD_BOUNCE_CLASSES,
@@ -115,7 +116,7 @@ def _fit(description: str) -> str:
 
 
 def suppression_add(*, recipient: str, types: Iterable[str], source: str, description: str) -> None:
-    """Suppress ``recipient`` (any case; stored lower-cased) for each of ``types``
+    """Suppress ``recipient`` (any spelling; stored as its ``mailbox_key``) for each of ``types``
     (``SuppressionType`` values) with ``source`` (a ``SuppressionSource`` value) and
     ``description`` (cut to 1,024 bytes). Idempotent: an existing entry gets the new source,
     description and ``updated``; one whose source is ``Compliance`` is left as it is. Opens
@@ -127,7 +128,7 @@ def suppression_add(*, recipient: str, types: Iterable[str], source: str, descri
     unknown = [kind for kind in kinds if kind not in SuppressionType.values]
     if unknown or source not in SuppressionSource.values:
         raise ValueError(f"unknown suppression type(s) {unknown} or source {source!r}")
-    key = address_key(recipient)
+    key = mailbox_key(recipient)
     _upsert((EntryWrite(key, kind, _fit(description)) for kind in kinds), source=source)
 
 
@@ -164,7 +165,7 @@ def suppression_from_events(*, events: Iterable[Mapping[str, Any]]) -> int:
             continue
         source, kinds = rule
         description = _fit(_automatic_description(event))
-        by_source.setdefault(source, []).extend(EntryWrite(address_key(recipient), kind, description) for kind in kinds)
+        by_source.setdefault(source, []).extend(EntryWrite(mailbox_key(recipient), kind, description) for kind in kinds)
     written = 0
     for source, writes in by_source.items():
         unique = _last_wins(writes)

@@ -418,7 +418,7 @@ def _inline_css(html: str) -> str:
 
 def registered_consent(prepared: PreparedTransmission, recipients: list[dict[str, Any]]) -> dict[str, str]:
     """The register's current consent of the ``recipients`` (stored recipients) of one batch,
-    by lower-cased address, for :func:`message_generate`'s ``registered``. One statement for
+    by ``mailbox_key``, for :func:`message_generate`'s ``registered``. One statement for
     the batch (``consent.selectors.consent_among``); none when nothing of the transmission
     could be tracked (open and click tracking off) or every recipient carries its own
     ``tracking_consent``."""
