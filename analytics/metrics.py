@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailcore.times import offset_problem
+
 # metric name -> SQL over the summed counters of analytics_rollup_hourly (SPEC A.3, B §7.3)
 METRICS: dict[str, str] = {
     "count_targeted": "injected + policy_rejected + generation_failed + generation_rejected",
@@ -103,8 +105,9 @@ def parse_timezone(raw: str | None) -> ZoneInfo:
 
 def parse_time(raw: str, name: str, tz: tzinfo) -> datetime:
     """``YYYY-MM-DDTHH:MM`` (seconds and a UTC offset or ``Z`` also accepted); a time
-    without offset is in ``tz``. Errors: ParamError naming ``name`` for any other text, and
-    for an instant outside ``EARLIEST``..``LATEST`` (UTC)."""
+    without offset is in ``tz``. Errors: ParamError naming ``name`` for any other text, an
+    offset beyond ±15:59 (``mailcore.times``: PostgreSQL refuses it), and for an instant
+    outside ``EARLIEST``..``LATEST`` (UTC)."""
     text = raw.strip()
     value = None
     try:
@@ -115,6 +118,8 @@ def parse_time(raw: str, name: str, tz: tzinfo) -> datetime:
         raise ParamError(f"'{name}' must be a time like 2024-05-01T00:00, got '{raw[:64]}'")
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
+    if (problem := offset_problem(value)) is not None:
+        raise ParamError(f"'{name}': {problem}, got '{raw[:64]}'")
     try:
         in_range = EARLIEST <= value.astimezone(UTC) <= LATEST
     except OverflowError:

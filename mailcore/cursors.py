@@ -9,6 +9,8 @@ import binascii
 import json
 from datetime import UTC, datetime
 
+from mailcore.times import offset_problem
+
 __all__ = ["cursor_decode", "cursor_encode"]
 
 _MAX_ID = 2**63  # a PostgreSQL bigint
@@ -24,7 +26,8 @@ def cursor_decode(
     token: str, *, earliest: datetime | None = None, latest: datetime | None = None
 ) -> tuple[datetime, int]:
     """``(timestamp, id)`` from a cursor :func:`cursor_encode` made. Raises ``ValueError`` for
-    anything else: not base64 or JSON, a naive or unparsable time, an id outside 1 to 2^63-1,
+    anything else: not base64 or JSON, a naive or unparsable time, a UTC offset beyond
+    ±15:59 (``mailcore.times``), an id outside 1 to 2^63-1,
     or a time outside ``earliest``..``latest`` when given (the callers' own error names the
     parameter)."""
     try:
@@ -33,7 +36,7 @@ def cursor_decode(
         value = datetime.fromisoformat(stamp)
     except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValueError("not a cursor") from None
-    if value.tzinfo is None or type(pk) is not int or not 0 < pk < _MAX_ID:
+    if value.tzinfo is None or offset_problem(value) or type(pk) is not int or not 0 < pk < _MAX_ID:
         raise ValueError("not a cursor")
     try:
         utc = value.astimezone(UTC)

@@ -2,7 +2,8 @@
 ``SearchQuery``, and the cursor codec.
 
 - ``from`` / ``to``: inclusive bounds on ``updated``; ``YYYY-MM-DDTHH:MM`` with optional
-  seconds, fraction, ``Z`` or an offset (``+hhmm`` or ``+hh:mm``); UTC when none is given. An
+  seconds, fraction, ``Z`` or an offset (``+hhmm`` or ``+hh:mm``, within ±15:59:
+  ``mailcore.times``); UTC when none is given. An
   unencoded ``+`` arrives as a space, so a space before a 4-digit or ``hh:mm`` offset is read
   as ``+``.
 - ``types`` / ``sources``: comma lists, repeated keys (python-sparkpost) or ``types[0]=``
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mailcore.cursors import cursor_decode as mailcore_cursor_decode
+from mailcore.times import offset_problem
 from suppression.models import SuppressionSource, SuppressionType, summary_key
 
 TYPES: tuple[str, ...] = tuple(SuppressionType.values)
@@ -66,6 +68,8 @@ def parse_when(raw: str, name: str) -> datetime:
     except (ValueError, OverflowError):
         shown = raw if len(raw) <= 64 else raw[:64] + "..."
         raise ParamError(f"{name} must be a valid date (YYYY-MM-DDTHH:MM[:SS][+HH:MM]), got '{shown}'") from None
+    if (problem := offset_problem(value)) is not None:
+        raise ParamError(f"{name}: {problem}, got '{raw[:64]}'")
     return value
 
 

@@ -30,6 +30,7 @@ from mailcore.headers import ADDRESS_HEADERS
 from mailcore.language import TemplateSyntaxError, reserved_key_problem
 from mailcore.mime import content_id_problem
 from mailcore.rfc822 import Rfc822Error, compile_message
+from mailcore.times import offset_problem
 from templates_app.content import normalize_content
 
 #: Options that are accepted and stored; sandbox changes nothing in Engage, skip_suppression
@@ -149,6 +150,8 @@ def parse_start_time(raw: Any, *, now: datetime, max_seconds: int) -> datetime |
         raise errors.InvalidData(f"options.start_time '{raw}' is not a valid date-time (YYYY-MM-DDTHH:MM:SS+HH:MM)")
     if when.tzinfo is None:
         raise errors.InvalidData(f"options.start_time '{raw}' needs a UTC offset (YYYY-MM-DDTHH:MM:SS+HH:MM)")
+    if (problem := offset_problem(when)) is not None:
+        raise errors.InvalidData(f"options.start_time '{raw}': {problem}")
     if when <= now:
         return None
     if when - now > timedelta(seconds=max_seconds):

@@ -37,6 +37,7 @@ from drf_spectacular.utils import Direction, OpenApiParameter, OpenApiResponse, 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from engage import errors
+from mailcore.times import offset_problem
 
 if TYPE_CHECKING:
     from drf_spectacular.openapi import AutoSchema
@@ -86,6 +87,8 @@ def _check_datetime(value: str) -> str:
             when.astimezone(dt.UTC)
         except OverflowError:
             raise ValueError(f"'{value}' is outside the years 1 to 9999 in UTC") from None
+        if (problem := offset_problem(when)) is not None:
+            raise ValueError(f"'{value}': {problem}")
     return value
 
 

@@ -156,3 +156,39 @@ def test_search_is_two_queries_whatever_the_page_size(api, entries, django_asser
 
 def test_an_empty_list_answers_an_empty_page(api):
     assert search(api) == {"results": [], "links": [], "total_count": 0}
+
+
+def _cursor(stamp: str, pk: int = 1) -> str:
+    from mailcore.cursors import cursor_encode
+
+    return cursor_encode(datetime.fromisoformat(stamp), pk)
+
+
+@pytest.mark.parametrize(
+    ("query", "where"),
+    [
+        ("?from=2026-06-01T00:00-16:00", "from"),
+        ("?to=2026-06-01T00:00%2B23:59", "to"),
+        ("?to=2026-06-01T00:00 2359", "to"),
+        ("?from=2026-06-01T00:00:00-15:59:59.5", "from"),
+        (f"?cursor={_cursor('2026-06-01T00:00+23:00')}", "cursor"),
+    ],
+)
+def test_an_offset_postgresql_cannot_store_is_400_1200_naming_the_parameter(api, entries, query, where):
+    error = assert_error(api.get(f"{URL}{query}"), 400, "1200")
+    assert where in error["description"]
+
+
+def test_offsets_up_to_15_59_are_read(api, entries):
+    for query in ("?from=2024-05-01T00:00-15:59", "?to=2024-05-01T00:00%2B15:59:59",
+                  f"?cursor={_cursor('2024-05-01T00:00-15:59')}"):  # fmt: skip
+        assert api.get(f"{URL}{query}").status_code == 200, query
+
+
+@pytest.mark.parametrize("raw", ["2026-06-01T00:00-16:00", "2026-06-01T00:00+23:59"])
+def test_analytics_times_follow_the_same_offset_rule(raw):
+    from analytics.metrics import ParamError, parse_time
+
+    with pytest.raises(ParamError, match="'from'"):
+        parse_time(raw, "from", UTC)
+    assert parse_time("2026-06-01T00:00-15:59", "from", UTC).utcoffset() == -timedelta(hours=15, minutes=59)

@@ -482,3 +482,15 @@ def test_answers_match_the_document(api, template, recipient_list):
         detail = api.get(f"{URL}/{response.json()['results']['id']}")
         assert_documented(api, detail, "/api/v1/transmissions/{transmission_id}", "get")
     assert_documented(api, post(api, body(content=None)), "/api/v1/transmissions", "post")
+
+
+def test_a_start_time_with_an_offset_postgresql_cannot_store_is_refused(api):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from tests.transmissions.helpers import body
+
+    soon = (datetime.now(UTC) + timedelta(hours=1)).astimezone(timezone(timedelta(hours=23)))
+    data = body(options={"start_time": soon.isoformat(timespec="seconds")})
+    response = api.post("/api/v1/transmissions", data, format="json")
+    assert response.status_code in (400, 422), response.content
+    assert "start_time" in str(response.json()["errors"])
