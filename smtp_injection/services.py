@@ -30,7 +30,7 @@ from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
-from smtp_injection.message import head_fields, head_split, header_names, header_remove, header_values
+from smtp_injection.message import data_problem, head_fields, head_split, header_names, header_remove, header_values
 from transmissions.models import TransmissionSource
 from transmissions.services import transmission_create
 
@@ -172,8 +172,13 @@ def smtp_message_read(injection: Injection) -> MsysApi:
     ``NO_HEADER`` without one). Pure work on the header block, no database.
 
     Raises :class:`SmtpRefusal` with the header's ``550 5.6.0`` reply when it is malformed
-    or repeated (SPEC B §9.1; SMTP-INJECTION.md §1.4, §5.9).
+    or repeated (SPEC B §9.1; SMTP-INJECTION.md §1.4, §5.9), and ``554 5.6.0`` for data no
+    field can be read from safely or that cannot be stored
+    (``smtp_injection.message.data_problem``: a NUL byte, a bare CR or LF in the header).
     """
+    problem = data_problem(injection.data)
+    if problem is not None:
+        raise SmtpRefusal(f"554 5.6.0 {problem}")
     head, _rest = head_split(injection.data)
     try:
         return msys_api_parse(header_values(head, MSYS_API_HEADER))

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from django.db import OperationalError
 
-from tests.smtp_injection.helpers import inject, login, message, send_all, transmission_id
+from tests.smtp_injection.helpers import inject, inject_raw, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
 
 
@@ -330,3 +330,37 @@ def test_a_fold_inside_a_header_value_is_accepted_as_one_space(smtp, smtp_key):
     code, reply = inject(client, ["jo@example.com"], data)
     assert code == 250, reply
     assert Transmission.objects.get(pk=transmission_id(reply)).campaign_id == "my_awes ome_campaign"
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [b'X-MSYS-API: {"metadata":{"internal_user_id":"42"}}', b"Bcc: x@y"],
+)
+@pytest.mark.parametrize("bare", [b"\r", b"\n"])
+def test_a_bare_cr_or_lf_in_the_header_is_554_and_nothing_is_stored(smtp, smtp_key, hidden, bare):
+    data = (
+        b"From: a@example.com\r\nTo: ada@example.com\r\nSubject: crmsys\r\nX-Other: 1"
+        + bare + hidden + b"\r\n\r\nbody"
+    )  # fmt: skip
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject_raw(client, ["ada@example.com"], data)
+    assert (code, text) == (554, b"5.6.0 the header block has a bare CR or LF; end every header line with CRLF")
+    assert not Transmission.objects.exists()
+
+
+def test_a_bare_cr_in_the_body_is_accepted(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject_raw(client, ["jo@example.com"], message().encode() + b"line\rline")
+    assert code == 250, text
+
+
+@pytest.mark.parametrize("where", ["Subject: Your invoice\x00", "<p>Hello\x00</p>"])
+def test_a_nul_byte_is_554_not_451_and_nothing_is_stored(smtp, smtp_key, where):
+    data = message().replace(where.replace("\x00", ""), where)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject(client, ["jo@example.com"], data)
+    assert (code, text) == (554, b"5.6.0 the message contains a NUL byte")
+    assert not Transmission.objects.exists()
