@@ -54,6 +54,7 @@ from mailcore.smtp_policy import (
     PolicyView,
     policy_decision_check,
 )
+from mailcore.smtp_reply import SmtpReply, reply_text
 from smtp_injection.services import (
     Injection,
     SmtpPrincipal,
@@ -67,15 +68,15 @@ from transmissions.services import transmission_generation_enqueue
 
 log = logging.getLogger(__name__)
 
-TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down"
-TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
-TOO_MANY_KEY_CONNECTIONS = "421 4.7.0 Too many connections for this key, try again later"
-TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many authentication failures"
-AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"
-TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
-TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+TEMPORARY_FAILURE = SmtpReply(451, "4.3.0", "Temporary failure, please retry").line()
+SHUTTING_DOWN = SmtpReply(421, "4.3.2", "Service shutting down").line()
+TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later").line()
+TOO_MANY_KEY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections for this key, try again later").line()
+TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failures").line()
+AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
+TOO_MANY_RECIPIENTS = SmtpReply(452, "4.5.3", "Too many recipients").line()
+BAD_RECIPIENT = SmtpReply(501, "5.1.3", "Bad recipient address syntax").line()
+TOO_BIG = SmtpReply(552, "5.3.4", "Message size exceeds fixed maximum message size").line()
 
 # aiosmtpd's own replies, with an enhanced status code (RFC 3463) and SparkPost-like texts
 # (SMTP-INJECTION.md §5.2, §5.9). Other 4xx/5xx replies without one get "<class>.5.0".
@@ -322,7 +323,8 @@ class InjectionSMTP(SMTP):
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
-            status = _OWN_REPLIES.get(status, status)
+            # Every reply is printable ASCII (RFC 5321 §4.2), whoever wrote its text.
+            status = reply_text(_OWN_REPLIES.get(status, status))
             match = _NO_ENHANCED.match(status)
             if match is not None:
                 status = f"{status[:4]}{match.group(1)}.5.0 {status[4:]}"

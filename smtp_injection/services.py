@@ -29,6 +29,7 @@ from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
+from mailcore.smtp_reply import SmtpReply, reply_text
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
 from smtp_injection.message import data_problem, head_fields, head_split, header_names, header_remove, header_values
 from transmissions.models import TransmissionSource
@@ -78,11 +79,15 @@ class Injection:
 
 class SmtpRefusal(Exception):
     """The message is refused for good; ``reply`` is the whole SMTP reply line
-    (``"550 5.6.0 ..."``), printable ASCII."""
+    (``"550 5.6.0 ..."``), built through ``mailcore.smtp_reply.SmtpReply`` (a reply line given
+    as text is split into its code, enhanced code and text, the text made printable ASCII)."""
 
-    def __init__(self, reply: str) -> None:
-        super().__init__(reply)
-        self.reply = reply
+    def __init__(self, reply: str | SmtpReply) -> None:
+        if isinstance(reply, str):
+            code, enhanced, text = reply.split(" ", 2)
+            reply = SmtpReply(int(code), enhanced, reply_text(text))
+        super().__init__(reply.line())
+        self.reply = reply.line()
 
 
 def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipal | None:
@@ -282,7 +287,7 @@ def _check_head(head: bytes) -> None:
         raise SmtpRefusal("554 5.6.0 the message has no header fields")
     if names & BLIND_HEADERS:
         raise SmtpRefusal(
-            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 §3.6.3); "
+            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 section 3.6.3); "
             "give blind copies as RCPT TO or X-MSYS-API bcc"
         )
 
