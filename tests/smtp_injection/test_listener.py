@@ -364,3 +364,21 @@ def test_a_nul_byte_is_554_not_451_and_nothing_is_stored(smtp, smtp_key, where):
     code, text = inject(client, ["jo@example.com"], data)
     assert (code, text) == (554, b"5.6.0 the message contains a NUL byte")
     assert not Transmission.objects.exists()
+
+
+@pytest.mark.parametrize(("extra", "code"), [(0, 250), (-1, 250), (1, 552)])
+def test_a_message_within_the_advertised_size_is_accepted(start_listener, smtp_key, settings, extra, code):
+    size = 64 * 1024
+    settings.ENGAGE_MAX_CONTENT_BYTES = size  # the REST content limit does not apply to SMTP
+    smtp = start_listener(max_message_size=size)
+    head = message().encode()
+    line = b"x" * 98 + b"\r\n"  # CRLF is 2 bytes here, 4 once JSON-escaped
+    body = line * ((size - len(head) - 200) // len(line))
+    data = head + body + b"y" * (size - len(head) - len(body) - 2 + extra) + b"\r\n"
+    assert len(data) == size + extra
+    client = smtp.client()
+    assert f"size {size}" in client.ehlo()[1].decode().lower()
+    login(client, smtp_key)
+    reply = inject(client, ["jo@example.com"], data)
+    assert reply[0] == code, reply
+    assert Transmission.objects.exists() is (code == 250)
