@@ -15,7 +15,9 @@ What the dialogue promises:
 - AUTH PLAIN and LOGIN, offered after STARTTLS only (before it only when
   ``ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH`` and a loopback address). ``535 5.7.8`` for a wrong
   user, key or grant; ``421 4.7.0`` and close after ``ENGAGE_SMTP_AUTH_ATTEMPTS`` failures;
-  MAIL, RCPT and DATA before AUTH ``530 5.7.0``.
+  MAIL, RCPT and DATA before AUTH ``530 5.7.0``. The key is checked again at each MAIL FROM
+  (at most ``key_check_seconds`` old): revoked or without ``smtp/inject``, ``530 5.7.0`` and
+  the session must AUTH again.
 - ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process or
   ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
   ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
@@ -63,6 +65,7 @@ from smtp_injection.services import (
     smtp_message_read,
     smtp_policy_view,
     smtp_principal_authenticate,
+    smtp_principal_check,
 )
 from transmissions.services import transmission_generation_enqueue
 
@@ -76,6 +79,7 @@ TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failur
 AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
 TOO_MANY_RECIPIENTS = SmtpReply(452, "4.5.3", "Too many recipients").line()
 BAD_RECIPIENT = SmtpReply(501, "5.1.3", "Bad recipient address syntax").line()
+KEY_REVOKED = SmtpReply(530, "5.7.0", "Authentication required: the key is revoked or lacks smtp/inject").line()
 TOO_BIG = SmtpReply(552, "5.3.4", "Message size exceeds fixed maximum message size").line()
 
 # aiosmtpd's own replies, with an enhanced status code (RFC 3463) and SparkPost-like texts
@@ -113,6 +117,9 @@ class ListenerConfig:
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
     policy_timeout: float = 2.0
+    #: Seconds a MAIL FROM's check of the session's key (revoked? still ``smtp/inject``?) is
+    #: reused by the process's later MAIL FROMs with the same key.
+    key_check_seconds: float = 2.0
 
 
 def _collect_credentials(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
@@ -143,6 +150,14 @@ def _enqueue(transmission_id: int) -> None:
     """Queue the generation of a stored transmission; a failure is logged by the service and
     left to the scheduler (``transmissions.services.transmissions_due``)."""
     transmission_generation_enqueue(transmission_id=transmission_id)
+
+
+def _check_principal(principal: SmtpPrincipal) -> bool:
+    close_old_connections()
+    try:
+        return smtp_principal_check(principal=principal)
+    finally:
+        close_old_connections()
 
 
 def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
@@ -182,6 +197,8 @@ class Listener:
         self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         self.closing = False
         self.server: asyncio.Server | None = None
+        # key id -> (monotonic time until which the answer holds, whether the key may inject)
+        self.key_checks: dict[int, tuple[float, bool]] = {}
 
     def protocol(self) -> InjectionSMTP:
         config = self.config
@@ -232,6 +249,18 @@ class Listener:
         self.enqueuer.shutdown(wait=True)
         if self.policy_executor is not None:
             self.policy_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def principal_valid(self, principal: SmtpPrincipal) -> bool:
+        """Whether ``principal``'s key may still inject (:func:`smtp_principal_check`), the
+        answer reused for ``key_check_seconds``. Raises what the lookup raised."""
+        now = time.monotonic()
+        cached = self.key_checks.get(principal.key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        loop = asyncio.get_running_loop()
+        valid = await loop.run_in_executor(self.executor, _check_principal, principal)
+        self.key_checks[principal.key_id] = (now + self.config.key_check_seconds, valid)
+        return valid
 
     async def policy_decide(self, injection: Injection, api: MsysApi) -> PolicyAccept | str:
         """Ask ``ENGAGE_SMTP_POLICY`` about one message (SMTP-INJECTION.md §5.8): its checked
@@ -301,12 +330,23 @@ class InjectionSMTP(SMTP):
         if self._refused:
             return
         self.listener.sessions.discard(self)
+        self._uncount()
+        super().connection_lost(error)
+
+    def _uncount(self) -> None:
         if self._counted and self.principal is not None:
             self.listener.per_key[self.principal.key_id] -= 1
             if self.listener.per_key[self.principal.key_id] <= 0:
                 del self.listener.per_key[self.principal.key_id]
             self._counted = False
-        super().connection_lost(error)
+
+    def deauthenticate(self) -> None:
+        """Forget the session's AUTH: MAIL, RCPT and DATA are ``530`` until the next AUTH."""
+        self._uncount()
+        self.principal = None
+        if self.session is not None:
+            self.session.authenticated = False
+            self.session.auth_data = None
 
     async def close_with(self, reply: str) -> None:
         """Send ``reply`` (a 421) and close the connection."""
@@ -393,6 +433,17 @@ class InjectionHandler:
     async def handle_MAIL(
         self, server: InjectionSMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        if server.principal is None:  # aiosmtpd's auth_required answers 530 before this
+            return "530 5.7.0 Authentication required"
+        try:
+            valid = await self.listener.principal_valid(server.principal)
+        except Exception:
+            log.exception("smtp: the key check failed")
+            return TEMPORARY_FAILURE
+        if not valid:
+            log.info("smtp: key %s revoked or without smtp/inject mid-session: AUTH again", server.principal.key_id)
+            server.deauthenticate()
+            return KEY_REVOKED
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from api_keys.selectors import api_key_get_active
+from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
@@ -113,6 +113,14 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     if key is None or SMTP_GRANT not in key.grants:
         return None
     return SmtpPrincipal(key_id=key.pk, label=key.label)
+
+
+def smtp_principal_check(*, principal: SmtpPrincipal) -> bool:
+    """Whether the key a session authenticated with is still unrevoked and holds
+    ``smtp/inject``: the listener asks at each MAIL FROM, so a key revoked mid-session stops
+    sending (``530 5.7.0``, the client must AUTH again)."""
+    grants = api_key_grants_if_active(key_id=principal.key_id)
+    return grants is not None and SMTP_GRANT in grants
 
 
 def smtp_policy_load(path: str) -> Callable[[PolicyView], object] | None:

@@ -382,3 +382,27 @@ def test_a_message_within_the_advertised_size_is_accepted(start_listener, smtp_k
     reply = inject(client, ["jo@example.com"], data)
     assert reply[0] == code, reply
     assert Transmission.objects.exists() is (code == 250)
+
+
+@pytest.mark.parametrize("change", ["revoke", "drop the grant"])
+def test_a_key_revoked_mid_session_is_530_at_the_next_mail_and_must_auth_again(start_listener, make_key, change):
+    from api_keys.models import ApiKey
+    from api_keys.services import api_key_revoke
+
+    raw = make_key("smtp/inject", label="revoked")
+    other = make_key("smtp/inject", label="other")
+    smtp = start_listener(key_check_seconds=0)
+    client = smtp.client()
+    login(client, raw)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+    key = ApiKey.objects.get(label="revoked")
+    if change == "revoke":
+        api_key_revoke(key=key)
+    else:
+        ApiKey.objects.filter(pk=key.pk).update(grants=["transmissions/modify"])
+    code, text = client.mail("bounce@sender.example.com")
+    assert (code, text) == (530, b"5.7.0 Authentication required: the key is revoked or lacks smtp/inject")
+    assert client.rcpt("jo@example.com")[0] == 530
+    assert Transmission.objects.count() == 1
+    login(client, other)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
