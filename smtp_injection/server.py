@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from django.db import close_old_connections, connections
 
 from mailcore.addresses import address_problem
@@ -93,6 +93,9 @@ _OWN_REPLIES = {
     "552 Error: Too much mail data": TOO_BIG,
     "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
     "554 Command refused due to lack of security": "554 5.7.0 Command refused due to lack of security",
+    "252 Cannot VRFY user, but will accept message and attempt delivery": (
+        "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
+    ),
 }
 _NO_ENHANCED = re.compile(r"^([45])\d\d (?!\d\.\d{1,3}\.\d{1,3}\b)")
 
@@ -295,6 +298,19 @@ class Listener:
         return decision
 
 
+class _Session(Session):
+    """aiosmtpd's session without ``login_data``, deprecated and still set by aiosmtpd 1.4 at
+    each successful AUTH (a warning in the log each time); Engage reads ``auth_data``."""
+
+    @property
+    def login_data(self) -> Any:
+        return None
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        pass
+
+
 class InjectionSMTP(SMTP):
     """aiosmtpd's ``SMTP`` with the listener's caps, async key checks and enhanced codes."""
 
@@ -313,6 +329,9 @@ class InjectionSMTP(SMTP):
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # a new connection (not the STARTTLS switch)

@@ -406,3 +406,20 @@ def test_a_key_revoked_mid_session_is_530_at_the_next_mail_and_must_auth_again(s
     assert Transmission.objects.count() == 1
     login(client, other)
     assert inject(client, ["jo@example.com"], message())[0] == 250
+
+
+def test_vrfy_has_an_enhanced_status_code(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.verify("jo@example.com") == (
+        252,
+        b"2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
+    )
+
+
+def test_auth_and_a_message_log_no_deprecation_warning(smtp, smtp_key, caplog):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+    client.quit()
+    assert not [record for record in caplog.records if "deprecated" in record.getMessage()]
