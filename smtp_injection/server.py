@@ -78,6 +78,7 @@ TOO_MANY_KEY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections for thi
 TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failures").line()
 AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
 TOO_MANY_RECIPIENTS = SmtpReply(452, "4.5.3", "Too many recipients").line()
+BAD_SENDER = SmtpReply(553, "5.1.7", "Bad sender address syntax").line()
 BAD_RECIPIENT = SmtpReply(501, "5.1.3", "Bad recipient address syntax").line()
 KEY_REVOKED = SmtpReply(530, "5.7.0", "Authentication required: the key is revoked or lacks smtp/inject").line()
 TOO_BIG = SmtpReply(552, "5.3.4", "Message size exceeds fixed maximum message size").line()
@@ -98,6 +99,10 @@ _OWN_REPLIES = {
     ),
 }
 _NO_ENHANCED = re.compile(r"^([45])\d\d (?!\d\.\d{1,3}\.\d{1,3}\b)")
+# aiosmtpd's HELP replies (the greeting and HELO/EHLO replies go without one, RFC 2034 §3).
+_HELP = re.compile(r"^250 (?=Supported commands: |Syntax: )")
+# A return path is stored as text and written into Return-Path: no control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +392,7 @@ class InjectionSMTP(SMTP):
             match = _NO_ENHANCED.match(status)
             if match is not None:
                 status = f"{status[:4]}{match.group(1)}.5.0 {status[4:]}"
+            status = _HELP.sub("250 2.0.0 ", status)
         await super().push(status)
 
     # --- AUTH --------------------------------------------------------------------------------
@@ -463,6 +469,8 @@ class InjectionHandler:
             log.info("smtp: key %s revoked or without smtp/inject mid-session: AUTH again", server.principal.key_id)
             server.deauthenticate()
             return KEY_REVOKED
+        if _CONTROL.search(address):
+            return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"

@@ -423,3 +423,17 @@ def test_auth_and_a_message_log_no_deprecation_warning(smtp, smtp_key, caplog):
     assert inject(client, ["jo@example.com"], message())[0] == 250
     client.quit()
     assert not [record for record in caplog.records if "deprecated" in record.getMessage()]
+
+
+@pytest.mark.parametrize("address", ["a\x00b@sender.example.com", "a\x01b@sender.example.com"])
+def test_a_control_character_in_mail_from_is_553(smtp, smtp_key, address):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.docmd("MAIL", f"FROM:<{address}>") == (553, b"5.1.7 Bad sender address syntax")
+
+
+def test_help_has_an_enhanced_status_code(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = client.docmd("HELP")
+    assert code == 250 and text.startswith(b"2.0.0 Supported commands: ")
