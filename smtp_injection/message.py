@@ -3,7 +3,8 @@
 Only the header block is read: a full parse costs several times the whole acceptance
 (§2.2 "parse only what acceptance needs"). Field boundaries follow RFC 5322 §2.2: a field
 runs to the line end not followed by a space or a tab (a fold); the block ends at the first
-empty line. Line ends may be CRLF or a lone LF (both are kept as they came).
+empty line. Line ends may be CRLF or a lone LF (both are kept as they came); the listener
+refuses a header block with a bare CR or LF (:func:`data_problem`) before anything reads it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,22 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+# A CR not followed by LF, or an LF not preceded by CR.
+_BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def data_problem(data: bytes) -> str | None:
+    """Why the message ``data`` cannot be accepted as it came, or None: a NUL byte anywhere
+    (PostgreSQL stores no U+0000 in text, and RFC 5322 §2.3 forbids it), or a bare CR or LF
+    in the header block (:func:`head_split`). The listener reads fields at CRLF and LF, while
+    generation also breaks lines at a bare CR: a field behind one (``X-MSYS-API``, ``Bcc``)
+    would be hidden from the listener and then sent. ASCII text for a reply."""
+    if b"\0" in data:
+        return "the message contains a NUL byte"
+    head, _rest = head_split(data)
+    if _BARE_LINE_END.search(head):
+        return "the header block has a bare CR or LF; end every header line with CRLF"
+    return None
 
 
 def head_split(data: bytes) -> tuple[bytes, bytes]:

@@ -15,7 +15,9 @@ What the dialogue promises:
 - AUTH PLAIN and LOGIN, offered after STARTTLS only (before it only when
   ``ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH`` and a loopback address). ``535 5.7.8`` for a wrong
   user, key or grant; ``421 4.7.0`` and close after ``ENGAGE_SMTP_AUTH_ATTEMPTS`` failures;
-  MAIL, RCPT and DATA before AUTH ``530 5.7.0``.
+  MAIL, RCPT and DATA before AUTH ``530 5.7.0``. The key is checked again at each MAIL FROM
+  (at most ``key_check_seconds`` old): revoked or without ``smtp/inject``, ``530 5.7.0`` and
+  the session must AUTH again.
 - ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process or
   ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
   ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
@@ -41,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from django.db import close_old_connections, connections
 
 from mailcore.addresses import address_problem
@@ -54,6 +56,7 @@ from mailcore.smtp_policy import (
     PolicyView,
     policy_decision_check,
 )
+from mailcore.smtp_reply import SmtpReply, reply_text
 from smtp_injection.services import (
     Injection,
     SmtpPrincipal,
@@ -62,20 +65,23 @@ from smtp_injection.services import (
     smtp_message_read,
     smtp_policy_view,
     smtp_principal_authenticate,
+    smtp_principal_check,
 )
 from transmissions.services import transmission_generation_enqueue
 
 log = logging.getLogger(__name__)
 
-TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down"
-TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
-TOO_MANY_KEY_CONNECTIONS = "421 4.7.0 Too many connections for this key, try again later"
-TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many authentication failures"
-AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"
-TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
-TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+TEMPORARY_FAILURE = SmtpReply(451, "4.3.0", "Temporary failure, please retry").line()
+SHUTTING_DOWN = SmtpReply(421, "4.3.2", "Service shutting down").line()
+TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later").line()
+TOO_MANY_KEY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections for this key, try again later").line()
+TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failures").line()
+AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
+TOO_MANY_RECIPIENTS = SmtpReply(452, "4.5.3", "Too many recipients").line()
+BAD_SENDER = SmtpReply(553, "5.1.7", "Bad sender address syntax").line()
+BAD_RECIPIENT = SmtpReply(501, "5.1.3", "Bad recipient address syntax").line()
+KEY_REVOKED = SmtpReply(530, "5.7.0", "Authentication required: the key is revoked or lacks smtp/inject").line()
+TOO_BIG = SmtpReply(552, "5.3.4", "Message size exceeds fixed maximum message size").line()
 
 # aiosmtpd's own replies, with an enhanced status code (RFC 3463) and SparkPost-like texts
 # (SMTP-INJECTION.md §5.2, §5.9). Other 4xx/5xx replies without one get "<class>.5.0".
@@ -88,8 +94,15 @@ _OWN_REPLIES = {
     "552 Error: Too much mail data": TOO_BIG,
     "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
     "554 Command refused due to lack of security": "554 5.7.0 Command refused due to lack of security",
+    "252 Cannot VRFY user, but will accept message and attempt delivery": (
+        "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
+    ),
 }
 _NO_ENHANCED = re.compile(r"^([45])\d\d (?!\d\.\d{1,3}\.\d{1,3}\b)")
+# aiosmtpd's HELP replies (the greeting and HELO/EHLO replies go without one, RFC 2034 §3).
+_HELP = re.compile(r"^250 (?=Supported commands: |Syntax: )")
+# A return path is stored as text and written into Return-Path: no control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,9 @@ class ListenerConfig:
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
     policy_timeout: float = 2.0
+    #: Seconds a MAIL FROM's check of the session's key (revoked? still ``smtp/inject``?) is
+    #: reused by the process's later MAIL FROMs with the same key.
+    key_check_seconds: float = 2.0
 
 
 def _collect_credentials(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
@@ -142,6 +158,14 @@ def _enqueue(transmission_id: int) -> None:
     """Queue the generation of a stored transmission; a failure is logged by the service and
     left to the scheduler (``transmissions.services.transmissions_due``)."""
     transmission_generation_enqueue(transmission_id=transmission_id)
+
+
+def _check_principal(principal: SmtpPrincipal) -> bool:
+    close_old_connections()
+    try:
+        return smtp_principal_check(principal=principal)
+    finally:
+        close_old_connections()
 
 
 def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
@@ -181,6 +205,8 @@ class Listener:
         self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         self.closing = False
         self.server: asyncio.Server | None = None
+        # key id -> (monotonic time until which the answer holds, whether the key may inject)
+        self.key_checks: dict[int, tuple[float, bool]] = {}
 
     def protocol(self) -> InjectionSMTP:
         config = self.config
@@ -232,6 +258,18 @@ class Listener:
         if self.policy_executor is not None:
             self.policy_executor.shutdown(wait=False, cancel_futures=True)
 
+    async def principal_valid(self, principal: SmtpPrincipal) -> bool:
+        """Whether ``principal``'s key may still inject (:func:`smtp_principal_check`), the
+        answer reused for ``key_check_seconds``. Raises what the lookup raised."""
+        now = time.monotonic()
+        cached = self.key_checks.get(principal.key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        loop = asyncio.get_running_loop()
+        valid = await loop.run_in_executor(self.executor, _check_principal, principal)
+        self.key_checks[principal.key_id] = (now + self.config.key_check_seconds, valid)
+        return valid
+
     async def policy_decide(self, injection: Injection, api: MsysApi) -> PolicyAccept | str:
         """Ask ``ENGAGE_SMTP_POLICY`` about one message (SMTP-INJECTION.md §5.8): its checked
         :class:`PolicyAccept` (an empty one without a policy), or the reply line to refuse
@@ -265,6 +303,19 @@ class Listener:
         return decision
 
 
+class _Session(Session):
+    """aiosmtpd's session without ``login_data``, deprecated and still set by aiosmtpd 1.4 at
+    each successful AUTH (a warning in the log each time); Engage reads ``auth_data``."""
+
+    @property
+    def login_data(self) -> Any:
+        return None
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        pass
+
+
 class InjectionSMTP(SMTP):
     """aiosmtpd's ``SMTP`` with the listener's caps, async key checks and enhanced codes."""
 
@@ -284,6 +335,9 @@ class InjectionSMTP(SMTP):
 
     # --- connections -------------------------------------------------------------------------
 
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # a new connection (not the STARTTLS switch)
             listener = self.listener
@@ -300,12 +354,23 @@ class InjectionSMTP(SMTP):
         if self._refused:
             return
         self.listener.sessions.discard(self)
+        self._uncount()
+        super().connection_lost(error)
+
+    def _uncount(self) -> None:
         if self._counted and self.principal is not None:
             self.listener.per_key[self.principal.key_id] -= 1
             if self.listener.per_key[self.principal.key_id] <= 0:
                 del self.listener.per_key[self.principal.key_id]
             self._counted = False
-        super().connection_lost(error)
+
+    def deauthenticate(self) -> None:
+        """Forget the session's AUTH: MAIL, RCPT and DATA are ``530`` until the next AUTH."""
+        self._uncount()
+        self.principal = None
+        if self.session is not None:
+            self.session.authenticated = False
+            self.session.auth_data = None
 
     async def close_with(self, reply: str) -> None:
         """Send ``reply`` (a 421) and close the connection."""
@@ -322,10 +387,12 @@ class InjectionSMTP(SMTP):
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
-            status = _OWN_REPLIES.get(status, status)
+            # Every reply is printable ASCII (RFC 5321 §4.2), whoever wrote its text.
+            status = reply_text(_OWN_REPLIES.get(status, status))
             match = _NO_ENHANCED.match(status)
             if match is not None:
                 status = f"{status[:4]}{match.group(1)}.5.0 {status[4:]}"
+            status = _HELP.sub("250 2.0.0 ", status)
         await super().push(status)
 
     # --- AUTH --------------------------------------------------------------------------------
@@ -391,6 +458,19 @@ class InjectionHandler:
     async def handle_MAIL(
         self, server: InjectionSMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        if server.principal is None:  # aiosmtpd's auth_required answers 530 before this
+            return "530 5.7.0 Authentication required"
+        try:
+            valid = await self.listener.principal_valid(server.principal)
+        except Exception:
+            log.exception("smtp: the key check failed")
+            return TEMPORARY_FAILURE
+        if not valid:
+            log.info("smtp: key %s revoked or without smtp/inject mid-session: AUTH again", server.principal.key_id)
+            server.deauthenticate()
+            return KEY_REVOKED
+        if _CONTROL.search(address):
+            return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"

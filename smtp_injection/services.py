@@ -24,13 +24,14 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from api_keys.selectors import api_key_get_active
+from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
+from mailcore.smtp_reply import SmtpReply, reply_text
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
-from smtp_injection.message import head_fields, head_split, header_names, header_remove, header_values
+from smtp_injection.message import data_problem, head_fields, head_split, header_names, header_remove, header_values
 from transmissions.models import TransmissionSource
 from transmissions.services import transmission_create
 
@@ -78,11 +79,15 @@ class Injection:
 
 class SmtpRefusal(Exception):
     """The message is refused for good; ``reply`` is the whole SMTP reply line
-    (``"550 5.6.0 ..."``), printable ASCII."""
+    (``"550 5.6.0 ..."``), built through ``mailcore.smtp_reply.SmtpReply`` (a reply line given
+    as text is split into its code, enhanced code and text, the text made printable ASCII)."""
 
-    def __init__(self, reply: str) -> None:
-        super().__init__(reply)
-        self.reply = reply
+    def __init__(self, reply: str | SmtpReply) -> None:
+        if isinstance(reply, str):
+            code, enhanced, text = reply.split(" ", 2)
+            reply = SmtpReply(int(code), enhanced, reply_text(text))
+        super().__init__(reply.line())
+        self.reply = reply.line()
 
 
 def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipal | None:
@@ -108,6 +113,14 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     if key is None or SMTP_GRANT not in key.grants:
         return None
     return SmtpPrincipal(key_id=key.pk, label=key.label)
+
+
+def smtp_principal_check(*, principal: SmtpPrincipal) -> bool:
+    """Whether the key a session authenticated with is still unrevoked and holds
+    ``smtp/inject``: the listener asks at each MAIL FROM, so a key revoked mid-session stops
+    sending (``530 5.7.0``, the client must AUTH again)."""
+    grants = api_key_grants_if_active(key_id=principal.key_id)
+    return grants is not None and SMTP_GRANT in grants
 
 
 def smtp_policy_load(path: str) -> Callable[[PolicyView], object] | None:
@@ -172,8 +185,13 @@ def smtp_message_read(injection: Injection) -> MsysApi:
     ``NO_HEADER`` without one). Pure work on the header block, no database.
 
     Raises :class:`SmtpRefusal` with the header's ``550 5.6.0`` reply when it is malformed
-    or repeated (SPEC B §9.1; SMTP-INJECTION.md §1.4, §5.9).
+    or repeated (SPEC B §9.1; SMTP-INJECTION.md §1.4, §5.9), and ``554 5.6.0`` for data no
+    field can be read from safely or that cannot be stored
+    (``smtp_injection.message.data_problem``: a NUL byte, a bare CR or LF in the header).
     """
+    problem = data_problem(injection.data)
+    if problem is not None:
+        raise SmtpRefusal(f"554 5.6.0 {problem}")
     head, _rest = head_split(injection.data)
     try:
         return msys_api_parse(header_values(head, MSYS_API_HEADER))
@@ -277,7 +295,7 @@ def _check_head(head: bytes) -> None:
         raise SmtpRefusal("554 5.6.0 the message has no header fields")
     if names & BLIND_HEADERS:
         raise SmtpRefusal(
-            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 §3.6.3); "
+            "554 5.6.0 the message has a Bcc header, which every recipient would see (RFC 5322 section 3.6.3); "
             "give blind copies as RCPT TO or X-MSYS-API bcc"
         )
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,6 +159,11 @@ def transmission_create(
     now = now or timezone.now()
     limits = limits_from_settings()
     smtp = source == TransmissionSource.SMTP
+    if smtp:
+        # The listener measured the DATA bytes against the SIZE it advertises
+        # (ENGAGE_SMTP_MAX_MESSAGE_SIZE); the stored content (JSON-escaped, plus Received and Cc)
+        # is larger, and measuring it again would refuse messages within SIZE.
+        limits = replace(limits, max_content_bytes=sys.maxsize)
     data, raw_recipients = transmission_input_parse(body, now=now, limits=limits, compile_rfc822=not smtp)
     _check_content(data)
     accepted, reported, rejected = _recipients(

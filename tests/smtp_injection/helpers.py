@@ -52,3 +52,14 @@ def inject(client: smtplib.SMTP, rcpts: list[str], data: str | bytes, mail_from:
     for rcpt in rcpts:
         assert client.rcpt(rcpt)[0] == 250
     return client.data(data)
+
+
+def inject_raw(client: smtplib.SMTP, rcpts: list[str], data: bytes, mail_from: str = "bounce@sender.example.com"):
+    """``inject`` without smtplib's line-end rewriting (``SMTP.data`` turns a bare CR or LF
+    into CRLF): ``data`` goes as it is, followed by CRLF.CRLF."""
+    assert client.mail(mail_from)[0] == 250
+    for rcpt in rcpts:
+        assert client.rcpt(rcpt)[0] == 250
+    assert client.docmd("DATA")[0] == 354
+    client.send(data + b"\r\n.\r\n")
+    return client.getreply()

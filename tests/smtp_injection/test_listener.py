@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from django.db import OperationalError
 
-from tests.smtp_injection.helpers import inject, login, message, send_all, transmission_id
+from tests.smtp_injection.helpers import inject, inject_raw, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
 
 
@@ -330,3 +330,110 @@ def test_a_fold_inside_a_header_value_is_accepted_as_one_space(smtp, smtp_key):
     code, reply = inject(client, ["jo@example.com"], data)
     assert code == 250, reply
     assert Transmission.objects.get(pk=transmission_id(reply)).campaign_id == "my_awes ome_campaign"
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [b'X-MSYS-API: {"metadata":{"internal_user_id":"42"}}', b"Bcc: x@y"],
+)
+@pytest.mark.parametrize("bare", [b"\r", b"\n"])
+def test_a_bare_cr_or_lf_in_the_header_is_554_and_nothing_is_stored(smtp, smtp_key, hidden, bare):
+    data = (
+        b"From: a@example.com\r\nTo: ada@example.com\r\nSubject: crmsys\r\nX-Other: 1"
+        + bare + hidden + b"\r\n\r\nbody"
+    )  # fmt: skip
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject_raw(client, ["ada@example.com"], data)
+    assert (code, text) == (554, b"5.6.0 the header block has a bare CR or LF; end every header line with CRLF")
+    assert not Transmission.objects.exists()
+
+
+def test_a_bare_cr_in_the_body_is_accepted(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject_raw(client, ["jo@example.com"], message().encode() + b"line\rline")
+    assert code == 250, text
+
+
+@pytest.mark.parametrize("where", ["Subject: Your invoice\x00", "<p>Hello\x00</p>"])
+def test_a_nul_byte_is_554_not_451_and_nothing_is_stored(smtp, smtp_key, where):
+    data = message().replace(where.replace("\x00", ""), where)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = inject(client, ["jo@example.com"], data)
+    assert (code, text) == (554, b"5.6.0 the message contains a NUL byte")
+    assert not Transmission.objects.exists()
+
+
+@pytest.mark.parametrize(("extra", "code"), [(0, 250), (-1, 250), (1, 552)])
+def test_a_message_within_the_advertised_size_is_accepted(start_listener, smtp_key, settings, extra, code):
+    size = 64 * 1024
+    settings.ENGAGE_MAX_CONTENT_BYTES = size  # the REST content limit does not apply to SMTP
+    smtp = start_listener(max_message_size=size)
+    head = message().encode()
+    line = b"x" * 98 + b"\r\n"  # CRLF is 2 bytes here, 4 once JSON-escaped
+    body = line * ((size - len(head) - 200) // len(line))
+    data = head + body + b"y" * (size - len(head) - len(body) - 2 + extra) + b"\r\n"
+    assert len(data) == size + extra
+    client = smtp.client()
+    assert f"size {size}" in client.ehlo()[1].decode().lower()
+    login(client, smtp_key)
+    reply = inject(client, ["jo@example.com"], data)
+    assert reply[0] == code, reply
+    assert Transmission.objects.exists() is (code == 250)
+
+
+@pytest.mark.parametrize("change", ["revoke", "drop the grant"])
+def test_a_key_revoked_mid_session_is_530_at_the_next_mail_and_must_auth_again(start_listener, make_key, change):
+    from api_keys.models import ApiKey
+    from api_keys.services import api_key_revoke
+
+    raw = make_key("smtp/inject", label="revoked")
+    other = make_key("smtp/inject", label="other")
+    smtp = start_listener(key_check_seconds=0)
+    client = smtp.client()
+    login(client, raw)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+    key = ApiKey.objects.get(label="revoked")
+    if change == "revoke":
+        api_key_revoke(key=key)
+    else:
+        ApiKey.objects.filter(pk=key.pk).update(grants=["transmissions/modify"])
+    code, text = client.mail("bounce@sender.example.com")
+    assert (code, text) == (530, b"5.7.0 Authentication required: the key is revoked or lacks smtp/inject")
+    assert client.rcpt("jo@example.com")[0] == 530
+    assert Transmission.objects.count() == 1
+    login(client, other)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+
+
+def test_vrfy_has_an_enhanced_status_code(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.verify("jo@example.com") == (
+        252,
+        b"2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
+    )
+
+
+def test_auth_and_a_message_log_no_deprecation_warning(smtp, smtp_key, caplog):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+    client.quit()
+    assert not [record for record in caplog.records if "deprecated" in record.getMessage()]
+
+
+@pytest.mark.parametrize("address", ["a\x00b@sender.example.com", "a\x01b@sender.example.com"])
+def test_a_control_character_in_mail_from_is_553(smtp, smtp_key, address):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.docmd("MAIL", f"FROM:<{address}>") == (553, b"5.1.7 Bad sender address syntax")
+
+
+def test_help_has_an_enhanced_status_code(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, text = client.docmd("HELP")
+    assert code == 250 and text.startswith(b"2.0.0 Supported commands: ")
