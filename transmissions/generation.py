@@ -375,8 +375,11 @@ def message_event_fields(
     """The fields of :func:`event_fields`. An SMTP-injected message's also carry
     ``recv_method: "esmtp"`` and, for a ``cc`` / ``bcc`` / ``archive`` copy, its ``rcpt_type``
     (SMTP-INJECTION.md §1.6-1.7: absent for an envelope recipient); a REST message's carry
-    neither (SPEC B §6.2)."""
-    email = recipient["address"]["email"]
+    neither (SPEC B §6.2). A stored recipient without an address (never written by Engage)
+    gives empty address fields, so that message still fails alone with its event."""
+    address = recipient.get("address") if isinstance(recipient, dict) else None
+    email = address.get("email") if isinstance(address, dict) else None
+    email = email if isinstance(email, str) else ""
     fields = {
         "transmission_id": str(transmission_id),
         "message_id": message_id,

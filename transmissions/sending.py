@@ -436,6 +436,16 @@ def _next_job(
     return None
 
 
+def _address_or_none(recipient: Any) -> str | None:
+    """The recipient's address, or None when the stored recipient has none (its own
+    generation then fails alone, with its event: one bad row never fails the batch)."""
+    try:
+        email = recipient["address"]["email"]
+    except (KeyError, TypeError):
+        return None
+    return email if isinstance(email, str) else None
+
+
 def _suppressed_end(
     claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], result: ChunkResult
 ) -> list[_ClaimedMessage]:
@@ -448,9 +458,9 @@ def _suppressed_end(
     ``Compliance`` entries count (they always apply). Used on the first attempt and on every
     retry: an address suppressed while its message was delayed is not mailed."""
     recipients = [_loads(message.recipient) for message in rows]
-    emails = [recipient["address"]["email"] for recipient in recipients]
+    emails = [_address_or_none(recipient) for recipient in recipients]
     suppressed = suppressed_among(
-        addresses=emails,
+        addresses=[email for email in emails if email is not None],
         type=type_checked(transactional=prepared.options.transactional),
         compliance_only=prepared.skip_suppression,
     )

@@ -177,3 +177,22 @@ def test_skip_suppression_on_a_retry_still_checks_compliance(api, relay):
     compliance()
     assert message_retry(message_pk=message.pk, token="retry") == ("bounced", 2)
     assert relay.received == []
+
+
+def test_a_stored_recipient_without_an_address_fails_alone_and_the_batch_is_still_checked(api, relay):
+    """One unreadable stored recipient must not fail the batch's suppression check: it fails
+    generation alone (with its event) and the suppressed one beside it still bounces unsent."""
+    from transmissions.sending import chunk_send
+    from transmissions.services import transmission_start_generation
+
+    SuppressionEntry.objects.create(recipient="gone@example.com", type="non_transactional", source="Manually Added")
+    recipients = [{"address": {"email": email}} for email in ("ok@example.com", "gone@example.com", "bad@example.com")]
+    response = api.post("/api/v1/transmissions", body(recipients=recipients), format="json")
+    assert response.status_code == 200, response.content
+    tid = int(response.json()["results"]["id"])
+    Message.objects.filter(transmission_id=tid, recipient__address__email="bad@example.com").update(recipient={})
+    for chunk in transmission_start_generation(transmission_id=tid):
+        chunk_send(transmission_id=tid, chunk=chunk, token="test")
+    states = dict(Message.objects.filter(transmission_id=tid).values_list("message_id", "state"))
+    assert sorted(states.values()) == ["bounced", "delivered", "generation_failed"]
+    assert [received.rcpt_tos for received in relay.received] == [["ok@example.com"]]
