@@ -497,14 +497,8 @@ def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
 def _batch_consents(prepared: PreparedTransmission, rows: list[_ClaimedMessage]) -> dict[str, str]:
     """The tracking consent register's states for a claimed batch: one query (SPEC A.5). A
     recipient that cannot be read is left out (its own generation records why)."""
-    recipients = []
-    for message in rows:
-        try:
-            recipient = _loads(message.recipient)
-            recipient["address"]["email"].strip()
-        except (KeyError, TypeError, AttributeError, ValueError):
-            continue
-        recipients.append(recipient)
+    recipients = [_loads(message.recipient) for message in rows]
+    recipients = [recipient for recipient in recipients if _address_or_none(recipient) is not None]
     return registered_consent(prepared, recipients)
 
 
