@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "tracking",
     "analytics",
     "smtp_injection",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("tracking.urls")),
     path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
+    path("", include("console.urls")),
     re_path(r"^api/.*$", api_not_found),
 ]
 
