@@ -17,6 +17,9 @@ from django.conf import settings as django_settings
 
 from engage.keys import new_secret_key, new_tracking_key, secret_key_problem, tracking_secret_problem
 
+#: The console's browser fixtures (``browser_page``, ``staff_user``).
+pytest_plugins = ["tests.browser"]
+
 
 def _usable_tracking_keys(entries: list[str]) -> bool:
     """Keys the start-up checks accept, so the processes tests start (workers, gunicorn) run."""
