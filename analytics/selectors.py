@@ -243,6 +243,67 @@ def events_search(*, query: EventQuery, with_total: bool = True) -> tuple[list[d
     return rows[: query.per_page], total, more
 
 
+# The newest matching event of each message (its keyset), then one page of them; ``total``
+# counts the messages in the window (the CTE is computed once, read twice).
+_MESSAGES_SQL = """
+WITH newest AS (
+  SELECT DISTINCT ON (message_id) message_id, timestamp, id FROM tracking_event
+   WHERE {where} AND message_id <> ''
+   ORDER BY message_id, timestamp DESC, id DESC)
+SELECT message_id, timestamp, id, (SELECT count(*) FROM newest) AS total
+  FROM newest WHERE {after} ORDER BY timestamp DESC, id DESC LIMIT %s
+"""
+
+
+def message_search(*, query: EventQuery) -> tuple[list[dict[str, Any]], int, bool]:
+    """The messages with an event matching ``query`` (the filters and window of the events
+    search, ``analytics.search``), newest first by their newest matching event.
+
+    Returns (one page of ``{"message_id", "timestamp", "id"}``: ``query.per_page`` messages
+    after the keyset ``query.after``, each with the time and id of its newest matching event,
+    which is the keyset of the next page; the number of matching messages in the window;
+    whether more follow). Events without a ``message_id`` are left out."""
+    where, params = _event_where(query)
+    after, after_params = "true", []
+    if query.after is not None:
+        after, after_params = "(timestamp, id) < (%s, %s)", list(query.after)
+    sql = _MESSAGES_SQL.format(where=where, after=after)
+    rows = _fetch(sql, [*params, *after_params, query.per_page + 1])
+    total = rows[0]["total"] if rows else 0
+    page = [{"message_id": r["message_id"], "timestamp": r["timestamp"], "id": r["id"]} for r in rows]
+    return page[: query.per_page], total, len(rows) > query.per_page
+
+
+def message_events(*, message_ids: list[str], limit: int = 200) -> dict[str, tuple[list[dict[str, Any]], int]]:
+    """Every event of each message in ``message_ids`` whatever its time, oldest first (by
+    ``timestamp``, then ``id``): ``{message_id: (the first ``limit`` event rows, the number
+    of its events)}``. Rows have the columns of the events search (``tracking.models.EVENT_COLUMNS``
+    and ``id``), for ``analytics.serialize.event_flat``. One query."""
+    if not message_ids:
+        return {}
+    sql = (
+        f"SELECT * FROM (SELECT {_EVENT_SELECT}, "
+        "row_number() OVER (PARTITION BY message_id ORDER BY timestamp, id) AS n_, "
+        "count(*) OVER (PARTITION BY message_id) AS total_ "
+        "FROM tracking_event WHERE message_id = ANY(%s)) e WHERE n_ <= %s ORDER BY message_id, timestamp, id"
+    )
+    out: dict[str, tuple[list[dict[str, Any]], int]] = {}
+    for row in _fetch(sql, [list(message_ids), limit]):
+        row.pop("n_")
+        total = row.pop("total_")
+        out.setdefault(row["message_id"], ([], total))[0].append(_json_columns(row))
+    return out
+
+
+def event_counts(*, transmission_id: str) -> dict[str, int]:
+    """``{event type: number of events}`` of one transmission, all that are stored (types
+    with none are absent). One query (``tracking_event_transmission`` index)."""
+    rows = _fetch(
+        "SELECT type, count(*) AS n FROM tracking_event WHERE transmission_id = %s GROUP BY type", [transmission_id]
+    )
+    return {row["type"]: row["n"] for row in rows}
+
+
 def webhook_list() -> list[Webhook]:
     return list(Webhook.objects.filter(deleted_at__isnull=True).order_by("created_at"))
 

@@ -67,6 +67,67 @@ def _or_empty(value: Any) -> Any:
     return value if value not in (None, {}, []) else ""
 
 
+def _generating_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    """``{transmission id: (generated, failed generation)}`` counted from the messages of
+    Generating transmissions (their stored counters are written when they end). One query."""
+    rows = (
+        Message.objects.filter(transmission_id__in=ids)
+        .values("transmission_id")
+        .annotate(
+            generated=Count("id", filter=Q(state__in=GENERATED_STATES)),
+            failed=Count("id", filter=Q(state=MessageState.GENERATION_FAILED)),
+        )
+    )
+    return {row["transmission_id"]: (row["generated"], row["failed"]) for row in rows}
+
+
+def transmission_page(
+    *, campaign_id: str = "", template_id: str = "", state: str = "", before: int | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of transmissions, newest first, for the console's list (issue 15): (rows,
+    whether more follow). Keyset paging on ``id`` (ids increase): ``before`` is the last id
+    of the previous page. Filters as the API's list (``template_id`` ``"inline"`` for inline
+    content), plus ``state`` (a ``TransmissionState`` value).
+
+    Each row: ``{"id": int, "state", "campaign_id", "description", "template_id"`` (``"inline"``
+    for inline content), ``"start_time"``, ``"created_at"`` (aware datetimes or None),
+    ``"num_rcpts", "num_generated", "num_failed_gen"}``; the counters of a Generating
+    transmission are counted from its messages, as in :func:`transmission_detail`. Two queries."""
+    queryset = Transmission.objects.order_by("-id").only(
+        "id", "state", "campaign_id", "description", "template_id", "start_time", "created_at",
+        "num_rcpts", "num_generated", "num_failed_gen",
+    )  # fmt: skip
+    if campaign_id:
+        queryset = queryset.filter(campaign_id=campaign_id)
+    if template_id:
+        queryset = queryset.filter(template_id="" if template_id == "inline" else template_id)
+    if state:
+        queryset = queryset.filter(state=state)
+    if before is not None:
+        queryset = queryset.filter(id__lt=before)
+    found = list(queryset[: limit + 1])
+    page = found[:limit]
+    live = _generating_counts([t.id for t in page if t.state == TransmissionState.GENERATING])
+    rows = []
+    for transmission in page:
+        generated, failed = live.get(transmission.id, (transmission.num_generated, transmission.num_failed_gen))
+        if transmission.state == TransmissionState.GENERATING and transmission.id not in live:
+            generated, failed = 0, 0
+        rows.append({
+            "id": transmission.id,
+            "state": transmission.state,
+            "campaign_id": transmission.campaign_id,
+            "description": transmission.description,
+            "template_id": transmission.template_id or "inline",
+            "start_time": transmission.start_time,
+            "created_at": transmission.created_at,
+            "num_rcpts": transmission.num_rcpts,
+            "num_generated": generated,
+            "num_failed_gen": failed,
+        })  # fmt: skip
+    return rows, len(found) > limit
+
+
 def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
     """The ``results.transmission`` object of SPEC B §1.7; unset values are ``""``.
 
@@ -77,11 +138,7 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         raise errors.NotFound(f"Resource not found:transmission id {transmission_id}")
     num_generated, num_failed_gen = transmission.num_generated, transmission.num_failed_gen
     if transmission.state == TransmissionState.GENERATING:
-        counts = Message.objects.filter(transmission_id=transmission.id).aggregate(
-            generated=Count("id", filter=Q(state__in=GENERATED_STATES)),
-            failed=Count("id", filter=Q(state=MessageState.GENERATION_FAILED)),
-        )
-        num_generated, num_failed_gen = counts["generated"], counts["failed"]
+        num_generated, num_failed_gen = _generating_counts([transmission.id]).get(transmission.id, (0, 0))
     if transmission.template_id:
         content: dict[str, Any] = {
             "template_id": transmission.template_id,

@@ -1,0 +1,150 @@
+"""Reads for the console's pages (issue 15), made from the selectors of the apps below it.
+
+- :func:`message_timelines`: the message search (``/messages/``), the events search's
+  filters (``analytics.search``) answered per message, each message as a timeline.
+- :func:`transmission_summary`: a transmission as ``GET /api/v1/transmissions/{id}`` shows
+  it, with the count of its events per type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics.search import EventQuery
+from analytics.selectors import event_counts, message_events, message_search
+from analytics.serialize import event_flat
+from mailcore.cursors import cursor_encode
+from mailcore.events import CATEGORIES, NAMES
+from transmissions.selectors import transmission_detail
+
+#: Events shown per message; a message with more (a link clicked a thousand times) says so.
+TIMELINE_LIMIT = 200
+# A message's story in the order it happens when two events share a time (the injection and
+# the relay's answer are written by one statement): injection, the relay's answer or the
+# failure, opens, clicks, unsubscribes, then anything else (a complaint).
+_STAGES = {"message_event": 1, "gen_event": 1, "track_event": 2, "unsubscribe_event": 4}
+# Types that are no answer about the message's delivery, though of those categories.
+_NOT_AN_OUTCOME = frozenset({"injection", "spam_complaint"})
+# The answers that are no failure (the rest of stage 1 is: a bounce, a rejection, ...).
+_NOT_A_FAILURE = frozenset({"injection", "delivery", "delay"})
+
+
+def _stage(kind: str) -> int:
+    if kind == "injection":
+        return 0
+    if kind == "click":
+        return 3
+    return _STAGES.get(CATEGORIES.get(kind, ""), 5)
+
+
+def label(kind: str) -> str:
+    """An event type in words: ``initial_open`` → ``Initial open``."""
+    return kind.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One message: what every event of it says in common, and its events in order.
+
+    ``events`` are ``analytics.serialize.event_flat`` dicts (the events API's fields, so
+    ``raw_reason`` of a bounce or delay is there) with ``at`` (the aware datetime), ``label``,
+    ``stage`` (0 injection, 1 the relay's answer or a failure, 2 opens, 3 clicks, 4
+    unsubscribes, 5 others) and ``failed`` (a bounce, rejection or failure) added; ``outcome`` is the type of the relay's last answer or failure
+    (``delivery``, ``bounce``, ``delay``, ``generation_failure``, ...), "" before one."""
+
+    message_id: str
+    rcpt_to: str
+    subject: str
+    friendly_from: str
+    campaign_id: str
+    template_id: str
+    transmission_id: str
+    outcome: str
+    events: list[dict[str, Any]]
+    total: int  # events stored; more than len(events) when cut at TIMELINE_LIMIT
+
+    @property
+    def outcome_label(self) -> str:
+        return label(self.outcome) if self.outcome else ""
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """A page of the message search: ``messages``, newest first by their newest matching
+    event; ``total`` messages match in the window; ``next_cursor`` for the next page (the
+    events API's cursor format) or None on the last."""
+
+    query: EventQuery
+    messages: list[Timeline] = field(default_factory=list)
+    total: int = 0
+    next_cursor: str | None = None
+
+
+def timeline(rows: list[dict[str, Any]], *, total: int | None = None) -> Timeline:
+    """PURE: the timeline of one message from its event rows (any order; at least one):
+    ordered by time, then by stage (injection, answer, opens, clicks, unsubscribes), then
+    by id."""
+    ordered = sorted(rows, key=lambda row: (row["timestamp"], _stage(row["type"]), row.get("id", 0)))
+    events = [
+        {
+            **event_flat(row),
+            "at": row["timestamp"],
+            "label": label(row["type"]),
+            "stage": _stage(row["type"]),
+            "failed": _stage(row["type"]) == 1 and row["type"] not in _NOT_A_FAILURE,
+        }
+        for row in ordered
+    ]
+    answers = [row["type"] for row in ordered if _stage(row["type"]) == 1 and row["type"] not in _NOT_AN_OUTCOME]
+
+    def first(name: str) -> str:
+        return next((str(row[name]) for row in ordered if row.get(name)), "")
+
+    return Timeline(
+        message_id=ordered[0]["message_id"],
+        rcpt_to=first("rcpt_to"),
+        subject=first("subject"),
+        friendly_from=first("friendly_from"),
+        campaign_id=first("campaign_id"),
+        template_id=first("template_id"),
+        transmission_id=first("transmission_id"),
+        outcome=answers[-1] if answers else "",
+        events=events,
+        total=len(rows) if total is None else total,
+    )
+
+
+def message_timelines(*, query: EventQuery) -> MessagePage:
+    """The messages with an event matching ``query`` (``console.queries.message_query``),
+    ``query.per_page`` of them after ``query.after``, each with all its events (at most
+    ``TIMELINE_LIMIT``), whenever they happened. Three queries."""
+    found, total, more = message_search(query=query)
+    stored = message_events(message_ids=[row["message_id"] for row in found], limit=TIMELINE_LIMIT)
+    messages = [
+        timeline(stored[row["message_id"]][0], total=stored[row["message_id"]][1])
+        for row in found
+        if row["message_id"] in stored  # gone meanwhile (retention dropped its day)
+    ]
+    cursor = cursor_encode(found[-1]["timestamp"], found[-1]["id"]) if more and found else None
+    return MessagePage(query=query, messages=messages, total=total, next_cursor=cursor)
+
+
+def transmission_summary(*, transmission_id: int) -> dict[str, Any]:
+    """``{"transmission": <the API's results.transmission, SPEC B §1.7>, "events": [(type,
+    label, count), ...]}``: every known event type in ``mailcore.events`` order, with the
+    number of the transmission's stored events of that type (types with none left out).
+    Errors: ``engage.errors.NotFound`` (1600) as the API."""
+    transmission = transmission_detail(transmission_id=transmission_id)
+    counts = event_counts(transmission_id=str(transmission_id))
+    return {
+        "transmission": transmission,
+        "events": [(kind, label(kind), counts[kind]) for kind in NAMES if counts.get(kind)],
+    }
+
+
+def window_start(value: datetime | None) -> str:
+    """``value`` in UTC to the minute (``2024-05-01T08:00Z``), as the events search reads
+    ``from``; "" for None."""
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")

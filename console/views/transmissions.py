@@ -1,0 +1,113 @@
+"""Transmissions (issue 15, Deliver 4): ``/transmissions/`` (the list),
+``/transmissions/<id>/`` (one, with its events per type) and ``/transmissions/<id>/cancel/``
+(POST: cancel a scheduled one with the service of ``DELETE /api/v1/transmissions/{id}``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from console.queries import TRANSMISSIONS_PER_PAGE, transmission_filter, transmission_id
+from console.selectors import transmission_summary, window_start
+from engage import errors
+from engage.errors import EngageError
+from transmissions.models import TransmissionState
+from transmissions.selectors import transmission_page
+from transmissions.services import transmission_cancel
+
+#: Seconds between two reloads of a page that shows a transmission still in progress.
+REFRESH_SECONDS = 3
+# A scheduled transmission this close to its start is about to generate: its page reloads.
+_SOON = timedelta(seconds=60)
+
+
+def _in_progress(state: str, start_time: datetime | None) -> bool:
+    """Generating, or scheduled to start within a minute: its page reloads to show progress."""
+    if state == TransmissionState.GENERATING:
+        return True
+    return state == TransmissionState.SUBMITTED and (start_time is None or start_time <= timezone.now() + _SOON)
+
+
+def _pk_or_404(raw: str) -> int:
+    pk = transmission_id(raw)
+    if pk is None:
+        raise Http404("transmission not found")
+    return pk
+
+
+@staff_member_required
+def transmission_list(request: HttpRequest) -> HttpResponse:
+    rows: list[dict[str, Any]] = []
+    more, error = False, ""
+    try:
+        chosen = transmission_filter(request.GET)
+        rows, more = transmission_page(
+            campaign_id=chosen.campaign,
+            template_id=chosen.template,
+            state=chosen.state,
+            before=chosen.before,
+            limit=TRANSMISSIONS_PER_PAGE,
+        )
+    except EngageError as exc:
+        error = f"{exc.message}: {exc.description}"
+    kept = {name: request.GET.get(name, "") for name in ("campaign", "template", "state") if request.GET.get(name)}
+    context = {
+        "rows": rows,
+        "error": error,
+        "states": TransmissionState.values,
+        "params": kept,
+        "next_url": "?" + urlencode({**kept, "before": rows[-1]["id"]}) if more and rows else "",
+        "first_url": "?" + urlencode(kept) if request.GET.get("before") else "",
+        "refresh": REFRESH_SECONDS if any(_in_progress(r["state"], r["start_time"]) for r in rows) else 0,
+    }
+    return render(request, "console/transmissions.html", context, status=400 if error else 200)
+
+
+@staff_member_required
+def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpResponse:
+    try:
+        summary = transmission_summary(transmission_id=_pk_or_404(transmission_id))
+    except errors.NotFound:
+        raise Http404("transmission not found") from None
+    tx = summary["transmission"]
+    search = {"transmissions": tx["id"]}
+    if tx["generation_start_time"]:  # its events start then; the search's default window is a day
+        search["from"] = window_start(datetime.fromisoformat(tx["generation_start_time"]) - timedelta(minutes=1))
+    start_time = datetime.fromisoformat(tx["start_time"]) if tx["start_time"] else None
+    context = {
+        **summary,
+        "tx": tx,
+        "template_id": tx["content"].get("template_id", "inline") if isinstance(tx["content"], dict) else "inline",
+        "messages_url": "/messages/?" + urlencode(search),
+        "cancelable": tx["state"] == TransmissionState.SUBMITTED,
+        "window_seconds": settings.ENGAGE_SCHEDULED_DELETE_WINDOW,
+        "refresh": REFRESH_SECONDS if _in_progress(tx["state"], start_time) else 0,
+    }
+    return render(request, "console/transmission.html", context)
+
+
+@require_POST
+@staff_member_required
+def transmission_cancel_view(request: HttpRequest, transmission_id: str) -> HttpResponse:
+    """Cancel with ``transmissions.services.transmission_cancel`` (SPEC B §1.8): its error
+    (not scheduled, too close to its start) is shown on the transmission's page."""
+    pk = _pk_or_404(transmission_id)
+    try:
+        transmission_cancel(transmission_id=pk)
+    except errors.NotFound:
+        raise Http404("transmission not found") from None
+    except EngageError as exc:
+        messages.error(request, f"Not canceled: {exc.message} ({exc.code}): {exc.description}")
+    else:
+        messages.success(request, f"Transmission {pk} is canceled.")
+    return HttpResponseRedirect(f"/transmissions/{pk}/", status=303)

@@ -1,0 +1,196 @@
+"""The message search page (issue 15, Deliver 3): ``/messages/``."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.utils.html import escape
+
+from tests.browser import needs_chromium, screenshot
+from tests.console.helpers import BOUNCE_RAW, DELAY_RAW, hours_ago, land_stories, messages_shown, story, types_shown
+
+URL = "/messages/"
+JO = ("m-jo", "jo@example.com", ("injection", "delay", "delivery", "open", "click", "list_unsubscribe"))
+ANN = ("m-ann", "ann@example.org", ("injection", "bounce"))
+
+
+@pytest.fixture
+def staff(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def two_messages(db):
+    land_stories(
+        story(JO[0], JO[1], hours_ago(5), kinds=JO[2]),
+        story(
+            ANN[0], ANN[1], hours_ago(3), kinds=ANN[2], campaign_id="autumn", template_id="tpl-b", transmission_id="77"
+        ),
+    )
+
+
+def test_anonymous_is_sent_to_sign_in(client, db):
+    response = client.get(URL)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_a_signed_in_user_who_is_not_staff_is_refused(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("pat", password="pw-for-tests"))
+    response = client.get(URL)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_a_recipient_search_shows_that_message_alone_as_a_timeline_in_order(staff, two_messages):
+    response = staff.get(URL, {"recipients": "JO@example.com"})  # case-insensitive, as the API
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert messages_shown(html) == ["m-jo"]
+    assert types_shown(html, "m-jo") == list(JO[2])
+    assert escape(DELAY_RAW) in html and "Bounce class</b> 70" in html
+    assert "offer: https://shop.example.com/offer" in html
+    assert '<span class="outcome delivery">Delivery</span>' in html
+
+
+def test_a_bounce_shows_the_reason_the_relay_gave_and_its_class(staff, two_messages):
+    html = staff.get(URL, {"recipients": "ann@example.org"}).content.decode()
+    assert types_shown(html, "m-ann") == ["injection", "bounce"]
+    assert escape(BOUNCE_RAW) in html and "550 5.1.1 User unknown" in html
+    assert "Bounce class</b> 10" in html and "Code</b> 550" in html
+    assert '<span class="outcome bounce">Bounce</span>' in html
+
+
+def test_injection_comes_before_the_answer_written_at_the_same_time(staff, db):
+    at = hours_ago(1)
+    events = story("m-same", "same@example.com", at, kinds=("injection", "delivery"))
+    events[0]["timestamp"] = events[1]["timestamp"] = at
+    land_stories(list(reversed(events)))
+    assert types_shown(staff.get(URL).content.decode(), "m-same") == ["injection", "delivery"]
+
+
+@pytest.mark.parametrize(
+    ("params", "found"),
+    [
+        ({"campaigns": "autumn"}, ["m-ann"]),
+        ({"templates": "tpl-a"}, ["m-jo"]),
+        ({"transmissions": "77"}, ["m-ann"]),
+        ({"transmissions": "99999999999999999999999"}, []),  # a huge id finds nothing, as the API
+        ({"events": "click"}, ["m-jo"]),
+        ({"events": "bounce,click"}, ["m-ann", "m-jo"]),
+        ({}, ["m-ann", "m-jo"]),  # newest first
+    ],
+)
+def test_each_filter_finds_the_messages_the_events_api_finds(staff, api, two_messages, params, found):
+    assert messages_shown(staff.get(URL, params).content.decode()) == found
+    answer = api.get("/api/v1/events/message", params).json()["results"]
+    assert sorted({event["message_id"] for event in answer}) == sorted(found)
+
+
+def test_event_type_checkboxes_are_one_delimited_list(staff, two_messages):
+    html = staff.get(URL + "?events=bounce&events=open").content.decode()
+    assert messages_shown(html) == ["m-ann", "m-jo"]
+    assert 'value="bounce" checked' in html and 'value="open" checked' in html
+
+
+def test_a_message_found_by_a_click_shows_its_whole_story(staff, two_messages):
+    html = staff.get(URL, {"events": "click"}).content.decode()
+    assert types_shown(html, "m-jo") == list(JO[2])
+
+
+def test_events_before_the_window_are_still_in_the_timeline(staff, db):
+    land_stories(story("m-old", "old@example.com", hours_ago(30), kinds=("injection", "delivery")))
+    land_stories(story("m-old", "old@example.com", hours_ago(2), kinds=("open",)))
+    assert types_shown(staff.get(URL).content.decode(), "m-old") == ["injection", "delivery", "open"]
+
+
+def test_the_default_window_is_the_api_s_and_from_widens_it(staff, db):
+    land_stories(story("m-old", "old@example.com", hours_ago(50), kinds=("injection", "delivery")))
+    assert messages_shown(staff.get(URL).content.decode()) == []
+    start = hours_ago(72).strftime("%Y-%m-%dT%H:%M")
+    assert messages_shown(staff.get(URL, {"from": start}).content.decode()) == ["m-old"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"events": "nope"},
+        {"from": "yesterday"},
+        {"from": "2024-05-02T00:00", "to": "2024-05-01T00:00"},
+        {"from": "99999-01-01T00:00"},
+        {"from": "2024-05-01T00:00+99:00"},
+        {"cursor": "not-a-cursor"},
+        {"sending_ips": "1.2.3.4"},
+        {"per_page": "0"},
+        {"per_page": "ten"},
+        {"bounce_classes": "hard"},
+        {"recipients": "x" * 20000},
+    ],
+)
+def test_a_bad_filter_shows_the_api_s_error_and_is_no_500(staff, api, db, params):
+    response = staff.get(URL, params)
+    assert response.status_code == 400
+    error = api.get("/api/v1/events/message", params).json()["errors"][0]
+    shown = re.search(r'<p class="error" role="alert">(.*?)</p>', response.content.decode(), re.S).group(1)
+    assert shown == escape(f"{error['message']}: {error['description']}")
+
+
+def test_paging_shows_each_message_once_and_the_last_page_has_no_next(staff, db):
+    ids = [f"m-{n}" for n in range(5)]
+    land_stories(
+        *(
+            story(mid, f"{mid}@example.com", hours_ago(10 - n), kinds=("injection", "delivery"))
+            for n, mid in enumerate(ids)
+        )
+    )
+    # m-0 has events on both sides of every page boundary: it is shown once, by its newest
+    land_stories(story("m-0", "m-0@example.com", hours_ago(0.5), kinds=("open",)))
+    seen, url, pages = [], URL + "?per_page=2", 0
+    while url:
+        html = staff.get(url).content.decode()
+        seen += messages_shown(html)
+        pages += 1
+        found = re.search(r'<a href="([^"]+)" rel="next">', html)
+        url = URL + found.group(1).replace("&amp;", "&") if found else ""
+    assert pages == 3
+    assert seen == ["m-0", "m-4", "m-3", "m-2", "m-1"]
+
+
+def test_the_next_link_keeps_the_filters(staff, db):
+    land_stories(*(story(f"m-{n}", "same@example.com", hours_ago(n + 1), kinds=("injection",)) for n in range(3)))
+    html = staff.get(URL, {"recipients": "same@example.com", "per_page": "1"}).content.decode()
+    query = parse_qs(urlsplit(re.search(r'<a href="([^"]+)" rel="next">', html).group(1).replace("&amp;", "&")).query)
+    assert query["recipients"] == ["same@example.com"] and query["per_page"] == ["1"] and query["cursor"]
+    assert "3 messages" in html
+
+
+def test_what_events_say_is_escaped(staff, db):
+    land_stories(story("m-x", "x@example.com", hours_ago(1), kinds=("injection",), subject="<script>alert(1)</script>"))
+    html = staff.get(URL).content.decode()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_transmission_links_to_its_page(staff, two_messages):
+    html = staff.get(URL, {"transmissions": "77"}).content.decode()
+    assert 'href="/transmissions/77/"' in html
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_in_a_browser_find_one_recipient_s_message_and_see_its_timeline(
+    browser_page, live_server, staff_user, transactional_db
+):
+    land_stories(
+        story(JO[0], JO[1], hours_ago(5), kinds=JO[2]),
+        story(ANN[0], ANN[1], hours_ago(3), kinds=ANN[2]),
+    )
+    page = browser_page(live_server.url + URL)
+    page.fill("#f-recipients", "jo@example.com")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    sections = page.locator("section.message")
+    assert sections.count() == 1
+    assert sections.first.locator("ol.timeline li").evaluate_all("els => els.map(e => e.dataset.type)") == list(JO[2])
+    assert DELAY_RAW in sections.first.inner_text()
+    screenshot(page, "messages")
