@@ -91,6 +91,7 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
         "messages_url": "/messages/?" + urlencode(search),
         "cancelable": tx["state"] == TransmissionState.SUBMITTED,
         "window_seconds": settings.ENGAGE_SCHEDULED_DELETE_WINDOW,
+        "start_time": start_time,
         "refresh": REFRESH_SECONDS if _in_progress(tx["state"], start_time) else 0,
     }
     return render(request, "console/transmission.html", context)

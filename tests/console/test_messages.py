@@ -179,8 +179,11 @@ def test_the_transmission_links_to_its_page(staff, two_messages):
 @pytest.mark.slow
 @needs_chromium
 def test_in_a_browser_find_one_recipient_s_message_and_see_its_timeline(
-    browser_page, live_server, staff_user, transactional_db
+    monkeypatch, live_server, transactional_db, staff_user, browser_page
 ):
+    # Playwright's sync API runs an event loop in this thread, so Django refuses the test's own
+    # (synchronous) queries unless told; the database fixtures above are set up before it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     land_stories(
         story(JO[0], JO[1], hours_ago(5), kinds=JO[2]),
         story(ANN[0], ANN[1], hours_ago(3), kinds=ANN[2]),
