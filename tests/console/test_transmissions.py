@@ -12,7 +12,8 @@ from django.utils.html import escape
 
 from analytics.landing import outbox_land
 from tests.browser import needs_chromium, screenshot
-from tests.transmissions.helpers import URL as API, body, run
+from tests.transmissions.helpers import URL as API
+from tests.transmissions.helpers import body, run
 from transmissions.models import Message, MessageState, Transmission, TransmissionState
 from transmissions.services import transmission_start_generation
 
