@@ -89,10 +89,11 @@ def transmission_page(
     of the previous page. Filters as the API's list (``template_id`` ``"inline"`` for inline
     content), plus ``state`` (a ``TransmissionState`` value).
 
-    Each row: ``{"id": int, "state", "campaign_id", "description", "template_id"`` (``"inline"``
-    for inline content), ``"start_time"``, ``"created_at"`` (aware datetimes or None),
-    ``"num_rcpts", "num_generated", "num_failed_gen"}``; the counters of a Generating
-    transmission are counted from its messages, as in :func:`transmission_detail`. Two queries."""
+    Each row: ``{"id"`` (a numeric string, as the API writes ids), ``"state", "campaign_id",
+    "description", "template_id"`` (``"inline"`` for inline content), ``"start_time",
+    "created_at"`` (aware datetimes or None), ``"num_rcpts", "num_generated",
+    "num_failed_gen"}``; the counters of a Generating transmission are counted from its
+    messages, as in :func:`transmission_detail`. Two queries whatever ``limit`` is."""
     queryset = Transmission.objects.order_by("-id").only(
         "id", "state", "campaign_id", "description", "template_id", "start_time", "created_at",
         "num_rcpts", "num_generated", "num_failed_gen",
@@ -107,14 +108,15 @@ def transmission_page(
         queryset = queryset.filter(id__lt=before)
     found = list(queryset[: limit + 1])
     page = found[:limit]
-    live = _generating_counts([t.id for t in page if t.state == TransmissionState.GENERATING])
+    generating = [t.id for t in page if t.state == TransmissionState.GENERATING]
+    live = _generating_counts(generating) if generating else {}
     rows = []
     for transmission in page:
-        generated, failed = live.get(transmission.id, (transmission.num_generated, transmission.num_failed_gen))
-        if transmission.state == TransmissionState.GENERATING and transmission.id not in live:
-            generated, failed = 0, 0
+        generated, failed = transmission.num_generated, transmission.num_failed_gen
+        if transmission.state == TransmissionState.GENERATING:
+            generated, failed = live.get(transmission.id, (0, 0))
         rows.append({
-            "id": transmission.id,
+            "id": str(transmission.id),
             "state": transmission.state,
             "campaign_id": transmission.campaign_id,
             "description": transmission.description,

@@ -6,6 +6,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
 from tests.browser import needs_chromium, screenshot
@@ -197,3 +199,15 @@ def test_in_a_browser_find_one_recipient_s_message_and_see_its_timeline(
     assert sections.first.locator("ol.timeline li").evaluate_all("els => els.map(e => e.dataset.type)") == list(JO[2])
     assert DELAY_RAW in sections.first.inner_text()
     screenshot(page, "messages")
+
+
+def test_the_page_s_queries_do_not_grow_with_its_messages(staff, db):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff.get(URL).status_code == 200
+        return len(captured)
+
+    land_stories(story("m-a", "a@example.com", hours_ago(2), kinds=JO[2]))
+    few = queries()
+    land_stories(*(story(f"m-{n}", f"{n}@example.com", hours_ago(3), kinds=JO[2]) for n in range(8)))
+    assert queries() == few

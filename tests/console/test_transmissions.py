@@ -7,7 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
 from analytics.landing import outbox_land
@@ -240,3 +242,17 @@ def test_in_a_browser_open_a_scheduled_transmission_and_cancel_it(
     assert page.locator("#state").inner_text() == "Canceled"
     assert f"Transmission {tid} is canceled." in page.locator("[role=status]").inner_text()
     assert Transmission.objects.get(pk=tid).state == TransmissionState.CANCELED
+
+
+def test_the_list_s_queries_do_not_grow_with_its_rows(staff, api):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff.get(PAGE).status_code == 200
+        return len(captured)
+
+    transmission_start_generation(transmission_id=create(api, recipients=recipients(2)))
+    few = queries()
+    for _ in range(4):
+        transmission_start_generation(transmission_id=create(api, recipients=recipients(2)))
+        scheduled(api)
+    assert queries() == few
