@@ -15,6 +15,7 @@ from typing import Any
 from analytics.search import EventQuery
 from analytics.selectors import event_counts, message_events, message_search
 from analytics.serialize import event_flat
+from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
 from transmissions.selectors import transmission_detail
@@ -51,8 +52,10 @@ class Timeline:
     ``events`` are ``analytics.serialize.event_flat`` dicts (the events API's fields, so
     ``raw_reason`` of a bounce or delay is there) with ``at`` (the aware datetime), ``label``,
     ``stage`` (0 injection, 1 the relay's answer or a failure, 2 opens, 3 clicks, 4
-    unsubscribes, 5 others) and ``failed`` (a bounce, rejection or failure) added; ``outcome`` is the type of the relay's last answer or failure
-    (``delivery``, ``bounce``, ``delay``, ``generation_failure``, ...), "" before one."""
+    unsubscribes, 5 others), ``failed`` (a bounce, rejection or failure) and
+    ``bounce_class_text`` (``mailcore.bounces.bounce_class_text``) added. ``outcome`` is the
+    type of the relay's last answer or failure (``delivery``, ``bounce``, ``delay``,
+    ``generation_failure``, ...), "" before one."""
 
     message_id: str
     rcpt_to: str
@@ -94,6 +97,7 @@ def timeline(rows: list[dict[str, Any]], *, total: int | None = None) -> Timelin
             "label": label(row["type"]),
             "stage": _stage(row["type"]),
             "failed": _stage(row["type"]) == 1 and row["type"] not in _NOT_A_FAILURE,
+            "bounce_class_text": bounce_class_text(row.get("bounce_class") or ""),
         }
         for row in ordered
     ]

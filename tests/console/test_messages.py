@@ -51,7 +51,7 @@ def test_a_recipient_search_shows_that_message_alone_as_a_timeline_in_order(staf
     assert response.status_code == 200
     assert messages_shown(html) == ["m-jo"]
     assert types_shown(html, "m-jo") == list(JO[2])
-    assert escape(DELAY_RAW) in html and "Bounce class</b> 70" in html
+    assert escape(DELAY_RAW) in html and "Bounce class</b> 70 Transient Failure (soft)" in html
     assert "offer: https://shop.example.com/offer" in html
     assert '<span class="outcome delivery">Delivery</span>' in html
 
@@ -60,7 +60,7 @@ def test_a_bounce_shows_the_reason_the_relay_gave_and_its_class(staff, two_messa
     html = staff.get(URL, {"recipients": "ann@example.org"}).content.decode()
     assert types_shown(html, "m-ann") == ["injection", "bounce"]
     assert escape(BOUNCE_RAW) in html and "550 5.1.1 User unknown" in html
-    assert "Bounce class</b> 10" in html and "Code</b> 550" in html
+    assert "Bounce class</b> 10 Invalid Recipient (hard)" in html and "Code</b> 550" in html
     assert '<span class="outcome bounce">Bounce</span>' in html
 
 
