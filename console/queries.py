@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from django.http import QueryDict
+from django.utils.http import urlencode
 
 from analytics.metrics import ParamError
 from analytics.schemas import EventsMessageQuery
@@ -44,6 +45,28 @@ def query_dict(params: QueryDict) -> dict[str, str]:
         if values:
             out[name] = values[-1] if name == "delimiter" else delimiter.join(values)
     return out
+
+
+#: The quick windows offered beside the message search's form: label -> how far back ``from`` goes.
+WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
+
+
+def minute(value: datetime) -> str:
+    """``value`` in UTC to the minute (``2024-05-01T08:00Z``), a ``from`` the search reads."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def message_links(params: dict[str, str], *, now: datetime, next_cursor: str | None) -> dict[str, object]:
+    """The message search's links, each keeping the filters of ``params``: ``windows``
+    (``[(label, "?...")]``, ``WINDOWS`` back from ``now``), ``first`` (the first page, "" when
+    on it) and ``next`` (the page after ``next_cursor``, "" on the last page)."""
+    kept = {name: value for name, value in params.items() if name != "cursor"}
+    filters = {name: value for name, value in kept.items() if name not in ("from", "to")}
+    return {
+        "windows": [(name, "?" + urlencode({**filters, "from": minute(now - back)})) for name, back in WINDOWS],
+        "first": "?" + urlencode(kept) if params.get("cursor") else "",
+        "next": "?" + urlencode({**kept, "cursor": next_cursor}) if next_cursor else "",
+    }
 
 
 def message_query(params: dict[str, str], *, now: datetime) -> EventQuery:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from analytics.search import EventQuery
@@ -146,9 +145,3 @@ def transmission_summary(*, transmission_id: int) -> dict[str, Any]:
         "transmission": transmission,
         "events": [(kind, label(kind), counts[kind]) for kind in NAMES if counts.get(kind)],
     }
-
-
-def window_start(value: datetime | None) -> str:
-    """``value`` in UTC to the minute (``2024-05-01T08:00Z``), as the events search reads
-    ``from``; "" for None."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")

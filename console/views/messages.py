@@ -8,21 +8,15 @@ Answered by ``console.selectors.message_timelines``: one timeline per message.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.http import urlencode
 
-from console.queries import message_query, query_dict
-from console.selectors import message_timelines, window_start
+from console.queries import message_links, message_query, query_dict
+from console.selectors import message_timelines
 from engage.errors import EngageError
-from mailcore.events import RECORDED
-
-# The quick windows offered beside the form: label -> how far back ``from`` goes.
-_WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
+from mailcore.events import NAMES
 
 
 @staff_member_required
@@ -34,25 +28,12 @@ def messages(request: HttpRequest) -> HttpResponse:
         page = message_timelines(query=message_query(params, now=now))
     except EngageError as exc:
         error = f"{exc.message}: {exc.description}" if exc.description else exc.message
-    kept = {name: value for name, value in params.items() if name != "cursor"}
-    windows = [
-        (
-            name,
-            "?"
-            + urlencode(
-                {**{k: v for k, v in kept.items() if k not in ("from", "to")}, "from": window_start(now - back)}
-            ),
-        )
-        for name, back in _WINDOWS
-    ]
     context = {
         "params": params,
         "chosen_events": set(params.get("events", "").split(params.get("delimiter") or ",")),
-        "event_types": RECORDED,
+        "event_types": NAMES,
         "page": page,
         "error": error,
-        "windows": windows,
-        "first_url": "?" + urlencode(kept) if params.get("cursor") else "",
-        "next_url": "?" + urlencode({**kept, "cursor": page.next_cursor}) if page and page.next_cursor else "",
+        "links": message_links(params, now=now, next_cursor=page.next_cursor if page else None),
     }
     return render(request, "console/messages.html", context, status=400 if error else 200)

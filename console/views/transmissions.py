@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from console.queries import TRANSMISSIONS_PER_PAGE, transmission_filter, transmission_id
-from console.selectors import transmission_summary, window_start
+from console.queries import TRANSMISSIONS_PER_PAGE, minute, transmission_filter, transmission_id
+from console.selectors import transmission_summary
 from engage import errors
 from engage.errors import EngageError
 from transmissions.models import TransmissionState
@@ -82,7 +82,7 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
     tx = summary["transmission"]
     search = {"transmissions": tx["id"]}
     if tx["generation_start_time"]:  # its events start then; the search's default window is a day
-        search["from"] = window_start(datetime.fromisoformat(tx["generation_start_time"]) - timedelta(minutes=1))
+        search["from"] = minute(datetime.fromisoformat(tx["generation_start_time"]) - timedelta(minutes=1))
     start_time = datetime.fromisoformat(tx["start_time"]) if tx["start_time"] else None
     context = {
         **summary,

@@ -211,3 +211,13 @@ def test_the_page_s_queries_do_not_grow_with_its_messages(staff, db):
     few = queries()
     land_stories(*(story(f"m-{n}", f"{n}@example.com", hours_ago(3), kinds=JO[2]) for n in range(8)))
     assert queries() == few
+
+
+def test_the_quick_windows_keep_the_filters_and_widen_from(staff, db):
+    land_stories(story("m-old", "old@example.com", hours_ago(100), kinds=("injection", "delivery")))
+    html = staff.get(URL, {"recipients": "old@example.com", "to": "2999-01-01T00:00"}).content.decode()
+    assert messages_shown(html) == []
+    week = re.search(r'<a href="([^"]+)">7 days</a>', html).group(1).replace("&amp;", "&")
+    query = parse_qs(urlsplit(week).query)
+    assert query["recipients"] == ["old@example.com"] and "to" not in query
+    assert messages_shown(staff.get(URL + week).content.decode()) == ["m-old"]
