@@ -256,3 +256,10 @@ def test_the_list_s_queries_do_not_grow_with_its_rows(staff, api):
         transmission_start_generation(transmission_id=create(api, recipients=recipients(2)))
         scheduled(api)
     assert queries() == few
+
+
+def test_what_a_transmission_says_is_escaped(staff, api):
+    tid = scheduled(api, campaign_id="<b>camp</b>", description="<script>alert(1)</script>")
+    for html in (staff.get(PAGE).content.decode(), staff.get(f"{PAGE}{tid}/").content.decode()):
+        assert "<script>alert(1)" not in html and "<b>camp</b>" not in html
+        assert "&lt;b&gt;camp&lt;/b&gt;" in html
