@@ -99,13 +99,14 @@ ROOT_URLCONF = _URLCONFS[ENGAGE_SERVE]
 # error answers even under DEBUG (engage/urls_tracking.py), the security headers
 # (nosniff, Referrer-Policy), Content-Length, and X-Frame-Options (the unsubscribe form).
 # engage/wsgi.py's HttpFramingMiddleware (HEAD, chunked bodies) wraps every process.
+TRACKING_MIDDLEWARE = [
+    "engage.urls_tracking.PlainErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 if ENGAGE_SERVE == "tracking":
-    MIDDLEWARE = [
-        "engage.urls_tracking.PlainErrorsMiddleware",
-        "django.middleware.security.SecurityMiddleware",
-        "django.middleware.common.CommonMiddleware",
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    ]
+    MIDDLEWARE = TRACKING_MIDDLEWARE
     # The admin's checks ask for the session, auth and messages middleware; this process
     # routes no admin page (engage/urls_tracking.py), so they do not apply here.
     SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
