@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+import requests
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -15,6 +17,7 @@ from django.utils import timezone
 from console.pages import PAGES
 from console.views.overview import FIGURES, last_day_window
 from tests.analytics import data
+from tests.browser import needs_chromium, screenshot
 from tests.console.helpers import recent_events, shown_window
 from transmissions.models import Message, Transmission, TransmissionState
 
@@ -99,3 +102,37 @@ def test_the_overview_and_the_admin_index_link_every_page_the_navigation_names(c
         assert f'<a href="{page.url}">{page.title}</a>' in admin_index
     # the admin is Engage's, and its "View site" is the overview
     assert '<a href="/">View site</a>' in admin_index and "<title>Administration | Engage</title>" in admin_index
+
+
+@pytest.fixture
+def recent_data(transactional_db, make_key, staff_user) -> str:
+    """A generated data set around the last day and one transmission; returns an API key.
+    Made before ``browser_page`` starts (Playwright's event loop then runs in this thread, where
+    Django refuses database calls): the test reads the API over HTTP."""
+    data.land(recent_events(timezone.now()))
+    Transmission.objects.create(campaign_id="browser-campaign", num_rcpts=3)
+    return make_key()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_overview_in_a_real_browser_matches_the_metrics_api(live_server, recent_data, browser_page):
+    page = browser_page(live_server.url + "/")  # the sign-in page first, then back here
+    page.wait_for_selector("#count_targeted")
+    assert page.url == live_server.url + "/"
+    window = {"from": page.get_attribute("#window", "data-from"), "to": page.get_attribute("#window", "data-to")}
+    answer = requests.get(f"{live_server.url}/api/v1/metrics/deliverability", {**window, "metrics": ",".join(METRICS)},
+                          headers={"Authorization": recent_data}, timeout=30)  # fmt: skip
+    totals = answer.json()["results"][0]
+    shown = {metric: int(page.inner_text(f"#{metric}")) for metric in METRICS}
+    assert shown == {metric: totals[metric] for metric in METRICS} and shown["count_targeted"] > 0
+    assert "browser-campaign" in page.inner_text("#transmissions")
+    screenshot(page, "overview")
+    page.click("header >> text=Report")  # the navigation leads on
+    page.wait_for_load_state()
+    assert page.url.startswith(live_server.url + "/report/") and "Not found" not in page.title()
+    page.goto(live_server.url + "/no-such-page")  # and back from a wrong turn
+    assert page.title() == "Not found · Engage"
+    page.click("#home")
+    page.wait_for_selector("#count_targeted")
+    assert page.url == live_server.url + "/"
