@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view's Http404 is the console's 404 page (JSON on /api/), never Django's debug page.
+    "console.middleware.NotFoundMiddleware",
 ]
 APPEND_SLASH = False
 
