@@ -261,6 +261,9 @@ class Mailbox:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._connection.close()
 
     def _files(self) -> Iterator[tuple[str, int, int]]:
