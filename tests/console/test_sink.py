@@ -124,6 +124,13 @@ def test_files_put_in_or_taken_out_behind_the_index_are_seen(client, staff, sink
     assert _names_shown(rebuilt) == ["copied-in.eml"]
 
 
+def test_an_index_that_cannot_be_opened_is_kept_in_memory_for_the_request(client, staff, sink):
+    (sink / "index.sqlite3").mkdir()  # a folder where the index file should be: SQLite cannot open it
+    sink_fill(sink, 3)
+    assert _counts(client.get("/report/sink/", {"subject": "order"}).content.decode()) == "1–2 of 2 matching"
+    assert (sink / "index.sqlite3").is_dir()
+
+
 def test_an_index_of_another_schema_version_is_rebuilt(client, staff, sink, monkeypatch):
     sink_fill(sink, 3)
     monkeypatch.setattr(sink_mailbox, "SCHEMA_VERSION", sink_mailbox.SCHEMA_VERSION + 1)
