@@ -105,13 +105,13 @@ def _clean(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()[:MAX_FIELD_CHARS]
 
 
-def _decoded(value: str) -> str:
+def _words_decoded(value: str) -> str:
     """A raw header value with its RFC 2047 words decoded; the raw text when they cannot be
     (an unknown charset, a broken encoded word)."""
     try:
-        return _clean(str(make_header(decode_header(value))))
+        return str(make_header(decode_header(value)))
     except Exception:  # noqa: BLE001  whatever the decoder refuses: the raw text is shown
-        return _clean(value)
+        return value
 
 
 def header_summary(head: bytes) -> Summary:
@@ -121,7 +121,7 @@ def header_summary(head: bytes) -> Summary:
     index of thousands of files rebuilt in one request needs."""
     message = HeaderParser(policy=policy.compat32).parsestr(head.decode("utf-8", "replace"))
     fields = [message.get(name) for name in _SUMMARY_HEADERS]
-    return Summary(*(_decoded(str(value)) if value is not None else "" for value in fields))
+    return Summary(*(_clean(_words_decoded(str(value))) if value is not None else "" for value in fields))
 
 
 def _head_of(data: bytes) -> bytes:
@@ -323,13 +323,13 @@ class Mailbox:
         next reader indexes it); raises OSError when the file itself cannot be written."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}-{os.getpid()}-{next(_counter)}.eml"
-        envelope = f"X-Engage-Sink-Mail-From: {mail_from}\r\nX-Engage-Sink-Rcpt-To: {', '.join(rcpt_tos)}\r\n"
+        envelope = f"X-Engage-Sink-Mail-From: {mail_from}\r\nX-Engage-Sink-Rcpt-To: {', '.join(rcpt_tos)}\r\n".encode()
         tmp = self.directory / (name + ".tmp")
-        tmp.write_bytes(envelope.encode() + data)
+        tmp.write_bytes(envelope + data)
         tmp.rename(self.directory / name)
         try:
             stat = (self.directory / name).stat()
-            summary = header_summary(envelope.encode() + _head_of(data[:MAX_HEAD_BYTES]))
+            summary = header_summary(envelope + _head_of(data[:MAX_HEAD_BYTES]))
             self._connection.execute(_INSERT, _row(name, stat.st_mtime_ns, stat.st_size, summary))
         except (sqlite3.Error, OSError):
             pass  # the file is the truth: the next reader indexes it
@@ -345,11 +345,6 @@ class Mailbox:
                 clauses.append(f"instr({column}, ?) > 0")
                 params.append(text.strip().casefold())
         return Search(self._connection, " WHERE " + " AND ".join(clauses) if clauses else "", tuple(params))
-
-    def entry(self, name: str) -> Entry | None:
-        """The indexed message called ``name``, or None."""
-        found = Search(self._connection, " WHERE name = ?", (name,))[0:1]
-        return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -393,10 +388,7 @@ def message_read(path: Path) -> Reading:
         try:
             shown = str(message.get_all(name, [])[nth])
         except Exception:  # noqa: BLE001  a value policy.default's header classes refuse: decoded by hand
-            try:
-                shown = str(make_header(decode_header(str(raw))))
-            except Exception:  # noqa: BLE001  an unknown charset or a broken encoded word: raw
-                shown = str(raw)
+            shown = _words_decoded(str(raw))
         headers.append((name, _CONTROL.sub(" ", shown).strip()))
     html, html_problem = _part_text(message, "html")
     text, text_problem = _part_text(message, "plain")
