@@ -91,7 +91,8 @@ def test_the_list_of_1000_messages_answers_in_under_a_second_reading_no_message_
     """Issue 15: "the sink page with 1,000 messages loads in under a second". The server's
     time for the list, a search and a late page, each timed warm (the index the sink wrote as
     it received them); best of three, so a neighbour's burst on a shared machine is not
-    taken for the page's time. No message file is read: the index answers."""
+    taken for the page's time (tests/README.md: the one test that asserts a time). No message
+    file is read: the index answers."""
     sink_fill(sink, 1000)
     client.get("/report/sink/")  # warm: templates compiled, the index's pages in the OS cache
     reads = []
