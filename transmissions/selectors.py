@@ -154,3 +154,10 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         "options": options,
         "start_time": _iso(transmission.start_time),
     }
+
+
+def message_transmission_id(*, message_id: str) -> int | None:
+    """The id of the transmission that sent the message ``message_id`` (20 hex characters, as
+    in its ``Message-ID`` header ``<message_id@domain>``), or None when no such message is
+    stored. One query, on the unique ``message_id``."""
+    return Message.objects.filter(message_id=message_id).values_list("transmission_id", flat=True).first()
