@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.views import messages, overview, transmissions
+from console.views import messages, overview, sink, transmissions
 
 urlpatterns = [
     path("", overview.overview, name="console-overview"),
+    path("report/sink/", sink.sink_list, name="console-sink"),
+    path("report/sink/<str:name>", sink.sink_message, name="console-sink-message"),
+    path("report/sink/<str:name>/html", sink.sink_message_html, name="console-sink-message-html"),
+    path("report/sink/<str:name>/raw", sink.sink_message_raw, name="console-sink-message-raw"),
     path("messages/", messages.messages, name="console-messages"),
     path("transmissions/", transmissions.transmission_list, name="console-transmissions"),
     path("transmissions/<str:transmission_id>/", transmissions.transmission_detail, name="console-transmission"),

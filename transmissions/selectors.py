@@ -59,6 +59,13 @@ def transmission_list(*, campaign_id: str | None = None, template_id: str | None
     ]
 
 
+def transmission_recent(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` newest transmissions for the console's overview, newest first: the rows
+    of :func:`transmission_page` (its counters while generating counted from the messages).
+    Two queries at most, whatever ``limit`` is."""
+    return transmission_page(limit=limit)[0]
+
+
 def _iso(value: datetime | None) -> str:
     return iso(value) or ""  # SparkPost reports unset values as ""
 
@@ -173,3 +180,10 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         "options": options,
         "start_time": _iso(transmission.start_time),
     }
+
+
+def message_transmission_id(*, message_id: str) -> int | None:
+    """The id of the transmission that sent the message ``message_id`` (20 hex characters, as
+    in its ``Message-ID`` header ``<message_id@domain>``), or None when no such message is
+    stored. One query, on the unique ``message_id``."""
+    return Message.objects.filter(message_id=message_id).values_list("transmission_id", flat=True).first()
