@@ -18,6 +18,7 @@ from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
 from transmissions.sending import chunk_send, delayed_orphans_find, message_retry, stale_claims_recover
 from transmissions.services import (
+    GENERATE_GROUP_TASK,
     GENERATE_TASK,
     transmission_finish_if_done,
     transmission_start_generation,
@@ -44,6 +45,17 @@ def transmission_generate_task(transmission_id: int) -> int:
     for chunk in chunks:
         chunk_send_task.delay(transmission_id, chunk)
     return len(chunks)
+
+
+@shared_task(name=GENERATE_GROUP_TASK, acks_late=True, reject_on_worker_lost=True)
+def transmission_generate_group_task(transmission_ids: list[int]) -> int:
+    """Start the generation of several transmissions (``transmissions.generate_group``, the
+    SMTP listener queues one per stored group): as ``transmissions.generate`` for each, in
+    order. Returns the number of chunk tasks sent."""
+    sent = 0
+    for transmission_id in transmission_ids:
+        sent += transmission_generate_task(transmission_id)
+    return sent
 
 
 @shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)

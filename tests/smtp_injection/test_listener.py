@@ -230,7 +230,7 @@ def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
     def broken(**_kwargs):
         raise OperationalError("connection to server was lost")
 
-    monkeypatch.setattr("smtp_injection.services.transmission_create", broken)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", broken)
     client = smtp.client()
     login(client, smtp_key)
     code, text = inject(client, ["jo@example.com"], message())
@@ -253,7 +253,7 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
 
     import transmissions.services
 
-    original = transmissions.services.transmission_create
+    original = transmissions.services.transmissions_insert_group
     entered = threading.Event()
 
     def slow(**kwargs):
@@ -261,7 +261,7 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
         time.sleep(1)
         return original(**kwargs)
 
-    monkeypatch.setattr("smtp_injection.services.transmission_create", slow)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", slow)
     listener = start_listener()
     idle = listener.client()
     client = listener.client()
@@ -284,15 +284,15 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
 def test_a_lost_enqueue_still_answers_250_and_the_scheduler_finds_it(smtp, smtp_key, monkeypatch):
     from datetime import timedelta
 
+    from celery import current_app
     from django.utils import timezone
 
     from transmissions.services import transmissions_due
-    from transmissions.tasks import transmission_generate_task
 
     def redis_down(*_args, **_kwargs):
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(transmission_generate_task, "delay", redis_down)
+    monkeypatch.setattr(current_app, "send_task", redis_down)
     client = smtp.client()
     login(client, smtp_key)
     code, reply = inject(client, ["jo@example.com"], message())
