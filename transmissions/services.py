@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
@@ -274,6 +275,20 @@ def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None
             recipient["archive_of"] = {"message_id": message_ids[original], "recipient": shown}
 
 
+class _PreparedBinaryCursor(psycopg.Cursor):
+    """A cursor that binds its parameters on the server (``%b``: binary, so a 10 KB message
+    goes as it is, not escaped into an array literal as Django's client-side cursor does) and
+    prepares its statement (planned once per connection). For :func:`transmissions_insert_group`,
+    whose one statement is the same for every group: on the bench's 10 KB message the
+    client-side quoting of the arrays cost about a fifth of the listener's CPU (py-spy,
+    bench/RESULTS.md "group store")."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
 @dataclass(frozen=True, slots=True)
 class _GroupInsert:
     """The group INSERT of :func:`transmissions_insert_group`, built once per process from
@@ -302,21 +317,21 @@ def _group_insert() -> _GroupInsert:
     for number, field in enumerate(fields):
         db_type = field.db_type(connection)
         cast = "text[]::jsonb[]" if db_type == "jsonb" else f"{db_type}[]"
-        casts.append(f"%s::{cast}")
+        casts.append(f"%b::{cast}")
         columns.append(connection.ops.quote_name(str(field.column)))
         names.append(f"c{number}")
     table = connection.ops.quote_name(opts.db_table)
     sql = f"""
 WITH ids AS MATERIALIZED (
        SELECT nextval(pg_get_serial_sequence('{opts.db_table}', '{opts.pk.column}')) AS id, ord
-         FROM generate_series(1, %s) AS ord),
+         FROM generate_series(1, %b::integer) AS ord),
      tx AS (INSERT INTO {table} ({connection.ops.quote_name(str(opts.pk.column))}, {", ".join(columns)})
             SELECT ids.id, {", ".join("t." + name for name in names)}
               FROM unnest({", ".join(casts)}) WITH ORDINALITY AS t({", ".join(names)}, ord)
               JOIN ids USING (ord)),
      msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
              SELECT ids.id, m.chunk, m.message_id, m.email, m.recipient
-               FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[], %s::text[]::jsonb[])
+               FROM unnest(%b::bigint[], %b::integer[], %b::text[], %b::text[], %b::text[]::jsonb[])
                         AS m(ord, chunk, message_id, email, recipient)
                JOIN ids USING (ord))
 SELECT id FROM ids ORDER BY ord
@@ -358,7 +373,12 @@ def transmissions_insert_group(*, prepared: Sequence[PreparedTransmission]) -> l
             message_ids.append(message_id)
             emails.append(recipient["address"]["email"])
             rows.append(dumps(recipient))
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        # Any: django-stubs type the argument of make_cursor as Django's own wrapper.
+        raw: Any = _PreparedBinaryCursor(connection.connection)
+    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with wrapped as cursor:
         cursor.execute(insert.sql, [len(prepared), *columns, ords, chunks, message_ids, emails, rows])
         ids = [row[0] for row in cursor.fetchall()]
     for item, transmission_id in zip(prepared, ids, strict=True):
