@@ -178,3 +178,20 @@ def test_a_failed_group_answers_451_to_every_session_in_it(start_listener, smtp_
         sender.join(30)
     assert [code for code, _ in replies] == [451] * 3, replies
     assert sum(calls) == 3 and Transmission.objects.count() == 0
+
+
+def test_the_group_task_starts_and_sends_every_transmission_of_its_group(smtp, smtp_key, relay):
+    from transmissions.tasks import transmission_generate_group_task
+
+    client = smtp.client()
+    login(client, smtp_key)
+    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(3)]
+    assert transmission_generate_group_task.apply(args=(ids,)).get() == 3
+    assert sorted(received.rcpt_tos for received in relay.received) == [
+        ["u0@example.com"], ["u1@example.com"], ["u2@example.com"]
+    ]  # fmt: skip
+    assert set(Message.objects.filter(transmission_id__in=ids).values_list("state", flat=True)) == {
+        MessageState.DELIVERED
+    }
+    assert transmission_generate_group_task.apply(args=(ids,)).get() == 0  # twice: nothing sent again
+    assert len(relay.received) == 3
