@@ -557,7 +557,10 @@ class InjectionHandler:
             log.info("smtp: key %s revoked or without smtp/inject mid-session: AUTH again", server.principal.key_id)
             server.deauthenticate()
             return KEY_REVOKED
-        if _CONTROL.search(address):
+        # The reverse path is checked here, not after DATA: a client learns at MAIL FROM, before
+        # it sends the message, that its sender will be refused (RFC 5321 §3.3). "<>" (the
+        # null reverse path) is allowed.
+        if _CONTROL.search(address) or (address and address_problem(address) is not None):
             return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

@@ -432,6 +432,36 @@ def test_a_control_character_in_mail_from_is_553(smtp, smtp_key, address):
     assert client.docmd("MAIL", f"FROM:<{address}>") == (553, b"5.1.7 Bad sender address syntax")
 
 
+@pytest.mark.parametrize("address", ["not-an-address", "jo@", "jo@localhost", "jo@sender..example.com"])
+def test_a_mail_from_that_is_no_address_is_553_at_mail_from_before_data(smtp, smtp_key, address):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.docmd("MAIL", f"FROM:<{address}>")[0] == 553  # aiosmtpd's 5.1.3 for "jo@", Engage's 5.1.7
+    assert client.docmd("RCPT", "TO:<jo@example.com>")[0] == 503  # no transaction was started
+    assert Transmission.objects.count() == 0
+
+
+def test_the_null_reverse_path_is_accepted(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.docmd("MAIL", "FROM:<>")[0] == 250
+
+
+def test_a_header_block_over_the_line_cap_is_554_at_once_and_nothing_is_stored(smtp, smtp_key):
+    import time
+
+    from smtp_injection.message import MAX_HEAD_LINES
+
+    client = smtp.client()
+    login(client, smtp_key)
+    fields = "".join(f"X-F{n}: v\r\n" for n in range(MAX_HEAD_LINES + 1))
+    started = time.monotonic()
+    code, reply = inject(client, ["jo@example.com"], fields + message())
+    assert code == 554 and b"header block is over" in reply, reply
+    assert time.monotonic() - started < 10  # hang guard: refused before any field is parsed
+    assert Transmission.objects.count() == 0
+
+
 def test_help_has_an_enhanced_status_code(smtp, smtp_key):
     client = smtp.client()
     login(client, smtp_key)
