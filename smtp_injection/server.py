@@ -20,8 +20,10 @@ What the dialogue promises:
   MAIL, RCPT and DATA before AUTH ``530 5.7.0``. The key is checked again at each MAIL FROM
   (at most ``key_check_seconds`` old): revoked or without ``smtp/inject``, ``530 5.7.0`` and
   the session must AUTH again.
-- ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process or
-  ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
+- ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process,
+  ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_IP`` from one client address (counted from the
+  connection, authenticated or not: idle unauthenticated connections from one address
+  cannot take the whole process's cap) or ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
   ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
 - The reply to the final dot: ``250 2.0.0 OK <transmission id>`` once the transmission is
   committed (``smtp_injection.services.smtp_messages_store``, by :class:`GroupStore`), the header's or Engage's
@@ -77,6 +79,7 @@ log = logging.getLogger(__name__)
 TEMPORARY_FAILURE = SmtpReply(451, "4.3.0", "Temporary failure, please retry").line()
 SHUTTING_DOWN = SmtpReply(421, "4.3.2", "Service shutting down").line()
 TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later").line()
+TOO_MANY_IP_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections from your address, try again later").line()
 TOO_MANY_KEY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections for this key, try again later").line()
 TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failures").line()
 AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
@@ -123,6 +126,8 @@ class ListenerConfig:
     timeout: int
     auth_attempts: int
     shutdown_grace: int
+    #: ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_IP``: sessions from one client IP address at once.
+    max_connections_per_ip: int = 50
     #: Threads for the key checks and the policy's view (few: one per AUTH, one per key
     #: every ``key_check_seconds``).
     threads: int = 16
@@ -277,6 +282,7 @@ class Listener:
         self.config = config
         self.sessions: set[InjectionSMTP] = set()
         self.per_key: Counter[int] = Counter()
+        self.per_ip: Counter[str] = Counter()
         self.executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-db")
         # Policies run apart from the database pool: one that hangs past its time limit keeps
         # its thread (a thread cannot be stopped) but never holds up acceptance.
@@ -419,6 +425,7 @@ class InjectionSMTP(SMTP):
         self.failed_auths = 0
         self._refused = False
         self._counted = False
+        self._ip = ""
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
@@ -429,19 +436,33 @@ class InjectionSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # a new connection (not the STARTTLS switch)
             listener = self.listener
-            if listener.closing or len(listener.sessions) >= listener.config.max_connections:
-                reply = SHUTTING_DOWN if listener.closing else TOO_MANY_CONNECTIONS
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            reply = None
+            if listener.closing:
+                reply = SHUTTING_DOWN
+            elif len(listener.sessions) >= listener.config.max_connections:
+                reply = TOO_MANY_CONNECTIONS
+            elif listener.per_ip[ip] >= listener.config.max_connections_per_ip:
+                reply = TOO_MANY_IP_CONNECTIONS
+            if reply is not None:
                 transport.write(reply.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
                 self._refused = True
                 return
             listener.sessions.add(self)
+            listener.per_ip[ip] += 1
+            self._ip = ip
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        self.listener.sessions.discard(self)
+        if self in self.listener.sessions:
+            self.listener.sessions.discard(self)
+            self.listener.per_ip[self._ip] -= 1
+            if self.listener.per_ip[self._ip] <= 0:
+                del self.listener.per_ip[self._ip]
         self._uncount()
         super().connection_lost(error)
 

@@ -247,6 +247,23 @@ def test_connections_over_the_cap_are_421(start_listener):
     second.quit()
 
 
+def test_connections_from_one_address_over_its_cap_are_421_before_any_auth(start_listener):
+    import time
+
+    listener = start_listener(max_connections=50, max_connections_per_ip=2)
+    first, second = listener.client(tls=False), listener.client(tls=False)  # idle, never authenticated
+    with pytest.raises(smtplib.SMTPConnectError) as caught:
+        listener.client(tls=False)
+    assert caught.value.smtp_code == 421 and b"from your address" in caught.value.smtp_error
+    first.quit()
+    deadline = time.monotonic() + 10
+    while listener.listener.per_ip["127.0.0.1"] > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    third = listener.client(tls=False)  # the closed one's place is free again
+    second.quit()
+    third.quit()
+
+
 def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypatch):
     import threading
     import time
