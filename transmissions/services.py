@@ -280,8 +280,8 @@ class _PreparedBinaryCursor(psycopg.Cursor):
     goes as it is, not escaped into an array literal as Django's client-side cursor does) and
     prepares its statement (planned once per connection). For :func:`transmissions_insert_group`,
     whose one statement is the same for every group: on the bench's 10 KB message the
-    client-side quoting of the arrays cost about a fifth of the listener's CPU (py-spy,
-    bench/RESULTS.md "group store")."""
+    client-side quoting of the arrays took about a fifth of the listener's GIL samples
+    (py-spy, bench/RESULTS.md "group store")."""
 
     def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
@@ -350,9 +350,11 @@ def transmissions_insert_group(*, prepared: Sequence[PreparedTransmission]) -> l
     (the listener's group commit), all or nothing. Returns their ids in ``prepared``'s order.
 
     The statement is built once per process (:func:`_group_insert`) and the values go as one
-    array per column, so the cost per message is building its row, not compiling SQL: on the
-    bench's 10 KB message, about 0.1 ms of CPU per message in a group of 8 against 0.6 ms for
-    Django's INSERT compiler once per message (bench/RESULTS.md, "group store")."""
+    array per column, bound binary on the server (:class:`_PreparedBinaryCursor`), so the cost
+    per message is building its row, not compiling or quoting SQL. Share of the listener's
+    GIL samples (py-spy ``--gil`` under bench/smtp_injection.py, loaded machine): one
+    statement per message through Django's INSERT compiler 17 %; per group, arrays quoted on
+    the client 25 %; per group, bound binary 10 % (bench/RESULTS.md, "group store")."""
     insert = _group_insert()
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     columns: list[list[Any]] = [[] for _ in insert.attnames]
