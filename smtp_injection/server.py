@@ -579,8 +579,9 @@ class InjectionHandler:
             server.deauthenticate()
             return KEY_REVOKED
         # The reverse path is checked here, not after DATA: a client learns at MAIL FROM, before
-        # it sends the message, that its sender will be refused (RFC 5321 §3.3). "<>" (the
-        # null reverse path) is allowed.
+        # it sends the message, that its sender will be refused (RFC 5321 §3.3), by the rule
+        # the stored return path must pass (transmissions.payload). aiosmtpd 1.4 answers
+        # "MAIL FROM:<>" 553 before this hook.
         if _CONTROL.search(address) or (address and address_problem(address) is not None):
             return BAD_SENDER
         envelope.mail_from = address

@@ -458,12 +458,6 @@ def test_a_mail_from_that_is_no_address_is_553_at_mail_from_before_data(smtp, sm
     assert Transmission.objects.count() == 0
 
 
-def test_the_null_reverse_path_is_accepted(smtp, smtp_key):
-    client = smtp.client()
-    login(client, smtp_key)
-    assert client.docmd("MAIL", "FROM:<>")[0] == 250
-
-
 def test_a_header_block_over_the_line_cap_is_554_at_once_and_nothing_is_stored(smtp, smtp_key):
     import time
 
