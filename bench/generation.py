@@ -38,9 +38,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accept import ROOT, bench_env  # noqa: E402
+
+#: The stream the bench's worker writes events to (emptied after a run).
+EVENT_STREAM = "engage:bench:generation"
 
 
 def _free_port() -> int:
@@ -77,6 +81,50 @@ def _sink(port: int, ready, clock) -> None:
     asyncio.run(serve())
 
 
+def sink_start() -> tuple[multiprocessing.Process, int, Any]:
+    """The counting sink (:func:`_sink`) in its own process: ``(process, port, clock)``."""
+    port = _free_port()
+    ready = multiprocessing.Event()
+    clock = multiprocessing.Array("d", 3)
+    sink = multiprocessing.Process(target=_sink, args=(port, ready, clock), daemon=True)
+    sink.start()
+    ready.wait(10)
+    return sink, port, clock
+
+
+def worker_start(port: int, concurrency: int) -> subprocess.Popen:
+    """A real Celery worker (prefork, ``concurrency`` processes, no beat) relaying to the sink
+    on ``port``, on the bench's database and Redis db (bench/accept.py ``bench_env``); its
+    events go to a stream of the bench's own. Give it a few seconds to boot."""
+    env = {**os.environ, "ENGAGE_RELAY_URL": f"smtp://127.0.0.1:{port}", "ENGAGE_LOG_LEVEL": "WARNING",
+           "ENGAGE_EVENT_STREAM": EVENT_STREAM}  # fmt: skip
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/celery"), "-A", "engage", "worker", "-l", "WARNING", "-P", "prefork",
+         "-c", str(concurrency), "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def rest_post(client: Any, content: dict, count: int) -> int:
+    """POST one transmission of ``count`` recipients with ``content`` through the whole API
+    stack (Django's test client with a key); returns its id."""
+    body = json.dumps({
+        "campaign_id": "bench", "content": content,
+        "recipients": [{"address": f"user{i}@example.com", "substitution_data": {"name": f"User {i}"},
+                        "metadata": {"i": i}, "tags": ["b"]} for i in range(count)],
+    })  # fmt: skip
+    response = client.post("/api/v1/transmissions", body, content_type="application/json")
+    assert response.status_code == 200, response.content[:300]
+    return int(response.json()["results"]["id"])
+
+
+def clock_wait(clock: Any, count: int, deadline: float) -> int:
+    """Wait until the sink has counted ``count`` messages or ``deadline`` (perf_counter)."""
+    while time.perf_counter() < deadline and clock[0] < count:
+        time.sleep(0.02)
+    return int(clock[0])
+
+
 def _direct_sender(port: int, count: int, data: bytes) -> None:
     conn = smtplib.SMTP("127.0.0.1", port)
     conn.ehlo()
@@ -85,12 +133,12 @@ def _direct_sender(port: int, count: int, data: bytes) -> None:
     conn.quit()
 
 
-def _clock_reset(clock) -> None:
+def clock_reset(clock) -> None:
     with clock.get_lock():
         clock[0] = clock[1] = clock[2] = 0
 
 
-def _clock_rate(clock) -> tuple[int, float]:
+def clock_rate(clock) -> tuple[int, float]:
     with clock.get_lock():
         count, first, last = int(clock[0]), clock[1], clock[2]
     return count, (count - 1) / (last - first) if count > 1 and last > first else 0.0
@@ -115,13 +163,7 @@ def main() -> None:
     from api_keys.services import api_key_create
     from transmissions.models import Message, MessageState
 
-    port = _free_port()
-    ready = multiprocessing.Event()
-    clock = multiprocessing.Array("d", 3)
-    sink = multiprocessing.Process(target=_sink, args=(port, ready, clock), daemon=True)
-    sink.start()
-    ready.wait(10)
-
+    sink, port, clock = sink_start()
     content = {
         "from": "Bench <bench@sender.test>",
         "subject": "Hi {{name}}",
@@ -143,7 +185,7 @@ def main() -> None:
     per = args.messages // args.concurrency
 
     def direct() -> float:
-        _clock_reset(clock)
+        clock_reset(clock)
         senders = [
             multiprocessing.Process(target=_direct_sender, args=(port, per, data)) for _ in range(args.concurrency)
         ]
@@ -152,20 +194,14 @@ def main() -> None:
         for proc in senders:
             proc.join()
             assert proc.exitcode == 0, "a direct sender failed"
-        count, rate = _clock_rate(clock)
+        count, rate = clock_rate(clock)
         assert count == per * args.concurrency, count
         return rate
 
     # 2. Engage: a real worker, POST, wait until every message is recorded sent.
     broker = redis.Redis.from_url(settings.REDIS_URL)
     broker.delete("celery", "unacked", "unacked_index")
-    env = {**os.environ, "ENGAGE_RELAY_URL": f"smtp://127.0.0.1:{port}", "ENGAGE_LOG_LEVEL": "WARNING",
-           "ENGAGE_EVENT_STREAM": "engage:bench:generation"}  # fmt: skip
-    worker = subprocess.Popen(
-        [str(ROOT / ".venv/bin/celery"), "-A", "engage", "worker", "-l", "WARNING", "-P", "prefork",
-         "-c", str(args.concurrency), "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    worker = worker_start(port, args.concurrency)
     ours: list[int] = []  # this run's transmissions, deleted at the end (the table would grow run after run)
     try:
         time.sleep(4)  # let the worker boot
@@ -173,20 +209,10 @@ def main() -> None:
         client = Client(HTTP_AUTHORIZATION=raw)
 
         def post(count: int) -> int:
-            body = json.dumps({
-                "campaign_id": "bench", "content": content,
-                "recipients": [{"address": f"user{i}@example.com", "substitution_data": {"name": f"User {i}"},
-                                "metadata": {"i": i}, "tags": ["b"]} for i in range(count)],
-            })  # fmt: skip
-            response = client.post("/api/v1/transmissions", body, content_type="application/json")
-            assert response.status_code == 200, response.content[:300]
-            return int(response.json()["results"]["id"])
+            return rest_post(client, content, count)
 
         def wait_sent(tid: int, count: int, deadline: float) -> int:
-            while time.perf_counter() < deadline:
-                if clock[0] >= count:
-                    break
-                time.sleep(0.02)
+            clock_wait(clock, count, deadline)
             while time.perf_counter() < deadline:  # then the last group's state
                 sent = Message.objects.filter(transmission_id=tid, state=MessageState.DELIVERED).count()
                 if sent >= count:
@@ -195,7 +221,7 @@ def main() -> None:
             return Message.objects.filter(transmission_id=tid, state=MessageState.DELIVERED).count()
 
         warm = args.concurrency * settings.ENGAGE_GENERATION_CHUNK_SIZE
-        _clock_reset(clock)
+        clock_reset(clock)
         ours.append(post(warm))
         wait_sent(ours[-1], warm, time.perf_counter() + 120)
         if args.suppressed:
@@ -204,20 +230,20 @@ def main() -> None:
         rounds = []  # (direct rate, engage rate at the sink, POST -> all recorded sent)
         for _ in range(args.rounds):
             direct_rate = direct()
-            _clock_reset(clock)
+            clock_reset(clock)
             started = time.perf_counter()
             tid = post(args.messages)
             ours.append(tid)
             sent = wait_sent(tid, args.messages, started + 600)
             elapsed = time.perf_counter() - started
-            received, engage_rate = _clock_rate(clock)
+            received, engage_rate = clock_rate(clock)
             assert sent == received == args.messages, (sent, received)
             rounds.append((direct_rate, engage_rate, sent / elapsed))
     finally:
         worker.terminate()
         worker.wait(30)
         sink.terminate()
-        broker.delete("celery", "unacked", "unacked_index", "engage:bench:generation")
+        broker.delete("celery", "unacked", "unacked_index", EVENT_STREAM)
         from django.db import connection
 
         with connection.cursor() as cursor:

@@ -21,8 +21,9 @@ CPU per message (utime + stime from /proc, all its threads), and the p50/p99 fro
 dot (the DATA payload handed to the socket) to the 250. The verdict takes the medians over
 rounds: >= 50 % of accept-and-discard, >= 400 msg/s, p99 <= 100 ms.
 
-Not measured here: SMTP-in to relay-out end to end against the REST path's generation rate
-(bench/generation.py measures the REST side).
+Then, unless ``--end-to-end 0``, SMTP-in to relay-out end to end against the REST path's
+generation rate in the same run (:func:`_end_to_end`, with bench/generation.py's sink, worker
+and REST POST), ``--rounds`` alternating rounds; target: >= 80 % of the REST rate (medians).
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accept import ROOT, bench_env  # noqa: E402
+from generation import (  # noqa: E402
+    EVENT_STREAM,
+    clock_rate,
+    clock_reset,
+    clock_wait,
+    rest_post,
+    sink_start,
+    worker_start,
+)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,16 +69,27 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _message(size: int) -> bytes:
-    head = (
-        "From: Bench <app@sender.example.com>\r\nTo: <jo@example.com>\r\nSubject: Your invoice\r\n"
-        'X-MSYS-API: {"campaign_id": "bench-smtp", "metadata": {"customer": "42"}, "tags": ["bench"], '
-        '"options": {"click_tracking": true, "open_tracking": true}}\r\n'
-        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n"
-    )
+_HEAD = (
+    "From: Bench <app@sender.example.com>\r\nTo: <jo@example.com>\r\nSubject: Your invoice\r\n"
+    'X-MSYS-API: {"campaign_id": "bench-smtp", "metadata": {"customer": "42"}, "tags": ["bench"], '
+    '"options": {"click_tracking": true, "open_tracking": true}}\r\n'
+    "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+)
+
+
+def _html(size: int) -> str:
     line = '<p>Line of the invoice <a href="https://shop.example.com/item?id=12345">item</a></p>\r\n'
-    body = line * max(1, (size - len(head) - 20) // len(line))
-    return (head + body + "</body></html>\r\n").encode()
+    body = line * max(1, (size - len(_HEAD) - 34) // len(line))
+    return "<html><body>\r\n" + body + "</body></html>\r\n"
+
+
+def _message(size: int) -> bytes:
+    return (_HEAD + _html(size)).encode()
+
+
+def _rest_content(size: int) -> dict:
+    """The REST twin of :func:`_message`: the same sender, subject and HTML, tracked the same."""
+    return {"from": "Bench <app@sender.example.com>", "subject": "Your invoice", "html": _html(size)}
 
 
 def _tls(directory: Path) -> ssl.SSLContext:
@@ -173,7 +194,8 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str,
         latencies += got
         if error:
             errors.append(error)
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
+    elapsed = ended - started
     cpu = _cpu_seconds(server_pid) - cpu
     for process in clients:
         process.join(30)
@@ -182,11 +204,77 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str,
     latencies.sort()
     messages = len(latencies)
     return {
+        "started": started,
+        "ended": ended,
         "rate": messages / elapsed,
         "cpu_ms": cpu * 1000 / messages,
         "p50_ms": latencies[messages // 2] * 1000,
         "p99_ms": latencies[min(messages - 1, int(messages * 0.99))] * 1000,
     }
+
+
+def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) -> list[dict[str, float]]:
+    """SMTP-in → relay-out against the REST path's generation rate (issue 13, "Benchmark"),
+    with bench/generation.py's sink, worker and REST POST: one real Celery worker
+    (``--concurrency`` processes) relays to the counting sink, which is the clock of both.
+    Each round (the side that goes first alternates): REST, one transmission of N recipients
+    with the SMTP message's sender, subject and HTML, tracked the same, posted through the
+    API, its rate the sink's first to last message (bench/generation.py's "engage worker"
+    rate); SMTP, N messages injected by ``--sessions`` sessions into the listener, its rate N
+    over the time from the clients' start to the last message at the sink (acceptance,
+    generation and relay, one transmission per message). Returns per round
+    ``{"rest": msg/s, "smtp": msg/s, "smtp_sink": the SMTP side's first-to-last rate}``."""
+    import redis
+    from django.conf import settings
+    from django.db import connections
+    from django.test import Client
+
+    from api_keys.grants import ALL_GRANTS
+    from api_keys.services import api_key_create
+
+    redis.Redis.from_url(settings.REDIS_URL).delete("celery", "unacked", "unacked_index")  # the rounds' generation
+    sink, sink_port, clock = sink_start()
+    worker = worker_start(sink_port, args.concurrency)
+    _key, raw = api_key_create(label="bench-smtp-rest", grants=list(ALL_GRANTS))
+    client = Client(HTTP_AUTHORIZATION=raw)
+    content = _rest_content(args.size)
+    count = args.end_to_end
+    per_session = argparse.Namespace(sessions=args.sessions, messages=max(1, count // args.sessions))
+    count = per_session.sessions * per_session.messages
+    found: list[dict[str, float]] = []
+
+    def rest() -> float:
+        clock_reset(clock)
+        rest_post(client, content, count)
+        assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "REST: not every message reached the sink"
+        return clock_rate(clock)[1]
+
+    def smtp() -> tuple[float, float]:
+        clock_reset(clock)
+        connections.close_all()  # the clients are forked
+        started = _round(engage_pid, engage_port, key, per_session, data)["started"]
+        assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "SMTP: not every message reached the sink"
+        return count / (clock[2] - started), clock_rate(clock)[1]
+
+    try:
+        time.sleep(4)  # the worker boots
+        clock_reset(clock)  # warm: the worker's processes, the listener's sessions
+        rest_post(client, content, 2 * args.concurrency)
+        _round(engage_pid, engage_port, key, argparse.Namespace(sessions=2, messages=10), data)
+        clock_wait(clock, 2 * args.concurrency + 20, time.perf_counter() + 120)
+        for number in range(args.rounds):
+            if number % 2 == 0:
+                rest_rate = rest()
+                smtp_rate, smtp_sink = smtp()
+            else:
+                smtp_rate, smtp_sink = smtp()
+                rest_rate = rest()
+            found.append({"rest": rest_rate, "smtp": smtp_rate, "smtp_sink": smtp_sink})
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        sink.terminate()
+    return found
 
 
 def main() -> None:
@@ -198,6 +286,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10240, help="message size in bytes, default 10240")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, default 3")
     parser.add_argument("--threads", type=int, default=16, help="the listener's database threads, default 16")
+    parser.add_argument(
+        "--end-to-end",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="messages per side of the end-to-end comparison (0: leave it out), default 1000",
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="the end-to-end worker's processes, default 2")
     args = parser.parse_args()
 
     os.chdir(ROOT)
@@ -225,6 +321,7 @@ def main() -> None:
         "discard": context.Process(target=_serve_discard, args=(ports["discard"], tls_dir, ready["discard"])),
     }
     rounds: list[dict[str, dict[str, float]]] = []
+    end_to_end: list[dict[str, float]] = []
     try:
         for name, process in servers.items():
             process.start()
@@ -235,12 +332,15 @@ def main() -> None:
         for number in range(args.rounds):
             order = ("engage", "discard") if number % 2 == 0 else ("discard", "engage")
             rounds.append({name: _round(servers[name].pid, ports[name], key, args, data) for name in order})
+        if args.end_to_end:
+            servers["discard"].terminate()  # not needed now: its CPU is the worker's
+            end_to_end = _end_to_end(args, servers["engage"].pid, ports["engage"], key, data)
     finally:
         for process in servers.values():
             process.terminate()
             process.join(10)
         broker = redis.Redis.from_url(settings.REDIS_URL)
-        broker.delete("celery", "unacked", "unacked_index")
+        broker.delete("celery", "unacked", "unacked_index", EVENT_STREAM)
         with connection.cursor() as cursor:  # this run's rows (the table would grow run after run)
             cursor.execute("DELETE FROM transmissions_message WHERE transmission_id > %s", [before])
             cursor.execute("DELETE FROM transmissions_transmission WHERE id > %s", [before])
@@ -264,6 +364,20 @@ def main() -> None:
           f"{median('discard', 'rate'):,.0f} msg/s, {median('discard', 'cpu_ms'):.2f} ms CPU/msg; ratio {ratio:.0%}")  # fmt: skip
     print(f"  targets: >= 50% of accept-and-discard: {'PASS' if ratio >= 0.5 else 'FAIL'}; "
           f">= 400 msg/s: {'PASS' if rate >= 400 else 'FAIL'}; p99 <= 100 ms: {'PASS' if p99 <= 100 else 'FAIL'}")  # fmt: skip
+    if not end_to_end:
+        return
+    print(f"end to end: {args.sessions * max(1, args.end_to_end // args.sessions)} messages per side, a Celery worker "
+          f"of {args.concurrency} processes relaying to a counting sink; REST = one transmission of that many "
+          f"recipients (sink rate, first to last message); SMTP = one message per transmission (clients' start to the "
+          f"last message at the sink)")  # fmt: skip
+    for number, found in enumerate(end_to_end, 1):
+        print(f"  round {number}: REST generation {found['rest']:,.0f} msg/s | SMTP in -> relay out "
+              f"{found['smtp']:,.0f} msg/s (sink first to last {found['smtp_sink']:,.0f}) | "
+              f"ratio {found['smtp'] / found['rest']:.0%}")  # fmt: skip
+    e2e = statistics.median(found["smtp"] / found["rest"] for found in end_to_end)
+    print(f"  median: REST {statistics.median(f['rest'] for f in end_to_end):,.0f} msg/s, SMTP "
+          f"{statistics.median(f['smtp'] for f in end_to_end):,.0f} msg/s, ratio {e2e:.0%} "
+          f"(target >= 80% of the REST generation rate: {'PASS' if e2e >= 0.8 else 'FAIL'})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The SMTP injection listener on aiosmtpd 1.4.6 (SMTP-INJECTION.md §5.1-§5.5, §5.9, §5.10).
 
 One asyncio loop per process (``manage.py smtp_listen``; never the web process, aiosmtpd
-#293). Database work (the key lookup, the acceptance transaction) runs in a bounded thread
-pool, so a slow commit holds up one session, not the loop.
+#293). A message is read and prepared on the loop (no I/O); database work runs in threads,
+so a slow commit holds up the sessions waiting for it, not the loop: the key lookups in a
+bounded pool, the accepted messages in groups (:class:`GroupStore`: the messages of
+concurrent sessions in one statement and one commit).
 
 What the dialogue promises:
 
@@ -18,11 +20,13 @@ What the dialogue promises:
   MAIL, RCPT and DATA before AUTH ``530 5.7.0``. The key is checked again at each MAIL FROM
   (at most ``key_check_seconds`` old): revoked or without ``smtp/inject``, ``530 5.7.0`` and
   the session must AUTH again.
-- ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process or
-  ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
+- ``421 4.7.0`` and close over ``ENGAGE_SMTP_MAX_CONNECTIONS`` sessions in the process,
+  ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_IP`` from one client address (counted from the
+  connection, authenticated or not: idle unauthenticated connections from one address
+  cannot take the whole process's cap) or ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
   ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
 - The reply to the final dot: ``250 2.0.0 OK <transmission id>`` once the transmission is
-  committed (``smtp_injection.services.smtp_message_accept``), the header's or Engage's
+  committed (``smtp_injection.services.smtp_messages_store``, by :class:`GroupStore`), the header's or Engage's
   ``5xx`` refusal, or ``451 4.3.0`` when it could not be stored (never 250).
 - Shutdown (:meth:`Listener.shutdown`): stop accepting, ``421 4.3.2`` to sessions not in
   DATA, let DATA in flight finish (up to ``ENGAGE_SMTP_SHUTDOWN_GRACE`` seconds).
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections
 
 from mailcore.addresses import address_problem
 from mailcore.msys_api import MsysApi, MsysApiError
@@ -61,19 +65,21 @@ from smtp_injection.services import (
     Injection,
     SmtpPrincipal,
     SmtpRefusal,
-    smtp_message_accept,
+    smtp_message_prepare,
     smtp_message_read,
+    smtp_messages_store,
     smtp_policy_view,
     smtp_principal_authenticate,
     smtp_principal_check,
 )
-from transmissions.services import transmission_generation_enqueue
+from transmissions.services import PreparedTransmission, transmissions_generation_enqueue
 
 log = logging.getLogger(__name__)
 
 TEMPORARY_FAILURE = SmtpReply(451, "4.3.0", "Temporary failure, please retry").line()
 SHUTTING_DOWN = SmtpReply(421, "4.3.2", "Service shutting down").line()
 TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later").line()
+TOO_MANY_IP_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections from your address, try again later").line()
 TOO_MANY_KEY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections for this key, try again later").line()
 TOO_MANY_AUTH_FAILURES = SmtpReply(421, "4.7.0", "Too many authentication failures").line()
 AUTH_UNAVAILABLE = SmtpReply(454, "4.7.0", "Temporary authentication failure").line()
@@ -120,7 +126,16 @@ class ListenerConfig:
     timeout: int
     auth_attempts: int
     shutdown_grace: int
+    #: ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_IP``: sessions from one client IP address at once.
+    max_connections_per_ip: int = 50
+    #: Threads for the key checks and the policy's view (few: one per AUTH, one per key
+    #: every ``key_check_seconds``).
     threads: int = 16
+    #: Groups of accepted messages stored at once, each on its own thread and connection
+    #: (:class:`GroupStore`).
+    store_threads: int = 2
+    #: Most messages stored in one statement (:class:`GroupStore`).
+    max_group: int = 64
     #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
@@ -146,18 +161,93 @@ def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
         close_old_connections()
 
 
-def _accept(injection: Injection, api: MsysApi, policy: PolicyAccept | None) -> int:
-    close_old_connections()
+def _store(prepared: list[PreparedTransmission]) -> list[int]:
+    """One group's statement, on the store thread's own connection (kept open: no health
+    check round trip per group). After a failure the connection is closed, so the next group
+    connects again (a PostgreSQL restart costs the groups in flight, not the process)."""
     try:
-        return smtp_message_accept(injection=injection, api=api, policy=policy, enqueue=False)
-    finally:
-        close_old_connections()
+        return smtp_messages_store(prepared=prepared)
+    except BaseException:
+        connection.close()
+        raise
 
 
-def _enqueue(transmission_id: int) -> None:
-    """Queue the generation of a stored transmission; a failure is logged by the service and
-    left to the scheduler (``transmissions.services.transmissions_due``)."""
-    transmission_generation_enqueue(transmission_id=transmission_id)
+def _enqueue(transmission_ids: list[int]) -> None:
+    """Queue the generation of a stored group (one broker write); a failure is logged by the
+    service and left to the scheduler (``transmissions.services.transmissions_due``)."""
+    transmissions_generation_enqueue(transmission_ids=transmission_ids)
+
+
+class GroupStore:
+    """Group commit across sessions (issue 13 D3, SMTP-INJECTION.md §5.5): each session's
+    prepared message waits in ``pending``; a group is every message pending when a store
+    thread is free (at most ``max_group``), stored in one statement and one commit
+    (``smtp_injection.services.smtp_messages_store``), and each session gets its
+    transmission id, or the group's exception, only after that commit: "250 means stored"
+    holds for each. ``threads`` groups may be in flight at once (each thread its own
+    connection). Nothing waits to fill a group: a message that finds a thread free is stored
+    at once, and those that arrive meanwhile form the next group, so the group grows with the
+    load. Each stored group's generation is queued in one task message, after the replies.
+
+    What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"):
+    one statement, one commit (one WAL flush) and one broker write per group instead of per
+    message, no ``SELECT 1`` health check per message, and the SQL built once per process.
+    """
+
+    def __init__(self, *, threads: int = 2, max_group: int = 64) -> None:
+        self.threads = threads
+        self.max_group = max_group
+        self.pending: list[tuple[PreparedTransmission, asyncio.Future[int]]] = []
+        self.in_flight = 0
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smtp-store")
+        self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
+        #: groups stored and messages in them (the listener logs the mean at shutdown)
+        self.groups = 0
+        self.messages = 0
+
+    async def store(self, prepared: PreparedTransmission) -> int:
+        """``prepared``'s transmission id once its group committed; raises what the group's
+        statement raised (nothing of the group is stored then)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending.append((prepared, future))
+        self._flush()
+        return await future
+
+    def _flush(self) -> None:
+        while self.pending and self.in_flight < self.threads:
+            group, self.pending = self.pending[: self.max_group], self.pending[self.max_group :]
+            self.in_flight += 1
+            stored = asyncio.wrap_future(self.executor.submit(_store, [prepared for prepared, _ in group]))
+            stored.add_done_callback(lambda done, group=group: self._stored(done, group))  # type: ignore[misc]
+
+    def _stored(
+        self, done: asyncio.Future[list[int]], group: list[tuple[PreparedTransmission, asyncio.Future[int]]]
+    ) -> None:
+        self.in_flight -= 1
+        error = done.exception()
+        if error is None:
+            ids = done.result()
+            self.groups += 1
+            self.messages += len(ids)
+            for (_prepared, future), transmission_id in zip(group, ids, strict=True):
+                if not future.done():
+                    future.set_result(transmission_id)
+            self.enqueuer.submit(_enqueue, ids)
+        else:
+            for _prepared, future in group:
+                if not future.done():
+                    future.set_exception(error)
+        self._flush()
+
+    async def close(self) -> None:
+        """Wait for the groups in flight, close each store thread's connection, stop."""
+        while self.in_flight or self.pending:
+            await asyncio.sleep(0.01)
+        barrier = threading.Barrier(self.threads)
+        closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.threads)]
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
+        self.executor.shutdown(wait=True)
+        self.enqueuer.shutdown(wait=True)
 
 
 def _check_principal(principal: SmtpPrincipal) -> bool:
@@ -192,6 +282,7 @@ class Listener:
         self.config = config
         self.sessions: set[InjectionSMTP] = set()
         self.per_key: Counter[int] = Counter()
+        self.per_ip: Counter[str] = Counter()
         self.executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-db")
         # Policies run apart from the database pool: one that hangs past its time limit keeps
         # its thread (a thread cannot be stopped) but never holds up acceptance.
@@ -200,9 +291,10 @@ class Listener:
             if config.policy is not None
             else None
         )
-        # Generation is queued here, off the path to the 250 (its Redis round trip and CPU
-        # are not the client's wait); one lost by a crash is started by the scheduler.
-        self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
+        # Accepted messages are stored in groups (one statement per group); generation is
+        # queued per group, off the path to the 250; one lost by a crash is started by the
+        # scheduler.
+        self.store = GroupStore(threads=config.store_threads, max_group=config.max_group)
         self.closing = False
         self.server: asyncio.Server | None = None
         # key id -> (monotonic time until which the answer holds, whether the key may inject)
@@ -254,7 +346,9 @@ class Listener:
         closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.config.threads)]
         await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
         self.executor.shutdown(wait=True)
-        self.enqueuer.shutdown(wait=True)
+        await self.store.close()
+        if self.store.groups:
+            log.info("smtp: %d message(s) stored in %d group(s)", self.store.messages, self.store.groups)
         if self.policy_executor is not None:
             self.policy_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -331,6 +425,7 @@ class InjectionSMTP(SMTP):
         self.failed_auths = 0
         self._refused = False
         self._counted = False
+        self._ip = ""
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
@@ -341,19 +436,33 @@ class InjectionSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # a new connection (not the STARTTLS switch)
             listener = self.listener
-            if listener.closing or len(listener.sessions) >= listener.config.max_connections:
-                reply = SHUTTING_DOWN if listener.closing else TOO_MANY_CONNECTIONS
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            reply = None
+            if listener.closing:
+                reply = SHUTTING_DOWN
+            elif len(listener.sessions) >= listener.config.max_connections:
+                reply = TOO_MANY_CONNECTIONS
+            elif listener.per_ip[ip] >= listener.config.max_connections_per_ip:
+                reply = TOO_MANY_IP_CONNECTIONS
+            if reply is not None:
                 transport.write(reply.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
                 self._refused = True
                 return
             listener.sessions.add(self)
+            listener.per_ip[ip] += 1
+            self._ip = ip
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        self.listener.sessions.discard(self)
+        if self in self.listener.sessions:
+            self.listener.sessions.discard(self)
+            self.listener.per_ip[self._ip] -= 1
+            if self.listener.per_ip[self._ip] <= 0:
+                del self.listener.per_ip[self._ip]
         self._uncount()
         super().connection_lost(error)
 
@@ -469,7 +578,11 @@ class InjectionHandler:
             log.info("smtp: key %s revoked or without smtp/inject mid-session: AUTH again", server.principal.key_id)
             server.deauthenticate()
             return KEY_REVOKED
-        if _CONTROL.search(address):
+        # The reverse path is checked here, not after DATA: a client learns at MAIL FROM, before
+        # it sends the message, that its sender will be refused (RFC 5321 §3.3), by the rule
+        # the stored return path must pass (transmissions.payload). aiosmtpd 1.4 answers
+        # "MAIL FROM:<>" 553 before this hook.
+        if _CONTROL.search(address) or (address and address_problem(address) is not None):
             return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -509,19 +622,19 @@ class InjectionHandler:
         decision = await self.listener.policy_decide(injection, api)
         if isinstance(decision, str):
             return decision
-        loop = asyncio.get_running_loop()
         try:
-            transmission_id = await loop.run_in_executor(self.listener.executor, _accept, injection, api, decision)
+            prepared = smtp_message_prepare(injection=injection, api=api, policy=decision)
         except SmtpRefusal as exc:
             return exc.reply
         except PolicyDecisionError as exc:
             log.error("smtp: the policy's answer cannot be used (%s): answered 451", exc.detail)
             return exc.reply.line()
+        try:
+            transmission_id = await self.listener.store.store(prepared)
         except Exception:
             log.exception("smtp: message from %s not stored", injection.client_address)
             return TEMPORARY_FAILURE
-        log.info("smtp: transmission %s stored (%d recipient(s))", transmission_id, len(injection.rcpt_tos))
-        self.listener.enqueuer.submit(_enqueue, transmission_id)
+        log.debug("smtp: transmission %s stored (%d recipient(s))", transmission_id, len(injection.rcpt_tos))
         return f"250 2.0.0 OK {transmission_id}"
 
     async def handle_exception(self, error: Exception) -> str:

@@ -1,26 +1,28 @@
 """Writes of the SMTP injection listener: who may inject (AUTH), and one accepted DATA
 transaction stored as a transmission (SPEC A.4, B §9; SMTP-INJECTION.md §5.3, §5.5, §5.6).
 
-An injected message becomes an ``email_rfc822`` transmission created by
-``transmissions.services.transmission_create``: the transmission, the raw message and one
-message row per recipient are committed in one transaction, generation is queued after the
+An injected message becomes an ``email_rfc822`` transmission prepared by
+``transmissions.services.transmission_prepare``: the transmission, the raw message and one
+message row per recipient are committed in one statement (with other sessions' messages:
+``transmissions.services.transmissions_insert_group``), generation is queued after the
 commit, and a transmission whose enqueue was lost (Redis down, a crash) is started by the
 scheduler (``transmissions_due``). So sending, tracking, events, metrics, webhooks and the
 report treat it like a REST transmission. Everything here is synchronous Django code: the
-listener runs it in a worker thread.
+listener prepares a message on its loop (no I/O) and stores groups in a thread.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -33,7 +35,12 @@ from mailcore.smtp_reply import SmtpReply, reply_text
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
 from smtp_injection.message import data_problem, head_fields, head_split, header_names, header_remove, header_values
 from transmissions.models import TransmissionSource
-from transmissions.services import transmission_create
+from transmissions.services import (
+    PreparedTransmission,
+    transmission_prepare,
+    transmissions_generation_enqueue,
+    transmissions_insert_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -338,33 +345,27 @@ def _recipients(message: ResolvedSmtpSettings, resolved: list[_Resolved]) -> lis
     return recipients
 
 
-def smtp_message_accept(
+def smtp_message_prepare(
     *,
     injection: Injection,
     api: MsysApi | None = None,
     policy: PolicyAccept | None = None,
     now: datetime | None = None,
-    enqueue: bool = True,
-) -> int:
-    """Store one injected message as a transmission; returns its id for the ``250`` reply.
+) -> PreparedTransmission:
+    """One injected message as a transmission ready to store
+    (``transmissions.services.transmission_prepare``; nothing is written, no database is read):
+    the header removed, a ``Received:`` line added, the campaign, metadata, tags, options and
+    tracking domain that :func:`_resolve` gives, the return path from MAIL FROM.
 
     ``api`` is the parsed ``X-MSYS-API`` (:func:`smtp_message_read`; read here when None),
     ``policy`` the checked answer of ``ENGAGE_SMTP_POLICY``
-    (``mailcore.smtp_policy.policy_decision_check``; None: no policy). The header is removed;
-    the transmission carries the campaign, metadata, tags, options and tracking domain that
-    :func:`_resolve` gives, with the return path from MAIL FROM. Returns only once the transaction committed; generation is queued after
-    the commit (or left to the scheduler when the broker is down); with ``enqueue=False`` the
-    caller queues it (``transmissions.services.transmission_generation_enqueue``, the listener
-    does so after its 250) or the scheduler starts it.
+    (``mailcore.smtp_policy.policy_decision_check``; None: no policy).
 
     Raises :class:`SmtpRefusal` for a message refused for good (a bad header: its
     ``550 5.6.0`` reply; a message Engage cannot store: ``554 5.6.0``);
     ``mailcore.smtp_policy.PolicyDecisionError`` (``451 4.3.0``) for a per-recipient policy
-    answer one transmission cannot hold (:func:`_resolve`); any other exception
-    (``django.db.DatabaseError``...) means "not stored", which the listener answers
-    ``451 4.3.0``.
+    answer one transmission cannot hold (:func:`_resolve`).
     """
-
     now = now or timezone.now()
     if api is None:
         api = smtp_message_read(injection)
@@ -384,14 +385,46 @@ def smtp_message_accept(
     if resolved.tracking_domain:
         body["tracking_domain"] = resolved.tracking_domain
     try:
-        result = transmission_create(
-            body=body, max_rcpt_errors=1, now=now, source=TransmissionSource.SMTP, enqueue=enqueue
-        )
+        prepared = transmission_prepare(body=body, max_rcpt_errors=1, now=now, source=TransmissionSource.SMTP)
     except errors.EngageError as exc:
         raise SmtpRefusal(f"554 5.6.0 {_reply_text(exc.description or exc.message)}") from None
-    if result.rejected:
+    if prepared.rejected:
         log.warning(
-            "smtp injection: transmission %s stored without %d recipient(s): %s",
-            result.transmission_id, result.rejected, result.rcpt_errors,
+            "smtp injection: a message from %s is stored without %d recipient(s): %s",
+            injection.client_address, prepared.rejected, prepared.rcpt_errors,
         )  # fmt: skip
-    return result.transmission_id
+    return prepared
+
+
+def smtp_messages_store(*, prepared: Sequence[PreparedTransmission]) -> list[int]:
+    """Store prepared messages (:func:`smtp_message_prepare`) of one or several sessions in
+    one statement and one commit (``transmissions.services.transmissions_insert_group``);
+    returns their transmission ids in order, for the ``250`` replies. Any exception
+    (``django.db.DatabaseError``...) means none was stored: the listener answers each
+    ``451 4.3.0``."""
+    return transmissions_insert_group(prepared=prepared)
+
+
+def smtp_message_accept(
+    *,
+    injection: Injection,
+    api: MsysApi | None = None,
+    policy: PolicyAccept | None = None,
+    now: datetime | None = None,
+    enqueue: bool = True,
+) -> int:
+    """Store one injected message as a transmission (:func:`smtp_message_prepare`, then
+    :func:`smtp_messages_store` with a group of one); returns its id for the ``250`` reply.
+    Returns only once the statement committed; generation is queued after it (or left to the
+    scheduler when the broker is down); with ``enqueue=False`` the caller queues it
+    (``transmissions.services.transmissions_generation_enqueue``) or the scheduler starts it.
+    The listener itself prepares on its loop and stores the messages of concurrent sessions
+    together (``smtp_injection.server.GroupStore``).
+
+    Raises what :func:`smtp_message_prepare` and :func:`smtp_messages_store` raise.
+    """
+    prepared = smtp_message_prepare(injection=injection, api=api, policy=policy, now=now)
+    (transmission_id,) = smtp_messages_store(prepared=[prepared])
+    if enqueue:
+        transaction.on_commit(lambda: transmissions_generation_enqueue(transmission_ids=[transmission_id]))
+    return transmission_id

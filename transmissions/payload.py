@@ -64,7 +64,8 @@ class TransmissionInputLimits:
 
     max_substitution_data_bytes: int
     max_metadata_bytes: int
-    max_content_bytes: int
+    #: None: not measured (an SMTP injection, measured by the listener against its SIZE).
+    max_content_bytes: int | None
     max_schedule_seconds: int
 
 

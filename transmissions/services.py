@@ -7,18 +7,20 @@ these functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.sql import InsertQuery
+from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from engage import errors
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 #: registered under it). Enqueued by name: the tasks call these services, so the services may not
 #: import the tasks back (pyproject.toml's layers contract inside each app).
 GENERATE_TASK = "transmissions.generate"
+#: The task that starts the generation of several transmissions (the SMTP listener's group).
+GENERATE_GROUP_TASK = "transmissions.generate_group"
 
 _COPY_SQL = "COPY transmissions_message (transmission_id, chunk, message_id, email, recipient) FROM STDIN"
 
@@ -139,20 +143,32 @@ def _copy_messages(*, transmission_id: int, recipients: list[dict], chunk_size: 
             )
 
 
-def transmission_create(
+@dataclass(frozen=True, slots=True)
+class PreparedTransmission:
+    """A validated transmission not stored yet (:func:`transmission_prepare`): the unsaved
+    row, its accepted recipients in order with their message ids, and what was rejected."""
+
+    transmission: Transmission
+    recipients: list[dict]
+    message_ids: list[str]
+    rejected: int
+    rcpt_errors: list[dict[str, Any]]
+    template_id: str
+
+
+def transmission_prepare(
     *, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None,
-    source: TransmissionSource = TransmissionSource.API, enqueue: bool = True,
-) -> CreateResult:  # fmt: skip
-    """Validate and store a transmission with all its recipients, then enqueue generation
-    when the transaction commits (or leave it for the scheduler when ``start_time`` is ahead).
+    source: TransmissionSource = TransmissionSource.API,
+) -> PreparedTransmission:  # fmt: skip
+    """Validate a transmission's body and build its unsaved row and recipients (reads a
+    stored recipient list or template when the body names one; writes nothing).
 
     ``source`` is the way it came in (``TransmissionSource``): an SMTP one's recipients keep
     their ``rcpt_type`` (``cc``, ``bcc``, ``archive``), its events say they came over SMTP
-    (``transmissions.generation.message_event_fields``), and its ``email_rfc822`` is not
-    compiled here (the listener checked it cheaply; generation compiles it once) and it is
-    stored in one statement (:func:`_insert_with_messages`). ``enqueue=False`` leaves the
-    start to the caller (:func:`transmission_generation_enqueue`, e.g. after its reply) or,
-    failing that, to the scheduler (:func:`transmissions_due`). Whole-request problems raise an
+    (``transmissions.generation.message_event_fields``), its ``email_rfc822`` is neither
+    compiled nor measured here (the listener measured the DATA against its SIZE and checked
+    the header block; generation compiles it once), its message ids are drawn here and its
+    ``archive`` copies point at the copy they replicate. Whole-request problems raise an
     ``EngageError``; rejected recipients are counted and reported (at most
     ``max_rcpt_errors``). No valid recipient at all is 422 / 1400.
     """
@@ -162,8 +178,9 @@ def transmission_create(
     if smtp:
         # The listener measured the DATA bytes against the SIZE it advertises
         # (ENGAGE_SMTP_MAX_MESSAGE_SIZE); the stored content (JSON-escaped, plus Received and Cc)
-        # is larger, and measuring it again would refuse messages within SIZE.
-        limits = replace(limits, max_content_bytes=sys.maxsize)
+        # is larger, and measuring it again would refuse messages within SIZE (and JSON-encode
+        # every message once more for nothing).
+        limits = replace(limits, max_content_bytes=None)
     data, raw_recipients = transmission_input_parse(body, now=now, limits=limits, compile_rfc822=not smtp)
     _check_content(data)
     accepted, reported, rejected = _recipients(
@@ -194,34 +211,52 @@ def transmission_create(
         rcpt_list_chunk_size=chunk_size,
         rcpt_list_total_chunks=(len(accepted) + chunk_size - 1) // chunk_size,
     )
+    message_ids: list[str] = []
     if smtp:
         message_ids = [message_id_new() for _ in accepted]
         _archive_copies_link(accepted, message_ids)
-        transmission.id = _insert_with_messages(transmission, accepted, message_ids)
+    return PreparedTransmission(
+        transmission=transmission, recipients=accepted, message_ids=message_ids, rejected=rejected,
+        rcpt_errors=reported, template_id=data.template_id,
+    )  # fmt: skip
+
+
+def transmission_create(
+    *, body: dict, max_rcpt_errors: int | None = None, now: datetime | None = None,
+    source: TransmissionSource = TransmissionSource.API, enqueue: bool = True,
+) -> CreateResult:  # fmt: skip
+    """Validate and store a transmission with all its recipients (:func:`transmission_prepare`),
+    then enqueue generation when the transaction commits (or leave it for the scheduler when
+    ``start_time`` is ahead).
+
+    An SMTP one is stored in one statement (:func:`transmissions_insert_group`, the listener
+    stores several at once). ``enqueue=False`` leaves the start to the caller
+    (:func:`transmission_generation_enqueue`, e.g. after its reply) or, failing that, to the
+    scheduler (:func:`transmissions_due`).
+    """
+    prepared = transmission_prepare(body=body, max_rcpt_errors=max_rcpt_errors, now=now, source=source)
+    transmission = prepared.transmission
+    if source == TransmissionSource.SMTP:
+        (transmission.id,) = transmissions_insert_group(prepared=[prepared])
     else:
         with transaction.atomic():
             transmission.save(force_insert=True)
-            _copy_messages(transmission_id=transmission.id, recipients=accepted, chunk_size=chunk_size)
-            if data.template_id:
-                template_touch_last_use(template_id=data.template_id)
-    if data.start_time is None and enqueue:
+            _copy_messages(
+                transmission_id=transmission.id,
+                recipients=prepared.recipients,
+                chunk_size=transmission.rcpt_list_chunk_size,
+            )
+            if prepared.template_id:
+                template_touch_last_use(template_id=prepared.template_id)
+    if transmission.start_time is None and enqueue:
         transmission_id = transmission.id
         transaction.on_commit(lambda: transmission_generation_enqueue(transmission_id=transmission_id))
     return CreateResult(
-        transmission_id=transmission.id, accepted=len(accepted), rejected=rejected, rcpt_errors=reported
+        transmission_id=transmission.id,
+        accepted=len(prepared.recipients),
+        rejected=prepared.rejected,
+        rcpt_errors=prepared.rcpt_errors,
     )
-
-
-# The transmission row (Django's INSERT ... RETURNING id) and its message rows in one
-# statement: one round trip, atomic on its own (data-modifying CTEs, PostgreSQL "WITH").
-_WITH_MESSAGES_SQL = """
-WITH tx AS ({insert}),
-     msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
-             SELECT tx.id, m.chunk, m.message_id, m.email, m.recipient
-               FROM tx, unnest(%s::integer[], %s::text[], %s::text[], %s::text[]::jsonb[])
-                        AS m(chunk, message_id, email, recipient))
-SELECT id FROM tx
-"""
 
 
 def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None:
@@ -240,30 +275,131 @@ def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None
             recipient["archive_of"] = {"message_id": message_ids[original], "recipient": shown}
 
 
-def _insert_with_messages(transmission: Transmission, recipients: list[dict], message_ids: list[str]) -> int:
-    """Store the unsaved ``transmission`` and one message row per recipient (chunks of
-    ``rcpt_list_chunk_size``) in one statement; returns its id. For an SMTP injection, whose
-    few rows wait on the round trips rather than on the data (the REST path COPYs, for
-    lists of any size). The column values and defaults are the model's (Django's own INSERT
-    compiler), as ``save()`` would write them."""
+class _PreparedBinaryCursor(psycopg.Cursor):
+    """A cursor that binds its parameters on the server (``%b``: binary, so a 10 KB message
+    goes as it is, not escaped into an array literal as Django's client-side cursor does) and
+    prepares its statement (planned once per connection). For :func:`transmissions_insert_group`,
+    whose one statement is the same for every group: on the bench's 10 KB message the
+    client-side quoting of the arrays took about a fifth of the listener's GIL samples
+    (py-spy, bench/RESULTS.md "group store")."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupInsert:
+    """The group INSERT of :func:`transmissions_insert_group`, built once per process from
+    the model: its SQL and, per transmission column, how a value is passed."""
+
+    sql: str
+    attnames: tuple[str, ...]
+    json: tuple[bool, ...]
+
+
+@functools.cache
+def _group_insert() -> _GroupInsert:
+    """The statement: a transmission id drawn per input row (``ids``, materialised, so each
+    ``nextval`` is taken once and stays with its row's ordinal), the transmission rows and
+    their message rows from arrays (one array per column, ``unnest``), each joined to its id
+    by ordinal. The columns are the model's own except the primary key and those the
+    database fills (``db_default`` with no Python default: ``created_at``); JSON columns go
+    as text and are cast."""
     opts = Transmission._meta
-    fields = [field for field in opts.local_concrete_fields if field is not opts.pk and not field.generated]
-    query = InsertQuery(Transmission)
-    query.insert_values(fields, [transmission])
-    compiler = query.get_compiler(using=connection.alias)
-    compiler.returning_fields = [opts.pk]
-    [(insert, params)] = compiler.as_sql()
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    size = transmission.rcpt_list_chunk_size
-    columns = (
-        [index // size for index in range(len(recipients))],
-        message_ids,
-        [recipient["address"]["email"] for recipient in recipients],
-        [dumps(recipient) for recipient in recipients],
+    fields = [
+        field for field in opts.local_concrete_fields
+        if field is not opts.pk and not field.generated
+        and not (field.db_default is not NOT_PROVIDED and not field.has_default())
+    ]  # fmt: skip
+    casts, columns, names = [], [], []
+    for number, field in enumerate(fields):
+        db_type = field.db_type(connection)
+        cast = "text[]::jsonb[]" if db_type == "jsonb" else f"{db_type}[]"
+        casts.append(f"%b::{cast}")
+        columns.append(connection.ops.quote_name(str(field.column)))
+        names.append(f"c{number}")
+    table = connection.ops.quote_name(opts.db_table)
+    sql = f"""
+WITH ids AS MATERIALIZED (
+       SELECT nextval(pg_get_serial_sequence('{opts.db_table}', '{opts.pk.column}')) AS id, ord
+         FROM generate_series(1, %b::integer) AS ord),
+     tx AS (INSERT INTO {table} ({connection.ops.quote_name(str(opts.pk.column))}, {", ".join(columns)})
+            SELECT ids.id, {", ".join("t." + name for name in names)}
+              FROM unnest({", ".join(casts)}) WITH ORDINALITY AS t({", ".join(names)}, ord)
+              JOIN ids USING (ord)),
+     msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
+             SELECT ids.id, m.chunk, m.message_id, m.email, m.recipient
+               FROM unnest(%b::bigint[], %b::integer[], %b::text[], %b::text[], %b::text[]::jsonb[])
+                        AS m(ord, chunk, message_id, email, recipient)
+               JOIN ids USING (ord))
+SELECT id FROM ids ORDER BY ord
+"""
+    return _GroupInsert(
+        sql=sql,
+        attnames=tuple(field.attname for field in fields),
+        json=tuple(field.get_internal_type() == "JSONField" for field in fields),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_WITH_MESSAGES_SQL.format(insert=insert), [*params, *columns])
-        return cursor.fetchone()[0]
+
+
+def transmissions_insert_group(*, prepared: Sequence[PreparedTransmission]) -> list[int]:
+    """Store prepared SMTP transmissions (:func:`transmission_prepare`, with their message
+    ids) and one message row per recipient each (chunks of ``rcpt_list_chunk_size``) in one
+    statement on this thread's connection: one round trip and one commit for the whole group
+    (the listener's group commit), all or nothing. Returns their ids in ``prepared``'s order.
+
+    The statement is built once per process (:func:`_group_insert`) and the values go as one
+    array per column, bound binary on the server (:class:`_PreparedBinaryCursor`), so the cost
+    per message is building its row, not compiling or quoting SQL. Share of the listener's
+    GIL samples (py-spy ``--gil`` under bench/smtp_injection.py, loaded machine): one
+    statement per message through Django's INSERT compiler 17 %; per group, arrays quoted on
+    the client 25 %; per group, bound binary 10 % (bench/RESULTS.md, "group store")."""
+    insert = _group_insert()
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    columns: list[list[Any]] = [[] for _ in insert.attnames]
+    ords: list[int] = []
+    chunks: list[int] = []
+    message_ids: list[str] = []
+    emails: list[str] = []
+    rows: list[str] = []
+    for ord_, item in enumerate(prepared, 1):
+        transmission = item.transmission
+        for column, attname, is_json in zip(columns, insert.attnames, insert.json, strict=True):
+            value = getattr(transmission, attname)
+            column.append(dumps(value) if is_json and value is not None else value)
+        size = transmission.rcpt_list_chunk_size
+        for index, (recipient, message_id) in enumerate(zip(item.recipients, item.message_ids, strict=True)):
+            ords.append(ord_)
+            chunks.append(index // size)
+            message_ids.append(message_id)
+            emails.append(recipient["address"]["email"])
+            rows.append(dumps(recipient))
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        # Any: django-stubs type the argument of make_cursor as Django's own wrapper.
+        raw: Any = _PreparedBinaryCursor(connection.connection)
+    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with wrapped as cursor:
+        cursor.execute(insert.sql, [len(prepared), *columns, ords, chunks, message_ids, emails, rows])
+        ids = [row[0] for row in cursor.fetchall()]
+    for item, transmission_id in zip(prepared, ids, strict=True):
+        item.transmission.id = transmission_id
+    return ids
+
+
+def transmissions_generation_enqueue(*, transmission_ids: Sequence[int]) -> None:
+    """Queue the start of generation of several stored transmissions in one task message
+    (``transmissions.generate_group``): the listener's group, one broker write rather than
+    one per message. When the broker does not take it, the scheduler starts them
+    (:func:`transmissions_due`), as for :func:`transmission_generation_enqueue`."""
+    try:
+        current_app.send_task(GENERATE_GROUP_TASK, args=(list(transmission_ids),))
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
+        log.warning(
+            "transmissions %s stored; their start was not queued (%s): the scheduler will start them",
+            list(transmission_ids), exc,
+        )  # fmt: skip
 
 
 def transmission_generation_enqueue(*, transmission_id: int) -> None:

@@ -16,8 +16,9 @@ from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
-from transmissions.sending import chunk_send, delayed_orphans_find, message_retry, stale_claims_recover
+from transmissions.sending import ChunkResult, chunk_send, delayed_orphans_find, message_retry, stale_claims_recover
 from transmissions.services import (
+    GENERATE_GROUP_TASK,
     GENERATE_TASK,
     transmission_finish_if_done,
     transmission_start_generation,
@@ -46,6 +47,36 @@ def transmission_generate_task(transmission_id: int) -> int:
     return len(chunks)
 
 
+@shared_task(bind=True, name=GENERATE_GROUP_TASK, acks_late=True, reject_on_worker_lost=True)
+def transmission_generate_group_task(self: Task, transmission_ids: list[int]) -> int:
+    """Start and send several transmissions (``transmissions.generate_group``: the SMTP
+    listener queues one per stored group, each transmission one chunk of a few messages).
+    Each is started as ``transmissions.generate`` starts it, and its chunks are sent here
+    rather than through one ``transmissions.send_chunk`` task each: for a one-message
+    transmission that second task's publish, pick-up and ack cost more than the send. A chunk
+    whose relay is unavailable goes to ``transmissions.send_chunk``, which owns the retry
+    policy (its claimed messages were given back). Safe to run twice, as both tasks are.
+    Returns the number of chunks sent here."""
+    sent = 0
+    for transmission_id in transmission_ids:
+        for chunk in transmission_start_generation(transmission_id=transmission_id):
+            try:
+                result = chunk_send(transmission_id=transmission_id, chunk=chunk, token=_token(self.request.id))
+            except RelayUnavailable as exc:
+                log.warning("transmission %s chunk %s: %s; retried by its own task", transmission_id, chunk, exc.reason)
+                chunk_send_task.apply_async((transmission_id, chunk), countdown=backoff_seconds(0))
+                continue
+            _delayed_retry(result)
+            sent += 1
+    return sent
+
+
+def _delayed_retry(result: ChunkResult) -> None:
+    """One retry task per delayed message of ``result``, after its backoff."""
+    for pk, attempts in zip(result.delayed or [], result.delayed_attempts or [], strict=True):
+        message_retry_task.apply_async((pk,), countdown=backoff_seconds(attempts - 1))
+
+
 @shared_task(bind=True, name="transmissions.send_chunk", acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def chunk_send_task(self: Task, transmission_id: int, chunk: int) -> dict:
     try:
@@ -54,8 +85,7 @@ def chunk_send_task(self: Task, transmission_id: int, chunk: int) -> dict:
         countdown = backoff_seconds(self.request.retries)
         log.warning("transmission %s chunk %s: %s; retrying in %ss", transmission_id, chunk, exc.reason, countdown)
         raise self.retry(countdown=countdown) from None
-    for pk, attempts in zip(result.delayed or [], result.delayed_attempts or [], strict=True):
-        message_retry_task.apply_async((pk,), countdown=backoff_seconds(attempts - 1))
+    _delayed_retry(result)
     return {
         "delivered": result.delivered,
         "bounced": result.bounced,

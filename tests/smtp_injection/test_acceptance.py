@@ -7,7 +7,13 @@ from __future__ import annotations
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_accept
+from smtp_injection.services import (
+    Injection,
+    SmtpPrincipal,
+    smtp_message_accept,
+    smtp_message_prepare,
+    smtp_messages_store,
+)
 from tests.smtp_injection.helpers import inject, login, message, send_all, transmission_id
 from transmissions.models import Message, MessageState, Transmission
 
@@ -66,11 +72,11 @@ def test_the_listener_queues_generation_after_the_250(smtp, smtp_key, monkeypatc
     queued: list[int] = []
     done = threading.Event()
 
-    def enqueue(*, transmission_id: int) -> None:
-        queued.append(transmission_id)
+    def enqueue(*, transmission_ids: list[int]) -> None:
+        queued.extend(transmission_ids)
         done.set()
 
-    monkeypatch.setattr(smtp_injection.server, "transmission_generation_enqueue", enqueue)
+    monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", enqueue)
     client = smtp.client()
     login(client, smtp_key)
     code, reply = inject(client, ["jo@example.com"], message())
@@ -85,3 +91,107 @@ def test_a_subject_with_braces_goes_out_as_written(smtp, smtp_key, relay):
     assert code == 250, reply
     send_all(transmission_id(reply))
     assert [received.message["Subject"] for received in relay.received] == ["Your {{x}} invoice"]
+
+
+def test_a_group_of_messages_is_one_statement_each_row_with_its_own_transmission(db):
+    prepared = [
+        smtp_message_prepare(injection=_injection(message(), (f"jo{n}@example.com", f"al{n}@example.com")))
+        for n in range(3)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        ids = smtp_messages_store(prepared=prepared)
+    assert len(queries) == 1, [query["sql"][:80] for query in queries]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    for n, tid in enumerate(ids):
+        rows = Message.objects.filter(transmission_id=tid)
+        assert sorted(rows.values_list("email", flat=True)) == [f"al{n}@example.com", f"jo{n}@example.com"]
+        assert Transmission.objects.get(pk=tid).num_rcpts == 2
+
+
+def test_concurrent_sessions_are_stored_in_shared_groups_and_each_gets_its_own_id(
+    start_listener, smtp_key, monkeypatch
+):
+    import threading
+    import time
+
+    import transmissions.services
+
+    original = transmissions.services.transmissions_insert_group
+    sizes: list[int] = []
+
+    def slow(*, prepared):
+        sizes.append(len(prepared))
+        time.sleep(0.3)  # the first group is in flight while the other sessions reach the dot
+        return original(prepared=prepared)
+
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", slow)
+    listener = start_listener(store_threads=1)
+    clients = []
+    for _ in range(5):
+        client = listener.client()
+        login(client, smtp_key)
+        clients.append(client)
+    replies: list[tuple[int, bytes]] = []
+    senders = [
+        threading.Thread(target=lambda n=n, client=client: replies.append(inject(client, [f"u{n}@example.com"], message())))
+        for n, client in enumerate(clients)
+    ]  # fmt: skip
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    assert sorted(code for code, _ in replies) == [250] * 5, replies
+    ids = {transmission_id(reply) for _, reply in replies}
+    assert len(ids) == 5 and sum(sizes) == 5 and len(sizes) < 5, sizes
+    for tid in ids:
+        assert Message.objects.filter(transmission_id=tid).count() == 1
+
+
+def test_a_failed_group_answers_451_to_every_session_in_it(start_listener, smtp_key, monkeypatch):
+    import threading
+    import time
+
+    from django.db import OperationalError
+
+    calls: list[int] = []
+
+    def broken(*, prepared):
+        calls.append(len(prepared))
+        time.sleep(0.3)
+        raise OperationalError("connection to server was lost")
+
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", broken)
+    listener = start_listener(store_threads=1)
+    clients = []
+    for _ in range(3):
+        client = listener.client()
+        login(client, smtp_key)
+        clients.append(client)
+    replies: list[tuple[int, bytes]] = []
+    senders = [
+        threading.Thread(target=lambda client=client: replies.append(inject(client, ["jo@example.com"], message())))
+        for client in clients
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    assert [code for code, _ in replies] == [451] * 3, replies
+    assert sum(calls) == 3 and Transmission.objects.count() == 0
+
+
+def test_the_group_task_starts_and_sends_every_transmission_of_its_group(smtp, smtp_key, relay):
+    from transmissions.tasks import transmission_generate_group_task
+
+    client = smtp.client()
+    login(client, smtp_key)
+    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(3)]
+    assert transmission_generate_group_task.apply(args=(ids,)).get() == 3
+    assert sorted(received.rcpt_tos for received in relay.received) == [
+        ["u0@example.com"], ["u1@example.com"], ["u2@example.com"]
+    ]  # fmt: skip
+    assert set(Message.objects.filter(transmission_id__in=ids).values_list("state", flat=True)) == {
+        MessageState.DELIVERED
+    }
+    assert transmission_generate_group_task.apply(args=(ids,)).get() == 0  # twice: nothing sent again
+    assert len(relay.received) == 3

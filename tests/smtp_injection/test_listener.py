@@ -230,7 +230,7 @@ def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
     def broken(**_kwargs):
         raise OperationalError("connection to server was lost")
 
-    monkeypatch.setattr("smtp_injection.services.transmission_create", broken)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", broken)
     client = smtp.client()
     login(client, smtp_key)
     code, text = inject(client, ["jo@example.com"], message())
@@ -247,13 +247,30 @@ def test_connections_over_the_cap_are_421(start_listener):
     second.quit()
 
 
+def test_connections_from_one_address_over_its_cap_are_421_before_any_auth(start_listener):
+    import time
+
+    listener = start_listener(max_connections=50, max_connections_per_ip=2)
+    first, second = listener.client(tls=False), listener.client(tls=False)  # idle, never authenticated
+    with pytest.raises(smtplib.SMTPConnectError) as caught:
+        listener.client(tls=False)
+    assert caught.value.smtp_code == 421 and b"from your address" in caught.value.smtp_error
+    first.quit()
+    deadline = time.monotonic() + 10
+    while listener.listener.per_ip["127.0.0.1"] > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    third = listener.client(tls=False)  # the closed one's place is free again
+    second.quit()
+    third.quit()
+
+
 def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypatch):
     import threading
     import time
 
     import transmissions.services
 
-    original = transmissions.services.transmission_create
+    original = transmissions.services.transmissions_insert_group
     entered = threading.Event()
 
     def slow(**kwargs):
@@ -261,7 +278,7 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
         time.sleep(1)
         return original(**kwargs)
 
-    monkeypatch.setattr("smtp_injection.services.transmission_create", slow)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", slow)
     listener = start_listener()
     idle = listener.client()
     client = listener.client()
@@ -284,15 +301,15 @@ def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypat
 def test_a_lost_enqueue_still_answers_250_and_the_scheduler_finds_it(smtp, smtp_key, monkeypatch):
     from datetime import timedelta
 
+    from celery import current_app
     from django.utils import timezone
 
     from transmissions.services import transmissions_due
-    from transmissions.tasks import transmission_generate_task
 
     def redis_down(*_args, **_kwargs):
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(transmission_generate_task, "delay", redis_down)
+    monkeypatch.setattr(current_app, "send_task", redis_down)
     client = smtp.client()
     login(client, smtp_key)
     code, reply = inject(client, ["jo@example.com"], message())
@@ -430,6 +447,30 @@ def test_a_control_character_in_mail_from_is_553(smtp, smtp_key, address):
     client = smtp.client()
     login(client, smtp_key)
     assert client.docmd("MAIL", f"FROM:<{address}>") == (553, b"5.1.7 Bad sender address syntax")
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "jo@", "jo@localhost", "jo@sender..example.com"])
+def test_a_mail_from_that_is_no_address_is_553_at_mail_from_before_data(smtp, smtp_key, address):
+    client = smtp.client()
+    login(client, smtp_key)
+    assert client.docmd("MAIL", f"FROM:<{address}>")[0] == 553  # aiosmtpd's 5.1.3 for "jo@", Engage's 5.1.7
+    assert client.docmd("RCPT", "TO:<jo@example.com>")[0] == 503  # no transaction was started
+    assert Transmission.objects.count() == 0
+
+
+def test_a_header_block_over_the_line_cap_is_554_at_once_and_nothing_is_stored(smtp, smtp_key):
+    import time
+
+    from smtp_injection.message import MAX_HEAD_LINES
+
+    client = smtp.client()
+    login(client, smtp_key)
+    fields = "".join(f"X-F{n}: v\r\n" for n in range(MAX_HEAD_LINES + 1))
+    started = time.monotonic()
+    code, reply = inject(client, ["jo@example.com"], fields + message())
+    assert code == 554 and b"header block is over" in reply, reply
+    assert time.monotonic() - started < 10  # hang guard: refused before any field is parsed
+    assert Transmission.objects.count() == 0
 
 
 def test_help_has_an_enhanced_status_code(smtp, smtp_key):

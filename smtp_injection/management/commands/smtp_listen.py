@@ -55,6 +55,7 @@ class Command(BaseCommand):
             max_rcpts=settings.ENGAGE_SMTP_MAX_RCPTS,
             max_connections=settings.ENGAGE_SMTP_MAX_CONNECTIONS,
             max_connections_per_key=settings.ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY,
+            max_connections_per_ip=settings.ENGAGE_SMTP_MAX_CONNECTIONS_PER_IP,
             timeout=settings.ENGAGE_SMTP_TIMEOUT,
             auth_attempts=settings.ENGAGE_SMTP_AUTH_ATTEMPTS,
             shutdown_grace=settings.ENGAGE_SMTP_SHUTDOWN_GRACE,
