@@ -25,14 +25,6 @@ MODIFY = ("templates/modify",)
 PREVIEW = ("templates/preview", "templates/modify")
 
 
-def parse_template_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value.strip() or "/" in value or any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
-    return value
-
-
 def parse_content(body: dict, *, required: bool) -> dict[str, Any] | None:
     raw = body.get("content")
     if raw is None or content_rules.is_empty_object(raw):
@@ -93,7 +85,7 @@ class TemplateListView(ApiView):
     def post(self, request: Request) -> Response:
         parse_body(request, schemas.TemplateCreate)
         body = request_object(request)
-        template_id = parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
+        template_id = content_rules.parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
         name = text_field(body, "name", max_bytes=1024)
         if template_id is None and not name:
             raise errors.RequiredFieldMissing("id or name is required")
