@@ -312,6 +312,8 @@ class _Checker:
         out: list[tuple[int, LinkCheck]] = []
         covered: list[tuple[int, int]] = []
         for match in _SENTINEL.finditer(rendered):
+            if not self.ours(match):
+                continue  # NULs the content or the data wrote themselves: not a marker of ours
             covered.append(match.span())
             if match.group(1) is not None:
                 found, url, span = self.calls[int(match.group(1))]
@@ -331,6 +333,12 @@ class _Checker:
                 out.append((start, check))
         out.sort(key=lambda item: item[0])
         return [check for _start, check in out]
+
+    def ours(self, match: re.Match[str]) -> bool:
+        tracked, untracked = match.group(1), match.group(2)
+        if tracked is not None:
+            return len(tracked) < 10 and int(tracked) < len(self.calls)
+        return len(untracked) < 10 and int(untracked) < len(self.found)
 
     def verdict(self, found: _Found, part: str, url: str, name: str | None) -> LinkCheck:
         reason = found.reason

@@ -86,7 +86,10 @@ def content_from_fields(fields: Any) -> dict[str, Any]:
 
 
 def sample_data(text: str) -> dict[str, Any]:
-    """Typed sample substitution data: a JSON object; raises ValueError saying what is wrong."""
+    """Typed sample substitution data: a JSON object; raises ValueError saying what is wrong
+    (NUL is refused, as the API's JSON parser refuses it)."""
+    if "\x00" in text or "\\u0000" in text.lower():
+        raise ValueError("NUL characters are not allowed")
     data = json.loads(text or "{}")
     if not isinstance(data, dict):
         raise ValueError("substitution data must be a JSON object")
@@ -307,6 +310,9 @@ class TemplateAdmin(admin.ModelAdmin):
             data = sample_data(request.POST.get("substitution_data", ""))
         except ValueError as exc:
             answer["errors"].append({"field": "substitution_data", "message": f"Sample data: {exc}"})
+            return JsonResponse(answer)
+        if any("\x00" in value for value in request.POST.values()):
+            answer["errors"].append({"field": None, "message": "NUL characters are not allowed"})
             return JsonResponse(answer)
         try:
             content = content_from_fields(request.POST)

@@ -220,6 +220,13 @@ def test_hostile_markup_never_breaks_the_check():
             assert type(exc).__name__ in {"TemplateSyntaxError", "TemplateRenderError"}
 
 
+def test_nuls_that_look_like_markers_never_break_the_check():
+    fake = "\x00t7\x00 \x00u99\x00https://x.example\x00/\x00 \x00t99999999999999999999\x00"
+    html = f'<a href="https://example.com/{fake}">x</a> {fake}'
+    checks = links_check({"html": html, "text": fake}, context({"v": fake}), click_tracking=True)
+    assert checks[0].tracked and checks[0].position == 0
+
+
 def test_a_render_error_is_the_languages():
     with pytest.raises(TemplateRenderError):
         links_check({"html": "{{ 1 / 0 }}"}, context({}), click_tracking=True)

@@ -158,3 +158,10 @@ def test_hostile_field_values_are_escaped_on_the_edit_page(admin_client):
     assert "<script>alert(1)</script>" not in page
     answer = admin_client.post(EDITOR, {**fields(html=evil), "substitution_data": json.dumps({"n": evil})}).json()
     assert answer["rendered"]["html"] == evil  # shown only inside the sandboxed iframe's srcdoc
+
+
+def test_nul_characters_in_the_editor_are_refused_not_a_server_error(admin_client):
+    nul = admin_client.post(EDITOR, {**fields(html="<p>\x00t1\x00</p>"), "substitution_data": "{}"})
+    assert nul.status_code == 200 and nul.json()["errors"][0]["message"] == "NUL characters are not allowed"
+    data = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"x": "\\u0000"}'})
+    assert data.json()["errors"][0]["field"] == "substitution_data"
