@@ -101,3 +101,37 @@ def test_a_syntax_error_names_the_part_and_line(api):
 def test_the_draft_of_a_template_without_one_is_refused(api):
     template_create(template_id="pub", name="Pub", published=True, content=CONTENT, options={})
     assert_error(check(api, {"template_id": "pub", "draft": True}), 422, "2004")
+
+
+def test_the_apis_verdicts_are_what_generation_does_with_the_same_content(api):
+    """The corpus through the real generator's pieces: compiled with the link scanners,
+    rendered with ``transmissions.generation.MessageTracker`` and signed tokens; the targets the
+    click tokens carry are exactly the API's tracked URLs, and every other link is left as is."""
+    import re
+
+    from mailcore.language import build_context, compile_content
+    from mailcore.links import scan_html, scan_text, unescape_attribute
+    from mailcore.options import effective_options
+    from tracking.signing import tracking_signer
+    from transmissions.generation import MessageTracker
+
+    content = {"html": HTML + '<a href="https://example.com/x?a=1&amp;b={{user}}">Amp</a>\n', "text": CONTENT["text"]}
+    links = check(api, {"content": content, "substitution_data": DATA}).json()["results"]["links"]
+    signer = tracking_signer()
+    tokens = signer.for_message(message_id="m1", transmission_id="1", rcpt_to="", issued_at=1_700_000_000)
+    options = effective_options(transmission=None, template=None, defaults={})
+    tracker = MessageTracker(base_url="https://track.test", tokens=tokens, options=options)
+    context = build_context(
+        tx_metadata={}, tx_substitution_data=DATA, rcpt_metadata={}, rcpt_substitution_data={},
+        address_email="", address_name="", return_path="",
+    )  # fmt: skip
+    rendered = compile_content(content, scan_html=scan_html, scan_text=scan_text).render(context, tracker)
+    sent = rendered["html"] + "\n" + rendered["text"]
+    targets = [
+        signer.decode(token, now=1_700_000_000, max_age=10).target_url
+        for token in re.findall(r"https://track\.test/f/([A-Za-z0-9_-]+)", sent)
+    ]
+    assert targets == [link["url"] for link in links if link["tracked"]]
+    untracked = [link["url"] for link in links if not link["tracked"]]
+    assert len(untracked) == 7
+    assert all(url in unescape_attribute(sent) for url in untracked)
