@@ -38,7 +38,9 @@ raw-text elements are not links to the scanner and are not listed. In text parts
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -175,10 +177,6 @@ def _html_reason(source: str, start: int, end: int, attrs: dict[str, Any]) -> st
     return "relative"
 
 
-def _line(source: str, offset: int) -> int:
-    return source.count("\n", 0, offset) + 1
-
-
 def _brace_runs(source: str) -> list[tuple[int, int]]:
     runs, i = [], source.find("{{")
     while i != -1:
@@ -189,7 +187,10 @@ def _brace_runs(source: str) -> list[tuple[int, int]]:
 
 
 def _inside(runs: list[tuple[int, int]], offset: int) -> bool:
-    return any(a <= offset < b for a, b in runs)
+    """Whether ``offset`` is in one of ``runs``: sorted, non-overlapping ``[start, end)``
+    ranges (a bisection, so a part with many links stays linear-logarithmic)."""
+    index = bisect.bisect_right(runs, (offset, sys.maxsize)) - 1
+    return index >= 0 and runs[index][0] <= offset < runs[index][1]
 
 
 class _Checker:
@@ -225,9 +226,12 @@ class _Checker:
         links.sort(key=lambda item: item[0])
         taken = {link.start for link in scan.links}
         pieces, pos = [], 0
+        line, counted = 1, 0  # lines counted incrementally: the links are in source order
         for index, (start, end, found) in enumerate(links):
             if template:
-                found.position, found.line = index, _line(source, start)
+                line += source.count("\n", counted, start)
+                counted = start
+                found.position, found.line = index, line
                 self.by_part.setdefault(part, []).append(found)
             if not scanned:
                 found.reason = "amp_part"
@@ -284,7 +288,7 @@ class _Checker:
             end = len(source) if stop is None else stop.start()
             if end > match.end() and _too_long(source[start:end]):
                 out.append((start, end, "too_long", None))
-                covered.append((start, end))
+                bisect.insort(covered, (start, end))
         return out
 
     # -- the tracker protocol (mailcore.language.Tracker) -----------------------------------
