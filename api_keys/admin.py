@@ -1,9 +1,32 @@
+"""Admin for API keys: list, create (the raw key shown once, issue 15 Deliver 5), revoke.
+
+Only the key's hash is stored (``api_keys.services.api_key_create``). The add page's answer
+to its POST is the one place the raw key appears: it is rendered into that response (marked
+``no-store``), never put in the session, a message or a redirect URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
+from api_keys.grants import ALL_GRANTS
 from api_keys.models import ApiKey
-from api_keys.services import api_key_revoke
+from api_keys.services import api_key_create, api_key_revoke
+
+
+class ApiKeyCreateForm(forms.Form):
+    """What a new key needs: a label and at least one grant."""
+
+    label = forms.CharField(max_length=1024, widget=forms.TextInput(attrs={"size": 60}))
+    grants = forms.MultipleChoiceField(
+        choices=[(grant, grant) for grant in ALL_GRANTS], widget=forms.CheckboxSelectMultiple
+    )
 
 
 @admin.register(ApiKey)
@@ -15,9 +38,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = ["label", "prefix", "grants", "created_at", "revoked_at"]
     actions = ["revoke"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # keys are created with `manage.py create_api_key`, which shows the key once
-
     @admin.display(description="grants")
     def grant_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.grants)
@@ -27,3 +47,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             api_key_revoke(key=key)
         messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """GET: the label and grants form. A valid POST creates the key and answers a page
+        showing the raw key once, with a warning that it cannot be shown again."""
+        if not self.has_add_permission(request):
+            return super().add_view(request, form_url, extra_context)  # Django's 403
+        form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Add API key"}
+        if request.method == "POST" and form.is_valid():
+            key, raw = api_key_create(label=form.cleaned_data["label"], grants=sorted(form.cleaned_data["grants"]))
+            self.log_addition(request, key, [{"added": {}}])
+            response = TemplateResponse(
+                request, "admin/api_keys/apikey/created.html", {**context, "key": key, "raw_key": raw}
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        return TemplateResponse(request, "admin/api_keys/apikey/add.html", {**context, "form": form})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.views import messages, overview, sink, transmissions
+from console.views import messages, overview, sink, template_test_send, transmissions
 
 urlpatterns = [
     path("", overview.overview, name="console-overview"),
@@ -19,5 +19,10 @@ urlpatterns = [
         "transmissions/<str:transmission_id>/cancel/",
         transmissions.transmission_cancel_view,
         name="console-transmission-cancel",
+    ),
+    path(
+        "templates/<str:template_id>/test-send/",
+        template_test_send.template_test_send,
+        name="console-template-test-send",
     ),
 ]

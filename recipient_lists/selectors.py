@@ -77,3 +77,10 @@ def recipient_list_iter_recipients(*, list_id: str, chunk_size: int = 5000) -> I
 
 def recipient_list_ids_like(*, base: str) -> set[str]:
     return set(RecipientList.objects.filter(Q(pk=base) | Q(pk__startswith=f"{base}-")).values_list("pk", flat=True))
+
+
+def recipient_list_recipients_page(*, list_id: str, offset: int, limit: int) -> list[dict]:
+    """``limit`` recipients of the list from the ``offset``-th (0-based, in order), in the
+    normalized shape; one query over the ``(list, position)`` index, whatever the list's size."""
+    rows = Recipient.objects.filter(recipient_list_id=list_id).order_by("position")
+    return list(rows.values_list("data", flat=True)[max(offset, 0) : max(offset, 0) + max(limit, 0)])

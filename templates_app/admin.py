@@ -1,7 +1,14 @@
-"""Admin for stored templates: search, filters, edit the draft, publish, preview.
+"""Admin for stored templates: search, filters, create, edit the draft beside a live preview
+and a link check, publish from the edit page, preview (issue 15, Deliver 5).
 
-Edits go through ``templates_app.services`` like the API does, so the admin cannot store a
-template that the API would refuse (content rules and the substitution language's syntax).
+Creates and edits go through ``templates_app.services`` like the API does, so the admin cannot
+store a template that the API would refuse (content rules and the substitution language's
+syntax). The editor's live preview and link check post the unsaved form to
+``editor-render/``, which runs the code of ``POST /api/v1/templates/{id}/preview`` and
+``POST /api/v1/link-check`` (``templates_app.rendering``) and answers JSON. Sample data comes
+from typed JSON or from a recipient list entry (``recipient_lists.admin``'s ``sample/`` page,
+fetched by the browser: templates may not import recipient lists); the test send is the
+console's (``console.views.template_test_send``), which sits above transmissions.
 """
 
 from __future__ import annotations
@@ -14,18 +21,79 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from engage import errors
 from templates_app import content as content_rules
 from templates_app.models import Template
-from templates_app.rendering import content_compile, content_render_preview
+from templates_app.rendering import content_compile, content_link_check, content_render_preview
 from templates_app.selectors import template_version
-from templates_app.services import TemplateUpdateMode, template_update
+from templates_app.services import TemplateUpdateMode, template_create, template_update
+
+#: The form field that shows a compile error of each content part (``Header:<Name>`` of a
+#: custom header: ``headers``).
+PART_FIELDS = {
+    "html": "html",
+    "text": "text",
+    "amp_html": "amp_html",
+    "Header:Subject": "subject",
+    "Header:From": "from_email",
+    "Header:Reply-To": "reply_to",
+}
+
+
+def part_field(part: str) -> str:
+    """The editor field of a content part named as the language names it."""
+    return PART_FIELDS.get(part, "headers" if part.startswith("Header:") else "html")
+
+
+def error_at_line(exc: errors.EngageError) -> str:
+    """``"html, line 12: syntax error near 'age'"`` for a compile error (422 / 3000, whose
+    ``extra`` has ``part`` and ``line``), else the error's description."""
+    part, line = exc.extra.get("part"), exc.extra.get("line")
+    if part is None or line is None:
+        return exc.description
+    return f"{part}, line {line}: {exc.description.split(f'line {line}: ', 1)[-1]}"
+
+
+def content_from_fields(fields: Any) -> dict[str, Any]:
+    """The content the editor's fields describe, checked as the API checks content: raises
+    ``forms.ValidationError`` keyed by field (a compile error on the field of its part, as
+    ``"html, line 12: ..."``). ``fields`` is a mapping of the form's field names to text."""
+    email = (fields.get("from_email") or "").strip()
+    raw: dict[str, Any] = {"from": {"email": email or None, "name": (fields.get("from_name") or "").strip() or None}}
+    for key in ("subject", "reply_to", "html", "text", "amp_html"):
+        if fields.get(key):
+            raw[key] = fields[key]
+    if fields.get("headers"):
+        try:
+            raw["headers"] = json.loads(fields["headers"])
+        except ValueError as exc:
+            raise forms.ValidationError({"headers": f"Not valid JSON: {exc}"}) from None
+    try:
+        content = content_rules.normalize_content(raw, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
+        content_compile(content)
+    except errors.TemplateSyntaxError as exc:
+        raise forms.ValidationError({part_field(str(exc.extra.get("part", ""))): error_at_line(exc)}) from None
+    except errors.EngageError as exc:
+        raise forms.ValidationError(exc.description) from None
+    return content
+
+
+def sample_data(text: str) -> dict[str, Any]:
+    """Typed sample substitution data: a JSON object; raises ValueError saying what is wrong
+    (NUL is refused, as the API's JSON parser refuses it)."""
+    if "\x00" in text or "\\u0000" in text.lower():
+        raise ValueError("NUL characters are not allowed")
+    data = json.loads(text or "{}")
+    if not isinstance(data, dict):
+        raise ValueError("substitution data must be a JSON object")
+    return data
 
 
 class VersionFilter(admin.SimpleListFilter):
@@ -48,17 +116,26 @@ class HasDraftFilter(VersionFilter):
     title, parameter_name, field = "has draft", "has_draft", "draft_content"
 
 
-class TemplateDraftForm(forms.ModelForm):
-    """Name, description and the draft's content (started from the published version when there is no draft)."""
+def _wide_text(rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, "class": "tpl-source", "spellcheck": "false"})
 
-    from_email = forms.CharField(label="From email")
-    from_name = forms.CharField(label="From name", required=False)
-    subject = forms.CharField()
-    reply_to = forms.CharField(required=False)
-    html = forms.CharField(widget=forms.Textarea(attrs={"rows": 14, "cols": 100}), required=False)
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 8, "cols": 100}), required=False)
+
+class TemplateDraftForm(forms.ModelForm):
+    """Name, description and the draft's content (started from the published version when
+    there is no draft); on the add page also the id (made from the name when left empty)."""
+
+    template_id = forms.CharField(
+        label="Id", required=False, max_length=64, help_text="Left empty: made from the name (as the API does)."
+    )
+    from_email = forms.CharField(label="From email", widget=forms.TextInput(attrs={"class": "tpl-wide"}))
+    from_name = forms.CharField(label="From name", required=False, widget=forms.TextInput(attrs={"class": "tpl-wide"}))
+    subject = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "class": "tpl-wide tpl-source"}))
+    reply_to = forms.CharField(required=False, widget=forms.TextInput(attrs={"class": "tpl-wide"}))
+    html = forms.CharField(widget=_wide_text(16), required=False)
+    text = forms.CharField(widget=_wide_text(8), required=False)
+    amp_html = forms.CharField(label="AMP HTML", widget=_wide_text(4), required=False)
     headers = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 100}),
+        widget=forms.Textarea(attrs={"rows": 3, "class": "tpl-wide tpl-source"}),
         required=False,
         help_text='A JSON object, e.g. {"X-Tag": "x"}',
     )
@@ -66,6 +143,7 @@ class TemplateDraftForm(forms.ModelForm):
     class Meta:
         model = Template
         fields = ["name", "description"]
+        widgets = {"name": forms.TextInput(attrs={"class": "tpl-wide"})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,28 +158,27 @@ class TemplateDraftForm(forms.ModelForm):
                 "reply_to": content.get("reply_to", ""),
                 "html": content.get("html", ""),
                 "text": content.get("text", ""),
+                "amp_html": content.get("amp_html", ""),
                 "headers": json.dumps(content["headers"]) if content.get("headers") else "",
             }
         )
 
+    def clean_template_id(self) -> str | None:
+        value = self.cleaned_data.get("template_id") or None
+        try:
+            value = content_rules.parse_template_id(value)
+        except errors.EngageError as exc:
+            raise forms.ValidationError(exc.description) from None
+        if value is not None and Template.objects.filter(pk=value).exists():
+            raise forms.ValidationError(f"Template '{value}' already exists")
+        return value
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         assert cleaned is not None  # ModelForm.clean returns cleaned_data; the stubs allow None for overrides
-        raw: dict = {"from": {"email": cleaned.get("from_email"), "name": cleaned.get("from_name") or None}}
-        for key in ("subject", "reply_to", "html", "text"):
-            if cleaned.get(key):
-                raw[key] = cleaned[key]
-        if cleaned.get("headers"):
-            try:
-                raw["headers"] = json.loads(cleaned["headers"])
-            except ValueError as exc:
-                raise forms.ValidationError({"headers": f"Not valid JSON: {exc}"}) from None
-        try:
-            content = content_rules.normalize_content(raw, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
-            content_compile(content)
-        except errors.EngageError as exc:
-            raise forms.ValidationError(exc.description) from None
-        cleaned["content"] = content
+        if self.errors:
+            return cleaned
+        cleaned["content"] = content_from_fields(cleaned)
         return cleaned
 
 
@@ -112,14 +189,18 @@ class TemplateAdmin(admin.ModelAdmin):
     list_filter = [PublishedFilter, HasDraftFilter]
     search_fields = ["id", "name"]
     readonly_fields = ["id", "versions", "preview_link"]
-    fieldsets = [
-        (None, {"fields": ["id", "name", "description", "versions", "preview_link"]}),
-        ("Draft content", {"fields": ["from_email", "from_name", "subject", "reply_to", "html", "text", "headers"]}),
-    ]
+    content_fields = ["from_email", "from_name", "subject", "reply_to", "html", "text", "amp_html", "headers"]
     actions = ["publish"]
+    change_form_template = "admin/templates_app/template/editor.html"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # templates are created through the API; the admin edits drafts
+    def get_fieldsets(self, request: HttpRequest, obj: Template | None = None) -> Any:
+        head = (
+            ["id", "name", "description", "versions", "preview_link"] if obj else ["template_id", "name", "description"]
+        )
+        return [(None, {"fields": head}), ("Draft content", {"fields": self.content_fields})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Template | None = None) -> Any:
+        return self.readonly_fields if obj else []
 
     def has_delete_permission(self, request: HttpRequest, obj: Template | None = None) -> bool:
         return False  # deletes go through the API, which refuses templates in use
@@ -150,12 +231,49 @@ class TemplateAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Preview</a>', reverse("admin:templates_app_template_preview", args=[obj.pk]))
 
     def save_model(self, request: HttpRequest, obj: Template, form: TemplateDraftForm, change: bool) -> None:
-        template_update(
-            template_id=obj.pk,
-            name=form.cleaned_data["name"],
-            description=form.cleaned_data.get("description") or "",
-            content=form.cleaned_data["content"],
-        )
+        """Add: ``template_create`` (a draft); change: ``template_update`` of the draft; with
+        the "Save and publish" button, the draft is then published. A conflict or a failed
+        publish is shown on the page and nothing else is written."""
+        cleaned = form.cleaned_data
+        if change:
+            template = template_update(
+                template_id=obj.pk,
+                name=cleaned["name"],
+                description=cleaned.get("description") or "",
+                content=cleaned["content"],
+            )
+        else:
+            template = template_create(
+                template_id=cleaned.get("template_id"),
+                name=cleaned["name"],
+                description=cleaned.get("description") or "",
+                content=cleaned["content"],
+                options={},
+            )
+        if "_publish" in request.POST:
+            template = template_update(template_id=template.pk, mode=TemplateUpdateMode.PUBLISH)
+            messages.success(request, f"Published {template.pk} (version {template.published_version}).")
+        obj.__dict__.update(template.__dict__)
+        obj._state.adding = False
+
+    def response_add(self, request: HttpRequest, obj: Template, post_url_continue: str | None = None) -> HttpResponse:
+        if "_publish" in request.POST:
+            return HttpResponseRedirect(reverse("admin:templates_app_template_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Template) -> HttpResponse:
+        if "_publish" in request.POST:
+            return HttpResponseRedirect(reverse("admin:templates_app_template_change", args=[obj.pk]))
+        return super().response_change(request, obj)
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except errors.EngageError as exc:  # e.g. 409: the id is taken (the form is not shown again)
+            messages.error(request, exc.description)
+            return HttpResponseRedirect(request.get_full_path())
 
     @admin.action(description="Publish the draft of selected templates")
     def publish(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
@@ -173,7 +291,51 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         preview = self.admin_site.admin_view(self.preview_view)
-        return [path("<path:object_id>/preview/", preview, name="templates_app_template_preview")] + super().get_urls()
+        render = self.admin_site.admin_view(require_POST(self.editor_render_view))
+        return [
+            path("editor-render/", render, name="templates_app_template_editor_render"),
+            path("<path:object_id>/preview/", preview, name="templates_app_template_preview"),
+        ] + super().get_urls()
+
+    def editor_render_view(self, request: HttpRequest) -> JsonResponse:
+        """The live preview and link check of the editor's unsaved fields (POSTed as the
+        form is, plus ``substitution_data`` as JSON text and ``click_tracking``:
+        ``""``/``"true"``/``"false"``). Answers ``{"rendered": {from, subject, html, text,
+        ...} | null, "links": {"click_tracking", "links": [...]} | null, "errors": [{"field",
+        "message"}]}``, always 200: the errors are what the page shows."""
+        if not self.has_view_or_change_permission(request):
+            return JsonResponse({"errors": [{"field": None, "message": "permission denied"}]}, status=403)
+        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": []}
+        try:
+            data = sample_data(request.POST.get("substitution_data", ""))
+        except ValueError as exc:
+            answer["errors"].append({"field": "substitution_data", "message": f"Sample data: {exc}"})
+            return JsonResponse(answer)
+        if any("\x00" in value for value in request.POST.values()):
+            answer["errors"].append({"field": None, "message": "NUL characters are not allowed"})
+            return JsonResponse(answer)
+        try:
+            content = content_from_fields(request.POST)
+        except forms.ValidationError as exc:
+            for field, problems in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
+                for message in problems:
+                    answer["errors"].append({"field": None if field == "__all__" else field, "message": message})
+            return JsonResponse(answer)
+        click = {"true": True, "false": False}.get(request.POST.get("click_tracking", ""))
+        stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
+        template_options = (stored.draft_options or stored.published_options) if stored else None
+        try:
+            answer["rendered"] = content_render_preview(content, substitution_data=data)
+            answer["links"] = content_link_check(
+                content,
+                substitution_data=data,
+                options={"click_tracking": click} if click is not None else None,
+                template_options=template_options,
+            )
+        except errors.EngageError as exc:
+            field = part_field(str(exc.extra.get("part", ""))) if exc.extra.get("part") else None
+            answer["errors"].append({"field": field, "message": error_at_line(exc)})
+        return JsonResponse(answer)
 
     def preview_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
         """Render the draft (or published) version with sample substitution data."""

@@ -38,6 +38,16 @@ MAX_HEADER_NAME = 200  # characters: the name and some of its value fit on the f
 IGNORED_HEADERS = {"from", "to", "reply-to"}  # built by Engage; SPEC B §1.3 says not to put To here
 
 
+def parse_template_id(value: str | None) -> str | None:
+    """A template id as given (None when not given); 422 / 1300 when it is empty or has a
+    space, a control character or ``/`` (it is a path segment of ``/api/v1/templates/{id}``)."""
+    if value is None:
+        return None
+    if not value.strip() or "/" in value or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
+    return value
+
+
 def _check_email(email: str, field: str) -> None:
     if "{{" in email:
         return  # rendered per message

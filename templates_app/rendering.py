@@ -14,6 +14,8 @@ from django.conf import settings
 from engage import errors
 from mailcore.language import build_context, compile_content, reserved_key_problem
 from mailcore.language.errors import MessageTooLarge, TemplateRenderError, TemplateSyntaxError
+from mailcore.link_check import PARTS, REASONS, links_check
+from mailcore.options import effective_options
 
 
 def content_compile(content: dict[str, Any]) -> Any:
@@ -36,11 +38,29 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
     capped at ``ENGAGE_MAX_MESSAGE_BYTES`` (headers included): past it, 422 / 3001 saying
     the limit (``limit`` in bytes), the render stopped where it passed.
     """
+    context = _preview_context(substitution_data)
+    compiled = content_compile(content)
+    limit = settings.ENGAGE_MAX_MESSAGE_BYTES
+    try:
+        return compiled.render(context, max_bytes=limit)
+    except MessageTooLarge as exc:
+        raise _too_large(exc, limit) from None
+    except TemplateRenderError as exc:
+        raise errors.TemplateRenderError(exc.description, extra={"part": exc.part}) from None
+
+
+def _too_large(exc: MessageTooLarge, limit: int) -> errors.TemplateRenderError:
+    return errors.TemplateRenderError(
+        f"{exc.description} (ENGAGE_MAX_MESSAGE_BYTES)", extra={"part": exc.part, "limit": limit}
+    )
+
+
+def _preview_context(substitution_data: dict[str, Any]) -> dict[str, Any]:
+    """The data of an anonymous recipient with ``substitution_data`` as the transmission's;
+    a reserved key (SPEC B §4.2) is 422 / 1300 naming it."""
     if (problem := reserved_key_problem(substitution_data)) is not None:
         raise errors.InvalidData(problem)
-
-    compiled = content_compile(content)
-    context = build_context(
+    return build_context(
         tx_metadata={},
         tx_substitution_data=substitution_data,
         rcpt_metadata={},
@@ -49,12 +69,59 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
         address_name="",
         return_path="",
     )
+
+
+def content_link_check(
+    content: dict[str, Any],
+    *,
+    substitution_data: dict[str, Any],
+    options: dict[str, Any] | None = None,
+    template_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The link check of ``content`` (Engage's own, ``mailcore.link_check.links_check``) for
+    an anonymous recipient with ``substitution_data``, as :func:`content_render_preview`
+    renders it.
+
+    ``options`` are the request's (``click_tracking``), ``template_options`` a stored
+    template's; the effective ``click_tracking`` follows the transmissions' precedence
+    (request, template, ``ENGAGE_CLICK_TRACKING``: ``mailcore.options.effective_options``).
+    Returns ``{"click_tracking": bool, "links": [{part, position, line, url, tracked, reason,
+    reason_text, link_name, origin}]}``. ``email_rfc822`` content is 422 / 1300; syntax and
+    render errors as for the preview (3000 with ``part`` and ``line``, 3001 with ``part``).
+    """
+    if "email_rfc822" in content:
+        raise errors.InvalidData("content.email_rfc822: the link check reads html, text and amp_html parts only")
+    if not any(isinstance(content.get(part), str) for part in PARTS):
+        raise errors.RequiredFieldMissing("content.html, content.text or content.amp_html is required")
+    parts = {part: content[part] for part in PARTS if isinstance(content.get(part), str)}
+    context = _preview_context(substitution_data)
+    content_compile(parts)
+    click_tracking = effective_options(
+        transmission=options,
+        template=template_options,
+        defaults={"open_tracking": settings.ENGAGE_OPEN_TRACKING, "click_tracking": settings.ENGAGE_CLICK_TRACKING},
+    ).click_tracking
     limit = settings.ENGAGE_MAX_MESSAGE_BYTES
     try:
-        return compiled.render(context, max_bytes=limit)
+        checks = links_check(parts, context, click_tracking=click_tracking, max_bytes=limit)
+    except TemplateSyntaxError as exc:  # a dynamic chunk is compiled while rendering
+        raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
     except MessageTooLarge as exc:
-        raise errors.TemplateRenderError(
-            f"{exc.description} (ENGAGE_MAX_MESSAGE_BYTES)", extra={"part": exc.part, "limit": limit}
-        ) from None
+        raise _too_large(exc, limit) from None
     except TemplateRenderError as exc:
         raise errors.TemplateRenderError(exc.description, extra={"part": exc.part}) from None
+    links = [
+        {
+            "part": check.part,
+            "position": check.position,
+            "line": check.line,
+            "url": check.url,
+            "tracked": check.tracked,
+            "reason": check.reason,
+            "reason_text": REASONS[check.reason] if check.reason else None,
+            "link_name": check.link_name,
+            "origin": check.origin,
+        }
+        for check in checks
+    ]
+    return {"click_tracking": click_tracking, "links": links}

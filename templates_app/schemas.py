@@ -6,10 +6,13 @@ required, ``html`` or ``text``, the content byte limit, the substitution syntax)
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from engage.api.schema import Body, JsonObject, Query, Text
 from mailcore.ids import MAX_ID_BYTES
+from mailcore.link_check import REASONS
 
 #: Bodies up to the largest content a transmission may carry (settings enforce the real limit).
 MAX_PART_CHARS = 20 * 1024 * 1024
@@ -72,3 +75,52 @@ class UpdateQuery(Query):
 
 class PreviewQuery(DraftQuery):
     pass
+
+
+class LinkCheckOptions(Body):
+    click_tracking: bool | None = None
+
+
+class LinkCheckContent(Body):
+    """The parts whose links are checked; other content fields are ignored."""
+
+    html: Text(MAX_PART_CHARS) | None = None
+    text: Text(MAX_PART_CHARS) | None = None
+    amp_html: Text(MAX_PART_CHARS) | None = None
+    email_rfc822: Text(MAX_PART_CHARS) | None = None
+
+
+class LinkCheck(Body):
+    """``POST /api/v1/link-check`` (Engage's own): ``content`` or a stored template's
+    ``template_id`` (``draft``: true its draft, false its published version, absent the
+    version updated last), the sample ``substitution_data``, and ``options.click_tracking`` over the
+    template's and the server's."""
+
+    content: LinkCheckContent | None = None
+    template_id: Text(MAX_ID_BYTES) | None = None
+    draft: bool | None = None
+    substitution_data: JsonObject | None = None
+    options: LinkCheckOptions | None = None
+
+
+class LinkCheckLink(Body):
+    """One link of the checked message (``mailcore.link_check.LinkCheck``)."""
+
+    part: Literal["html", "text", "amp_html"]
+    position: int | None = Field(description="0-based index among the links written in the part's template")
+    line: int | None = Field(description="1-based line of the link in the part's template")
+    url: str = Field(description="the target after substitution (as written when not rendered)")
+    tracked: bool
+    reason: Literal[tuple(REASONS)] | None = Field(description="why the link is not tracked; null when tracked")
+    reason_text: str | None
+    link_name: str | None
+    origin: Literal["template", "dynamic_content", "substitution_value"]
+
+
+class LinkCheckResult(Body):
+    click_tracking: bool = Field(description="the effective click_tracking option")
+    links: list[LinkCheckLink]
+
+
+class LinkCheckAnswer(Body):
+    results: LinkCheckResult

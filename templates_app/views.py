@@ -16,21 +16,13 @@ from mailcore.ids import MAX_ID_BYTES
 from templates_app import content as content_rules
 from templates_app import schemas
 from templates_app.models import Template
-from templates_app.rendering import content_render_preview
+from templates_app.rendering import content_link_check, content_render_preview
 from templates_app.selectors import template_get, template_list, template_version
 from templates_app.services import TemplateUpdateMode, template_create, template_delete, template_update
 
 VIEW = ("templates/view", "templates/modify")
 MODIFY = ("templates/modify",)
 PREVIEW = ("templates/preview", "templates/modify")
-
-
-def parse_template_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value.strip() or "/" in value or any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
-    return value
 
 
 def parse_content(body: dict, *, required: bool) -> dict[str, Any] | None:
@@ -93,7 +85,7 @@ class TemplateListView(ApiView):
     def post(self, request: Request) -> Response:
         parse_body(request, schemas.TemplateCreate)
         body = request_object(request)
-        template_id = parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
+        template_id = content_rules.parse_template_id(text_field(body, "id", max_bytes=MAX_ID_BYTES))
         name = text_field(body, "name", max_bytes=1024)
         if template_id is None and not name:
             raise errors.RequiredFieldMissing("id or name is required")
@@ -171,3 +163,44 @@ class TemplatePreviewView(ApiView):
         template = template_get(template_id=template_id)
         _published, content, _options, _version, _updated = template_version(template, draft=draft)
         return results(content_render_preview(content, substitution_data=body.substitution_data or {}))
+
+
+class LinkCheckView(ApiView):
+    """``POST /api/v1/link-check``: Engage's own (SparkPost has none), the link check the
+    template editor in the admin shows (``templates_app.rendering.content_link_check``)."""
+
+    grants = {"POST": VIEW}
+
+    @operation(
+        operation_id="link_check",
+        summary="Check which links of content or a template will be tracked",
+        description=(
+            "Every link of the html, text and amp_html parts of `content` or of a stored template "
+            "(`template_id`; `draft: true` for its draft), rendered with `substitution_data`: whether "
+            "it will be click-tracked, why not (`reason`), its link name and its exact target after "
+            "substitution. Engage's own operation; SparkPost has no equivalent."
+        ),
+        body=schemas.LinkCheck,
+        response=schemas.LinkCheckAnswer,
+        tags=["templates"],
+    )
+    def post(self, request: Request) -> Response:
+        body = parse_body(request, schemas.LinkCheck)
+        if body.content is not None and body.template_id is not None:
+            raise errors.InvalidFieldCombination("content and template_id cannot both be given")
+        template_options = None
+        if body.template_id is not None:
+            template = template_get(template_id=body.template_id)
+            _published, content, template_options, _version, _updated = template_version(template, draft=body.draft)
+        elif body.content is not None:
+            content = body.content.model_dump(exclude_none=True)
+        else:
+            raise errors.RequiredFieldMissing("content or template_id is required")
+        options = body.options.model_dump(exclude_none=True) if body.options is not None else None
+        check = content_link_check(
+            content,
+            substitution_data=body.substitution_data or {},
+            options=options,
+            template_options=template_options,
+        )
+        return results(check)

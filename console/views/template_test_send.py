@@ -1,0 +1,71 @@
+"""The template editor's test send (issue 15, Deliver 5): one real transmission of a stored
+template to one address, through ``transmissions.services.transmission_create`` as
+``POST /api/v1/transmissions`` makes it. It lives in the console because the template admin
+(``templates_app``) sits below transmissions and may not call it."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from engage import errors
+from templates_app.models import Template
+from transmissions.services import transmission_create
+
+#: The campaign of every test send, so reports can tell them apart.
+TEST_SEND_CAMPAIGN = "admin-test-send"
+
+
+def test_send_body(*, template: Template, address: str, substitution_data: dict, user: str) -> dict:
+    """The transmission a test send creates: the template's draft when it has one (else its
+    published version), to ``address`` alone, with the sample data as the transmission's
+    ``substitution_data`` (SPEC B §1.1)."""
+    return {
+        "campaign_id": TEST_SEND_CAMPAIGN,
+        "description": f"Test send of {template.pk} by {user}"[:1024],
+        "content": {"template_id": template.pk, "use_draft_template": template.has_draft},
+        "substitution_data": substitution_data,
+        "recipients": [{"address": {"email": address}}],
+    }
+
+
+@staff_member_required
+@require_POST
+def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRedirect:
+    """POST ``address`` and ``substitution_data`` (JSON text): creates the transmission and
+    goes back to the template's admin page with its id and a link to ``/transmissions/<id>/``,
+    or with the error (a bad address, bad JSON, a template that does not render...)."""
+    template = get_object_or_404(Template, pk=template_id)
+    back = HttpResponseRedirect(reverse("admin:templates_app_template_change", args=[template.pk]))
+    if not request.user.has_perm("templates_app.change_template"):
+        messages.error(request, "You may not send templates.")
+        return back
+    try:
+        data = json.loads(request.POST.get("substitution_data") or "{}")
+        if not isinstance(data, dict):
+            raise ValueError("it must be a JSON object")
+    except ValueError as exc:
+        messages.error(request, f"Sample data is not valid JSON: {exc}")
+        return back
+    address = (request.POST.get("address") or "").strip()
+    body = test_send_body(template=template, address=address, substitution_data=data, user=request.user.get_username())
+    try:
+        result = transmission_create(body=body)
+    except errors.EngageError as exc:
+        detail = exc.extra.get("rcpt_to_errors")
+        reason = f"{exc.description}: {detail[0]['description']}" if detail else exc.description
+        messages.error(request, f"Test send failed: {reason}")
+        return back
+    tid = result.transmission_id
+    messages.success(
+        request,
+        format_html('Test send to {} queued: transmission <a href="/transmissions/{}/">{}</a>.', address, tid, tid),
+    )
+    return back

@@ -1,0 +1,167 @@
+"""The template editor in the admin (issue 15, Deliver 5): create, edit with the live preview
+and link check endpoint, errors at their line, publish from the edit page, the test send."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from templates_app.models import Template
+from templates_app.services import template_create
+from transmissions.models import Transmission
+
+pytestmark = pytest.mark.django_db
+
+CONTENT = {
+    "from": {"email": "shop@example.com", "name": "Shop"},
+    "subject": "Hi {{name}}",
+    "html": '<p>Hello {{name}}</p><a href="https://example.com/?u={{id}}" data-msys-linkname="go">Go</a>',
+    "text": "Hello {{name}}",
+}
+EDITOR = "/admin/templates_app/template/editor-render/"
+
+
+def fields(**changes) -> dict:
+    form = {
+        "template_id": "",
+        "name": "Welcome",
+        "description": "",
+        "from_email": "shop@example.com",
+        "from_name": "Shop",
+        "subject": "Hi {{name}}",
+        "reply_to": "",
+        "html": CONTENT["html"],
+        "text": CONTENT["text"],
+        "amp_html": "",
+        "headers": "",
+    }
+    form.update(changes)
+    return form
+
+
+def test_a_template_is_created_as_a_draft_from_the_add_page(admin_client):
+    page = admin_client.get("/admin/templates_app/template/add/")
+    assert page.status_code == 200 and b'name="template_id"' in page.content
+    response = admin_client.post("/admin/templates_app/template/add/", fields(template_id="welcome"))
+    assert response.status_code == 302, response.content[:3000]
+    template = Template.objects.get(pk="welcome")
+    assert template.has_draft and not template.has_published
+    assert template.draft_content["html"] == CONTENT["html"]
+
+
+def test_without_an_id_it_is_made_from_the_name_and_a_taken_id_is_refused(admin_client):
+    assert admin_client.post("/admin/templates_app/template/add/", fields(name="Spring Sale")).status_code == 302
+    assert Template.objects.filter(pk="spring-sale").exists()
+    taken = admin_client.post("/admin/templates_app/template/add/", fields(template_id="spring-sale"))
+    assert taken.status_code == 200
+    assert "already exists" in taken.context["adminform"].form.errors["template_id"][0]
+
+
+def test_save_and_publish_on_the_add_and_edit_pages(admin_client):
+    response = admin_client.post("/admin/templates_app/template/add/", fields(template_id="w", _publish="1"))
+    assert response.status_code == 302 and response["Location"].endswith("/admin/templates_app/template/w/change/")
+    template = Template.objects.get(pk="w")
+    assert template.has_published and not template.has_draft
+    edited = admin_client.post("/admin/templates_app/template/w/change/", fields(subject="New", _publish="1"))
+    assert edited.status_code == 302
+    template.refresh_from_db()
+    assert template.published_content["subject"] == "New" and not template.has_draft
+    page = admin_client.get("/admin/templates_app/template/w/change/")
+    assert b'name="_publish"' in page.content and b"Published w" in page.content
+
+
+def test_the_edit_page_has_the_preview_the_link_check_and_a_wide_subject(admin_client):
+    template_create(template_id="t", name="T", content=CONTENT, options={})
+    page = admin_client.get("/admin/templates_app/template/t/change/").content.decode()
+    assert 'id="tpl-frame" sandbox=""' in page
+    assert 'id="tpl-links"' in page and 'id="tpl-test-send"' in page
+    assert '<textarea name="subject"' in page and "tpl-wide" in page
+
+
+def test_the_editor_renders_unsaved_fields_with_sample_data(admin_client):
+    response = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"name": "<Ann>", "id": "a b"}'})
+    answer = response.json()
+    assert answer["errors"] == []
+    assert answer["rendered"]["subject"] == "Hi <Ann>"
+    assert "Hello &lt;Ann&gt;" in answer["rendered"]["html"]
+    [link] = answer["links"]["links"]
+    assert link["url"] == "https://example.com/?u=a%20b" and link["tracked"] and link["link_name"] == "go"
+
+
+def test_the_editor_shows_a_syntax_error_at_the_line_of_its_part(admin_client):
+    html = "<p>one</p>\n<p>two</p>\n{{ if }}"
+    answer = admin_client.post(EDITOR, {**fields(html=html), "substitution_data": "{}"}).json()
+    assert answer["rendered"] is None
+    assert [(e["field"], e["message"].split(":")[0]) for e in answer["errors"]] == [("html", "html, line 3")]
+    subject = admin_client.post(EDITOR, {**fields(subject="Hi {{"), "substitution_data": "{}"}).json()
+    assert subject["errors"][0]["field"] == "subject"
+    assert subject["errors"][0]["message"].startswith("Header:Subject, line 1: ")
+
+
+def test_the_editor_reports_bad_sample_data_and_render_errors(admin_client):
+    bad = admin_client.post(EDITOR, {**fields(), "substitution_data": "[1]"}).json()
+    assert bad["errors"][0]["field"] == "substitution_data"
+    render = admin_client.post(EDITOR, {**fields(html="{{ 1 / 0 }}"), "substitution_data": "{}"}).json()
+    assert render["errors"][0]["field"] == "html" and "rendering part html" in render["errors"][0]["message"]
+    reserved = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"email": "x"}'}).json()
+    assert reserved["errors"] and reserved["rendered"] is None
+
+
+def test_the_editor_link_check_follows_the_click_tracking_choice_and_the_template_options(admin_client):
+    template_create(template_id="off", name="Off", content=CONTENT, options={"click_tracking": False})
+    stored = admin_client.post(EDITOR, {**fields(), "substitution_data": "{}", "_template": "off"}).json()
+    assert stored["links"]["click_tracking"] is False
+    forced = admin_client.post(
+        EDITOR, {**fields(), "substitution_data": "{}", "_template": "off", "click_tracking": "true"}
+    )
+    assert forced.json()["links"]["links"][0]["tracked"] is True
+
+
+def test_the_editor_endpoint_is_staff_only_and_post_only(client, admin_client):
+    assert client.post(EDITOR, fields()).status_code == 302  # to the sign-in page
+    assert admin_client.get(EDITOR).status_code == 405
+
+
+def test_a_test_send_creates_a_transmission_to_that_one_address(admin_client):
+    template_create(template_id="t", name="T", content=CONTENT, options={})
+    url = "/templates/t/test-send/"
+    response = admin_client.post(
+        url, {"address": "me@example.com", "substitution_data": '{"name": "Ann"}'}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/admin/templates_app/template/t/change/"
+    transmission = Transmission.objects.get()
+    assert transmission.template_id == "t" and transmission.use_draft_template
+    assert transmission.substitution_data == {"name": "Ann"}
+    assert transmission.campaign_id == "admin-test-send"
+    assert list(transmission.messages.values_list("email", flat=True)) == ["me@example.com"]
+    page = response.content.decode()
+    assert f'<a href="/transmissions/{transmission.pk}/">{transmission.pk}</a>' in page
+
+
+def test_a_test_send_reports_bad_input_and_sends_nothing(admin_client, client):
+    template_create(template_id="t", name="T", content=CONTENT, options={})
+    url = "/templates/t/test-send/"
+    bad_address = admin_client.post(url, {"address": "not an address", "substitution_data": "{}"}, follow=True)
+    assert "Test send failed" in bad_address.content.decode()
+    bad_json = admin_client.post(url, {"address": "me@example.com", "substitution_data": "{"}, follow=True)
+    assert "not valid JSON" in bad_json.content.decode()
+    assert client.post(url, {"address": "me@example.com"}).status_code == 302  # sign in first
+    assert admin_client.get(url).status_code == 405
+    assert not Transmission.objects.exists()
+
+
+def test_hostile_field_values_are_escaped_on_the_edit_page(admin_client):
+    evil = "</textarea><script>alert(1)</script>"
+    template_create(template_id="x", name=evil, content={**CONTENT, "html": evil}, options={})
+    page = admin_client.get("/admin/templates_app/template/x/change/").content.decode()
+    assert "<script>alert(1)</script>" not in page
+    answer = admin_client.post(EDITOR, {**fields(html=evil), "substitution_data": json.dumps({"n": evil})}).json()
+    assert answer["rendered"]["html"] == evil  # shown only inside the sandboxed iframe's srcdoc
+
+
+def test_nul_characters_in_the_editor_are_refused_not_a_server_error(admin_client):
+    nul = admin_client.post(EDITOR, {**fields(html="<p>\x00t1\x00</p>"), "substitution_data": "{}"})
+    assert nul.status_code == 200 and nul.json()["errors"][0]["message"] == "NUL characters are not allowed"
+    data = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"x": "\\u0000"}'})
+    assert data.json()["errors"][0]["field"] == "substitution_data"

@@ -1,0 +1,64 @@
+"""The template editor in a real browser (issue 15, Deliver 5): create a template, type in the
+editor and see the preview follow, see a syntax error at its line, run the link check, publish."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from templates_app.models import Template
+from tests.browser import needs_chromium, screenshot
+
+pytestmark = [pytest.mark.slow, needs_chromium, pytest.mark.django_db(transaction=True)]
+
+HTML = (
+    "<h1>Hello {{name}}</h1>\n"
+    '<a href="https://example.com/start?u={{id}}" data-msys-linkname="start">Start</a>\n'
+    '<a href="mailto:help@example.com">Help</a>\n'
+    '<a href="https://example.com/private" data-msys-clicktrack="0">Private</a>'
+)
+
+
+def test_create_type_preview_error_link_check_publish(staff_user, live_server, browser_page, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the checks below read the
+    # database from it (the live server answers from its own thread).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    page = browser_page(live_server.url + "/admin/templates_app/template/add/")
+    page.fill("#id_template_id", "welcome")
+    page.fill("#id_name", "Welcome")
+    page.fill("#id_from_email", "shop@example.com")
+    page.fill("#id_subject", "Hi {{name}}")
+    page.fill("#id_html", HTML)
+    page.click("input[name=_save]")
+    page.wait_for_url("**/admin/templates_app/template/")
+    assert Template.objects.get(pk="welcome").has_draft
+
+    page.goto(live_server.url + "/admin/templates_app/template/welcome/change/")
+    page.fill("#tpl-sample", '{"name": "Ada", "id": "42"}')
+    frame = page.frame_locator("#tpl-frame")
+    frame.locator("h1").filter(has_text="Hello Ada").wait_for()
+    page.locator("#tpl-subject").filter(has_text="Hi Ada").wait_for()
+
+    page.locator("#id_html").press_sequentially("\n<p>{{name}}!</p>")
+    frame.locator("p").filter(has_text="Ada!").wait_for()
+
+    page.fill("#id_html", HTML + "\n\n{{ if }}")
+    error = page.locator(".tpl-field-error")
+    error.filter(has_text="html, line 6:").wait_for()
+
+    page.fill("#id_html", HTML)
+    page.locator(".tpl-field-error").wait_for(state="detached")
+    page.click("#tpl-check")
+    rows = page.locator("#tpl-links tbody tr")
+    rows.nth(2).wait_for()
+    assert rows.nth(0).inner_text().split("\t")[3:7] == ["yes", "", "start", "https://example.com/start?u=42"]
+    assert "mailto" in rows.nth(1).inner_text() and "opt_out" in rows.nth(2).inner_text()
+    assert page.locator("#tpl-link-summary").inner_text() == "1 of 3 links tracked"
+    frame.locator("h1").filter(has_text="Hello Ada").wait_for()
+    screenshot(page, "template-editor")
+
+    page.click("input[name=_publish]")
+    page.locator("text=Published welcome").wait_for()
+    template = Template.objects.get(pk="welcome")
+    assert template.has_published and not template.has_draft
+    connections.close_all()  # this thread's connection, so the test database can be dropped
