@@ -286,7 +286,7 @@ def message_references_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> li
         return list(events)
     found: dict[str, dict[str, Any]] = {}
     for event in events:
-        message_id = event.get("message_id")
+        message_id = str(event.get("message_id") or "")
         if (
             message_id in wanting
             and message_id not in found
@@ -311,7 +311,7 @@ def message_references_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> li
             }
     filled: list[dict[str, Any]] = []
     for event in events:
-        fields = found.get(event.get("message_id")) if _bare(event) else None
+        fields = found.get(event["message_id"]) if _bare(event) else None
         if fields is not None:
             event = {**event, **fields, "extra": {**fields["extra"], **(event.get("extra") or {})}}
         filled.append(event)
