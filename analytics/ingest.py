@@ -20,11 +20,15 @@ Engagement events (opens, clicks, unsubscribes) come from a tracking token, whic
 carry the message's From and Subject (they would lengthen every link, and the click
 redirect reads no database). ``events_insert`` fills their ``friendly_from`` and
 ``subject`` from the message's send-side event (``injection``, ``delivery``, ...: written
-when it was built), found in the batch itself or with one query per batch.
+when it was built), found in the batch itself or with one query per batch. A recipient
+without tracking consent gets a List-Unsubscribe token that names only the message and the
+recipient (SPEC A.5: no metadata in any URL); its event gets the rest of the message's
+fields (transmission, campaign, template, metadata, tags) the same way.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +71,19 @@ _MESSAGE_FIELDS = """
 SELECT DISTINCT ON (message_id) message_id, friendly_from, subject FROM tracking_event
 WHERE message_id = ANY(%s) AND type = ANY(%s) AND (friendly_from <> '' OR subject <> '')
 ORDER BY message_id, timestamp"""
+# The fields of a message that a token naming only the message and its recipient leaves out
+# (``mailcore.tokens.TokenSigner.for_message_reference``), and the ``extra`` keys among them
+# (``transmissions.generation``'s source fields: how an SMTP message came in).
+_REFERENCE_COLUMNS = ("transmission_id", "campaign_id", "template_id", "template_version", "transactional",
+                      "rcpt_meta", "rcpt_tags")  # fmt: skip
+_REFERENCE_EXTRA = ("recv_method", "rcpt_type")
+_MESSAGE_REFERENCES = f"""
+SELECT DISTINCT ON (message_id) message_id,
+       {", ".join(f"{c}::text" if c in EVENT_JSON_COLUMNS else c for c in _REFERENCE_COLUMNS)},
+       {", ".join(f"extra->>'{key}'" for key in _REFERENCE_EXTRA)}
+  FROM tracking_event
+ WHERE message_id = ANY(%s) AND type = ANY(%s) AND transmission_id <> ''
+ ORDER BY message_id, timestamp"""
 # The new rows that may add a suppression entry (``suppression.models.AUTOMATIC_ENTRIES``).
 _SUPPRESSING_COLUMNS = ("type", "rcpt_to", "message_id", "transmission_id", "bounce_class", "error_code", "reason")
 _SUPPRESSING = f"""
@@ -252,6 +269,55 @@ def unsubscribes_once(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dic
     return kept
 
 
+def _bare(event: dict[str, Any]) -> bool:
+    """An engagement event from a token that names only its message and recipient."""
+    return event.get("type") in _ENGAGEMENT_TYPES and bool(event.get("message_id")) and not event.get("transmission_id")
+
+
+def message_references_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` with each engagement event that carries no ``transmission_id`` (its token
+    names only the message and the recipient: a recipient without tracking consent, SPEC
+    A.5) given its message's transmission, campaign, template, ``transactional``, metadata,
+    tags and source fields (copies; the others as they are). They come from a send-side event
+    of the same ``message_id`` in ``events`` or, for the rest, from ``tracking_event`` in one
+    query, made only when there is such an event; one whose message has none stays as it is."""
+    wanting = {event["message_id"] for event in events if _bare(event)}
+    if not wanting:
+        return list(events)
+    found: dict[str, dict[str, Any]] = {}
+    for event in events:
+        message_id = str(event.get("message_id") or "")
+        if (
+            message_id in wanting
+            and message_id not in found
+            and event.get("type") in _SEND_TYPES
+            and event.get("transmission_id")
+        ):
+            extra = event.get("extra") or {}
+            found[message_id] = {
+                **{column: event.get(column) for column in _REFERENCE_COLUMNS},
+                "extra": {key: extra[key] for key in _REFERENCE_EXTRA if key in extra},
+            }
+    missing = sorted(wanting - found.keys())
+    if missing:
+        cursor.execute(_MESSAGE_REFERENCES, [missing, sorted(_SEND_TYPES)])
+        width = len(_REFERENCE_COLUMNS)
+        for message_id, *values in cursor.fetchall():
+            extra = dict(zip(_REFERENCE_EXTRA, values[width:], strict=True))
+            columns = dict(zip(_REFERENCE_COLUMNS, values[:width], strict=True))
+            found[message_id] = {
+                **{c: json.loads(v) if c in EVENT_JSON_COLUMNS else v for c, v in columns.items()},
+                "extra": {key: value for key, value in extra.items() if value is not None},
+            }
+    filled: list[dict[str, Any]] = []
+    for event in events:
+        fields = found.get(event["message_id"]) if _bare(event) else None
+        if fields is not None:
+            event = {**event, **fields, "extra": {**fields["extra"], **(event.get("extra") or {})}}
+        filled.append(event)
+    return filled
+
+
 def message_fields_fill(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``events`` with each engagement event that has neither ``friendly_from`` nor
     ``subject`` given its message's (copies; the others as they are). The values come from a
@@ -301,12 +367,13 @@ def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: b
     the inserted ones into the rollups and webhook queues, on ``cursor`` (run it inside
     ``transaction.atomic``). A message's second ``list_unsubscribe`` is dropped
     (:func:`unsubscribes_once`); engagement events get their message's ``friendly_from`` and
-    ``subject`` first (:func:`message_fields_fill`). The new rows' suppression entries are
-    added in the same transaction (SPEC A.5). Returns the inserted rows as dicts
+    ``subject`` first (:func:`message_fields_fill`), and those whose token named only the
+    message and recipient its other fields (:func:`message_references_fill`). The new rows'
+    suppression entries are added in the same transaction (SPEC A.5). Returns the inserted rows as dicts
     (``id`` included), or ``[]`` when ``returning`` is false."""
     if not events:
         return []
-    events = message_fields_fill(cursor, unsubscribes_once(cursor, events))
+    events = message_fields_fill(cursor, message_references_fill(cursor, unsubscribes_once(cursor, events)))
     events_insert_rows(cursor, [event_values(event) for event in events])
     if not returning:
         return []

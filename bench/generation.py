@@ -8,8 +8,8 @@ Database ``engage_bench_tx`` and Redis db 14 as in bench/accept.py (``ENGAGE_BEN
 ``ENGAGE_BENCH_REDIS_DB`` name others).
 
 With ``--suppressed N`` the direct phase gives way to a suppression comparison (issue 14):
-in each round the same worker sends the list twice, first with an empty suppression list, then
-with N ``non_transactional`` entries, every (messages / N)-th recipient's; the rate is messages
+in each round the same worker sends the list twice, with an empty suppression list and with N
+``non_transactional`` entries (the order alternates from round to round), every (messages / N)-th recipient's; the rate is messages
 ended (delivered or bounced) per second, POST to the last one recorded, the same clock for
 both. Target: the suppressed run keeps >= 90% of the rate without suppression (medians). The sink runs in its own
 process, answers 250 to everything, and is the one clock of both rates: (messages - 1) /
@@ -225,7 +225,7 @@ def main() -> None:
         ours.append(post(warm))
         wait_sent(ours[-1], warm, time.perf_counter() + 120)
         if args.suppressed:
-            _suppression_compare(args, post, ours)
+            _suppression_compare(args, post, ours, worker.pid)
             return
         rounds = []  # (direct rate, engage rate at the sink, POST -> all recorded sent)
         for _ in range(args.rounds):
@@ -261,9 +261,22 @@ def main() -> None:
           f">= 70% of direct: {'PASS' if ratio >= 0.7 else 'FAIL'})")  # fmt: skip
 
 
-def _suppression_compare(args, post, ours: list[int]) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (a prefork worker's pool), from
+    /proc: what the worker itself spent, whatever else the machine is running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for process in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def _suppression_compare(args, post, ours: list[int], worker_pid: int) -> None:
     """Per round: the list with an empty suppression list, then with ``args.suppressed``
     entries among its recipients; prints both rates and their ratio (see the docstring)."""
+    from django.conf import settings
     from django.db import connection
 
     from suppression.entries import EntryWrite
@@ -276,41 +289,80 @@ def _suppression_compare(args, post, ours: list[int]) -> None:
                for i in range(0, args.messages, step)][: args.suppressed]  # fmt: skip
 
     def ended_rate(tid: int, started: float) -> tuple[float, int]:
-        deadline = started + 1800
+        deadline = started + 3600
         while time.perf_counter() < deadline:
             done = Message.objects.filter(transmission_id=tid, state__in=["delivered", "bounced"]).count()
             if done >= args.messages:
                 break
-            time.sleep(0.05)
+            time.sleep(0.5)  # a count over the list's rows: not so often that it loads the machine
         elapsed = time.perf_counter() - started
         bounced = Message.objects.filter(transmission_id=tid, state="bounced").count()
         return done / elapsed, bounced
 
     rounds = []
-    for _ in range(args.rounds):
-        rates = []
-        for with_entries in (False, True):
+    for n in range(args.rounds):
+        rates = {}
+        # The order alternates (none first, then entries first, ...), so a drift in the
+        # machine's load or in the tables' size falls on both sides alike.
+        for with_entries in (False, True) if n % 2 == 0 else (True, False):
             SuppressionEntry.objects.all().delete()
             if with_entries:
                 suppression_put(writes=entries)
             connection.close()
+            load = os.getloadavg()[0]
+            cpu = _cpu_seconds(worker_pid)
             started = time.perf_counter()
             tid = post(args.messages)
             ours.append(tid)
             rate, bounced = ended_rate(tid, started)
+            cpu_ms = (_cpu_seconds(worker_pid) - cpu) * 1000 / args.messages
             assert bounced == (len(entries) if with_entries else 0), bounced
-            rates.append(rate)
-        rounds.append(rates)
+            rates[with_entries] = (rate, cpu_ms)
+            print(f"  round {n + 1}, {'with' if with_entries else 'without'} entries: {rate:,.0f} msg/s, "
+                  f"worker CPU {cpu_ms:.3f} ms/message (load average at start {load:.1f})", flush=True)  # fmt: skip
+        rounds.append((rates[False], rates[True]))
+    check_us = _check_cost(entries)
     SuppressionEntry.objects.all().delete()
-    print(f"generation with suppression: {args.messages} messages per run, {len(entries)} of them suppressed in the "
-          f"second run of each round, {args.concurrency} worker processes; rate = messages ended / (POST -> last ended)")  # fmt: skip
-    for n, (none, some) in enumerate(rounds, 1):
-        print(
-            f"  round {n}: no entries {none:,.0f} msg/s | {len(entries)} entries {some:,.0f} msg/s ({some / none:.0%})"
-        )
-    ratio = statistics.median(some / none for none, some in rounds)
-    print(f"  median ratio {ratio:.0%} (target >= 90% of the rate without suppression: "
-          f"{'PASS' if ratio >= 0.9 else 'FAIL'})")  # fmt: skip
+    print(f"generation with suppression: {args.messages} messages per run, {len(entries)} of them suppressed in one of the "
+          f"two runs of each round, {args.concurrency} worker processes; rate = messages ended / (POST -> last ended)")  # fmt: skip
+    for n, ((none, none_cpu), (some, some_cpu)) in enumerate(rounds, 1):
+        print(f"  round {n}: no entries {none:,.0f} msg/s, {none_cpu:.3f} ms CPU/msg | {len(entries)} entries "
+              f"{some:,.0f} msg/s, {some_cpu:.3f} ms CPU/msg | rate {some / none:.0%}, CPU {some_cpu / none_cpu:.0%}")  # fmt: skip
+    ratio = statistics.median(some[0] / none[0] for none, some in rounds)
+    cpu_ratio = statistics.median(some[1] / none[1] for none, some in rounds)
+    print(f"  median rate ratio {ratio:.0%} (target >= 90% of the rate without suppression: "
+          f"{'PASS' if ratio >= 0.9 else 'FAIL'}); median worker CPU per message {cpu_ratio:.0%} of without")  # fmt: skip
+    per_message = statistics.median(none[1] for none, _some in rounds) * 1000
+    print(f"  the check alone (suppressed_among, {settings.ENGAGE_SEND_BATCH_SIZE} addresses per claimed batch, "
+          f"{len(entries)} entries): {check_us:,.0f} us per batch, {check_us / settings.ENGAGE_SEND_BATCH_SIZE:.1f} us "
+          f"per message = {check_us / settings.ENGAGE_SEND_BATCH_SIZE / per_message:.2%} of a message's worker CPU "
+          f"without entries")  # fmt: skip
+
+
+def _check_cost(entries) -> float:
+    """Microseconds of one batch's suppression check, measured in this process on the
+    bench database (client and server time, one round trip on loopback): the best of 5
+    passes over the list's addresses in claimed-batch slices, with the entries in place."""
+    from django.conf import settings
+
+    from suppression.models import SuppressionEntry
+    from suppression.selectors import suppressed_among
+    from suppression.services import suppression_put
+
+    SuppressionEntry.objects.all().delete()
+    suppression_put(writes=entries)
+    size = settings.ENGAGE_SEND_BATCH_SIZE
+    batches = [[f"user{i}@example.com" for i in range(start, start + size)] for start in range(0, 20_000, size)]
+    suppressed = {entry.recipient for entry in entries}
+    expected = sum(address in suppressed for batch in batches for address in batch)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        found = sum(len(suppressed_among(addresses=batch, type="non_transactional")) for batch in batches)
+        best = min(best, (time.perf_counter() - started) / len(batches))
+        assert found == expected, (found, expected)
+    SuppressionEntry.objects.all().delete()
+    return best * 1e6
 
 
 if __name__ == "__main__":

@@ -258,6 +258,14 @@ class TokenSigner:
         click_common = open_common if click_tracking_include_metadata else _common_part([*fields, None, None, extra])
         return MessageTokens(self._macs[self._signing_id], self._signing_id, issued_at, open_common, click_common)
 
+    def for_message_reference(self, *, message_id: str, rcpt_to: str, issued_at: int) -> MessageTokens:
+        """The tokens of a message whose recipient did not consent to tracking (SPEC A.5: no
+        metadata in any URL): they name the message and its recipient, nothing else (an
+        empty ``transmission_id``; no campaign, template, metadata, tags or extra fields).
+        Enough to unsubscribe; the event's other fields are the lander's to find from the
+        message's send-side events (``analytics.ingest.message_references_fill``)."""
+        return self.for_message(message_id=message_id, transmission_id="", rcpt_to=rcpt_to, issued_at=issued_at)
+
     def decode(self, token: str, *, now: int, max_age: int) -> Decoded:
         """Verify ``token`` and return its contents; raise :class:`InvalidToken` unless it
         is exactly a token signed by one of our keys. ``expired`` is set when the token is

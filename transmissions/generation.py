@@ -508,29 +508,34 @@ def _message_tokens(
     """The message's click/open token maker, or None when nothing of it is tracked (a
     transactional message with open and click tracking off, or without consent). Without
     consent a non-transactional message still gets one, for its List-Unsubscribe URL only,
-    carrying no metadata and no tags (SPEC A.5: no metadata in any URL). Raises
+    naming the message and the recipient and nothing else (SPEC A.5: no metadata in any URL;
+    ``TokenSigner.for_message_reference``). Raises
     GenerationFailed when it is needed and the transmission's tracking domain cannot be used."""
     options = prepared.options
     tracked = consented and (options.open_tracking or options.click_tracking)
     if not (tracked or not options.transactional):
         return None
     email = recipient["address"]["email"]
-    meta = {**prepared.metadata, **(recipient.get("metadata") or {})} if consented else None
-    tokens = tracking_signer().for_message(
-        message_id=message_id,
-        transmission_id=str(prepared.transmission_id),
-        rcpt_to=email.lower(),
-        issued_at=int(now),
-        campaign_id=prepared.campaign_id or None,
-        template_id=prepared.template_id,
-        template_version=prepared.template_version or None,
-        transactional=options.transactional,
-        rcpt_meta=meta,
-        rcpt_tags=(recipient.get("tags") or None) if consented else None,
-        click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
-        max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
-        event_extra=_source_fields(prepared.source, recipient),
-    )
+    if consented:
+        tokens = tracking_signer().for_message(
+            message_id=message_id,
+            transmission_id=str(prepared.transmission_id),
+            rcpt_to=email.lower(),
+            issued_at=int(now),
+            campaign_id=prepared.campaign_id or None,
+            template_id=prepared.template_id,
+            template_version=prepared.template_version or None,
+            transactional=options.transactional,
+            rcpt_meta={**prepared.metadata, **(recipient.get("metadata") or {})},
+            rcpt_tags=recipient.get("tags") or None,
+            click_tracking_include_metadata=settings.ENGAGE_CLICK_TRACKING_INCLUDE_METADATA,
+            max_metadata_len=settings.ENGAGE_MAX_METADATA_LEN,
+            event_extra=_source_fields(prepared.source, recipient),
+        )
+    else:
+        tokens = tracking_signer().for_message_reference(
+            message_id=message_id, rcpt_to=email.lower(), issued_at=int(now)
+        )
     if prepared.base_url_problem:
         raise GenerationFailed(prepared.base_url_problem, part="tracking_domain")
     return tokens

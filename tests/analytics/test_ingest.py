@@ -114,6 +114,48 @@ def test_engagement_events_take_from_and_subject_from_their_message_in_one_query
         message_fields_fill(cursor, [event(12, "delivery", "m1")])
 
 
+def test_an_unsubscribe_whose_token_named_only_message_and_recipient_takes_its_messages_fields(
+    db, django_assert_num_queries
+):
+    """A recipient without tracking consent gets a List-Unsubscribe token naming only the
+    message and the address (SPEC A.5); its event lands with the message's transmission,
+    campaign, template, metadata, tags and source fields, as a granted recipient's would."""
+    from datetime import timedelta
+
+    from analytics.ingest import message_references_fill
+
+    at = data.START + timedelta(hours=2)
+    message = {"transmission_id": "77", "campaign_id": "spring", "template_id": "welcome", "template_version": "3",
+               "transactional": False, "rcpt_meta": {"plan": "gold"}, "rcpt_tags": ["vip"], "rcpt_to": "jo@example.com"}  # fmt: skip
+
+    def event(number: int, kind: str, message_id: str, **fields) -> dict:
+        return {"event_id": str(91_000_000 + number), "type": kind, "timestamp": at, "message_id": message_id,
+                "rcpt_to": "jo@example.com", **fields}  # fmt: skip
+
+    _land([event(1, "injection", "m1", **message, recv_method="esmtp", rcpt_type="cc")])
+    landed = _land([
+        event(2, "list_unsubscribe", "m1"),
+        event(3, "injection", "m2", **{**message, "campaign_id": "same-batch"}),
+        event(4, "list_unsubscribe", "m2"),
+        event(5, "list_unsubscribe", "m3"),  # its message sent no event: stays as it is
+        event(6, "list_unsubscribe", "m4", **{**message, "campaign_id": "own"}),  # a full token: kept
+    ])  # fmt: skip
+    assert len(landed) == 5
+    by_id = {e.event_id: e for e in Event.objects.filter(event_id__in=[row["event_id"] for row in landed])}
+    first = by_id["91000002"]
+    assert {column: getattr(first, column) for column in message} == message
+    assert first.extra == {"recv_method": "esmtp", "rcpt_type": "cc"}
+    assert (by_id["91000004"].campaign_id, by_id["91000004"].transmission_id) == ("same-batch", "77")
+    assert (by_id["91000005"].transmission_id, by_id["91000005"].campaign_id) == ("", "")
+    assert by_id["91000006"].campaign_id == "own"
+
+    with django_assert_num_queries(1), connection.cursor() as cursor:
+        (filled,) = message_references_fill(cursor, [event_row(event(7, "list_unsubscribe", "m1"))])
+    assert (filled["transmission_id"], filled["rcpt_meta"]) == ("77", {"plan": "gold"})
+    with django_assert_num_queries(0), connection.cursor() as cursor:
+        message_references_fill(cursor, [event_row(event(8, "list_unsubscribe", "m1", transmission_id="77"))])
+
+
 def test_a_buffered_record_becomes_a_full_row_with_its_unknown_fields_in_extra():
     from analytics.ingest import event_row
 

@@ -196,3 +196,24 @@ def test_a_stored_recipient_without_an_address_fails_alone_and_the_batch_is_stil
     states = dict(Message.objects.filter(transmission_id=tid).values_list("message_id", "state"))
     assert sorted(states.values()) == ["bounced", "delivered", "generation_failed"]
     assert [received.rcpt_tos for received in relay.received] == [["ok@example.com"]]
+
+
+def test_a_denied_recipients_one_click_unsubscribe_suppresses_and_its_event_names_the_campaign(
+    api, client, relay, land
+):
+    """The token names only the message and the address (SPEC A.5: no metadata in any URL);
+    the landed event takes the campaign, transmission, metadata and tags from the message."""
+    first = run(api, body(recipients=[{"address": {"email": ADDRESS}, "tags": ["t1"], "metadata": {"plan": "gold"},
+                                       "tracking_consent": "denied"}]))  # fmt: skip
+    one_click(client, relay.received[0])
+    land()
+    assert SuppressionEntry.objects.get().source == "List Unsubscribe"
+    event = Event.objects.get(type="list_unsubscribe")
+    assert (event.rcpt_to, event.transmission_id, event.campaign_id, event.template_id) == (
+        ADDRESS, str(first.pk), "camp", "inline",
+    )  # fmt: skip
+    assert (event.rcpt_meta, event.rcpt_tags) == ({"tx": "1", "shared": "tx", "plan": "gold"}, ["t1"])
+    assert (event.friendly_from, event.subject) == ("news@sender.test", "Hello World")
+    transmission = send(api)
+    assert len(relay.received) == 1
+    assert Message.objects.get(transmission=transmission).state == "bounced"

@@ -45,13 +45,45 @@ def test_a_denied_recipient_gets_the_parts_tracking_off_gives_byte_for_byte(api,
     assert _parts(denied) == _parts(off)
     assert b'href="https://example.com/stop"' in _parts(denied)["text/html"]
     assert _tracked(_parts(tracked)) and not _tracked(_parts(denied))
-    # List-Unsubscribe keeps working, its URL without metadata or tags
+    # List-Unsubscribe keeps working (tests/suppression/test_enforcement.py); its URL names the
+    # message and the recipient, nothing else
+    decoded = _unsubscribe_token(denied)
+    assert decoded.kind == "unsubscribe" and decoded.rcpt_to == "ada@example.com" and decoded.message_id
+    assert (decoded.transmission_id, decoded.campaign_id, decoded.template_id, decoded.template_version) == (
+        "", None, None, None,
+    )  # fmt: skip
+    assert (decoded.rcpt_meta, decoded.rcpt_tags, decoded.event_extra) == ({}, [], {})
+
+
+def _unsubscribe_token(received):
     from tracking.signing import tracking_signer
 
-    header = denied.message["List-Unsubscribe"]
-    token = header.split("/u/")[1].rstrip(">")
-    decoded = tracking_signer().decode(token, now=2**40, max_age=2**41)
-    assert decoded.kind == "unsubscribe" and decoded.rcpt_meta == {} and not decoded.rcpt_tags
+    token = received.message["List-Unsubscribe"].split("/u/")[1].rstrip(">")
+    return tracking_signer().decode(token, now=2**40, max_age=2**41)
+
+
+def test_a_denied_recipients_unsubscribe_url_reads_as_no_more_than_the_message_and_the_recipient(api, relay):
+    """Tokens are signed, not encrypted: anyone holding the URL can base64-decode it. A denied
+    recipient's shows the message id and the address, and no campaign, transmission,
+    template, metadata or tag; a granted one's carries them (the events need them)."""
+    import base64
+
+    rcpt = {"address": "ada@example.com", "metadata": {"plan": "gold-secret"}, "tags": ["vip-tag"]}
+    options = {"campaign_id": "spring-campaign", "metadata": {"tx": "tx-secret"}}
+    sent = {}
+    for consent in ("denied", "granted"):
+        relay.handler.received.clear()
+        transmission = run(api, body(content=CONTENT, recipients=[{**rcpt, "tracking_consent": consent}], **options))
+        (received,) = relay.received
+        token = received.message["List-Unsubscribe"].split("/u/")[1].rstrip(">")
+        sent[consent] = (transmission, base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    transmission, raw = sent["denied"]
+    assert b"ada@example.com" in raw
+    for secret in (b"spring-campaign", b"gold-secret", b"tx-secret", b"vip-tag", b"inline"):
+        assert secret not in raw
+    assert transmission.pk.to_bytes(8, "big") not in raw and str(transmission.pk).encode() not in raw
+    granted_transmission, granted = sent["granted"]
+    assert b"spring-campaign" in granted and granted_transmission.pk.to_bytes(8, "big") in granted
 
 
 def test_the_register_is_read_and_the_recipient_object_wins_over_it(api, relay):
