@@ -199,7 +199,10 @@ class MessageTokens:
                 link = _U16.pack(position)
             else:
                 written_bytes = written.encode("utf-8", "surrogatepass")
-                shared = _shared_prefix(written_bytes, url_bytes)
+                # Usually the target starts as the written URL does up to its first "{{".
+                shared = written_bytes.find(b"{{")
+                if not (0 <= shared <= 0xFFFF and url_bytes.startswith(written_bytes[:shared])):
+                    shared = _shared_prefix(written_bytes, url_bytes)
                 rest = written_bytes[shared:]
                 if len(rest) <= 0xFFFF:
                     flags |= _T_POSITION | _T_WRITTEN
