@@ -59,3 +59,30 @@ def test_clicks_land_per_template_link_and_position(api, client, relay, events):
         ("https://shop.example/account?id={{id}}", 2): (3, 3),
         ("https://shop.example/", 3): (3, 3),
     }
+
+
+def test_an_rfc822_message_carries_positions_and_its_links_as_written(api, relay):
+    """SMTP injection sends an ``email_rfc822`` source unsubstituted: its links are numbered
+    the same way and written as sent, so its clicks group by URL and position too."""
+    import time
+
+    from django.conf import settings
+
+    from tracking.signing import tracking_signer
+
+    rfc = (
+        "From: a@sender.test\nSubject: hi\nContent-Type: text/html\n\n"
+        '<a href="https://shop.example/">top</a> <a href="https://shop.example/">bottom</a>\n'
+    )
+    run(api, {"content": {"email_rfc822": rfc}, "recipients": [{"address": "jo@example.com"}],
+              "options": {"click_tracking": True}})  # fmt: skip
+    html = relay.received[0].message.get_content()
+    signer = tracking_signer()
+    decoded = [
+        signer.decode(token, now=int(time.time()), max_age=settings.ENGAGE_TRACKING_LINK_EXPIRY)
+        for token in re.findall(r'href="[^"]+/f/([A-Za-z0-9_-]+)"', html)
+    ]
+    assert [(d.target_url, d.link_position, d.link_written_url) for d in decoded] == [
+        ("https://shop.example/", 1, "https://shop.example/"),
+        ("https://shop.example/", 2, "https://shop.example/"),
+    ]
