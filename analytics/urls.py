@@ -25,6 +25,4 @@ urlpatterns = [
     path("api/v1/webhooks/<uuid:hook_id>/batch-status", views.WebhookBatchStatusView.as_view()),
     path("api/v1/webhooks/<uuid:hook_id>/replay", views.WebhookReplayView.as_view()),
     path("report/", report.report, name="analytics-report"),
-    path("report/sink/", report.sink_list, name="analytics-sink"),
-    path("report/sink/<str:name>", report.sink_message, name="analytics-sink-message"),
 ]

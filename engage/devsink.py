@@ -1,4 +1,5 @@
-"""The development SMTP sink: accepts every message and keeps it as an .eml file.
+"""The development SMTP sink: accepts every message and keeps it as an .eml file, indexed for
+the console's sink pages (``console/sink_mailbox.py`` owns the files and their index).
 
 ``scripts/run`` starts it and points ``ENGAGE_RELAY_URL`` at it, so a newcomer can see
 what Engage sent (and click its tracked links) without a real mail server.
@@ -9,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
-import time
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-_counter = itertools.count()
+from console.sink_mailbox import Mailbox
 
 
 class Pipelining:
@@ -35,18 +34,17 @@ class Pipelining:
 
 
 class SinkHandler(Pipelining):
+    """Keeps each message in ``directory`` through one :class:`Mailbox`, open while it runs."""
+
     def __init__(self, directory: Path):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.mailbox = Mailbox(directory)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        name = f"{time.time_ns()}-{os.getpid()}-{next(_counter)}.eml"
-        header = f"X-Engage-Sink-Mail-From: {envelope.mail_from}\r\nX-Engage-Sink-Rcpt-To: {', '.join(envelope.rcpt_tos)}\r\n"
         data = envelope.original_content or envelope.content
         assert isinstance(data, bytes)  # decode_data is off: the content stays bytes
-        tmp = self.directory / (name + ".tmp")
-        tmp.write_bytes(header.encode() + data)
-        tmp.rename(self.directory / name)
+        self.mailbox.deliver(mail_from=str(envelope.mail_from), rcpt_tos=envelope.rcpt_tos, data=data)
         return "250 2.0.0 OK queued in the development sink"
 
 

@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view's Http404 is the console's 404 page (JSON on /api/), never Django's debug page.
+    "console.middleware.NotFoundMiddleware",
 ]
 APPEND_SLASH = False
 
@@ -99,13 +101,14 @@ ROOT_URLCONF = _URLCONFS[ENGAGE_SERVE]
 # error answers even under DEBUG (engage/urls_tracking.py), the security headers
 # (nosniff, Referrer-Policy), Content-Length, and X-Frame-Options (the unsubscribe form).
 # engage/wsgi.py's HttpFramingMiddleware (HEAD, chunked bodies) wraps every process.
+TRACKING_MIDDLEWARE = [
+    "engage.urls_tracking.PlainErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 if ENGAGE_SERVE == "tracking":
-    MIDDLEWARE = [
-        "engage.urls_tracking.PlainErrorsMiddleware",
-        "django.middleware.security.SecurityMiddleware",
-        "django.middleware.common.CommonMiddleware",
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    ]
+    MIDDLEWARE = TRACKING_MIDDLEWARE
     # The admin's checks ask for the session, auth and messages middleware; this process
     # routes no admin page (engage/urls_tracking.py), so they do not apply here.
     SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]

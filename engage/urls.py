@@ -6,7 +6,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from console.views.errors import not_found
 from engage.api.views import api_not_found
+
+# The admin belongs to Engage: its title, and "View site" leads to the console's overview.
+admin.site.site_header = "Engage"
+admin.site.site_title = "Engage"
+admin.site.index_title = "Administration"
+admin.site.site_url = "/"
 
 urlpatterns = [
     # The OpenAPI document of every API operation (engage/api/schema.py) and a page to browse
@@ -31,7 +38,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
     re_path(r"^api/.*$", api_not_found),
+    # Last: any other path is the console's 404 page. A route, not only handler404, because
+    # with DEBUG on (scripts/run) Django answers an unmatched path with its debug page, which
+    # lists every route; handler404 serves DEBUG off (and console.middleware, views that raise).
+    re_path(r"", not_found, name="not-found"),
 ]
 
-handler404 = "engage.api.views.api_not_found"
+handler404 = "console.views.errors.not_found"
 handler500 = "engage.api.views.server_error"

@@ -1,7 +1,8 @@
 """The WSGI application gunicorn serves (and runserver, through ``WSGI_APPLICATION``).
 
-Django's handler wrapped in ``HttpFramingMiddleware`` (HEAD without a body, chunked request
-bodies read or refused; ``engage/api/middleware.py``). Importing it runs every system check
+Django's handler behind ``TrackingFastPath`` (clicks and opens answered by their views without
+Django's request cycle; ``engage/fastpath.py``), both wrapped in ``HttpFramingMiddleware`` (HEAD
+without a body, chunked request bodies read or refused; ``engage/api/middleware.py``). Importing it runs every system check
 (``engage/checks.py``): with a setting in error (no secret key, a malformed tracking key...)
 it raises ``SystemCheckError`` naming what to set, and gunicorn stops ("Worker failed to
 boot") instead of serving.
@@ -18,7 +19,8 @@ django_application = get_wsgi_application()
 
 from engage.api.middleware import HttpFramingMiddleware  # noqa: E402 - needs the settings above
 from engage.checks import startup_check  # noqa: E402
+from engage.fastpath import TrackingFastPath  # noqa: E402
 
 startup_check()
 
-application = HttpFramingMiddleware(django_application)
+application = HttpFramingMiddleware(TrackingFastPath(django_application))

@@ -3,12 +3,14 @@ chromium (``apt-get install chromium``; `.ci/run` installs it), signed in as a s
 
 Use the ``browser_page`` fixture (registered in tests/conftest.py) with ``live_server``::
 
-    def test_x(browser_page, live_server, staff_user):
+    def test_x(live_server, staff_user, browser_page):   # staff_user BEFORE browser_page
         page = browser_page(live_server.url + "/messages/")   # signs in on the way
         ...
         screenshot(page, "messages")                          # kept under artifacts/
 
-Tests using it should be marked ``@pytest.mark.slow`` and ``@needs_chromium``.
+Tests using it should be marked ``@pytest.mark.slow`` and ``@needs_chromium``. Name any fixture
+that touches the database before ``browser_page``: once Playwright runs, its event loop is this
+thread's, and Django refuses synchronous queries from it (``SynchronousOnlyOperation``).
 """
 
 from __future__ import annotations

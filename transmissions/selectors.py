@@ -59,6 +59,46 @@ def transmission_list(*, campaign_id: str | None = None, template_id: str | None
     ]
 
 
+def transmission_recent(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` newest transmissions for the console's overview, newest first:
+    ``{id, state, campaign_id, template_id, num_rcpts, num_generated, num_failed_gen,
+    start_time, created_at}`` (``template_id`` ``"inline"`` for inline content; times aware
+    datetimes or None). The counters follow ``transmission_detail``'s rule: while generating,
+    counted from the messages. Two queries whatever ``limit`` is."""
+    transmissions = list(
+        Transmission.objects.order_by("-id").only(
+            "id", "state", "campaign_id", "template_id", "num_rcpts", "num_generated", "num_failed_gen",
+            "start_time", "created_at",
+        )[:limit]
+    )  # fmt: skip
+    generating = [t.id for t in transmissions if t.state == TransmissionState.GENERATING]
+    counts = {t.id: (t.num_generated, t.num_failed_gen) for t in transmissions}
+    if generating:
+        rows = (
+            Message.objects.filter(transmission_id__in=generating)
+            .values("transmission_id")
+            .annotate(
+                generated=Count("id", filter=Q(state__in=GENERATED_STATES)),
+                failed=Count("id", filter=Q(state=MessageState.GENERATION_FAILED)),
+            )
+        )
+        counts.update({row["transmission_id"]: (row["generated"], row["failed"]) for row in rows})
+    return [
+        {
+            "id": str(t.id),
+            "state": t.state,
+            "campaign_id": t.campaign_id,
+            "template_id": t.template_id or "inline",
+            "num_rcpts": t.num_rcpts,
+            "num_generated": counts[t.id][0],
+            "num_failed_gen": counts[t.id][1],
+            "start_time": t.start_time,
+            "created_at": t.created_at,
+        }
+        for t in transmissions
+    ]
+
+
 def _iso(value: datetime | None) -> str:
     return iso(value) or ""  # SparkPost reports unset values as ""
 
@@ -114,3 +154,10 @@ def transmission_detail(*, transmission_id: int) -> dict[str, Any]:
         "options": options,
         "start_time": _iso(transmission.start_time),
     }
+
+
+def message_transmission_id(*, message_id: str) -> int | None:
+    """The id of the transmission that sent the message ``message_id`` (20 hex characters, as
+    in its ``Message-ID`` header ``<message_id@domain>``), or None when no such message is
+    stored. One query, on the unique ``message_id``."""
+    return Message.objects.filter(message_id=message_id).values_list("transmission_id", flat=True).first()

@@ -3,12 +3,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
-from django.test import override_settings
 
 from analytics.ingest import event_row, events_insert
 from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS, percent
@@ -186,29 +183,6 @@ def test_long_filters_are_cut_not_a_crash(client, staff):
     client.force_login(staff)
     response = client.get("/report/", {**WINDOW, "campaign": "c" * 100_000, "template": "\u202e" * 500})
     assert response.status_code == 200
-
-
-def _sink_message(directory: Path) -> str:
-    msg = EmailMessage()
-    msg["Subject"], msg["From"], msg["To"] = "Spring sale", "shop@example.com", "ann@example.org"
-    msg.set_content("Plain text body")
-    msg.add_alternative('<p>Hello <a href="http://localhost:8000/f/abc">Buy</a></p>', subtype="html")
-    name = "1700000000000-1-0.eml"
-    (directory / name).write_bytes(b"X-Engage-Sink-Rcpt-To: ann@example.org\r\n" + msg.as_bytes())
-    return name
-
-
-def test_sink_lists_messages_and_shows_one_sandboxed(client, staff, tmp_path):
-    name = _sink_message(tmp_path)
-    client.force_login(staff)
-    with override_settings(ENGAGE_SINK_DIR=tmp_path):
-        listing = client.get("/report/sink/").content.decode()
-        assert "Spring sale" in listing and f"/report/sink/{name}" in listing
-        page = client.get(f"/report/sink/{name}").content.decode()
-        assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page
-        assert "http://localhost:8000/f/abc" in page and "Plain text body" in page
-        assert client.get("/report/sink/..%2Fsecrets.eml").status_code == 404
-        assert client.get("/report/sink/missing.eml").status_code == 404
 
 
 @pytest.fixture

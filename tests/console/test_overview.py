@@ -1,7 +1,138 @@
+"""The front door (issue 15, Deliver 1): ``/`` signed in shows the last 24 hours' figures as
+the metrics API counts them, the newest transmissions and every console page; the admin
+is Engage's and links back."""
+
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-def test_the_front_door_asks_for_a_sign_in(client, db):
+import pytest
+import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from console.pages import PAGES
+from console.views.overview import FIGURES, last_day_window
+from tests.analytics import data
+from tests.browser import needs_chromium, screenshot
+from tests.console.helpers import recent_events, shown_window
+from transmissions.models import Message, Transmission, TransmissionState
+
+ROOT = Path(__file__).resolve().parents[2]
+METRICS = [metric for metric, _label, _of in FIGURES]
+
+
+def test_the_front_door_asks_for_a_sign_in_on_a_page_named_engage(client, db):
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+    login = client.get(response["Location"]).content.decode()
+    assert "<title>Log in | Engage</title>" in login and ">Engage</a>" in login
+
+
+def test_the_window_is_the_last_24_hours_in_whole_utc_hours():
+    now = datetime(2026, 11, 30, 19, 39, 13, tzinfo=UTC)
+    assert last_day_window(now) == (datetime(2026, 11, 29, 19, tzinfo=UTC), datetime(2026, 11, 30, 20, tzinfo=UTC))
+    on_the_hour = datetime(2026, 11, 30, 19, tzinfo=UTC)
+    assert last_day_window(on_the_hour) == (datetime(2026, 11, 29, 19, tzinfo=UTC), on_the_hour)
+
+
+def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api, staff_user):
+    now = timezone.now()
+    events = recent_events(now)
+    data.land(events)
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    start, end = shown_window(html)
+    totals = api.get("/api/v1/metrics/deliverability", {"from": start, "to": end, "metrics": ",".join(METRICS)}).json()[
+        "results"
+    ][0]
+    for metric in METRICS:
+        assert f'id="{metric}">{totals[metric]}<' in html, metric
+    # the window is the last day, and it cuts the data set (so the figures could have been wrong)
+    window = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in (start, end)]
+    assert window[0] <= now - timedelta(hours=24) < window[0] + timedelta(hours=1) and now <= window[1]
+    expected = data.brute(events, start=window[0], end=window[1])[None]
+    everything = data.brute(events, start=now - timedelta(days=30), end=now + timedelta(days=30))[None]
+    for metric in ("count_targeted", "count_delivered", "count_unique_clicked", "count_generation_failed"):
+        assert 0 < expected[metric] == totals[metric] < everything[metric], metric
+    # the rates say what they are of
+    assert re.search(r'id="count_delivered">\d+</div><div class="r">\d+\.\d% of injected</div>', html)
+
+
+def test_the_overview_lists_the_newest_transmissions_in_two_queries(client, staff_user):
+    made = [Transmission.objects.create(campaign_id=f"camp-{n}", num_rcpts=n) for n in range(12)]
+    generating = made[-1]
+    Transmission.objects.filter(pk=generating.pk).update(state=TransmissionState.GENERATING, num_generated=0)
+    for n, state in enumerate(["delivered", "bounced", "generation_failed", "queued"]):
+        Message.objects.create(transmission=generating, chunk=0, message_id=f"{n:020x}", email=f"a{n}@example.com",
+                               recipient={}, state=state)  # fmt: skip
+    client.force_login(staff_user)
+    client.get("/")  # the session and user are loaded once
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/").content.decode()
+    transmission_queries = [q["sql"] for q in queries.captured_queries if "transmissions_" in q["sql"]]
+    assert len(transmission_queries) == 2, transmission_queries
+    rows = re.findall(r'<tr><td><a href="/transmissions/(\d+)/">', html)
+    assert rows == [str(t.id) for t in reversed(made)][:10]
+    row = html[html.index(f'/transmissions/{generating.id}/"') :].split("</tr>")[0]
+    # while generating, counted from its messages (as GET /api/v1/transmissions/<id> does)
+    assert '<td class="n">11</td><td class="n">2</td><td class="n">1</td>' in row and ">Generating<" in row
+    assert "camp-0<" not in html and "camp-2<" in html
+
+
+def test_with_nothing_sent_the_overview_says_how_to_start(client, staff_user):
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    assert 'id="count_targeted">0<' in html and "No transmission yet" in html
+
+
+def test_the_overview_and_the_admin_index_link_every_page_the_navigation_names(client, staff_user):
+    nav = (ROOT / "engage/templates/engage/base.html").read_text().split("<header>")[1].split("</header>")[0]
+    named = set(re.findall(r'href="([^"]+)"', nav)) - {"/"}
+    assert named == {page.url for page in PAGES}
+    client.force_login(staff_user)
+    overview = client.get("/").content.decode()
+    admin_index = client.get("/admin/").content.decode()
+    for page in PAGES:
+        assert f'<a href="{page.url}">{page.title}</a>' in overview
+        assert f'<a href="{page.url}">{page.title}</a>' in admin_index
+    # the admin is Engage's, and its "View site" is the overview
+    assert '<a href="/">View site</a>' in admin_index and "<title>Administration | Engage</title>" in admin_index
+
+
+@pytest.fixture
+def recent_data(transactional_db, make_key, staff_user) -> str:
+    """A generated data set around the last day and one transmission; returns an API key.
+    Made before ``browser_page`` starts (Playwright's event loop then runs in this thread, where
+    Django refuses database calls): the test reads the API over HTTP."""
+    data.land(recent_events(timezone.now()))
+    Transmission.objects.create(campaign_id="browser-campaign", num_rcpts=3)
+    return make_key()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_overview_in_a_real_browser_matches_the_metrics_api(live_server, recent_data, browser_page):
+    page = browser_page(live_server.url + "/")  # the sign-in page first, then back here
+    page.wait_for_selector("#count_targeted")
+    assert page.url == live_server.url + "/"
+    window = {"from": page.get_attribute("#window", "data-from"), "to": page.get_attribute("#window", "data-to")}
+    answer = requests.get(f"{live_server.url}/api/v1/metrics/deliverability", {**window, "metrics": ",".join(METRICS)},
+                          headers={"Authorization": recent_data}, timeout=30)  # fmt: skip
+    totals = answer.json()["results"][0]
+    shown = {metric: int(page.inner_text(f"#{metric}")) for metric in METRICS}
+    assert shown == {metric: totals[metric] for metric in METRICS} and shown["count_targeted"] > 0
+    assert "browser-campaign" in page.inner_text("#transmissions")
+    screenshot(page, "overview")
+    page.click("header >> text=Report")  # the navigation leads on
+    page.wait_for_load_state()
+    assert page.url.startswith(live_server.url + "/report/") and "Not found" not in page.title()
+    page.goto(live_server.url + "/no-such-page")  # and back from a wrong turn
+    assert page.title() == "Not found · Engage"
+    page.click("#home")
+    page.wait_for_selector("#count_targeted")
+    assert page.url == live_server.url + "/"

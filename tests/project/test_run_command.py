@@ -1,6 +1,8 @@
 """The README's run command on the embedded default: no DATABASE_URL/REDIS_URL, yet the API
 answers; its processes are supervised (scripts/Procfile): a process that dies is named with its
-exit status and stops the run, and Ctrl-C or SIGTERM leaves no process behind."""
+exit status and stops the run, and Ctrl-C or SIGTERM leaves no process behind. It says its URLs,
+demo key and admin account last, keeps them in var/first-run.txt (0600), is quiet while idle
+and stops its workers without killing a task (issue 15, Deliver 7)."""
 
 from __future__ import annotations
 
@@ -108,9 +110,9 @@ def start_run(var_root, tmp_path):
     def start() -> Run:
         unset = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "ENGAGE_SECRET_KEY", "ENGAGE_TRACKING_KEYS"}
         env = {k: v for k, v in os.environ.items() if k not in unset}  # a newcomer's: no URLs, no keys
-        port, track_port, sink_port = free_port(), free_port(), free_port()
+        port, track_port, sink_port, smtp_port = free_port(), free_port(), free_port(), free_port()
         env.update(ENGAGE_VAR_DIR=str(var_root / "var"), ENGAGE_PORT=str(port), ENGAGE_TRACK_PORT=str(track_port),
-                   ENGAGE_SINK_PORT=str(sink_port),
+                   ENGAGE_SINK_PORT=str(sink_port), ENGAGE_SMTP_PORT=str(smtp_port),
                    ENGAGE_SINK_DIR=str(tmp_path / "sink"), ENGAGE_WEB_WORKERS="1")  # fmt: skip
         log = tmp_path / f"run-{len(runs)}.log"
         with log.open("w") as out:
@@ -186,9 +188,28 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
         assert (response.status_code, response.text) == (404, "Not Found\n"), path
     response = requests.get(f"http://127.0.0.1:{run.port}/q/not-a-token", timeout=10)
     assert (response.status_code, response.text) == (404, "Not Found\n")
+    # last, once every process is up: the URLs, the key and the admin account, kept in a file
+    # only this user can read
+    block = run.wait_for(r"^Engage is running \(Ctrl-C stops it\):\n((?:  .*\n)+)")
+    assert re.search(r"send\.1\s+\|.* send-\d+@\S+ ready\.", text := run.text()[: block.start()]), text[-3000:]
+    assert re.search(r"webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.", text)
+    assert f"http://127.0.0.1:{run.port}/  (sign in" in block[1] and key in block[1]
+    password = re.search(r"admin account \(shown once\): user 'admin', password '(\S+)'", block[1])[1]
+    first_run = var_root / "var" / "first-run.txt"
+    assert first_run.stat().st_mode & 0o777 == 0o600
+    assert key in first_run.read_text() and password in first_run.read_text()
+    assert f"{first_run}, readable by you alone" in block[1]
+    # idle, the workers and beat log nothing at INFO (beat queues a task every second)
+    quiet_from = len(run.text())
+    time.sleep(8)
+    idle = [line for line in run.text()[quiet_from:].splitlines() if re.match(r"\S+ (send|webhooks|beat)\.1 ", line)]
+    assert not idle, idle
     run.process.send_signal(signal.SIGTERM)  # to scripts/run (honcho) alone: it stops the others
     assert_stops_leaving_nothing(run, pids)
     assert re.search(r"system\s+\| SIGTERM received", run.text())
+    # no pool child is killed mid-task by the group's SIGTERM (engage/celery.py): the main process
+    # ends its running task and stops (honcho's SIGKILL still ends a stop over 5 s, a whole group)
+    assert "WorkerLostError" not in run.text(), run.text()[-3000:]
 
 
 @pytest.mark.slow
@@ -208,6 +229,9 @@ def test_a_process_that_dies_is_named_with_its_exit_status_and_stops_the_run(sta
 def test_ctrl_c_stops_every_process_of_the_run(start_run):
     run = start_run()
     pids = run.ready()
+    # a later start points at the file the first one wrote (this test alone: it is the first)
+    block = run.wait_for(r"^Engage is running \(Ctrl-C stops it\):\n((?:  .*\n)+)")[1]
+    assert "(made by the first start)" in block or "demo API key (shown once, keep it)" in block, block
     os.killpg(run.process.pid, signal.SIGINT)  # what a terminal sends to its foreground group
     assert_stops_leaving_nothing(run, pids)
     assert re.search(r"system\s+\| SIGINT received", run.text())

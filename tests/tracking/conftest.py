@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
+from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB, WsgiClient
 
 
 @pytest.fixture
@@ -63,3 +63,15 @@ def rollup_calls(monkeypatch):
 
     monkeypatch.setattr(ingest, "events_insert", recording)
     return calls
+
+
+@pytest.fixture(params=["django-client", "tracking-process"])
+def client(request, client, settings):
+    """Each tracking test twice: through Django's test client (the API process's routes and
+    middleware), and through the WSGI stack of a tracking process (``ENGAGE_SERVE=tracking``),
+    where ``/f/`` and ``/q/`` take the fast path (``engage/fastpath.py``)."""
+    if request.param == "django-client":
+        return client
+    settings.MIDDLEWARE = settings.TRACKING_MIDDLEWARE
+    settings.ROOT_URLCONF = "engage.urls_tracking"
+    return WsgiClient()

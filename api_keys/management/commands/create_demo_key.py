@@ -16,10 +16,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if ApiKey.objects.filter(label=DEMO_LABEL).exists():
-            self.stderr.write(
-                "engage: the demo API key exists (shown once when it was created); "
-                "make another with: manage.py create_api_key --label me --grants all"
-            )
+            if options["verbosity"] >= 1:  # scripts/run says it in its own words (--verbosity 0)
+                self.stderr.write(
+                    "engage: the demo API key exists (shown once when it was created); "
+                    "make another with: ./manage.py create_api_key --label me --grants all"
+                )
         else:
             _key, raw = api_key_create(label=DEMO_LABEL, grants=list(ALL_GRANTS))
             self.stdout.write(f"engage: demo API key (shown once, keep it): {raw}")

@@ -1,0 +1,24 @@
+"""The console's pages: the one list the overview (``/``), the admin index and the 404 page
+show. The navigation bar of ``engage/templates/engage/base.html`` names the same pages
+(``tests/console/test_overview.py`` checks that the two agree)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Page(NamedTuple):
+    title: str
+    url: str  # a path on the web process (API docs included)
+    what: str  # one line: what a person finds there
+
+
+PAGES: tuple[Page, ...] = (
+    Page("Report", "/report/", "deliverability and engagement over a date range, per campaign, template and link"),
+    Page("Messages", "/messages/", "what happened to one recipient's message: search, then its timeline"),
+    Page("Transmissions", "/transmissions/", "every send with its state and progress; cancel a scheduled one"),
+    Page("Templates", "/admin/templates_app/template/", "create and edit templates, preview, publish, test send"),
+    Page("Sink", "/report/sink/", "the mail the development SMTP sink received (scripts/run's relay)"),
+    Page("Admin", "/admin/", "API keys, recipient lists, the suppression list, tracking consent, users"),
+    Page("API docs", "/api/v1/docs", "every /api/v1 operation, browsable (OpenAPI: /api/v1/openapi.json)"),
+)
