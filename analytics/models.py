@@ -86,9 +86,13 @@ class RollupDaily(RollupCounters):
 
 
 class LinkRollupHourly(models.Model):
-    """Clicks per UTC hour x campaign x template x link name x URL.
+    """Clicks per UTC hour x campaign x template x link (name, URL as written, position).
 
-    ``link_name`` is the link's ``data-msys-linkname``, or its URL when it has none.
+    ``link_name`` is the click's ``target_link_name`` (``data-msys-linkname``, else title,
+    alt or "Raw URL"), or its URL when it has none. ``link_url`` is the link as written in
+    the template (``engage_link_template_url``) and ``link_position`` its position in its
+    part (``engage_link_position``, from 1); clicks on links sent before those fields existed
+    have their ``target_link_url`` and position 0 (``analytics.rollups``).
     ``unique_clicked`` counts messages whose first click on this link fell in the hour.
     """
 
@@ -98,6 +102,7 @@ class LinkRollupHourly(models.Model):
     template_id = models.CharField(max_length=64)
     link_name = models.TextField()
     link_url = models.TextField()
+    link_position = models.IntegerField(db_default=0)
     clicked = models.BigIntegerField(db_default=0)
     unique_clicked = models.BigIntegerField(db_default=0)
 
@@ -105,7 +110,8 @@ class LinkRollupHourly(models.Model):
         db_table = "analytics_link_rollup_hourly"
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "campaign_id", "template_id", "link_name", "link_url"], name="link_rollup_hourly_key"
+                fields=["hour", "campaign_id", "template_id", "link_name", "link_url", "link_position"],
+                name="link_rollup_hourly_key",
             )
         ]
 
@@ -136,12 +142,14 @@ class MessageEngagement(models.Model):
 
 
 class MessageLinkClick(models.Model):
-    """First click per message and link (link name, URL): the state behind link unique clicks."""
+    """First click per message and link (link name, URL as written, position: see
+    :class:`LinkRollupHourly`): the state behind link unique clicks."""
 
     id = models.BigAutoField(primary_key=True)
     message_id = models.CharField(max_length=40)
     link_name = models.TextField()
     link_url = models.TextField()
+    link_position = models.IntegerField(db_default=0)
     campaign_id = models.CharField(max_length=64, default="")
     template_id = models.CharField(max_length=64, default="")
     first_click = models.DateTimeField()
@@ -150,7 +158,9 @@ class MessageLinkClick(models.Model):
     class Meta:
         db_table = "analytics_message_link_click"
         constraints = [
-            models.UniqueConstraint(fields=["message_id", "link_name", "link_url"], name="message_link_click_key")
+            models.UniqueConstraint(
+                fields=["message_id", "link_name", "link_url", "link_position"], name="message_link_click_key"
+            )
         ]
 
 

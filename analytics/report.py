@@ -4,7 +4,7 @@ metrics API."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -14,71 +14,157 @@ from django.utils import timezone
 
 from analytics import selectors
 from analytics.metrics import ParamError, parse_metrics_query
+from engage import errors
+from mailcore.links import RAW_URL
 
-REPORT_METRICS = (
-    "count_targeted", "count_accepted", "count_unique_confirmed_opened", "count_unique_clicked", "count_clicked",
-)  # fmt: skip
-CHART_METRICS = ("count_rendered", "count_clicked")
+#: The report's figures: (metric of the metrics API, label, the metric its rate is of).
+#: Every figure is ``selectors.metrics_summary`` over one query, as the metrics API computes
+#: it (``analytics.metrics.METRICS``), so the page and ``GET /api/v1/metrics/deliverability``
+#: with the same window and filters show the same numbers.
+DELIVERABILITY: tuple[tuple[str, str, str], ...] = (
+    ("count_targeted", "Targeted", ""),
+    ("count_injected", "Injected", "count_targeted"),
+    ("count_generation_failed", "Generation failures", "count_targeted"),
+    ("count_rejected", "Rejected (policy, generation)", "count_targeted"),
+    ("count_accepted", "Accepted (delivered)", "count_targeted"),
+    ("count_delayed", "Delays", "count_injected"),
+    ("count_bounce", "Bounced", "count_injected"),
+    ("count_hard_bounce", "Hard bounces", "count_injected"),
+    ("count_soft_bounce", "Soft bounces", "count_injected"),
+    ("count_block_bounce", "Block bounces", "count_injected"),
+    ("count_admin_bounce", "Admin bounces", "count_injected"),
+    ("count_undetermined_bounce", "Undetermined bounces", "count_injected"),
+)
+ENGAGEMENT: tuple[tuple[str, str, str], ...] = (
+    ("count_unique_confirmed_opened", "Unique confirmed opens", "count_accepted"),
+    ("count_unique_clicked", "Unique clicks", "count_accepted"),
+    ("count_clicked", "Total clicks", ""),
+    ("count_unsubscribe", "Unsubscribes (list and link)", "count_accepted"),
+)
+#: Every metric the page reads: the figures and the bases of their rates.
+REPORT_METRICS = tuple(dict.fromkeys(name for row in (*DELIVERABILITY, *ENGAGEMENT) for name in row[::2] if name))
+#: The chart's series: (metric, legend label, colour).
+CHART_SERIES: tuple[tuple[str, str, str], ...] = (
+    ("count_accepted", "Delivered", "#2f9e44"),
+    ("count_unique_confirmed_opened", "Unique opens", "#1c7ed6"),
+    ("count_unique_clicked", "Unique clicks", "#e8590c"),
+    ("count_clicked", "Clicks", "#f59f00"),
+    ("count_bounce", "Bounces", "#c92a2a"),
+)
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+_MAX_TEXT = 200  # the longest filter value the page echoes or queries with
 
 
-def _rate(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "–"
+def percent(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a percentage for people: one decimal, or as many as it takes
+    (up to three) for a non-zero part not to read 0.0 % and a partial whole not to read
+    100.0 %; "–" for an empty whole."""
+    if not whole:
+        return "–"
+    value = 100 * part / whole
+    for digits in (1, 2, 3):
+        shown = f"{value:.{digits}f}"
+        if not ((part and float(shown) == 0) or (part != whole and float(shown) == 100)):
+            return f"{shown} %"
+    return "< 0.001 %" if value < 50 else "> 99.999 %"
 
 
-def chart_svg(series: list[dict[str, Any]], width: int = 720, height: int = 220) -> dict[str, Any]:
-    """Polylines (SVG points) for opens and clicks over the buckets, scaled to the box."""
-    peak = max([1] + [row[m] for row in series for m in CHART_METRICS])
-    step = width / max(len(series) - 1, 1)
-    lines = {}
-    for metric in CHART_METRICS:
-        lines[metric] = " ".join(
-            f"{i * step:.1f},{height - (row[metric] / peak) * (height - 10):.1f}" for i, row in enumerate(series)
-        )
-    return {"width": width, "height": height, "peak": peak, "lines": lines, "first": series[0]["ts"] if series else "",
-            "last": series[-1]["ts"] if series else ""}  # fmt: skip
+def _day(raw: str, name: str) -> date:
+    """A ``YYYY-MM-DD`` query value. Errors: ParamError naming ``name``."""
+    if not _DAY.fullmatch(raw):
+        raise ParamError(f"'{name}' must be a date like 2024-05-01, got '{raw[:64]}'")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ParamError(f"'{name}' is not a date of the calendar: '{raw[:64]}'") from None
+
+
+def _precision(days: int) -> str:
+    """The chart's bucket for a window of ``days`` whole days: every bucket is shown."""
+    return "hour" if days <= 2 else "day" if days <= 120 else "week" if days <= 1500 else "month"
+
+
+def _chart_data(series: list[dict[str, Any]], *, tz: str, precision: str) -> dict[str, Any]:
+    """What the chart script reads (``json_script``): ``{"x": [Unix seconds of each bucket],
+    "series": [{"label", "color", "values": [int per bucket]}], "tz", "precision"}``."""
+    return {
+        "x": [int(datetime.fromisoformat(row["ts"]).timestamp()) for row in series],
+        "series": [
+            {"label": label, "color": color, "values": [row[metric] for row in series]}
+            for metric, label, color in CHART_SERIES
+        ],
+        "tz": tz,
+        "precision": precision,
+    }
+
+
+def _figures(rows: tuple[tuple[str, str, str], ...], totals: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"metric": metric, "label": label, "value": totals[metric],
+         "rate": percent(totals[metric], totals[base]) if base else "", "of": dict(_LABELS).get(base, "")}
+        for metric, label, base in rows
+    ]  # fmt: skip
+
+
+_LABELS = {"count_targeted": "targeted", "count_injected": "injected", "count_accepted": "delivered"}
+
+
+def link_label(row: dict[str, Any]) -> str:
+    """How a link row is named: its link name, else (``Raw URL``, the default) "Link <n>"."""
+    name = row["link_name"]
+    if name and name != RAW_URL and name != row["link_url"]:
+        return name
+    return f"Link {row['link_position']}" if row["link_position"] else "Link"
 
 
 @staff_member_required
 def report(request: HttpRequest) -> HttpResponse:
-    today = timezone.now().date()
-    start_day = request.GET.get("from") or str(today - timedelta(days=6))
-    end_day = request.GET.get("to") or str(today)
-    params = {
-        "from": f"{start_day}T00:00",
-        "to": f"{(date.fromisoformat(end_day) + timedelta(days=1)).isoformat()}T00:00"
-        if re.fullmatch(r"\d{4}-\d\d-\d\d", end_day)
-        else end_day,
-        "metrics": ",".join(REPORT_METRICS),
-        "campaigns": request.GET.get("campaign", ""),
-        "templates": request.GET.get("template", ""),
-        "timezone": request.GET.get("timezone", "UTC"),
-    }
-    context: dict[str, Any] = {"start": start_day, "end": end_day, "campaign": params["campaigns"],
-                               "template": params["templates"], "error": ""}  # fmt: skip
+    """The engagement and deliverability report (staff only). Query: ``from`` and ``to``
+    (days, ``YYYY-MM-DD``, default the last 7 days), ``campaign``, ``template``,
+    ``timezone`` (IANA, default UTC). A value it cannot read is the page with the reason,
+    400. Figures: ``selectors.metrics_summary`` (:data:`DELIVERABILITY`,
+    :data:`ENGAGEMENT`); chart: ``selectors.metrics_time_series`` (:data:`CHART_SERIES`,
+    every bucket of the window); links: ``selectors.metrics_links``."""
+    now = timezone.now()
+    today = now.date()
+    get = {key: request.GET.get(key, "")[:_MAX_TEXT] for key in ("from", "to", "campaign", "template", "timezone")}
+    start_raw = get["from"] or str(today - timedelta(days=6))
+    end_raw = get["to"] or str(today)
+    context: dict[str, Any] = {"start": start_raw, "end": end_raw, "campaign": get["campaign"],
+                               "template": get["template"], "timezone": get["timezone"] or "UTC", "error": ""}  # fmt: skip
     try:
-        query = parse_metrics_query(params, now=timezone.now())
-    except (ParamError, ValueError) as exc:
+        start_day, end_day = _day(start_raw, "from"), _day(end_raw, "to")
+        if end_day < start_day:
+            raise ParamError("'to' must not be before 'from'")
+        if end_day == date.max:
+            raise ParamError("'to' must lie before 9999-12-30")
+        params = {
+            "from": f"{start_day.isoformat()}T00:00",
+            "to": f"{(end_day + timedelta(days=1)).isoformat()}T00:00",
+            "metrics": ",".join(REPORT_METRICS),
+            "campaigns": get["campaign"],
+            "templates": get["template"],
+            "timezone": get["timezone"] or "UTC",
+        }
+        query = parse_metrics_query(params, now=now)
+        precision = _precision((end_day - start_day).days + 1)
+        series_query = parse_metrics_query(
+            {**params, "metrics": ",".join(m for m, _, _ in CHART_SERIES), "precision": precision},
+            now=now,
+            time_series=True,
+        )
+        series = selectors.metrics_time_series(query=series_query)
+    except (ParamError, errors.EngageError) as exc:
         context["error"] = str(exc)
         return render(request, "analytics/report.html", context, status=400)
     totals = selectors.metrics_summary(query=query)
-    precision = "hour" if query.end - query.start <= timedelta(days=2) else "day"
-    series_query = parse_metrics_query(
-        {**params, "metrics": ",".join(CHART_METRICS), "precision": precision}, now=timezone.now()
-    )
-    series = selectors.metrics_time_series(query=series_query)
-    accepted = totals["count_accepted"]
     context.update(
         totals=totals,
-        rates={
-            "accepted": _rate(accepted, totals["count_targeted"]),
-            "opened": _rate(totals["count_unique_confirmed_opened"], accepted),
-            "clicked": _rate(totals["count_unique_clicked"], accepted),
-            "click_to_open": _rate(totals["count_unique_clicked"], totals["count_unique_confirmed_opened"]),
-        },
-        series=series,
+        deliverability=_figures(DELIVERABILITY, totals),
+        engagement=_figures(ENGAGEMENT, totals),
         precision=precision,
-        chart=chart_svg(series),
-        links=selectors.metrics_links(query=query),
+        chart=_chart_data(series, tz=query.tz.key, precision=precision),
+        links=[{**row, "label": link_label(row)} for row in selectors.metrics_links(query=query)],
         campaigns=selectors.metrics_values(query=query, key="campaign_id"),
         templates=selectors.metrics_values(query=query, key="template_id"),
     )

@@ -4,7 +4,12 @@
 
 - ``analytics_rollup_hourly``: counters per UTC hour x campaign x template x recipient domain,
   and ``analytics_rollup_daily``, the same per UTC day (read for the whole days of long windows);
-- ``analytics_link_rollup_hourly``: clicks per UTC hour x campaign x template x link;
+- ``analytics_link_rollup_hourly``: clicks per UTC hour x campaign x template x link, a
+  link being (link name, URL as written, position): ``link_url`` is the click's
+  ``engage_link_template_url`` (the template link before substitution, so one template link
+  is one row however personalised) and ``link_position`` its ``engage_link_position``; a
+  click without them (a link sent before they existed) falls back to its
+  ``target_link_url`` and position 0;
 - the first-seen state behind the unique counters (``analytics_message_engagement`` per
   message, ``analytics_message_link_click`` per message and link);
 - ``analytics_webhook_feed``: one row per event of a type some active webhook wants, once
@@ -21,23 +26,24 @@ Rows are upserted in key order so concurrent landers lock in the same order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from analytics.models import ROLLUP_COUNTERS
-from mailcore.events import EVENT_TYPES
+from mailcore.events import EVENT_TYPES, LINK_POSITION, LINK_TEMPLATE_URL
 
 LANDED = "analytics_landed"
 LANDED_COLUMNS = (
     "id", "timestamp", "type", "message_id", "campaign_id", "template_id", "domain",
-    "bounce_class", "link_name", "link_url",
+    "bounce_class", "link_name", "link_url", "link_position",
 )  # fmt: skip
 
 _CREATE_LANDED = f"""
 CREATE TEMP TABLE IF NOT EXISTS {LANDED} (
     id bigint, timestamp timestamptz NOT NULL, type text NOT NULL, message_id text NOT NULL,
     campaign_id text NOT NULL, template_id text NOT NULL, domain text NOT NULL,
-    bounce_class text NOT NULL, link_name text NOT NULL, link_url text NOT NULL
+    bounce_class text NOT NULL, link_name text NOT NULL, link_url text NOT NULL, link_position int NOT NULL
 )"""
 
 # Keys of the rollup unique indexes are capped so an absurd URL cannot fail a landing
@@ -160,26 +166,28 @@ ON CONFLICT (day, campaign_id, template_id, domain) DO UPDATE SET
 def _link_rollup_sql(source: str) -> str:
     return f"""
 WITH lk AS (
-  INSERT INTO analytics_message_link_click AS m (message_id, link_name, link_url, campaign_id, template_id, first_click)
-  SELECT message_id, link_name, link_url, min(campaign_id), min(template_id), min(timestamp)
+  INSERT INTO analytics_message_link_click AS m
+    (message_id, link_name, link_url, link_position, campaign_id, template_id, first_click)
+  SELECT message_id, link_name, link_url, link_position, min(campaign_id), min(template_id), min(timestamp)
   FROM {source} WHERE type = 'click' AND message_id <> ''
-  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-  ON CONFLICT (message_id, link_name, link_url) DO UPDATE SET
+  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (message_id, link_name, link_url, link_position) DO UPDATE SET
     prev_click = m.first_click, first_click = LEAST(m.first_click, EXCLUDED.first_click)
-  RETURNING m.campaign_id, m.template_id, m.link_name, m.link_url, m.first_click, m.prev_click
+  RETURNING m.campaign_id, m.template_id, m.link_name, m.link_url, m.link_position, m.first_click, m.prev_click
 ), deltas AS (
-  SELECT {_hour("timestamp")} AS hour, campaign_id, template_id, link_name, link_url,
+  SELECT {_hour("timestamp")} AS hour, campaign_id, template_id, link_name, link_url, link_position,
          1 AS clicked, 0 AS unique_clicked
   FROM {source} WHERE type = 'click'
   UNION ALL
-  SELECT {_hour("x.at")}, lk.campaign_id, lk.template_id, lk.link_name, lk.link_url, 0, x.d
+  SELECT {_hour("x.at")}, lk.campaign_id, lk.template_id, lk.link_name, lk.link_url, lk.link_position, 0, x.d
   FROM lk CROSS JOIN LATERAL (VALUES (lk.first_click, 1), (lk.prev_click, -1)) AS x(at, d)
   WHERE (lk.prev_click IS NULL OR lk.first_click < lk.prev_click) AND x.at IS NOT NULL
 )
-INSERT INTO analytics_link_rollup_hourly AS r (hour, campaign_id, template_id, link_name, link_url, clicked, unique_clicked)
-SELECT hour, campaign_id, template_id, link_name, link_url, sum(clicked), sum(unique_clicked)
-FROM deltas GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (hour, campaign_id, template_id, link_name, link_url) DO UPDATE SET
+INSERT INTO analytics_link_rollup_hourly AS r
+  (hour, campaign_id, template_id, link_name, link_url, link_position, clicked, unique_clicked)
+SELECT hour, campaign_id, template_id, link_name, link_url, link_position, sum(clicked), sum(unique_clicked)
+FROM deltas GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (hour, campaign_id, template_id, link_name, link_url, link_position) DO UPDATE SET
   clicked = r.clicked + EXCLUDED.clicked, unique_clicked = r.unique_clicked + EXCLUDED.unique_clicked
 """
 
@@ -213,7 +221,8 @@ WEBHOOK_FEED_SQL = _webhook_feed_sql(f"{LANDED} landed")
 LANDED_SELECT = f"""id, timestamp, type, message_id, left(campaign_id, {KEY_MAX}), left(template_id, {KEY_MAX}),
   left(coalesce(nullif(recipient_domain, ''), lower(substring(rcpt_to from '[^@]*$'))), {DOMAIN_MAX}),
   bounce_class, left(coalesce(nullif(target_link_name, ''), target_link_url), {LINK_NAME_MAX}),
-  left(target_link_url, {LINK_URL_MAX})"""
+  left(coalesce(nullif(extra->>'{LINK_TEMPLATE_URL}', ''), target_link_url), {LINK_URL_MAX}),
+  CASE WHEN extra->>'{LINK_POSITION}' ~ '^[0-9]{{1,5}}$' THEN (extra->>'{LINK_POSITION}')::int ELSE 0 END"""
 
 
 def webhook_feed_append(cursor: Any) -> None:
@@ -243,6 +252,11 @@ def landed_row(event: dict) -> tuple:
     """The staged form of an event dict (Event column names): only what the rollups read."""
     domain = event.get("recipient_domain") or (event.get("rcpt_to") or "").rpartition("@")[2].lower()
     url = event.get("target_link_url") or ""
+    extra = event.get("extra") or {}
+    if isinstance(extra, str):  # a row read back with a plain cursor holds jsonb as text
+        extra = json.loads(extra)
+    position = extra.get(LINK_POSITION) if isinstance(extra, dict) else None
+    written = extra.get(LINK_TEMPLATE_URL) if isinstance(extra, dict) else None
     return (
         event.get("id"),
         event["timestamp"],
@@ -253,7 +267,8 @@ def landed_row(event: dict) -> tuple:
         domain[:DOMAIN_MAX],
         str(event.get("bounce_class") or ""),
         (event.get("target_link_name") or url)[:LINK_NAME_MAX],
-        url[:LINK_URL_MAX],
+        (written if isinstance(written, str) and written else url)[:LINK_URL_MAX],
+        position if isinstance(position, int) and 0 <= position <= 99_999 else 0,
     )
 
 

@@ -160,12 +160,18 @@ def metrics_link_names(*, query: MetricsQuery) -> list[dict[str, Any]]:
 
 
 def metrics_links(*, query: MetricsQuery, limit: int = 200) -> list[dict[str, Any]]:
-    """Clicks and unique clicks per (link name, URL), most clicked first (the report's drill-down)."""
+    """Clicks and unique clicks per link, most clicked first (the report's drill-down):
+    ``[{"link_name", "link_url", "link_position", "clicks", "unique_clicks"}]``. A link is its
+    name, its URL as written in the template and its position in its part (so one template
+    link is one row however personalised, and one URL written twice is two); clicks on links
+    sent before positions existed are one row per name and clicked URL, position 0
+    (``analytics.rollups``)."""
     where, params = _link_where(query)
     sql = (
-        "SELECT link_name, link_url, sum(clicked)::bigint AS clicks, sum(unique_clicked)::bigint AS unique_clicks "
-        f"FROM analytics_link_rollup_hourly WHERE {where} GROUP BY link_name, link_url "
-        f"ORDER BY clicks DESC, link_name, link_url LIMIT {int(limit)}"
+        "SELECT link_name, link_url, link_position, sum(clicked)::bigint AS clicks, "
+        "sum(unique_clicked)::bigint AS unique_clicks "
+        f"FROM analytics_link_rollup_hourly WHERE {where} GROUP BY link_name, link_url, link_position "
+        f"ORDER BY clicks DESC, link_name, link_url, link_position LIMIT {int(limit)}"
     )
     return _fetch(sql, params)
 

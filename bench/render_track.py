@@ -111,7 +111,9 @@ class TokenTracker:
         self.tokens = tokens
 
     def link(self, url: str, span: object) -> str:
-        token = self.tokens.click(url, span.name, unsubscribe=span.unsubscribe)
+        token = self.tokens.click(  # as transmissions.generation.MessageTracker does
+            url, span.name, unsubscribe=span.unsubscribe, position=span.position, written=span.written
+        )
         if span.sublink:
             return f"{BASE}/f/{span.sublink}/{token}"
         return f"{BASE}/f/{token}"

@@ -30,6 +30,7 @@ MESSAGE = dict(
     rcpt_tags=["promo", "eu"],
 )
 URL = "https://shop.example.com/products/shoes?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+WRITTEN = URL.replace("spring", "{{campaign}}")  # the template's href of a personalised link
 EMAIL = (
     "<!DOCTYPE html><html><head><style>p{margin:0}</style></head><body style='margin:0'>"
     + "".join(
@@ -50,6 +51,10 @@ def main() -> None:
     click = tokens.click(URL, "Shop now")
     rows = [
         ("click token (MessageTokens.click)", _per_call(lambda: tokens.click(URL, "Shop now"), 100_000)),
+        (
+            "click token, personalised link as written",
+            _per_call(lambda: tokens.click(URL, "Shop now", position=3, written=WRITTEN), 100_000),
+        ),
         ("open token (MessageTokens.open)", _per_call(lambda: tokens.open("open"), 100_000)),
         ("per-message setup (for_message)", _per_call(lambda: SIGNER.for_message(**MESSAGE), 20_000)),
         ("decode + verify a click", _per_call(lambda: SIGNER.decode(click, now=1_790_000_000, max_age=1), 20_000)),

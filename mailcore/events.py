@@ -39,6 +39,8 @@ __all__ = [
     "CATEGORIES",
     "EVENT_TYPES",
     "HIT_TYPES",
+    "LINK_POSITION",
+    "LINK_TEMPLATE_URL",
     "NAMES",
     "OPTIONAL_FIELDS",
     "RECORDED",
@@ -49,6 +51,14 @@ __all__ = [
 
 _ENGAGEMENT = ("ip_address", "user_agent", "accept_language")
 _LINK = ("target_link_name", "target_link_url")
+#: Engage's own fields of ``click`` and ``link_unsubscribe`` events, beside SparkPost's
+#: ``target_link_name`` / ``target_link_url`` (which keep their meaning): the link's 1-based
+#: position among the tracked links of its part (an integer), and its URL as written in the
+#: template or SMTP message, before substitution (``https://x/a?id={{id}}``). Carried in the
+#: click token (``mailcore.tokens``), stored in ``extra``, absent from events of links sent
+#: before they existed. The report groups links by them (``analytics.rollups``).
+LINK_POSITION = "engage_link_position"
+LINK_TEMPLATE_URL = "engage_link_template_url"
 _RELAY_ANSWER = ("ip_address", "bounce_class", "error_code", "reason")
 
 

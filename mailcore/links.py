@@ -31,6 +31,12 @@ HTML decisions (SPEC A.2, B §4.5, B §5.1):
 - Link name: ``data-msys-linkname``, else the link's ``title``, else the ``alt`` of the
   first ``<img>`` with a non-empty ``alt`` before ``</a>``, else ``"Raw URL"``; empty values
   count as absent, and every name is cut to 63 UTF-8 bytes on a character boundary.
+- Each link also gets its ``position`` (1 for the first trackable link of the part, in
+  source order) and its ``written`` URL, the href as it appears in the source (character
+  references decoded once, ``{{...}}`` left as written). Scanned on a template's source, they
+  identify the *template* link whatever each recipient's URL becomes: the report groups
+  clicks by them (Engage's ``engage_link_position`` / ``engage_link_template_url`` event
+  fields), so ``https://x/a?id={{id}}`` is one link, and the same URL written twice is two.
 - Pixels: ``open_pixel`` goes before the last ``</body>`` (appended when there is none);
   ``initial_open_pixel`` goes right after the first ``<body ...>`` tag and is left out when
   there is no ``<body>`` (before a doctype it would change the rendering mode).
@@ -74,6 +80,10 @@ class LinkSpan:
     sublink: str | None
     unsubscribe: bool
     html: bool = False
+    #: 1-based order of the link among the trackable links of its part (0: not numbered).
+    position: int = 0
+    #: The URL as written in the scanned source (HTML: character references decoded once).
+    written: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +352,12 @@ class _HtmlScanner:
         self.finish_pending(RAW_URL)
         self.links.sort(key=lambda link: link.start)
         return Scan(
-            links=tuple(self.links),
+            links=tuple(
+                LinkSpan(
+                    k.start, k.end, k.name, k.sublink, k.unsubscribe, k.html, i, unescape_attribute(s[k.start : k.end])
+                )
+                for i, k in enumerate(self.links, 1)
+            ),
             strip=tuple(self.strip),
             initial_open_at=self.initial_open_at,
             open_at=n if self.last_body_end is None else self.last_body_end,
@@ -500,6 +515,8 @@ def scan_text(source: str) -> Scan:
                     _truncate_name(attrs.get("data-msys-linkname") or RAW_URL),
                     attrs.get("data-msys-sublink") or None,
                     attrs.get("data-msys-unsubscribe") == "1",
+                    position=len(links) + 1,
+                    written=url,
                 )
             )
     return Scan(links=tuple(links), strip=tuple(strip), initial_open_at=None, open_at=None)

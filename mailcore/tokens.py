@@ -19,9 +19,20 @@ Token format (version 1). A token is the base64url encoding, without padding, of
                    template_version, transactional (0/1), rcpt_meta, rcpt_tags, event_extra]
                   (packed ids are null in the array; trailing default items are omitted;
                   the JSON is raw-deflated only when that makes it shorter)
-    10+n    m     tail, clicks only: 1 flag byte (bit0 data-msys-unsubscribe), 2-byte name
-                  length, the UTF-8 link name, then the UTF-8 target URL up to the tag
+    10+n    m     tail, clicks only: 1 flag byte (bit0 data-msys-unsubscribe, bit1 link
+                  position present, bit2 written URL differs from the target), 2-byte name
+                  length, the UTF-8 link name, [bit1: 2-byte link position, [bit2: 2-byte
+                  length of the bytes the written URL shares with the start of the target,
+                  2-byte length of the rest, the rest]], then the UTF-8 target URL up to the tag
     end-16  16    tag: the first 16 bytes (128 bits) of HMAC-SHA256(key, everything before)
+
+Links as written (Engage's own, for the report's per-link rows): a click token made with
+``position`` carries the link's 1-based position in its part and the URL as written in the
+template (``{{...}}`` unrendered), stored as the bytes it shares with the start of the target
+plus the rest (``https://x/a?id={{id}}`` beside ``https://x/a?id=42`` costs 6 bytes and
+``{{id}}``; a link written without substitution costs 2 bytes). A token made without
+``position`` (every token sent before these fields existed) is byte for byte what it was,
+and decodes with ``link_position`` 0 and ``link_written_url`` None.
 
 Speed: all of a message's tokens share the header and common part, so
 :meth:`TokenSigner.for_message` serializes them once and pre-feeds them to a copy of the
@@ -67,6 +78,11 @@ _F_MID_PACKED = 0x02
 _F_TXID_PACKED = 0x04
 _F_KNOWN = _F_DEFLATED | _F_MID_PACKED | _F_TXID_PACKED
 _T_UNSUBSCRIBE = 0x01
+_T_POSITION = 0x02
+_T_WRITTEN = 0x04
+_T_KNOWN = _T_UNSUBSCRIBE | _T_POSITION | _T_WRITTEN
+_U16 = struct.Struct(">H")
+_WRITTEN = struct.Struct(">HHH")  # position, shared prefix length, rest length
 
 _HEADER = struct.Struct(">BBBIBH")  # version, flags, key id, issued_at, kind, common length
 _TAIL = struct.Struct(">BH")  # tail flags, name length
@@ -107,6 +123,12 @@ class Decoded:
     link_name: str | None
     target_url: str | None
     unsubscribe: bool
+    #: Clicks: the link's 1-based position among the tracked links of its part, 0 when the
+    #: token does not say (made before the field existed, or without it).
+    link_position: int
+    #: Clicks with a position: the URL as written in the template (``{{...}}`` unrendered),
+    #: ``target_url`` when written without substitution; None when the token does not say.
+    link_written_url: str | None
     issued_at: int
     key_id: int
     expired: bool
@@ -162,15 +184,30 @@ class MessageTokens:
         self._click_mac = mac.copy()
         self._click_mac.update(self._click_prefix)
 
-    def click(self, url: str, name: str, *, unsubscribe: bool = False) -> str:
+    def click(self, url: str, name: str, *, unsubscribe: bool = False, position: int = 0, written: str = "") -> str:
         """The token for a click on ``url`` (as the browser will be redirected to it) under
-        link ``name``; ``unsubscribe`` marks a ``data-msys-unsubscribe="1"`` link."""
+        link ``name``; ``unsubscribe`` marks a ``data-msys-unsubscribe="1"`` link.
+        ``position`` (1-65535; 0 for none) and ``written`` (the URL as written in the
+        template, "" for ``url`` itself) identify the template link (module docstring)."""
         name_bytes = name.encode("utf-8", "surrogatepass")
-        tail = (
-            _TAIL.pack(_T_UNSUBSCRIBE if unsubscribe else 0, len(name_bytes))
-            + name_bytes
-            + url.encode("utf-8", "surrogatepass")
-        )
+        url_bytes = url.encode("utf-8", "surrogatepass")
+        flags = _T_UNSUBSCRIBE if unsubscribe else 0
+        link = b""
+        if 0 < position <= 0xFFFF:
+            if not written or written == url:
+                flags |= _T_POSITION
+                link = _U16.pack(position)
+            else:
+                written_bytes = written.encode("utf-8", "surrogatepass")
+                # Usually the target starts as the written URL does up to its first "{{".
+                shared = written_bytes.find(b"{{")
+                if not (0 <= shared <= 0xFFFF and url_bytes.startswith(written_bytes[:shared])):
+                    shared = _shared_prefix(written_bytes, url_bytes)
+                rest = written_bytes[shared:]
+                if len(rest) <= 0xFFFF:
+                    flags |= _T_POSITION | _T_WRITTEN
+                    link = _WRITTEN.pack(position, shared, len(rest)) + rest
+        tail = _TAIL.pack(flags, len(name_bytes)) + name_bytes + link + url_bytes
         mac = self._click_mac.copy()
         mac.update(tail)
         return _b64encode(self._click_prefix + tail + mac.digest()[:TAG_LEN])
@@ -186,6 +223,19 @@ class MessageTokens:
         mac = mac.copy()
         mac.update(body)
         return _b64encode(body + mac.digest()[:TAG_LEN])
+
+
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    """How many leading bytes ``a`` and ``b`` share (at most 65535)."""
+    low, high = 0, min(len(a), len(b), 0xFFFF)
+    # A binary search over slice comparisons (in C) beats a Python loop over the bytes.
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 class TokenSigner:
@@ -338,17 +388,37 @@ def _parse(
         fields[0] = message_id
     if transmission_id is not None:
         fields[1] = transmission_id
-    link_name = target_url = None
+    link_name = target_url = written_url = None
     unsubscribe = False
+    position = 0
     if kind == _CLICK:
         tail_flags, name_len = _TAIL.unpack_from(raw, end)
         name_start = end + _TAIL.size
-        url_start = name_start + name_len
-        if tail_flags & ~_T_UNSUBSCRIBE or url_start > body_end:
+        url_start = name_end = name_start + name_len
+        if tail_flags & ~_T_KNOWN or (tail_flags & _T_WRITTEN and not tail_flags & _T_POSITION):
+            raise InvalidToken("bad click tail")
+        written: tuple[int, bytes] | None = None
+        if tail_flags & _T_WRITTEN:
+            position, shared, rest_len = _WRITTEN.unpack_from(raw, name_end)
+            rest_start = name_end + _WRITTEN.size
+            url_start = rest_start + rest_len
+            written = (shared, raw[rest_start:url_start])
+        elif tail_flags & _T_POSITION:
+            (position,) = _U16.unpack_from(raw, name_end)
+            url_start = name_end + _U16.size
+        if url_start > body_end or (tail_flags & _T_POSITION and position == 0):
             raise InvalidToken("bad click tail")
         unsubscribe = bool(tail_flags & _T_UNSUBSCRIBE)
-        link_name = raw[name_start:url_start].decode("utf-8", "surrogatepass")
-        target_url = raw[url_start:body_end].decode("utf-8", "surrogatepass")
+        link_name = raw[name_start:name_end].decode("utf-8", "surrogatepass")
+        url_bytes = raw[url_start:body_end]
+        target_url = url_bytes.decode("utf-8", "surrogatepass")
+        if written is not None:
+            shared, rest = written
+            if shared > len(url_bytes):
+                raise InvalidToken("bad click tail")
+            written_url = (url_bytes[:shared] + rest).decode("utf-8", "surrogatepass")
+        elif tail_flags & _T_POSITION:
+            written_url = target_url
     elif end != body_end:
         raise InvalidToken("unexpected tail")
     mid, txid, rcpt_to, campaign_id, template_id, template_version, transactional, meta, tags, extra = fields
@@ -369,6 +439,8 @@ def _parse(
         link_name=link_name,
         target_url=target_url,
         unsubscribe=unsubscribe,
+        link_position=position,
+        link_written_url=written_url,
         issued_at=issued_at,
         key_id=key_id,
         expired=expired,

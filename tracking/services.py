@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from mailcore.events import hit_types
+from mailcore.events import LINK_POSITION, LINK_TEMPLATE_URL, hit_types
 from mailcore.tokens import Decoded
 from tracking.outbox import events_record
 
@@ -67,6 +67,9 @@ def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
     if token.kind == "click":
         base["target_link_name"] = token.link_name or ""
         base["target_link_url"] = token.target_url or ""
+        if token.link_position:  # Engage's own (docs/api-reference.md, "Events"): the link as written
+            base[LINK_POSITION] = token.link_position
+            base[LINK_TEMPLATE_URL] = token.link_written_url or ""
     types = hit_types(token.kind, unsubscribe=token.unsubscribe)
     return [{"type": event_type, **base} for event_type in types]
 

@@ -119,7 +119,9 @@ class MessageTracker:
         if not self._click:
             return None  # the link stays exactly as written
         assert self._tokens is not None  # tracking is on only with tokens
-        token = self._tokens.click(url, span.name, unsubscribe=span.unsubscribe)
+        token = self._tokens.click(
+            url, span.name, unsubscribe=span.unsubscribe, position=span.position, written=span.written
+        )
         base = self._base_html if span.html else self._base
         if span.sublink:
             sublink = _sublink_path(span.sublink)

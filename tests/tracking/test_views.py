@@ -67,6 +67,20 @@ def test_click_redirects_to_the_exact_signed_url(client, tokens, buffered, url):
     assert event["type"] == "click" and event["target_link_url"] == url and event["target_link_name"] == "Link"
 
 
+def test_click_records_the_link_as_written_and_its_position_beside_sparkposts_fields(client, tokens, buffered):
+    token = tokens.click("https://x.example/a?id=42", "Raw URL", position=2, written="https://x.example/a?id={{id}}")
+    assert client.get(f"/f/{token}")["Location"] == "https://x.example/a?id=42"
+    [event] = buffered()
+    assert (event["target_link_name"], event["target_link_url"]) == ("Raw URL", "https://x.example/a?id=42")
+    assert (event["engage_link_position"], event["engage_link_template_url"]) == (2, "https://x.example/a?id={{id}}")
+
+
+def test_click_on_a_token_made_without_position_records_no_engage_link_fields(client, tokens, buffered):
+    assert client.get(f"/f/{tokens.click('https://x.example/', 'Top')}").status_code == 302
+    [event] = buffered()
+    assert "engage_link_position" not in event and "engage_link_template_url" not in event
+
+
 def test_location_keeps_every_header_safe_byte_and_percent_encodes_the_rest():
     url = "".join(chr(b) for b in range(0x21, 0x7F))
     assert location_header_value(url) == url

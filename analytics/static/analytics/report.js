@@ -1,0 +1,48 @@
+// The report's chart: uPlot over the data the page put in <script id="chart-data">
+// (analytics.report._chart_data: x = bucket starts in Unix seconds, one series per metric).
+// Every bucket of the window is a point, zeros included; dates and values show on hover.
+(function () {
+  "use strict";
+  var holder = document.getElementById("chart");
+  var source = document.getElementById("chart-data");
+  if (!holder || !source || typeof uPlot === "undefined") return;
+  var data = JSON.parse(source.textContent);
+  var tz = data.tz || "UTC";
+  var hourly = data.precision === "hour";
+  var number = new Intl.NumberFormat("en");
+  var dateFormat = new Intl.DateTimeFormat("en-CA", hourly
+    ? {timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false}
+    : {timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit"});
+  function dateText(seconds) { return seconds == null ? "" : dateFormat.format(new Date(seconds * 1000)); }
+  var series = [{label: hourly ? "Hour" : "Day", value: function (u, v) { return dateText(v); }}];
+  data.series.forEach(function (s) {
+    series.push({label: s.label, stroke: s.color, width: 2, points: {show: true, size: 6},
+                 value: function (u, v) { return v == null ? "–" : number.format(v); }});
+  });
+  var xLabel = (hourly ? "Hour" : "Date") + " (" + tz + ")";
+  var yLabel = "Messages / events per " + data.precision;
+  var xTicks = [];
+  var width = Math.max(320, Math.min(holder.clientWidth || 1000, 1050) - 16);
+  var options = {
+    width: width,
+    height: 320,
+    tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), tz); },
+    scales: {x: {time: true}, y: {range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; }}},
+    axes: [
+      {label: xLabel, space: hourly ? 120 : 90,
+       values: function (u, splits) { xTicks = splits.map(dateText); return xTicks; }},
+      {label: yLabel, values: function (u, splits) { return splits.map(function (v) { return number.format(v); }); }},
+    ],
+    series: series,
+    padding: [16, 48, 0, 0],
+    cursor: {points: {size: 8}},
+  };
+  if (!hourly && data.x.length <= 14) options.axes[0].splits = function () { return data.x; };
+  var plot = new uPlot(options, [data.x].concat(data.series.map(function (s) { return s.values; })), holder);
+  // For the page's browser test: the axis titles, the x tick labels drawn, and where bucket i is.
+  window.engageReportChart = {
+    axes: [xLabel, yLabel],
+    ticks: function () { return xTicks.slice(); },
+    x: function (i) { return plot.valToPos(data.x[i], "x"); },
+  };
+})();
