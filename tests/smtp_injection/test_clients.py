@@ -12,6 +12,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,17 @@ def test_nodemailer_with_its_rfc_2047_encoded_header(smtp, smtp_key, relay, even
         assert event["campaign_id"] == "été-promo"
         assert event["rcpt_meta"] == {"name": "Zoë Ångström", "order": "N-9"}
         assert event["rcpt_tags"] == ["node", "ünïcode"]
+
+
+def test_the_readmes_smtplib_example_works_as_written(smtp, smtp_key, relay):
+    # Found by a newcomer: the example once sent msg.as_bytes() (bare LF line ends), a 554.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    script = re.search(r"# with Python's smtplib.*?<<'PY'\n(.*?)\nPY\n", readme, re.S)
+    assert script, "README's smtplib example"
+    code = script[1].replace('smtplib.SMTP("127.0.0.1", 2525)', f'smtplib.SMTP("127.0.0.1", {smtp.port})')
+    assert str(smtp.port) in code
+    done = subprocess.run([sys.executable, "-", smtp_key], input=code, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"250 2\.0\.0 OK \d+\n", done.stdout), done.stdout
+    transmission = Transmission.objects.get(id=int(done.stdout.split()[-1]))
+    assert transmission.campaign_id == "smtp-demo"
