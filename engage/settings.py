@@ -82,9 +82,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # A view's Http404 is the console's 404 page (JSON on /api/), never Django's debug page.
-    "console.middleware.NotFoundMiddleware",
 ]
+# First, so its process_exception is the last asked (after the statement timeout's): a view's
+# exception is the console's 404/400/500 page (JSON on /api/), never Django's debug page.
+MIDDLEWARE.insert(0, "console.middleware.ErrorPagesMiddleware")
+# A form whose CSRF check failed: a page that says what to do, not Django's (debug) one.
+CSRF_FAILURE_VIEW = "console.views.errors.csrf_failure"
 APPEND_SLASH = False
 
 # The routes this web process serves: "all" (API, admin, report and tracking) or "tracking"

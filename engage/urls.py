@@ -45,4 +45,5 @@ urlpatterns = [
 ]
 
 handler404 = "console.views.errors.not_found"
-handler500 = "engage.api.views.server_error"
+handler400 = "console.views.errors.bad_request"
+handler500 = "console.views.errors.server_error"
