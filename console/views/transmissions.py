@@ -84,13 +84,18 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
     if tx["generation_start_time"]:  # its events start then; the search's default window is a day
         search["from"] = minute(datetime.fromisoformat(tx["generation_start_time"]) - timedelta(minutes=1))
     start_time = datetime.fromisoformat(tx["start_time"]) if tx["start_time"] else None
+    window = settings.ENGAGE_SCHEDULED_DELETE_WINDOW
+    scheduled = tx["state"] == TransmissionState.SUBMITTED
+    # As transmission_cancel decides: only while its start is at least the window away.
+    cancelable = scheduled and start_time is not None and start_time - timezone.now() >= timedelta(seconds=window)
     context = {
         **summary,
         "tx": tx,
         "template_id": tx["content"].get("template_id", "inline") if isinstance(tx["content"], dict) else "inline",
         "messages_url": "/messages/?" + urlencode(search),
-        "cancelable": tx["state"] == TransmissionState.SUBMITTED,
-        "window_seconds": settings.ENGAGE_SCHEDULED_DELETE_WINDOW,
+        "cancelable": cancelable,
+        "too_close": scheduled and not cancelable,
+        "window_seconds": window,
         "start_time": start_time,
         "refresh": REFRESH_SECONDS if _in_progress(tx["state"], start_time) else 0,
     }

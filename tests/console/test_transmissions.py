@@ -204,6 +204,15 @@ def test_cancel_too_close_to_the_start_shows_the_window(staff, api, settings):
     assert Transmission.objects.get(pk=tid).state == TransmissionState.SUBMITTED
 
 
+def test_a_scheduled_send_too_close_to_its_start_offers_no_cancel_button(staff, api, settings):
+    # Found by a newcomer: the button was offered, then the cancel was refused (2003).
+    settings.ENGAGE_SCHEDULED_DELETE_WINDOW = 3600
+    page = staff.get(f"{PAGE}{scheduled(api, hours=0.5)}/").content.decode()
+    assert 'id="cancel"' not in page and "too close to its start to be canceled" in page
+    page = staff.get(f"{PAGE}{scheduled(api, hours=2)}/").content.decode()
+    assert 'id="cancel"' in page and "confirm(" in page
+
+
 def test_cancel_without_the_csrf_token_is_refused(api, staff_user):
     tid = scheduled(api)
     browser = Client(enforce_csrf_checks=True)
@@ -237,9 +246,12 @@ def test_in_a_browser_open_a_scheduled_transmission_and_cancel_it(
     page.wait_for_load_state()
     assert page.locator("#state").inner_text().startswith("submitted")
     screenshot(page, "transmission")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.click("#cancel button[type=submit]")
     page.wait_for_load_state()
     assert page.locator("#state").inner_text() == "Canceled"
+    assert asked and str(tid) in asked[0]  # the browser asked before canceling
     assert f"Transmission {tid} is canceled." in page.locator("[role=status]").inner_text()
     assert Transmission.objects.get(pk=tid).state == TransmissionState.CANCELED
 
