@@ -53,8 +53,9 @@ MSYS_API_HEADER = "X-MSYS-API"
 
 _SUBACCOUNT = re.compile(r":x-msys-subaccount=(\d+)", re.IGNORECASE)
 # What may appear of client- or operator-chosen text inside a Received comment (RFC 5322
-# §3.2.2 ctext, less the backslash): anything else becomes "?".
-_UNSAFE_COMMENT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e ]")
+# §3.2.2: ctext, and "(", ")" and "\" as quoted-pairs): anything else becomes "?".
+_UNSAFE_COMMENT = re.compile(r"[^\x21-\x7e ]")
+_COMMENT_QUOTED = re.compile(r"([()\\])")
 _UNSAFE_DOMAIN = re.compile(r"[^A-Za-z0-9.\-:\[\]]")
 
 
@@ -143,7 +144,9 @@ def smtp_policy_load(path: str) -> Callable[[PolicyView], object] | None:
 
 
 def _comment_text(value: str, limit: int = 64) -> str:
-    return _UNSAFE_COMMENT.sub("?", value)[:limit]
+    """``value`` cut to ``limit`` characters, as the text of a comment: printable ASCII kept,
+    ``(``, ``)`` and ``\\`` as quoted-pairs (``\\(``), anything else ``?``."""
+    return _COMMENT_QUOTED.sub(r"\\\1", _UNSAFE_COMMENT.sub("?", value[:limit]))
 
 
 def received_line(*, injection: Injection, now: datetime) -> bytes:

@@ -478,3 +478,13 @@ def test_help_has_an_enhanced_status_code(smtp, smtp_key):
     login(client, smtp_key)
     code, text = client.docmd("HELP")
     assert code == 250 and text.startswith(b"2.0.0 Supported commands: ")
+
+
+def test_a_key_label_with_parentheses_stays_readable_in_the_received_comment():
+    # Found by a newcomer: "(Engage; key demo ?created by scripts/run?)" reached recipients.
+    from smtp_injection.services import _comment_text
+
+    assert _comment_text("demo (created by scripts/run)") == r"demo \(created by scripts/run\)"
+    assert _comment_text("a\\b") == r"a\\b"
+    assert _comment_text("é\r\nBcc: x") == "???Bcc: x"
+    assert len(_comment_text("(" * 100)) == 128  # cut before quoting: 64 characters, each quoted
