@@ -1,12 +1,13 @@
-"""API requests run their database statements under ``ENGAGE_API_STATEMENT_TIMEOUT_MS``.
+"""API requests, and the console's pages that search what landed, run their database
+statements under ``ENGAGE_API_STATEMENT_TIMEOUT_MS``.
 
-``ApiStatementTimeoutMiddleware`` (``/api/`` paths only) sets PostgreSQL's
+``ApiStatementTimeoutMiddleware`` (``/api/`` paths and :data:`TIMED_PAGES`) sets PostgreSQL's
 ``statement_timeout`` on the request's connection before the view runs and resets it after,
 so a connection kept open for reuse (``CONN_MAX_AGE``) never carries it into the next use
 (tracking endpoints share these processes). Workers and beat never pass through here: their
 long ``COPY``/bulk statements run without it. A statement cancelled by the timeout answers
 503 / 1502 saying so (``errors.QueryTimeout``, from ``engage.api.handler.query_timeout_error``),
-never a 500.
+never a 500; on a console page, a plain 503 page saying to narrow the search.
 """
 
 from __future__ import annotations
@@ -23,13 +24,29 @@ from engage.api.handler import error_response, is_query_canceled, query_timeout_
 
 log = logging.getLogger(__name__)
 
+#: The console's pages whose queries a person's filters can make as large as the API's
+#: (found by an attacker: /messages/ with any window ran without the API's timeout).
+TIMED_PAGES = ("/", "/messages/", "/transmissions/", "/report/")
+
+
+def _timed(path: str) -> bool:
+    return path.startswith("/api/") or path == "/" or path.startswith(TIMED_PAGES[1:])
+
+
+_TIMEOUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Too long · Engage</title></head>
+<body style="font:15px/1.45 system-ui,sans-serif;margin:2rem"><h1>This search took too long</h1>
+<p>It ran over {ms} ms (ENGAGE_API_STATEMENT_TIMEOUT_MS) and was stopped. Narrow it: a shorter
+window, or a recipient, campaign or transmission.</p><p><a href="/">Go to the overview</a></p></body></html>
+"""
+
 
 class ApiStatementTimeoutMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path_info.startswith("/api/"):
+        if not _timed(request.path_info):
             return self.get_response(request)
         timeout = settings.ENGAGE_API_STATEMENT_TIMEOUT_MS
         try:
@@ -57,7 +74,11 @@ class ApiStatementTimeoutMiddleware:
                 connection.close()
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """Views outside DRF: a cancelled statement still answers the envelope, not a 500."""
-        if request.path_info.startswith("/api/") and is_query_canceled(exception):
+        """Views outside DRF: a cancelled statement still answers the envelope (a plain page on
+        the console), not a 500."""
+        if not (_timed(request.path_info) and is_query_canceled(exception)):
+            return None
+        if request.path_info.startswith("/api/"):
             return error_response(query_timeout_error())
-        return None
+        page = _TIMEOUT_PAGE.format(ms=settings.ENGAGE_API_STATEMENT_TIMEOUT_MS)
+        return HttpResponse(page, status=503, content_type="text/html; charset=utf-8")

@@ -1,4 +1,4 @@
-"""API requests run under ENGAGE_API_STATEMENT_TIMEOUT_MS (issue 11, bounded work)."""
+"""API requests and the console's search pages run under ENGAGE_API_STATEMENT_TIMEOUT_MS (issue 11, bounded work)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ def test_requests_outside_the_api_do_not_set_it(client, settings):
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] != "4321ms"
+
+
+def test_the_consoles_search_pages_run_under_it_and_say_so_when_it_stops_one(admin_client, settings, monkeypatch):
+    # Found by an attacker: /messages/ with any window ran without the API's timeout.
+    settings.ENGAGE_API_STATEMENT_TIMEOUT_MS = 50
+
+    def slow(**kwargs):
+        _slow_list()
+
+    monkeypatch.setattr("console.views.messages.message_timelines", slow)
+    response = admin_client.get("/messages/", {"recipients": "ada@example.com"})
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert "This search took too long" in page and "50 ms" in page and "Traceback" not in page
