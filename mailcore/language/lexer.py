@@ -231,29 +231,46 @@ def cut(source: str, items: list[Text | Tag], scan: Scan) -> list[Text | Tag | M
     order = {"link_end": 0, "pixel": 1, "link_start": 2}
     for m in markers:
         out.append((m.pos, order[m.kind], m))
+    # A tag vanishes when one stripped range holds it whole: with the ranges sorted by start,
+    # the furthest end among those starting at or before the tag says so (n log n, not n*m).
+    by_start = sorted(strips)
+    strip_starts = [s for s, _ in by_start]
+    reach: list[int] = []
+    for _, e in by_start:
+        reach.append(max(e, reach[-1]) if reach else e)
+    # Text loses the union of the ranges: merge them into disjoint sorted intervals.
+    merged: list[list[int]] = []
+    for s, e in by_start:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    merged_ends = [e for _, e in merged]
     for it in items:
         if isinstance(it, Tag):
-            if any(s <= it.start and it.end <= e for s, e in strips):
+            k = bisect.bisect_right(strip_starts, it.start) - 1
+            if k >= 0 and reach[k] >= it.end:
                 continue
             out.append((it.start, 3, it))
             continue
-        pieces = [(it.start, it.end)]
-        for s, e in strips:
-            if e <= it.start or s >= it.end:
-                continue
-            nxt = []
-            for a, b in pieces:
-                if a < s:
-                    nxt.append((a, min(b, s)))
-                if b > e:
-                    nxt.append((max(a, e), b))
-            pieces = nxt
+        pieces = []
+        a = it.start
+        j = bisect.bisect_right(merged_ends, it.start)  # the first interval ending after it.start
+        while j < len(merged) and merged[j][0] < it.end:
+            s, e = merged[j]
+            if a < s:
+                pieces.append((a, s))
+            a = max(a, e)
+            j += 1
+        if a < it.end:
+            pieces.append((a, it.end))
         for a, b in pieces:
             start = a
-            for c in cuts:
-                if a < c < b:
-                    out.append((start, 3, Text(start, c)))
-                    start = c
+            i = bisect.bisect_right(cuts, a)
+            while i < len(cuts) and cuts[i] < b:
+                out.append((start, 3, Text(start, cuts[i])))
+                start = cuts[i]
+                i += 1
             if b > start:
                 out.append((start, 3, Text(start, b)))
     out.sort(key=lambda t: (t[0], t[1]))

@@ -3,6 +3,8 @@ corpus, its verdict is what compiling with the scanners and rendering with a tra
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mailcore.language import build_context, compile_content, compile_part
@@ -234,3 +236,24 @@ def test_a_render_error_is_the_languages():
 
 def test_every_reason_has_a_sentence():
     assert all(REASONS.values())
+
+
+def _check_seconds(links: int) -> float:
+    html = '<a href="https://e.com/{{u}}" data-msys-linkname="n">x</a>\n' * links
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        checks = links_check({"html": html}, context({"u": "v"}), click_tracking=True)
+        best = min(best, time.perf_counter() - started)
+        assert len(checks) == links
+    return best
+
+
+def test_the_check_grows_linearly_with_the_links():
+    """``lexer.cut`` once walked every cut for every text piece (and every stripped range for
+    every item; each ``data-msys-*`` attribute is one): 10,000 links took 7 s, 4 times the links
+    13 times as long. Four times the links must take under 4 times as long, with a 1.5 margin
+    for a loaded machine."""
+    small = _check_seconds(4000)
+    large = _check_seconds(16000)
+    assert large < 4 * small * 1.5, (small, large)
