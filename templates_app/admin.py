@@ -31,7 +31,7 @@ from django.views.decorators.http import require_POST
 from engage import errors
 from templates_app import content as content_rules
 from templates_app.models import Template
-from templates_app.rendering import content_compile, content_link_check, content_render_preview
+from templates_app.rendering import content_compile, content_link_check, content_render_preview, sample_data
 from templates_app.selectors import template_version
 from templates_app.services import TemplateUpdateMode, template_create, template_update
 
@@ -83,17 +83,6 @@ def content_from_fields(fields: Any) -> dict[str, Any]:
     except errors.EngageError as exc:
         raise forms.ValidationError(exc.description) from None
     return content
-
-
-def sample_data(text: str) -> dict[str, Any]:
-    """Typed sample substitution data: a JSON object; raises ValueError saying what is wrong
-    (NUL is refused, as the API's JSON parser refuses it)."""
-    if "\x00" in text or "\\u0000" in text.lower():
-        raise ValueError("NUL characters are not allowed")
-    data = json.loads(text or "{}")
-    if not isinstance(data, dict):
-        raise ValueError("substitution data must be a JSON object")
-    return data
 
 
 class VersionFilter(admin.SimpleListFilter):
@@ -308,8 +297,8 @@ class TemplateAdmin(admin.ModelAdmin):
         answer: dict[str, Any] = {"rendered": None, "links": None, "errors": []}
         try:
             data = sample_data(request.POST.get("substitution_data", ""))
-        except ValueError as exc:
-            answer["errors"].append({"field": "substitution_data", "message": f"Sample data: {exc}"})
+        except errors.EngageError as exc:
+            answer["errors"].append({"field": "substitution_data", "message": f"Sample data: {exc.description}"})
             return JsonResponse(answer)
         if any("\x00" in value for value in request.POST.values()):
             answer["errors"].append({"field": None, "message": "NUL characters are not allowed"})
@@ -345,13 +334,11 @@ class TemplateAdmin(admin.ModelAdmin):
         rendered, error = None, None
         if request.method == "POST":
             try:
-                data = json.loads(sample or "{}")
-                if not isinstance(data, dict):
-                    raise ValueError("substitution data must be a JSON object")
+                data = sample_data(sample)
                 _published, content, _options, _number, _updated = template_version(template, draft=version == "draft")
                 rendered = content_render_preview(content, substitution_data=data)
-            except ValueError as exc:
-                error = f"Invalid JSON: {exc}"
+            except errors.InvalidJson as exc:
+                error = f"Invalid JSON: {exc.description}"
             except errors.EngageError as exc:
                 error = exc.description
         context = {

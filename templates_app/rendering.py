@@ -12,10 +12,22 @@ from typing import Any
 from django.conf import settings
 
 from engage import errors
+from engage.api.parsers import loads
 from mailcore.language import build_context, compile_content, reserved_key_problem
 from mailcore.language.errors import MessageTooLarge, TemplateRenderError, TemplateSyntaxError
 from mailcore.link_check import PARTS, REASONS, links_check
 from mailcore.options import effective_options
+
+
+def sample_data(text: str) -> dict[str, Any]:
+    """Sample substitution data a person typed (the editor's live preview, the preview page,
+    the console's test send), parsed as the API parses a JSON body (``engage.api.parsers.loads``:
+    no NaN/Infinity, NUL, lone surrogate or nesting too deep) and required to be an object.
+    Empty text is ``{}``. Raises ``errors.InvalidJson`` (400 / 1300) saying what is wrong."""
+    data = loads(text) if text.strip() else {}
+    if not isinstance(data, dict):
+        raise errors.InvalidJson("substitution data must be a JSON object")
+    return data
 
 
 def content_compile(content: dict[str, Any]) -> Any:

@@ -5,8 +5,6 @@ template to one address, through ``transmissions.services.transmission_create`` 
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponseRedirect
@@ -17,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from engage import errors
 from templates_app.models import Template
+from templates_app.rendering import sample_data
 from transmissions.services import transmission_create
 
 #: The campaign of every test send, so reports can tell them apart.
@@ -48,11 +47,9 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
         messages.error(request, "You may not send templates.")
         return back
     try:
-        data = json.loads(request.POST.get("substitution_data") or "{}")
-        if not isinstance(data, dict):
-            raise ValueError("it must be a JSON object")
-    except ValueError as exc:
-        messages.error(request, f"Sample data is not valid JSON: {exc}")
+        data = sample_data(request.POST.get("substitution_data") or "")
+    except errors.InvalidJson as exc:
+        messages.error(request, f"Sample data is not valid JSON: {exc.description}")
         return back
     address = (request.POST.get("address") or "").strip()
     body = test_send_body(template=template, address=address, substitution_data=data, user=request.user.get_username())
