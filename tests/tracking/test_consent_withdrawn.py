@@ -63,3 +63,13 @@ def test_hits_buffered_in_the_outbox_are_dropped_too():
         ("al@example.com", "open"),
         ("jo@example.com", "delivery"),
     ]
+
+
+def test_consent_data_costs_the_click_and_the_pixel_no_query(client, tokens, django_assert_num_queries):
+    # Issue 14: withdrawal is checked where hits land, so the redirect and the pixel read no
+    # consent (nor anything else) from PostgreSQL however large the register is.
+    consent_record(writes=[ConsentWrite(f"r{n}@example.com", "denied", "prefs", "") for n in range(2000)])
+    consent_record(writes=[ConsentWrite("jo@example.com", "denied", "prefs", "unticked")])
+    with django_assert_num_queries(0):
+        assert client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer')}").status_code == 302
+        assert client.get(f"/q/{tokens.open('open')}").status_code == 200
