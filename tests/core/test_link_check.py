@@ -249,6 +249,7 @@ def _check_seconds(links: int) -> float:
     return best
 
 
+@pytest.mark.slow
 def test_the_check_grows_linearly_with_the_links():
     """``lexer.cut`` once walked every cut for every text piece (and every stripped range for
     every item; each ``data-msys-*`` attribute is one): 10,000 links took 7 s, 4 times the links
