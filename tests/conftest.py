@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from engage.keys import new_secret_key, new_tracking_key, secret_key_problem, tracking_secret_problem
+from tests.helpers import UNFLUSHED_TABLES
 
 #: The console's browser fixtures (``browser_page``, ``staff_user``).
 pytest_plugins = ["tests.browser"]
@@ -102,11 +103,6 @@ def relay(settings):
     yield server
     relay_reset()
     server.stop()
-
-
-#: Tables Django's flush leaves alone (unmanaged models: the partitioned event table), which a
-#: transactional test must still find empty: emptied after each such test.
-UNFLUSHED_TABLES = ("tracking_event",)
 
 
 @pytest.fixture(autouse=True)

@@ -199,7 +199,7 @@ def e2e(django_db_setup, django_db_blocker, e2e_relay):
         # five bounces of the suppression end-to-end tests).
         from django.core.management import call_command
 
-        from tests.conftest import UNFLUSHED_TABLES
+        from tests.helpers import UNFLUSHED_TABLES
 
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
