@@ -41,10 +41,11 @@ from django.utils.log import log_response
 
 from engage.urls_tracking import server_error
 from tracking import views
+from tracking.urls import CLICK_PATH, OPEN_PATH
 
-# The routes of tracking/urls.py these stand for (a test checks both resolve the same way).
-_CLICK = re.compile(r"/f/(?:.+/)?([A-Za-z0-9_-]+)")
-_OPEN = re.compile(r"/q/([A-Za-z0-9_-]+)")
+# The routes of tracking/urls.py, from their own patterns (a test checks both resolve alike).
+_CLICK = re.compile(f"/{CLICK_PATH}")
+_OPEN = re.compile(f"/{OPEN_PATH}")
 _NUL_IN_QUERY = re.compile(r"%00|\x00")
 
 
@@ -81,7 +82,7 @@ class TrackingFastPath:
             return self.app(environ, start_response)
         view = views.click_redirect if path[1] == "f" else views.open_pixel
         try:
-            response = view(request, match.group(1))
+            response = view(request, match.group("token"))
         except Exception as exc:
             response = server_error(request)
             log_response("Internal Server Error: %s", request.path, response=response, request=request, exception=exc)

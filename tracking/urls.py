@@ -9,9 +9,14 @@ from django.urls import path, re_path
 
 from tracking import views
 
+#: The open pixel's and the click's paths (without the leading slash), also matched by the
+#: click/open fast path (engage/fastpath.py), so both read one pattern.
+OPEN_PATH = r"q/(?P<token>[A-Za-z0-9_-]+)"
+CLICK_PATH = r"f/(?:(?P<sublink>.+)/)?(?P<token>[A-Za-z0-9_-]+)"
+
 urlpatterns = [
-    re_path(r"^q/(?P<token>[A-Za-z0-9_-]+)$", views.open_pixel, name="tracking-open"),
-    re_path(r"^f/(?:(?P<sublink>.+)/)?(?P<token>[A-Za-z0-9_-]+)$", views.click_redirect, name="tracking-click"),
+    re_path(f"^{OPEN_PATH}$", views.open_pixel, name="tracking-open"),
+    re_path(f"^{CLICK_PATH}$", views.click_redirect, name="tracking-click"),
     re_path(r"^u/(?P<token>[A-Za-z0-9_-]+)$", views.list_unsubscribe, name="tracking-unsubscribe"),
 ]
 

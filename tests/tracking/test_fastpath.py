@@ -138,7 +138,7 @@ def test_the_fast_paths_patterns_are_the_routes_of_tracking_urls(tracking_proces
         resolved = None
     assert (match is not None) == (resolved is not None), path
     if match is not None:
-        assert resolved.kwargs["token"] == match.group(1)
+        assert resolved.kwargs["token"] == match.group("token")
 
 
 def test_the_application_servers_run_has_the_fast_path():
