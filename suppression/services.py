@@ -8,7 +8,10 @@ query per address, and never changes an entry whose source is ``Compliance``.
   idempotent, an existing entry is updated, never duplicated; a ``Compliance`` entry is left
   as it is.
 - ``suppression_from_events``: the automatic entries (hard bounces, unsubscribes) of a batch
-  of landed events, in the lander's transaction.
+  of landed events, in the lander's transaction. They only add: an address already listed for
+  a type keeps the entry it has (its source, description and dates), so the first reason and
+  time an address was suppressed stay the record, and a later unsubscribe from an older
+  message, or a bounce after a manual entry, does not rewrite it.
 - ``suppression_delete``: one address, one type or both; 404 / 1600, 403 / 1100.
 """
 
@@ -51,26 +54,38 @@ _UPSERT_KEEP_DESCRIPTION = f"""
     WHERE entry.source <> '{_COMPLIANCE}'
 """
 
+# The automatic entries: new ones only, an existing entry (any source) stays as it is.
+_INSERT_NEW = f"""
+    INSERT INTO {_TABLE} (recipient, type, source, description, created, updated)
+    SELECT r, t, %(source)s, d, %(now)s, %(now)s FROM unnest(%(recipients)s::text[], %(types)s::text[], %(descriptions)s::text[]) AS i(r, t, d)
+    ON CONFLICT (recipient, type) DO NOTHING
+"""
+
+
+def _write(statement: str, group: list[EntryWrite], *, source: str) -> int:
+    """Run ``statement`` (one of the statements above) on ``group``; returns the rows written."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            statement,
+            {
+                "source": source,
+                "now": timezone.now(),
+                "recipients": [write.recipient for write in group],
+                "types": [write.type for write in group],
+                "descriptions": [write.description or "" for write in group],
+            },
+        )
+        return max(cursor.rowcount, 0)
+
 
 def _upsert(writes: Iterable[EntryWrite], *, source: str) -> None:
     """Insert or update ``writes`` (no two with the same recipient and type) with ``source``."""
-    now = timezone.now()
     groups: dict[bool, list[EntryWrite]] = {True: [], False: []}
     for write in writes:
         groups[write.description is not None].append(write)
-    with connection.cursor() as cursor:
-        for described, group in groups.items():
-            if group:
-                cursor.execute(
-                    _UPSERT if described else _UPSERT_KEEP_DESCRIPTION,
-                    {
-                        "source": source,
-                        "now": now,
-                        "recipients": [write.recipient for write in group],
-                        "types": [write.type for write in group],
-                        "descriptions": [write.description or "" for write in group],
-                    },
-                )
+    for described, group in groups.items():
+        if group:
+            _write(_UPSERT if described else _UPSERT_KEEP_DESCRIPTION, group, source=source)
 
 
 def _last_wins(writes: Iterable[EntryWrite]) -> list[EntryWrite]:
@@ -151,10 +166,10 @@ def suppression_from_events(*, events: Iterable[Mapping[str, Any]]) -> int:
     ``rcpt_to``, ``message_id``, ``transmission_id``, ``bounce_class``, ``error_code``,
     ``reason``) call for, per :data:`suppression.models.AUTOMATIC_ENTRIES` (SPEC A.5): a hard
     bounce (class 10, 30, 90) both types, ``list_unsubscribe`` / ``link_unsubscribe``
-    ``non_transactional``; any other event nothing. Idempotent like :func:`suppression_add`
-    (``Compliance`` entries are left alone); one statement per source, in the caller's
-    transaction (the lander's, so an entry commits with the event that caused it). Returns
-    how many entries were written (new or updated)."""
+    ``non_transactional``; any other event nothing. Only adds: an address already listed for
+    a type (whatever the source) keeps its entry, so the first cause stays its record. One
+    statement per source, in the caller's transaction (the lander's, so an entry commits with
+    the event that caused it). Returns how many entries were added."""
     by_source: dict[str, list[EntryWrite]] = {}
     for event in events:
         rule = AUTOMATIC_ENTRIES.get(str(event.get("type")))
@@ -168,9 +183,9 @@ def suppression_from_events(*, events: Iterable[Mapping[str, Any]]) -> int:
         by_source.setdefault(source, []).extend(EntryWrite(mailbox_key(recipient), kind, description) for kind in kinds)
     written = 0
     for source, writes in by_source.items():
-        unique = _last_wins(writes)
-        _upsert(unique, source=source)
-        written += len(unique)
+        # The first cause in the batch is the entry's, as the first in time is across batches.
+        first = list({(write.recipient, write.type): write for write in reversed(writes)}.values())
+        written += _write(_INSERT_NEW, first, source=source)
     return written
 
 

@@ -81,3 +81,30 @@ def test_a_second_list_unsubscribe_of_a_message_is_not_landed():
     landed({"type": "list_unsubscribe"}, {"type": "list_unsubscribe"})
     landed({"type": "list_unsubscribe"}, {"type": "list_unsubscribe", "message_id": "m2"})
     assert sorted(Event.objects.filter(type="list_unsubscribe").values_list("message_id", flat=True)) == ["m1", "m2"]
+
+
+def test_a_later_unsubscribe_from_an_older_message_keeps_the_first_entry():
+    landed({"type": "list_unsubscribe"})
+    first = SuppressionEntry.objects.get()
+    landed({"type": "link_unsubscribe", "message_id": "m0", "transmission_id": "6"})
+    landed({"type": "list_unsubscribe", "message_id": "m9"}, {"type": "list_unsubscribe", "message_id": "m8"})
+    again = SuppressionEntry.objects.get()
+    assert (again.source, again.description) == (
+        "List Unsubscribe", "Unsubscribed using list unsubscribe header (message m1, transmission 7)")  # fmt: skip
+    assert (again.created, again.updated) == (first.created, first.updated)
+
+
+def test_the_first_cause_in_one_batch_is_the_entry():
+    landed({"type": "list_unsubscribe", "message_id": "m3"}, {"type": "list_unsubscribe", "message_id": "m4"})
+    assert entries()[("jo@example.com", "non_transactional")][1].startswith(
+        "Unsubscribed using list unsubscribe header (message m3,"
+    )
+
+
+def test_a_hard_bounce_adds_the_missing_type_and_leaves_a_manual_entry_alone():
+    suppression_add(recipient="jo@example.com", types=["non_transactional"], source="Manually Added", description="ops")
+    landed({"type": "bounce", "bounce_class": "10", "error_code": "550", "reason": "no such user"})
+    assert entries() == {
+        ("jo@example.com", "non_transactional"): ("Manually Added", "ops"),
+        ("jo@example.com", "transactional"): ("Bounce Rule", "550: no such user (message m1, transmission 7)"),
+    }
