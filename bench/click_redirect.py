@@ -22,6 +22,12 @@ count by at most the number of connections per run. Targets (issue 11), judged o
 of the alternating rounds: click >= 80 % of the bare redirect, click p99 <= 10 ms at 8
 connections, events = redirects.
 
+``--consent N`` (issue 14) adds a third run per round: the same click with N addresses in the
+tracking consent register (a third of them denied, a third with two records of history, the
+clicked recipient granted), loaded before that run and emptied before the others. Target: the
+click with consent data keeps >= 95 % of its rate without (median of the rounds' ratios), and
+its events still all land (the lander consults the register).
+
 Each run prints how wrk's keep-alive connections were split over the server's worker
 processes (``ss``): workers that race for accept() can leave every connection on one worker,
 and such a run measures one core, whichever URL it drives.
@@ -51,6 +57,7 @@ PY = str(BIN / "python")
 # Not engage_bench itself: bench/metrics.py TRUNCATEs tracking_event there while it loads.
 BENCH_DB = "engage_bench_click"
 TARGET_RATIO, TARGET_P99_MS = 0.80, 10.0
+TARGET_CONSENT_RATIO = 0.95
 
 # bjoern has no command line: one listening socket, then a fork per worker, each serving it.
 _BJOERN = """
@@ -310,6 +317,33 @@ def _click_token(signer, transmission_id: str, rcpt_to: str, url: str, name: str
     return tokens.click(url, name)
 
 
+def _consent_register(size: int, clicked: str) -> None:
+    """Fill the tracking consent register with ``size`` addresses (``size`` = 0 empties it):
+    every third denied, every third with an earlier record (history), ``clicked`` granted.
+    One statement each way, so a round's switch takes a second or so at 100,000."""
+    from django.db import connection
+
+    from consent.models import TrackingConsent
+
+    table = TrackingConsent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")
+        if not size:
+            return
+        cursor.execute(
+            f"""INSERT INTO {table} (recipient, consent, source, evidence, recorded_at)
+            SELECT 'consent' || i || '@example.net', 'granted', 'bench', 'signup form', now() - interval '30 days'
+              FROM generate_series(1, %(size)s) AS i WHERE i %% 3 = 0
+            UNION ALL
+            SELECT 'consent' || i || '@example.net', CASE WHEN i %% 3 = 1 THEN 'denied' ELSE 'granted' END,
+                   'bench', 'preference centre', now() - interval '1 day'
+              FROM generate_series(1, %(size)s) AS i
+            UNION ALL SELECT %(clicked)s, 'granted', 'bench', 'signup form', now()""",
+            {"size": size, "clicked": clicked},
+        )
+        cursor.execute(f"ANALYZE {table}")
+
+
 def main() -> None:
     import argparse
 
@@ -327,6 +361,10 @@ def main() -> None:
     parser.add_argument(
         "--lander-during", action="store_true", help="run the lander during the timed runs (default: start it after)"
     )
+    parser.add_argument(
+        "--consent", type=int, default=0, metavar="N",
+        help="add a click run per round with N addresses in the tracking consent register (issue 14)",
+    )  # fmt: skip
     args = parser.parse_args()
     names = list(CANDIDATES) if args.server == "all" else [n.strip() for n in args.server.split(",") if n.strip()]
     unknown = [n for n in names if n != "procfile" and n not in CANDIDATES]
@@ -412,13 +450,20 @@ def main() -> None:
                 server = servers[name]
                 base = f"http://127.0.0.1:{server['port']}"
                 runs = {}
-                kinds = ("bare", "click") if round_index % 2 == 0 else ("click", "bare")
+                kinds = ["bare", "click"] + (["consent"] if args.consent else [])
+                kinds = kinds[round_index % len(kinds) :] + kinds[: round_index % len(kinds)]
+                if round_index % 2:
+                    kinds.reverse()
                 for kind in kinds:
+                    if args.consent:
+                        _consent_register(args.consent if kind == "consent" else 0, "bench@example.com")
                     url = f"{base}/bench/redirect" if kind == "bare" else f"{base}/f/{server['token']}"
                     runs[kind] = _wrk(
                         url, args.seconds, args.connections, args.threads, server["port"], server["process"].pid
                     )
-                server["rounds"].append((runs["bare"], runs["click"]))
+                server["rounds"].append((runs["bare"], runs["click"], runs.get("consent")))
+        if args.consent:  # the lander consults a full register
+            _consent_register(args.consent, "bench@example.com")
         if lander is None:
             lander = subprocess.Popen(lander_cmd, cwd=ROOT, env=env)
         # Wait until the lander has caught up: the stream is empty and the counts settled.
@@ -452,7 +497,7 @@ def main() -> None:
     for name, server in servers.items():
         rounds = server["rounds"]
         print(f"\n{name}: {server['command']}")
-        for n, (bare, tracked) in enumerate(rounds, 1):
+        for n, (bare, tracked, _consent) in enumerate(rounds, 1):
             print(f"  round {n}: bare {bare['rps']:6.0f} req/s p50 {bare['p50_ms']:.2f} ms p99 {bare['p99_ms']:5.2f} ms "
                   f"[split {bare['split']}] | click {tracked['rps']:6.0f} req/s p50 {tracked['p50_ms']:.2f} ms "
                   f"p99 {tracked['p99_ms']:5.2f} ms [split {tracked['split']}] | ratio {tracked['rps'] / bare['rps']:.0%} "
@@ -471,13 +516,25 @@ def main() -> None:
               f"{'OK' if ratio >= TARGET_RATIO else 'MISSED'}")  # fmt: skip
         print(f"  click p99            : {click_p99:.2f} ms (median; target <= {TARGET_P99_MS:g} ms) -> "
               f"{'OK' if click_p99 <= TARGET_P99_MS else 'MISSED'}")  # fmt: skip
-        errors = sum(r[i]["non_2xx_3xx"] for r in rounds for i in (0, 1))
-        socket_errors = "; ".join(r[i]["socket_errors"] for r in rounds for i in (0, 1) if r[i]["socket_errors"])
+        if args.consent:
+            for n, (_bare, tracked, consent) in enumerate(rounds, 1):
+                print(f"  round {n}: click with {args.consent:,} consent records {consent['rps']:6.0f} req/s "
+                      f"p99 {consent['p99_ms']:5.2f} ms [split {consent['split']}] | without {tracked['rps']:6.0f} req/s "
+                      f"| ratio {consent['rps'] / tracked['rps']:.0%} | server CPU/request {consent['server_us']:.0f} "
+                      f"vs {tracked['server_us']:.0f} us")  # fmt: skip
+            consent_ratio = statistics.median(r[2]["rps"] / r[1]["rps"] for r in rounds)
+            consent_ok = consent_ratio >= TARGET_CONSENT_RATIO
+            all_ok &= consent_ok
+            print(f"  consent / no consent : {consent_ratio:.0%} (median of the rounds' ratios; target >= "
+                  f"{TARGET_CONSENT_RATIO:.0%}) -> {'OK' if consent_ok else 'MISSED'}")  # fmt: skip
+        measured = [run for r in rounds for run in r if run is not None]
+        errors = sum(run["non_2xx_3xx"] for run in measured)
+        socket_errors = "; ".join(run["socket_errors"] for run in measured if run["socket_errors"])
         print(f"  errors               : non-2xx/3xx {errors}, socket {socket_errors or 'none'}")
-        served = sum(r[1]["count"] for r in rounds)
+        served = sum(r[1]["count"] + (r[2]["count"] if r[2] else 0) for r in rounds)
         count = landed.get(server["transmission_id"], 0)
         extra = count - served
-        allowed = args.connections * args.rounds
+        allowed = args.connections * args.rounds * (2 if args.consent else 1)
         ok = 0 <= extra <= allowed and errors == 0
         all_ok &= ok
         print(f"  redirects (wrk count): {served}; click events landed: {count} (+{extra} in flight at wrk stops,"
