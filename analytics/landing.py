@@ -44,8 +44,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from analytics import ingest
-from consent.selectors import consent_denied_among
+from consent.selectors import consent_timelines
 from mailcore.addresses import mailbox_key
+from mailcore.consent import DENIED, consent_at
 from mailcore.events import names_in
 from tracking.events import EVENT_FIELD, events_redis
 from tracking.outbox import spool_replay
@@ -66,16 +67,26 @@ __all__ = [
 _ENGAGEMENT = names_in("track_event")
 
 
+def _denied_then(row: dict[str, Any], timelines: dict[str, list[tuple[Any, str]]]) -> bool:
+    """Whether ``row`` is an engagement event made while its recipient's consent was denied."""
+    if row["type"] not in _ENGAGEMENT or not row["rcpt_to"]:
+        return False
+    timeline = timelines.get(mailbox_key(row["rcpt_to"]))
+    return timeline is not None and consent_at(timeline, row["timestamp"]) == DENIED
+
+
 def _consented(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` without the engagement events of recipients whose current consent in the
-    register is ``denied``: one query (none when the batch holds no engagement event)."""
+    """``rows`` without the engagement events made while their recipient's consent in the
+    register was ``denied`` (judged at the event's ``timestamp``, so a hit made during a
+    withdrawal stays dropped if consent is granted again before it lands, and one made before
+    a withdrawal is kept): one query (none when the batch holds no engagement event)."""
     engaged = {row["rcpt_to"] for row in rows if row["type"] in _ENGAGEMENT and row["rcpt_to"]}
     if not engaged:
         return rows
-    denied = consent_denied_among(addresses=engaged)
-    if not denied:
+    timelines = consent_timelines(addresses=engaged)
+    if not timelines:
         return rows
-    kept = [row for row in rows if not (row["type"] in _ENGAGEMENT and mailbox_key(row["rcpt_to"]) in denied)]
+    kept = [row for row in rows if not _denied_then(row, timelines)]
     log.info("dropped %d engagement event(s) of recipients who denied tracking", len(rows) - len(kept))
     return kept
 

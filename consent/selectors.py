@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models.expressions import RawSQL
@@ -17,6 +18,9 @@ _TABLE = TrackingConsent._meta.db_table
 _CURRENT_AMONG = f"""
     SELECT DISTINCT ON (recipient) recipient, consent FROM {_TABLE}
      WHERE recipient = ANY(%s) ORDER BY recipient, recorded_at DESC, id DESC"""
+_HISTORY_AMONG = f"""
+    SELECT recipient, recorded_at, consent FROM {_TABLE}
+     WHERE recipient = ANY(%s) ORDER BY recipient, recorded_at, id"""
 _CURRENT = f"""
     SELECT * FROM (SELECT DISTINCT ON (recipient) id FROM {_TABLE}
                     ORDER BY recipient, recorded_at DESC, id DESC) AS latest"""
@@ -37,6 +41,22 @@ def consent_among(*, addresses: Iterable[str]) -> dict[str, str]:
 def consent_denied_among(*, addresses: Iterable[str]) -> set[str]:
     """The ``mailbox_key`` of each of ``addresses`` whose current consent is ``denied`` (one statement)."""
     return {key for key, value in consent_among(addresses=addresses).items() if value == Consent.DENIED}
+
+
+def consent_timelines(*, addresses: Iterable[str]) -> dict[str, list[tuple[datetime, str]]]:
+    """Each of ``addresses`` (any spelling) that is in the register, keyed by its
+    ``mailbox_key``: its records as ``(recorded_at, consent)``, oldest first (of two at one
+    instant, the later id last), for ``mailcore.consent.consent_at``. One statement (the
+    ``(recipient, recorded_at, id)`` index); the rows are the history of those addresses only."""
+    keys = list({mailbox_key(address) for address in addresses})
+    if not keys:
+        return {}
+    timelines: dict[str, list[tuple[datetime, str]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_HISTORY_AMONG, [keys])
+        for recipient, recorded_at, consent in cursor.fetchall():
+            timelines.setdefault(recipient, []).append((recorded_at, consent))
+    return timelines
 
 
 def consent_history(*, recipient: str) -> list[TrackingConsent]:

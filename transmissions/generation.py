@@ -19,8 +19,8 @@ written (still click and open tracked); headers are still substituted, except an
 injection's, which go as written (SPEC A.4: no substitution).
 
 Tracking consent (SPEC A.5) is decided per recipient in :func:`message_generate`
-(``mailcore.consent.tracking_consented``: the recipient object's ``tracking_consent`` > the
-register > ``ENGAGE_TRACKING_CONSENT_DEFAULT``); the register is read once per claimed batch
+(``mailcore.consent.tracking_consented``: a register ``denied`` > the recipient object's
+``tracking_consent`` > the register > ``ENGAGE_TRACKING_CONSENT_DEFAULT``); the register is read once per claimed batch
 (:func:`registered_consent`). A recipient who did not consent gets the parts tracking off
 would give (no pixel, links exactly as written); a non-transactional message keeps its
 List-Unsubscribe headers, whose token then carries no metadata and no tags.
@@ -426,11 +426,11 @@ def registered_consent(prepared: PreparedTransmission, recipients: list[dict[str
     by ``mailbox_key``, for :func:`message_generate`'s ``registered``. One statement for
     the batch (``consent.selectors.consent_among``); none when nothing of the transmission
     could be tracked (open and click tracking off) or every recipient carries its own
-    ``tracking_consent``."""
+    ``tracking_consent`` of ``denied`` (a ``granted`` one still yields to a register denial)."""
     options = prepared.options
     if not (options.open_tracking or options.click_tracking or options.initial_open):
         return {}
-    asked = [r["address"]["email"] for r in recipients if r.get("tracking_consent") is None]
+    asked = [r["address"]["email"] for r in recipients if r.get("tracking_consent") != "denied"]
     return consent_among(addresses=asked) if asked else {}
 
 

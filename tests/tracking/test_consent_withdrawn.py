@@ -4,6 +4,7 @@ redirects and the pixel still answers, but the lander never stores their events.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,6 +24,7 @@ def _other_tokens():
 
 def test_after_withdrawal_the_old_link_redirects_and_its_events_are_not_stored(client, tokens):
     other = _other_tokens()
+    consent_record(writes=[ConsentWrite("Jo@Example.com".lower(), "denied", "prefs", "unticked")])
     click = client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer')}")
     pixel = client.get(f"/q/{tokens.open('open')}")
     client.get(f"/f/{other.click('https://example.com/offer', 'Offer')}")
@@ -30,12 +32,29 @@ def test_after_withdrawal_the_old_link_redirects_and_its_events_are_not_stored(c
     assert click.status_code == 302 and click["Location"] == "https://example.com/offer"
     assert pixel.status_code == 200 and pixel["Content-Type"] == "image/gif"
     assert unsubscribe.status_code == 200
-    consent_record(writes=[ConsentWrite("Jo@Example.com".lower(), "denied", "prefs", "unticked")])
 
     events_land(consumer="test")
 
     stored = sorted(Event.objects.values_list("rcpt_to", "type"))
     assert stored == [("al@example.com", "click"), ("jo@example.com", "list_unsubscribe")]
+
+
+def test_a_hit_made_while_denied_stays_dropped_when_consent_is_granted_before_it_lands(client, tokens):
+    # The attacker's case: landing paused, a click made while denied, consent granted, landing resumes.
+    consent_record(writes=[ConsentWrite("jo@example.com", "denied")])
+    client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer')}")
+    consent_record(writes=[ConsentWrite("jo@example.com", "granted")])
+    client.get(f"/q/{tokens.open('open')}")
+    events_land(consumer="test")
+    assert list(Event.objects.values_list("type", flat=True)) == ["open"]
+
+
+def test_a_hit_made_before_the_withdrawal_is_kept_when_it_lands_after(client, tokens):
+    client.get(f"/f/{tokens.click('https://example.com/offer', 'Offer')}")
+    consent_record(writes=[ConsentWrite("jo@example.com", "denied")])
+    client.get(f"/q/{tokens.open('open')}")
+    events_land(consumer="test")
+    assert list(Event.objects.values_list("type", flat=True)) == ["click"]
 
 
 def test_a_consent_granted_again_lets_later_hits_land(client, tokens):
@@ -52,8 +71,9 @@ def test_hits_buffered_in_the_outbox_are_dropped_too():
     from tracking.outbox import outbox_json
 
     consent_record(writes=[ConsentWrite("jo@example.com", "denied")])
+    made = datetime.now(UTC).isoformat()  # after the withdrawal
     events = [
-        {"type": kind, "event_id": event_id_new(), "timestamp": "2026-01-02T03:04:05+00:00", "rcpt_to": rcpt}
+        {"type": kind, "event_id": event_id_new(), "timestamp": made, "rcpt_to": rcpt}
         for kind, rcpt in [("click", "jo@example.com"), ("delivery", "jo@example.com"), ("open", "al@example.com")]
     ]
     with connection.cursor() as cursor:

@@ -86,14 +86,16 @@ def test_a_denied_recipients_unsubscribe_url_reads_as_no_more_than_the_message_a
     assert b"spring-campaign" in granted and granted_transmission.pk.to_bytes(8, "big") in granted
 
 
-def test_the_register_is_read_and_the_recipient_object_wins_over_it(api, relay):
+def test_a_register_denial_wins_then_the_recipient_object_over_the_register(api, relay):
     from consent.services import ConsentWrite, consent_record
 
-    consent_record(writes=[ConsentWrite("ada@example.com", "denied"), ConsentWrite("bob@example.com", "denied")])
+    consent_record(writes=[ConsentWrite("ada@example.com", "denied"), ConsentWrite("bob@example.com", "denied"),
+                           ConsentWrite("dee@example.com", "granted")])  # fmt: skip
     sent = _sent(api, relay, [{"address": "Ada@Example.com"}, {"address": "bob@example.com", "tracking_consent": "granted"},
-                              {"address": "cy@example.com"}])  # fmt: skip
-    assert not _tracked(_parts(sent["Ada@Example.com"]))
-    assert _tracked(_parts(sent["bob@example.com"])) and _tracked(_parts(sent["cy@example.com"]))
+                              {"address": "cy@example.com"}, {"address": "dee@example.com", "tracking_consent": "denied"}])  # fmt: skip
+    # bob said no in the register: a sender's "granted" for one transmission does not track him
+    assert not _tracked(_parts(sent["Ada@Example.com"])) and not _tracked(_parts(sent["bob@example.com"]))
+    assert _tracked(_parts(sent["cy@example.com"])) and not _tracked(_parts(sent["dee@example.com"]))
 
 
 def test_default_denied_tracks_only_recipients_who_granted(api, relay, settings):
@@ -117,8 +119,12 @@ def test_the_register_is_one_query_per_batch(django_assert_num_queries):
     recipients = [{"address": {"email": f"A{i}@example.com"}} for i in range(200)]
     with django_assert_num_queries(1):
         assert registered_consent(prepared, recipients) == {"a3@example.com": "denied"}
+    with django_assert_num_queries(1):  # a recipient's "granted" still yields to a register denial
+        assert registered_consent(prepared, [{**r, "tracking_consent": "granted"} for r in recipients]) == {
+            "a3@example.com": "denied"
+        }
     with django_assert_num_queries(0):
-        registered_consent(prepared, [{**r, "tracking_consent": "granted"} for r in recipients])
+        registered_consent(prepared, [{**r, "tracking_consent": "denied"} for r in recipients])
 
 
 def test_a_bad_tracking_consent_is_a_recipient_error(api):
