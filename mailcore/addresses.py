@@ -39,6 +39,12 @@ _PLAIN = re.compile(
     rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
 )
 _PLAIN_LOCAL = re.compile(rf"[{_ATEXT}]{{1,64}}(?:\.[{_ATEXT}]+)*")
+# A local part as an RFC 5322 quoted-string (§3.2.4), and the dot-atom it may stand for (UTF-8
+# atext as RFC 6532 §3.2 allows).
+_QUOTED_LOCAL = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_UTF8_ATEXT = rf"\u0080-\U0010ffff{_ATEXT}"  # the range first: _ATEXT ends with a literal "-"
+_DOT_ATOM_LOCAL = re.compile(rf"[{_UTF8_ATEXT}]+(?:\.[{_UTF8_ATEXT}]+)*")
 _SPECIAL_USE = frozenset(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
 
 
@@ -142,7 +148,10 @@ def is_valid_email(email: str) -> bool:
 def mailbox_key(address: str) -> str:
     """The one canonical spelling of a mailbox, under which the suppression list and the
     tracking consent register store and match it (SPEC A.5: addresses match lower-cased):
-    stripped; the local part NFC-normalised and lower-cased (``ö`` typed as ``o`` + U+0308 is
+    stripped; a quoted local part that needs no quotes unquoted (``"bob"@x`` and
+    ``"b\\ob"@x`` are ``bob@x``: RFC 5322 §3.2.4, a quoted-string means its content, and
+    relays send the dot-atom), one that does with only the quoted-pairs it needs
+    (``"a\\ b"@x`` is ``"a b"@x``); the local part NFC-normalised and lower-cased (``ö`` typed as ``o`` + U+0308 is
     ``ö``); the domain as its IDNA A-label, lower-cased (``bücher.example`` and
     ``XN--BCHER-KVA.example`` are both ``xn--bcher-kva.example``; IDNA 2008 with the UTS 46
     mapping, as email-validator reads domains). A domain that is not a valid IDN is kept
@@ -154,7 +163,21 @@ def mailbox_key(address: str) -> str:
     local, at, domain = address.strip().rpartition("@")
     if not at:
         return _nfc_lower(domain)
+    if local[:1] == '"':
+        local = _unquoted(local)
     return f"{_nfc_lower(local)}@{_domain_key(domain)}"
+
+
+def _unquoted(local: str) -> str:
+    """A quoted-string local part in its shortest form: its content when that is a dot-atom,
+    else quoted again with only ``\\`` and ``"`` escaped. Anything else is returned as is."""
+    quoted = _QUOTED_LOCAL.fullmatch(local)
+    if quoted is None:
+        return local
+    content = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
+    if _DOT_ATOM_LOCAL.fullmatch(content):
+        return content
+    return '"' + content.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _nfc_lower(text: str) -> str:

@@ -29,6 +29,9 @@ SPELLINGS = [
     (NFC, NFD, NFC),
     ("JÖE@EXAMPLE.COM", NFD, NFC),
     ("Ann@Example.COM", " ann@example.com ", "ann@example.com"),
+    ('"Bob"@Example.com', "bob@example.com", "bob@example.com"),  # RFC 5322 §3.2.4: a quoted-string means its content
+    ("bob@example.com", '"b\\ob"@example.com', "bob@example.com"),
+    ('"A B"@example.com', '"a\\ b"@example.com', '"a b"@example.com'),
 ]
 
 
@@ -116,5 +119,22 @@ def test_the_migration_rekeys_stored_entries_and_merges_duplicates_keeping_the_l
             (NFC, "non_transactional", "Compliance", NFD),
             ("plain@example.com", "transactional", "Bounce Rule", "plain@example.com"),
         ]
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_the_second_migration_merges_entries_stored_under_a_quoted_local_part(transactional_db):
+    from datetime import UTC, datetime
+
+    apps = _migrate([("suppression", "0002_mailbox_key")])
+    try:
+        Entry = apps.get_model("suppression", "SuppressionEntry")
+        for recipient, day in (('"bob"@example.com', 2), ("bob@example.com", 1), ('"a b"@example.com', 1)):
+            entry = Entry.objects.create(recipient=recipient, type="non_transactional", source="Manually Added",
+                                         description=recipient)  # fmt: skip
+            Entry.objects.filter(pk=entry.pk).update(updated=datetime(2026, 1, day, tzinfo=UTC))
+        _migrate([("suppression", "0003_unquoted_local_parts")])
+        rows = sorted(SuppressionEntry.objects.values_list("recipient", "description"))
+        assert rows == [('"a b"@example.com', '"a b"@example.com'), ("bob@example.com", '"bob"@example.com')]
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
