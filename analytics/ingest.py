@@ -95,7 +95,7 @@ _SUPPRESSING_TYPES = sorted(AUTOMATIC_ENTRIES)
 # Landers that carry one take this transaction lock, so two cannot both find none landed.
 _UNSUBSCRIBE_LOCK = 0x656E_6761_7573_01  # "engaus" + 1
 _UNSUBSCRIBED = (
-    "SELECT DISTINCT message_id FROM tracking_event WHERE message_id = ANY(%s) AND type = 'list_unsubscribe'"
+    "SELECT message_id, event_id FROM tracking_event WHERE message_id = ANY(%s) AND type = 'list_unsubscribe'"
 )
 
 
@@ -247,26 +247,37 @@ def _suppression_add(cursor: Any) -> None:
         suppression_from_events(events=[dict(zip(_SUPPRESSING_COLUMNS, row, strict=True)) for row in found])
 
 
-def unsubscribes_once(cursor: Any, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``events`` without the ``list_unsubscribe`` events of a message that already has one,
-    landed or earlier in ``events`` (a one-click POST sent twice, SPEC A.5). One query when
-    there is such an event, under a transaction lock held until the caller commits."""
+def unsubscribes_once(
+    cursor: Any, events: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``events`` split in two: those to land, without the ``list_unsubscribe`` events of a
+    message that already has one, landed or earlier in ``events`` (a one-click POST sent
+    twice records one event, SPEC A.5); and those repeats, less any whose ``event_id`` has
+    landed already (a batch landed again). A repeat is still a request to be honoured: the
+    caller adds its suppression entry (which the first one's may no longer be, if the entry
+    was removed in between). One query when there is such an event, under a transaction lock
+    held until the caller commits."""
     wanted = {
         event["message_id"] for event in events if event.get("type") == "list_unsubscribe" and event.get("message_id")
     }
     if not wanted:
-        return list(events)
+        return list(events), []
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_UNSUBSCRIBE_LOCK])
     cursor.execute(_UNSUBSCRIBED, [sorted(wanted)])
-    seen = {message_id for (message_id,) in cursor.fetchall()}
+    landed = cursor.fetchall()
+    seen = {message_id for message_id, _event_id in landed}
+    replayed = {event_id for _message_id, event_id in landed}
     kept: list[dict[str, Any]] = []
+    repeats: list[dict[str, Any]] = []
     for event in events:
         if event.get("type") == "list_unsubscribe" and event.get("message_id"):
             if event["message_id"] in seen:
+                if event.get("event_id") not in replayed:
+                    repeats.append(event)
                 continue
             seen.add(event["message_id"])
         kept.append(event)
-    return kept
+    return kept, repeats
 
 
 def _bare(event: dict[str, Any]) -> bool:
@@ -366,15 +377,19 @@ def events_insert(cursor: Any, events: Sequence[dict[str, Any]], *, returning: b
     """Insert ``events`` (rows as :func:`event_row` makes them) skipping duplicates, and fold
     the inserted ones into the rollups and webhook queues, on ``cursor`` (run it inside
     ``transaction.atomic``). A message's second ``list_unsubscribe`` is dropped
-    (:func:`unsubscribes_once`); engagement events get their message's ``friendly_from`` and
+    (:func:`unsubscribes_once`), though its suppression entry is added again if it was
+    removed meanwhile; engagement events get their message's ``friendly_from`` and
     ``subject`` first (:func:`message_fields_fill`), and those whose token named only the
     message and recipient its other fields (:func:`message_references_fill`). The new rows'
     suppression entries are added in the same transaction (SPEC A.5). Returns the inserted rows as dicts
     (``id`` included), or ``[]`` when ``returning`` is false."""
     if not events:
         return []
-    events = message_fields_fill(cursor, message_references_fill(cursor, unsubscribes_once(cursor, events)))
+    events, repeats = unsubscribes_once(cursor, events)
+    events = message_fields_fill(cursor, message_references_fill(cursor, events))
     events_insert_rows(cursor, [event_values(event) for event in events])
+    if repeats:
+        suppression_from_events(events=message_references_fill(cursor, repeats))
     if not returning:
         return []
     cursor.execute(

@@ -108,3 +108,15 @@ def test_a_hard_bounce_adds_the_missing_type_and_leaves_a_manual_entry_alone():
         ("jo@example.com", "non_transactional"): ("Manually Added", "ops"),
         ("jo@example.com", "transactional"): ("Bounce Rule", "550: no such user (message m1, transmission 7)"),
     }
+
+
+def test_a_second_one_click_after_the_entry_was_removed_suppresses_again_with_one_event():
+    # The attacker's case: unsubscribed, entry deleted through the API, the same POST again.
+    first = {"type": "list_unsubscribe", "event_id": event_id_new(), "timestamp": time.time()}
+    landed(first)
+    SuppressionEntry.objects.all().delete()
+    landed(first)  # the first event landed again (a retried batch): still nothing
+    assert entries() == {}
+    landed({"type": "list_unsubscribe"})  # a new request for the same message
+    assert list(entries()) == [("jo@example.com", "non_transactional")]
+    assert Event.objects.filter(type="list_unsubscribe").count() == 1
