@@ -191,9 +191,11 @@ def event_partitions_ahead(now: datetime | None = None) -> None:
 
 
 # --- the outbox ---------------------------------------------------------------------------
+# The rows are picked once (a MATERIALIZED CTE): as an IN subquery with LIMIT and SKIP
+# LOCKED the planner may rescan it and take more than LIMIT rows (transmissions.sending).
 _OUTBOX_TAKE = """
-DELETE FROM tracking_event_outbox WHERE id IN (
-  SELECT id FROM tracking_event_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+WITH picked AS MATERIALIZED (SELECT id FROM tracking_event_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+DELETE FROM tracking_event_outbox WHERE id IN (SELECT id FROM picked)
 RETURNING payload"""
 
 

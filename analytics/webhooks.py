@@ -489,8 +489,11 @@ def _pending_batches_build(*, now: datetime, due: datetime, size: int, force: bo
         while count > 0 and (count >= size or force or oldest <= due):
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(
-                    "DELETE FROM analytics_webhook_pending WHERE id IN (SELECT id FROM analytics_webhook_pending "
-                    "WHERE webhook_id = %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING event_pk, event_timestamp",
+                    # picked once (MATERIALIZED): a rescanned IN subquery could take more than LIMIT
+                    "WITH picked AS MATERIALIZED (SELECT id FROM analytics_webhook_pending WHERE webhook_id = %s "
+                    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                    "DELETE FROM analytics_webhook_pending WHERE id IN (SELECT id FROM picked) "
+                    "RETURNING event_pk, event_timestamp",
                     [webhook_id, size],
                 )
                 keys = cursor.fetchall()

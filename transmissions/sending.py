@@ -102,17 +102,21 @@ __all__ = [
 # counts as lost (``claims_lost``). While the chunk holds a message
 # whose claim was lost (or a stale one), only its lowest claimable message is claimed: a
 # worker that dies on one message again then takes only that one with it
-# (ENGAGE_SEND_MAX_CLAIMS). That is a condition on the row, not the LIMIT: the planner may
-# rescan the ``IN`` subquery per row (a nested loop), each rescan skipping the rows this
-# UPDATE already changed, so a claim can take more than LIMIT rows.
+# (ENGAGE_SEND_MAX_CLAIMS). That is a condition on the row, not the LIMIT. The rows are
+# picked in a MATERIALIZED CTE, evaluated once: as an ``IN (SELECT ... LIMIT ... FOR UPDATE
+# SKIP LOCKED)`` subquery the planner may rescan it per row, each rescan skipping the rows
+# already locked, and a claim then took a whole chunk at once (seen on a live install: 500
+# messages with one ``claimed_at``, so an address suppressed mid-send was still mailed).
 _CLAIMABLE = """transmission_id = %(tx)s AND chunk = %(chunk)s
   AND (state = 'queued' OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))"""
 _CLAIM_SQL = f"""
+WITH picked AS MATERIALIZED (
+  SELECT id FROM transmissions_message WHERE {_CLAIMABLE} ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
 UPDATE transmissions_message m
    SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1,
        claims_lost = m.claims_lost + (m.state = 'sending')::int
- WHERE m.id IN (SELECT id FROM transmissions_message WHERE {_CLAIMABLE}
-                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+ WHERE m.id IN (SELECT id FROM picked)
    AND (m.state = 'queued' OR (m.state = 'sending' AND m.claimed_at < now() - make_interval(secs => %(stale)s)))
    AND (NOT (EXISTS (SELECT 1 FROM transmissions_message s
                       WHERE s.transmission_id = %(tx)s AND s.chunk = %(chunk)s
