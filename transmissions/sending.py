@@ -105,8 +105,9 @@ __all__ = [
 # (ENGAGE_SEND_MAX_CLAIMS). That is a condition on the row, not the LIMIT. The rows are
 # picked in a MATERIALIZED CTE, evaluated once: as an ``IN (SELECT ... LIMIT ... FOR UPDATE
 # SKIP LOCKED)`` subquery the planner may rescan it per row, each rescan skipping the rows
-# already locked, and a claim then took a whole chunk at once (seen on a live install: 500
-# messages with one ``claimed_at``, so an address suppressed mid-send was still mailed).
+# already locked, and take more than LIMIT rows. (An attacker's live run saw a chunk of 500
+# with one ``claimed_at``, and an address suppressed mid-send still mailed; the plan behind
+# it was not reproduced in tests/transmissions/test_claim_size.py, which forces others.)
 _CLAIMABLE = """transmission_id = %(tx)s AND chunk = %(chunk)s
   AND (state = 'queued' OR (state = 'sending' AND claimed_at < now() - make_interval(secs => %(stale)s)))"""
 _CLAIM_SQL = f"""
