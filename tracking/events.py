@@ -144,222 +144,55 @@ def events_enqueue(events: Sequence[dict[str, Any]]) -> None:
 
 
 def events_xadd(payloads: list[bytes], *, timeout: float = REDIS_TIMEOUT) -> None:
-    """XADD JSON-encoded events (:func:`events_json`) to the stream, waiting at most about
-    ``timeout`` seconds for Redis (:func:`_follower_wait` when other threads write too).
-    Returns once Redis acknowledged every one of them. Raises ``redis.ResponseError`` for an
-    error reply, else ``redis.ConnectionError`` (or its ``TimeoutError``) for whatever goes
-    wrong on the connection (closed, timed out, a reply that is not XADD's): the connection
-    is dropped and the next call connects again. When it raises, none of ``payloads`` can be
-    taken as stored, though Redis may hold some whose reply was lost (at least once: an
-    event keeps its ``event_id``, so written again, to Redis or the outbox, it lands once).
-
-    **Group write.** The calls in flight in this process (the threads of one worker) share
-    one connection: a call queues its packed XADDs; if no write is in flight it leads, takes
-    everything queued, sends it in one ``sendall``, reads the replies in order and hands each
-    waiting call its own outcome (a reply read whole is an acknowledgement); otherwise it
-    waits for a leader to do so, or to hand it the lead. A batch whose connection fails
-    fails the calls whose replies were not read, and the calls queued behind it, at once
-    (they go to the outbox: Redis is taken for down). Measured, and no gain: bench/RESULTS.md,
-    "Click redirect: the group write (session 13)".
+    """XADD JSON-encoded events (:func:`events_json`) to the stream, one round trip, waiting
+    at most ``timeout`` seconds for Redis. Raises ``redis.RedisError`` (the connection is
+    dropped, the next call connects again); whatever goes wrong on the connection (a closed
+    socket, a timeout, a reply that is not XADD's) is a ``redis.ConnectionError``.
 
     A kept connection that Redis closed while it was idle (a restart, its ``timeout``
-    setting, a NAT or load balancer dropping it) is found by the write; then the
-    unacknowledged XADDs are sent once more on a new connection, so Redis is not taken for
-    down. The commands are packed and the replies read here (redis-py only connects:
-    address, password, database, TLS): redis-py's pooled ``xadd`` cost 290 µs per call
-    against 138 µs for its ``pack_commands`` + ``read_response`` on a kept connection
-    (2,000 calls, one client), and those were still 17-32 µs of CPU per click against 10 µs
-    this way (``process_time`` over 5,000 calls, same Redis, the machine loaded)."""
-    slot = _Slot(_xadd_packed(settings.ENGAGE_EVENT_STREAM, payloads), len(payloads))
-    group = _group(timeout)
-    with group.lock:
-        group.queue.append(slot)
-        if group.writing:
-            slot.wake = wake = threading.Lock()
-            wake.acquire()
-        else:
-            group.writing = True
-            slot.state = _LEAD
-    if slot.state is not _LEAD:
-        given_up = _follow(group, slot, timeout)
-        if given_up is not None:
-            raise given_up
-    if slot.state is _LEAD:
-        _lead(group)
-    error = slot.error
-    if error is not None:
-        raise error
+    setting, a NAT or load balancer dropping it) is found by the write; then the events are
+    sent once more on a new connection, so Redis is not taken for down. Sent twice, an event
+    keeps its ``event_id`` and lands once.
 
-
-# A call's place in the group write: queued, handed the lead, in a batch sent, answered.
-_QUEUED, _LEAD, _SENT, _DONE = "queued", "lead", "sent", "done"
-_UNANSWERED = redis.ConnectionError("no reply read")  # a slot's outcome until its replies are read
-
-
-class _Slot:
-    """One call of :func:`events_xadd` in its process's group: its packed XADDs, how many,
-    its outcome (None once acknowledged, else the exception its caller raises) and the lock
-    its thread waits on while another leads."""
-
-    __slots__ = ("count", "error", "packed", "state", "wake")
-
-    def __init__(self, packed: bytes, count: int) -> None:
-        self.packed = packed
-        self.count = count
-        self.state = _QUEUED
-        self.error: redis.RedisError | None = _UNANSWERED
-        self.wake: threading.Lock | None = None
-
-
-class _Group:
-    """The XADD calls of this process to one Redis URL with one timeout: the queue, whether
-    a leader is writing, and the one connection leaders write on (created on first use)."""
-
-    __slots__ = ("conn", "lock", "queue", "writing")
-
-    def __init__(self, conn: redis.connection.Connection) -> None:
-        self.conn = conn
-        self.lock = threading.Lock()
-        self.queue: list[_Slot] = []
-        self.writing = False
-
-
-_groups: dict[tuple[str, float], _Group] = {}
-_groups_lock = threading.Lock()
-
-
-def _groups_reset() -> None:
-    """A forked child must not write on its parent's sockets, nor wait on its parent's
-    threads (granian forks its workers)."""
-    global _groups, _groups_lock
-    _groups = {}
-    _groups_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_groups_reset)
-
-
-def _group(timeout: float) -> _Group:
-    key = (settings.REDIS_URL, timeout)
-    group = _groups.get(key)
-    if group is None:
-        with _groups_lock:
-            group = _groups.get(key)
-            if group is None:
-                client = redis.Redis.from_url(
-                    key[0], socket_connect_timeout=min(REDIS_CONNECT_TIMEOUT, timeout), socket_timeout=timeout
-                )
-                group = _groups[key] = _Group(client.connection_pool.make_connection())
-    return group
-
-
-def _connection(timeout: float) -> redis.connection.Connection:
-    """The connection this process's XADDs with ``timeout`` are written on (tests use it)."""
-    return _group(timeout).conn
-
-
-def _follower_wait(timeout: float) -> float:
-    """Seconds a call waits for the batch in flight: a leader's longest write (connect, one
-    write and its replies, then a reconnect and one more, each read waiting ``timeout``)."""
-    return 2 * (min(REDIS_CONNECT_TIMEOUT, timeout) + timeout)
-
-
-def _follow(group: _Group, slot: _Slot, timeout: float) -> redis.TimeoutError | None:
-    """Wait until ``slot`` is answered or handed the lead; None then. Past
-    :func:`_follower_wait`, a slot still queued leaves the queue (never sent) and one in a
-    batch in flight is given up (Redis may store it after all: at least once); returns the
-    ``redis.TimeoutError`` to raise."""
-    assert slot.wake is not None
-    if slot.wake.acquire(timeout=_follower_wait(timeout)):
-        return None
-    with group.lock:
-        if slot.state is _QUEUED:
-            group.queue.remove(slot)
-            return redis.TimeoutError("no XADD leader within the wait: not sent")
-        if slot.state is _SENT:
-            slot.state = _DONE  # the leader wakes it no more
-            return redis.TimeoutError("the XADD batch in flight did not finish within the wait")
-    return None  # answered or handed the lead as the wait ran out: as if woken
-
-
-def _lead(group: _Group) -> None:
-    """Write everything queued (this call's own slot included) as one batch, give each slot
-    its outcome, and hand the lead to the first call queued meanwhile (or end the write)."""
-    with group.lock:
-        batch, group.queue = group.queue, []
-        for slot in batch:
-            slot.state = _SENT
-    failure: redis.RedisError | None = _UNANSWERED
-    try:
-        failure = _batch_write(group.conn, batch)
-    finally:
-        with group.lock:
-            woken = [slot for slot in batch if slot.state is _SENT]  # not given up by its caller
-            if failure is not None:
-                # The connection failed: the calls queued behind this batch fail now, unsent,
-                # rather than each wait out a Redis that is down or hung.
-                woken += group.queue
-                group.queue = []
-            for slot in woken:
-                if slot.error is _UNANSWERED:
-                    cause = failure or _UNANSWERED
-                    slot.error = type(cause)(str(cause))  # one exception per raising thread
-                slot.state = _DONE
-            if group.queue:
-                successor = group.queue[0]
-                successor.state = _LEAD
-                woken.append(successor)
-            else:
-                group.writing = False
-        for slot in woken:
-            if slot.wake is not None:
-                slot.wake.release()
-
-
-def _batch_write(conn: redis.connection.Connection, batch: list[_Slot]) -> redis.RedisError | None:
-    """Send ``batch`` on ``conn`` and read its replies, setting each acknowledged slot's
-    outcome; returns None, or the connection's failure (the slots left unanswered share it)."""
+    On this thread's own connection (redis-py connects it: address, password, database,
+    TLS), the commands packed here and the replies read here: the click path's one Redis
+    write. redis-py's pooled ``xadd`` cost 290 µs per call against 138 µs for its
+    ``pack_commands`` + ``read_response`` on a kept connection (2,000 calls, one client), and
+    those were still 17-32 µs of CPU per click against 10 µs this way (``process_time``
+    over 5,000 calls, same Redis, the machine loaded)."""
+    packed = _xadd_packed(settings.ENGAGE_EVENT_STREAM, payloads)
+    conn = _thread_connection(timeout)
     kept = conn._sock is not None
     try:
-        _batch_send(conn, batch)
-        return None
+        _xadd_send(conn, packed, len(payloads))
     except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
         conn.disconnect()
         if not kept:
-            return redis.ConnectionError(str(exc) or type(exc).__name__)
+            raise redis.ConnectionError(str(exc) or type(exc).__name__) from exc
+        try:
+            _xadd_send(conn, packed, len(payloads))  # once, on a new connection
+        except Exception as again:
+            conn.disconnect()
+            raise _as_redis_error(again) from again
+
+
+def _xadd_send(conn: redis.connection.Connection, packed: bytes, count: int) -> None:
+    """Write ``packed`` on ``conn`` (connecting it first if needed) and read ``count``
+    replies. Any failure but an error reply leaves ``conn`` disconnected and raises."""
+    try:
+        if conn._sock is None:
+            conn.connect()
+        sock = conn._sock
+        assert sock is not None
+        sock.sendall(packed)
+        _replies_read(sock, count)
+    except redis.ResponseError:
+        raise  # every reply was read: the connection is in step
+    except (_Closed, ConnectionResetError, BrokenPipeError):
+        raise
     except Exception as exc:
         conn.disconnect()
-        return _as_redis_error(exc)
-    unanswered = [slot for slot in batch if slot.error is _UNANSWERED]
-    if not unanswered:
-        return None
-    try:  # once, on a new connection: Redis closed the kept one while it was idle
-        _batch_send(conn, unanswered)
-        return None
-    except Exception as again:
-        conn.disconnect()
-        return _as_redis_error(again)
-
-
-def _batch_send(conn: redis.connection.Connection, batch: list[_Slot]) -> None:
-    """Write the XADDs of ``batch`` on ``conn`` (connecting it first if needed) in one
-    ``sendall`` and read their replies in order; each slot whose replies were all read gets
-    its outcome (None, or the ``redis.ResponseError`` of its first error reply). Raises on a
-    connection failure (the slots not yet answered keep ``_UNANSWERED``); data left after the
-    last reply puts the connection out of step, so then no slot of the batch is answered."""
-    if conn._sock is None:
-        conn.connect()
-    sock = conn._sock
-    assert sock is not None
-    sock.sendall(batch[0].packed if len(batch) == 1 else b"".join(slot.packed for slot in batch))
-    reader = _Replies(sock)
-    for slot in batch:
-        error = reader.read(slot.count)
-        slot.error = None if error is None else redis.ResponseError(error)
-    if reader.buffer:
-        for slot in batch:
-            slot.error = _UNANSWERED
-        raise redis.ConnectionError(f"unexpected data after the XADD replies: {reader.buffer[:40]!r}")
+        raise _as_redis_error(exc) from exc
 
 
 def _as_redis_error(exc: BaseException) -> redis.RedisError:
@@ -389,47 +222,65 @@ def _xadd_packed(stream: str, payloads: list[bytes]) -> bytes:
     return b"".join(b"%s$%d\r\n%s\r\n" % (head, len(payload), payload) for payload in payloads)
 
 
-class _Replies:
-    """Reads XADD replies from ``sock``: each ``$<n>\\r\\n<id>\\r\\n``, or ``-<error>\\r\\n``.
-    A closed connection raises ``_Closed``, anything else that is not an XADD reply
-    ``redis.ConnectionError``; what was read past the replies asked for stays in ``buffer``."""
-
-    __slots__ = ("buffer", "sock")
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def _more(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise _Closed("Redis closed the connection")
-        self.buffer += chunk
-
-    def read(self, count: int) -> str | None:
-        """Read ``count`` replies; returns the first error reply's message, or None."""
-        error = None
-        while count:
-            buffer = self.buffer
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                self._more()
+def _replies_read(sock: Any, count: int) -> None:
+    """Read ``count`` XADD replies: each ``$<n>\\r\\n<id>\\r\\n``, or ``-<error>\\r\\n``
+    (raised as ``redis.ResponseError`` after all are read, so the connection stays in step).
+    A closed connection raises ``redis.ConnectionError``."""
+    buffer = b""
+    error = None
+    while count:
+        line_end = buffer.find(b"\r\n")
+        if line_end < 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise _Closed("Redis closed the connection")
+            buffer += chunk
+            continue
+        kind = buffer[:1]
+        if kind == b"$":
+            length = int(buffer[1:line_end])  # not a number: ValueError, a broken reply
+            end = line_end + 2 if length < 0 else line_end + 2 + length + 2  # $-1: a nil reply
+            if len(buffer) < end:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise _Closed("Redis closed the connection")
+                buffer += chunk
                 continue
-            kind = buffer[:1]
-            if kind == b"$":
-                try:
-                    length = int(buffer[1:line_end])
-                except ValueError:
-                    raise redis.ConnectionError(f"unexpected reply to XADD: {buffer[:40]!r}") from None
-                end = line_end + 2 if length < 0 else line_end + 2 + length + 2  # $-1: a nil reply
-                if len(buffer) < end:
-                    self._more()
-                    continue
-                self.buffer = buffer[end:]
-            elif kind == b"-":
-                error = error or buffer[1:line_end].decode("utf-8", "replace")
-                self.buffer = buffer[line_end + 2 :]
-            else:
-                raise redis.ConnectionError(f"unexpected reply to XADD: {buffer[:40]!r}")
-            count -= 1
-        return error
+            buffer = buffer[end:]
+        elif kind == b"-":
+            error = error or buffer[1:line_end].decode("utf-8", "replace")
+            buffer = buffer[line_end + 2 :]
+        else:
+            raise redis.ConnectionError(f"unexpected reply to XADD: {buffer[:40]!r}")
+        count -= 1
+    if buffer:
+        raise redis.ConnectionError(f"unexpected data after the XADD replies: {buffer[:40]!r}")
+    if error is not None:
+        raise redis.ResponseError(error)
+
+
+_thread = threading.local()
+
+
+def _thread_reset() -> None:
+    """A forked child must not write on its parent's sockets."""
+    global _thread
+    _thread = threading.local()
+
+
+os.register_at_fork(after_in_child=_thread_reset)
+
+
+def _thread_connection(timeout: float) -> redis.connection.Connection:
+    """This thread's connection to the event stream's Redis (one per URL and timeout)."""
+    key = (settings.REDIS_URL, timeout)
+    connections = getattr(_thread, "connections", None)
+    if connections is None:
+        connections = _thread.connections = {}
+    conn = connections.get(key)
+    if conn is None:
+        client = redis.Redis.from_url(
+            key[0], socket_connect_timeout=min(REDIS_CONNECT_TIMEOUT, timeout), socket_timeout=timeout
+        )
+        conn = connections[key] = client.connection_pool.make_connection()
+    return conn

@@ -310,12 +310,12 @@ def pause_reset():
 
 
 def test_a_thread_whose_redis_connection_was_dropped_connects_again(event_stream, db, buffered, pause_reset):
-    """Hits write on their process's connection (tracking.events.events_xadd): one Redis
+    """Hits write on a connection of their thread (tracking.events.events_xadd): one Redis
     closed (a restart, a timeout) is replaced, and the hit in between is kept in the outbox."""
     from tracking import events, outbox
 
     assert outbox.events_record([{"type": "click", "message_id": "m1"}]) == "redis"
-    conn = events._connection(outbox.HIT_REDIS_TIMEOUT)
+    conn = events._thread_connection(outbox.HIT_REDIS_TIMEOUT)
     conn.send_command("CLIENT", "ID")
     events.events_redis().client_kill_filter(_id=conn.read_response())  # this thread's connection only
     first = outbox.events_record([{"type": "click", "message_id": "m2"}])

@@ -61,7 +61,7 @@ def test_a_malformed_xadd_reply_drops_the_connection_and_keeps_the_event(setting
     settings.REDIS_URL = f"redis://127.0.0.1:{fake.port}/0"
     where = outbox.events_record([{"type": "click", "message_id": "malformed-reply"}])
     assert where == "outbox"
-    assert events._connection(outbox.HIT_REDIS_TIMEOUT)._sock is None
+    assert events._thread_connection(outbox.HIT_REDIS_TIMEOUT)._sock is None
 
 
 # A kept connection Redis closed (a restart, its idle `timeout`, a NAT or load balancer drop)
@@ -71,7 +71,7 @@ def test_a_connection_redis_closed_is_replaced_without_leaving_redis(event_strea
     from tracking import events, outbox
 
     assert outbox.events_record([{"type": "click", "message_id": "k1"}]) == "redis"
-    conn = events._connection(outbox.HIT_REDIS_TIMEOUT)
+    conn = events._thread_connection(outbox.HIT_REDIS_TIMEOUT)
     conn.send_command("CLIENT", "ID")
     events.events_redis().client_kill_filter(_id=conn.read_response())
     assert outbox.events_record([{"type": "click", "message_id": "k2"}]) == "redis"
