@@ -177,10 +177,10 @@ def _spool_write(payloads: list[bytes]) -> None:
 def spool_replay_soon() -> threading.Thread | None:
     """Start :func:`spool_replay` on a background thread of this process, unless one is
     running; returns the thread started (None if one was running). A hit that finds the spool
-    due for a look calls this and is answered at once: replaying 100,000 spooled events inline
-    made the hit that triggered it take 1.8 s on a quiet machine, 6.0-7.1 s at load 9, against
-    1-11 ms with the replay on this thread (bench/RESULTS.md, session 13). The thread is a
-    daemon: a process that exits mid-replay leaves the files (removed only once Redis took
+    due for a look calls this (at most once per :data:`SPOOL_LOOK_EVERY` per process: a thread
+    start) and is answered at once: replaying 100,000 spooled events inline made the hit that
+    triggered it take 1.8 s on a quiet machine, 6.0-7.1 s at load 9, against 1-11 ms with the
+    replay on its own thread (bench/RESULTS.md, session 13). The thread is a daemon: a process that exits mid-replay leaves the files (removed only once Redis took
     them all) to the next replay, which may write some events twice, to land once."""
     _spool["next_look"] = time.monotonic() + SPOOL_LOOK_EVERY  # no other hit starts one meanwhile
     with _spool_replayer_lock:
