@@ -13,6 +13,19 @@ import pytest
 from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB, WsgiClient
 
 
+@pytest.fixture(autouse=True)
+def spool_replay_joined():
+    """No spool replay thread (``tracking.outbox.spool_replay_soon``) outlives its test: it
+    reads the test's settings."""
+    yield
+    from tracking import outbox
+
+    thread = outbox._spool_replayer["thread"]
+    if thread is not None:
+        thread.join(60)
+        assert not thread.is_alive(), "the spool replay thread is hung"
+
+
 @pytest.fixture
 def event_stream(settings):
     """A fresh Redis stream (and a short reclaim delay) for this test; deleted afterwards."""

@@ -146,3 +146,63 @@ def test_the_application_servers_run_has_the_fast_path():
     # session's keys (this module's tests sign with fixed test keys).
     code = "from engage import wsgi, fastpath; assert isinstance(wsgi.application.app, fastpath.TrackingFastPath)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "ENGAGE_SERVE": "tracking"})
+
+
+def _hit(app, path: str, method: str = "get"):
+    """``path`` through ``app`` as a WSGI server calls it: status, headers, body, and the
+    result (closed, as the server closes it)."""
+    from django.test import RequestFactory
+
+    answer: dict = {}
+    result = app(getattr(RequestFactory(), method)(path).environ, lambda s, h, e=None: answer.update(s=s, h=h))
+    body = b"".join(result)
+    result.close()
+    return answer["s"], sorted(answer["h"]), body, result
+
+
+def test_a_hit_ends_with_close_old_connections_alone_while_only_djangos_receivers_listen(
+    tracking_process, tokens, buffered, monkeypatch
+):
+    """request_finished.s three Django receivers cost a hit 30-40 µs at load 9 (engage/fastpath.py):
+    a hit runs the one that matters to it, and answers what Django's own cycle answers."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from engage import fastpath
+
+    closes: list[bool] = []
+    monkeypatch.setattr(fastpath, "close_old_connections", lambda: closes.append(True))
+    fast = fastpath.TrackingFastPath(WSGIHandler())
+    slow = WsgiClient()  # Django's request cycle
+    slow.fastpath.enabled = False
+    click = f"/f/{tokens.click('https://example.com/a?b=1', 'Landing')}"
+    status, headers, body, result = _hit(fast, click)
+    assert isinstance(result, fastpath._Answer) and closes == [True]
+    assert (int(status.split()[0]), headers, body) == _answer(slow.get(click))
+    assert _hit(fast, f"/q/{tokens.open('open')}")[0] == "200 OK" and closes == [True, True]
+    assert [e["type"] for e in buffered()] == ["click", "click", "open"]
+
+
+def test_a_receiver_anyone_else_connects_to_request_finished_hears_every_hit(
+    tracking_process, tokens, buffered, transactional_db
+):
+    # transactional_db: Django's own close_old_connections runs too, and may close the connection.
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished
+
+    from engage.fastpath import TrackingFastPath
+
+    heard: list[object] = []
+
+    def receiver(sender, **kwargs):
+        heard.append(sender)
+
+    app = TrackingFastPath(WSGIHandler())  # made before the receiver is connected
+    request_finished.connect(receiver)
+    try:
+        _hit(app, f"/f/{tokens.click('https://example.com/a', 'A')}")
+        _hit(app, f"/q/{tokens.open('open')}", method="head")
+    finally:
+        request_finished.disconnect(receiver)
+    assert heard == [TrackingFastPath, TrackingFastPath]
+    _hit(app, f"/q/{tokens.open('open')}")
+    assert len(heard) == 2

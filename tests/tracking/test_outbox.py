@@ -128,8 +128,96 @@ def test_the_next_hit_after_redis_returns_replays_the_spool(
     monkeypatch.setattr(outbox, "connection", real)
     redis_down()
     client.get(f"/q/{tokens.open('open')}")
+    _replay_joined()
     assert [e["type"] for e in buffered()] == ["open", "open"]
     assert list(spool_dir.iterdir()) == []
+
+
+def _replay_joined() -> None:
+    """Wait for the spool replay a hit started in the background (``spool_replay_soon``)."""
+    from tracking import outbox
+
+    thread = outbox._spool_replayer["thread"]
+    assert thread is not None, "no hit started a replay"
+    thread.join(60)
+    assert not thread.is_alive()
+
+
+def _spool_file(path, events: list[dict]) -> list[str]:
+    """Write ``events`` (stamped) as a spool file; returns their ids."""
+    from tracking.events import events_json, events_stamp
+
+    stamped = events_stamp(events)
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"".join(payload + b"\n" for payload in events_json(stamped)))
+    return [event["event_id"] for event in stamped]
+
+
+def test_a_hit_that_finds_a_big_spool_is_answered_at_once_and_every_spooled_event_lands(
+    event_stream, client, tokens, db, spool_dir, monkeypatch, buffered
+):
+    """The replay once ran inside the hit that found the spool due (100,000 spooled events
+    made that redirect take 1.8 s). A background thread replays it now: the hit writes its
+    own event and nothing else, and is answered while the replay has not even begun."""
+    import threading
+
+    from tracking import outbox
+
+    spooled = _spool_file(spool_dir / "4242.jsonl", [{"type": "open", "message_id": f"a{i}"} for i in range(15_000)])
+    spooled += _spool_file(spool_dir / "4243.jsonl", [{"type": "click", "message_id": f"b{i}"} for i in range(5_000)])
+    gate = threading.Event()
+    real_replay, real_xadd = outbox.spool_replay, outbox.events_xadd
+    monkeypatch.setattr(outbox, "spool_replay", lambda: gate.wait(30) and real_replay())
+    hit_writes: list[int] = []
+
+    def xadd(payloads, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            hit_writes.append(len(payloads))
+        return real_xadd(payloads, **kwargs)
+
+    monkeypatch.setattr(outbox, "events_xadd", xadd)
+    outbox._spool["next_look"] = 0.0  # a look is due
+    with fails_if_hung(15):  # the replay waits for the gate: a hit that waited on it would hang
+        assert client.get(f"/f/{tokens.click('https://example.com/a', 'A')}").status_code == 302
+        assert client.get(f"/q/{tokens.open('open')}").status_code == 200  # no second replay started
+    assert hit_writes == [1, 1]
+    assert len(list(spool_dir.iterdir())) == 2
+    gate.set()
+    _replay_joined()
+    assert list(spool_dir.iterdir()) == []
+    landed = [e["event_id"] for e in buffered()]
+    assert len(landed) == 20_002 and set(spooled) < set(landed)
+
+
+def test_a_replay_cut_off_half_way_keeps_the_file_and_the_next_one_lands_every_event_once(
+    event_stream, db, spool_dir, monkeypatch, buffered
+):
+    """A spool file goes to Redis SPOOL_REPLAY_BATCH events per XADD; Redis failing at the
+    third batch leaves the file whole, and what was written twice lands once."""
+    import redis
+
+    from analytics.landing import events_land
+    from tracking import outbox
+    from tracking.models import Event
+
+    monkeypatch.setattr(outbox, "SPOOL_REPLAY_BATCH", 10)
+    spooled = _spool_file(spool_dir / "4242.jsonl", [{"type": "open", "message_id": f"m{i}"} for i in range(35)])
+    real_xadd, calls = outbox.events_xadd, []
+
+    def failing_third(payloads, **kwargs):
+        calls.append(len(payloads))
+        if len(calls) == 3:
+            raise redis.ConnectionError("Redis went away")
+        return real_xadd(payloads, **kwargs)
+
+    monkeypatch.setattr(outbox, "events_xadd", failing_third)
+    assert outbox.spool_replay() == 0
+    assert len(buffered()) == 20 and (spool_dir / "4242.jsonl").exists()
+    assert outbox.spool_replay() == 35
+    assert calls == [10, 10, 10, 10, 10, 10, 5]
+    assert list(spool_dir.iterdir()) == []
+    events_land(consumer="test")
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == sorted(spooled)
 
 
 def test_an_event_written_to_redis_and_the_outbox_lands_once(db, event_stream):
