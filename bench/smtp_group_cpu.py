@@ -8,7 +8,8 @@ in this process (no listener, no Celery worker): the worker's share of SMTP-in â
 Stores ``--messages`` messages like bench/smtp_injection.py's (10 KB HTML, one recipient, a
 small ``X-MSYS-API`` with open and click tracking) through the listener's own store
 (``smtp_message_prepare`` + ``smtp_messages_store``), one transmission each, in groups of
-``--group`` as the listener's group commit makes them; then runs the group task
+``--group`` as the listener's group commit makes them (with ``--distinct`` each with an HTML
+body of its own, so no two compiles share a link scan: ``mailcore.rfc822._scan_part``); then runs the group task
 (``transmission_generate_group_task.apply``, eager, this process) on each group against
 bench/generation.py's counting sink. Prints ``time.process_time`` and wall time per message
 over all groups (one warm-up group first, not counted) and, with ``--profile N``, the N
@@ -50,17 +51,22 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=10, help="transmissions per group task, default 10")
     parser.add_argument("--size", type=int, default=10240, help="message size in bytes, default 10240")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose code runs, default this one")
+    parser.add_argument(
+        "--distinct", action="store_true", help="give each message an HTML body of its own (one link's URL differs)"
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions")
     args = parser.parse_args()
 
     tree = args.tree.resolve()
     os.chdir(tree)
     os.environ.setdefault("ENGAGE_LOG_LEVEL", "WARNING")
-    sink, port, clock = sink_start()
-    os.environ["ENGAGE_RELAY_URL"] = f"smtp://127.0.0.1:{port}"
     bench_env(tree)
     logging.disable(logging.WARNING)
+    from django.conf import settings
     from django.db import connection
+
+    sink, port, clock = sink_start()
+    settings.ENGAGE_RELAY_URL = f"smtp://127.0.0.1:{port}"
 
     from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare, smtp_messages_store
     from transmissions.tasks import transmission_generate_group_task
@@ -76,7 +82,7 @@ def main() -> None:
             smtp_message_prepare(injection=Injection(
                 principal=principal, listener_hostname="localhost", client_address="127.0.0.1", helo="bench",
                 tls=True, mail_from="bounce@sender.example.com", rcpt_tos=(f"user{first + n}@example.com",),
-                data=data,
+                data=data.replace(b"id=12345", f"id={first + n:05d}".encode(), 1) if args.distinct else data,
             ))
             for n in range(size)
         ]  # fmt: skip
@@ -108,7 +114,8 @@ def main() -> None:
             cursor.execute("DELETE FROM transmissions_message WHERE transmission_id > %s", [before])
             cursor.execute("DELETE FROM transmissions_transmission WHERE id > %s", [before])
         sink.terminate()
-    print(f"generate_group ({tree}): {count} SMTP messages of {len(data):,} bytes in groups of {args.group}; "
+    print(f"generate_group ({tree}): {count} SMTP messages of {len(data):,} bytes in groups of {args.group}"
+          f"{', each body its own' if args.distinct else ', one body'}; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"  CPU {cpu * 1000 / count:.2f} ms/message, wall {wall * 1000 / count:.2f} ms/message "
           f"({count / wall:,.0f} msg/s in one process); sink counted {reached}; states {states}")  # fmt: skip
