@@ -77,6 +77,20 @@ _HEAD = (
 )
 
 
+def _tree_cpu(pid: int) -> float:
+    """:func:`_cpu_seconds` of process ``pid`` and all its descendants (a prefork worker)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            total += _cpu_seconds(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def _html(size: int) -> str:
     line = '<p>Line of the invoice <a href="https://shop.example.com/item?id=12345">item</a></p>\r\n'
     body = line * max(1, (size - len(_HEAD) - 34) // len(line))
@@ -223,7 +237,9 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
     rate); SMTP, N messages injected by ``--sessions`` sessions into the listener, its rate N
     over the time from the clients' start to the last message at the sink (acceptance,
     generation and relay, one transmission per message). Returns per round
-    ``{"rest": msg/s, "smtp": msg/s, "smtp_sink": the SMTP side's first-to-last rate}``."""
+    ``{"rest": msg/s, "smtp": msg/s, "smtp_sink": the SMTP side's first-to-last rate, "accepted": the
+    clients' rate (start to last 250), "rest_cpu_ms" / "smtp_cpu_ms": the worker's CPU per message
+    (all its processes, /proc)}``."""
     import redis
     from django.conf import settings
     from django.db import connections
@@ -243,18 +259,22 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
     count = per_session.sessions * per_session.messages
     found: list[dict[str, float]] = []
 
-    def rest() -> float:
+    def rest() -> tuple[float, float]:
         clock_reset(clock)
+        cpu = _tree_cpu(worker.pid)
         rest_post(client, content, count)
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "REST: not every message reached the sink"
-        return clock_rate(clock)[1]
+        return clock_rate(clock)[1], (_tree_cpu(worker.pid) - cpu) * 1000 / count
 
-    def smtp() -> tuple[float, float]:
+    def smtp() -> tuple[float, float, float, float]:
         clock_reset(clock)
         connections.close_all()  # the clients are forked
-        started = _round(engage_pid, engage_port, key, per_session, data)["started"]
+        cpu = _tree_cpu(worker.pid)
+        found = _round(engage_pid, engage_port, key, per_session, data)
+        started = found["started"]
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "SMTP: not every message reached the sink"
-        return count / (clock[2] - started), clock_rate(clock)[1]
+        worker_ms = (_tree_cpu(worker.pid) - cpu) * 1000 / count
+        return count / (clock[2] - started), clock_rate(clock)[1], count / (found["ended"] - started), worker_ms
 
     try:
         time.sleep(4)  # the worker boots
@@ -264,12 +284,13 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
         clock_wait(clock, 2 * args.concurrency + 20, time.perf_counter() + 120)
         for number in range(args.rounds):
             if number % 2 == 0:
-                rest_rate = rest()
-                smtp_rate, smtp_sink = smtp()
+                rest_rate, rest_cpu = rest()
+                smtp_rate, smtp_sink, accepted, smtp_cpu = smtp()
             else:
-                smtp_rate, smtp_sink = smtp()
-                rest_rate = rest()
-            found.append({"rest": rest_rate, "smtp": smtp_rate, "smtp_sink": smtp_sink})
+                smtp_rate, smtp_sink, accepted, smtp_cpu = smtp()
+                rest_rate, rest_cpu = rest()
+            found.append({"rest": rest_rate, "smtp": smtp_rate, "smtp_sink": smtp_sink, "accepted": accepted,
+                          "rest_cpu_ms": rest_cpu, "smtp_cpu_ms": smtp_cpu})  # fmt: skip
     finally:
         worker.terminate()
         worker.wait(30)
@@ -371,9 +392,10 @@ def main() -> None:
           f"recipients (sink rate, first to last message); SMTP = one message per transmission (clients' start to the "
           f"last message at the sink)")  # fmt: skip
     for number, found in enumerate(end_to_end, 1):
-        print(f"  round {number}: REST generation {found['rest']:,.0f} msg/s | SMTP in -> relay out "
-              f"{found['smtp']:,.0f} msg/s (sink first to last {found['smtp_sink']:,.0f}) | "
-              f"ratio {found['smtp'] / found['rest']:.0%}")  # fmt: skip
+        print(f"  round {number}: REST generation {found['rest']:,.0f} msg/s, worker {found['rest_cpu_ms']:.2f} ms "
+              f"CPU/msg | SMTP in -> relay out {found['smtp']:,.0f} msg/s (sink first to last "
+              f"{found['smtp_sink']:,.0f}, accepted {found['accepted']:,.0f}), worker {found['smtp_cpu_ms']:.2f} ms "
+              f"CPU/msg | ratio {found['smtp'] / found['rest']:.0%}")  # fmt: skip
     e2e = statistics.median(found["smtp"] / found["rest"] for found in end_to_end)
     print(f"  median: REST {statistics.median(f['rest'] for f in end_to_end):,.0f} msg/s, SMTP "
           f"{statistics.median(f['smtp'] for f in end_to_end):,.0f} msg/s, ratio {e2e:.0%} "

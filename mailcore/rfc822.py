@@ -48,6 +48,7 @@ Decisions (SPEC B §1.3, A.2):
 
 from __future__ import annotations
 
+import functools
 import re
 from base64 import encodebytes
 from binascii import Error as BinasciiError
@@ -443,13 +444,39 @@ class _BodySlot:
         return encode_body(text, codec=self.codec, cte=self.cte, suffix=self.suffix, boundaries=self.boundaries)
 
 
+#: Longest body part (characters) whose scan :func:`_scan_part` keeps, and how many it keeps.
+SCAN_CACHE_MAX_CHARS = 64 * 1024
+SCAN_CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=SCAN_CACHE_SIZE)
+def _scan_cached(text: str, html: bool) -> Scan:
+    return scan_html(text) if html else scan_text(text)
+
+
+def _scan_part(text: str, kind: str) -> Scan | None:
+    """The link scan of a ``text`` or ``html`` body part (``mailcore.links``; None for AMP).
+
+    A part of up to :data:`SCAN_CACHE_MAX_CHARS` is looked up by its exact text among the
+    last :data:`SCAN_CACHE_SIZE` scanned (both scans are pure and a ``Scan`` is immutable):
+    each SMTP-injected message is a transmission of its own, compiled once, and an
+    application that sends one body to many recipients one message each would otherwise
+    have the same HTML scanned every time (its messages differ in their header block: the
+    ``Received:`` line, ``Date``, ``To``). A different text, by one character, is scanned."""
+    if kind not in ("html", "text"):
+        return None
+    if len(text) > SCAN_CACHE_MAX_CHARS:
+        return scan_html(text) if kind == "html" else scan_text(text)
+    return _scan_cached(text, kind == "html")
+
+
 def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _BodySlot | None:
     raw = data[entity.body_start : entity.end]
     decoded = decode_body(raw, cte=entity.cte, charset=entity.charset)
     if decoded is None:
         return None
     text, codec = decoded
-    scan = scan_html(text) if kind == "html" else scan_text(text) if kind == "text" else None
+    scan = _scan_part(text, kind)
     part: CompiledPart | LiteralPart
     if substitute:
         part = compile_part(text, part=kind, mode="text" if kind == "text" else "html", scan=scan)

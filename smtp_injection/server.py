@@ -136,6 +136,9 @@ class ListenerConfig:
     store_threads: int = 2
     #: Most messages stored in one statement (:class:`GroupStore`).
     max_group: int = 64
+    #: Seconds the stored transmissions' ids are gathered before their generation is queued
+    #: in one task (:class:`GroupStore`), so that the worker sends them as one batch.
+    enqueue_window: float = 0.05
     #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
@@ -187,16 +190,24 @@ class GroupStore:
     holds for each. ``threads`` groups may be in flight at once (each thread its own
     connection). Nothing waits to fill a group: a message that finds a thread free is stored
     at once, and those that arrive meanwhile form the next group, so the group grows with the
-    load. Each stored group's generation is queued in one task message, after the replies.
+    load. The generation of what was stored is queued after the replies: the ids of the
+    groups stored within ``enqueue_window`` seconds of the first go in one task message (at
+    most ``max_group`` ids a task), which the worker sends as one batch
+    (``transmissions.sending.group_send``): with sessions that each wait for their 250 a
+    group is a few messages, and the worker's cost per batch is a few statements and one
+    task. Ids not queued when the process dies are started by the scheduler.
 
     What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"):
     one statement, one commit (one WAL flush) and one broker write per group instead of per
     message, no ``SELECT 1`` health check per message, and the SQL built once per process.
     """
 
-    def __init__(self, *, threads: int = 2, max_group: int = 64) -> None:
+    def __init__(self, *, threads: int = 2, max_group: int = 64, enqueue_window: float = 0.05) -> None:
         self.threads = threads
         self.max_group = max_group
+        self.enqueue_window = enqueue_window
+        self.to_enqueue: list[int] = []  # stored, generation not queued yet (the loop's thread only)
+        self.enqueue_timer: asyncio.TimerHandle | None = None
         self.pending: list[tuple[PreparedTransmission, asyncio.Future[int]]] = []
         self.in_flight = 0
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smtp-store")
@@ -232,17 +243,31 @@ class GroupStore:
             for (_prepared, future), transmission_id in zip(group, ids, strict=True):
                 if not future.done():
                     future.set_result(transmission_id)
-            self.enqueuer.submit(_enqueue, ids)
+            self.to_enqueue += ids
+            if self.enqueue_timer is None:
+                self.enqueue_timer = asyncio.get_running_loop().call_later(self.enqueue_window, self._enqueue_now)
         else:
             for _prepared, future in group:
                 if not future.done():
                     future.set_exception(error)
         self._flush()
 
+    def _enqueue_now(self) -> None:
+        """Queue the generation of the ids gathered since the timer started, in tasks of at
+        most ``max_group`` ids, on the enqueue thread."""
+        if self.enqueue_timer is not None:
+            self.enqueue_timer.cancel()
+            self.enqueue_timer = None
+        ids, self.to_enqueue = self.to_enqueue, []
+        for start in range(0, len(ids), self.max_group):
+            self.enqueuer.submit(_enqueue, ids[start : start + self.max_group])
+
     async def close(self) -> None:
-        """Wait for the groups in flight, close each store thread's connection, stop."""
+        """Wait for the groups in flight, queue what they stored, close each store thread's
+        connection, stop."""
         while self.in_flight or self.pending:
             await asyncio.sleep(0.01)
+        self._enqueue_now()
         barrier = threading.Barrier(self.threads)
         closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.threads)]
         await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
@@ -294,7 +319,9 @@ class Listener:
         # Accepted messages are stored in groups (one statement per group); generation is
         # queued per group, off the path to the 250; one lost by a crash is started by the
         # scheduler.
-        self.store = GroupStore(threads=config.store_threads, max_group=config.max_group)
+        self.store = GroupStore(
+            threads=config.store_threads, max_group=config.max_group, enqueue_window=config.enqueue_window
+        )
         self.closing = False
         self.server: asyncio.Server | None = None
         # key id -> (monotonic time until which the answer holds, whether the key may inject)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "OUTBOX_INSERT",
+    "OUTBOX_INSERT_EACH",
     "events_record",
     "outbox_json",
     "outbox_write",
@@ -60,6 +61,12 @@ __all__ = [
 #: when (and in the statement where) the state changed. Its one parameter is the JSON
 #: array of stamped events (:func:`outbox_json`).
 OUTBOX_INSERT = "INSERT INTO tracking_event_outbox (payload) SELECT {param}::jsonb FROM changed"
+#: :data:`OUTBOX_INSERT` for a ``changed`` CTE of several rows, each with events of its own:
+#: one outbox row per changed row, its payload the ``{payload}`` column (a JSON array of
+#: stamped events, :func:`outbox_json`, as text) of the row of ``{source}`` with the same ``id``.
+OUTBOX_INSERT_EACH = (
+    "INSERT INTO tracking_event_outbox (payload) SELECT {payload}::jsonb FROM changed JOIN {source} USING (id)"
+)
 _OUTBOX_APPEND = "INSERT INTO tracking_event_outbox (payload) VALUES (%s::jsonb)"
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "prepared_for",
     "prepared_get",
     "registered_consent",
+    "registered_consent_group",
 ]
 
 _CACHE_SIZE = 32
@@ -427,10 +428,20 @@ def registered_consent(prepared: PreparedTransmission, recipients: list[dict[str
     the batch (``consent.selectors.consent_among``); none when nothing of the transmission
     could be tracked (open and click tracking off) or every recipient carries its own
     ``tracking_consent`` of ``denied`` (a ``granted`` one still yields to a register denial)."""
-    options = prepared.options
-    if not (options.open_tracking or options.click_tracking or options.initial_open):
-        return {}
-    asked = [r["address"]["email"] for r in recipients if r.get("tracking_consent") != "denied"]
+    return registered_consent_group([(prepared, recipient) for recipient in recipients])
+
+
+def registered_consent_group(pairs: list[tuple[PreparedTransmission, dict[str, Any]]]) -> dict[str, str]:
+    """:func:`registered_consent` for a batch whose recipients belong to several
+    transmissions (``(prepared, stored recipient)`` pairs: a group of SMTP injections, each
+    with its own options): one statement for all, asking only for the recipients of a
+    transmission that tracks something and that carry no ``tracking_consent`` of ``denied``."""
+    asked = [
+        recipient["address"]["email"]
+        for prepared, recipient in pairs
+        if (prepared.options.open_tracking or prepared.options.click_tracking or prepared.options.initial_open)
+        and recipient.get("tracking_consent") != "denied"
+    ]
     return consent_among(addresses=asked) if asked else {}
 
 

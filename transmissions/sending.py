@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -72,7 +73,7 @@ from psycopg import pq
 from mailcore.addresses import mailbox_key
 from suppression.models import SUPPRESSED_BOUNCE_CLASS, SUPPRESSED_ERROR_CODE, SUPPRESSED_REASON, type_checked
 from suppression.selectors import suppressed_among
-from tracking.outbox import OUTBOX_INSERT, outbox_json
+from tracking.outbox import OUTBOX_INSERT, OUTBOX_INSERT_EACH, outbox_json
 from transmissions.delivery import RelayResult, RelayUnavailable, bounce_class, relay
 from transmissions.generation import (
     GeneratedMessage,
@@ -80,9 +81,11 @@ from transmissions.generation import (
     PreparedTransmission,
     event_fields,
     message_generate,
+    prepare,
     prepared_for,
     prepared_get,
     registered_consent,
+    registered_consent_group,
     transmission_event_fields,
 )
 from transmissions.models import STATE_EVENT, MessageState, Transmission, TransmissionState
@@ -94,6 +97,7 @@ __all__ = [
     "ChunkResult",
     "chunk_send",
     "delayed_orphans_find",
+    "group_send",
     "message_retry",
     "stale_claims_recover",
 ]
@@ -135,6 +139,33 @@ UPDATE transmissions_message
  WHERE id = %(id)s AND state = 'delayed'
 RETURNING id, message_id, recipient, attempts, false, claims_lost, transmission_id
 """
+# The group path (group_send): the queued messages of several transmissions in one claim. A
+# chunk that holds a message whose claim was lost, or a stale one, is left out whole: it is
+# chunk_send's, whose claim takes such a chunk one message at a time (ENGAGE_SEND_MAX_CLAIMS).
+_CLAIM_GROUP_SQL = """
+UPDATE transmissions_message m
+   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1
+ WHERE m.id IN (SELECT q.id FROM transmissions_message q
+                 WHERE q.transmission_id = ANY(%(txs)s) AND q.state = 'queued' AND q.claims_lost = 0
+                   AND NOT EXISTS (SELECT 1 FROM transmissions_message s
+                                    WHERE s.transmission_id = q.transmission_id AND s.chunk = q.chunk
+                                      AND s.state IN ('queued', 'sending')
+                                      AND (s.claims_lost > 0
+                                           OR (s.state = 'sending'
+                                               AND s.claimed_at < now() - make_interval(secs => %(stale)s))))
+                 ORDER BY q.id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+   AND m.state = 'queued'
+RETURNING m.id, m.message_id, m.recipient, m.attempts, m.finished_at IS NULL, m.claims_lost, m.transmission_id
+"""
+# Several messages' outcomes and their events, in one statement, each only while this execution holds it.
+_FINISH_MANY_SQL = f"""
+WITH input AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS i(id, state, error, events)),
+changed AS (
+  UPDATE transmissions_message m
+     SET state = i.state, finished_at = now(), last_error = i.error, claimed_by = ''
+    FROM input i
+   WHERE m.id = i.id AND m.claimed_by = %s AND m.state = 'sending' RETURNING m.id)
+{OUTBOX_INSERT_EACH.format(payload="input.events", source="input")}"""
 # A message's outcome and its events, in one statement, only while this execution holds it.
 _FINISH_ONE_SQL = f"""
 WITH changed AS (
@@ -240,6 +271,19 @@ class _Claim:
         self.execute(_FINISH_ONE_SQL, [state, error, pk, self.token, outbox_json(events)])
         if self.cursor.rowcount == 0:
             log.warning("message %s: its claim went stale before it was recorded %s", pk, state)
+
+    def finish_many(self, ends: list[tuple[int, str, str, list[dict]]]) -> None:
+        """:meth:`finish` for several claimed messages, ``(pk, state, error, events)`` each,
+        in one statement."""
+        if not ends:
+            return
+        pks, states, reasons, payloads = zip(*((pk, state, error, outbox_json(events))
+                                               for pk, state, error, events in ends), strict=True)  # fmt: skip
+        self.execute(_FINISH_MANY_SQL, [list(pks), list(states), list(reasons), list(payloads), self.token])
+        if self.cursor.rowcount < len(ends):
+            log.warning(
+                "%d message(s): their claim went stale before they were recorded", len(ends) - self.cursor.rowcount
+            )
 
     def release(self, pks: list[int], events: list[dict]) -> None:
         """Give claimed messages back to ``queued``, writing ``events`` if any was."""
@@ -427,14 +471,18 @@ def _envelope_send(claim: _Claim, job: _Job) -> bool:
     return True
 
 
+#: A claimed message and the prepared transmission it belongs to.
+_Item = tuple[PreparedTransmission, _ClaimedMessage]
+
+
 def _next_job(
-    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], start: int, result: ChunkResult,
-    consents: dict[str, str],
-) -> _Job | None:  # fmt: skip
+    claim: _Claim, items: list[_Item], start: int, result: ChunkResult, consents: dict[str, str]
+) -> _Job | None:
     """Generate the next message of the batch from ``start`` (render errors recorded)."""
-    for position in range(start, len(rows)):
+    for position in range(start, len(items)):
         claim.heartbeat()
-        job = _job_build(claim, prepared, rows[position], position, consents)
+        prepared, message = items[position]
+        job = _job_build(claim, prepared, message, position, consents)
         if job is not None:
             return job
         result.generation_failed += 1
@@ -451,38 +499,45 @@ def _address_or_none(recipient: Any) -> str | None:
     return email if isinstance(email, str) else None
 
 
-def _suppressed_end(
-    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], result: ChunkResult
-) -> list[_ClaimedMessage]:
+def _suppressed_end(claim: _Claim, items: list[_Item], result: ChunkResult) -> list[_Item]:
     """End the claimed messages whose address is suppressed for their type (SPEC A.5, B
-    §11.8) and return the others, in order. One query for the batch
-    (``suppression.selectors.suppressed_among``); each suppressed message is recorded
-    ``bounced``, never generated nor relayed, with its ``injection`` (when it had none yet)
-    and a class-25 ``bounce`` (error code 554, the A.5 reason), so metrics, events, webhooks
-    and the report count it. With the transmission's ``options.skip_suppression`` only
-    ``Compliance`` entries count (they always apply). Used on the first attempt and on every
-    retry: an address suppressed while its message was delayed is not mailed."""
-    recipients = [_loads(message.recipient) for message in rows]
+    §11.8) and return the others, in order. One query per suppression type and
+    ``skip_suppression`` among the batch's transmissions (``suppression.selectors.suppressed_among``:
+    one for a chunk, one for a group of like SMTP messages), and one statement that records
+    every suppressed message ``bounced``, never generated nor relayed, with its
+    ``injection`` (when it had none yet) and a class-25 ``bounce`` (error code 554, the A.5
+    reason), so metrics, events, webhooks and the report count it. With a transmission's
+    ``options.skip_suppression`` only ``Compliance`` entries count (they always apply). Used
+    on the first attempt and on every retry: an address suppressed while its message was
+    delayed is not mailed."""
+    recipients = [_loads(message.recipient) for _prepared, message in items]
     emails = [_address_or_none(recipient) for recipient in recipients]
-    suppressed = suppressed_among(
-        addresses=[email for email in emails if email is not None],
-        type=type_checked(transactional=prepared.options.transactional),
-        compliance_only=prepared.skip_suppression,
-    )
-    if not suppressed:
-        return rows
-    kept = []
-    for message, recipient, email in zip(rows, recipients, emails, strict=True):
-        if email not in suppressed:
-            kept.append(message)
+    asked: dict[tuple[str, bool], list[str]] = {}
+    for (prepared, _message), email in zip(items, emails, strict=True):
+        if email is not None:
+            kind = (type_checked(transactional=prepared.options.transactional), prepared.skip_suppression)
+            asked.setdefault(kind, []).append(email)
+    suppressed = {
+        kind: suppressed_among(addresses=addresses, type=kind[0], compliance_only=kind[1])
+        for kind, addresses in asked.items()
+    }
+    if not any(suppressed.values()):
+        return items
+    kept: list[_Item] = []
+    ends: list[tuple[int, str, str, list[dict]]] = []
+    for (prepared, message), recipient, email in zip(items, recipients, emails, strict=True):
+        kind = (type_checked(transactional=prepared.options.transactional), prepared.skip_suppression)
+        if email is None or email not in suppressed[kind]:
+            kept.append((prepared, message))
             continue
         fields = event_fields(prepared, message_id=message.message_id, recipient=recipient)
         bounce = {"type": "bounce", **fields, "reason": SUPPRESSED_REASON, "raw_reason": SUPPRESSED_REASON,
                   "error_code": SUPPRESSED_ERROR_CODE, "bounce_class": SUPPRESSED_BOUNCE_CLASS,
                   "num_retries": str(max(message.attempts - 1, 0))}  # fmt: skip
         events = [{"type": "injection", **fields}, bounce] if message.fresh else [bounce]
-        claim.finish(message.pk, MessageState.BOUNCED, SUPPRESSED_REASON, events)
+        ends.append((message.pk, MessageState.BOUNCED, SUPPRESSED_REASON, events))
         result.bounced += 1
+    claim.finish_many(ends)
     return kept
 
 
@@ -499,12 +554,12 @@ def _tally(result: ChunkResult, message: _ClaimedMessage, outcome: str) -> None:
         result.delayed_attempts.append(message.attempts)
 
 
-def _batch_consents(prepared: PreparedTransmission, rows: list[_ClaimedMessage]) -> dict[str, str]:
-    """The tracking consent register's states for a claimed batch: one query (SPEC A.5). A
-    recipient that cannot be read is left out (its own generation records why)."""
-    recipients = [_loads(message.recipient) for message in rows]
-    recipients = [recipient for recipient in recipients if _address_or_none(recipient) is not None]
-    return registered_consent(prepared, recipients)
+def _batch_consents(items: list[_Item]) -> dict[str, str]:
+    """The tracking consent register's states for a claimed batch, whichever transmissions
+    its messages belong to: one query (SPEC A.5; ``registered_consent_group``). A recipient
+    that cannot be read is left out (its own generation records why)."""
+    pairs = [(prepared, _loads(message.recipient)) for prepared, message in items]
+    return registered_consent_group([pair for pair in pairs if _address_or_none(pair[1]) is not None])
 
 
 def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
@@ -546,36 +601,111 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
                     _generation_failed(claim, message, fields, unpreparable, "1901")
                     result.generation_failed += 1
                 continue
-            rows = _suppressed_end(claim, prepared, rows, result)
-            consents = _batch_consents(prepared, rows)
-            job = _next_job(claim, prepared, rows, 0, result, consents)
-            while job is not None:
-                try:
-                    if not _envelope_send(claim, job):
-                        result.generation_failed += 1
-                        job = _next_job(claim, prepared, rows, job.position + 1, result, consents)
-                        continue
-                    # The next message is generated while the relay answers the envelope
-                    # (never while it answers the body: that answer is read at once). Its
-                    # own faults are recorded on it: this one is still completed.
-                    following = _next_job(claim, prepared, rows, job.position + 1, result, consents)
-                    _tally(result, job.message, _hand_off(claim, job))
-                except RelayUnavailable as exc:
-                    assert job is not None  # reassigned only just before continue
-                    _batch_lost(claim, prepared, rows, job, exc)
-                    raise
-                job = following
+            _batch_send(claim, [(prepared, message) for message in rows], result)
     finally:
         claim.close()
     transmission_finish_if_done(transmission_id=transmission_id)
     return result
 
 
-def _batch_lost(
-    claim: _Claim, prepared: PreparedTransmission, rows: list[_ClaimedMessage], job: _Job, exc: RelayUnavailable
-) -> None:
+def _batch_send(claim: _Claim, items: list[_Item], result: ChunkResult) -> None:
+    """Send one claimed batch (of one transmission, or of a group's): suppressed messages
+    end first (:func:`_suppressed_end`), the consent register is read once, then each
+    message is generated and handed off, the next one generated while the relay answers
+    the envelope of this one. Raises RelayUnavailable after giving the unsent messages back
+    (:func:`_batch_lost`)."""
+    items = _suppressed_end(claim, items, result)
+    consents = _batch_consents(items)
+    job = _next_job(claim, items, 0, result, consents)
+    while job is not None:
+        try:
+            if not _envelope_send(claim, job):
+                result.generation_failed += 1
+                job = _next_job(claim, items, job.position + 1, result, consents)
+                continue
+            # The next message is generated while the relay answers the envelope
+            # (never while it answers the body: that answer is read at once). Its
+            # own faults are recorded on it: this one is still completed.
+            following = _next_job(claim, items, job.position + 1, result, consents)
+            _tally(result, job.message, _hand_off(claim, job))
+        except RelayUnavailable as exc:
+            assert job is not None  # reassigned only just before continue
+            _batch_lost(claim, items, job, exc)
+            raise
+        job = following
+
+
+def _batch_lost(claim: _Claim, items: list[_Item], job: _Job, exc: RelayUnavailable) -> None:
     """The relay went away at ``job``: give it and the rest back, with its ``delay`` event."""
-    claim.release([message.pk for message in rows[job.position :]], [_relay_lost(prepared, job.message, exc)])
+    prepared = items[job.position][0]
+    claim.release(
+        [message.pk for _prepared, message in items[job.position :]], [_relay_lost(prepared, job.message, exc)]
+    )
+
+
+def group_send(*, transmissions: Sequence[Transmission], token: str) -> ChunkResult:
+    """Send the queued messages of several Generating transmissions as one batch (the SMTP
+    listener's group: ``transmissions.services.transmissions_start_group`` gives them):
+    each transmission prepared once (its own content, campaign, metadata, tags and options:
+    every message keeps its ``X-MSYS-API``), then their messages claimed together, up to
+    ``ENGAGE_SEND_BATCH_SIZE`` per statement (:data:`_CLAIM_GROUP_SQL`), the suppression
+    list and the consent register read once per claimed batch, and the messages handed off
+    over this process's one relay connection, envelopes pipelined as :func:`chunk_send`
+    does (:func:`_batch_send`). Every guarantee of :func:`chunk_send` holds per message: a
+    fault fails that message alone with its event, its outcome and events are one statement
+    under its claim, one ``injection`` per message.
+
+    What it leaves to :func:`chunk_send` (the caller runs it for the transmissions it did not
+    finish, ``transmissions.tasks``): a chunk holding a message whose claim was lost or went
+    stale (claimed one message at a time there, ENGAGE_SEND_MAX_CLAIMS), and messages claimed
+    by another execution. A transmission whose content cannot be prepared fails each of its
+    messages with a ``generation_failure``, as in :func:`chunk_send`.
+
+    Raises RelayUnavailable (after giving the unsent claimed messages back, see
+    :func:`_batch_lost`) and ``DatabaseError``; does not finish the transmissions
+    (``transmissions.services.transmissions_finish_group``)."""
+    result = ChunkResult(delayed=[], delayed_attempts=[])
+    prepared: dict[int, PreparedTransmission] = {}
+    unpreparable: dict[int, tuple[Transmission, str]] = {}
+    for transmission in transmissions:
+        try:
+            # Not prepared_for: a one-message transmission would only push REST ones out of its cache.
+            prepared[transmission.id] = prepare(transmission)
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            reason = f"the content cannot be prepared: {failure_reason(exc)}"
+            unpreparable[transmission.id] = (transmission, reason)
+            log.error("transmission %s: %s", transmission.id, reason)
+    if not transmissions:
+        return result
+    claim = _Claim(token)
+    try:
+        while True:
+            claim.execute(
+                _CLAIM_GROUP_SQL,
+                {"token": token, "txs": [transmission.id for transmission in transmissions], "stale": claim.stale,
+                 "limit": settings.ENGAGE_SEND_BATCH_SIZE},
+            )  # fmt: skip
+            rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
+            if not rows:
+                break
+            claim.last_beat = time.monotonic()
+            items: list[_Item] = []
+            for message in rows:
+                if message.transmission_id in prepared:
+                    items.append((prepared[message.transmission_id], message))
+                    continue
+                transmission, reason = unpreparable[message.transmission_id]
+                fields = transmission_event_fields(
+                    transmission, message_id=message.message_id, recipient=_loads(message.recipient)
+                )
+                _generation_failed(claim, message, fields, reason, "1901")
+                result.generation_failed += 1
+            _batch_send(claim, items, result)
+    finally:
+        claim.close()
+    return result
 
 
 def _relay_lost(prepared: PreparedTransmission, message: _ClaimedMessage, exc: RelayUnavailable) -> dict:
@@ -605,7 +735,7 @@ def message_retry(*, message_pk: int, token: str) -> tuple[str, int]:
         prepared = prepared_get(transmission_id=message.transmission_id)
         if prepared is None:
             return "skipped", 0
-        if not _suppressed_end(claim, prepared, [message], ChunkResult()):
+        if not _suppressed_end(claim, [(prepared, message)], ChunkResult()):
             return MessageState.BOUNCED, message.attempts
         job = _job_build(claim, prepared, message)
         if job is None:

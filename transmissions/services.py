@@ -621,6 +621,72 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
         return cursor.rowcount > 0
 
 
+# The SMTP transmissions of a group (the listener's: inline ``email_rfc822``, no template to
+# pin) moved to Generating together; those already Generating (a redelivered group) come back
+# too. The SELECT reads the snapshot before the UPDATE: a row just started shows ``submitted``.
+_START_GROUP_SQL = """
+WITH started AS (
+  UPDATE transmissions_transmission SET state = %(generating)s, generation_start_time = now()
+   WHERE id = ANY(%(ids)s) AND state = %(submitted)s AND source = %(smtp)s AND template_id = ''
+  RETURNING id)
+SELECT t.* FROM transmissions_transmission t
+ WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND t.template_id = ''
+   AND (t.state = %(generating)s OR t.id IN (SELECT id FROM started))
+ ORDER BY t.id
+"""
+_FINISH_GROUP_SQL = f"""
+UPDATE transmissions_transmission t
+   SET state = CASE WHEN c.generated = 0 AND c.failed_gen > 0 THEN %(failed)s ELSE %(success)s END,
+       generation_end_time = now(),
+       num_generated = c.generated,
+       num_failed_gen = c.failed_gen
+  FROM (SELECT m.transmission_id, {_COUNTERS} FROM transmissions_message m
+         WHERE m.transmission_id = ANY(%(ids)s) GROUP BY m.transmission_id) c
+ WHERE t.id = c.transmission_id AND t.state = %(generating)s AND c.pending = 0
+RETURNING t.id
+"""
+
+
+def transmissions_start_group(*, transmission_ids: Sequence[int]) -> list[Transmission]:
+    """Move the SMTP-injected transmissions among ``transmission_ids`` from Submitted to
+    Generating in one statement, and return every one of them now Generating (those a
+    redelivered task finds Generating already included), in id order, as full rows (their
+    content: ``transmissions.sending.group_send`` prepares them).
+
+    Only SMTP ones without a template are started here: they have no template to pin
+    (:func:`transmission_start_generation` does that in a transaction of its own). An id
+    that is missing, another kind of transmission, canceled or finished is left out; the
+    caller gives those to :func:`transmission_start_generation`, which knows what to do
+    with each. Safe to run twice (the UPDATE only moves ``submitted`` rows)."""
+    rows = list(
+        Transmission.objects.raw(
+            _START_GROUP_SQL,
+            {
+                "ids": list(transmission_ids),
+                "generating": TransmissionState.GENERATING,
+                "submitted": TransmissionState.SUBMITTED,
+                "smtp": TransmissionSource.SMTP,
+            },
+        )  # fmt: skip
+    )
+    for transmission in rows:
+        transmission.state = TransmissionState.GENERATING  # the SELECT saw the row before the UPDATE
+    return rows
+
+
+def transmissions_finish_group(*, transmission_ids: Sequence[int]) -> set[int]:
+    """:func:`transmission_finish_if_done` for several transmissions in one statement: each
+    Generating one without a queued or sending message becomes Success (Failed when none of
+    its messages was generated) with its counters. Returns the ids it finished."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_GROUP_SQL,
+            {"ids": list(transmission_ids), "success": TransmissionState.SUCCESS, "failed": TransmissionState.FAILED,
+             "generating": TransmissionState.GENERATING},
+        )  # fmt: skip
+        return {pk for (pk,) in cursor.fetchall()}
+
+
 def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
     """Submitted transmissions that should be generating: scheduled ones whose time has come,
     and immediate ones whose enqueue was lost (still submitted ``grace_seconds`` after

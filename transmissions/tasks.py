@@ -16,13 +16,22 @@ from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
-from transmissions.sending import ChunkResult, chunk_send, delayed_orphans_find, message_retry, stale_claims_recover
+from transmissions.sending import (
+    ChunkResult,
+    chunk_send,
+    delayed_orphans_find,
+    group_send,
+    message_retry,
+    stale_claims_recover,
+)
 from transmissions.services import (
     GENERATE_GROUP_TASK,
     GENERATE_TASK,
     transmission_finish_if_done,
     transmission_start_generation,
     transmissions_due,
+    transmissions_finish_group,
+    transmissions_start_group,
 )
 
 log = logging.getLogger(__name__)
@@ -47,28 +56,47 @@ def transmission_generate_task(transmission_id: int) -> int:
     return len(chunks)
 
 
-@shared_task(bind=True, name=GENERATE_GROUP_TASK, acks_late=True, reject_on_worker_lost=True)
+@shared_task(bind=True, name=GENERATE_GROUP_TASK, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def transmission_generate_group_task(self: Task, transmission_ids: list[int]) -> int:
-    """Start and send several transmissions (``transmissions.generate_group``: the SMTP
-    listener queues one per stored group, each transmission one chunk of a few messages).
-    Each is started as ``transmissions.generate`` starts it, and its chunks are sent here
-    rather than through one ``transmissions.send_chunk`` task each: for a one-message
-    transmission that second task's publish, pick-up and ack cost more than the send. A chunk
-    whose relay is unavailable goes to ``transmissions.send_chunk``, which owns the retry
-    policy (its claimed messages were given back). Safe to run twice, as both tasks are.
-    Returns the number of chunks sent here."""
-    sent = 0
+    """Start and send a group of transmissions (``transmissions.generate_group``: the SMTP
+    listener queues one per stored group, each transmission a message or a few).
+
+    The SMTP ones are started in one statement (``transmissions_start_group``), their
+    messages claimed, checked, sent over one relay session and recorded as one batch
+    (``transmissions.sending.group_send``), and finished in one statement
+    (``transmissions_finish_group``). Any transmission that is left unfinished (another
+    kind, a chunk with a lost or stale claim, messages another execution holds) goes the
+    way of ``transmissions.generate``, its chunks sent here: a chunk whose relay is
+    unavailable there goes to ``transmissions.send_chunk``, which owns its retry policy.
+    When the relay is unavailable during the batch, the unsent messages were given back and
+    this task is retried after its backoff. Safe to run twice. Returns the number of
+    messages whose outcome was recorded here."""
+    token = _token(self.request.id)
+    started = transmissions_start_group(transmission_ids=transmission_ids)
+    batch = [transmission.id for transmission in started]
+    try:
+        result = group_send(transmissions=started, token=token)
+    except RelayUnavailable as exc:
+        transmissions_finish_group(transmission_ids=batch)  # those the batch completed
+        countdown = backoff_seconds(self.request.retries)
+        log.warning("transmissions %s: %s; the group is retried in %ss", batch[:10], exc.reason, countdown)
+        raise self.retry(countdown=countdown) from None
+    _delayed_retry(result)
+    ended = result.delivered + result.bounced + result.generation_failed + len(result.delayed or [])
+    finished = transmissions_finish_group(transmission_ids=batch) if batch else set()
     for transmission_id in transmission_ids:
+        if transmission_id in finished:
+            continue
         for chunk in transmission_start_generation(transmission_id=transmission_id):
             try:
-                result = chunk_send(transmission_id=transmission_id, chunk=chunk, token=_token(self.request.id))
+                chunked = chunk_send(transmission_id=transmission_id, chunk=chunk, token=token)
             except RelayUnavailable as exc:
                 log.warning("transmission %s chunk %s: %s; retried by its own task", transmission_id, chunk, exc.reason)
                 chunk_send_task.apply_async((transmission_id, chunk), countdown=backoff_seconds(0))
                 continue
-            _delayed_retry(result)
-            sent += 1
-    return sent
+            _delayed_retry(chunked)
+            ended += chunked.delivered + chunked.bounced + chunked.generation_failed + len(chunked.delayed or [])
+    return ended
 
 
 def _delayed_retry(result: ChunkResult) -> None:

@@ -558,3 +558,29 @@ def test_perform_substitutions_false_alone_still_substitutes_headers():
     source = "From: a@example.com\nSubject: Hi {{x}}\nContent-Type: text/plain\n\nBody {{x}}\n"
     rendered = compile_message(source, substitute=False).render({"x": "X"})
     assert rendered.subject == "Hi X" and rendered.data.endswith(b"Body {{x}}\n")
+
+
+def test_a_body_seen_before_is_not_scanned_again_and_a_changed_one_is(monkeypatch):
+    """Messages that differ only in their header block (SMTP injections: a Received line, a
+    Date) share the scan of their identical HTML, looked up by its exact text."""
+    from mailcore import rfc822
+
+    rfc822._scan_cached.cache_clear()
+    scanned: list[str] = []
+    real = rfc822.scan_html
+
+    def scan(text: str):
+        scanned.append(text)
+        return real(text)
+
+    monkeypatch.setattr(rfc822, "scan_html", scan)
+    body = '<html><body><a href="https://example.com/a">a</a></body></html>\n'
+    source = "Subject: {n}\nContent-Type: text/html\n\n{body}"
+    first = compile_message(source.format(n=1, body=body), substitute=False, substitute_headers=False)
+    again = compile_message(source.format(n=2, body=body), substitute=False, substitute_headers=False)
+    other = compile_message(
+        source.format(n=3, body=body.replace("/a", "/b")), substitute=False, substitute_headers=False
+    )
+    assert scanned == [body, body.replace("/a", "/b")]
+    assert first.render({}, None).data.replace(b"1", b"2") == again.render({}, None).data
+    assert b"example.com/b" in other.render({}, None).data

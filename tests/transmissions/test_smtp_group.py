@@ -1,0 +1,230 @@
+"""The batch path of a group of SMTP-injected transmissions (``transmissions.generate_group``,
+``transmissions.sending.group_send``; issue 13, "Benchmark": SMTP-in to relay-out): started,
+claimed, checked and finished together, each message still with its own options, events and
+fate. Real PostgreSQL and an in-process relay; the task runs in this process."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare, smtp_messages_store
+from tests.smtp_injection.helpers import message
+from transmissions.models import Message, MessageState, Transmission, TransmissionState
+
+pytestmark = pytest.mark.django_db
+
+BAD = "bad@example.com"
+NO_BOUNDARY = (
+    "From: App <app@sender.example.com>\r\nTo: jo@example.com\r\nSubject: Broken\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\nno boundary anywhere\r\n"
+)
+TRACKED = {"options": {"open_tracking": True, "click_tracking": True}}
+
+
+def _stored(*messages: tuple[str, str]) -> list[int]:
+    """Store ``(recipient, DATA)`` messages as the listener does (one transmission each, one
+    group statement); their transmission ids, in order."""
+    prepared = [
+        smtp_message_prepare(injection=Injection(
+            principal=SmtpPrincipal(key_id=1, label="app"), listener_hostname="smtp.engage.test",
+            client_address="127.0.0.1", helo="client.example.com", tls=True,
+            mail_from="bounce@sender.example.com", rcpt_tos=(rcpt,), data=data.encode(),
+        ))
+        for rcpt, data in messages
+    ]  # fmt: skip
+    return smtp_messages_store(prepared=prepared)
+
+
+def _group(ids: list[int]) -> int:
+    from transmissions.tasks import transmission_generate_group_task
+
+    return transmission_generate_group_task(ids)  # in this process, as a worker runs it
+
+
+def _kinds(events) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for event in events:
+        out.setdefault(event["rcpt_to"], []).append(event["type"])
+    return {rcpt: sorted(kinds) for rcpt, kinds in out.items()}
+
+
+def _states(ids: list[int]) -> dict[str, str]:
+    return dict(Message.objects.filter(transmission_id__in=ids).values_list("email", "state"))
+
+
+def _rcpts(relay) -> list[str]:
+    return sorted(received.rcpt_tos[0] for received in relay.received)
+
+
+def test_a_group_costs_the_same_statements_whatever_its_size(relay, events):
+    """Start, claim, suppression, consent and finish are one statement each for the group
+    (the ``delivered`` marks go pipelined, outside Django's cursor)."""
+    _group(_stored(("warm@example.com", message(TRACKED))))  # the connection's prepared statement
+    counts = []
+    for size in (2, 6):
+        ids = _stored(*((f"u{size}-{n}@example.com", message(TRACKED)) for n in range(size)))
+        with CaptureQueriesContext(connection) as queries:
+            assert _group(ids) == size
+        counts.append(len(queries))
+        assert set(Transmission.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"Success"}
+    assert counts[0] == counts[1], counts
+    assert len(relay.received) == 9
+
+
+def test_each_message_keeps_its_own_campaign_metadata_tags_and_options(relay, events):
+    headers = [
+        {"campaign_id": "invoices", "metadata": {"customer": "1"}, "tags": ["billing"], **TRACKED},
+        {"campaign_id": "welcome", "metadata": {"customer": "2"}, "tags": ["onboarding"],
+         "options": {"open_tracking": False, "click_tracking": False}},
+        {"campaign_id": "reset", "metadata": {"customer": "3"}, "options": {"transactional": True, **TRACKED["options"]}},
+    ]  # fmt: skip
+    rcpts = ["a@example.com", "b@example.com", "c@example.com"]
+    ids = _stored(*zip(rcpts, (message(header) for header in headers), strict=True))
+    assert _group(ids) == 3
+    found = {(e["rcpt_to"], e["type"]): e for e in events()}
+    for rcpt, header, tid in zip(rcpts, headers, ids, strict=True):
+        for kind in ("injection", "delivery"):
+            event = found[(rcpt, kind)]
+            assert event["campaign_id"] == header["campaign_id"]
+            assert event["rcpt_meta"] == header["metadata"]
+            assert event["rcpt_tags"] == header.get("tags", [])
+            assert event["template_id"] == f"smtp_{tid}" and event["recv_method"] == "esmtp"
+            assert event["transactional"] == header["options"].get("transactional", False)
+    body = {received.rcpt_tos[0]: received.data for received in relay.received}
+    assert b"/f/" in body["a@example.com"] and b"/q/" in body["a@example.com"]
+    assert b"/f/" not in body["b@example.com"] and b"https://example.com/invoice" in body["b@example.com"]
+    assert b"List-Unsubscribe" in body["a@example.com"] and b"List-Unsubscribe" not in body["c@example.com"]
+
+
+def test_a_message_that_cannot_be_generated_fails_alone_with_its_event(relay, events, monkeypatch):
+    from transmissions import sending
+
+    real = sending.message_generate
+
+    def message_generate(prepared, *, message_id, recipient, **kwargs):
+        if recipient["address"]["email"] == BAD:
+            raise UnicodeEncodeError("ascii", "Jos\u00e9", 3, 4, "ordinal not in range(128)")
+        return real(prepared, message_id=message_id, recipient=recipient, **kwargs)
+
+    monkeypatch.setattr(sending, "message_generate", message_generate)
+    ids = _stored(
+        ("ok0@example.com", message(TRACKED)), (BAD, message(TRACKED)), ("broken@example.com", NO_BOUNDARY),
+        ("ok3@example.com", message(TRACKED)),
+    )  # fmt: skip
+    _group(ids)
+    assert _rcpts(relay) == ["ok0@example.com", "ok3@example.com"]
+    assert _states(ids) == {"ok0@example.com": "delivered", BAD: "generation_failed",
+                            "broken@example.com": "generation_failed", "ok3@example.com": "delivered"}  # fmt: skip
+    kinds = _kinds(events())
+    assert kinds == {"ok0@example.com": ["delivery", "injection"], BAD: ["generation_failure"],
+                     "broken@example.com": ["generation_failure"], "ok3@example.com": ["delivery", "injection"]}  # fmt: skip
+    reasons = {e["rcpt_to"]: e["reason"] for e in events() if e["type"] == "generation_failure"}
+    assert reasons[BAD].startswith("message could not be generated: UnicodeEncodeError")
+    assert "boundary" in reasons["broken@example.com"]
+    states = dict(Transmission.objects.filter(pk__in=ids).values_list("id", "state"))
+    assert [states[tid] for tid in ids] == ["Success", "Failed", "Failed", "Success"]
+
+
+def test_a_suppressed_recipient_bounces_class_25_unsent_and_the_others_go(relay, events):
+    from suppression.services import suppression_add
+
+    suppression_add(recipient="gone@example.com", types=["non_transactional"], source="Manually Added",
+                    description="test")  # fmt: skip
+    ids = _stored(*((rcpt, message(TRACKED)) for rcpt in ("jo@example.com", "gone@example.com", "al@example.com")))
+    _group(ids)
+    assert _rcpts(relay) == ["al@example.com", "jo@example.com"]
+    assert _states(ids) == {"jo@example.com": "delivered", "gone@example.com": "bounced", "al@example.com": "delivered"}
+    [bounce] = [e for e in events() if e["type"] == "bounce"]
+    assert (bounce["rcpt_to"], bounce["bounce_class"], bounce["error_code"]) == ("gone@example.com", "25", "554")
+    assert _kinds(events())["gone@example.com"] == ["bounce", "injection"]
+
+
+def test_a_recipient_who_denied_consent_gets_an_untracked_copy_in_a_tracked_group(relay, events):
+    from consent.services import ConsentWrite, consent_record
+
+    consent_record(writes=[ConsentWrite(recipient="ada@example.com", consent="denied")])
+    ids = _stored(*((rcpt, message(TRACKED)) for rcpt in ("jo@example.com", "ada@example.com")))
+    _group(ids)
+    body = {received.rcpt_tos[0]: received.data for received in relay.received}
+    assert b"/f/" in body["jo@example.com"] and b"/q/" in body["jo@example.com"]
+    assert b"/f/" not in body["ada@example.com"] and b"/q/" not in body["ada@example.com"]
+    assert b'href="https://example.com/invoice"' in body["ada@example.com"]
+
+
+class _WorkerDied(BaseException):
+    """Stands for a SIGKILL or an OOM kill: nothing of the task's own handling runs."""
+
+
+def _age_claims() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE transmissions_message SET claimed_at = now() - interval '1 hour' WHERE state = 'sending'"
+        )
+
+
+@pytest.mark.parametrize("recovery", ["beat", "redelivered group"])
+def test_a_worker_killed_mid_group_leaves_every_message_ending_once_with_one_injection(
+    relay, events, monkeypatch, recovery
+):
+    from transmissions import sending
+    from transmissions.sending import chunk_send, stale_claims_recover
+    from transmissions.services import transmission_finish_if_done
+
+    rcpts = [f"ok{n}@example.com" for n in range(5)]
+    real, died = sending.message_generate, []
+
+    def message_generate(prepared, *, message_id, recipient, **kwargs):
+        if recipient["address"]["email"] == rcpts[2] and not died:
+            died.append(message_id)
+            raise _WorkerDied
+        return real(prepared, message_id=message_id, recipient=recipient, **kwargs)
+
+    monkeypatch.setattr(sending, "message_generate", message_generate)
+    ids = _stored(*((rcpt, message(TRACKED)) for rcpt in rcpts))
+    with pytest.raises(_WorkerDied):
+        _group(ids)
+    assert _rcpts(relay) == rcpts[:1]  # the second's envelope was pipelined, its body never went
+    _group(ids)  # redelivered at once (acks_late): the claims are not stale yet, nothing is sent twice
+    assert _rcpts(relay) == rcpts[:1]
+    _age_claims()
+    pairs, generating = stale_claims_recover()
+    if recovery == "beat":
+        for tid, chunk in sorted(pairs):  # what the beat enqueues
+            chunk_send(transmission_id=tid, chunk=chunk, token="beat")
+        for tid in generating:
+            transmission_finish_if_done(transmission_id=tid)
+    else:
+        _group(ids)  # re-claimed one chunk at a time (claims_lost), by the per-transmission path
+    assert _rcpts(relay) == rcpts
+    assert set(_states(ids).values()) == {MessageState.DELIVERED}
+    assert _kinds(events()) == dict.fromkeys(rcpts, ["delivery", "injection"])
+    assert set(Transmission.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"Success"}
+
+
+def test_a_stuck_transmission_of_a_group_can_be_canceled_and_is_not_sent(relay, events):
+    from transmissions.services import transmission_cancel_stuck, transmissions_start_group
+
+    ids = _stored(*((rcpt, message(TRACKED)) for rcpt in ("jo@example.com", "al@example.com")))
+    transmissions_start_group(transmission_ids=ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE transmissions_transmission SET generation_start_time = now() - interval '1 hour' WHERE id = %s",
+            [ids[0]],
+        )
+    assert transmission_cancel_stuck(transmission_id=ids[0])
+    _group(ids)
+    assert _rcpts(relay) == ["al@example.com"]
+    assert Transmission.objects.get(pk=ids[0]).state == TransmissionState.CANCELED
+    assert _states(ids) == {"jo@example.com": "canceled", "al@example.com": "delivered"}
+
+
+def test_a_group_with_a_rest_transmission_sends_it_the_per_transmission_way(api, relay, events):
+    from tests.transmissions.helpers import URL, body
+
+    rest = int(api.post(URL, body(recipients=[{"address": "rest@example.com"}]), format="json").json()["results"]["id"])
+    ids = [*_stored(("smtp@example.com", message(TRACKED))), rest]
+    assert _group(ids) == 2
+    assert _rcpts(relay) == ["rest@example.com", "smtp@example.com"]
+    assert set(Transmission.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"Success"}
