@@ -137,6 +137,12 @@ TEMPLATES = [
     }
 ]
 
+# Sign-in is the admin's page (staff_member_required sends there); a sign-in with no usable
+# "next" (none, or another site's) lands on the console's overview, not Django's default
+# /accounts/profile/, which Engage does not route.
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "/"
+
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"

@@ -17,7 +17,7 @@ from django.utils import timezone
 from console.pages import PAGES
 from console.views.overview import FIGURES, last_day_window
 from tests.analytics import data
-from tests.browser import needs_chromium, screenshot
+from tests.browser import STAFF, needs_chromium, screenshot
 from tests.console.helpers import recent_events, shown_window
 from transmissions.models import Message, Transmission, TransmissionState
 
@@ -31,6 +31,14 @@ def test_the_front_door_asks_for_a_sign_in_on_a_page_named_engage(client, db):
     assert response["Location"].startswith("/admin/login/")
     login = client.get(response["Location"]).content.decode()
     assert "<title>Log in | Engage</title>" in login and ">Engage</a>" in login
+
+
+@pytest.mark.parametrize("next_url", ["", "https://elsewhere.example/", "//elsewhere.example/"])
+def test_signing_in_without_a_usable_next_page_lands_on_the_overview(client, staff_user, next_url):
+    # Django's fallback is LOGIN_REDIRECT_URL, /accounts/profile/ by default: a 404 here.
+    response = client.post("/admin/login/", {"username": STAFF[0], "password": STAFF[1], "next": next_url})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
 
 
 def test_the_window_is_the_last_24_hours_in_whole_utc_hours():
