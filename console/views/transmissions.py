@@ -64,7 +64,7 @@ def transmission_list(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "error": error,
-        "states": TransmissionState.values,
+        "states": TransmissionState.choices,
         "params": kept,
         "next_url": "?" + urlencode({**kept, "before": rows[-1]["id"]}) if more and rows else "",
         "first_url": "?" + urlencode(kept) if request.GET.get("before") else "",
