@@ -16,7 +16,7 @@ from analytics.landing import outbox_land
 from tests.browser import needs_chromium, screenshot
 from tests.transmissions.helpers import URL as API
 from tests.transmissions.helpers import body, run
-from transmissions.models import Message, MessageState, Transmission, TransmissionState
+from transmissions.models import Message, MessageState, Transmission, TransmissionSource, TransmissionState
 from transmissions.services import transmission_start_generation
 
 PAGE = "/transmissions/"
@@ -117,6 +117,27 @@ def test_the_list_filters_by_campaign_template_and_state(staff, api, relay, para
     ids = {"spring": run(api, body(campaign_id="spring")).id, "autumn": scheduled(api, campaign_id="autumn")}
     html = staff.get(PAGE, params).content.decode()
     assert {name for name, tid in ids.items() if f'data-id="{tid}"' in html} == expect
+
+
+def test_an_smtp_injection_shows_and_filters_as_its_events_name_it_not_as_inline(staff, api):
+    smtp = Transmission.objects.create(
+        source=TransmissionSource.SMTP, content={"email_rfc822": "Subject: hi\r\n\r\nhi"}
+    )
+    inline = create(api)
+    template_id = f"smtp_{smtp.id}"
+    listed = staff.get(PAGE).content.decode()
+    assert f">{template_id} <span" in row(listed, smtp.id) and "SMTP injection" in row(listed, smtp.id)
+    assert ">inline<" in row(listed, inline) and "SMTP" not in row(listed, inline)
+    assert re.findall(r'<tr data-id="(\d+)">', staff.get(PAGE, {"template": "inline"}).content.decode()) == [
+        str(inline)
+    ]
+    by_id = staff.get(PAGE, {"template": template_id}).content.decode()
+    assert re.findall(r'<tr data-id="(\d+)">', by_id) == [str(smtp.id)]
+    detail = staff.get(f"{PAGE}{smtp.id}/").content.decode()
+    assert re.search(rf'<dd id="template">{template_id} \(SMTP injection', detail)
+    assert '<dd id="template">inline<' in staff.get(f"{PAGE}{inline}/").content.decode()
+    overview = staff.get("/").content.decode()
+    assert f"<td>{template_id} (SMTP injection)</td>" in overview
 
 
 @pytest.mark.parametrize("state", TransmissionState.values)
