@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from console import sink_mailbox
 from console.views.sink import PAGE_SIZE
-from tests.console.helpers import LONG_URL, sink_fill, sink_message
+from tests.console.helpers import LONG_URL, REFRESH_VARIANTS, sink_fill, sink_message
 from transmissions.models import Message, Transmission
 
 
@@ -178,11 +179,37 @@ def test_the_html_preview_loads_no_remote_image_unless_asked(client, staff, sink
     assert policy["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"
     assert response["X-Frame-Options"] == "SAMEORIGIN" and response["Referrer-Policy"] == "no-referrer"
     html = response.content.decode()
-    assert html.startswith('<!doctype html><html><head><base target="_blank"></head>')  # refresh removed
+    assert html.startswith('<!doctype html><html><head><base target="_blank"><x-meta http-equiv="Refresh"')  # inert
     assert f'<img src="{pixel}">' in html
     asked = client.get(f"/report/sink/{name}/html", {"images": "1"})
     assert "img-src * data:" in asked["Content-Security-Policy"]
     assert "default-src 'none'" in asked["Content-Security-Policy"]
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+@pytest.mark.parametrize("variant", REFRESH_VARIANTS)
+def test_no_meta_element_reaches_the_preview_however_it_is_written(client, staff, sink, variant):
+    url = "http://127.0.0.1:8001/f/AAAA"
+    html = f"<!doctype html><html><head>{variant.format(url=url)}</head><body><p>Hi</p></body></html>"
+    _rcpt, data = sink_message(1, html=html)
+    with sink_mailbox.Mailbox(sink) as mailbox:
+        name = mailbox.deliver(mail_from="a@example.com", rcpt_tos=["b@example.org"], data=data)
+    response = client.get(f"/report/sink/{name}/html")
+    parser = _StartTags()
+    parser.feed(response.content.decode())
+    assert [tag for tag, _attrs in parser.tags if tag == "meta"] == []
+    assert re.search(r"<meta[\s/>]", response.content.decode(), re.I) is None
+    # and were one to get through, the document is sandboxed with no scripts and no top navigation
+    sandbox = re.search(r"sandbox ([^;]*)", response["Content-Security-Policy"]).group(1).split()
+    assert not {"allow-scripts", "allow-top-navigation", "allow-same-origin", "allow-forms"} & set(sandbox)
 
 
 def test_the_raw_source_downloads_as_message_rfc822(client, staff, sink):
