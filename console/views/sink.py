@@ -27,7 +27,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from console.sink_mailbox import Entry, Mailbox, header_summary, message_path, message_read, read_head
+from console.sink_mailbox import MAX_PARTS, Entry, Mailbox, header_summary, message_path, message_read, read_head
 from transmissions.selectors import message_transmission_id
 
 #: Messages on one page of the list.
@@ -157,6 +157,8 @@ def sink_message(request: HttpRequest, name: str) -> HttpResponse:
         "html": bool(reading.html),
         "text": reading.text,
         "problem": reading.problem,
+        "parts_cut": reading.parts_cut,
+        "max_parts": MAX_PARTS,
         "images": images,
         "events": _events_link(summary.rcpt_to or summary.to_header, summary.message_id),
     }

@@ -13,6 +13,7 @@ import pytest
 from console import sink_mailbox
 from console.views.sink import PAGE_SIZE
 from tests.console.helpers import LONG_URL, REFRESH_VARIANTS, sink_fill, sink_message
+from tests.helpers import fails_if_hung
 from transmissions.models import Message, Transmission
 
 
@@ -270,3 +271,32 @@ def test_a_broken_html_part_is_named_on_the_page(client, staff, sink):
     (sink / "broken.eml").write_bytes(UNPARSABLE["bad-charset"])
     page = client.get("/report/sink/broken.eml").content.decode()
     assert 'id="problem"' in page and "the html part cannot be read (LookupError" in page
+
+
+def _many_parts(count: int) -> bytes:
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n" for i in range(count))
+    html = "--b\r\nContent-Type: text/html\r\n\r\n<p>the html</p>\r\n"
+    return (
+        "From: a@example.com\r\nTo: b@example.org\r\nSubject: many parts\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="b"\r\n\r\n{html}{parts}--b--\r\n'
+    ).encode()
+
+
+def test_a_message_of_20000_parts_is_read_up_to_the_cap_and_the_page_says_so(client, staff, sink):
+    # found by an attacker: the page parsed every part (~8 s for 20,000)
+    (sink / "many.eml").write_bytes(_many_parts(20_000))
+    with fails_if_hung(60):
+        reading = sink_mailbox.message_read(sink / "many.eml")
+        page = client.get("/report/sink/many.eml").content.decode()
+    assert reading.parts_read == sink_mailbox.MAX_PARTS and reading.parts_cut
+    assert reading.html == "<p>the html</p>" and reading.text == "part 0"
+    assert f"only its first {sink_mailbox.MAX_PARTS} MIME parts are read" in page and 'id="parts-cut"' in page
+    assert client.get("/report/sink/many.eml/html").content.decode().endswith("<p>the html</p>")
+    assert len((sink / "many.eml").read_bytes()) == len(client.get("/report/sink/many.eml/raw").getvalue())
+
+
+def test_a_message_within_the_cap_is_read_whole_and_says_nothing(client, staff, sink):
+    (sink / "some.eml").write_bytes(_many_parts(sink_mailbox.MAX_PARTS - 2))
+    reading = sink_mailbox.message_read(sink / "some.eml")
+    assert reading.parts_read == sink_mailbox.MAX_PARTS - 1 and not reading.parts_cut
+    assert 'id="parts-cut"' not in client.get("/report/sink/some.eml").content.decode()
