@@ -15,6 +15,7 @@ from django.utils import timezone
 from analytics import selectors
 from analytics.metrics import ParamError, parse_metrics_query
 from engage import errors
+from mailcore.ids import smtp_template_transmission
 from mailcore.links import RAW_URL
 
 #: The report's figures: (metric of the metrics API, label, the metric its rate is of).
@@ -117,6 +118,15 @@ def link_label(row: dict[str, Any]) -> str:
     return f"Link {row['link_position']}" if row["link_position"] else "Link"
 
 
+def _template_note(template_id: str) -> str:
+    """What the template filter's suggestion says beside a template id: SMTP injections'
+    events carry ``smtp_<transmission id>`` (SMTP-INJECTION.md §1.7), inline content ``inline``."""
+    if template_id == "inline":
+        return "inline content"
+    smtp_id = smtp_template_transmission(template_id)
+    return f"SMTP injection, transmission {smtp_id}" if smtp_id is not None else ""
+
+
 @staff_member_required
 def report(request: HttpRequest) -> HttpResponse:
     """The engagement and deliverability report (staff only). Query: ``from`` and ``to``
@@ -166,6 +176,6 @@ def report(request: HttpRequest) -> HttpResponse:
         chart=_chart_data(series, tz=query.tz.key, precision=precision),
         links=[{**row, "label": link_label(row)} for row in selectors.metrics_links(query=query)],
         campaigns=selectors.metrics_values(query=query, key="campaign_id"),
-        templates=selectors.metrics_values(query=query, key="template_id"),
+        templates=[(t, _template_note(t)) for t in selectors.metrics_values(query=query, key="template_id")],
     )
     return render(request, "analytics/report.html", context)

@@ -17,7 +17,7 @@ from analytics.serialize import event_flat
 from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
-from transmissions.selectors import transmission_detail
+from transmissions.selectors import transmission_detail, transmission_template_id
 
 #: Events shown per message; a message with more (a link clicked a thousand times) says so.
 TIMELINE_LIMIT = 200
@@ -66,6 +66,7 @@ class Timeline:
     outcome: str
     events: list[dict[str, Any]]
     total: int  # events stored; more than len(events) when cut at TIMELINE_LIMIT
+    recv_method: str = ""  # "esmtp" for a message that came in by SMTP injection (SMTP-INJECTION.md §1.7)
 
     @property
     def outcome_label(self) -> str:
@@ -116,6 +117,7 @@ def timeline(rows: list[dict[str, Any]], *, total: int | None = None) -> Timelin
         outcome=answers[-1] if answers else "",
         events=events,
         total=len(rows) if total is None else total,
+        recv_method=next((str(event["recv_method"]) for event in events if event.get("recv_method")), ""),
     )
 
 
@@ -135,13 +137,15 @@ def message_timelines(*, query: EventQuery) -> MessagePage:
 
 
 def transmission_summary(*, transmission_id: int) -> dict[str, Any]:
-    """``{"transmission": <the API's results.transmission, SPEC B §1.7>, "events": [(type,
-    label, count), ...]}``: every known event type in ``mailcore.events`` order, with the
-    number of the transmission's stored events of that type (types with none left out).
-    Errors: ``engage.errors.NotFound`` (1600) as the API."""
+    """``{"transmission": <the API's results.transmission, SPEC B §1.7>, "template_id": <as
+    its events carry it: smtp_<id> for an SMTP injection, "inline" for inline content>,
+    "events": [(type, label, count), ...]}``: every known event type in ``mailcore.events``
+    order, with the number of the transmission's stored events of that type (types with none
+    left out). Errors: ``engage.errors.NotFound`` (1600) as the API."""
     transmission = transmission_detail(transmission_id=transmission_id)
     counts = event_counts(transmission_id=str(transmission_id))
     return {
         "transmission": transmission,
+        "template_id": transmission_template_id(transmission_id=transmission_id) or "inline",
         "events": [(kind, label(kind), counts[kind]) for kind in NAMES if counts.get(kind)],
     }

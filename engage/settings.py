@@ -137,6 +137,12 @@ TEMPLATES = [
     }
 ]
 
+# Sign-in is the admin's page (staff_member_required sends there); a sign-in with no usable
+# "next" (none, or another site's) lands on the console's overview, not Django's default
+# /accounts/profile/, which Engage does not route.
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "/"
+
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
@@ -152,6 +158,9 @@ ENGAGE_MAX_REQUEST_BYTES = env_int("ENGAGE_MAX_REQUEST_BYTES", 50 * 1024 * 1024,
 ENGAGE_API_STATEMENT_TIMEOUT_MS = env_int("ENGAGE_API_STATEMENT_TIMEOUT_MS", 30_000, minimum=1, maximum=3_600_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ENGAGE_MAX_REQUEST_BYTES
 ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = env_int("ENGAGE_MAX_TEMPLATE_CONTENT_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Test sends from the template editor per signed-in user per minute (console/views/template_test_send.py);
+# past it the editor says so and sends nothing.
+ENGAGE_TEST_SENDS_PER_MINUTE = env_int("ENGAGE_TEST_SENDS_PER_MINUTE", 10, minimum=1, maximum=10_000)
 
 # Requests per API key, DRF's rate syntax (<n>/second|minute|hour|day); 429 past it.
 ENGAGE_API_RATE = env_str("ENGAGE_API_RATE", "100000/minute")

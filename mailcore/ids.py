@@ -32,3 +32,22 @@ def first_free_id(base: str, *, taken: Callable[[str], set[str]]) -> str:
     while f"{base}-{n}" in used:
         n += 1
     return f"{base}-{n}"
+
+
+#: What an SMTP-injected transmission's events and tracking tokens carry as ``template_id``:
+#: ``smtp_<transmission id>``, as SparkPost's real events do (SMTP-INJECTION.md §1.7, §5.6).
+SMTP_TEMPLATE_PREFIX = "smtp_"
+_SMTP_TEMPLATE = re.compile(r"smtp_([0-9]{1,19})")
+
+
+def smtp_template_id(transmission_id: int | str) -> str:
+    """The ``template_id`` of the SMTP-injected transmission ``transmission_id``: ``smtp_<id>``."""
+    return f"{SMTP_TEMPLATE_PREFIX}{transmission_id}"
+
+
+def smtp_template_transmission(template_id: str) -> int | None:
+    """The transmission id an SMTP injection's ``template_id`` names (``smtp_42`` → 42), or
+    None when ``template_id`` is not of that form. A stored template may be called ``smtp_42``
+    too: the caller decides what the name means where both can be meant."""
+    found = _SMTP_TEMPLATE.fullmatch(template_id)
+    return int(found.group(1)) if found else None

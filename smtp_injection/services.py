@@ -106,7 +106,8 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     ``:X-MSYS-SUBACCOUNT=0``; another subaccount is refused (no subaccounts yet,
     SMTP-INJECTION.md "Decisions"). ``password`` is an API key, looked up hashed by the same
     selector as REST's ``Authorization`` (``api_keys.selectors.api_key_get_active``); it must
-    be unrevoked and hold ``smtp/inject``.
+    be unrevoked and hold ``smtp/inject``. A valid key without that grant is logged at WARNING
+    with its label and prefix (never the key), so the operator can tell it from a wrong key.
     """
     user, _, rest = username.partition(":")
     if user.lower() != SMTP_USERNAME.lower():
@@ -118,7 +119,11 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     if not password or len(password) > 1024:
         return None
     key = api_key_get_active(raw_key=password)
-    if key is None or SMTP_GRANT not in key.grants:
+    if key is None:
+        return None
+    if SMTP_GRANT not in key.grants:
+        # The client hears only 535 5.7.8, as for a wrong key; the operator learns why here.
+        log.warning("smtp: AUTH refused: API key %r (prefix %s) lacks the %s grant", key.label, key.prefix, SMTP_GRANT)
         return None
     return SmtpPrincipal(key_id=key.pk, label=key.label)
 

@@ -59,6 +59,7 @@ from templates_app.selectors import template_get_for_send
 from tracking.signing import tracking_base_url, tracking_signer
 from transmissions.models import Transmission, TransmissionSource
 from transmissions.payload import address_headers, content_to_compile
+from transmissions.selectors import template_id_of
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +285,8 @@ def event_template(transmission: Transmission, *, version: str = "") -> tuple[st
     SMTP-INJECTION.md §1.7, §5.6), the stored template's id and pinned version (else
     ``version``), or ``("inline", "")`` for inline content (SPEC B §6.2)."""
     if transmission.source == TransmissionSource.SMTP:
-        return f"smtp_{transmission.id}", "0"
-    return transmission.template_id or "inline", transmission.template_version or version
+        return template_id_of(transmission), "0"
+    return template_id_of(transmission), transmission.template_version or version
 
 
 def _default_mailto(base_url: str) -> str:

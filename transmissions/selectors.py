@@ -9,9 +9,44 @@ from django.db.models import Count, Q
 
 from engage import errors
 from engage.api.fields import iso
-from transmissions.models import GENERATED_STATES, Message, MessageState, Transmission, TransmissionState
+from mailcore.ids import smtp_template_id, smtp_template_transmission
+from transmissions.models import (
+    GENERATED_STATES,
+    Message,
+    MessageState,
+    Transmission,
+    TransmissionSource,
+    TransmissionState,
+)
 
 _ACTIVE = (TransmissionState.SUBMITTED, TransmissionState.GENERATING)
+
+
+def template_id_of(transmission: Transmission) -> str:
+    """The ``template_id`` a transmission's events and tracking tokens carry, which the
+    console shows and filters by: ``smtp_<id>`` for an SMTP injection (SMTP-INJECTION.md §1.7,
+    ``mailcore.ids.smtp_template_id``), the stored template's id, or ``"inline"`` for inline
+    content (SPEC B §6.2). Reads ``source``, ``id`` and ``template_id``."""
+    if transmission.source == TransmissionSource.SMTP:
+        return smtp_template_id(transmission.id)
+    return transmission.template_id or "inline"
+
+
+def transmission_template_id(*, transmission_id: int) -> str | None:
+    """:func:`template_id_of` the transmission ``transmission_id``, None when there is none. One query."""
+    found = Transmission.objects.filter(pk=transmission_id).only("id", "source", "template_id").first()
+    return template_id_of(found) if found is not None else None
+
+
+def _template_filter(template_id: str) -> Q:
+    """The transmissions whose :func:`template_id_of` is ``template_id``: ``inline`` is inline
+    content sent through the REST API; ``smtp_<n>`` is SMTP injection ``n``, or a stored
+    template that happens to have that name."""
+    if template_id == "inline":
+        return Q(template_id="", source=TransmissionSource.API)
+    found = Q(template_id=template_id, source=TransmissionSource.API)
+    smtp_id = smtp_template_transmission(template_id)
+    return found | Q(pk=smtp_id, source=TransmissionSource.SMTP) if smtp_id is not None else found
 
 
 def transmission_uses_template(*, template_id: str, **_signal: Any) -> bool:
@@ -93,22 +128,24 @@ def transmission_page(
 ) -> tuple[list[dict[str, Any]], bool]:
     """One page of transmissions, newest first, for the console's list (issue 15): (rows,
     whether more follow). Keyset paging on ``id`` (ids increase): ``before`` is the last id
-    of the previous page. Filters as the API's list (``template_id`` ``"inline"`` for inline
-    content), plus ``state`` (a ``TransmissionState`` value).
+    of the previous page. Filters as the API's list, but ``template_id`` is
+    :func:`template_id_of` (``"inline"`` for inline content, ``smtp_<id>`` for an SMTP
+    injection), plus ``state`` (a ``TransmissionState`` value).
 
     Each row: ``{"id"`` (a numeric string, as the API writes ids), ``"state", "campaign_id",
-    "description", "template_id"`` (``"inline"`` for inline content), ``"start_time",
+    "description", "template_id"`` (:func:`template_id_of`), ``"source"`` (a
+    ``TransmissionSource`` value), ``"start_time",
     "created_at"`` (aware datetimes or None), ``"num_rcpts", "num_generated",
     "num_failed_gen"}``; the counters of a Generating transmission are counted from its
     messages, as in :func:`transmission_detail`. Two queries whatever ``limit`` is."""
     queryset = Transmission.objects.order_by("-id").only(
-        "id", "state", "campaign_id", "description", "template_id", "start_time", "created_at",
+        "id", "state", "source", "campaign_id", "description", "template_id", "start_time", "created_at",
         "num_rcpts", "num_generated", "num_failed_gen",
     )  # fmt: skip
     if campaign_id:
         queryset = queryset.filter(campaign_id=campaign_id)
     if template_id:
-        queryset = queryset.filter(template_id="" if template_id == "inline" else template_id)
+        queryset = queryset.filter(_template_filter(template_id))
     if state:
         queryset = queryset.filter(state=state)
     if before is not None:
@@ -127,7 +164,8 @@ def transmission_page(
             "state": transmission.state,
             "campaign_id": transmission.campaign_id,
             "description": transmission.description,
-            "template_id": transmission.template_id or "inline",
+            "template_id": template_id_of(transmission),
+            "source": transmission.source,
             "start_time": transmission.start_time,
             "created_at": transmission.created_at,
             "num_rcpts": transmission.num_rcpts,

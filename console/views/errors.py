@@ -18,21 +18,17 @@ from django.views.decorators.csrf import csrf_exempt
 from console.pages import PAGES
 from engage import errors
 from engage.api.handler import error_response
+from engage.api.paths import is_api_path
 from engage.api.views import api_not_found
 
 #: The longest part of an unknown path the page repeats.
 SHOWN_PATH_CHARS = 200
 
 
-def is_api_path(path: str) -> bool:
-    """Whether ``path`` (``request.path``) belongs to the API, which answers JSON."""
-    return path == "/api" or path.startswith("/api/")
-
-
 @csrf_exempt  # it changes nothing: a POST to an unknown path is a 404 too, not a CSRF refusal
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """404 for ``request.path``, any method: JSON on the API, else the console's page (``text/html``)."""
-    if is_api_path(request.path):
+    if is_api_path(request.path_info):
         return api_not_found(request, exception)
     path = request.path
     shown = path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "…"
@@ -59,7 +55,7 @@ def _plain_page(status: int, title: str, text: str) -> HttpResponse:
 @csrf_exempt
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """400: the API's envelope on ``/api/``, else a plain page."""
-    if is_api_path(request.path):
+    if is_api_path(request.path_info):
         return error_response(errors.InvalidParams("The request could not be read"))
     return _plain_page(400, "Bad request", "Engage could not read this request.")
 
@@ -67,7 +63,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 @csrf_exempt
 def server_error(request: HttpRequest) -> HttpResponse:
     """500: the API's envelope on ``/api/``, else a plain page (the traceback is in the log)."""
-    if is_api_path(request.path):
+    if is_api_path(request.path_info):
         return error_response(errors.ServerError())
     return _plain_page(500, "Server error", "Something went wrong on Engage's side; the details are in its log.")
 

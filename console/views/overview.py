@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from analytics import selectors as analytics_selectors
-from analytics.metrics import ceil_hour, parse_metrics_query
+from analytics.metrics import parse_metrics_query
 from console.pages import PAGES
 from transmissions import selectors as transmission_selectors
 
@@ -39,10 +39,11 @@ _API_TIME = "%Y-%m-%dT%H:%M"
 
 
 def last_day_window(now: datetime) -> tuple[datetime, datetime]:
-    """The window the overview counts, in UTC: from the hour ``WINDOW`` before ``now`` began
-    to the end of ``now``'s hour (the rollups count whole hours: ``analytics.metrics``), so
-    25 hours at most. ``now`` is aware."""
-    return (now - WINDOW).astimezone(UTC).replace(minute=0, second=0, microsecond=0), ceil_hour(now)
+    """The window the overview counts, in UTC: exactly ``WINDOW`` (24 whole hours, as the
+    rollups count whole hours: ``analytics.metrics``) ending with the end of ``now``'s hour,
+    so ``now`` is inside it (``start <= now < end``). ``now`` is aware."""
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return end - WINDOW, end
 
 
 def rate(part: int, whole: int) -> str:

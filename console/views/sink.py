@@ -27,7 +27,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from console.sink_mailbox import Entry, Mailbox, header_summary, message_path, message_read, read_head
+from console.sink_mailbox import MAX_PARTS, Entry, Mailbox, header_summary, message_path, message_read, read_head
 from transmissions.selectors import message_transmission_id
 
 #: Messages on one page of the list.
@@ -35,7 +35,9 @@ PAGE_SIZE = 50
 #: Longest search text kept (characters); longer input is cut.
 MAX_SEARCH_CHARS = 200
 _MESSAGE_ID = re.compile(r"<([0-9a-f]{20})@")
-_META_REFRESH = re.compile(r"<meta\b[^>]*http-equiv\s*=\s*[\"']?\s*refresh[^>]*>", re.I)
+# The start of any <meta> tag: a browser makes a meta element of nothing else (tag names are
+# ASCII, never entity-decoded), however its attributes are written.
+_META = re.compile(r"<(?=meta)", re.I)
 _HEAD = re.compile(r"<head\b[^>]*>", re.I)
 _DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.I)
 
@@ -155,6 +157,8 @@ def sink_message(request: HttpRequest, name: str) -> HttpResponse:
         "html": bool(reading.html),
         "text": reading.text,
         "problem": reading.problem,
+        "parts_cut": reading.parts_cut,
+        "max_parts": MAX_PARTS,
         "images": images,
         "events": _events_link(summary.rcpt_to or summary.to_header, summary.message_id),
     }
@@ -163,9 +167,13 @@ def sink_message(request: HttpRequest, name: str) -> HttpResponse:
 
 def _with_base(html: str) -> str:
     """The message's HTML with ``<base target="_blank">`` first in its head (links open in a
-    new tab, out of the sandbox) and any ``<meta http-equiv=refresh>`` (a navigation the
-    preview would make on its own) removed."""
-    html = _META_REFRESH.sub("", html)
+    new tab, out of the sandbox) and no meta element: every ``<meta`` becomes ``<x-meta``, an
+    unknown element that does nothing, so no ``http-equiv=refresh`` (a navigation the preview
+    would make on its own) survives however it is written (entities, quoting, attribute
+    order), and nothing is removed, so no two pieces can join into a new tag. The response's
+    charset is in its Content-Type. Behind this, the preview is sandboxed without scripts
+    (:func:`preview_policy`), where browsers ignore a meta refresh anyway."""
+    html = _META.sub("<x-", html)
     base = '<base target="_blank">'
     if head := _HEAD.search(html):
         return html[: head.end()] + base + html[head.end() :]

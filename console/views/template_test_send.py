@@ -5,13 +5,18 @@ template to one address, through ``transmissions.services.transmission_create`` 
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from redis.exceptions import RedisError
 
 from engage import errors
 from templates_app.models import Template
@@ -20,6 +25,27 @@ from transmissions.services import transmission_create
 
 #: The campaign of every test send, so reports can tell them apart.
 TEST_SEND_CAMPAIGN = "admin-test-send"
+# The window of ENGAGE_TEST_SENDS_PER_MINUTE, in seconds.
+_WINDOW = 60
+
+log = logging.getLogger(__name__)
+
+
+def test_send_allowed(*, user_id: int | str) -> bool:
+    """Whether the user ``user_id`` may make one more test send: at most
+    ``ENGAGE_TEST_SENDS_PER_MINUTE`` in a minute that starts at the first of them, counted in
+    the Redis cache. While Redis does not answer the send is let through (logged), as the
+    API's rate limit does (``engage.api.auth.ApiKeyRateThrottle``)."""
+    key = f"console:test-sends:{user_id}"
+    try:
+        cache.add(key, 0, timeout=_WINDOW)
+        return int(cache.incr(key)) <= settings.ENGAGE_TEST_SENDS_PER_MINUTE
+    except ValueError:  # the key expired between add and incr: a new window
+        cache.add(key, 1, timeout=_WINDOW)
+        return True
+    except (RedisError, OSError) as exc:
+        log.warning("test send rate not checked (Redis: %s): let through", exc)
+        return True
 
 
 def test_send_body(*, template: Template, address: str, substitution_data: dict, user: str) -> dict:
@@ -45,6 +71,12 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
     back = HttpResponseRedirect(reverse("admin:templates_app_template_change", args=[template.pk]))
     if not request.user.has_perm("templates_app.change_template"):
         messages.error(request, "You may not send templates.")
+        return back
+    if not test_send_allowed(user_id=str(request.user.pk)):
+        limit = settings.ENGAGE_TEST_SENDS_PER_MINUTE
+        messages.error(
+            request, f"Test send refused: at most {limit} test sends a minute per user. Try again in a minute."
+        )
         return back
     try:
         data = sample_data(request.POST.get("substitution_data") or "")

@@ -21,6 +21,7 @@ from console.queries import TRANSMISSIONS_PER_PAGE, minute, transmission_filter,
 from console.selectors import transmission_summary
 from engage import errors
 from engage.errors import EngageError
+from mailcore.ids import smtp_template_id
 from transmissions.models import TransmissionState
 from transmissions.selectors import transmission_page
 from transmissions.services import transmission_cancel
@@ -64,7 +65,7 @@ def transmission_list(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "error": error,
-        "states": TransmissionState.values,
+        "states": TransmissionState.choices,
         "params": kept,
         "next_url": "?" + urlencode({**kept, "before": rows[-1]["id"]}) if more and rows else "",
         "first_url": "?" + urlencode(kept) if request.GET.get("before") else "",
@@ -91,7 +92,8 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
     context = {
         **summary,
         "tx": tx,
-        "template_id": tx["content"].get("template_id", "inline") if isinstance(tx["content"], dict) else "inline",
+        "template_id": summary["template_id"],
+        "smtp": summary["template_id"] == smtp_template_id(tx["id"]),
         "messages_url": "/messages/?" + urlencode(search),
         "cancelable": cancelable,
         "too_close": scheduled and not cancelable,

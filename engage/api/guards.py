@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from engage import errors
 from engage.api.handler import error_response
+from engage.api.paths import is_api_path
 
 
 def _has_nul(request: HttpRequest) -> bool:
@@ -28,7 +29,7 @@ class UnstorableUrlMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
-            if request.path_info.startswith("/api/"):
+            if is_api_path(request.path_info):
                 return error_response(
                     errors.InvalidParams("The URL contains a NUL character (%00), which is never valid")
                 )

@@ -35,6 +35,7 @@ from django.http import HttpRequest, HttpResponse
 
 from engage import errors
 from engage.api.handler import envelope, error_response
+from engage.api.paths import is_api_path
 
 
 class ApiPathMiddleware:
@@ -42,7 +43,7 @@ class ApiPathMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith("/api/"):
+        if is_api_path(request.path_info):
             # read by CsrfViewMiddleware: key auth, no cookies (a Django flag the stubs do not declare)
             request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
             if len(request.path_info) > 1 and request.path_info.endswith("/"):

@@ -21,6 +21,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
 from engage.api.handler import error_response, is_query_canceled, query_timeout_error
+from engage.api.paths import is_api_path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ TIMED_PAGES = ("/", "/messages/", "/transmissions/", "/report/")
 
 
 def _timed(path: str) -> bool:
-    return path.startswith("/api/") or path == "/" or path.startswith(TIMED_PAGES[1:])
+    return is_api_path(path) or path == "/" or path.startswith(TIMED_PAGES[1:])
 
 
 _TIMEOUT_PAGE = """<!doctype html>
@@ -78,7 +79,7 @@ class ApiStatementTimeoutMiddleware:
         the console), not a 500."""
         if not (_timed(request.path_info) and is_query_canceled(exception)):
             return None
-        if request.path_info.startswith("/api/"):
+        if is_api_path(request.path_info):
             return error_response(query_timeout_error())
         page = _TIMEOUT_PAGE.format(ms=settings.ENGAGE_API_STATEMENT_TIMEOUT_MS)
         return HttpResponse(page, status=503, content_type="text/html; charset=utf-8")

@@ -11,6 +11,7 @@ from analytics.ingest import event_row, events_insert
 from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS, percent
 from tests.analytics import data
 from tests.browser import needs_chromium, screenshot
+from tests.console.helpers import story
 from tracking.services import Client, engagement_events
 from tracking.signing import tracking_signer
 
@@ -225,3 +226,17 @@ def test_report_in_a_real_browser_draws_the_chart_and_matches_the_metrics_api(
     assert values[1:] == [f"{series['values'][2]:,}" for series in data_["series"]]
     assert any(series["values"][2] for series in data_["series"])
     screenshot(page, "report")
+
+
+def test_the_template_filter_suggests_smtp_injections_by_the_id_their_events_carry(client, staff):
+    at = datetime(2024, 3, 2, 8, tzinfo=UTC)
+    data.land([
+        *story("m-smtp", "sam@example.com", at, kinds=("injection", "delivery"), template_id="smtp_4243",
+               transmission_id="4243", recv_method="esmtp"),
+        *story("m-rest", "rae@example.com", at, kinds=("injection", "delivery"), template_id="inline"),
+    ])  # fmt: skip
+    client.force_login(staff)
+    html = client.get("/report/", WINDOW).content.decode()
+    suggested = re.search(r'<datalist id="template-list">(.*?)</datalist>', html, re.S).group(1)
+    assert '<option value="smtp_4243" label="smtp_4243 (SMTP injection, transmission 4243)">' in suggested
+    assert '<option value="inline" label="inline (inline content)">' in suggested

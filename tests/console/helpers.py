@@ -52,6 +52,20 @@ def sink_message(i: int, *, html: str | None = None, message_id: str | None = No
     return rcpt, message.encode()
 
 
+#: ``<meta http-equiv=refresh>`` as a browser reads it, written to slip past a filter (found by
+#: an attacker): an entity in the value, ``>`` inside a quoted value before ``http-equiv``, a
+#: tag that a removal would join, case, white space, ``/`` for a space, the attributes swapped.
+REFRESH_VARIANTS = (
+    '<META HTTP-EQUIV="REFRESH" CONTENT="0;URL={url}">',
+    '<meta content="0;url={url}" http-equiv="refresh">',
+    '<meta http-equiv="&#114;efresh" content="0;url={url}">',
+    '<meta content="0;url={url}" title="a>b" http-equiv="refresh">',
+    "<me<meta http-equiv=refresh>ta http-equiv=refresh content=0;url={url}>",
+    "<meta\n\thttp-equiv = refresh\ncontent=0;url={url}>",
+    '<meta/http-equiv=refresh/content="0;url={url}">',
+)
+
+
 def sink_fill(directory: Path, count: int) -> list[str]:
     """Deliver messages 0 .. count-1 to the sink's mailbox in ``directory``, oldest first;
     returns their file names in that order."""

@@ -221,3 +221,16 @@ def test_the_quick_windows_keep_the_filters_and_widen_from(staff, db):
     query = parse_qs(urlsplit(week).query)
     assert query["recipients"] == ["old@example.com"] and "to" not in query
     assert messages_shown(staff.get(URL + week).content.decode()) == ["m-old"]
+
+
+def test_an_smtp_injected_message_names_its_smtp_template_id_and_says_how_it_came_in(staff, db):
+    land_stories(
+        story("m-smtp", "sam@example.com", hours_ago(2), kinds=("injection", "delivery"), template_id="smtp_4243",
+              transmission_id="4243", recv_method="esmtp"),
+        story("m-rest", "rae@example.com", hours_ago(2), kinds=("injection", "delivery"), template_id="inline"),
+    )  # fmt: skip
+    html = staff.get(URL, {"templates": "smtp_4243"}).content.decode()
+    assert messages_shown(html) == ["m-smtp"]
+    assert '<span class="template">Template smtp_4243 (SMTP injection)</span>' in html
+    rest = staff.get(URL, {"recipients": "rae@example.com"}).content.decode()
+    assert '<span class="template">Template inline</span>' in rest

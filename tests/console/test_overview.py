@@ -17,7 +17,7 @@ from django.utils import timezone
 from console.pages import PAGES
 from console.views.overview import FIGURES, last_day_window
 from tests.analytics import data
-from tests.browser import needs_chromium, screenshot
+from tests.browser import STAFF, needs_chromium, screenshot
 from tests.console.helpers import recent_events, shown_window
 from transmissions.models import Message, Transmission, TransmissionState
 
@@ -33,11 +33,31 @@ def test_the_front_door_asks_for_a_sign_in_on_a_page_named_engage(client, db):
     assert "<title>Log in | Engage</title>" in login and ">Engage</a>" in login
 
 
-def test_the_window_is_the_last_24_hours_in_whole_utc_hours():
-    now = datetime(2026, 11, 30, 19, 39, 13, tzinfo=UTC)
-    assert last_day_window(now) == (datetime(2026, 11, 29, 19, tzinfo=UTC), datetime(2026, 11, 30, 20, tzinfo=UTC))
-    on_the_hour = datetime(2026, 11, 30, 19, tzinfo=UTC)
-    assert last_day_window(on_the_hour) == (datetime(2026, 11, 29, 19, tzinfo=UTC), on_the_hour)
+@pytest.mark.parametrize("next_url", ["", "https://elsewhere.example/", "//elsewhere.example/"])
+def test_signing_in_without_a_usable_next_page_lands_on_the_overview(client, staff_user, next_url):
+    # Django's fallback is LOGIN_REDIRECT_URL, /accounts/profile/ by default: a 404 here.
+    response = client.post("/admin/login/", {"username": STAFF[0], "password": STAFF[1], "next": next_url})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "now",
+    [datetime(2026, 11, 30, 19, 39, 13, tzinfo=UTC), datetime(2026, 11, 30, 19, tzinfo=UTC),
+     datetime(2026, 11, 30, 19, 59, 59, 999999, tzinfo=UTC), datetime(2026, 12, 1, 0, 0, 1, tzinfo=timezone.get_fixed_timezone(90))],
+)  # fmt: skip
+def test_the_window_is_24_whole_utc_hours_ending_with_the_current_one(now):
+    start, end = last_day_window(now)
+    assert end - start == timedelta(hours=24)  # it said 24 h and counted 25 (found by a newcomer)
+    assert start <= now < end and end - now <= timedelta(hours=1)
+    assert start.tzinfo == UTC and (start.minute, start.second, start.microsecond) == (0, 0, 0)
+
+
+def test_the_overview_says_the_window_it_counts(client, staff_user):
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    start, end = (datetime.fromisoformat(value) for value in shown_window(html))
+    assert end - start == timedelta(hours=24) and "<h2>The last 24 hours</h2>" in html
 
 
 def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api, staff_user):
@@ -54,7 +74,7 @@ def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api,
         assert f'id="{metric}">{totals[metric]}<' in html, metric
     # the window is the last day, and it cuts the data set (so the figures could have been wrong)
     window = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in (start, end)]
-    assert window[0] <= now - timedelta(hours=24) < window[0] + timedelta(hours=1) and now <= window[1]
+    assert window[1] - window[0] == timedelta(hours=24) and window[0] <= now < window[1]
     expected = data.brute(events, start=window[0], end=window[1])[None]
     everything = data.brute(events, start=now - timedelta(days=30), end=now + timedelta(days=30))[None]
     for metric in ("count_targeted", "count_delivered", "count_unique_clicked", "count_generation_failed"):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from console import sink_mailbox
 from console.views.sink import PAGE_SIZE
-from tests.console.helpers import LONG_URL, sink_fill, sink_message
+from tests.console.helpers import LONG_URL, REFRESH_VARIANTS, sink_fill, sink_message
+from tests.helpers import fails_if_hung
 from transmissions.models import Message, Transmission
 
 
@@ -178,11 +180,37 @@ def test_the_html_preview_loads_no_remote_image_unless_asked(client, staff, sink
     assert policy["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"
     assert response["X-Frame-Options"] == "SAMEORIGIN" and response["Referrer-Policy"] == "no-referrer"
     html = response.content.decode()
-    assert html.startswith('<!doctype html><html><head><base target="_blank"></head>')  # refresh removed
+    assert html.startswith('<!doctype html><html><head><base target="_blank"><x-meta http-equiv="Refresh"')  # inert
     assert f'<img src="{pixel}">' in html
     asked = client.get(f"/report/sink/{name}/html", {"images": "1"})
     assert "img-src * data:" in asked["Content-Security-Policy"]
     assert "default-src 'none'" in asked["Content-Security-Policy"]
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+@pytest.mark.parametrize("variant", REFRESH_VARIANTS)
+def test_no_meta_element_reaches_the_preview_however_it_is_written(client, staff, sink, variant):
+    url = "http://127.0.0.1:8001/f/AAAA"
+    html = f"<!doctype html><html><head>{variant.format(url=url)}</head><body><p>Hi</p></body></html>"
+    _rcpt, data = sink_message(1, html=html)
+    with sink_mailbox.Mailbox(sink) as mailbox:
+        name = mailbox.deliver(mail_from="a@example.com", rcpt_tos=["b@example.org"], data=data)
+    response = client.get(f"/report/sink/{name}/html")
+    parser = _StartTags()
+    parser.feed(response.content.decode())
+    assert [tag for tag, _attrs in parser.tags if tag == "meta"] == []
+    assert re.search(r"<meta[\s/>]", response.content.decode(), re.I) is None
+    # and were one to get through, the document is sandboxed with no scripts and no top navigation
+    sandbox = re.search(r"sandbox ([^;]*)", response["Content-Security-Policy"]).group(1).split()
+    assert not {"allow-scripts", "allow-top-navigation", "allow-same-origin", "allow-forms"} & set(sandbox)
 
 
 def test_the_raw_source_downloads_as_message_rfc822(client, staff, sink):
@@ -243,3 +271,32 @@ def test_a_broken_html_part_is_named_on_the_page(client, staff, sink):
     (sink / "broken.eml").write_bytes(UNPARSABLE["bad-charset"])
     page = client.get("/report/sink/broken.eml").content.decode()
     assert 'id="problem"' in page and "the html part cannot be read (LookupError" in page
+
+
+def _many_parts(count: int) -> bytes:
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n" for i in range(count))
+    html = "--b\r\nContent-Type: text/html\r\n\r\n<p>the html</p>\r\n"
+    return (
+        "From: a@example.com\r\nTo: b@example.org\r\nSubject: many parts\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="b"\r\n\r\n{html}{parts}--b--\r\n'
+    ).encode()
+
+
+def test_a_message_of_20000_parts_is_read_up_to_the_cap_and_the_page_says_so(client, staff, sink):
+    # found by an attacker: the page parsed every part (~8 s for 20,000)
+    (sink / "many.eml").write_bytes(_many_parts(20_000))
+    with fails_if_hung(60):
+        reading = sink_mailbox.message_read(sink / "many.eml")
+        page = client.get("/report/sink/many.eml").content.decode()
+    assert reading.parts_read == sink_mailbox.MAX_PARTS and reading.parts_cut
+    assert reading.html == "<p>the html</p>" and reading.text == "part 0"
+    assert f"only its first {sink_mailbox.MAX_PARTS} MIME parts are read" in page and 'id="parts-cut"' in page
+    assert client.get("/report/sink/many.eml/html").content.decode().endswith("<p>the html</p>")
+    assert len((sink / "many.eml").read_bytes()) == len(client.get("/report/sink/many.eml/raw").getvalue())
+
+
+def test_a_message_within_the_cap_is_read_whole_and_says_nothing(client, staff, sink):
+    (sink / "some.eml").write_bytes(_many_parts(sink_mailbox.MAX_PARTS - 2))
+    reading = sink_mailbox.message_read(sink / "some.eml")
+    assert reading.parts_read == sink_mailbox.MAX_PARTS - 1 and not reading.parts_cut
+    assert 'id="parts-cut"' not in client.get("/report/sink/some.eml").content.decode()

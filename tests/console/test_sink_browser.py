@@ -3,15 +3,17 @@ searched and one opened, and viewing it records no open until the person loads i
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from console.sink_mailbox import Mailbox
 from tests.browser import needs_chromium, screenshot
-from tests.console.helpers import LONG_URL, sink_fill, sink_message
+from tests.console.helpers import LONG_URL, REFRESH_VARIANTS, sink_fill, sink_message
 
 
 @pytest.mark.slow
@@ -80,3 +82,58 @@ def test_a_thousand_messages_listed_searched_and_one_read_without_recording_an_o
         assert events_redis().xlen(stream) == 1
     finally:
         events_redis().delete(stream)
+
+
+class _Counter(BaseHTTPRequestHandler):
+    """Counts every request it gets (the server's ``hits``): a tracking host stand-in."""
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<p>fetched</p>")
+
+    do_POST = do_GET
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tracking_host():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
+    server.hits = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_preview_fetches_nothing_however_a_message_asks(
+    live_server, staff_user, settings, tmp_path, tracking_host, browser_page
+):
+    url = f"http://127.0.0.1:{tracking_host.server_address[1]}"
+    refreshes = "".join(variant.format(url=f"{url}/refresh{n}") for n, variant in enumerate(REFRESH_VARIANTS))
+    others = (
+        f'<link rel="prefetch" href="{url}/prefetch"><link rel="stylesheet" href="{url}/css">'
+        f'<style>@import "{url}/import"; p{{background:url({url}/bg)}}</style><script src="{url}/script"></script>'
+        f'<iframe src="{url}/iframe"></iframe><object data="{url}/object"></object><embed src="{url}/embed">'
+        f'<video poster="{url}/poster" src="{url}/video" autoplay></video><audio src="{url}/audio" autoplay></audio>'
+        f'<img srcset="{url}/srcset 1x"><svg><image href="{url}/svg"/></svg>'
+        f'<form action="{url}/form" method="post"><input name="a" autofocus></form>'
+    )
+    html = f"<!doctype html><html><head>{refreshes}</head><body><p>Hi there</p>{others}</body></html>"
+    settings.ENGAGE_SINK_DIR = tmp_path
+    _rcpt, data = sink_message(1, html=html)
+    with Mailbox(tmp_path) as mailbox:
+        name = mailbox.deliver(mail_from="bounces@example.com", rcpt_tos=["ada@example.org"], data=data)
+    page = browser_page(f"{live_server.url}/report/sink/{name}")
+    page.frame_locator("#html").locator("text=Hi there").wait_for()
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(2000)  # a refresh of 0 s has had its chance
+    assert tracking_host.hits == []
+    assert page.frame_locator("#html").locator("text=Hi there").is_visible()  # the frame never navigated

@@ -16,7 +16,7 @@ from analytics.landing import outbox_land
 from tests.browser import needs_chromium, screenshot
 from tests.transmissions.helpers import URL as API
 from tests.transmissions.helpers import body, run
-from transmissions.models import Message, MessageState, Transmission, TransmissionState
+from transmissions.models import Message, MessageState, Transmission, TransmissionSource, TransmissionState
 from transmissions.services import transmission_start_generation
 
 PAGE = "/transmissions/"
@@ -78,7 +78,7 @@ def test_the_list_shows_state_progress_campaign_template_and_schedule(staff, api
     assert "3 generated, 0 failed, of 3" in row(html, done) and "Success" in row(html, done)
     assert "spring" in row(html, done) and "inline" in row(html, done) and "immediately" in row(html, done)
     start = Transmission.objects.get(pk=later).start_time
-    assert "scheduled" in row(html, later) and start.strftime("%Y-%m-%d %H:%M:%S") in row(html, later)
+    assert ">Submitted<" in row(html, later) and start.strftime("%Y-%m-%d %H:%M:%S") in row(html, later)
     assert "0 generated, 0 failed, of 1" in row(html, later)
 
 
@@ -119,6 +119,43 @@ def test_the_list_filters_by_campaign_template_and_state(staff, api, relay, para
     assert {name for name, tid in ids.items() if f'data-id="{tid}"' in html} == expect
 
 
+def test_an_smtp_injection_shows_and_filters_as_its_events_name_it_not_as_inline(staff, api):
+    smtp = Transmission.objects.create(
+        source=TransmissionSource.SMTP, content={"email_rfc822": "Subject: hi\r\n\r\nhi"}
+    )
+    inline = create(api)
+    template_id = f"smtp_{smtp.id}"
+    listed = staff.get(PAGE).content.decode()
+    assert f">{template_id} <span" in row(listed, smtp.id) and "SMTP injection" in row(listed, smtp.id)
+    assert ">inline<" in row(listed, inline) and "SMTP" not in row(listed, inline)
+    assert re.findall(r'<tr data-id="(\d+)">', staff.get(PAGE, {"template": "inline"}).content.decode()) == [
+        str(inline)
+    ]
+    by_id = staff.get(PAGE, {"template": template_id}).content.decode()
+    assert re.findall(r'<tr data-id="(\d+)">', by_id) == [str(smtp.id)]
+    detail = staff.get(f"{PAGE}{smtp.id}/").content.decode()
+    assert re.search(rf'<dd id="template">{template_id} \(SMTP injection', detail)
+    assert '<dd id="template">inline<' in staff.get(f"{PAGE}{inline}/").content.decode()
+    overview = staff.get("/").content.decode()
+    assert f"<td>{template_id} (SMTP injection)</td>" in overview
+
+
+@pytest.mark.parametrize("state", TransmissionState.values)
+def test_each_state_the_filter_offers_is_the_word_its_rows_show_and_shows_only_them(staff, db, state):
+    made = {value: Transmission.objects.create(campaign_id=value, state=value).id for value in TransmissionState.values}
+    everything = staff.get(PAGE).content.decode()
+    options = dict(re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', everything))
+    assert set(options) == set(TransmissionState.values)
+    shown = {
+        value: re.search(r'<td class="state">([^<]*)</td>', row(everything, tid))[1] for value, tid in made.items()
+    }
+    assert shown == options  # the same word in the filter and in the rows, one word per state
+    filtered = staff.get(PAGE, {"state": state}).content.decode()
+    rows = re.findall(r'<tr data-id="(\d+)">', filtered)
+    assert rows == [str(made[state])]
+    assert re.findall(r'<td class="state">([^<]*)</td>', filtered) == [options[state]]
+
+
 @pytest.mark.parametrize(
     ("params", "said"),
     [
@@ -151,8 +188,9 @@ def test_the_detail_shows_the_api_s_figures_and_its_events_per_type(staff, api, 
     outbox_land()
     answer = api_detail(api, tid)
     html = staff.get(f"{PAGE}{tid}/").content.decode()
-    for name in ("num_generated", "num_failed_gen", "num_rcpts", "state"):
+    for name in ("num_generated", "num_failed_gen", "num_rcpts"):
         assert f'id="{name}">{answer[name]}' in html
+    assert f'id="state" data-state="{answer["state"]}">' in html
     events = api.get("/api/v1/events/message", {"transmissions": str(tid)}).json()["results"]
     for kind in {event["type"] for event in events}:
         count = sum(event["type"] == kind for event in events)
@@ -244,7 +282,7 @@ def test_in_a_browser_open_a_scheduled_transmission_and_cancel_it(
     screenshot(page, "transmissions")
     page.click(f'tr[data-id="{tid}"] a')
     page.wait_for_load_state()
-    assert page.locator("#state").inner_text().startswith("submitted")
+    assert page.locator("#state").inner_text() == "Submitted (scheduled)"
     screenshot(page, "transmission")
     asked = []
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import smtplib
 import subprocess
@@ -9,6 +10,7 @@ import subprocess
 import pytest
 from django.db import OperationalError
 
+from api_keys.models import ApiKey
 from tests.smtp_injection.helpers import inject, inject_raw, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
 
@@ -128,12 +130,24 @@ def test_a_wrong_key_is_535(smtp, smtp_key):
     assert caught.value.smtp_code == 535 and caught.value.smtp_error.startswith(b"5.7.8")
 
 
-def test_a_key_without_the_smtp_inject_grant_is_535(smtp, make_key):
-    key = make_key("transmissions/modify")
+def test_a_key_without_the_smtp_inject_grant_is_535_and_a_warning_names_the_key_not_its_secret(smtp, make_key, caplog):
+    key = make_key("transmissions/modify", label="billing app")
     client = smtp.client()
-    with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+    with caplog.at_level(logging.INFO), pytest.raises(smtplib.SMTPAuthenticationError) as caught:
         login(client, key)
-    assert caught.value.smtp_code == 535
+    # the wire says no more than for a wrong key (SMTP-INJECTION.md: 535 5.7.8)
+    assert caught.value.smtp_code == 535 and caught.value.smtp_error.startswith(b"5.7.8")
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    prefix = ApiKey.objects.get(label="billing app").prefix
+    assert any("'billing app'" in line and prefix in line and "smtp/inject" in line for line in warnings), warnings
+    assert not any(key in record.getMessage() for record in caplog.records)
+
+
+def test_a_wrong_key_logs_no_warning(smtp, smtp_key, caplog):
+    client = smtp.client()
+    with caplog.at_level(logging.INFO), pytest.raises(smtplib.SMTPAuthenticationError):
+        login(client, smtp_key + "x")
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 def test_another_user_name_or_a_subaccount_is_535(smtp, smtp_key):
@@ -403,7 +417,6 @@ def test_a_message_within_the_advertised_size_is_accepted(start_listener, smtp_k
 
 @pytest.mark.parametrize("change", ["revoke", "drop the grant"])
 def test_a_key_revoked_mid_session_is_530_at_the_next_mail_and_must_auth_again(start_listener, make_key, change):
-    from api_keys.models import ApiKey
     from api_keys.services import api_key_revoke
 
     raw = make_key("smtp/inject", label="revoked")

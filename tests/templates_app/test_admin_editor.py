@@ -151,6 +151,23 @@ def test_a_test_send_reports_bad_input_and_sends_nothing(admin_client, client):
     assert not Transmission.objects.exists()
 
 
+def test_test_sends_past_the_per_user_limit_are_refused_with_a_message_and_send_nothing(
+    admin_client, client, django_user_model, settings
+):
+    settings.ENGAGE_TEST_SENDS_PER_MINUTE = 2
+    template_create(template_id="t", name="T", content=CONTENT, options={})
+    url, form = "/templates/t/test-send/", {"address": "me@example.com", "substitution_data": "{}"}
+    for _ in range(2):
+        assert "queued" in admin_client.post(url, form, follow=True).content.decode()
+    refused = admin_client.post(url, form, follow=True).content.decode()
+    assert "Test send refused: at most 2 test sends a minute per user" in refused
+    assert Transmission.objects.count() == 2
+    other = django_user_model.objects.create_user("other", is_staff=True, is_superuser=True)
+    client.force_login(other)  # the limit is per user
+    assert "queued" in client.post(url, form, follow=True).content.decode()
+    assert Transmission.objects.count() == 3
+
+
 def test_hostile_field_values_are_escaped_on_the_edit_page(admin_client):
     evil = "</textarea><script>alert(1)</script>"
     template_create(template_id="x", name=evil, content={**CONTENT, "html": evil}, options={})
