@@ -102,7 +102,7 @@ class RecipientListForm(forms.ModelForm):
     description = forms.CharField(
         label="Description", required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="At most 1024 bytes."
     )
-    recipients_file = forms.FileField(label="Recipients file", required=False, help_text="A .csv or .json file.")
+    recipients_file = forms.FileField(label="Recipients file", required=False)
     recipients_text = forms.CharField(
         label="Recipients", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
         help_text=RECIPIENTS_HELP,
@@ -113,6 +113,18 @@ class RecipientListForm(forms.ModelForm):
         fields = ["id", "name", "description"]
 
     checked: ListInput | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = settings.ENGAGE_MAX_REQUEST_BYTES
+        self.fields[
+            "recipients_file"
+        ].help_text = f"A .csv or .json file in UTF-8, at most {limit} bytes (the API's limit)."
+        if not self.instance._state.adding:
+            self.fields["recipients_text"].help_text = (
+                f"Leave empty (and no file) to keep the {self.instance.total_accepted_recipients} recipients; "
+                "anything given replaces them. " + RECIPIENTS_HELP
+            )
 
     def _text(self) -> str | None:
         """The recipients' text, from the file or the box (not both), or None when neither."""
@@ -208,18 +220,6 @@ class RecipientListAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: RecipientList | None = None) -> Any:
         return ["id", "attributes", "total_accepted_recipients", "created_at", "updated_at"] if obj is not None else []
-
-    def get_form(
-        self, request: HttpRequest, obj: RecipientList | None = None, change: bool = False, **kwargs: Any
-    ) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)
-        if obj is not None:
-            total = obj.total_accepted_recipients
-            form.base_fields["recipients_text"].help_text = (
-                f"Leave empty (and no file) to keep the {total} recipients; anything given replaces them. "
-                + RECIPIENTS_HELP
-            )
-        return form
 
     def save_model(self, request: HttpRequest, obj: RecipientList, form: RecipientListForm, change: bool) -> None:
         """Store what the form checked with the API's services, then show the stored row."""

@@ -187,3 +187,9 @@ def test_the_csv_reader_on_its_own():
     assert upload.rows == [1, 3] and upload.unit == "line"
     with pytest.raises(UploadError, match="line 1"):
         recipients_from_text("a,b,c\n")
+
+
+def test_an_edit_page_s_help_does_not_leak_into_the_add_page(admin_client):
+    recipient_list_create(list_id="one", name="O", recipients=[{"address": {"email": "a@example.com"}}])
+    assert "to keep the 1 recipients" in admin_client.get(change("one")).content.decode()
+    assert "to keep the" not in admin_client.get(ADD).content.decode()
