@@ -17,6 +17,7 @@ PAGES: tuple[Page, ...] = (
     Page("Report", "/report/", "deliverability and engagement over a date range, per campaign, template and link"),
     Page("Messages", "/messages/", "what happened to one recipient's message: search, then its timeline"),
     Page("Transmissions", "/transmissions/", "every send with its state and progress; cancel a scheduled one"),
+    Page("Send", "/transmissions/new/", "send a published template to a list or a few addresses, now or later"),
     Page("Templates", "/admin/templates_app/template/", "create and edit templates, preview, publish, test send"),
     Page("Sink", "/report/sink/", "the mail the development SMTP sink received (scripts/run's relay)"),
     Page("Admin", "/admin/", "API keys, recipient lists, the suppression list, tracking consent, users"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.views import messages, overview, sink, template_test_send, transmissions
+from console.views import messages, overview, sink, template_test_send, transmission_new, transmissions
 
 urlpatterns = [
     path("", overview.overview, name="console-overview"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("report/sink/<str:name>/raw", sink.sink_message_raw, name="console-sink-message-raw"),
     path("messages/", messages.messages, name="console-messages"),
     path("transmissions/", transmissions.transmission_list, name="console-transmissions"),
+    path("transmissions/new/", transmission_new.transmission_new, name="console-transmission-new"),
     path("transmissions/<str:transmission_id>/", transmissions.transmission_detail, name="console-transmission"),
     path(
         "transmissions/<str:transmission_id>/cancel/",

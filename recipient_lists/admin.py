@@ -1,24 +1,60 @@
-"""Admin for recipient lists: read-only, with the recipients of a list shown page by page
-(issue 15, Deliver 5), and the ``sample/`` JSON page the template editor takes sample data
-from (``templates_app.admin``; the browser fetches it, templates may not import lists)."""
+"""Admin for recipient lists: create and edit a list with its recipients uploaded as CSV or
+pasted (``recipient_lists.upload``), its recipients shown page by page (issue 15, Deliver 5),
+and the ``sample/`` JSON page the template editor takes sample data from
+(``templates_app.admin``; the browser fetches it, templates may not import lists).
+
+The form is checked as ``POST``/``PUT /api/v1/recipient-lists`` check a body (the declaration,
+then ``recipient_lists.payload``) and stored by the same services; unlike the API, a form with
+one rejected recipient stores nothing and names the row of each.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.files.uploadedfile import UploadedFile
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import URLPattern, path
 
 from engage import errors
+from engage.api.schema import parse_object
+from recipient_lists import schemas
 from recipient_lists.models import RecipientList
-from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients_page
+from recipient_lists.payload import ListInput, list_create_input, list_update_input
+from recipient_lists.recipients import normalize_recipients
+from recipient_lists.selectors import (
+    recipient_list_get,
+    recipient_list_in_use,
+    recipient_list_list,
+    recipient_list_recipients_page,
+)
+from recipient_lists.services import recipient_list_create, recipient_list_update
+from recipient_lists.upload import Upload, UploadError, recipients_from_text
 
 #: Recipients shown per page on a list's page.
 RECIPIENTS_PER_PAGE = 100
 #: Lists offered as sample data in the template editor.
 SAMPLE_LISTS = 200
+#: Rejected recipients named on the form; the rest are counted.
+ERRORS_SHOWN = 20
+_INDEX = re.compile(r"^recipients\[([0-9]+)\]: ")
+#: The form field an API error is about, by the first word of its description.
+_FIELD_OF = {"id": "id", "name": "name", "description": "description"}
+
+RECIPIENTS_HELP = (
+    "Upload a CSV file or paste below, one recipient a line: <code>ada@example.com</code>, "
+    "<code>Ada &lt;ada@example.com&gt;</code> or <code>ada@example.com,Ada</code>. A first line naming "
+    "the columns (<code>email,name,first_name,plan</code>) makes every other column substitution data "
+    "of each recipient. Or paste a JSON array of SparkPost recipient objects "
+    "(<code>[{&quot;address&quot;: {&quot;email&quot;: ...}, &quot;substitution_data&quot;: {...}}]</code>), "
+    "as <code>POST /api/v1/recipient-lists</code> takes them."
+)
 
 
 def _page_number(raw: str | None, last: int) -> int:
@@ -46,28 +82,182 @@ def _row(number: int, recipient: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _field_of(exc: errors.EngageError) -> str | None:
+    first = re.split(r"[\s:.]", exc.description, maxsplit=1)[0]
+    return _FIELD_OF.get(first)
+
+
+class RecipientListForm(forms.ModelForm):
+    """A list's id (new lists only; made from the name when empty), name, description and
+    recipients (a file or pasted text: :data:`RECIPIENTS_HELP`), checked in :meth:`clean` by
+    the API's code into :attr:`checked`, which ``save_model`` stores with the API's services."""
+
+    id = forms.CharField(
+        label="Id",
+        required=False,
+        strip=False,
+        help_text="Optional: made from the name when empty. Cannot change later.",
+    )
+    name = forms.CharField(label="Name", required=False, help_text="At most 64 bytes; the id when empty.")
+    description = forms.CharField(
+        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="At most 1024 bytes."
+    )
+    recipients_file = forms.FileField(label="Recipients file", required=False)
+    recipients_text = forms.CharField(
+        label="Recipients", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
+        help_text=RECIPIENTS_HELP,
+    )  # fmt: skip
+
+    class Meta:
+        model = RecipientList
+        fields = ["id", "name", "description"]
+
+    checked: ListInput | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = settings.ENGAGE_MAX_REQUEST_BYTES
+        self.fields[
+            "recipients_file"
+        ].help_text = f"A .csv or .json file in UTF-8, at most {limit} bytes (the API's limit)."
+        if not self.instance._state.adding:
+            self.fields["recipients_text"].help_text = (
+                f"Leave empty (and no file) to keep the {self.instance.total_accepted_recipients} recipients; "
+                "anything given replaces them. " + RECIPIENTS_HELP
+            )
+
+    def _text(self) -> str | None:
+        """The recipients' text, from the file or the box (not both), or None when neither."""
+        upload: UploadedFile | None = self.cleaned_data.get("recipients_file")
+        typed = self.cleaned_data.get("recipients_text") or ""
+        if upload is not None and typed.strip():
+            raise forms.ValidationError("Upload a file or paste recipients, not both.")
+        if upload is None:
+            return typed if typed.strip() else None
+        limit = settings.ENGAGE_MAX_REQUEST_BYTES
+        if upload.size is not None and upload.size > limit:
+            raise forms.ValidationError({"recipients_file": f"The file is over the API's limit of {limit} bytes."})
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError({"recipients_file": "The file is not UTF-8 text."}) from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        text = self._text()
+        adding = self.instance._state.adding
+        if text is None and adding:
+            raise forms.ValidationError("Give the list its recipients: upload a file or paste them.")
+        if text is not None and len(text.encode()) > settings.ENGAGE_MAX_REQUEST_BYTES:
+            raise forms.ValidationError(
+                f"The recipients are over the API's limit of {settings.ENGAGE_MAX_REQUEST_BYTES} bytes."
+            )
+        try:
+            upload = recipients_from_text(text) if text is not None else None
+        except UploadError as exc:
+            raise forms.ValidationError({"recipients_text": str(exc)}) from None
+        body: dict[str, Any] = {
+            "name": cleaned.get("name") or None,
+            "description": cleaned.get("description") if not adding else cleaned.get("description") or None,
+            "recipients": upload.recipients if upload is not None else None,
+        }
+        try:
+            if adding:
+                body["id"] = cleaned.get("id") or None
+                parse_object(body, schemas.RecipientListCreate)
+                checked = list_create_input(body, max_errors=None)
+            else:
+                parse_object(body, schemas.RecipientListUpdate)
+                checked = list_update_input(body, list_id=self.instance.pk, max_errors=None)
+                if recipient_list_in_use(list_id=self.instance.pk):
+                    raise errors.ResourceInUse(f"List '{self.instance.pk}' is in use by msg generation")
+        except errors.NoValidRecipients as exc:
+            assert upload is not None  # only recipients given can all be rejected
+            _none, rcpt_errors, _count = normalize_recipients(upload.recipients)
+            raise forms.ValidationError(
+                {"recipients_text": [exc.description.split(";", 1)[0], *self._rejected(rcpt_errors, upload)]}
+            ) from None
+        except errors.EngageError as exc:
+            raise forms.ValidationError({_field_of(exc) or NON_FIELD_ERRORS: exc.description}) from None
+        if checked.recipients is not None and checked.recipients[2]:
+            assert upload is not None
+            raise forms.ValidationError({"recipients_text": self._rejected(checked.recipients[1], upload)})
+        self.checked = checked
+        return cleaned
+
+    @staticmethod
+    def _rejected(rcpt_errors: list[dict], upload: Upload) -> list[str]:
+        """Each rejected recipient's reason, named by its line or entry (the API names its index)."""
+        shown = []
+        for error in rcpt_errors[:ERRORS_SHOWN]:
+            description = str(error.get("description", ""))
+            found = _INDEX.match(description)
+            if found is not None and int(found[1]) < len(upload.rows):
+                description = f"{upload.unit} {upload.rows[int(found[1])]}: {description[found.end() :]}"
+            shown.append(description)
+        if len(rcpt_errors) > ERRORS_SHOWN:
+            shown.append(f"and {len(rcpt_errors) - ERRORS_SHOWN} more")
+        return shown + ["Nothing was saved."]
+
+
 @admin.register(RecipientList)
 class RecipientListAdmin(admin.ModelAdmin):
-    """Read-only overview; lists are written through the API (recipients are stored in bulk)."""
+    """Lists created and edited through the API's checks and services (:class:`RecipientListForm`)."""
 
+    form = RecipientListForm
     list_display = ["id", "name", "total_accepted_recipients", "updated_at"]
     search_fields = ["id", "name"]
-    readonly_fields = [
-        "id",
-        "name",
-        "description",
-        "attributes",
-        "total_accepted_recipients",
-        "created_at",
-        "updated_at",
-    ]
     change_form_template = "admin/recipient_lists/recipientlist/change_form.html"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_fields(self, request: HttpRequest, obj: RecipientList | None = None) -> Any:
+        shown = ["name", "description"] if obj is not None else ["id", "name", "description"]
+        stored = (
+            ["id", "attributes", "total_accepted_recipients", "created_at", "updated_at"] if obj is not None else []
+        )
+        return [*stored[:1], *shown, *stored[1:], "recipients_file", "recipients_text"]
 
-    def has_change_permission(self, request: HttpRequest, obj: RecipientList | None = None) -> bool:
-        return False
+    def get_readonly_fields(self, request: HttpRequest, obj: RecipientList | None = None) -> Any:
+        return ["id", "attributes", "total_accepted_recipients", "created_at", "updated_at"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: RecipientList, form: RecipientListForm, change: bool) -> None:
+        """Store what the form checked with the API's services, then show the stored row."""
+        checked = form.checked
+        assert checked is not None  # a valid form
+        accepted = checked.recipients[0] if checked.recipients is not None else None
+        if change:
+            saved = recipient_list_update(
+                list_id=obj.pk, name=checked.name, description=checked.description, recipients=accepted
+            )
+        else:
+            assert accepted is not None  # required on create
+            saved = recipient_list_create(
+                list_id=checked.list_id, name=checked.name, description=checked.description or "", recipients=accepted
+            )
+        for field in (
+            "id",
+            "name",
+            "description",
+            "attributes",
+            "total_accepted_recipients",
+            "created_at",
+            "updated_at",
+        ):
+            setattr(obj, field, getattr(saved, field))
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Nothing related: the recipients were stored by ``save_model``'s service."""
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except errors.EngageError as exc:  # a race the form could not see: the id taken, the list in use
+            messages.error(request, f"Not saved: {exc.description}")
+            return HttpResponseRedirect(request.get_full_path())
 
     def has_delete_permission(self, request: HttpRequest, obj: RecipientList | None = None) -> bool:
         return False  # deletes go through the API, which refuses lists in use

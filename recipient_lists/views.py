@@ -8,54 +8,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from engage import errors
-from engage.api.fields import text_field
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
-from mailcore.ids import MAX_ID_BYTES
 from recipient_lists import schemas
 from recipient_lists.models import RecipientList
-from recipient_lists.recipients import normalize_recipients
+from recipient_lists.payload import list_create_input, list_update_input
 from recipient_lists.selectors import recipient_list_get, recipient_list_list, recipient_list_recipients
 from recipient_lists.services import recipient_list_create, recipient_list_delete, recipient_list_update
 
 MANAGE = ("recipient_lists/manage",)
-RESERVED_PREFIX = "rcptlist_"
-MAX_NAME_BYTES = schemas.MAX_LIST_NAME_BYTES
-MAX_DESCRIPTION_BYTES = schemas.MAX_LIST_DESCRIPTION_BYTES
 TAGS = ["recipient-lists"]
-
-
-def parse_list_id(body: dict) -> str | None:
-    list_id = text_field(body, "id", max_bytes=MAX_ID_BYTES)
-    if list_id is None:
-        return None
-    if not list_id.strip() or "/" in list_id or any(ch.isspace() or ord(ch) < 32 for ch in list_id):
-        raise errors.InvalidData("id must be a non-empty string without spaces or '/'")
-    if list_id.startswith(RESERVED_PREFIX):
-        raise errors.InvalidData(f"List id '{list_id}' cannot start with '{RESERVED_PREFIX}'")
-    return list_id
-
-
-def parse_attributes(body: dict) -> dict[str, Any] | None:
-    attributes = body.get("attributes")
-    if attributes is not None and not isinstance(attributes, dict):
-        raise errors.InvalidData("attributes must be an object")
-    return attributes
-
-
-def parse_recipients(body: dict, *, max_errors: int | None) -> tuple[list[dict], list[dict], int] | None:
-    """``(accepted, rcpt_to_errors, rejected_count)``, or None when no recipients were sent."""
-    raw = body.get("recipients")
-    if raw is None:
-        return None
-    return normalize_recipients(raw, max_errors=max_errors)
-
-
-def require_one_valid(parsed: tuple[list[dict], list[dict], int] | None) -> None:
-    """400 / 5002 when recipients were sent and none is valid, saying why the first was not."""
-    if parsed is not None and not parsed[0] and parsed[1]:
-        first = parsed[1][0].get("description", "")
-        raise errors.NoValidRecipients(f"At least one valid recipient is required; {first}")
 
 
 def counted(data: dict[str, Any], rcpt_errors: list[dict], rejected: int, accepted: int) -> Response:
@@ -100,18 +62,15 @@ class RecipientListListView(ApiView):
     def post(self, request: Request) -> Response:
         parse_body(request, schemas.RecipientListCreate)
         max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
-        body = request_object(request)
-        list_id = parse_list_id(body)
-        name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
-        description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES) or ""
-        attributes = parse_attributes(body)
-        parsed = parse_recipients(body, max_errors=max_errors)
-        if parsed is None:
-            raise errors.RequiredFieldMissing("recipients is a required field")
-        require_one_valid(parsed)
-        accepted, rcpt_errors, rejected = parsed
+        given = list_create_input(request_object(request), max_errors=max_errors)
+        assert given.recipients is not None  # required on create
+        accepted, rcpt_errors, rejected = given.recipients
         recipient_list = recipient_list_create(
-            list_id=list_id, name=name, description=description, attributes=attributes, recipients=accepted
+            list_id=given.list_id,
+            name=given.name,
+            description=given.description or "",
+            attributes=given.attributes,
+            recipients=accepted,
         )
         return counted({"id": recipient_list.id, "name": recipient_list.name}, rcpt_errors, rejected, len(accepted))
 
@@ -144,20 +103,13 @@ class RecipientListDetailView(ApiView):
     def put(self, request: Request, list_id: str) -> Response:
         parse_body(request, schemas.RecipientListUpdate)
         max_errors = parse_query(request, schemas.RcptErrorsQuery).num_rcpt_errors
-        body = request_object(request)
-        body_id = body.get("id")
-        if body_id is not None and body_id != list_id:
-            raise errors.InvalidData(f"The id in the body ('{body_id}') does not match the id in the URI ('{list_id}')")
-        name = text_field(body, "name", max_bytes=MAX_NAME_BYTES)
-        description = text_field(body, "description", max_bytes=MAX_DESCRIPTION_BYTES)
-        attributes = parse_attributes(body)
-        parsed = parse_recipients(body, max_errors=max_errors)
-        require_one_valid(parsed)
+        given = list_update_input(request_object(request), list_id=list_id, max_errors=max_errors)
+        parsed = given.recipients
         recipient_list = recipient_list_update(
             list_id=list_id,
-            name=name,
-            description=description,
-            attributes=attributes,
+            name=given.name,
+            description=given.description,
+            attributes=given.attributes,
             recipients=parsed[0] if parsed is not None else None,
         )
         data = {"id": recipient_list.id, "name": recipient_list.name}

@@ -4,9 +4,9 @@ denied counts as not given. The state in force at a hit's time. No database."""
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from mailcore.consent import consent_at, tracking_consented
 

@@ -1,0 +1,159 @@
+"""The console's send form (``/transmissions/new/``): what a person chooses, turned into the body
+``POST /api/v1/transmissions`` takes (SPEC B §1.1). The form checks only what the API has no
+words for (a choice among the published templates and the stored lists, the date-time input in
+UTC, a list *or* typed addresses); everything else is left to the API's own declaration
+(``transmissions.schemas.TransmissionCreate``) and service (``transmission_create``), so the page
+refuses exactly what the API refuses, with its messages."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from recipient_lists.recipients import normalize_recipient
+from recipient_lists.selectors import recipient_list_list
+from templates_app.selectors import template_list
+
+#: The three answers of a tri-state option: not given (the template, then the server
+#: decides: ``mailcore.options.effective_options``), on, off.
+_ON, _OFF = "on", "off"
+_START = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)")
+_LINE_INDEX = re.compile(r"^recipients\[\d+\]: ")
+
+
+def _tri_state(label: str, default: bool, help_text: str) -> forms.ChoiceField:
+    choices = [("", f"as the template says, else {'on' if default else 'off'}"), (_ON, "on"), (_OFF, "off")]
+    return forms.ChoiceField(label=label, choices=choices, required=False, help_text=help_text)
+
+
+def parse_start_time(raw: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM[:SS]`` (a ``datetime-local`` input's value; a space for the ``T`` is
+    fine) read as UTC, or None when blank. Raises ``forms.ValidationError``."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    found = _START.fullmatch(raw)
+    try:
+        if found is None:
+            raise ValueError
+        return datetime.fromisoformat(f"{found[1]}T{found[2]}").replace(tzinfo=UTC)
+    except ValueError:
+        raise forms.ValidationError(f"'{raw[:40]}' is not a date and time: use YYYY-MM-DD HH:MM, in UTC") from None
+
+
+class SendForm(forms.Form):
+    """A published template, a stored list or typed addresses, and the transmission's options.
+    ``initial`` may name a template (``?template=``) and a list (``?list=``)."""
+
+    template = forms.ChoiceField(
+        label="Template",
+        help_text="Only published templates can be sent; its published version is sent.",
+        error_messages={"invalid_choice": "That template does not exist or is not published."},
+    )
+    recipient_list = forms.ChoiceField(
+        label="Recipient list",
+        required=False,
+        error_messages={"invalid_choice": "That recipient list does not exist."},
+    )
+    addresses = forms.CharField(
+        label="Or these addresses",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "placeholder": "ada@example.com\nBob <bob@example.com>"}),
+        help_text="One address a line (ada@example.com or Ada &lt;ada@example.com&gt;), instead of a list.",
+    )
+    campaign_id = forms.CharField(label="Campaign", required=False, help_text="Optional; at most 64 bytes.")
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Optional; at most 1024 bytes.",
+    )
+    open_tracking = _tri_state("Open tracking", settings.ENGAGE_OPEN_TRACKING, "A pixel records opens.")
+    click_tracking = _tri_state(
+        "Click tracking", settings.ENGAGE_CLICK_TRACKING, "Links are rewritten to record clicks."
+    )
+    transactional = _tri_state(
+        "Transactional", False, "Transactional mail has no unsubscribe link and ignores non-transactional opt-outs."
+    )
+    start_time = forms.CharField(
+        label="Send later (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+        help_text="Leave empty to send now. A date and time in UTC (not your local time); "
+        "a scheduled send can be canceled from its page until shortly before it starts.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        templates = template_list(draft=False).values_list("id", "name")
+        self._choose(
+            "template",
+            [("", "— choose a published template —")]
+            + [(pk, pk if name == pk else f"{pk} — {name}") for pk, name in templates],
+        )
+        lists = recipient_list_list().values_list("id", "name", "total_accepted_recipients")
+        self._choose(
+            "recipient_list",
+            [("", "— none: the addresses below —")]
+            + [(pk, f"{pk} — {name} ({total} recipients)") for pk, name, total in lists],
+        )
+
+    def _choose(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+
+    def clean_start_time(self) -> datetime | None:
+        return parse_start_time(self.cleaned_data.get("start_time") or "")
+
+    def clean_addresses(self) -> list[str]:
+        """The typed addresses, each judged by the code that judges a recipient of the API
+        (``normalize_recipient``): one that would be rejected refuses the form, naming its line,
+        rather than sending to the others."""
+        lines = [(number, line.strip()) for number, line in enumerate(self.cleaned_data["addresses"].splitlines(), 1)]
+        typed = [(number, line) for number, line in lines if line]
+        problems = []
+        for index, (number, line) in enumerate(typed):
+            _recipient, error = normalize_recipient({"address": line}, index)
+            if error is not None:
+                problems.append(f"line {number}: {_LINE_INDEX.sub('', error.description)}")
+        if problems:
+            raise forms.ValidationError(
+                problems[:20] + ([f"and {len(problems) - 20} more"] if len(problems) > 20 else [])
+            )
+        return [line for _number, line in typed]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "addresses" in cleaned and "recipient_list" in cleaned:
+            if cleaned["addresses"] and cleaned["recipient_list"]:
+                raise forms.ValidationError("Choose a recipient list or type addresses, not both.")
+            if not cleaned["addresses"] and not cleaned["recipient_list"]:
+                raise forms.ValidationError("Choose a recipient list or type at least one address.")
+        return cleaned
+
+
+def send_body(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """The ``POST /api/v1/transmissions`` body of a valid :class:`SendForm`: only what was
+    given (an option left "as the template says" is absent, as an API client leaves it out)."""
+    recipients: Any = (
+        {"list_id": cleaned["recipient_list"]}
+        if cleaned["recipient_list"]
+        else [{"address": address} for address in cleaned["addresses"]]
+    )
+    body: dict[str, Any] = {"content": {"template_id": cleaned["template"]}, "recipients": recipients}
+    for key in ("campaign_id", "description"):
+        if cleaned[key]:
+            body[key] = cleaned[key]
+    options: dict[str, Any] = {
+        key: cleaned[key] == _ON for key in ("open_tracking", "click_tracking", "transactional") if cleaned[key]
+    }
+    if cleaned["start_time"] is not None:
+        options["start_time"] = cleaned["start_time"].isoformat()
+    if options:
+        body["options"] = options
+    return body
