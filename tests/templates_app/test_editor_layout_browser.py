@@ -71,3 +71,44 @@ def test_the_link_check_table_fits_its_panel_at_1280(template, staff_user, live_
     assert page.locator("#tpl-links tr.tpl-target td").nth(0).bounding_box()["height"] < 120
     screenshot(page, "template-editor-link-check")
     connections.close_all()
+
+
+def test_the_sample_data_and_its_list_entry_survive_save_publish_and_test_send(
+    template, staff_user, live_server, browser_page, monkeypatch
+):
+    from recipient_lists.services import recipient_list_create
+
+    recipient_list_create(
+        list_id="vip", name="VIP", description="", attributes={},
+        recipients=[{"address": {"email": "a@example.com"}, "substitution_data": {"name": "Ada"}},
+                    {"address": {"email": "b@example.com"}, "substitution_data": {"name": "Bob"}}],
+    )  # fmt: skip
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    page = browser_page(live_server.url + "/admin/templates_app/template/welcome/change/")
+    page.locator("#tpl-sample-list option[value=vip]").wait_for(state="attached")
+    page.select_option("#tpl-sample-list", "vip")
+    page.fill("#tpl-sample-index", "2")
+    page.click("#tpl-sample-load")
+    page.frame_locator("#tpl-frame").locator("p").filter(has_text="Hello Bob").wait_for()
+
+    def kept() -> None:
+        page.frame_locator("#tpl-frame").locator("p").filter(has_text="Hello Bob").wait_for()
+        assert '"Bob"' in page.input_value("#tpl-sample")
+        page.wait_for_function("document.getElementById('tpl-sample-list').value === 'vip'")
+        assert (page.input_value("#tpl-sample-list"), page.input_value("#tpl-sample-index")) == ("vip", "2")
+
+    page.click("input[name=_continue]")
+    page.locator("text=was changed successfully").wait_for()
+    kept()
+    page.click("input[name=_publish]")
+    page.locator("text=Published welcome").wait_for()
+    kept()
+    page.fill("#tpl-test-send input[name=address]", "me@example.com")
+    page.click("#tpl-test-send button[type=submit]")
+    page.locator("text=Test send").first.wait_for()
+    page.wait_for_url("**/welcome/change/")
+    kept()
+    from transmissions.models import Transmission
+
+    assert Transmission.objects.get().substitution_data == {"name": "Bob"}
+    connections.close_all()
