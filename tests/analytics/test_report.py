@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from analytics.figures import percent
 from analytics.ingest import event_row, events_insert
-from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS, percent
+from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS
 from tests.analytics import data
 from tests.browser import needs_chromium, screenshot
 from tracking.services import Client, engagement_events
