@@ -67,11 +67,11 @@ def _chart_data(series: list[dict[str, Any]], *, tz: str, precision: str) -> dic
 
 
 def link_label(row: dict[str, Any]) -> str:
-    """How a link row is named: its link name, else (``Raw URL``, the default) "Link <n>"."""
+    """How a link row is named: its link name, else ``Raw URL``, the name the events API,
+    the timelines and the link check give a link without one (``mailcore.links.RAW_URL``).
+    Rows of one name are told apart by their URL as written and their position."""
     name = row["link_name"]
-    if name and name != RAW_URL and name != row["link_url"]:
-        return name
-    return f"Link {row['link_position']}" if row["link_position"] else "Link"
+    return name if name and name != row["link_url"] else RAW_URL
 
 
 @staff_member_required
