@@ -207,7 +207,7 @@ def test_in_a_browser_find_one_recipient_s_message_and_see_its_timeline(
     )
     page = browser_page(live_server.url + URL)
     page.fill("#f-recipients", "jo@example.com")
-    page.click("button[type=submit]")
+    page.click("form.search button[type=submit]")
     page.wait_for_load_state()
     sections = page.locator("section.message")
     assert sections.count() == 1
