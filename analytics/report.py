@@ -13,35 +13,17 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from analytics import selectors
+from analytics.figures import DELIVERABILITY, ENGAGEMENT
+from analytics.figures import figures as _figures
 from analytics.metrics import ParamError, parse_metrics_query
 from engage import errors
 from mailcore.ids import smtp_template_transmission
 from mailcore.links import RAW_URL
 
-#: The report's figures: (metric of the metrics API, label, the metric its rate is of).
-#: Every figure is ``selectors.metrics_summary`` over one query, as the metrics API computes
-#: it (``analytics.metrics.METRICS``), so the page and ``GET /api/v1/metrics/deliverability``
-#: with the same window and filters show the same numbers.
-DELIVERABILITY: tuple[tuple[str, str, str], ...] = (
-    ("count_targeted", "Targeted", ""),
-    ("count_injected", "Injected", "count_targeted"),
-    ("count_generation_failed", "Generation failures", "count_targeted"),
-    ("count_rejected", "Rejected (policy, generation)", "count_targeted"),
-    ("count_accepted", "Accepted (delivered)", "count_targeted"),
-    ("count_delayed", "Delays", "count_injected"),
-    ("count_bounce", "Bounced", "count_injected"),
-    ("count_hard_bounce", "Hard bounces", "count_injected"),
-    ("count_soft_bounce", "Soft bounces", "count_injected"),
-    ("count_block_bounce", "Block bounces", "count_injected"),
-    ("count_admin_bounce", "Admin bounces", "count_injected"),
-    ("count_undetermined_bounce", "Undetermined bounces", "count_injected"),
-)
-ENGAGEMENT: tuple[tuple[str, str, str], ...] = (
-    ("count_unique_confirmed_opened", "Unique confirmed opens", "count_accepted"),
-    ("count_unique_clicked", "Unique clicks", "count_accepted"),
-    ("count_clicked", "Total clicks", ""),
-    ("count_unsubscribe", "Unsubscribes (list and link)", "count_accepted"),
-)
+#: The report's figures (``analytics.figures``): every figure is ``selectors.metrics_summary``
+#: over one query, as the metrics API computes it (``analytics.metrics.METRICS``), so the page
+#: and ``GET /api/v1/metrics/deliverability`` with the same window and filters show the same
+#: numbers.
 #: Every metric the page reads: the figures and the bases of their rates.
 REPORT_METRICS = tuple(dict.fromkeys(name for row in (*DELIVERABILITY, *ENGAGEMENT) for name in row[::2] if name))
 #: The chart's series: (metric, legend label, colour).
@@ -54,20 +36,6 @@ CHART_SERIES: tuple[tuple[str, str, str], ...] = (
 )
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 _MAX_TEXT = 200  # the longest filter value the page echoes or queries with
-
-
-def percent(part: int, whole: int) -> str:
-    """``part`` of ``whole`` as a percentage for people: one decimal, or as many as it takes
-    (up to three) for a non-zero part not to read 0.0 % and a partial whole not to read
-    100.0 %; "–" for an empty whole."""
-    if not whole:
-        return "–"
-    value = 100 * part / whole
-    for digits in (1, 2, 3):
-        shown = f"{value:.{digits}f}"
-        if not ((part and float(shown) == 0) or (part != whole and float(shown) == 100)):
-            return f"{shown} %"
-    return "< 0.001 %" if value < 50 else "> 99.999 %"
 
 
 def _day(raw: str, name: str) -> date:
@@ -99,23 +67,12 @@ def _chart_data(series: list[dict[str, Any]], *, tz: str, precision: str) -> dic
     }
 
 
-def _figures(rows: tuple[tuple[str, str, str], ...], totals: dict[str, int]) -> list[dict[str, Any]]:
-    return [
-        {"metric": metric, "label": label, "value": totals[metric],
-         "rate": percent(totals[metric], totals[base]) if base else "", "of": dict(_LABELS).get(base, "")}
-        for metric, label, base in rows
-    ]  # fmt: skip
-
-
-_LABELS = {"count_targeted": "targeted", "count_injected": "injected", "count_accepted": "delivered"}
-
-
 def link_label(row: dict[str, Any]) -> str:
-    """How a link row is named: its link name, else (``Raw URL``, the default) "Link <n>"."""
+    """How a link row is named: its link name, else ``Raw URL``, the name the events API,
+    the timelines and the link check give a link without one (``mailcore.links.RAW_URL``).
+    Rows of one name are told apart by their URL as written and their position."""
     name = row["link_name"]
-    if name and name != RAW_URL and name != row["link_url"]:
-        return name
-    return f"Link {row['link_position']}" if row["link_position"] else "Link"
+    return name if name and name != row["link_url"] else RAW_URL
 
 
 def _template_note(template_id: str) -> str:

@@ -29,6 +29,26 @@ _STAGES = {"message_event": 1, "gen_event": 1, "track_event": 2, "unsubscribe_ev
 _NOT_AN_OUTCOME = frozenset({"injection", "spam_complaint"})
 # The answers that are no failure (the rest of stage 1 is: a bounce, a rejection, ...).
 _NOT_A_FAILURE = frozenset({"injection", "delivery", "delay"})
+# Within one stage, the event that comes first when two share a second: the initial open
+# (its pixel is at the top of the body) before the open (at the bottom), whichever pixel the
+# mail client happened to load first.
+_FIRST_IN_STAGE = frozenset({"initial_open", "amp_initial_open"})
+#: The badge of a message's delivery outcome (the relay's last answer or the failure).
+OUTCOME_WORDS = {
+    "delivery": "Delivered",
+    "bounce": "Bounced",
+    "out_of_band": "Bounced (out of band)",
+    "delay": "Delayed",
+    "generation_failure": "Generation failed",
+    "generation_rejection": "Rejected",
+    "policy_rejection": "Rejected",
+}
+# What a message's engagement events say, in the order they are said.
+_ENGAGED = (
+    ("opened", ("initial_open", "open", "amp_initial_open", "amp_open")),
+    ("clicked", ("click", "amp_click")),
+    ("unsubscribed", ("list_unsubscribe", "link_unsubscribe")),
+)
 
 
 def _stage(kind: str) -> int:
@@ -70,7 +90,14 @@ class Timeline:
 
     @property
     def outcome_label(self) -> str:
-        return label(self.outcome) if self.outcome else ""
+        """The delivery outcome in words (``Delivered``, ``Bounced``, ...), "" before one."""
+        return OUTCOME_WORDS.get(self.outcome, label(self.outcome)) if self.outcome else ""
+
+    @property
+    def engagement(self) -> str:
+        """What the recipient did, apart from the outcome: ``"opened, clicked"``, or ""."""
+        kinds = {event["type"] for event in self.events}
+        return ", ".join(word for word, types in _ENGAGED if kinds.intersection(types))
 
 
 @dataclass(frozen=True)
@@ -87,9 +114,16 @@ class MessagePage:
 
 def timeline(rows: list[dict[str, Any]], *, total: int | None = None) -> Timeline:
     """PURE: the timeline of one message from its event rows (any order; at least one):
-    ordered by time, then by stage (injection, answer, opens, clicks, unsubscribes), then
-    by id."""
-    ordered = sorted(rows, key=lambda row: (row["timestamp"], _stage(row["type"]), row.get("id", 0)))
+    ordered by the second they happened (the page shows seconds), then by stage (injection,
+    answer, initial open, opens, clicks, unsubscribes), then by time and id. The events API
+    orders by time and id alone (its keyset cursor); the two differ only within a second."""
+
+    def order(row: dict[str, Any]) -> tuple[Any, ...]:
+        second = row["timestamp"].replace(microsecond=0)
+        kind = row["type"]
+        return (second, _stage(kind), kind not in _FIRST_IN_STAGE, row["timestamp"], row.get("id", 0))
+
+    ordered = sorted(rows, key=order)
     events = [
         {
             **event_flat(row),

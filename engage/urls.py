@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from console.views.errors import not_found
@@ -37,6 +39,8 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
+    # Browsers ask for /favicon.ico on pages that name no icon (a JSON error, the API docs).
+    path("favicon.ico", RedirectView.as_view(url=static("engage/favicon.svg"), permanent=True)),
     re_path(r"^api/.*$", api_not_found),
     # Last: any other path is the console's 404 page. A route, not only handler404, because
     # with DEBUG on (scripts/run) Django answers an unmatched path with its debug page, which

@@ -9,7 +9,6 @@ query), the newest transmissions, and a link to every console page (``console.pa
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -18,20 +17,24 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from analytics import selectors as analytics_selectors
+from analytics.figures import figure_rows, figures
 from analytics.metrics import parse_metrics_query
 from console.pages import PAGES
 from transmissions import selectors as transmission_selectors
 
-#: (metric, label, the metric it is a rate of, or None), in the order shown.
-FIGURES: tuple[tuple[str, str, str | None], ...] = (
-    ("count_targeted", "Targeted", None),
-    ("count_injected", "Injected", "count_targeted"),
-    ("count_delivered", "Delivered", "count_injected"),
-    ("count_bounce", "Bounced", "count_injected"),
-    ("count_delayed", "Delayed (attempts)", None),
-    ("count_generation_failed", "Generation failures", "count_targeted"),
-    ("count_unique_confirmed_opened", "Unique opens", "count_delivered"),
-    ("count_unique_clicked", "Unique clicks", "count_delivered"),
+#: (metric, label, the metric it is a rate of, or ""), in the order shown: the report's
+#: labels and rates (``analytics.figures``), so one figure reads the same on both pages.
+FIGURES = figure_rows(
+    (
+        "count_targeted",
+        "count_injected",
+        "count_accepted",
+        "count_bounce",
+        "count_delayed",
+        "count_generation_failed",
+        "count_unique_confirmed_opened",
+        "count_unique_clicked",
+    )
 )
 WINDOW = timedelta(hours=24)
 RECENT_TRANSMISSIONS = 10
@@ -46,39 +49,23 @@ def last_day_window(now: datetime) -> tuple[datetime, datetime]:
     return end - WINDOW, end
 
 
-def rate(part: int, whole: int) -> str:
-    """``part`` as a percentage of ``whole`` with one decimal (``"12.5%"``), ``""`` when
-    ``whole`` is 0."""
-    return f"{100 * part / whole:.1f}%" if whole else ""
-
-
 @staff_member_required
 def overview(request: HttpRequest) -> HttpResponse:
     start, end = last_day_window(timezone.now())
     params = {
         "from": start.strftime(_API_TIME),
         "to": end.strftime(_API_TIME),
-        "metrics": ",".join(metric for metric, _label, _of in FIGURES),
+        "metrics": ",".join(dict.fromkeys(name for row in FIGURES for name in row[::2] if name)),
     }
     totals = analytics_selectors.metrics_summary(query=parse_metrics_query(params, now=end))
-    labels = {metric: label for metric, label, _of in FIGURES}
-    figures: list[dict[str, Any]] = [
-        {
-            "metric": metric,
-            "label": label,
-            "value": totals[metric],
-            "rate": rate(totals[metric], totals[of]) if of else "",
-            "of": labels[of].lower() if of else "",
-        }
-        for metric, label, of in FIGURES
-    ]
+    figures_shown = figures(FIGURES, totals)
     context = {
         "start": start,
         "end": end,
         "api_from": params["from"],
         "api_to": params["to"],
         "api_query": "/api/v1/metrics/deliverability?" + urlencode(params, safe=",:"),
-        "figures": figures,
+        "figures": figures_shown,
         "transmissions": transmission_selectors.transmission_recent(limit=RECENT_TRANSMISSIONS),
         "pages": PAGES,
     }

@@ -30,6 +30,14 @@ from transmissions.services import transmission_cancel
 REFRESH_SECONDS = 3
 # A scheduled transmission this close to its start is about to generate: its page reloads.
 _SOON = timedelta(seconds=60)
+#: After its generation ended, a transmission's page keeps reloading until its events have
+#: landed (they follow the state by seconds: the relay answers, the outbox is drained), for
+#: at most this long.
+CATCH_UP = timedelta(minutes=5)
+# The events that end each targeted message's generation: its injection, or the bounce,
+# failure or rejection that stopped it. A bounce after an injection is counted twice, so
+# ``landed`` can only reach the number of recipients early, never late (then CATCH_UP ends it).
+_LANDING = ("injection", "bounce", "generation_failure", "generation_rejection", "policy_rejection")
 
 
 def _in_progress(state: str, start_time: datetime | None) -> bool:
@@ -37,6 +45,26 @@ def _in_progress(state: str, start_time: datetime | None) -> bool:
     if state == TransmissionState.GENERATING:
         return True
     return state == TransmissionState.SUBMITTED and (start_time is None or start_time <= timezone.now() + _SOON)
+
+
+def _catching_up(tx: dict[str, Any], counts: dict[str, int]) -> bool:
+    """Generation ended (any final state) less than :data:`CATCH_UP` ago, and the events of
+    its messages have not all landed: its events summary is still growing."""
+    ended = tx["generation_end_time"]
+    if not tx["generation_start_time"] or not ended:
+        return False
+    if timezone.now() - datetime.fromisoformat(ended) > CATCH_UP:
+        return False
+    return sum(counts.get(kind, 0) for kind in _LANDING) < tx["num_rcpts"]
+
+
+def duration(seconds: int) -> str:
+    """``600`` → ``"10 minutes"``, ``3600`` → ``"1 hour"``, ``90`` → ``"90 seconds"``."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
 
 
 def _pk_or_404(raw: str) -> int:
@@ -89,6 +117,7 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
     scheduled = tx["state"] == TransmissionState.SUBMITTED
     # As transmission_cancel decides: only while its start is at least the window away.
     cancelable = scheduled and start_time is not None and start_time - timezone.now() >= timedelta(seconds=window)
+    catching_up = _catching_up(tx, {kind: count for kind, _label, count in summary["events"]})
     context = {
         **summary,
         "tx": tx,
@@ -97,9 +126,10 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
         "messages_url": "/messages/?" + urlencode(search),
         "cancelable": cancelable,
         "too_close": scheduled and not cancelable,
-        "window_seconds": window,
+        "window": duration(window),
         "start_time": start_time,
-        "refresh": REFRESH_SECONDS if _in_progress(tx["state"], start_time) else 0,
+        "catching_up": catching_up,
+        "refresh": REFRESH_SECONDS if catching_up or _in_progress(tx["state"], start_time) else 0,
     }
     return render(request, "console/transmission.html", context)
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from analytics.figures import percent
 from analytics.ingest import event_row, events_insert
-from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS, percent
+from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS
 from tests.analytics import data
 from tests.browser import needs_chromium, screenshot
 from tests.console.helpers import story
@@ -125,7 +126,8 @@ def _message_tokens(number: int, at: datetime):
     )  # fmt: skip
 
 
-def test_links_are_grouped_by_template_link_and_position(client, staff):
+def test_links_are_grouped_by_template_link_and_position_and_named_as_their_events(client, staff):
+    # Found by a newcomer: an unnamed link was "Raw URL" in the link check and timeline, "Link 1" here.
     at = data.START + timedelta(hours=5)
     tokens = []
     for number in range(300):
@@ -149,9 +151,9 @@ def test_links_are_grouped_by_template_link_and_position(client, staff):
         r'<td class="n">(\d+)</td><td class="n">(\d+)</td></tr>', html
     )  # fmt: skip
     assert sorted(rows) == sorted([
-        ("Link 2", "https://x.example/account?id={{id}}", "2", "300", "300"),
-        ("Link 1", "https://x.example/shop", "1", "10", "10"),
-        ("Link 3", "https://x.example/shop", "3", "10", "10"),
+        ("Raw URL", "https://x.example/account?id={{id}}", "2", "300", "300"),
+        ("Raw URL", "https://x.example/shop", "1", "10", "10"),
+        ("Raw URL", "https://x.example/shop", "3", "10", "10"),
         ("Old", "https://x.example/old?id=0", "–", "2", "2"),
         ("Old", "https://x.example/old?id=1", "–", "2", "2"),
     ])  # fmt: skip

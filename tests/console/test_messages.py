@@ -53,7 +53,11 @@ def test_a_recipient_search_shows_that_message_alone_as_a_timeline_in_order(staf
     assert types_shown(html, "m-jo") == list(JO[2])
     assert escape(DELAY_RAW) in html and "Bounce class</b> 70 Transient Failure (soft)" in html
     assert "offer: https://shop.example.com/offer" in html
-    assert '<span class="outcome delivery">Delivery</span>' in html
+    # the badge is the delivery outcome; the engagement is said beside it (found by a newcomer)
+    assert (
+        '<span class="outcome delivery">Delivered</span><span class="engaged">opened, clicked, unsubscribed</span>'
+        in html
+    )
 
 
 def test_a_bounce_shows_the_reason_the_relay_gave_and_its_class(staff, two_messages):
@@ -61,7 +65,7 @@ def test_a_bounce_shows_the_reason_the_relay_gave_and_its_class(staff, two_messa
     assert types_shown(html, "m-ann") == ["injection", "bounce"]
     assert escape(BOUNCE_RAW) in html and "550 5.1.1 User unknown" in html
     assert "Bounce class</b> 10 Invalid Recipient (hard)" in html and "Code</b> 550" in html
-    assert '<span class="outcome bounce">Bounce</span>' in html
+    assert '<span class="outcome bounce">Bounced</span></h2>' in html
 
 
 def test_injection_comes_before_the_answer_written_at_the_same_time(staff, db):
@@ -70,6 +74,17 @@ def test_injection_comes_before_the_answer_written_at_the_same_time(staff, db):
     events[0]["timestamp"] = events[1]["timestamp"] = at
     land_stories(list(reversed(events)))
     assert types_shown(staff.get(URL).content.decode(), "m-same") == ["injection", "delivery"]
+
+
+def test_events_of_one_second_are_in_their_natural_order_whatever_landed_first(staff, db):
+    # Found by a newcomer: "Open" was listed before "Initial open" at the same second.
+    at = hours_ago(1).replace(microsecond=100)
+    kinds = ("injection", "delivery", "initial_open", "open", "click")
+    events = story("m-tie", "tie@example.com", at, kinds=kinds)
+    for n, event in enumerate(events):  # one second; the open's pixel loaded a little first
+        event["timestamp"] = at.replace(microsecond={"open": 200, "initial_open": 900}.get(event["type"], 100 + n))
+    land_stories(list(reversed(events)))
+    assert types_shown(staff.get(URL).content.decode(), "m-tie") == list(kinds)
 
 
 @pytest.mark.parametrize(
@@ -192,7 +207,7 @@ def test_in_a_browser_find_one_recipient_s_message_and_see_its_timeline(
     )
     page = browser_page(live_server.url + URL)
     page.fill("#f-recipients", "jo@example.com")
-    page.click("button[type=submit]")
+    page.click("form.search button[type=submit]")
     page.wait_for_load_state()
     sections = page.locator("section.message")
     assert sections.count() == 1

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from analytics.figures import DELIVERABILITY, ENGAGEMENT, figures
 from console.pages import PAGES
 from console.views.overview import FIGURES, last_day_window
 from tests.analytics import data
@@ -77,10 +78,21 @@ def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api,
     assert window[1] - window[0] == timedelta(hours=24) and window[0] <= now < window[1]
     expected = data.brute(events, start=window[0], end=window[1])[None]
     everything = data.brute(events, start=now - timedelta(days=30), end=now + timedelta(days=30))[None]
-    for metric in ("count_targeted", "count_delivered", "count_unique_clicked", "count_generation_failed"):
+    for metric in ("count_targeted", "count_accepted", "count_unique_clicked", "count_generation_failed"):
         assert 0 < expected[metric] == totals[metric] < everything[metric], metric
     # the rates say what they are of
-    assert re.search(r'id="count_delivered">\d+</div><div class="r">\d+\.\d% of injected</div>', html)
+    assert re.search(r'id="count_accepted">\d+</div><div class="r">\d+\.\d+ % of targeted</div>', html)
+
+
+def test_the_overview_names_and_rates_each_figure_as_the_report_does():
+    # Found by a newcomer: 1 unique open of 3004 read "0.0% of delivered" here, "0.03 %" there.
+    report = {metric: (label, base) for metric, label, base in (*DELIVERABILITY, *ENGAGEMENT)}
+    assert all(report[metric] == (label, base) for metric, label, base in FIGURES)
+    totals = dict.fromkeys(METRICS, 3004) | {"count_unique_confirmed_opened": 1, "count_unique_clicked": 0}
+    shown = {f["metric"]: f"{f['rate']} of {f['of']}" for f in figures(FIGURES, totals)}
+    assert shown["count_unique_confirmed_opened"] == "0.03 % of delivered"
+    assert shown["count_unique_clicked"] == "0.0 % of delivered"
+    assert shown["count_accepted"] == "100.0 % of targeted"
 
 
 def test_the_overview_lists_the_newest_transmissions_in_two_queries(client, staff_user):

@@ -99,8 +99,44 @@ def test_progress_while_generating_is_counted_from_the_messages_as_the_api_does(
 
 def test_a_finished_transmission_s_page_does_not_reload(staff, api, relay):
     tid = run(api, body()).id
+    outbox_land()
     assert '<meta http-equiv="refresh"' not in staff.get(f"{PAGE}{tid}/").content.decode()
     assert '<meta http-equiv="refresh"' not in staff.get(PAGE).content.decode()
+
+
+def test_a_finished_transmission_s_page_reloads_until_its_events_have_landed(staff, api, relay):
+    # Found by a newcomer: it froze at "Injection 94" beside "3000 generated" once Success.
+    tid = run(api, body(recipients=recipients(3))).id
+    assert Transmission.objects.get(pk=tid).state == TransmissionState.SUCCESS
+    html = staff.get(f"{PAGE}{tid}/").content.decode()
+    assert '<meta http-equiv="refresh"' in html and "its events are still landing" in html
+    assert "events land within a few seconds" in html and "has landed yet" not in html
+    outbox_land()
+    html = staff.get(f"{PAGE}{tid}/").content.decode()
+    assert '<meta http-equiv="refresh"' not in html and 'data-type="injection"' in html
+
+
+def test_a_finished_transmission_s_page_stops_reloading_a_while_after_its_end(staff, api, relay):
+    tid = run(api, body(recipients=recipients(2))).id
+    Transmission.objects.filter(pk=tid).update(generation_end_time=datetime.now(UTC) - timedelta(minutes=6))
+    assert '<meta http-equiv="refresh"' not in staff.get(f"{PAGE}{tid}/").content.decode()
+
+
+def test_a_canceled_transmission_that_never_started_shows_no_generation_times(staff, api):
+    tid = scheduled(api)
+    staff.post(f"{PAGE}{tid}/cancel/")
+    html = staff.get(f"{PAGE}{tid}/").content.decode()
+    assert "Generation ended" not in html and "Generation started" not in html
+    assert "it never started, so nothing of it was sent" in html
+    assert '<meta http-equiv="refresh"' not in html
+
+
+def test_the_cancel_window_is_said_in_minutes(staff, api, settings):
+    settings.ENGAGE_SCHEDULED_DELETE_WINDOW = 600
+    html = staff.get(f"{PAGE}{scheduled(api)}/").content.decode()
+    assert "it can be canceled until 10 minutes before its start" in html and "600 seconds" not in html
+    settings.ENGAGE_SCHEDULED_DELETE_WINDOW = 3600
+    assert "under 1 hour: too close" in staff.get(f"{PAGE}{scheduled(api, hours=0.5)}/").content.decode()
 
 
 @pytest.mark.parametrize(
