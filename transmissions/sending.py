@@ -143,9 +143,7 @@ RETURNING id, message_id, recipient, attempts, false, claims_lost, transmission_
 # chunk that holds a message whose claim was lost, or a stale one, is left out whole: it is
 # chunk_send's, whose claim takes such a chunk one message at a time (ENGAGE_SEND_MAX_CLAIMS).
 _CLAIM_GROUP_SQL = """
-UPDATE transmissions_message m
-   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1
- WHERE m.id IN (SELECT q.id FROM transmissions_message q
+WITH picked AS MATERIALIZED (SELECT q.id FROM transmissions_message q
                  WHERE q.transmission_id = ANY(%(txs)s) AND q.state = 'queued' AND q.claims_lost = 0
                    AND NOT EXISTS (SELECT 1 FROM transmissions_message s
                                     WHERE s.transmission_id = q.transmission_id AND s.chunk = q.chunk
@@ -154,6 +152,9 @@ UPDATE transmissions_message m
                                            OR (s.state = 'sending'
                                                AND s.claimed_at < now() - make_interval(secs => %(stale)s))))
                  ORDER BY q.id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE transmissions_message m
+   SET state = 'sending', claimed_by = %(token)s, claimed_at = now(), attempts = m.attempts + 1
+ WHERE m.id IN (SELECT id FROM picked)
    AND m.state = 'queued'
 RETURNING m.id, m.message_id, m.recipient, m.attempts, m.finished_at IS NULL, m.claims_lost, m.transmission_id
 """
