@@ -120,7 +120,7 @@ def test_send_now_to_a_list_creates_what_the_api_would_and_it_progresses(staff, 
     assert f"Transmission {tid} created: 3 recipients, sending now." in page
     send_all(tid)
     page = staff.get(f"/transmissions/{tid}/").content.decode()
-    assert 'id="num_generated">3<' in page and 'id="state">Success' in page
+    assert 'id="num_generated">3<' in page and 'id="state" data-state="Success">Success' in page
     assert sorted(rcpt for message in relay.received for rcpt in message.rcpt_tos) == [
         "f0@example.com", "f1@example.com", "f2@example.com"
     ]  # fmt: skip

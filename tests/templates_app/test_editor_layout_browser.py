@@ -83,12 +83,12 @@ def test_the_sample_data_and_its_list_entry_survive_save_publish_and_test_send(
 ):
     from recipient_lists.services import recipient_list_create
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # browser_page runs an event loop in this thread
     recipient_list_create(
         list_id="vip", name="VIP", description="", attributes={},
         recipients=[{"address": {"email": "a@example.com"}, "substitution_data": {"name": "Ada"}},
                     {"address": {"email": "b@example.com"}, "substitution_data": {"name": "Bob"}}],
     )  # fmt: skip
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     page = browser_page(live_server.url + "/admin/templates_app/template/welcome/change/")
     page.locator("#tpl-sample-list option[value=vip]").wait_for(state="attached")
     page.select_option("#tpl-sample-list", "vip")
