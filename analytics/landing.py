@@ -49,6 +49,7 @@ from mailcore.addresses import mailbox_key
 from mailcore.consent import DENIED, consent_at
 from mailcore.events import names_in
 from tracking.events import EVENT_FIELD, events_redis
+from tracking.hitlog import hits_flush
 from tracking.outbox import spool_replay
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,11 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
 
     ``consumer`` names this lander in the consumer group (stable per process, e.g.
     host-pid). ``block_ms`` waits that long for new events when there are none (for a
-    dedicated loop). See the module docstring for why this order is crash safe.
+    dedicated loop). See the module docstring for why this order is crash safe. A process
+    that also serves tracking hits (a test, a single-process run) ships its own hit log into
+    the stream first (``tracking.hitlog``; a no-op in a worker that serves none).
     """
+    hits_flush()
     client = events_redis()
     entries = _read(client, consumer=consumer, count=max_events, block_ms=block_ms)
     if not entries:

@@ -279,6 +279,10 @@ ENGAGE_EVENT_RECLAIM_MS = env_int("ENGAGE_EVENT_RECLAIM_MS", 30000, minimum=1000
 # them (fsync'd; replayed into Redis when it answers: tracking/outbox.py). Give every
 # tracking process and lander on one host the same directory.
 ENGAGE_EVENT_SPOOL_DIR = str(env_path("ENGAGE_EVENT_SPOOL_DIR", Path(ENGAGE_VAR_DIR) / "spool", base=BASE_DIR))
+# A tracking hit's events go to a file of that directory before the hit is answered, and a
+# background thread moves them to Redis within 20 ms (tracking/hitlog.py); false: each hit
+# waits for its own Redis round trip (tracking/outbox.py events_record).
+ENGAGE_EVENT_HIT_LOG = env_bool("ENGAGE_EVENT_HIT_LOG", True)
 # Take the client address of engagement events from the first X-Forwarded-For hop (only
 # behind a proxy that sets it); otherwise REMOTE_ADDR.
 ENGAGE_TRUST_X_FORWARDED_FOR = env_bool("ENGAGE_TRUST_X_FORWARDED_FOR", False)

@@ -40,6 +40,31 @@ def _session_keys() -> None:
 _session_keys()
 
 
+def _session_spool() -> None:
+    """The hit log and spool of this test session (and of the processes its tests start) in a
+    directory of its own: never the checkout's ``var/spool``, whose files a development run
+    would replay into its own stream (and this session into its streams)."""
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="engage-test-spool-")
+    django_settings.ENGAGE_EVENT_SPOOL_DIR = directory
+    os.environ["ENGAGE_EVENT_SPOOL_DIR"] = directory
+
+
+_session_spool()
+
+
+@pytest.fixture(autouse=True)
+def hit_log_shipped(settings):
+    """What a test's tracking hits wrote to this process's hit log (``tracking.hitlog``) is
+    shipped at its end, under its own settings (its stream, its Redis), never into a later
+    test's stream."""
+    yield
+    from tracking.hitlog import hits_flush
+
+    hits_flush()
+
+
 @pytest.fixture
 def make_key(db):
     """Create an API key with the given grants; returns the raw key."""

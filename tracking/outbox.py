@@ -51,6 +51,7 @@ __all__ = [
     "OUTBOX_INSERT_EACH",
     "events_record",
     "outbox_json",
+    "outbox_payloads_write",
     "outbox_write",
     "spool_replay",
     "spool_replay_soon",
@@ -106,6 +107,14 @@ def outbox_write(cursor: Any, events: Sequence[dict[str, Any]]) -> None:
     """Append ``events`` to the outbox on ``cursor`` (in the caller's transaction)."""
     if events:
         cursor.execute(_OUTBOX_APPEND, [outbox_json(events)])
+
+
+def outbox_payloads_write(payloads: list[bytes]) -> None:
+    """Append stamped, JSON-encoded events (:func:`tracking.events.events_json`) as one outbox
+    row, committed on this thread's connection. ``DatabaseError`` when PostgreSQL does not
+    take them."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OUTBOX_APPEND, [_array(payloads)])
 
 
 def events_record(events: Sequence[dict[str, Any]]) -> str:

@@ -1,8 +1,9 @@
 """Engagement recording: what a verified tracking token hit becomes as events.
 
 The views verify the token and call :func:`engagement_record`; it buffers the events with
-``tracking.outbox.events_record``: Redis (one round trip, no PostgreSQL) while Redis takes
-them, else PostgreSQL's outbox, else a local spool, so a hit that was answered is never lost.
+``tracking.hitlog.hits_record``: a write to this process's hit log, shipped to Redis by a
+background thread (else PostgreSQL's outbox, else kept on disk), so a hit that was answered is
+never lost.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.http import HttpRequest
 
 from mailcore.events import LINK_POSITION, LINK_TEMPLATE_URL, hit_types
 from mailcore.tokens import Decoded
-from tracking.outbox import events_record
+from tracking.hitlog import hits_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,5 +77,5 @@ def engagement_events(token: Decoded, client: Client) -> list[dict[str, Any]]:
 
 def engagement_record(*, token: Decoded, client: Client) -> None:
     """Record the events of one hit on a verified, unexpired ``token`` (see
-    :func:`engagement_events`), durably whatever is down (``tracking.outbox``)."""
-    events_record(engagement_events(token, client))
+    :func:`engagement_events`), durably whatever is down (``tracking.hitlog``)."""
+    hits_record(engagement_events(token, client))

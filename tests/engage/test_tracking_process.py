@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 
+from tests.helpers import fails_if_hung
 from tests.tracking.helpers import MESSAGE, NEW_KEY, OLD_KEY, TEST_REDIS_DB
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,6 +285,10 @@ def test_the_track_line_serves_clicks_alone_keeps_connections_in_step_and_stops_
     ]
     assert conn.sock is first_socket  # one kept-alive connection
     conn.close()
+    with fails_if_hung(30):  # the process's hit log ships within 20 ms (tracking/hitlog.py)
+        while not events_redis().xlen(stream):
+            time.sleep(0.01)
+    time.sleep(0.2)
     assert events_redis().xlen(stream) == 1  # the GET recorded a click, the HEAD nothing
 
     bad = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

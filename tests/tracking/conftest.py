@@ -30,6 +30,7 @@ def spool_replay_joined():
 def event_stream(settings):
     """A fresh Redis stream (and a short reclaim delay) for this test; deleted afterwards."""
     from tracking.events import events_redis
+    from tracking.hitlog import hits_flush
 
     name = f"engage:test:events:{uuid.uuid4().hex}"
     # Its own Redis database, apart from the broker and the cache of other tests.
@@ -38,15 +39,19 @@ def event_stream(settings):
     settings.ENGAGE_EVENT_RECLAIM_MS = 30000
     settings.ENGAGE_TRACKING_KEYS = [OLD_KEY, NEW_KEY]
     yield name
+    hits_flush()  # nothing of this test's is shipped into the next test's stream
     events_redis().delete(name)
 
 
 @pytest.fixture
 def buffered(event_stream):
-    """Returns the events currently in the stream (decoded), oldest first."""
+    """Returns the events in the stream (decoded), oldest first, once this process's hit log
+    has shipped what it holds (``tracking.hitlog``: hits reach the stream within 20 ms)."""
     from tracking.events import events_redis
+    from tracking.hitlog import hits_flush
 
     def read() -> list[dict]:
+        hits_flush()
         return [json.loads(fields[b"e"]) for _id, fields in events_redis().xrange(event_stream)]
 
     return read

@@ -75,3 +75,12 @@ class WsgiClient:
         if method not in ("get", "head", "post", "put", "patch", "delete", "options"):
             raise AttributeError(method)
         return lambda path, *args, **extra: self.request(method, path, *args, **extra)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (as a Redis that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,7 +1,9 @@
-"""A tracking hit is answered and its events are kept whatever is down (issue 11, Deliver 2):
-Redis down → PostgreSQL's event outbox; PostgreSQL down too → the local spool, replayed into
-Redis when it answers again. Each event keeps its id through every fallback, so an event
-written twice lands once."""
+"""A tracking hit is answered and its events are kept whatever is down (issue 11, Deliver 2),
+on the path without the hit log (``ENGAGE_EVENT_HIT_LOG=false``, and the hit log's own
+fallback when its file cannot be written): Redis down → PostgreSQL's event outbox;
+PostgreSQL down too → the local spool, replayed into Redis when it answers again. Each event
+keeps its id through every fallback, so an event written twice lands once. The hit log's
+own drills are in test_hitlog.py."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import pytest
 from django.db import DatabaseError
 
 from tests.helpers import fails_if_hung
+from tests.tracking.helpers import closed_port
 from tracking.views import PIXEL_GIF
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(autouse=True)
+def hit_log_off(settings):
+    settings.ENGAGE_EVENT_HIT_LOG = False
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def redis_down(settings, event_stream):
     from tracking import outbox
 
     up = settings.REDIS_URL
-    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
 
     def back_up():
         settings.REDIS_URL = up

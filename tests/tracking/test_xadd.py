@@ -11,6 +11,13 @@ import time
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def hit_log_off(settings):
+    """The views' hits take the round trip under test (``ENGAGE_EVENT_HIT_LOG=false``; the
+    hit log's shipper uses the same ``events_xadd``)."""
+    settings.ENGAGE_EVENT_HIT_LOG = False
+
+
 @pytest.fixture
 def pause_reset():
     from tracking import outbox
