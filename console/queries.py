@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from analytics.schemas import EventsMessageQuery
 from analytics.search import EventQuery, parse_events_message
 from engage import errors
 from engage.api.schema import parse_query
+from mailcore.cursors import cursor_decode
 from transmissions.models import TransmissionState
 
 #: Messages per page of the message search: ``per_page`` (default 20) counts messages there,
@@ -47,6 +49,77 @@ def query_dict(params: QueryDict) -> dict[str, str]:
     return out
 
 
+#: How far "Previous page" steps back: the console's keyset-paged lists (messages,
+#: transmissions) carry in ``back`` the cursors of the pages before the one shown, oldest
+#: first, at most this many (a query string stays well under gunicorn's 8190-byte request line).
+MAX_BACK = 50
+# ``back``'s separator (a cursor is URL-safe base64, an id digits: neither holds a "."), and its
+# first entry (neither a cursor nor an id) when older cursors were dropped past MAX_BACK.
+_BACK_SEP, _FORGOTTEN = ".", "-"
+
+
+@dataclass(frozen=True)
+class Back:
+    """The pages before the one shown: their ``cursors``, oldest first (the first page, which
+    has none, is not among them), and whether older ones were ``forgotten`` (dropped past
+    :data:`MAX_BACK`: going back past the oldest kept offers only the first page)."""
+
+    cursors: tuple[str, ...] = ()
+    forgotten: bool = False
+
+    def param(self) -> dict[str, str]:
+        """``{"back": ...}`` for a query string, ``{}`` when there is nothing to carry."""
+        entries = ((_FORGOTTEN,) if self.forgotten else ()) + self.cursors
+        return {"back": _BACK_SEP.join(entries)} if entries else {}
+
+
+def back_parse(raw: str, *, valid: Callable[[str], bool]) -> Back:
+    """:class:`Back` from the ``back`` parameter (``""`` when absent): ``.``-separated cursors,
+    each accepted by ``valid``, at most :data:`MAX_BACK`, optionally after a ``-``.
+
+    Errors: ``engage.errors.InvalidParams`` naming ``back`` for anything else."""
+    entries = raw.split(_BACK_SEP) if raw else []
+    forgotten = bool(entries) and entries[0] == _FORGOTTEN
+    cursors = tuple(entries[1:] if forgotten else entries)
+    if len(cursors) > MAX_BACK or not all(valid(cursor) for cursor in cursors):
+        raise errors.InvalidParams("'back' must be the cursors of this list's earlier pages")
+    return Back(cursors=cursors, forgotten=forgotten)
+
+
+def pager_links(kept: dict[str, str], *, name: str, current: str, back: Back, following: str | None) -> dict[str, str]:
+    """The pager of a keyset-paged list: ``{"first", "previous", "next"}``, each ``"?..."``
+    keeping ``kept`` (the list's filters) or ``""`` when not offered. ``name`` is the cursor's
+    parameter (``cursor``, ``before``), ``current`` this page's cursor (``""`` on the first
+    page), ``back`` the pages before it, ``following`` the cursor after it (None on the last).
+
+    ``first``: offered off the first page. ``previous``: the newest cursor in ``back`` with
+    the rest of ``back``, or the first page when ``back`` is empty (not offered when older
+    pages were forgotten). ``next``: ``following``, with this page's cursor pushed on ``back``
+    (the oldest dropped past :data:`MAX_BACK`)."""
+    first = "?" + urlencode(kept) if current else ""
+    previous = ""
+    if current and back.cursors:
+        rest = Back(cursors=back.cursors[:-1], forgotten=back.forgotten)
+        previous = "?" + urlencode({**kept, name: back.cursors[-1], **rest.param()})
+    elif current and not back.forgotten:
+        previous = first
+    following_ = ""
+    if following:
+        deeper = (*back.cursors, current) if current else ()
+        pushed = Back(cursors=deeper[-MAX_BACK:], forgotten=back.forgotten or len(deeper) > MAX_BACK)
+        following_ = "?" + urlencode({**kept, name: following, **pushed.param()})
+    return {"first": first, "previous": previous, "next": following_}
+
+
+def is_cursor(token: str) -> bool:
+    """Whether ``token`` is a cursor of the events search (``mailcore.cursors``)."""
+    try:
+        cursor_decode(token)
+    except ValueError:
+        return False
+    return True
+
+
 #: The quick windows offered beside the message search's form: label -> how far back ``from`` goes.
 WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
 
@@ -56,16 +129,16 @@ def minute(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def message_links(params: dict[str, str], *, now: datetime, next_cursor: str | None) -> dict[str, object]:
+def message_links(params: dict[str, str], *, now: datetime, back: Back, next_cursor: str | None) -> dict[str, object]:
     """The message search's links, each keeping the filters of ``params``: ``windows``
-    (``[(label, "?...")]``, ``WINDOWS`` back from ``now``), ``first`` (the first page, "" when
-    on it) and ``next`` (the page after ``next_cursor``, "" on the last page)."""
-    kept = {name: value for name, value in params.items() if name != "cursor"}
+    (``[(label, "?...")]``, ``WINDOWS`` back from ``now``, on their first page) and the
+    pager's ``first``, ``previous`` and ``next`` (:func:`pager_links`; ``back`` is
+    :func:`back_parse` of the ``back`` parameter, ``next_cursor`` the cursor after this page)."""
+    kept = {name: value for name, value in params.items() if name not in ("cursor", "back")}
     filters = {name: value for name, value in kept.items() if name not in ("from", "to")}
     return {
-        "windows": [(name, "?" + urlencode({**filters, "from": minute(now - back)})) for name, back in WINDOWS],
-        "first": "?" + urlencode(kept) if params.get("cursor") else "",
-        "next": "?" + urlencode({**kept, "cursor": next_cursor}) if next_cursor else "",
+        "windows": [(name, "?" + urlencode({**filters, "from": minute(now - back_)})) for name, back_ in WINDOWS],
+        **pager_links(kept, name="cursor", current=params.get("cursor", ""), back=back, following=next_cursor),
     }
 
 
@@ -90,20 +163,22 @@ def message_query(params: dict[str, str], *, now: datetime) -> EventQuery:
 @dataclass(frozen=True)
 class TransmissionFilter:
     """The console's transmission list filters: ``campaign``, ``template`` (``inline`` for
-    inline content), ``state`` (a ``TransmissionState`` value) and ``before`` (the keyset:
-    the last id of the previous page)."""
+    inline content), ``state`` (a ``TransmissionState`` value), ``before`` (the keyset:
+    the last id of the previous page) and ``back`` (the ``before`` of the pages before it,
+    :func:`back_parse`)."""
 
     campaign: str = ""
     template: str = ""
     state: str = ""
     before: int | None = None
+    back: Back = Back()
 
 
 def transmission_filter(params: QueryDict) -> TransmissionFilter:
     """The list's filters from the query string. Errors: ``engage.errors.InvalidParams``
     naming the parameter for a state that is none of ``TransmissionState``, a ``before``
-    that is not a transmission id, or a campaign or template id longer than the API allows
-    (64 characters)."""
+    that is not a transmission id, a ``back`` that is not transmission ids (``back_parse``),
+    or a campaign or template id longer than the API allows (64 characters)."""
     campaign, template = params.get("campaign", "").strip(), params.get("template", "").strip()
     state, before = params.get("state", ""), params.get("before", "")
     for name, value in (("campaign", campaign), ("template", template)):
@@ -113,7 +188,10 @@ def transmission_filter(params: QueryDict) -> TransmissionFilter:
         raise errors.InvalidParams(f"'state' must be one of {', '.join(TransmissionState.values)}")
     if before and not transmission_id(before):
         raise errors.InvalidParams("'before' must be a transmission id")
-    return TransmissionFilter(campaign=campaign, template=template, state=state, before=transmission_id(before))
+    back = back_parse(params.get("back", ""), valid=lambda raw: transmission_id(raw) is not None)
+    return TransmissionFilter(
+        campaign=campaign, template=template, state=state, before=transmission_id(before), back=back
+    )
 
 
 def transmission_id(raw: str) -> int | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.views import messages, overview, sink, template_test_send, transmission_new, transmissions
+from console.views import messages, overview, sink, template_test_send, transmission_new, transmissions, tutorial
 
 urlpatterns = [
     path("", overview.overview, name="console-overview"),
+    path("tutorial/", tutorial.tutorial, name="console-tutorial"),
     path("report/sink/", sink.sink_list, name="console-sink"),
     path("report/sink/<str:name>", sink.sink_message, name="console-sink-message"),
     path("report/sink/<str:name>/html", sink.sink_message_html, name="console-sink-message-html"),

@@ -5,7 +5,9 @@ and the ``sample/`` JSON page the template editor takes sample data from
 
 The form is checked as ``POST``/``PUT /api/v1/recipient-lists`` check a body (the declaration,
 then ``recipient_lists.payload``) and stored by the same services; unlike the API, a form with
-one rejected recipient stores nothing and names the row of each.
+one rejected recipient stores nothing and names the row of each. A list is deleted (its page's
+Delete, or "Delete selected") by the service of ``DELETE /api/v1/recipient-lists/{id}``, which
+refuses a list in use (a transmission with it scheduled or generating): the admin says so.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import actions
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 
 from engage import errors
 from engage.api.schema import parse_object
@@ -34,9 +40,14 @@ from recipient_lists.selectors import (
     recipient_list_list,
     recipient_list_recipients_page,
 )
-from recipient_lists.services import recipient_list_create, recipient_list_update
+from recipient_lists.services import recipient_list_create, recipient_list_delete, recipient_list_update
 from recipient_lists.upload import Upload, UploadError, recipients_from_text
 
+#: Why the admin refused to delete a list (the rule is ``recipient_list_delete``'s).
+IN_USE_HELP = (
+    "A list is in use while a transmission with it is scheduled or generating; it can be deleted once that "
+    "transmission has finished or been canceled."
+)
 #: Recipients shown per page on a list's page.
 RECIPIENTS_PER_PAGE = 100
 #: Lists offered as sample data in the template editor.
@@ -259,8 +270,67 @@ class RecipientListAdmin(admin.ModelAdmin):
             messages.error(request, f"Not saved: {exc.description}")
             return HttpResponseRedirect(request.get_full_path())
 
-    def has_delete_permission(self, request: HttpRequest, obj: RecipientList | None = None) -> bool:
-        return False  # deletes go through the API, which refuses lists in use
+    actions = ["delete_selected"]  # Django's, through delete_queryset, refusing lists in use
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[str], dict[str, int], set, list]:
+        """What the delete pages say goes: each list with its number of recipients, read from
+        the lists (Django's default would load and name every recipient). Nothing is
+        "protected" here: the service decides, and refuses a list in use."""
+        lists = list(objs)
+        shown = [f"Recipient list: {x} ({x.total_accepted_recipients} recipients)" for x in lists]
+        count = {"recipient lists": len(lists), "recipients": sum(x.total_accepted_recipients for x in lists)}
+        return shown, count, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: RecipientList) -> None:
+        recipient_list_delete(list_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RecipientList]) -> None:
+        """Each list by the API's service: one in use raises ``ResourceInUse`` (409 / 1602), and
+        :meth:`delete_selected` undoes the lists deleted before it."""
+        for list_id in queryset.order_by("pk").values_list("pk", flat=True):
+            recipient_list_delete(list_id=list_id)
+
+    def _refused(self, request: HttpRequest, said: str) -> None:
+        self.message_user(request, f"{said} {IN_USE_HELP}", messages.ERROR)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's confirmation and delete, the list deleted by ``recipient_list_delete``. A
+        list in use is refused on its own page, before the confirmation when it is already in
+        use, else when the service refuses it (Django's transaction undoes the log entry)."""
+        list_id = unquote(object_id)
+        change = reverse("admin:recipient_lists_recipientlist_change", args=[object_id])
+        if self.has_delete_permission(request) and recipient_list_in_use(list_id=list_id):
+            self._refused(request, f"Recipient list '{list_id}' was not deleted: it is in use.")
+            return HttpResponseRedirect(change)
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except errors.ResourceInUse as exc:  # came into use since the confirmation page
+            self._refused(request, f"Recipient list '{list_id}' was not deleted: {exc.description}.")
+            return HttpResponseRedirect(change)
+
+    @admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[RecipientList]) -> HttpResponse | None:
+        """Django's "delete selected", all or nothing: lists in use are named instead of the
+        confirmation page; one that came into use since refuses them all (the deletes and
+        their log entries are undone together)."""
+        busy = [list_id for list_id in queryset.order_by("pk").values_list("pk", flat=True)
+                if recipient_list_in_use(list_id=list_id)]  # fmt: skip
+        if busy:
+            names = ", ".join(f"'{list_id}'" for list_id in busy)
+            plural = len(busy) > 1
+            self._refused(
+                request,
+                f"Nothing was deleted: recipient list{'s' if plural else ''} {names} {'are' if plural else 'is'} in use.",
+            )
+            return None
+        try:
+            with transaction.atomic():
+                return actions.delete_selected(self, request, queryset)
+        except errors.ResourceInUse as exc:
+            self._refused(request, f"Nothing was deleted: {exc.description}.")
+            return None
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -3,6 +3,8 @@
 The query string is the events API's (``GET /api/v1/events/message``: ``recipients``,
 ``campaigns``, ``transmissions``, ``templates``, ``events``, ``from``, ``to``, ``cursor``, ...;
 ``console.queries.message_query``); a filter the API refuses shows the API's error (400).
+``back`` (``console.queries.back_parse``) holds the cursors of the pages before, for
+"Previous page": the API gives only the next page's cursor.
 Answered by ``console.selectors.message_timelines``: one timeline per message.
 """
 
@@ -13,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from console.queries import message_links, message_query, query_dict
+from console.queries import Back, back_parse, is_cursor, message_links, message_query, query_dict
 from console.selectors import message_timelines
 from engage.errors import EngageError
 from mailcore.events import NAMES
@@ -23,8 +25,9 @@ from mailcore.events import NAMES
 def messages(request: HttpRequest) -> HttpResponse:
     params = query_dict(request.GET)
     now = timezone.now()
-    page, error = None, ""
+    page, error, back = None, "", Back()
     try:
+        back = back_parse(params.get("back", ""), valid=is_cursor)
         page = message_timelines(query=message_query(params, now=now))
     except EngageError as exc:
         error = f"{exc.message}: {exc.description}" if exc.description else exc.message
@@ -34,6 +37,6 @@ def messages(request: HttpRequest) -> HttpResponse:
         "event_types": NAMES,
         "page": page,
         "error": error,
-        "links": message_links(params, now=now, next_cursor=page.next_cursor if page else None),
+        "links": message_links(params, now=now, back=back, next_cursor=page.next_cursor if page else None),
     }
     return render(request, "console/messages.html", context, status=400 if error else 200)

@@ -17,7 +17,14 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from console.queries import TRANSMISSIONS_PER_PAGE, minute, transmission_filter, transmission_id
+from console.queries import (
+    TRANSMISSIONS_PER_PAGE,
+    TransmissionFilter,
+    minute,
+    pager_links,
+    transmission_filter,
+    transmission_id,
+)
 from console.selectors import transmission_summary
 from engage import errors
 from engage.errors import EngageError
@@ -77,7 +84,7 @@ def _pk_or_404(raw: str) -> int:
 @staff_member_required
 def transmission_list(request: HttpRequest) -> HttpResponse:
     rows: list[dict[str, Any]] = []
-    more, error = False, ""
+    more, error, chosen = False, "", TransmissionFilter()
     try:
         chosen = transmission_filter(request.GET)
         rows, more = transmission_page(
@@ -95,8 +102,13 @@ def transmission_list(request: HttpRequest) -> HttpResponse:
         "error": error,
         "states": TransmissionState.choices,
         "params": kept,
-        "next_url": "?" + urlencode({**kept, "before": rows[-1]["id"]}) if more and rows else "",
-        "first_url": "?" + urlencode(kept) if request.GET.get("before") else "",
+        "pager": pager_links(
+            kept,
+            name="before",
+            current=str(chosen.before) if chosen.before is not None else "",
+            back=chosen.back,
+            following=rows[-1]["id"] if more and rows else None,
+        ),
         "refresh": REFRESH_SECONDS if any(_in_progress(r["state"], r["start_time"]) for r in rows) else 0,
     }
     return render(request, "console/transmissions.html", context, status=400 if error else 200)

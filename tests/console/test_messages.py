@@ -174,6 +174,50 @@ def test_paging_shows_each_message_once_and_the_last_page_has_no_next(staff, db)
     assert seen == ["m-0", "m-4", "m-3", "m-2", "m-1"]
 
 
+def pager_link(html: str, rel: str) -> str:
+    """The href of the pager's link ``rel`` (next, prev), "" when the page offers none."""
+    found = re.search(rf'<a href="([^"]+)" rel="{rel}">', html)
+    return found.group(1).replace("&amp;", "&") if found else ""
+
+
+def test_previous_page_goes_back_to_exactly_the_page_before_until_the_first(staff, db):
+    land_stories(
+        *(story(f"m-{n}", f"m-{n}@example.com", hours_ago(10 - n), kinds=("injection", "delivery")) for n in range(7))
+    )
+    forward, url = [], "?campaigns=spring&per_page=2"
+    while url:
+        html = staff.get(URL + url).content.decode()
+        forward.append(messages_shown(html))
+        url = pager_link(html, "next")
+    assert forward == [["m-6", "m-5"], ["m-4", "m-3"], ["m-2", "m-1"], ["m-0"]]
+    backward, query = [messages_shown(html)], {}
+    while url := pager_link(html, "prev"):
+        query = parse_qs(urlsplit(url).query)
+        assert query["campaigns"] == ["spring"] and query["per_page"] == ["2"]  # the filters are kept
+        html = staff.get(URL + url).content.decode()
+        backward.append(messages_shown(html))
+    assert backward == forward[::-1]
+    assert "cursor" not in query and "First page" not in html  # back on the first page, which has no previous
+
+
+def test_previous_page_past_the_pages_it_remembers_offers_the_first_page_only(staff, db, monkeypatch):
+    monkeypatch.setattr("console.queries.MAX_BACK", 1)
+    land_stories(*(story(f"m-{n}", f"m-{n}@example.com", hours_ago(10 - n), kinds=("injection",)) for n in range(4)))
+    html = staff.get(URL, {"per_page": "1"}).content.decode()
+    for _ in range(3):
+        html = staff.get(URL + pager_link(html, "next")).content.decode()
+    assert messages_shown(html) == ["m-0"]
+    html = staff.get(URL + pager_link(html, "prev")).content.decode()
+    assert messages_shown(html) == ["m-1"]
+    assert pager_link(html, "prev") == "" and "First page" in html
+
+
+def test_a_back_that_is_not_cursors_is_the_page_s_error_not_a_500(staff, db):
+    response = staff.get(URL, {"cursor": "initial", "back": "not-a-cursor"})
+    assert response.status_code == 400
+    assert "&#x27;back&#x27; must be the cursors of this list&#x27;s earlier pages" in response.content.decode()
+
+
 def test_the_next_link_keeps_the_filters(staff, db):
     land_stories(*(story(f"m-{n}", "same@example.com", hours_ago(n + 1), kinds=("injection",)) for n in range(3)))
     html = staff.get(URL, {"recipients": "same@example.com", "per_page": "1"}).content.decode()

@@ -120,6 +120,30 @@ def test_with_nothing_sent_the_overview_says_how_to_start(client, staff_user):
     client.force_login(staff_user)
     html = client.get("/").content.decode()
     assert 'id="count_targeted">0<' in html and "No transmission yet" in html
+    start = html.split('<div id="start"', 1)[1].split("</div>", 1)[0]
+    assert re.findall(r'href="([^"]+)"', start) == [
+        "/admin/templates_app/template/add/",
+        "/admin/recipient_lists/recipientlist/add/",
+        "/transmissions/new/",
+        "/tutorial/",
+    ]
+    for url in re.findall(r'href="([^"]+)"', start):  # every step opens
+        assert client.get(url).status_code == 200, url
+    tutorial = client.get("/tutorial/").content.decode()
+    assert "Tutorial with curl" in tutorial and "-d &#x27;{&quot;published&quot;: true}&#x27;" in tutorial
+    assert "$API/transmissions" in tutorial and "```" not in tutorial and "## Sending through SMTP" not in tutorial
+
+
+def test_once_something_was_sent_the_overview_no_longer_shows_how_to_start(client, staff_user):
+    Transmission.objects.create(campaign_id="first", num_rcpts=1)
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    assert 'id="start"' not in html and "first" in html
+
+
+def test_the_tutorial_is_staff_only(client, db):
+    response = client.get("/tutorial/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
 def test_the_overview_and_the_admin_index_link_every_page_the_navigation_names(client, staff_user):

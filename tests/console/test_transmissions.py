@@ -219,6 +219,37 @@ def test_the_list_pages_by_id(staff, api, monkeypatch):
     assert 'rel="next"' not in second and "First page" in second
 
 
+def test_previous_page_goes_back_page_by_page_to_the_first(staff, api, monkeypatch):
+    ids = [create(api, campaign_id="paged") for _ in range(5)]
+    create(api, campaign_id="other")
+    monkeypatch.setattr("console.views.transmissions.TRANSMISSIONS_PER_PAGE", 2)
+
+    def shown(html: str) -> list[int]:
+        return [int(tid) for tid in re.findall(r'<tr data-id="(\d+)">', html)]
+
+    def link(html: str, rel: str) -> str:
+        found = re.search(rf'<a href="([^"]+)" rel="{rel}">', html)
+        return found.group(1).replace("&amp;", "&") if found else ""
+
+    html = staff.get(PAGE, {"campaign": "paged"}).content.decode()
+    forward = [shown(html)]
+    while url := link(html, "next"):
+        html = staff.get(PAGE + url).content.decode()
+        forward.append(shown(html))
+    assert forward == [ids[:2:-1], ids[2:0:-1], ids[:1]]
+    backward = [shown(html)]
+    while url := link(html, "prev"):
+        html = staff.get(PAGE + url).content.decode()
+        backward.append(shown(html))
+    assert backward == forward[::-1] and "First page" not in html
+
+
+@pytest.mark.parametrize("back", ["abc", "1.x", ".".join(["1"] * 51)])
+def test_a_back_that_is_not_ids_is_shown_not_a_500(staff, db, back):
+    response = staff.get(PAGE, {"before": "9", "back": back})
+    assert response.status_code == 400 and "&#x27;back&#x27; must be the cursors" in response.content.decode()
+
+
 def test_the_detail_shows_the_api_s_figures_and_its_events_per_type(staff, api, relay):
     tid = run(api, body(campaign_id="spring", recipients=recipients(3))).id
     outbox_land()
