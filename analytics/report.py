@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from analytics import selectors
-from analytics.figures import DELIVERABILITY, ENGAGEMENT
+from analytics.figures import DELIVERABILITY, ENGAGEMENT, figure_rows
 from analytics.figures import figures as _figures
 from analytics.metrics import ParamError, parse_metrics_query
 from engage import errors
@@ -26,13 +26,24 @@ from mailcore.links import RAW_URL
 #: numbers.
 #: Every metric the page reads: the figures and the bases of their rates.
 REPORT_METRICS = tuple(dict.fromkeys(name for row in (*DELIVERABILITY, *ENGAGEMENT) for name in row[::2] if name))
-#: The chart's series: (metric, legend label, colour).
-CHART_SERIES: tuple[tuple[str, str, str], ...] = (
-    ("count_accepted", "Delivered", "#2f9e44"),
-    ("count_unique_confirmed_opened", "Unique opens", "#1c7ed6"),
-    ("count_unique_clicked", "Unique clicks", "#e8590c"),
-    ("count_clicked", "Clicks", "#f59f00"),
-    ("count_bounce", "Bounces", "#c92a2a"),
+#: How each chart line is drawn: (metric, colour, line width in px, dash pattern in px, [] solid).
+#: uPlot draws the series in this order, each over the ones before: the wide unique-opens line
+#: goes under the thin dashed unique-clicks line, so where the two counts are equal both stay
+#: visible (found by a newcomer: the opens line was hidden under the clicks line).
+_CHART_LINES: tuple[tuple[str, str, int, list[int]], ...] = (
+    ("count_accepted", "#2f9e44", 2, []),
+    ("count_unique_confirmed_opened", "#1c7ed6", 5, []),
+    ("count_unique_clicked", "#e8590c", 2, [8, 4]),
+    ("count_clicked", "#7048e8", 2, [2, 3]),
+    ("count_bounce", "#c92a2a", 2, []),
+)
+#: The chart's series: (metric, legend label, colour). The label is the figure card's
+#: (``analytics.figures``), so the legend and the cards name a metric with the same words.
+CHART_SERIES: tuple[tuple[str, str, str], ...] = tuple(
+    (metric, label, color)
+    for (metric, label, _base), (_metric, color, _width, _dash) in zip(
+        figure_rows(tuple(line[0] for line in _CHART_LINES)), _CHART_LINES, strict=True
+    )
 )
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 _MAX_TEXT = 200  # the longest filter value the page echoes or queries with
@@ -55,12 +66,13 @@ def _precision(days: int) -> str:
 
 def _chart_data(series: list[dict[str, Any]], *, tz: str, precision: str) -> dict[str, Any]:
     """What the chart script reads (``json_script``): ``{"x": [Unix seconds of each bucket],
-    "series": [{"label", "color", "values": [int per bucket]}], "tz", "precision"}``."""
+    "series": [{"label", "color", "width" (px), "dash" ([px], [] solid), "values": [int per
+    bucket]}], "tz", "precision"}``."""
     return {
         "x": [int(datetime.fromisoformat(row["ts"]).timestamp()) for row in series],
         "series": [
-            {"label": label, "color": color, "values": [row[metric] for row in series]}
-            for metric, label, color in CHART_SERIES
+            {"label": label, "color": color, "width": width, "dash": dash, "values": [row[metric] for row in series]}
+            for (metric, label, color), (_metric, _color, width, dash) in zip(CHART_SERIES, _CHART_LINES, strict=True)
         ],
         "tz": tz,
         "precision": precision,

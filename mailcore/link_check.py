@@ -60,10 +60,15 @@ from mailcore.links import (
     unescape_attribute,
 )
 
-__all__ = ["PARTS", "REASONS", "LinkCheck", "links_check"]
+__all__ = ["MAX_LINKS_LISTED", "PARTS", "REASONS", "LinkCheck", "links_check"]
 
 #: The parts a link check reads, in the order of its results.
 PARTS: tuple[str, ...] = ("html", "text", "amp_html")
+
+#: The most links a link check answer lists (``POST /api/v1/link-check``, the template
+#: editor): the first ones, in the order of :func:`links_check`; the answer says how many
+#: there were. A person reads a few dozen; 600,000 made a 93 MB answer.
+MAX_LINKS_LISTED = 1000
 
 #: Every reason a link is not tracked, with the sentence shown to people (one owner).
 REASONS: Mapping[str, str] = {
@@ -101,6 +106,11 @@ class LinkCheck:
     substitution, character references decoded (for a tracked link: what its click token
     carries); for ``not_rendered`` it is the href as written. ``reason`` is a key of
     :data:`REASONS`, None when ``tracked``.
+
+    ``link_position`` is what a click on the link reports as ``engage_link_position`` and the
+    report shows as its position: the 1-based index among the links of its source the scanner
+    tracks (``mailcore.links.LinkSpan.position``; each part, and each dynamic chunk, counts
+    from 1), so an untracked ``mailto:`` before it does not count. None when not ``tracked``.
     """
 
     part: str
@@ -111,6 +121,7 @@ class LinkCheck:
     reason: str | None
     link_name: str | None
     origin: str = "template"
+    link_position: int | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +137,7 @@ class _Found:
     reason: str | None  # None: the scanner took it
     marked: bool = True  # False: listed as written (no marker could carry its rendered URL)
     rendered: int = 0
+    link_position: int = 0  # LinkSpan.position when the scanner took it, else 0
 
 
 _SENTINEL = re.compile(r"\x00t(\d+)\x00|\x00u(\d+)\x00(.*?)\x00/\x00", re.DOTALL)
@@ -217,6 +229,7 @@ class _Checker:
         links: list[tuple[int, int, _Found]] = []
         for link in scan.links:
             found = _Found(part, origin, None, None, source[link.start : link.end], link.name, None)
+            found.link_position = link.position
             links.append((link.start, link.end, found))
         for start, end, reason, name in self.untaken(source, scan, is_html):
             found = _Found(part, origin, None, None, source[start:end], name, reason)
@@ -348,7 +361,9 @@ class _Checker:
         reason = found.reason
         if reason is None and not self.click_tracking:
             reason = "click_tracking_off"
-        return LinkCheck(part, found.position, found.line, url, reason is None, reason, name, found.origin)
+        tracked = reason is None
+        link_position = found.link_position if tracked and found.link_position else None
+        return LinkCheck(part, found.position, found.line, url, tracked, reason, name, found.origin, link_position)
 
 
 def _strip(value: str) -> str:

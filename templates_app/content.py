@@ -126,6 +126,16 @@ def _headers(value: Any) -> dict[str, str]:
     return headers
 
 
+def check_content_size(content: dict[str, Any], *, max_bytes: int) -> None:
+    """Refuse ``content`` larger than ``max_bytes`` as UTF-8 JSON (a template's content and the
+    link check's inline content, both capped at ``ENGAGE_MAX_TEMPLATE_CONTENT_BYTES``):
+    422 / 1300 saying the limit, with ``limit`` (bytes) beside the description."""
+    if len(json.dumps(content, ensure_ascii=False).encode("utf-8")) > max_bytes:
+        raise errors.InvalidData(
+            f"content is larger than {max_bytes} bytes (ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)", extra={"limit": max_bytes}
+        )
+
+
 def normalize_content(raw: Any, *, max_bytes: int | None) -> dict[str, Any]:
     """A stored template's content: validated, nulls dropped, ``from`` as an object.
 
@@ -136,8 +146,8 @@ def normalize_content(raw: Any, *, max_bytes: int | None) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise errors.InvalidData("content must be an object")
     given = _given(raw)
-    if max_bytes is not None and len(json.dumps(given, ensure_ascii=False).encode("utf-8")) > max_bytes:
-        raise errors.InvalidData(f"content is larger than {max_bytes} bytes")
+    if max_bytes is not None:
+        check_content_size(given, max_bytes=max_bytes)
 
     if "email_rfc822" in given:
         rfc822 = given["email_rfc822"]

@@ -15,7 +15,7 @@ from engage import errors
 from engage.api.parsers import loads
 from mailcore.language import build_context, compile_content, reserved_key_problem
 from mailcore.language.errors import MessageTooLarge, TemplateRenderError, TemplateSyntaxError
-from mailcore.link_check import PARTS, REASONS, links_check
+from mailcore.link_check import MAX_LINKS_LISTED, PARTS, REASONS, links_check
 from mailcore.options import effective_options
 
 
@@ -97,8 +97,10 @@ def content_link_check(
     ``options`` are the request's (``click_tracking``), ``template_options`` a stored
     template's; the effective ``click_tracking`` follows the transmissions' precedence
     (request, template, ``ENGAGE_CLICK_TRACKING``: ``mailcore.options.effective_options``).
-    Returns ``{"click_tracking": bool, "links": [{part, position, line, url, tracked, reason,
-    reason_text, link_name, origin}]}``. ``email_rfc822`` content is 422 / 1300; syntax and
+    Returns ``{"click_tracking": bool, "links": [{part, position, line, link_position, url,
+    tracked, reason, reason_text, link_name, origin}], "total_links": int, "truncated": bool}``:
+    the first ``mailcore.link_check.MAX_LINKS_LISTED`` links, ``total_links`` how many the
+    check found and ``truncated`` whether some were left off. ``email_rfc822`` content is 422 / 1300; syntax and
     render errors as for the preview (3000 with ``part`` and ``line``, 3001 with ``part``).
     """
     if "email_rfc822" in content:
@@ -127,6 +129,7 @@ def content_link_check(
             "part": check.part,
             "position": check.position,
             "line": check.line,
+            "link_position": check.link_position,
             "url": check.url,
             "tracked": check.tracked,
             "reason": check.reason,
@@ -134,6 +137,11 @@ def content_link_check(
             "link_name": check.link_name,
             "origin": check.origin,
         }
-        for check in checks
+        for check in checks[:MAX_LINKS_LISTED]
     ]
-    return {"click_tracking": click_tracking, "links": links}
+    return {
+        "click_tracking": click_tracking,
+        "links": links,
+        "total_links": len(checks),
+        "truncated": len(checks) > len(links),
+    }

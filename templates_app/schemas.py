@@ -12,7 +12,7 @@ from pydantic import Field
 
 from engage.api.schema import Body, JsonObject, Query, Text
 from mailcore.ids import MAX_ID_BYTES
-from mailcore.link_check import REASONS
+from mailcore.link_check import MAX_LINKS_LISTED, REASONS
 
 #: Bodies up to the largest content a transmission may carry (settings enforce the real limit).
 MAX_PART_CHARS = 20 * 1024 * 1024
@@ -109,6 +109,12 @@ class LinkCheckLink(Body):
     part: Literal["html", "text", "amp_html"]
     position: int | None = Field(description="0-based index among the links written in the part's template")
     line: int | None = Field(description="1-based line of the link in the part's template")
+    link_position: int | None = Field(
+        description=(
+            "the engage_link_position a click on it reports and the report's Position: 1-based among "
+            "the tracked links of its part (or dynamic chunk); null when not tracked"
+        )
+    )
     url: str = Field(description="the target after substitution (as written when not rendered)")
     tracked: bool
     reason: Literal[tuple(REASONS)] | None = Field(description="why the link is not tracked; null when tracked")
@@ -119,7 +125,9 @@ class LinkCheckLink(Body):
 
 class LinkCheckResult(Body):
     click_tracking: bool = Field(description="the effective click_tracking option")
-    links: list[LinkCheckLink]
+    links: list[LinkCheckLink] = Field(description=f"the first {MAX_LINKS_LISTED} links, in order")
+    total_links: int = Field(description="how many links the check found")
+    truncated: bool = Field(description="true when links lists only the first of total_links")
 
 
 class LinkCheckAnswer(Body):

@@ -13,6 +13,7 @@ from engage.api.fields import bool_field, iso, text_field
 from engage.api.schema import operation, parse_body, parse_query
 from engage.api.views import ApiView, no_content, request_object, results
 from mailcore.ids import MAX_ID_BYTES
+from mailcore.link_check import MAX_LINKS_LISTED
 from templates_app import content as content_rules
 from templates_app import schemas
 from templates_app.models import Template
@@ -178,7 +179,10 @@ class LinkCheckView(ApiView):
             "Every link of the html, text and amp_html parts of `content` or of a stored template "
             "(`template_id`; `draft: true` for its draft), rendered with `substitution_data`: whether "
             "it will be click-tracked, why not (`reason`), its link name and its exact target after "
-            "substitution. Engage's own operation; SparkPost has no equivalent."
+            "substitution. Engage's own operation; SparkPost has no equivalent. Inline `content` "
+            "is capped at ENGAGE_MAX_TEMPLATE_CONTENT_BYTES as a template's is (422 / 1300 with "
+            f"`limit`); the answer lists the first {MAX_LINKS_LISTED} links (`links`), `total_links` says how "
+            "many there are and `truncated` whether some were left off."
         ),
         body=schemas.LinkCheck,
         response=schemas.LinkCheckAnswer,
@@ -194,6 +198,7 @@ class LinkCheckView(ApiView):
             _published, content, template_options, _version, _updated = template_version(template, draft=body.draft)
         elif body.content is not None:
             content = body.content.model_dump(exclude_none=True)
+            content_rules.check_content_size(content, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
         else:
             raise errors.RequiredFieldMissing("content or template_id is required")
         options = body.options.model_dump(exclude_none=True) if body.options is not None else None

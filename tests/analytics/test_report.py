@@ -89,6 +89,19 @@ def test_percentages_never_round_a_part_away():
     assert (percent(1, 10**7), percent(10**7 - 1, 10**7), percent(5, 0)) == ("< 0.001 %", "> 99.999 %", "–")
 
 
+def test_the_links_note_says_positions_count_per_part(client, staff):
+    """Found by a newcomer: a click on the text part's pricing link shared the html row. The
+    events carry no part, so the page says what a position counts and that the parts share rows."""
+    client.force_login(staff)
+    html = client.get("/report/", WINDOW).content.decode()
+    note = " ".join(
+        re.sub(r"<[^>]+>", "", re.search(r'<p class="r" id="links-note">(.*?)</p>', html, re.S).group(1)).split()
+    )
+    assert "its place among the tracked links of its part, from 1" in note
+    assert "The html and the text part each count from 1" in note and "counted in the same row" in note
+    assert "the link check shows" in note
+
+
 def test_a_7_day_window_charts_every_day_zeros_included(client, staff):
     at = datetime(2024, 3, 7, 10, tzinfo=UTC)
     msg = {"message_id": "a" * 20, "transmission_id": "1", "rcpt_to": "a@example.org"}
@@ -99,7 +112,7 @@ def test_a_7_day_window_charts_every_day_zeros_included(client, staff):
     chart = _chart(client.get("/report/", {"from": "2024-03-01", "to": "2024-03-07"}).content.decode())
     days = [datetime.fromtimestamp(x, UTC).date().isoformat() for x in chart["x"]]
     assert days == [f"2024-03-0{d}" for d in range(1, 8)] and chart["precision"] == "day"
-    delivered = next(s for s in chart["series"] if s["label"] == "Delivered")
+    delivered = next(s for s in chart["series"] if s["label"] == "Accepted (delivered)")
     assert delivered["values"] == [0, 0, 0, 0, 0, 0, 1]
     assert [s["label"] for s in chart["series"]] == [label for _, label, _ in CHART_SERIES]
     assert "count_" not in "".join(s["label"] for s in chart["series"])
@@ -215,9 +228,20 @@ def test_report_in_a_real_browser_draws_the_chart_and_matches_the_metrics_api(
     assert chart["ticks"][:5] == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05"]
     legend = page.locator("#chart .u-legend .u-series .u-label").all_inner_texts()
     assert legend == ["Day", *(label for _, label, _ in CHART_SERIES)]
+    # the legend names a metric as its card does (found by a newcomer: "Unique opens" beside
+    # a card saying "Unique confirmed opens" for the same count_unique_confirmed_opened)
+    cards = dict(zip(page.locator(".card .v").evaluate_all("els => els.map(e => e.id)"),
+                     page.locator(".card .label").all_inner_texts(), strict=True))  # fmt: skip
+    assert [cards[metric] for metric, _, _ in CHART_SERIES] == legend[1:]
+    assert "Unique confirmed opens" in legend
+
+    # Before any hover the legend shows the latest day's values, not an empty "Day: –" row.
+    data_ = json.loads(page.inner_text("#chart-data"))
+    values = page.locator("#chart .u-legend .u-series .u-value").all_inner_texts()
+    assert values[0] == "2024-03-05"
+    assert values[1:] == [f"{series['values'][-1]:,}" for series in data_["series"]]
 
     # Hover the third day: the legend shows its date and each series' value for it.
-    data_ = json.loads(page.inner_text("#chart-data"))
     page.locator("#chart").scroll_into_view_if_needed()
     box = page.locator("#chart .u-over").bounding_box()
     x = page.evaluate("() => window.engageReportChart.x(2)")
@@ -228,6 +252,49 @@ def test_report_in_a_real_browser_draws_the_chart_and_matches_the_metrics_api(
     assert values[1:] == [f"{series['values'][2]:,}" for series in data_["series"]]
     assert any(series["values"][2] for series in data_["series"])
     screenshot(page, "report")
+    page.mouse.move(box["x"] + x, box["y"] + box["height"] + 60, steps=4)  # off the chart
+    page.wait_for_function(
+        "() => document.querySelector('#chart .u-legend .u-series .u-value').textContent === '2024-03-05'"
+    )
+
+
+@pytest.fixture
+def equal_opens_and_clicks(transactional_db):
+    at = data.START + timedelta(hours=5)
+    data.land([
+        *story("m-eq1", "a@example.com", at, kinds=("injection", "delivery", "open", "click")),
+        *story("m-eq2", "b@example.com", at + timedelta(days=2), kinds=("injection", "delivery", "open", "click")),
+    ])  # fmt: skip
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_equal_unique_opens_and_unique_clicks_both_show_in_the_chart(
+    live_server, staff_user, equal_opens_and_clicks, browser_page
+):
+    """Found by a newcomer: with as many unique opens as unique clicks each day, the clicks
+    line covered the opens line. The opens line is drawn wider and under the dashed clicks
+    line, so its colour still shows along the whole chart."""
+    page = browser_page(f"{live_server.url}/report/?from={WINDOW['from']}&to={WINDOW['to']}")
+    page.wait_for_selector("#chart canvas")
+    chart = json.loads(page.inner_text("#chart-data"))
+    by_label = {series["label"]: series for series in chart["series"]}
+    assert by_label["Unique confirmed opens"]["values"] == by_label["Unique clicks"]["values"] == [1, 0, 1, 0, 0]
+
+    def pixels(color: str) -> int:
+        """Canvas pixels of exactly this colour (the lines are drawn opaque)."""
+        rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+        return page.evaluate(
+            """([r, g, b]) => { const c = document.querySelector('#chart canvas');
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+                 for (let i = 0; i < d.length; i += 4) if (d[i] === r && d[i+1] === g && d[i+2] === b) n++;
+                 return n; }""",
+            rgb,
+        )
+
+    opens, clicks = pixels(by_label["Unique confirmed opens"]["color"]), pixels(by_label["Unique clicks"]["color"])
+    assert opens > 500 and clicks > 100, (opens, clicks)
+    screenshot(page, "report-equal-opens-and-clicks")
 
 
 def test_the_template_filter_suggests_smtp_injections_by_the_id_their_events_carry(client, staff):

@@ -116,6 +116,25 @@ def test_a_message_found_by_a_click_shows_its_whole_story(staff, two_messages):
     assert types_shown(html, "m-jo") == list(JO[2])
 
 
+def test_clicks_on_two_identical_links_say_which_position_was_clicked(staff, db):
+    """Both pricing links are "Raw URL" with one URL: the position (the event's
+    engage_link_position, the report's Position) tells them apart; a click on a link sent
+    before positions existed shows none."""
+    events = story("m-two", "two@example.com", hours_ago(2), kinds=("injection", "delivery", "click", "click", "click"))
+    for event, position in zip(events[2:], (3, 2, None), strict=True):
+        event.update(target_link_name="Raw URL", target_link_url="https://example.com/pricing")
+        if position:
+            event["engage_link_position"] = position
+    land_stories(events)
+    html = staff.get(URL, {"recipients": "two@example.com"}).content.decode()
+    shown = [" ".join(re.sub(r"<[^>]+>", "", line).split()) for line in re.findall(r"<b>Link</b>.*?</span>\n", html)]
+    assert shown == [
+        "Link Raw URL, position 3: https://example.com/pricing",
+        "Link Raw URL, position 2: https://example.com/pricing",
+        "Link Raw URL: https://example.com/pricing",
+    ]
+
+
 def test_events_before_the_window_are_still_in_the_timeline(staff, db):
     land_stories(story("m-old", "old@example.com", hours_ago(30), kinds=("injection", "delivery")))
     land_stories(story("m-old", "old@example.com", hours_ago(2), kinds=("open",)))

@@ -172,7 +172,26 @@ def test_a_link_in_a_block_that_renders_nothing_is_listed_as_not_rendered():
 def test_a_loop_gives_one_result_per_copy_with_the_same_position():
     html = '{{each items}}<a href="https://example.com/i/{{loop_var}}">i</a>\n{{end}}'
     checks = agree({"html": html}, {"items": ["a", "b", "c"]})
-    assert [(c.position, c.url) for c in checks] == [(0, f"https://example.com/i/{x}") for x in "abc"]
+    assert [(c.position, c.url, c.link_position) for c in checks] == [
+        (0, f"https://example.com/i/{x}", 1) for x in "abc"
+    ]
+
+
+def test_link_position_counts_tracked_links_only_each_part_from_1():
+    """``link_position`` is what the click token carries (``LinkSpan.position``): the mailto
+    link and the hidden link are not counted, the text part starts again at 1."""
+    html = (
+        '<a href="https://example.com/pricing">p</a><a href="mailto:s@example.com">m</a>'
+        '{{if no}}<a href="https://example.com/hidden">h</a>{{end}}<a href="https://example.com/pricing">p</a>'
+    )
+    checks = agree({"html": html, "text": "https://example.com/pricing"}, {"no": False})
+    assert [(c.part, c.position, c.link_position, c.reason) for c in checks] == [
+        ("html", 0, 1, None),
+        ("html", 1, None, "mailto"),
+        ("html", 3, 3, None),
+        ("html", 2, None, "not_rendered"),
+        ("text", 0, 1, None),
+    ]
 
 
 def test_links_from_substitution_values_are_listed_and_never_tracked():
@@ -192,9 +211,9 @@ def test_dynamic_content_links_are_tracked_like_the_generator_tracks_them():
         "user": "u1",
     }
     checks = agree({"html": "<p>{{render_dynamic_content(dynamic_html.box)}}</p>"}, data)
-    assert [(c.url, c.tracked, c.reason, c.origin) for c in checks] == [
-        ("https://example.com/d?u=u1", True, None, "dynamic_content"),
-        ("mailto:x@example.com", False, "mailto", "dynamic_content"),
+    assert [(c.url, c.tracked, c.reason, c.origin, c.link_position) for c in checks] == [
+        ("https://example.com/d?u=u1", True, None, "dynamic_content", 1),
+        ("mailto:x@example.com", False, "mailto", "dynamic_content", None),
     ]
 
 

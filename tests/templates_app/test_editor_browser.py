@@ -63,3 +63,31 @@ def test_create_type_preview_error_link_check_publish(staff_user, live_server, b
     template = Template.objects.get(pk="welcome")
     assert template.has_published and not template.has_draft
     connections.close_all()  # this thread's connection, so the test database can be dropped
+
+
+def test_typing_fast_sends_one_render_at_a_time_and_a_newer_one_cancels_the_older(
+    staff_user, live_server, browser_page
+):
+    """A template that takes seconds to check must not pile up renders while someone types:
+    keystrokes closer than the pause send nothing, and a render still on its way when the next
+    one is due is cancelled (AbortController), so the page has at most one in flight."""
+    page = browser_page(live_server.url + "/admin/templates_app/template/add/")
+    page.locator("#tpl-status").filter(has_text="Not rendered").wait_for()  # the render on load
+    sent, failed, held = [], [], []
+    page.on("request", lambda r: sent.append(r) if "editor-render" in r.url else None)
+    page.on("requestfailed", lambda r: failed.append(r) if "editor-render" in r.url else None)
+    page.route("**/editor-render/", lambda route: held.append(route))  # answered when we say
+
+    page.locator("#id_html").press_sequentially('<a href="https://example.com/pricing">Pricing</a>', delay=40)
+    page.wait_for_timeout(900)
+    assert len(sent) == 1 and not failed  # one render for a burst of 50 keystrokes
+
+    page.locator("#id_html").press_sequentially("<p>more</p>", delay=40)
+    page.wait_for_timeout(900)
+    assert len(sent) == 2
+    assert failed == [sent[0]]  # the older one was cancelled when the newer one left
+    assert page.evaluate("() => document.getElementById('tpl-status').textContent") == "Rendering…"
+
+    held[-1].continue_()
+    page.locator("#tpl-status").filter(has_text="Not rendered").wait_for()  # no from/subject yet
+    assert len(sent) == 2

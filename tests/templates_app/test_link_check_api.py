@@ -127,11 +127,60 @@ def test_the_apis_verdicts_are_what_generation_does_with_the_same_content(api):
     )  # fmt: skip
     rendered = compile_content(content, scan_html=scan_html, scan_text=scan_text).render(context, tracker)
     sent = rendered["html"] + "\n" + rendered["text"]
-    targets = [
-        signer.decode(token, now=1_700_000_000, max_age=10).target_url
+    decoded = [
+        signer.decode(token, now=1_700_000_000, max_age=10)
         for token in re.findall(r"https://track\.test/f/([A-Za-z0-9_-]+)", sent)
     ]
-    assert targets == [link["url"] for link in links if link["tracked"]]
+    # the URL and the engage_link_position each click reports are the API's for that link
+    assert [(token.target_url, token.link_position) for token in decoded] == [
+        (link["url"], link["link_position"]) for link in links if link["tracked"]
+    ]
     untracked = [link["url"] for link in links if not link["tracked"]]
     assert len(untracked) == 7
     assert all(url in unescape_attribute(sent) for url in untracked)
+
+
+def test_link_position_is_the_one_clicks_report_and_untracked_links_have_none(api):
+    """The newcomer's case: the second pricing link comes after a mailto link. Its clicks say
+    engage_link_position 2 (the report's Position 2): the mailto link is not counted."""
+    html = (
+        '<a href="https://example.com/start">Start</a>\n'
+        '<a href="https://example.com/pricing">Pricing</a>\n'
+        '<a href="mailto:sales@example.com">Sales</a>\n'
+        '<a href="https://example.com/pricing">Pricing again</a>\n'
+    )
+    content = {"html": html, "text": "Pricing: https://example.com/pricing"}
+    links = check(api, {"content": content}).json()["results"]["links"]
+    assert [(link["part"], link["line"], link["link_position"]) for link in links] == [
+        ("html", 1, 1),
+        ("html", 2, 2),
+        ("html", 3, None),
+        ("html", 4, 3),
+        ("text", 1, 1),  # each part counts from 1
+    ]
+    off = check(api, {"content": content, "options": {"click_tracking": False}}).json()["results"]["links"]
+    assert [link["link_position"] for link in off] == [None] * 5
+
+
+def test_inline_content_over_the_template_cap_is_refused_naming_the_limit(api, settings):
+    settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES = 4096
+    html = '<a href="https://example.com/a">a</a>' * 200
+    error = assert_error(check(api, {"content": {"html": html}}), 422, "1300")
+    assert "ENGAGE_MAX_TEMPLATE_CONTENT_BYTES" in error["description"] and "4096 bytes" in error["description"]
+    assert error["limit"] == 4096
+    assert check(api, {"content": {"html": html[:2000]}}).status_code == 200
+
+
+def test_only_the_first_links_are_listed_and_the_answer_says_how_many(api):
+    from mailcore.link_check import MAX_LINKS_LISTED
+
+    html = "".join(f'<a href="https://example.com/p{i}">{i}</a>\n' for i in range(MAX_LINKS_LISTED + 250))
+    response = check(api, {"content": {"html": html, "text": "https://example.com/t"}})
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert len(results["links"]) == MAX_LINKS_LISTED
+    assert results["total_links"] == MAX_LINKS_LISTED + 251 and results["truncated"] is True
+    assert results["links"][-1]["url"] == f"https://example.com/p{MAX_LINKS_LISTED - 1}"
+    assert_documented(api, response, "/api/v1/link-check", "POST")
+    small = check(api, {"content": {"html": html[:200]}}).json()["results"]
+    assert small["truncated"] is False and small["total_links"] == len(small["links"])

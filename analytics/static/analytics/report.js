@@ -1,6 +1,7 @@
 // The report's chart: uPlot over the data the page put in <script id="chart-data">
 // (analytics.report._chart_data: x = bucket starts in Unix seconds, one series per metric).
-// Every bucket of the window is a point, zeros included; dates and values show on hover.
+// Every bucket of the window is a point, zeros included; dates and values show on hover, and
+// the legend shows the latest bucket's while the pointer is elsewhere (not an empty "–" row).
 (function () {
   "use strict";
   var holder = document.getElementById("chart");
@@ -14,10 +15,17 @@
     ? {timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false}
     : {timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit"});
   function dateText(seconds) { return seconds == null ? "" : dateFormat.format(new Date(seconds * 1000)); }
-  var series = [{label: hourly ? "Hour" : "Day", value: function (u, v) { return dateText(v); }}];
+  var last = data.x.length - 1;
+  // uPlot asks with idx null when no bucket is under the pointer: answer the latest bucket's.
+  function at(values, v, idx) { return idx == null && last >= 0 ? values[last] : v; }
+  var series = [{label: hourly ? "Hour" : "Day",
+                 value: function (u, v, i, idx) { return dateText(at(data.x, v, idx)); }}];
   data.series.forEach(function (s) {
-    series.push({label: s.label, stroke: s.color, width: 2, points: {show: true, size: 6},
-                 value: function (u, v) { return v == null ? "–" : number.format(v); }});
+    // width and dash from the page (analytics.report._CHART_LINES): a wide line drawn first,
+    // thinner dashed ones over it, so equal counts do not hide one another
+    series.push({label: s.label, stroke: s.color, width: s.width || 2, dash: s.dash || [],
+                 points: {show: true, size: s.width > 2 ? 9 : 6, fill: s.color},
+                 value: function (u, v, i, idx) { var n = at(s.values, v, idx); return n == null ? "–" : number.format(n); }});
   });
   var xLabel = (hourly ? "Hour" : "Date") + " (" + tz + ")";
   var yLabel = "Messages / events per " + data.precision;
