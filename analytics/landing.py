@@ -168,8 +168,9 @@ def events_land(*, consumer: str, max_events: int = 5000, block_ms: int | None =
     for entry_id, fields in entries:
         try:
             rows.append(ingest.event_row(json.loads(fields[EVENT_FIELD])))
-        except (KeyError, TypeError, ValueError) as exc:
-            # A malformed entry would block every batch it is in: log it and drop it.
+        except Exception as exc:  # KeyError, TypeError, ValueError, AttributeError, OverflowError, ...
+            # A malformed entry would block every batch it is in (XAUTOCLAIM hands it to
+            # every lander again): log it and drop it.
             log.error("dropping unreadable event entry %r: %s (%r)", entry_id, exc, fields)
     rows = _consented(rows)
     if rows:
@@ -249,7 +250,10 @@ def land_once(*, consumer: str, block_ms: int | None, max_events: int = 5000) ->
         connection.close()
         failed = True
     try:
-        spool_replay()
+        spool_replay()  # an odd spool entry is skipped and logged inside: it never stops landing
+    except Exception:
+        log.exception("replaying the event spool failed; landing goes on")
+    try:
         if not failed:
             moved += events_land(consumer=consumer, max_events=max_events, block_ms=None if moved else block_ms)
     except (DatabaseError, redis.RedisError) as exc:

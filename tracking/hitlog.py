@@ -35,6 +35,7 @@ the failure is logged. ``ENGAGE_EVENT_HIT_LOG=false`` uses that path for every h
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import itertools
 import logging
@@ -68,6 +69,9 @@ __all__ = ["SHIP_EVERY", "hits_flush", "hits_record"]
 SHIP_EVERY = 0.02
 #: Seconds between two attempts of a shipper whose batch neither Redis nor PostgreSQL took.
 SHIP_RETRY = 1.0
+#: Seconds hits go straight to :func:`tracking.outbox.events_record` after a write to the hit
+#: log failed (a full disk: one empty file and five syscalls per hit otherwise).
+WRITE_RETRY = 1.0
 #: Seconds between two log lines about a hit log that cannot be written (one per hit would
 #: flood the log at the click rate).
 FAILURE_LOG_EVERY = 60.0
@@ -89,6 +93,7 @@ class _Log:
     shipper: threading.Thread | None = None
     names: itertools.count = field(default_factory=itertools.count)
     failure_logged: float = float("-inf")  # monotonic time a failed write was last logged
+    retry_at: float = 0.0  # after a failed write, hits skip the file until this monotonic time
 
 
 _log = _Log()
@@ -111,7 +116,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 @atexit.register
 def _ship_at_exit() -> None:
-    """A process that exits normally ships what it holds (what it cannot is left to a replay)."""
+    """A process that ends through Python's own exit ships what it holds. granian's workers
+    end without it (an attacker's review saw their files left after a SIGTERM): their files,
+    like a killed process's, are replayed by the landers and the other tracking processes."""
     try:
         hits_flush()
     except Exception:  # at exit nothing may raise; the file stays for the next replay
@@ -126,7 +133,7 @@ def hits_record(events: Sequence[dict[str, Any]]) -> str:
     not be written. Never raises for a store that is down."""
     if not events:
         return "hitlog"
-    if not settings.ENGAGE_EVENT_HIT_LOG:
+    if not settings.ENGAGE_EVENT_HIT_LOG or time.monotonic() < _log.retry_at:
         return events_record(events)
     stamped = events_stamp(events)
     data = b"".join(payload + b"\n" for payload in events_json(stamped))
@@ -144,10 +151,11 @@ def hits_record(events: Sequence[dict[str, Any]]) -> str:
             state.failure_logged = float("-inf")
     except OSError as exc:
         with state.lock:
+            state.retry_at = time.monotonic() + WRITE_RETRY
             if time.monotonic() - state.failure_logged >= FAILURE_LOG_EVERY:
                 state.failure_logged = time.monotonic()
                 log.error("the hit log in %s cannot be written (%s): hits go to Redis directly", _directory(), exc)
-            _file_drop(state)
+            _file_drop(state, remove_if_empty=True)
         return events_record(stamped)
     if first:
         _shipper_wake(state)
@@ -156,8 +164,13 @@ def hits_record(events: Sequence[dict[str, Any]]) -> str:
 
 def hits_flush() -> int:
     """Ship what this process's hit log holds now, on the calling thread; returns how many
-    events went out (0 when they stay, because neither Redis nor PostgreSQL took them)."""
-    return _ship(_log)
+    events went out (0 when there was nothing, -1 when they stay on disk because neither
+    Redis nor PostgreSQL took them or the file could not be read). Never raises."""
+    try:
+        return _ship(_log)
+    except OSError as exc:
+        log.error("shipping the hit log failed (%s): its file stays for a replay", exc)
+        return -1
 
 
 def _directory() -> Path:
@@ -179,17 +192,21 @@ def _file_open(state: _Log) -> None:
         os.rename(temporary, path)
     except OSError:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
     state.fd, state.path, state.directory, state.lines = fd, path, str(settings.ENGAGE_EVENT_SPOOL_DIR), 0
 
 
-def _file_drop(state: _Log) -> None:
-    """Forget the open file (called under ``state.lock``): its events stay for a replay."""
+def _file_drop(state: _Log, *, remove_if_empty: bool = False) -> None:
+    """Forget the open file (called under ``state.lock``): its events stay for a replay; with
+    ``remove_if_empty``, a file that holds nothing is removed."""
     if state.fd is not None:
-        try:
+        with contextlib.suppress(OSError):
+            if remove_if_empty and state.path is not None and os.fstat(state.fd).st_size == 0:
+                os.unlink(state.path)
+        with contextlib.suppress(OSError):
             os.close(state.fd)
-        except OSError:
-            pass
     state.fd, state.path, state.lines = None, None, 0
 
 

@@ -32,6 +32,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -222,48 +223,118 @@ def spool_replay() -> int:
     how many. A file another process is replaying (or writing) is skipped; a file is removed
     only after Redis took all its events (a failure half way leaves it whole: the events
     already taken are written again on the next call, and land once by their ids). Lines cut
-    short by a crash are dropped with a log line. Never raises for a Redis outage (the files
-    stay for the next call)."""
+    short by a crash, and lines that are not an event (a JSON object with a ``type``), are
+    dropped with one log line per file. Never raises: a Redis outage leaves the files for the
+    next call, and an entry that cannot be replayed (a directory, a FIFO, a symlink, a device,
+    a file it may not open or remove) is skipped with a log line (at most one per entry per
+    :data:`SPOOL_ODD_LOG_EVERY` seconds) while every other file is replayed: one odd entry
+    once stopped every lander (an attacker's review, tests/tracking/test_spool_hostile.py)."""
     _spool["next_look"] = time.monotonic() + SPOOL_LOOK_EVERY
     directory = _spool_dir()
     try:
         paths = sorted(directory.glob(f"*{_SPOOL_SUFFIX}"))
     except OSError:
         return 0
+    _stale_temporaries_remove(directory)
     moved = 0
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
+            replayed = _spool_file_replay(path)
+        except redis.RedisError:
+            _spool["next_look"] = 0.0
+            return moved
+        except OSError as exc:
+            _spool_odd(path, f"{type(exc).__name__}: {exc.strerror or exc}")
             continue
+        moved += replayed
+    return moved
+
+
+#: Seconds between two log lines about the same spool entry that cannot be replayed.
+SPOOL_ODD_LOG_EVERY = 60.0
+#: The longest spool line replayed (bytes): an event is far smaller; a longer line is dropped.
+SPOOL_LINE_MAX = 4 << 20
+#: Seconds after which a writer's temporary file (``.hits-*.new``, made and renamed at once by
+#: ``tracking.hitlog``) is taken for one left by a process that died in between, and removed.
+SPOOL_TEMPORARY_MAX_AGE = 60.0
+_spool_odd_logged: dict[str, float] = {}
+
+
+def _spool_odd(path: Path, why: str) -> None:
+    now = time.monotonic()
+    if now - _spool_odd_logged.get(str(path), float("-inf")) >= SPOOL_ODD_LOG_EVERY:
+        _spool_odd_logged[str(path)] = now
+        log.error("skipping spool entry %s: %s (remove or fix it; the other files are replayed)", path, why)
+
+
+def _stale_temporaries_remove(directory: Path) -> None:
+    try:
+        for entry in os.scandir(directory):
+            temporary = entry.name.startswith(".hits-") and entry.name.endswith(".new")
+            if (temporary and entry.is_file(follow_symlinks=False)
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > SPOOL_TEMPORARY_MAX_AGE):  # fmt: skip
+                os.unlink(entry.path)
+    except OSError:
+        pass
+
+
+def _spool_file_replay(path: Path) -> int:
+    """Replay one spool file (:func:`spool_replay`); returns its events moved. OSError for an
+    entry that is not a regular file this process may read and remove; RedisError when Redis
+    did not take them (the file stays whole)."""
+    try:
+        # No symlink is followed, and opening a FIFO does not wait for a writer.
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return 0  # another process writes or replays it
+            raise
+        if os.fstat(fd).st_nlink == 0:
+            return 0
+        payloads: list[bytes] = []
+        dropped: list[bytes] = []
+        moved = 0
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            while line := handle.readline(SPOOL_LINE_MAX + 1):
+                if not line.endswith(b"\n"):  # cut short by a crash, or over-long: skip to its end
+                    dropped.append(line[:80])
+                    while (rest := handle.readline(SPOOL_LINE_MAX + 1)) and not rest.endswith(b"\n"):
+                        pass
                     continue
-                raise
-            if os.fstat(fd).st_nlink == 0:
-                continue
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                lines = [line for line in handle.read().splitlines() if line.strip()]
-            payloads = []
-            for line in lines:
-                try:
-                    json.loads(line)
-                except ValueError:
-                    log.error("dropping a cut spool line in %s: %r", path, line[:200])
+                line = line.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                if len(line) > SPOOL_LINE_MAX or not _is_event(line):
+                    dropped.append(line[:80])
                     continue
                 payloads.append(line)
-            try:
-                for start in range(0, len(payloads), SPOOL_REPLAY_BATCH):
-                    events_xadd(payloads[start : start + SPOOL_REPLAY_BATCH])
-            except redis.RedisError:
-                _spool["next_look"] = 0.0
-                return moved
-            os.unlink(path)
+                if len(payloads) >= SPOOL_REPLAY_BATCH:
+                    events_xadd(payloads)
+                    moved, payloads = moved + len(payloads), []
+        if payloads:
+            events_xadd(payloads)
             moved += len(payloads)
-            log.warning("replayed %d spooled event(s) from %s into Redis", len(payloads), path)
-        finally:
-            os.close(fd)
-    return moved
+        os.unlink(path)
+        if dropped:
+            log.error("dropped %d spool line(s) of %s that were not whole events (first: %r)", len(dropped), path,
+                      dropped[0])  # fmt: skip
+        if moved:
+            log.warning("replayed %d spooled event(s) from %s into Redis", moved, path)
+        return moved
+    finally:
+        os.close(fd)
+
+
+def _is_event(line: bytes) -> bool:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and isinstance(event.get("type"), str) and bool(event["type"])
