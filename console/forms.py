@@ -119,12 +119,14 @@ class SendForm(forms.Form):
         "Transactional", False, "Transactional mail has no unsubscribe link and ignores non-transactional opt-outs."
     )
     start_date = forms.CharField(
-        label="Send later (UTC): date",
+        label="Send later on",
+        label_suffix="",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     start_time = forms.CharField(
-        label="time",
+        label="at",
+        label_suffix="",
         required=False,
         widget=forms.TimeInput(attrs={"type": "time", "step": 60}),
         help_text="Leave both empty to send now. A date and a time in UTC (not your local time), "
