@@ -8,11 +8,13 @@ refuses exactly what the API refuses, with its messages."""
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from recipient_lists.recipients import normalize_recipient
 from recipient_lists.selectors import recipient_list_list
@@ -21,7 +23,11 @@ from templates_app.selectors import template_list
 #: The three answers of a tri-state option: not given (the template, then the server
 #: decides: ``mailcore.options.effective_options``), on, off.
 _ON, _OFF = "on", "off"
-_START = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)")
+_DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2})?")
+#: The hidden one-time token of the send form (``console.models.SendSubmission``).
+_SUBMISSION = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _LINE_INDEX = re.compile(r"^recipients\[\d+\]: ")
 
 
@@ -30,19 +36,52 @@ def _tri_state(label: str, default: bool, help_text: str) -> forms.ChoiceField:
     return forms.ChoiceField(label=label, choices=choices, required=False, help_text=help_text)
 
 
-def parse_start_time(raw: str) -> datetime | None:
-    """``YYYY-MM-DDTHH:MM[:SS]`` (a ``datetime-local`` input's value; a space for the ``T`` is
-    fine) read as UTC, or None when blank. Raises ``forms.ValidationError``."""
-    raw = raw.strip()
-    if not raw:
+def _when_text(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def parse_start_time(day: str, clock: str, *, now: datetime) -> datetime | None:
+    """The send's start from the form's ``start_date`` (``YYYY-MM-DD``, a ``date`` input) and
+    ``start_time`` (``HH:MM[:SS]``, a ``time`` input), read as UTC; None when both are blank
+    (send now). A raw POST may instead give the whole ``YYYY-MM-DD[T ]HH:MM[:SS]`` in
+    ``start_time`` (the API's shape) with no ``start_date``.
+
+    Raises ``forms.ValidationError`` naming what is wrong: a date without a time or a time
+    without a date (a half-filled "Send later" is never read as "now"), text that is no date
+    or time, or a moment before ``now``'s minute (aware; it would start at once, not then)."""
+    day, clock = day.strip(), clock.strip()
+    if not day and _DATE_TIME.fullmatch(clock):
+        day, clock = clock[:10], clock[11:]
+    elif not day and _DATE.fullmatch(clock):
+        day, clock = clock, ""
+    typed = f"{day} {clock}".strip()[:60]
+    if (day and not _DATE.fullmatch(day)) or (clock and not _TIME.fullmatch(clock)):
+        raise forms.ValidationError(f"'{typed}' is not a date and time: use YYYY-MM-DD and HH:MM, in UTC")
+    if not day and not clock:
         return None
-    found = _START.fullmatch(raw)
+    if not clock:
+        raise forms.ValidationError(
+            f"Send later has a date ({day}) but no time: give the time too (HH:MM, UTC), or clear the date to send now."
+        )
+    if not day:
+        raise forms.ValidationError(
+            f"Send later has a time ({clock}) but no date: give the date too (YYYY-MM-DD), or clear the time to send now."
+        )
     try:
-        if found is None:
-            raise ValueError
-        return datetime.fromisoformat(f"{found[1]}T{found[2]}").replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC)
     except ValueError:
-        raise forms.ValidationError(f"'{raw[:40]}' is not a date and time: use YYYY-MM-DD HH:MM, in UTC") from None
+        raise forms.ValidationError(f"'{typed}' is not a date and time: use YYYY-MM-DD and HH:MM, in UTC") from None
+    if moment < now.astimezone(UTC).replace(second=0, microsecond=0):
+        raise forms.ValidationError(
+            f"Send later is in the past: {_when_text(moment)} is before now ({_when_text(now.astimezone(UTC))}). "
+            "Choose a later time, or clear the date and time to send now."
+        )
+    return moment
+
+
+def submission_token() -> str:
+    """A new one-time token for a rendered send form (URL-safe, 24 characters)."""
+    return secrets.token_urlsafe(18)
 
 
 class SendForm(forms.Form):
@@ -79,12 +118,23 @@ class SendForm(forms.Form):
     transactional = _tri_state(
         "Transactional", False, "Transactional mail has no unsubscribe link and ignores non-transactional opt-outs."
     )
-    start_time = forms.CharField(
-        label="Send later (UTC)",
+    start_date = forms.CharField(
+        label="Send later on",
+        label_suffix="",
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
-        help_text="Leave empty to send now. A date and time in UTC (not your local time); "
-        "a scheduled send can be canceled from its page until shortly before it starts.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    start_time = forms.CharField(
+        label="at",
+        label_suffix="",
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time", "step": 60}),
+        help_text="Leave both empty to send now. A date and a time in UTC (not your local time), "
+        "not in the past; a scheduled send can be canceled from its page until shortly before it starts.",
+    )
+    submission = forms.CharField(
+        widget=forms.HiddenInput,
+        error_messages={"required": "This form has no submission token: reload the send page and send again."},
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -107,8 +157,13 @@ class SendForm(forms.Form):
         assert isinstance(field, forms.ChoiceField)
         field.choices = choices
 
-    def clean_start_time(self) -> datetime | None:
-        return parse_start_time(self.cleaned_data.get("start_time") or "")
+    def clean_submission(self) -> str:
+        token = self.cleaned_data["submission"]
+        if not _SUBMISSION.fullmatch(token):
+            raise forms.ValidationError(
+                "This form's submission token is not valid: reload the send page and send again."
+            )
+        return token
 
     def clean_addresses(self) -> list[str]:
         """The typed addresses, each judged by the code that judges a recipient of the API
@@ -129,6 +184,14 @@ class SendForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if "start_date" in cleaned and "start_time" in cleaned:
+            try:
+                cleaned["start_time"] = parse_start_time(
+                    cleaned.pop("start_date"), cleaned["start_time"], now=timezone.now()
+                )
+            except forms.ValidationError as exc:
+                cleaned.pop("start_time")
+                self.add_error("start_time", exc)
         if "addresses" in cleaned and "recipient_list" in cleaned:
             if cleaned["addresses"] and cleaned["recipient_list"]:
                 raise forms.ValidationError("Choose a recipient list or type addresses, not both.")

@@ -1,23 +1,26 @@
 """Template tags of the console: ``{% load console %}{% console_pages as pages %}`` gives
 ``console.pages.PAGES`` to a template the console's views do not render (the admin index);
-``{{ state|state_label }}`` is a transmission state in the words every page shows;
+``{{ state|state_label:start_time }}`` is a transmission state in the words every page shows;
 ``{{ moment|when }}`` is a date and time as every page writes it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django import template
 
-from console.pages import PAGES, Page
+from console.pages import PAGES, Page, pages_for
 from transmissions.models import TransmissionState
 
 register = template.Library()
 
 
-@register.simple_tag
-def console_pages() -> tuple[Page, ...]:
-    return PAGES
+@register.simple_tag(takes_context=True)
+def console_pages(context: Any) -> tuple[Page, ...]:
+    """The pages the signed-in user may use (``console.pages.pages_for``)."""
+    request = context.get("request")
+    return pages_for(request.user) if request is not None else PAGES
 
 
 #: How every console page writes a moment (``2026-11-30 19:39:13 UTC``).
@@ -43,11 +46,14 @@ def when(moment: datetime | str | None) -> str:
 
 
 @register.filter
-def state_label(state: str) -> str:
+def state_label(state: str, start_time: datetime | str | None = None) -> str:
     """A transmission state (the API's value, ``submitted``) as the console names it
-    (``TransmissionState``'s label, ``Submitted``): the list's rows and its state filter, the
-    overview and the detail page all show these words. An unknown value is shown as it is."""
+    (``TransmissionState``'s label, ``Submitted``), and ``Submitted (scheduled)`` for a
+    submitted one with a ``start_time`` (an aware datetime or the API's ISO text; "" or None
+    for none): the list's rows, the overview and the detail page all show these words
+    (``{{ t.state|state_label:t.start_time }}``). An unknown value is shown as it is."""
     try:
-        return str(TransmissionState(state).label)
+        words = str(TransmissionState(state).label)
     except ValueError:
         return state
+    return f"{words} (scheduled)" if state == TransmissionState.SUBMITTED and start_time else words

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from console.pages import PAGES
+from console.pages import PAGES, Page, pages_for
 from engage import errors
 from engage.api.handler import error_response
 from engage.api.paths import is_api_path
@@ -23,6 +23,11 @@ from engage.api.views import api_not_found
 
 #: The longest part of an unknown path the page repeats.
 SHOWN_PATH_CHARS = 200
+
+
+def _pages(request: HttpRequest) -> tuple[Page, ...]:
+    user = getattr(request, "user", None)  # none on a 404 answered before the session is read
+    return PAGES if user is None else pages_for(user)
 
 
 @csrf_exempt  # it changes nothing: a POST to an unknown path is a 404 too, not a CSRF refusal
@@ -34,7 +39,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     shown = path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "…"
     # A console page typed without its trailing slash (no redirect: APPEND_SLASH is off).
     suggestion = path + "/" if path + "/" in {page.url for page in PAGES} else ""
-    context = {"path": shown, "suggestion": suggestion, "pages": PAGES}
+    context = {"path": shown, "suggestion": suggestion, "pages": _pages(request)}
     return render(request, "console/404.html", context, status=404)
 
 

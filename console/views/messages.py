@@ -10,6 +10,8 @@ Answered by ``console.selectors.message_timelines``: one timeline per message.
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,6 +21,9 @@ from console.queries import Back, back_parse, is_cursor, message_links, message_
 from console.selectors import message_timelines
 from engage.errors import EngageError
 from mailcore.events import NAMES
+
+#: How the form's from and to placeholders write a minute (the search reads it as UTC).
+FORM_MINUTE = "%Y-%m-%dT%H:%M"
 
 
 @staff_member_required
@@ -37,6 +42,9 @@ def messages(request: HttpRequest) -> HttpResponse:
         "event_types": NAMES,
         "page": page,
         "error": error,
+        # The defaults the search uses when from and to are left empty, as examples of the format.
+        "default_from": (now - timedelta(hours=24)).astimezone(UTC).strftime(FORM_MINUTE),
+        "default_to": now.astimezone(UTC).strftime(FORM_MINUTE),
         "links": message_links(params, now=now, back=back, next_cursor=page.next_cursor if page else None),
     }
     return render(request, "console/messages.html", context, status=400 if error else 200)

@@ -1,7 +1,7 @@
 """The front door (issue 15, Deliver 1): ``/`` for a signed-in staff user (others are sent to
 the admin's sign-in page, titled Engage, and come back here).
 
-It shows the last 24 hours' figures, read by ``analytics.selectors.metrics_summary`` exactly
+It shows the figures of the last 24 whole hours (the current one included, :func:`last_day_window`), read by ``analytics.selectors.metrics_summary`` exactly
 as ``GET /api/v1/metrics/deliverability`` reads them (the page names the equivalent API
 query), the newest transmissions, and a link to every console page (``console.pages``).
 """
@@ -19,7 +19,7 @@ from django.utils import timezone
 from analytics import selectors as analytics_selectors
 from analytics.figures import figure_rows, figures
 from analytics.metrics import parse_metrics_query
-from console.pages import PAGES
+from console.pages import pages_for
 from transmissions import selectors as transmission_selectors
 
 #: (metric, label, the metric it is a rate of, or ""), in the order shown: the report's
@@ -49,9 +49,18 @@ def last_day_window(now: datetime) -> tuple[datetime, datetime]:
     return end - WINDOW, end
 
 
+def window_title(start: datetime, now: datetime) -> str:
+    """What the overview's figures cover, in words that stay true: ``"Since 06:00 UTC
+    yesterday"`` (``"today"`` when the window starts at midnight today). Whole hours, not a
+    rolling 24 hours as the message search's default: :func:`last_day_window`."""
+    start, now = start.astimezone(UTC), now.astimezone(UTC)
+    return f"Since {start:%H:%M} UTC {'today' if start.date() == now.date() else 'yesterday'}"
+
+
 @staff_member_required
 def overview(request: HttpRequest) -> HttpResponse:
-    start, end = last_day_window(timezone.now())
+    now = timezone.now()
+    start, end = last_day_window(now)
     params = {
         "from": start.strftime(_API_TIME),
         "to": end.strftime(_API_TIME),
@@ -61,12 +70,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     figures_shown = figures(FIGURES, totals)
     context = {
         "start": start,
+        "title": window_title(start, now),
         "end": end,
         "api_from": params["from"],
         "api_to": params["to"],
         "api_query": "/api/v1/metrics/deliverability?" + urlencode(params, safe=",:"),
         "figures": figures_shown,
         "transmissions": transmission_selectors.transmission_recent(limit=RECENT_TRANSMISSIONS),
-        "pages": PAGES,
+        "pages": pages_for(request.user),
     }
     return render(request, "console/overview.html", context)

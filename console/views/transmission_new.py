@@ -2,11 +2,14 @@
 one with a browser alone): a published template to a stored list or typed addresses, now or
 later. The form (``console.forms.SendForm``) becomes the body a client would POST to
 ``/api/v1/transmissions``; it is checked by that operation's declaration
-(``transmissions.schemas.TransmissionCreate``) and stored by its service (``transmission_create``),
-so the limits, errors and events are the API's. Success goes to the transmission's page.
+(``transmissions.schemas.TransmissionCreate``) and stored by its service (``transmission_create``,
+once per rendered form: ``console.services.transmission_send_once``), so the limits, errors and
+events are the API's. Success goes to the transmission's page.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -14,11 +17,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from console.forms import SendForm, send_body
+from console.forms import SendForm, send_body, submission_token
+from console.services import transmission_send_once
+from console.templatetags.console import when
+from console.views.permissions import SEND, permission_page
 from engage import errors
 from engage.api.schema import parse_object
 from transmissions.schemas import TransmissionCreate
-from transmissions.services import transmission_create
 
 
 def error_lines(exc: errors.EngageError) -> list[str]:
@@ -29,15 +34,26 @@ def error_lines(exc: errors.EngageError) -> list[str]:
     return lines
 
 
+def _when(start_time: datetime | None) -> str:
+    return f"scheduled for {when(start_time)}" if start_time else "sending now"
+
+
 @staff_member_required
+@permission_page(SEND)
 @require_http_methods(["GET", "HEAD", "POST"])
 def transmission_new(request: HttpRequest) -> HttpResponse:
-    """GET: the form (``?template=`` and ``?list=`` preselect). POST: create, then 303 to
-    ``/transmissions/<id>/``; a refused form is shown again with its errors and the input kept
-    (400)."""
+    """GET: the form (``?template=`` and ``?list=`` preselect) with a new one-time
+    ``submission`` token. POST: create, then 303 to ``/transmissions/<id>/``; a refused form is
+    shown again with its errors and the input kept (400); a form whose token was already sent
+    (a double click, Back then Send) creates nothing and goes to the transmission it created,
+    saying so. Needs the permission to add transmissions (``console.views.permissions.SEND``)."""
     if request.method != "POST":
         form = SendForm(
-            initial={"template": request.GET.get("template", ""), "recipient_list": request.GET.get("list", "")}
+            initial={
+                "template": request.GET.get("template", ""),
+                "recipient_list": request.GET.get("list", ""),
+                "submission": submission_token(),
+            }
         )
         return render(request, "console/transmission_new.html", {"form": form})
     form = SendForm(request.POST)
@@ -45,17 +61,23 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
         body = send_body(form.cleaned_data)
         try:
             parse_object(body, TransmissionCreate)
-            created = transmission_create(body=body)
+            sent = transmission_send_once(token=form.cleaned_data["submission"], body=body)
         except errors.EngageError as exc:
             for line in error_lines(exc):
                 form.add_error(None, line)
         else:
+            if sent.created is None:
+                messages.warning(
+                    request,
+                    f"This form was already sent: it created transmission {sent.earlier}, and nothing was sent "
+                    "again. To send another, open the Send page anew.",
+                )
+                return HttpResponseRedirect(
+                    f"/transmissions/{sent.earlier}/" if sent.earlier else "/transmissions/", status=303
+                )
+            created = sent.created
             tid = created.transmission_id
-            when = (
-                f"scheduled for {form.cleaned_data['start_time']:%Y-%m-%d %H:%M:%S} UTC"
-                if form.cleaned_data["start_time"]
-                else "sending now"
-            )
+            when = _when(form.cleaned_data["start_time"])
             messages.success(request, f"Transmission {tid} created: {created.accepted} recipients, {when}.")
             if created.rejected:
                 messages.error(

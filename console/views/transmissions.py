@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -23,9 +23,10 @@ from console.queries import (
     minute,
     pager_links,
     transmission_filter,
-    transmission_id,
 )
+from console.queries import transmission_id as transmission_id_parse
 from console.selectors import transmission_summary
+from console.views.permissions import CANCEL, permission_page
 from engage import errors
 from engage.errors import EngageError
 from mailcore.ids import smtp_template_id
@@ -74,11 +75,14 @@ def duration(seconds: int) -> str:
     return f"{seconds} second{'' if seconds == 1 else 's'}"
 
 
-def _pk_or_404(raw: str) -> int:
-    pk = transmission_id(raw)
-    if pk is None:
-        raise Http404("transmission not found")
-    return pk
+#: The longest part of an unknown transmission id the 404 page repeats.
+SHOWN_ID_CHARS = 40
+
+
+def no_transmission(request: HttpRequest, raw: str) -> HttpResponse:
+    """404: "No transmission <id>", with a link to the list (``raw`` as typed, cut short)."""
+    shown = raw if len(raw) <= SHOWN_ID_CHARS else raw[:SHOWN_ID_CHARS] + "…"
+    return render(request, "console/transmission_missing.html", {"shown": shown}, status=404)
 
 
 @staff_member_required
@@ -116,10 +120,15 @@ def transmission_list(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpResponse:
+    """One transmission; an unknown or malformed id is :func:`no_transmission` (404). The
+    cancel button shows only to a user who may cancel (``console.views.permissions.CANCEL``)."""
+    pk = transmission_id_parse(transmission_id)
+    if pk is None:
+        return no_transmission(request, transmission_id)
     try:
-        summary = transmission_summary(transmission_id=_pk_or_404(transmission_id))
+        summary = transmission_summary(transmission_id=pk)
     except errors.NotFound:
-        raise Http404("transmission not found") from None
+        return no_transmission(request, transmission_id)
     tx = summary["transmission"]
     search = {"transmissions": tx["id"]}
     if tx["generation_start_time"]:  # its events start then; the search's default window is a day
@@ -137,6 +146,7 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
         "smtp": summary["template_id"] == smtp_template_id(tx["id"]),
         "messages_url": "/messages/?" + urlencode(search),
         "cancelable": cancelable,
+        "may_cancel": request.user.has_perm(CANCEL),
         "too_close": scheduled and not cancelable,
         "window": duration(window),
         "start_time": start_time,
@@ -148,14 +158,18 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
 
 @require_POST
 @staff_member_required
+@permission_page(CANCEL)
 def transmission_cancel_view(request: HttpRequest, transmission_id: str) -> HttpResponse:
     """Cancel with ``transmissions.services.transmission_cancel`` (SPEC B §1.8): its error
-    (not scheduled, too close to its start) is shown on the transmission's page."""
-    pk = _pk_or_404(transmission_id)
+    (not scheduled, too close to its start) is shown on the transmission's page. Needs the
+    permission to change transmissions (``console.views.permissions.CANCEL``, else 403)."""
+    pk = transmission_id_parse(transmission_id)
+    if pk is None:
+        return no_transmission(request, transmission_id)
     try:
         transmission_cancel(transmission_id=pk)
     except errors.NotFound:
-        raise Http404("transmission not found") from None
+        return no_transmission(request, transmission_id)
     except EngageError as exc:
         messages.error(request, f"Not canceled: {exc.message} ({exc.code}): {exc.description}")
     else:

@@ -312,3 +312,13 @@ def test_an_smtp_injected_message_names_its_smtp_template_id_and_says_how_it_cam
     assert '<span class="template">Template smtp_4243 (SMTP injection)</span>' in html
     rest = staff.get(URL, {"recipients": "rae@example.com"}).content.decode()
     assert '<span class="template">Template inline</span>' in rest
+
+
+def test_the_from_and_to_examples_are_the_search_s_own_defaults_not_a_stale_year(staff):
+    html = staff.get("/messages/").content.decode()
+    shown = dict(re.findall(r'id="f-(from|to)" name="(?:from|to)" value="" placeholder="([^"]+)"', html))
+    assert shown == {"from": f"{hours_ago(24):%Y-%m-%dT%H:%M}", "to": f"{hours_ago(0):%Y-%m-%dT%H:%M}"} or shown == {
+        "from": f"{hours_ago(24 + 1 / 60):%Y-%m-%dT%H:%M}",
+        "to": f"{hours_ago(1 / 60):%Y-%m-%dT%H:%M}",
+    }  # the minute may turn between the page and this line
+    assert "2024-" not in html

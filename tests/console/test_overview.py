@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from analytics.figures import DELIVERABILITY, ENGAGEMENT, figures
 from console.pages import PAGES
-from console.views.overview import FIGURES, last_day_window
+from console.views.overview import FIGURES, last_day_window, window_title
 from tests.analytics import data
 from tests.browser import STAFF, needs_chromium, screenshot
 from tests.console.helpers import recent_events, shown_window
@@ -58,7 +58,7 @@ def test_the_overview_says_the_window_it_counts(client, staff_user):
     client.force_login(staff_user)
     html = client.get("/").content.decode()
     start, end = (datetime.fromisoformat(value) for value in shown_window(html))
-    assert end - start == timedelta(hours=24) and "<h2>The last 24 hours</h2>" in html
+    assert end - start == timedelta(hours=24) and f'<h2 id="window-title">Since {start:%H:%M} UTC ' in html
 
 
 def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api, staff_user):
@@ -192,3 +192,25 @@ def test_the_overview_in_a_real_browser_matches_the_metrics_api(live_server, rec
     page.click("#home")
     page.wait_for_selector("#count_targeted")
     assert page.url == live_server.url + "/"
+
+
+@pytest.mark.parametrize(
+    ("now", "said"),
+    [
+        (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "Since 06:00 UTC yesterday"),
+        (datetime(2026, 12, 1, 5, 0, tzinfo=UTC), "Since 06:00 UTC yesterday"),
+        (datetime(2026, 12, 1, 23, 10, tzinfo=UTC), "Since 00:00 UTC today"),
+        (datetime(2026, 12, 1, 0, 10, tzinfo=UTC), "Since 01:00 UTC yesterday"),
+    ],
+)
+def test_the_window_s_title_says_the_hour_it_starts_not_the_last_24_hours(now, said):
+    start, _end = last_day_window(now)
+    assert window_title(start, now) == said
+
+
+def test_the_overview_heading_names_the_first_hour_counted(client, staff_user):
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    start = datetime.fromisoformat(shown_window(html)[0]).replace(tzinfo=UTC)
+    assert re.search(rf'<h2 id="window-title">Since {start:%H:%M} UTC (yesterday|today), in hourly buckets</h2>', html)
+    assert "The last 24 hours" not in html and "Not a rolling 24 hours" in html

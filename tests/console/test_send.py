@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
+from console.forms import submission_token
 from recipient_lists.services import recipient_list_create
 from templates_app.services import template_create
 from tests.transmissions.helpers import URL as API
@@ -49,7 +50,7 @@ def form(**overrides: str) -> dict[str, str]:
     data = {
         "template": "promo", "recipient_list": "friends", "addresses": "", "campaign_id": "spring",
         "description": "from the console", "open_tracking": "", "click_tracking": "", "transactional": "",
-        "start_time": "",
+        "start_date": "", "start_time": "", "submission": submission_token(),
     }  # fmt: skip
     data.update(overrides)
     return data
@@ -90,7 +91,7 @@ def test_the_form_offers_published_templates_and_every_list(staff, shop):
     assert '<option value="promo">promo — Promo</option>' in html
     assert 'value="draft"' not in html  # nothing published to send
     assert '<option value="friends">friends — Friends (3 recipients)</option>' in html
-    assert "UTC" in html and 'type="datetime-local"' in html and "csrfmiddlewaretoken" in html
+    assert "UTC" in html and 'type="date"' in html and 'type="time"' in html and "csrfmiddlewaretoken" in html
 
 
 def test_a_template_link_preselects_it(staff, shop):
@@ -150,7 +151,7 @@ def test_options_left_as_the_template_says_are_not_given(staff, shop, api):
 
 def test_send_later_is_scheduled_and_can_be_canceled_from_its_page(staff, shop, api):
     later = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
-    tid = created_id(staff.post(PAGE, form(start_time=later.strftime("%Y-%m-%dT%H:%M:%S"))))
+    tid = created_id(staff.post(PAGE, form(start_date=f"{later:%Y-%m-%d}", start_time=f"{later:%H:%M:%S}")))
     tx = Transmission.objects.get(pk=tid)
     assert tx.state == TransmissionState.SUBMITTED and tx.start_time == later
     page = staff.get(f"/transmissions/{tid}/").content.decode()
@@ -160,6 +161,12 @@ def test_send_later_is_scheduled_and_can_be_canceled_from_its_page(staff, shop, 
 
 
 def test_a_start_time_without_seconds_is_read_as_utc(staff, shop):
+    later = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
+    tid = created_id(staff.post(PAGE, form(start_date=f"{later:%Y-%m-%d}", start_time=f"{later:%H:%M}")))
+    assert Transmission.objects.get(pk=tid).start_time == later
+
+
+def test_a_raw_post_may_give_the_whole_start_in_start_time(staff, shop):
     later = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
     tid = created_id(staff.post(PAGE, form(start_time=later.strftime("%Y-%m-%d %H:%M"))))
     assert Transmission.objects.get(pk=tid).start_time == later
@@ -199,10 +206,12 @@ def test_hostile_input_is_refused_on_the_form_never_a_500(staff, shop, overrides
 
 
 def test_a_refused_form_keeps_what_was_typed(staff, shop):
-    response = staff.post(PAGE, form(campaign_id="c" * 65, description="keep <me>", start_time="2030-01-02T03:04"))
+    typed = form(campaign_id="c" * 65, description="keep <me>", start_date="2030-01-02", start_time="03:04")
+    response = staff.post(PAGE, typed)
     html = response.content.decode()
     assert response.status_code == 400 and "invalid data format/type (1300): campaign_id" in errors_shown(response)
-    assert 'value="' + "c" * 65 + '"' in html and "keep &lt;me&gt;" in html and 'value="2030-01-02T03:04"' in html
+    assert 'value="' + "c" * 65 + '"' in html and "keep &lt;me&gt;" in html
+    assert 'value="2030-01-02"' in html and 'value="03:04"' in html
     assert '<option value="friends" selected>' in html
 
 

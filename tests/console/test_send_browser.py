@@ -4,6 +4,8 @@ and watch the transmission's page show its progress."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from recipient_lists.models import RecipientList
@@ -62,3 +64,46 @@ def test_in_a_browser_create_a_list_send_to_it_and_watch_the_progress(
     assert sorted(rcpt for received in relay.received for rcpt in received.rcpt_tos) == [
         "ada@example.com", "bob@example.com", "cy@example.com"
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_in_a_browser_a_half_filled_send_later_is_stopped_and_send_is_disabled_while_sending(
+    monkeypatch, live_server, transactional_db, staff_user, browser_page
+):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
+    page = browser_page(live_server.url + "/transmissions/new/")
+    posts: list[str] = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    page.select_option("#id_template", "welcome")
+    page.fill("#id_addresses", "ada@example.com")
+    for box in ("#id_start_date", "#id_start_time"):  # the whole value shows: nothing cut or run together
+        assert page.eval_on_selector(box, "e => e.scrollWidth <= e.clientWidth"), box
+
+    page.fill("#id_start_time", "10:30")  # a time, no date
+    page.click("#send-button")
+    assert page.locator("#when-error").inner_text().startswith("Send later has a time but no date")
+
+    page.fill("#id_start_time", "")
+    page.click("#id_start_date")
+    page.keyboard.type("06")  # a month, no day or year: the input's value is "", as a POST would carry it
+    assert page.eval_on_selector("#id_start_date", "e => e.value === '' && e.validity.badInput")
+    page.click("#send-button")
+    assert page.locator("#when-error").inner_text().startswith("Send later is incomplete")
+    screenshot(page, "send-later-incomplete")
+    assert posts == [] and not Transmission.objects.exists()
+
+    page.fill("#id_start_date", "")
+    # What the button looks like once the page's own submit handler has run (kept across the load).
+    page.evaluate(
+        """() => document.getElementById("send-form").addEventListener("submit", () => {
+            const b = document.getElementById("send-button");
+            sessionStorage.setItem("button", JSON.stringify([b.disabled, b.textContent]));
+        })"""
+    )
+    page.click("#send-button")
+    page.wait_for_url(re.compile(r".*/transmissions/[0-9]+/$"))
+    assert page.evaluate("sessionStorage.getItem('button')") == '[true,"Sending…"]'  # no second click
+    assert len(posts) == 1 and Transmission.objects.count() == 1
+    assert "sending now" in page.locator("[role=status]").inner_text()

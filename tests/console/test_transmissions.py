@@ -78,7 +78,7 @@ def test_the_list_shows_state_progress_campaign_template_and_schedule(staff, api
     assert "3 generated, 0 failed, of 3" in row(html, done) and "Success" in row(html, done)
     assert "spring" in row(html, done) and "inline" in row(html, done) and "immediately" in row(html, done)
     start = Transmission.objects.get(pk=later).start_time
-    assert ">Submitted<" in row(html, later) and start.strftime("%Y-%m-%d %H:%M:%S") in row(html, later)
+    assert ">Submitted (scheduled)<" in row(html, later) and start.strftime("%Y-%m-%d %H:%M:%S") in row(html, later)
     assert "0 generated, 0 failed, of 1" in row(html, later)
 
 
@@ -380,3 +380,29 @@ def test_what_a_transmission_says_is_escaped(staff, api):
     for html in (staff.get(PAGE).content.decode(), staff.get(f"{PAGE}{tid}/").content.decode()):
         assert "<script>alert(1)" not in html and "<b>camp</b>" not in html
         assert "&lt;b&gt;camp&lt;/b&gt;" in html
+
+
+def test_a_scheduled_send_has_one_label_on_the_overview_the_list_and_its_page(staff, api, relay):
+    tid = scheduled(api)
+    now = run(api, body(recipients=recipients(1))).id
+    overview = staff.get("/").content.decode()
+    listed = staff.get(PAGE).content.decode()
+    own = staff.get(f"{PAGE}{tid}/").content.decode()
+    assert f'<a href="/transmissions/{tid}/">{tid}</a></td><td>Submitted (scheduled)</td>' in overview
+    assert '<td class="state">Submitted (scheduled)</td>' in row(listed, tid)
+    assert '">Submitted (scheduled)</dd>' in own
+    assert '<td class="state">Success</td>' in row(listed, now)  # a sent one says what it is
+
+
+@pytest.mark.parametrize("raw", ["999", "abc"])
+def test_an_unknown_transmission_says_so_and_links_to_the_list(staff, db, raw):
+    for response in (staff.get(f"{PAGE}{raw}/"), staff.post(f"{PAGE}{raw}/cancel/")):
+        html = response.content.decode()
+        assert response.status_code == 404
+        assert f'<h1 id="missing">No transmission {raw}</h1>' in html and 'href="/transmissions/"' in html
+        assert "Engage has no page at" not in html
+
+
+def test_a_long_unknown_transmission_id_is_cut_short(staff, db):
+    html = staff.get(f"{PAGE}{'1' * 500}/").content.decode()
+    assert f"No transmission {'1' * 40}…" in html and "1" * 41 not in html

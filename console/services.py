@@ -1,0 +1,41 @@
+"""The console's writes: a send form's transmission, created at most once per form
+(``console.models.SendSubmission``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from console.models import SendSubmission
+from transmissions.services import CreateResult, transmission_create
+
+
+@dataclass(frozen=True)
+class SendOnce:
+    """What :func:`transmission_send_once` did: ``created`` (the service's result) when this
+    call created the transmission, else ``earlier``: the id of the transmission an earlier
+    use of the same token created."""
+
+    created: CreateResult | None = None
+    earlier: int | None = None
+
+
+def transmission_send_once(*, token: str, body: dict[str, Any]) -> SendOnce:
+    """Create the transmission of ``body`` (``transmissions.services.transmission_create``)
+    unless the send form ``token`` was already used. The token is claimed by inserting its row
+    in the transaction that creates the transmission: a second use waits on the first's row
+    until it commits (then it is refused: ``SendOnce(earlier=<id>)``) or rolls back (then it
+    creates: the first created nothing). Errors: the service's ``EngageError``, and nothing
+    is kept, the token included."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                SendSubmission.objects.create(token=token)
+        except IntegrityError:
+            earlier = SendSubmission.objects.filter(token=token).values_list("transmission_id", flat=True).first()
+            return SendOnce(earlier=earlier)
+        created = transmission_create(body=body)
+        SendSubmission.objects.filter(token=token).update(transmission_id=created.transmission_id)
+    return SendOnce(created=created)

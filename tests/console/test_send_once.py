@@ -1,0 +1,97 @@
+"""One send form sends once (found by an attacker: a double click, a resubmit, Back then Send
+made two transmissions). The form carries a one-time token made when it is rendered; a second
+POST of it creates nothing and goes to the transmission the first created, saying so."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from console import services
+from templates_app.services import template_create
+from tests.console.test_send import CONTENT, PAGE, created_id, errors_shown
+from transmissions.models import Transmission
+
+
+@pytest.fixture
+def promo(db):
+    template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})
+
+
+def rendered_form(client: Client) -> dict[str, str]:
+    """What the browser sends after filling the rendered form: its hidden token kept."""
+    html = client.get(PAGE).content.decode()
+    token = re.search(r'<input type="hidden" name="submission" value="([^"]+)"', html)
+    assert token, html[:3000]
+    return {"template": "promo", "addresses": "ann@example.com", "submission": token[1]}
+
+
+def test_the_same_form_sent_twice_creates_one_transmission_and_says_so(client, staff_user, promo):
+    client.force_login(staff_user)
+    data = rendered_form(client)
+    first = created_id(client.post(PAGE, data))
+    again = client.post(PAGE, data, follow=True)
+    assert again.redirect_chain == [(f"/transmissions/{first}/", 303)]
+    assert f"This form was already sent: it created transmission {first}" in again.content.decode()
+    assert list(Transmission.objects.values_list("pk", flat=True)) == [first]
+
+
+def test_each_rendered_form_sends_once(client, staff_user, promo):
+    client.force_login(staff_user)
+    created_id(client.post(PAGE, rendered_form(client)))
+    created_id(client.post(PAGE, rendered_form(client)))
+    assert Transmission.objects.count() == 2
+
+
+@pytest.mark.parametrize(("token", "said"), [("", "has no submission token"), ("a b", "is not valid")])
+def test_a_form_without_its_token_is_refused(client, staff_user, promo, token, said):
+    client.force_login(staff_user)
+    response = client.post(PAGE, {"template": "promo", "addresses": "ann@example.com", "submission": token})
+    assert response.status_code == 400 and said in response.content.decode()
+    assert not Transmission.objects.exists()
+
+
+def test_a_refused_send_does_not_use_up_the_form(client, staff_user, promo):
+    client.force_login(staff_user)
+    data = rendered_form(client)
+    refused = client.post(PAGE, {**data, "campaign_id": "c" * 65})  # the API's limit: 64 bytes
+    assert refused.status_code == 400 and "campaign_id" in errors_shown(refused)
+    created_id(client.post(PAGE, data))
+    assert Transmission.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_parallel_posts_of_one_form_create_one_transmission(staff_user, monkeypatch):
+    template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})
+    create = services.transmission_create
+
+    def slow_create(**kwargs):  # both requests are inside the send at once
+        time.sleep(0.5)
+        return create(**kwargs)
+
+    monkeypatch.setattr(services, "transmission_create", slow_create)
+    browser = Client()
+    browser.force_login(staff_user)
+    data = rendered_form(browser)
+    answers: list[int] = []
+
+    def post() -> None:
+        try:
+            tab = Client()
+            tab.force_login(staff_user)
+            answers.append(tab.post(PAGE, data).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == [303, 303]
+    assert Transmission.objects.count() == 1
