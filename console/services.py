@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from console.models import SendSubmission
 from transmissions.services import CreateResult, transmission_create
+
+
+#: How long a sent form's token is remembered (a second send of it within this time is refused).
+SUBMISSION_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -38,4 +44,7 @@ def transmission_send_once(*, token: str, body: dict[str, Any]) -> SendOnce:
             return SendOnce(earlier=earlier)
         created = transmission_create(body=body)
         SendSubmission.objects.filter(token=token).update(transmission_id=created.transmission_id)
+    # Forms sent over SUBMISSION_KEPT ago are forgotten (a row per console send, kept no longer):
+    # sending such a form again sends it again.
+    SendSubmission.objects.filter(created_at__lt=timezone.now() - SUBMISSION_KEPT).delete()
     return SendOnce(created=created)

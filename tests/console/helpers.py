@@ -6,13 +6,17 @@ for the message search, landed as events."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from django.test import Client
 from django.utils import timezone
 
+from console.forms import submission_token
 from console.sink_mailbox import Mailbox
 from tests.analytics import data
+from tests.transmissions.helpers import URL as API
+from tests.transmissions.helpers import body
 
 
 def recent_events(now: datetime, *, messages: int = 240) -> list[dict]:
@@ -124,3 +128,54 @@ def types_shown(html: str, message_id: str) -> list[str]:
 
 def messages_shown(html: str) -> list[str]:
     return re.findall(r'data-message-id="([^"]+)"', html)
+
+
+# --- the send page and transmissions (tests/console/test_send*.py, test_permissions.py) ---
+#: The send page and the template content its tests send.
+SEND_PAGE = "/transmissions/new/"
+CONTENT = {
+    "from": {"email": "shop@example.com", "name": "Shop"},
+    "subject": "Hi {{name}}",
+    "html": '<p>Hi {{name}}</p><a href="https://example.com/offer">offer</a>',
+    "text": "Hi {{name}}",
+}
+
+
+def send_form(**overrides: str) -> dict[str, str]:
+    data = {
+        "template": "promo", "recipient_list": "friends", "addresses": "", "campaign_id": "spring",
+        "description": "from the console", "open_tracking": "", "click_tracking": "", "transactional": "",
+        "start_date": "", "start_time": "", "submission": submission_token(),
+    }  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+def created_id(response) -> int:
+    assert response.status_code == 303, response.content.decode()[:3000]
+    found = re.fullmatch(r"/transmissions/([0-9]+)/", response["Location"])
+    assert found, response["Location"]
+    return int(found[1])
+
+
+def errors_shown(response) -> str:
+    return " ".join(re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S))
+
+
+def rendered_form(client: Client) -> dict[str, str]:
+    """What the browser sends after filling the rendered form: its hidden token kept."""
+    html = client.get(SEND_PAGE).content.decode()
+    token = re.search(r'<input type="hidden" name="submission" value="([^"]+)"', html)
+    assert token, html[:3000]
+    return {"template": "promo", "addresses": "ann@example.com", "submission": token[1]}
+
+
+def create(api, **overrides) -> int:
+    response = api.post(API, body(**overrides), format="json")
+    assert response.status_code == 200, response.content
+    return int(response.json()["results"]["id"])
+
+
+def scheduled(api, *, hours: float = 2, **overrides) -> int:
+    later = (datetime.now(UTC) + timedelta(hours=hours)).isoformat(timespec="seconds")
+    return create(api, options={"start_time": later}, **overrides)

@@ -9,9 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from templates_app.services import template_create
-from tests.console.test_send import CONTENT, created_id
-from tests.console.test_send_once import rendered_form
-from tests.console.test_transmissions import scheduled
+from tests.console.helpers import CONTENT, created_id, rendered_form, scheduled
 from transmissions.models import Transmission, TransmissionState
 
 PAGE = "/transmissions/new/"

@@ -9,21 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from console.forms import submission_token
 from recipient_lists.services import recipient_list_create
 from templates_app.services import template_create
+from tests.console.helpers import CONTENT, created_id, errors_shown
+from tests.console.helpers import SEND_PAGE as PAGE
+from tests.console.helpers import send_form as form
 from tests.transmissions.helpers import URL as API
 from transmissions.models import Message, Transmission, TransmissionState
 from transmissions.sending import chunk_send
 from transmissions.services import transmission_start_generation
 
-PAGE = "/transmissions/new/"
-CONTENT = {
-    "from": {"email": "shop@example.com", "name": "Shop"},
-    "subject": "Hi {{name}}",
-    "html": '<p>Hi {{name}}</p><a href="https://example.com/offer">offer</a>',
-    "text": "Hi {{name}}",
-}
 #: What an API client leaves out: not part of a comparison of two transmissions.
 _VARYING = {"id", "generation_start_time", "generation_end_time", "start_time", "description"}
 
@@ -44,27 +39,6 @@ def shop(db):
         for n in range(3)
     ]
     recipient_list_create(list_id="friends", name="Friends", recipients=recipients)
-
-
-def form(**overrides: str) -> dict[str, str]:
-    data = {
-        "template": "promo", "recipient_list": "friends", "addresses": "", "campaign_id": "spring",
-        "description": "from the console", "open_tracking": "", "click_tracking": "", "transactional": "",
-        "start_date": "", "start_time": "", "submission": submission_token(),
-    }  # fmt: skip
-    data.update(overrides)
-    return data
-
-
-def created_id(response) -> int:
-    assert response.status_code == 303, response.content.decode()[:3000]
-    found = re.fullmatch(r"/transmissions/([0-9]+)/", response["Location"])
-    assert found, response["Location"]
-    return int(found[1])
-
-
-def errors_shown(response) -> str:
-    return " ".join(re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S))
 
 
 def detail(api, tid: int) -> dict:

@@ -4,7 +4,6 @@ POST of it creates nothing and goes to the transmission the first created, sayin
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -14,21 +13,14 @@ from django.test import Client
 
 from console import services
 from templates_app.services import template_create
-from tests.console.test_send import CONTENT, PAGE, created_id, errors_shown
+from tests.console.helpers import CONTENT, created_id, errors_shown, rendered_form
+from tests.console.helpers import SEND_PAGE as PAGE
 from transmissions.models import Transmission
 
 
 @pytest.fixture
 def promo(db):
     template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})
-
-
-def rendered_form(client: Client) -> dict[str, str]:
-    """What the browser sends after filling the rendered form: its hidden token kept."""
-    html = client.get(PAGE).content.decode()
-    token = re.search(r'<input type="hidden" name="submission" value="([^"]+)"', html)
-    assert token, html[:3000]
-    return {"template": "promo", "addresses": "ann@example.com", "submission": token[1]}
 
 
 def test_the_same_form_sent_twice_creates_one_transmission_and_says_so(client, staff_user, promo):
@@ -95,3 +87,19 @@ def test_two_parallel_posts_of_one_form_create_one_transmission(staff_user, monk
         thread.join(timeout=30)
     assert answers == [303, 303]
     assert Transmission.objects.count() == 1
+
+
+def test_a_form_sent_over_a_week_ago_is_forgotten(client, staff_user, promo):
+    """One row per console send is kept a week (console.services.SUBMISSION_KEPT), then dropped."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from console.models import SendSubmission
+
+    client.force_login(staff_user)
+    old = rendered_form(client)
+    created_id(client.post(PAGE, old))
+    SendSubmission.objects.update(created_at=timezone.now() - services.SUBMISSION_KEPT - timedelta(minutes=1))
+    created_id(client.post(PAGE, rendered_form(client)))
+    assert SendSubmission.objects.count() == 1 and not SendSubmission.objects.filter(token=old["submission"]).exists()

@@ -11,7 +11,9 @@ import pytest
 
 from console.forms import parse_start_time
 from templates_app.services import template_create
-from tests.console.test_send import CONTENT, PAGE, created_id, errors_shown, form
+from tests.console.helpers import CONTENT, created_id, errors_shown
+from tests.console.helpers import SEND_PAGE as PAGE
+from tests.console.helpers import send_form as form
 from transmissions.models import Transmission
 
 pytestmark = pytest.mark.usefixtures("shop")

@@ -14,6 +14,7 @@ from django.utils.html import escape
 
 from analytics.landing import outbox_land
 from tests.browser import needs_chromium, screenshot
+from tests.console.helpers import create, scheduled
 from tests.transmissions.helpers import URL as API
 from tests.transmissions.helpers import body, run
 from transmissions.models import Message, MessageState, Transmission, TransmissionSource, TransmissionState
@@ -26,17 +27,6 @@ PAGE = "/transmissions/"
 def staff(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-def create(api, **overrides) -> int:
-    response = api.post(API, body(**overrides), format="json")
-    assert response.status_code == 200, response.content
-    return int(response.json()["results"]["id"])
-
-
-def scheduled(api, *, hours: float = 2, **overrides) -> int:
-    later = (datetime.now(UTC) + timedelta(hours=hours)).isoformat(timespec="seconds")
-    return create(api, options={"start_time": later}, **overrides)
 
 
 def recipients(count: int) -> list[dict]:
