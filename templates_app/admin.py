@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from engage import errors
+from engage.api.parsers import loads
 from templates_app import content as content_rules
 from templates_app.models import Template
 from templates_app.rendering import content_compile, content_link_check, content_render_preview, sample_data
@@ -61,10 +62,35 @@ def error_at_line(exc: errors.EngageError) -> str:
     return f"{part}, line {line}: {exc.description.split(f'line {line}: ', 1)[-1]}"
 
 
+#: The editor field an error of ``normalize_content`` is about, by the start of its
+#: description (the longest first); an ``InvalidHeader`` not named here is about ``headers``.
+_CONTENT_FIELDS = (
+    ("content.from.name", "from_name"),
+    ("content.from", "from_email"),
+    ("content.reply_to", "reply_to"),
+    ("content.subject", "subject"),
+    ("content.html", "html"),
+    ("content.text", "text"),
+    ("content.amp_html", "amp_html"),
+    ("content.headers", "headers"),
+)
+
+
+def content_error_field(exc: errors.EngageError) -> str | None:
+    """The editor field a content error is about (None: the form as a whole)."""
+    for prefix, field in _CONTENT_FIELDS:
+        if exc.description.startswith(prefix):
+            return field
+    return "headers" if isinstance(exc, errors.InvalidHeader) else None
+
+
 def content_from_fields(fields: Any) -> dict[str, Any]:
     """The content the editor's fields describe, checked as the API checks content: raises
     ``forms.ValidationError`` keyed by field (a compile error on the field of its part, as
-    ``"html, line 12: ..."``). ``fields`` is a mapping of the form's field names to text."""
+    ``"html, line 12: ..."``; a content rule's on the field it names). ``fields`` is a
+    mapping of the form's field names to text; ``headers`` is JSON text parsed as the API
+    parses a body (``engage.api.parsers.loads``: a NUL, a lone surrogate, NaN or nesting too
+    deep is an error at the field, not a 500)."""
     email = (fields.get("from_email") or "").strip()
     raw: dict[str, Any] = {"from": {"email": email or None, "name": (fields.get("from_name") or "").strip() or None}}
     for key in ("subject", "reply_to", "html", "text", "amp_html"):
@@ -72,16 +98,19 @@ def content_from_fields(fields: Any) -> dict[str, Any]:
             raw[key] = fields[key]
     if fields.get("headers"):
         try:
-            raw["headers"] = json.loads(fields["headers"])
-        except ValueError as exc:
-            raise forms.ValidationError({"headers": f"Not valid JSON: {exc}"}) from None
+            raw["headers"] = loads(fields["headers"])
+        except errors.InvalidJson as exc:
+            said = exc.description.removeprefix("Problems parsing request as json: ").removeprefix("body: ")
+            unstorable = " contains a " in said  # valid JSON, but a NUL or a lone surrogate
+            raise forms.ValidationError({"headers": said if unstorable else f"Not valid JSON: {said}"}) from None
     try:
         content = content_rules.normalize_content(raw, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
         content_compile(content)
     except errors.TemplateSyntaxError as exc:
         raise forms.ValidationError({part_field(str(exc.extra.get("part", ""))): error_at_line(exc)}) from None
     except errors.EngageError as exc:
-        raise forms.ValidationError(exc.description) from None
+        field = content_error_field(exc)
+        raise forms.ValidationError({field: exc.description} if field else exc.description) from None
     return content
 
 
