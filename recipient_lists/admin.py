@@ -65,8 +65,19 @@ RECIPIENTS_HELP = (
     "the columns (<code>email,name,first_name,plan</code>) makes every other column substitution data "
     "of each recipient. Or paste a JSON array of SparkPost recipient objects "
     "(<code>[{&quot;address&quot;: {&quot;email&quot;: ...}, &quot;substitution_data&quot;: {...}}]</code>), "
-    "as <code>POST /api/v1/recipient-lists</code> takes them."
+    "as <code>POST /api/v1/recipient-lists</code> takes them. "
+    "A name (the <code>name</code> column, or <code>Ada &lt;ada@example.com&gt;</code>) is the recipient's "
+    "display name, shown in To: in a template write <code>{{address.name}}</code> for it and "
+    "<code>{{address.email}}</code> for the address (as SparkPost); any other column is "
+    "<code>{{first_name}}</code>, <code>{{plan}}</code>..."
 )
+
+
+def size_label(limit: int) -> str:
+    """``52428800`` → ``"50 MB"`` (1 MB = 2**20 bytes, as ``ENGAGE_MAX_REQUEST_BYTES`` is set),
+    ``"1500 bytes"`` below 1 MB or when not a whole number of MB (so never rounded up)."""
+    mb = 1024 * 1024
+    return f"{limit // mb} MB" if limit >= mb and limit % mb == 0 else f"{limit} bytes"
 
 
 def _page_number(raw: str | None, last: int) -> int:
@@ -131,7 +142,7 @@ class RecipientListForm(forms.ModelForm):
         limit = settings.ENGAGE_MAX_REQUEST_BYTES
         self.fields[
             "recipients_file"
-        ].help_text = f"A .csv or .json file in UTF-8, at most {limit} bytes (the API's limit)."
+        ].help_text = f"A .csv or .json file in UTF-8, at most {size_label(limit)} (the API's limit)."
         if not self.instance._state.adding:
             self.fields["recipients_text"].help_text = (
                 f"Leave empty (and no file) to keep the {self.instance.total_accepted_recipients} recipients; "
@@ -148,7 +159,9 @@ class RecipientListForm(forms.ModelForm):
             return typed if typed.strip() else None
         limit = settings.ENGAGE_MAX_REQUEST_BYTES
         if upload.size is not None and upload.size > limit:
-            raise forms.ValidationError({"recipients_file": f"The file is over the API's limit of {limit} bytes."})
+            raise forms.ValidationError(
+                {"recipients_file": f"The file is over the API's limit of {size_label(limit)}."}
+            )
         try:
             return upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -164,7 +177,7 @@ class RecipientListForm(forms.ModelForm):
             raise forms.ValidationError("Give the list its recipients: upload a file or paste them.")
         if text is not None and len(text.encode()) > settings.ENGAGE_MAX_REQUEST_BYTES:
             raise forms.ValidationError(
-                f"The recipients are over the API's limit of {settings.ENGAGE_MAX_REQUEST_BYTES} bytes."
+                f"The recipients are over the API's limit of {size_label(settings.ENGAGE_MAX_REQUEST_BYTES)}."
             )
         read = self._recipients(text) if text is not None else None
         del text  # the raw upload is not needed any more (memory: see _recipients)

@@ -80,3 +80,28 @@ def test_an_upload_without_recipients_is_a_form_error_and_keeps_what_was_typed(a
     assert f"No recipients: {said}" in errors_shown(response)
     assert 'value="Newsletter"' in html and "typed by hand" in html
     assert nothing_saved()
+
+
+def test_the_file_limit_is_shown_in_mb(admin_client, settings):
+    settings.ENGAGE_MAX_REQUEST_BYTES = 50 * 1024 * 1024
+    html = admin_client.get(ADD).content.decode()
+    assert "at most 50 MB (the API's limit)" in html and "52428800" not in html
+
+
+def test_the_help_says_how_a_template_uses_the_name_column_and_that_works():
+    from mailcore.language import build_context, compile_content
+    from recipient_lists.admin import RECIPIENTS_HELP
+    from recipient_lists.recipients import normalize_recipient
+    from recipient_lists.upload import recipients_from_text
+
+    assert "<code>{{address.name}}</code>" in RECIPIENTS_HELP and "<code>{{address.email}}</code>" in RECIPIENTS_HELP
+    raw = recipients_from_text("email,name,plan\nada@example.com,Ada L,gold\n").recipients[0]
+    recipient, _error = normalize_recipient(raw, 0)
+    assert recipient is not None
+    context = build_context(tx_metadata={}, tx_substitution_data={}, rcpt_metadata={},
+                            rcpt_substitution_data=recipient["substitution_data"],
+                            address_email=recipient["address"]["email"], address_name=recipient["address"]["name"],
+                            return_path="")  # fmt: skip
+    content = {"from": {"email": "a@example.com"}, "subject": "s",
+               "text": "Hi {{address.name}} <{{address.email}}>, {{plan}}; {{name}}"}  # fmt: skip
+    assert compile_content(content).render(context)["text"] == "Hi Ada L <ada@example.com>, gold; "
