@@ -320,10 +320,12 @@ class TemplateAdmin(admin.ModelAdmin):
         form is, plus ``substitution_data`` as JSON text and ``click_tracking``:
         ``""``/``"true"``/``"false"``). Answers ``{"rendered": {from, subject, html, text,
         ...} | null, "links": {"click_tracking", "links": [...]} | null, "errors": [{"field",
-        "message"}]}``, always 200: the errors are what the page shows."""
+        "message"}], "missing": [name, ...]}``, always 200: the errors are what the page shows;
+        ``missing`` names what the template reads that the sample data lacks (rendered empty:
+        the page warns, beside the preview and the test send)."""
         if not self.has_view_or_change_permission(request):
             return JsonResponse({"errors": [{"field": None, "message": "permission denied"}]}, status=403)
-        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": []}
+        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": [], "missing": []}
         try:
             data = sample_data(request.POST.get("substitution_data", ""))
         except errors.EngageError as exc:
@@ -343,7 +345,7 @@ class TemplateAdmin(admin.ModelAdmin):
         stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
         template_options = (stored.draft_options or stored.published_options) if stored else None
         try:
-            answer["rendered"] = content_render_preview(content, substitution_data=data)
+            answer["rendered"] = content_render_preview(content, substitution_data=data, missing=answer["missing"])
             answer["links"] = content_link_check(
                 content,
                 substitution_data=data,
@@ -361,11 +363,12 @@ class TemplateAdmin(admin.ModelAdmin):
         version = request.POST.get("version") or ("draft" if template.has_draft else "published")
         sample = request.POST.get("substitution_data", "{}")
         rendered, error = None, None
+        missing: list[str] = []
         if request.method == "POST":
             try:
                 data = sample_data(sample)
                 _published, content, _options, _number, _updated = template_version(template, draft=version == "draft")
-                rendered = content_render_preview(content, substitution_data=data)
+                rendered = content_render_preview(content, substitution_data=data, missing=missing)
             except errors.InvalidJson as exc:
                 error = f"Invalid JSON: {exc.description}"
             except errors.EngageError as exc:
@@ -379,5 +382,6 @@ class TemplateAdmin(admin.ModelAdmin):
             "substitution_data": sample,
             "rendered": rendered,
             "error": error,
+            "missing": missing,
         }
         return TemplateResponse(request, "admin/templates_app/template/preview.html", context)

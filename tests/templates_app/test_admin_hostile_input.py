@@ -72,3 +72,23 @@ def test_the_api_refuses_a_line_break_in_reply_to_or_from_with_422_3002(api, con
     error = assert_error(api.post("/api/v1/templates", {"id": "t1", "content": content}, format="json"), 422, "3002")
     assert "must not contain line breaks" in error["description"]
     assert not Template.objects.exists()
+
+
+def test_the_live_preview_names_the_variables_the_sample_data_lacks(admin_client):
+    form = fields(subject="Hi {{first_name}}", html="<p>{{first_name}} {{if vip}}VIP{{end}} {{plan}}</p>")
+    answer = admin_client.post(RENDER, {**form, "substitution_data": '{"plan": "gold"}'}).json()
+    assert answer["errors"] == [] and answer["missing"] == ["first_name", "vip"]
+    full = '{"plan": "gold", "first_name": "Ada", "vip": true}'
+    assert admin_client.post(RENDER, {**form, "substitution_data": full}).json()["missing"] == []
+
+
+def test_the_preview_page_warns_of_variables_the_sample_data_lacks(admin_client):
+    from templates_app.services import template_create
+
+    content = {"from": {"email": "a@example.com"}, "subject": "Hi {{first_name}}", "text": "Hi {{first_name}}"}
+    template_create(template_id="p1", name="p1", content=content, options={})
+    url = "/admin/templates_app/template/p1/preview/"
+    html = admin_client.post(url, {"substitution_data": "{}"}).content.decode()
+    assert "Not in the sample data, rendered empty: first_name." in html
+    html = admin_client.post(url, {"substitution_data": '{"first_name": "Ada"}'}).content.decode()
+    assert "Not in the sample data" not in html and "Hi Ada" in html
