@@ -29,8 +29,27 @@ class ApiKeyCreateForm(forms.Form):
     )
 
 
+class ApiKeyChangeForm(forms.ModelForm):
+    """A key's label and grants, the grants ticked among :data:`~api_keys.grants.ALL_GRANTS`
+    (a name not in it cannot be stored: it would grant nothing and look as if it did)."""
+
+    grants = forms.MultipleChoiceField(
+        choices=[(grant, grant) for grant in ALL_GRANTS],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do (SPEC A.1). At least one.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["label", "grants"]
+
+    def clean_grants(self) -> list[str]:
+        return sorted(set(self.cleaned_data["grants"]))
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyChangeForm
     list_display = ["label", "prefix", "grant_list", "created_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["label", "prefix"]

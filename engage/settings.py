@@ -142,6 +142,10 @@ TEMPLATES = [
 # /accounts/profile/, which Engage does not route.
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "/"
+# Logging out (the console's nav, the admin's header: both post to admin:logout) lands on that
+# sign-in page, signing in again on the overview; not Django's "Thanks for spending some
+# quality time" page, whose link leads to the admin.
+LOGOUT_REDIRECT_URL = "/admin/login/?next=/"
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -17,13 +17,16 @@ _GENERATION_ATTEMPTS = 5
 
 
 def _store_recipients(recipient_list: RecipientList, recipients: list[dict]) -> None:
-    Recipient.objects.bulk_create(
-        (
-            Recipient(recipient_list=recipient_list, position=position, data=data)
-            for position, data in enumerate(recipients)
-        ),
-        batch_size=BATCH_SIZE,
-    )
+    # bulk_create makes a list of every object it is given: a batch at a time keeps one
+    # batch of model instances in memory, not one per recipient of the list.
+    for start in range(0, len(recipients), BATCH_SIZE):
+        batch = recipients[start : start + BATCH_SIZE]
+        Recipient.objects.bulk_create(
+            [
+                Recipient(recipient_list=recipient_list, position=start + offset, data=data)
+                for offset, data in enumerate(batch)
+            ]
+        )
 
 
 def _require_recipients(recipients: list[dict]) -> None:

@@ -1,24 +1,36 @@
 """Recipients as a person types or uploads them in the admin's list form, turned into the
 recipient objects of ``POST /api/v1/recipient-lists`` (SPEC B §3.2), each with the row it came
-from so that an error can name it. Pure: text in, objects out; the API's rules
+from so that an error can name it. Text in, objects out; the API's rules
 (``recipient_lists.payload``, ``normalize_recipient``) judge the objects afterwards.
+
+What the API's JSON parser refuses (``engage.api.parsers``: NaN, numbers it cannot hold, a NUL
+or a lone surrogate in a string, nesting too deep) is refused here too, in either form, naming
+the line or entry: PostgreSQL could not store it.
 
 Two forms, told apart by the first character:
 
 - a JSON array (starts with ``[``): SparkPost's recipient objects, as the API takes them;
 - CSV, one recipient a line: ``email`` or ``Name <email>``, optionally ``email,name``. A first
   line naming the columns (one of them ``email``) makes any other column a substitution data
-  key of each recipient: ``email,name,first_name,plan``. Blank lines are skipped; in a named
-  column an empty cell is left out.
+  key of each recipient: ``email,name,first_name,plan``. Column names are compared without
+  case (``email,Email`` is refused: one address would be lost). Blank lines are skipped; in a
+  named column an empty cell is left out.
+
+:func:`read_recipients` reads CSV a row at a time, so that a caller judging each recipient as
+it comes never holds the whole upload as raw objects (see ``recipient_lists.admin``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from engage import errors
+from engage.api.parsers import bad_string, find_bad_string, loads
 
 EMAIL, NAME = "email", "name"
 
@@ -39,33 +51,59 @@ class Upload:
 
 def recipients_from_text(text: str) -> Upload:
     """The recipients ``text`` holds (see the module). Raises :class:`UploadError`."""
+    unit, rows = read_recipients(text)
+    recipients: list[Any] = []
+    numbers: list[int] = []
+    for number, recipient in rows:
+        recipients.append(recipient)
+        numbers.append(number)
+    return Upload(recipients, numbers, unit)
+
+
+def read_recipients(text: str) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """``(unit, rows)``: what a row number counts (``"line"``, ``"entry"``) and each
+    recipient with its 1-based row number, in order. A JSON array is parsed at once (its
+    errors raised here), CSV as ``rows`` is consumed (its errors raised then). Raises
+    :class:`UploadError` naming the line or entry."""
     if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UploadError(f"line {exc.lineno}: not valid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise UploadError("not valid JSON: nested too deeply") from None
-        if not isinstance(data, list):
-            raise UploadError("a JSON value must be an array of recipients")
-        return Upload(data, list(range(1, len(data) + 1)), "entry")
-    return _from_csv(text)
+        return "entry", _from_json(text)
+    return "line", _from_csv(text)
+
+
+_ENTRY_PATH = re.compile(r"^\[([0-9]+)\]\.?")
+
+
+def _from_json(text: str) -> Iterator[tuple[int, Any]]:
+    try:
+        data = loads(text)
+    except errors.InvalidJson as exc:
+        said = exc.description.removeprefix("Problems parsing request as json: ")
+        found = _ENTRY_PATH.match(said)
+        if found is None:
+            raise UploadError(f"not valid JSON: {said}") from None
+        raise UploadError(f"entry {int(found[1]) + 1}: {said[found.end() :].removeprefix(': ')}") from None
+    if not isinstance(data, list):
+        raise UploadError("a JSON value must be an array of recipients")
+    return iter(enumerate(data, start=1))
 
 
 def _header(cells: list[str]) -> list[str] | None:
     names = [cell.lower() for cell in cells]
     if EMAIL not in names:
         return None
-    if any(not cell for cell in cells) or len(set(cells)) != len(cells):
-        raise UploadError("line 1: the column names must be present and different from each other")
+    for number, cell in enumerate(cells, start=1):
+        if (problem := bad_string(cell)) is not None:
+            raise UploadError(f"line 1: the name of column {number} {problem}")
+    if any(not cell for cell in cells) or len(set(names)) != len(names):
+        raise UploadError(
+            "line 1: the column names must be present and different from each other (whatever their case)"
+        )
     return [name if name in (EMAIL, NAME) else cell for name, cell in zip(names, cells, strict=True)]
 
 
-def _from_csv(text: str) -> Upload:
+def _from_csv(text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
-    recipients: list[Any] = []
-    rows: list[int] = []
     first = True
     try:
         for row in reader:
@@ -78,14 +116,12 @@ def _from_csv(text: str) -> Upload:
                 if header is not None:
                     continue
             line = reader.line_num
-            if header is None:
-                recipients.append(_plain(cells, line))
-            else:
-                recipients.append(_named(header, cells, line))
-            rows.append(line)
+            recipient = _plain(cells, line) if header is None else _named(header, cells, line)
+            if (problem := find_bad_string(recipient, "")) is not None:
+                raise UploadError(f"line {line}: {problem}".encode("utf-8", "backslashreplace").decode("utf-8"))
+            yield line, recipient
     except csv.Error as exc:
         raise UploadError(f"line {reader.line_num}: {exc}") from None
-    return Upload(recipients, rows, "line")
 
 
 def _plain(cells: list[str], line: int) -> Any:

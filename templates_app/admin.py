@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from engage import errors
+from engage.api.parsers import loads
 from templates_app import content as content_rules
 from templates_app.models import Template
 from templates_app.rendering import content_compile, content_link_check, content_render_preview, sample_data
@@ -61,10 +62,35 @@ def error_at_line(exc: errors.EngageError) -> str:
     return f"{part}, line {line}: {exc.description.split(f'line {line}: ', 1)[-1]}"
 
 
+#: The editor field an error of ``normalize_content`` is about, by the start of its
+#: description (the longest first); an ``InvalidHeader`` not named here is about ``headers``.
+_CONTENT_FIELDS = (
+    ("content.from.name", "from_name"),
+    ("content.from", "from_email"),
+    ("content.reply_to", "reply_to"),
+    ("content.subject", "subject"),
+    ("content.html", "html"),
+    ("content.text", "text"),
+    ("content.amp_html", "amp_html"),
+    ("content.headers", "headers"),
+)
+
+
+def content_error_field(exc: errors.EngageError) -> str | None:
+    """The editor field a content error is about (None: the form as a whole)."""
+    for prefix, field in _CONTENT_FIELDS:
+        if exc.description.startswith(prefix):
+            return field
+    return "headers" if isinstance(exc, errors.InvalidHeader) else None
+
+
 def content_from_fields(fields: Any) -> dict[str, Any]:
     """The content the editor's fields describe, checked as the API checks content: raises
     ``forms.ValidationError`` keyed by field (a compile error on the field of its part, as
-    ``"html, line 12: ..."``). ``fields`` is a mapping of the form's field names to text."""
+    ``"html, line 12: ..."``; a content rule's on the field it names). ``fields`` is a
+    mapping of the form's field names to text; ``headers`` is JSON text parsed as the API
+    parses a body (``engage.api.parsers.loads``: a NUL, a lone surrogate, NaN or nesting too
+    deep is an error at the field, not a 500)."""
     email = (fields.get("from_email") or "").strip()
     raw: dict[str, Any] = {"from": {"email": email or None, "name": (fields.get("from_name") or "").strip() or None}}
     for key in ("subject", "reply_to", "html", "text", "amp_html"):
@@ -72,16 +98,19 @@ def content_from_fields(fields: Any) -> dict[str, Any]:
             raw[key] = fields[key]
     if fields.get("headers"):
         try:
-            raw["headers"] = json.loads(fields["headers"])
-        except ValueError as exc:
-            raise forms.ValidationError({"headers": f"Not valid JSON: {exc}"}) from None
+            raw["headers"] = loads(fields["headers"])
+        except errors.InvalidJson as exc:
+            said = exc.description.removeprefix("Problems parsing request as json: ").removeprefix("body: ")
+            unstorable = " contains a " in said  # valid JSON, but a NUL or a lone surrogate
+            raise forms.ValidationError({"headers": said if unstorable else f"Not valid JSON: {said}"}) from None
     try:
         content = content_rules.normalize_content(raw, max_bytes=settings.ENGAGE_MAX_TEMPLATE_CONTENT_BYTES)
         content_compile(content)
     except errors.TemplateSyntaxError as exc:
         raise forms.ValidationError({part_field(str(exc.extra.get("part", ""))): error_at_line(exc)}) from None
     except errors.EngageError as exc:
-        raise forms.ValidationError(exc.description) from None
+        field = content_error_field(exc)
+        raise forms.ValidationError({field: exc.description} if field else exc.description) from None
     return content
 
 
@@ -291,10 +320,12 @@ class TemplateAdmin(admin.ModelAdmin):
         form is, plus ``substitution_data`` as JSON text and ``click_tracking``:
         ``""``/``"true"``/``"false"``). Answers ``{"rendered": {from, subject, html, text,
         ...} | null, "links": {"click_tracking", "links": [...]} | null, "errors": [{"field",
-        "message"}]}``, always 200: the errors are what the page shows."""
+        "message"}], "missing": [name, ...]}``, always 200: the errors are what the page shows;
+        ``missing`` names what the template reads that the sample data lacks (rendered empty:
+        the page warns, beside the preview and the test send)."""
         if not self.has_view_or_change_permission(request):
             return JsonResponse({"errors": [{"field": None, "message": "permission denied"}]}, status=403)
-        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": []}
+        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": [], "missing": []}
         try:
             data = sample_data(request.POST.get("substitution_data", ""))
         except errors.EngageError as exc:
@@ -314,7 +345,7 @@ class TemplateAdmin(admin.ModelAdmin):
         stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
         template_options = (stored.draft_options or stored.published_options) if stored else None
         try:
-            answer["rendered"] = content_render_preview(content, substitution_data=data)
+            answer["rendered"] = content_render_preview(content, substitution_data=data, missing=answer["missing"])
             answer["links"] = content_link_check(
                 content,
                 substitution_data=data,
@@ -332,11 +363,12 @@ class TemplateAdmin(admin.ModelAdmin):
         version = request.POST.get("version") or ("draft" if template.has_draft else "published")
         sample = request.POST.get("substitution_data", "{}")
         rendered, error = None, None
+        missing: list[str] = []
         if request.method == "POST":
             try:
                 data = sample_data(sample)
                 _published, content, _options, _number, _updated = template_version(template, draft=version == "draft")
-                rendered = content_render_preview(content, substitution_data=data)
+                rendered = content_render_preview(content, substitution_data=data, missing=missing)
             except errors.InvalidJson as exc:
                 error = f"Invalid JSON: {exc.description}"
             except errors.EngageError as exc:
@@ -350,5 +382,6 @@ class TemplateAdmin(admin.ModelAdmin):
             "substitution_data": sample,
             "rendered": rendered,
             "error": error,
+            "missing": missing,
         }
         return TemplateResponse(request, "admin/templates_app/template/preview.html", context)

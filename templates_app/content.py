@@ -12,6 +12,10 @@ uses the template language (``{{``) is parsed into its mailboxes before substitu
 error is 422 / 3000, and each substituted address is checked per message when it renders
 (a message whose rendered address is not exactly one fails alone, ``generation_failure``).
 
+A line break (CR or LF) in ``from`` (its email or name), ``reply_to`` or a header value is
+refused (422 / 3002 naming the field): each is one header line, and a line break in it would
+end up as a second header (``Bcc: ...``) or be lost.
+
 ``Bcc`` (and ``Resent-Bcc``) in ``headers`` is refused (422 / 3002): a Bcc header is seen by
 every recipient (RFC 5322 §3.6.3); a blind copy is a recipient whose ``header_to`` is the
 visible recipient's address (SparkPost's pattern, SPEC B §1.4).
@@ -69,6 +73,11 @@ def check_address_list(value: str, field: str, header: str) -> None:
         raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
 
 
+def _one_line(value: str, field: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise errors.InvalidHeader(f"{field} must not contain line breaks (it is one header line)")
+
+
 def _given(mapping: dict) -> dict:
     return {key: value for key, value in mapping.items() if value is not None}
 
@@ -76,7 +85,8 @@ def _given(mapping: dict) -> dict:
 def normalize_from(value: Any) -> dict[str, str]:
     """``"addr"``, ``"Name <addr>"`` or ``{"email", "name"}`` → ``{"email", "name"?}``.
 
-    Raises 422 / 1400 without an email, 422 / 1300 when it is not an email address."""
+    Raises 422 / 1400 without an email, 422 / 1300 when it is not an email address, 422 /
+    3002 when the email or the name has a line break."""
     email: object  # any JSON value until checked; both are str below
     name: object
     if isinstance(value, str):
@@ -92,6 +102,8 @@ def normalize_from(value: Any) -> dict[str, str]:
         raise errors.InvalidData("content.from must be a string or an object with email and name")
     if not email:
         raise errors.RequiredFieldMissing("content.from.email is a required field")
+    _one_line(email, "content.from.email")
+    _one_line(name, "content.from.name")
     _check_email(email, "content.from.email")
     result = {"email": email}
     if name:
@@ -170,6 +182,7 @@ def normalize_content(raw: Any, *, max_bytes: int | None) -> dict[str, Any]:
                 raise errors.InvalidData(f"content.{key} must be a string")
             content[key] = given[key]
     if content.get("reply_to"):
+        _one_line(content["reply_to"], "content.reply_to")
         check_address_list(content["reply_to"], "content.reply_to", "Reply-To")
     if "subject" not in content:
         raise errors.RequiredFieldMissing("content.subject is a required field")

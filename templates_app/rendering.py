@@ -41,8 +41,29 @@ def content_compile(content: dict[str, Any]) -> Any:
         raise errors.TemplateSyntaxError(exc.description, extra={"part": exc.part, "line": exc.line}) from None
 
 
-def content_render_preview(content: dict[str, Any], *, substitution_data: dict[str, Any]) -> dict[str, Any]:
+class _NamesRead(dict):
+    """A render context that notes each top-level name the template reads and the context
+    lacks (the compiled parts read a name as ``d.get(name)``, ``mailcore.language.compiler``)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.missing: dict[str, None] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self.missing[key] = None
+        return super().get(key, default)
+
+
+def content_render_preview(
+    content: dict[str, Any], *, substitution_data: dict[str, Any], missing: list[str] | None = None
+) -> dict[str, Any]:
     """Render content the way a message to an anonymous recipient would be, for preview.
+
+    ``missing``, when given, gets the names the content reads (``{{first_name}}``, ``{{if
+    vip}}``) that ``substitution_data`` lacks, in the order first read: each rendered empty
+    (or false), which a test send would send as is. Names read only inside an ``each`` loop
+    are not counted.
 
     The result is ``{from, subject, reply_to, text, html, headers}`` with the parts the
     content has. A reserved key in ``substitution_data`` (SPEC B §4.2) is 422 / 1300 naming
@@ -50,15 +71,18 @@ def content_render_preview(content: dict[str, Any], *, substitution_data: dict[s
     capped at ``ENGAGE_MAX_MESSAGE_BYTES`` (headers included): past it, 422 / 3001 saying
     the limit (``limit`` in bytes), the render stopped where it passed.
     """
-    context = _preview_context(substitution_data)
+    context = _NamesRead(_preview_context(substitution_data))
     compiled = content_compile(content)
     limit = settings.ENGAGE_MAX_MESSAGE_BYTES
     try:
-        return compiled.render(context, max_bytes=limit)
+        rendered = compiled.render(context, max_bytes=limit)
     except MessageTooLarge as exc:
         raise _too_large(exc, limit) from None
     except TemplateRenderError as exc:
         raise errors.TemplateRenderError(exc.description, extra={"part": exc.part}) from None
+    if missing is not None:
+        missing.extend(context.missing)
+    return rendered
 
 
 def _too_large(exc: MessageTooLarge, limit: int) -> errors.TemplateRenderError:

@@ -20,7 +20,8 @@ from redis.exceptions import RedisError
 
 from engage import errors
 from templates_app.models import Template
-from templates_app.rendering import sample_data
+from templates_app.rendering import content_render_preview, sample_data
+from templates_app.selectors import template_version
 from transmissions.services import transmission_create
 
 #: The campaign of every test send, so reports can tell them apart.
@@ -97,4 +98,19 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
         request,
         format_html('Test send to {} queued: transmission <a href="/transmissions/{}/">{}</a>.', address, tid, tid),
     )
+    if missing := sample_data_missing(template=template, substitution_data=data):
+        messages.warning(request, f"The sample data lacked {', '.join(missing)}: sent empty.")
     return back
+
+
+def sample_data_missing(*, template: Template, substitution_data: dict) -> list[str]:
+    """The names the version a test send uses (its draft, else its published version) reads
+    that ``substitution_data`` lacks (``content_render_preview``'s ``missing``); ``[]`` when
+    that version does not render (the send says why)."""
+    missing: list[str] = []
+    try:
+        _published, content, _options, _number, _updated = template_version(template, draft=template.has_draft)
+        content_render_preview(content, substitution_data=substitution_data, missing=missing)
+    except errors.EngageError:
+        return []
+    return missing

@@ -43,7 +43,8 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _bad_string(value: str) -> str | None:
+def bad_string(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (a NUL, a lone surrogate), or None."""
     if "\x00" in value:
         return "contains a NUL character (\\u0000), which cannot be stored"
     if _SURROGATE.search(value):
@@ -51,23 +52,24 @@ def _bad_string(value: str) -> str | None:
     return None
 
 
-def _find_bad_string(value: Any, where: str) -> str | None:
-    """``"<path>: <problem>"`` for the first string (key or value) that cannot be stored."""
+def find_bad_string(value: Any, where: str) -> str | None:
+    """``"<path>: <problem>"`` for the first string (key or value) in ``value`` (decoded JSON)
+    that cannot be stored, ``where`` the path of ``value`` (``""``: the body); else None."""
     if isinstance(value, str):
-        problem = _bad_string(value)
+        problem = bad_string(value)
         return f"{where or 'body'}: {problem}" if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{where}.{key}" if where else key
-            problem = _bad_string(key)
+            problem = bad_string(key)
             if problem:
                 return f"{where or 'body'}: a key {problem}"
-            found = _find_bad_string(item, path)
+            found = find_bad_string(item, path)
             if found:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _find_bad_string(item, f"{where}[{index}]")
+            found = find_bad_string(item, f"{where}[{index}]")
             if found:
                 return found
     return None
@@ -77,12 +79,14 @@ def loads(text: str) -> Any:
     """``json.loads`` with the refusals above; raises ``errors.InvalidJson``."""
     try:
         data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise errors.InvalidJson(f"Problems parsing request as json: {exc}") from None
+    except RecursionError:
+        raise errors.InvalidJson("Problems parsing request as json: nested too deeply") from None
     if _SUSPECT_ESCAPE.search(text):
-        # _find_bad_string walks the key path unescaped; a key holding a lone surrogate is
+        # find_bad_string walks the key path unescaped; a key holding a lone surrogate is
         # reported by the key check before it is ever printed.
-        problem = _find_bad_string(data, "")
+        problem = find_bad_string(data, "")
         if problem:
             raise errors.InvalidJson(problem.encode("utf-8", "backslashreplace").decode("utf-8"))
     return data

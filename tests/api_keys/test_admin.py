@@ -43,3 +43,34 @@ def test_a_key_needs_a_label_and_a_known_grant(admin_client):
 def test_only_staff_can_create_keys(client):
     assert client.post(ADD, {"label": "x", "grants": ["templates/view"]}).status_code == 302
     assert not ApiKey.objects.exists()
+
+
+def change(key: ApiKey) -> str:
+    return f"/admin/api_keys/apikey/{key.pk}/change/"
+
+
+def a_key() -> ApiKey:
+    return ApiKey.objects.create(label="ci", prefix="abcd", key_hash="0" * 64, grants=["templates/view"])
+
+
+def test_the_change_page_offers_the_known_grants_as_checkboxes(admin_client):
+    page = admin_client.get(change(a_key())).content.decode()
+    assert 'type="checkbox" name="grants" value="templates/view"' in page and "checked" in page
+    assert 'value="suppression_lists/manage"' in page
+
+
+def test_the_change_page_refuses_an_unknown_grant_and_keeps_the_stored_ones(admin_client):
+    key = a_key()
+    response = admin_client.post(change(key), {"label": "ci", "grants": ["superpower"]})
+    assert response.status_code == 200
+    assert "Select a valid choice. superpower is not one of the available choices." in response.content.decode()
+    key.refresh_from_db()
+    assert key.grants == ["templates/view"]
+
+
+def test_the_change_page_stores_the_ticked_grants(admin_client):
+    key = a_key()
+    response = admin_client.post(change(key), {"label": "ci", "grants": ["transmissions/modify", "metrics/view"]})
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.grants == ["metrics/view", "transmissions/modify"]

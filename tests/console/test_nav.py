@@ -22,8 +22,25 @@ def test_the_nav_has_a_log_out_form_that_posts_to_the_admin_s_logout_with_csrf(s
     form = html.split('class="logout">', 1)[1].split("</form>", 1)[0]
     assert 'action="/admin/logout/"' in html.split('class="logout">', 1)[0][-80:]
     assert 'name="csrfmiddlewaretoken"' in form and "Log out boss" in form
-    assert staff.post("/admin/logout/").status_code == 200
+    assert staff.post("/admin/logout/").status_code == 302
     assert staff.get("/").status_code == 302  # signed out: sent to sign in
+
+
+def test_logging_out_lands_on_the_sign_in_page_which_leads_back_to_the_console(staff):
+    response = staff.post("/admin/logout/", follow=True)
+    assert response.redirect_chain == [("/admin/login/?next=/", 302)]
+    html = response.content.decode()
+    assert 'id="id_username"' in html and 'name="next" value="/"' in html
+    assert "quality time" not in html
+
+
+def test_admin_pages_have_the_console_s_main_links(staff):
+    html = staff.get("/admin/templates_app/template/").content.decode()
+    nav = html.split('<nav class="engage-console"', 1)[1].split("</nav>", 1)[0]
+    for href, label in [("/", "Overview"), ("/report/", "Report"), ("/messages/", "Messages"),
+                        ("/transmissions/", "Transmissions"), ("/transmissions/new/", "Send"),
+                        ("/report/sink/", "Sink")]:  # fmt: skip
+        assert f'<a href="{href}">{label}</a>' in nav
 
 
 def test_console_and_admin_pages_name_the_icon_and_favicon_ico_leads_to_it(staff):

@@ -79,3 +79,18 @@ def test_the_change_permission_lets_a_staff_user_cancel(staff_with, api):
     assert 'id="cancel"' in client.get(f"/transmissions/{tid}/").content.decode()
     assert client.post(f"/transmissions/{tid}/cancel/").status_code == 303
     assert Transmission.objects.get(pk=tid).state == TransmissionState.CANCELED
+
+
+def test_the_template_editor_offers_send_this_template_only_with_the_add_permission(client, django_user_model, promo):
+    editor = "/admin/templates_app/template/promo/change/"
+    user = django_user_model.objects.create_user("writer", password="x-Pw-123456", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="templates_app"))
+    client.force_login(user)
+    assert client.get(editor).status_code == 200
+    assert 'id="tpl-send"' not in client.get(editor).content.decode()
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="transmissions", codename="add_transmission")
+    )
+    user = django_user_model.objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_login(user)
+    assert 'id="tpl-send"' in client.get(editor).content.decode()

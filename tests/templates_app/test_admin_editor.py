@@ -182,3 +182,15 @@ def test_nul_characters_in_the_editor_are_refused_not_a_server_error(admin_clien
     assert nul.status_code == 200 and nul.json()["errors"][0]["message"] == "NUL characters are not allowed"
     data = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"x": "\\u0000"}'})
     assert data.json()["errors"][0]["field"] == "substitution_data"
+
+
+def test_a_test_send_with_sample_data_lacking_variables_says_which_were_sent_empty(admin_client):
+    template_create(template_id="t", name="T", content=CONTENT, options={})
+    url = "/templates/t/test-send/"
+    response = admin_client.post(url, {"address": "me@example.com", "substitution_data": "{}"}, follow=True)
+    assert "The sample data lacked name, id: sent empty." in response.content.decode()
+    full = admin_client.post(
+        url, {"address": "me@example.com", "substitution_data": '{"name": "A", "id": 1}'}, follow=True
+    )
+    assert "lacked" not in full.content.decode()
+    assert Transmission.objects.count() == 2
