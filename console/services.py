@@ -13,7 +13,6 @@ from django.utils import timezone
 from console.models import SendSubmission
 from transmissions.services import CreateResult, transmission_create
 
-
 #: How long a sent form's token is remembered (a second send of it within this time is refused).
 SUBMISSION_KEPT = timedelta(days=7)
 
