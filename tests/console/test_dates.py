@@ -25,12 +25,6 @@ def dates_shown(html: str) -> list[str]:
 
 
 @pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def transmissions(db) -> list[int]:
     now = datetime.now(UTC)
     done = Transmission.objects.create(

@@ -19,12 +19,6 @@ ANN = ("m-ann", "ann@example.org", ("injection", "bounce"))
 
 
 @pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def two_messages(db):
     land_stories(
         story(JO[0], JO[1], hours_ago(5), kinds=JO[2]),

@@ -11,12 +11,6 @@ from tests.browser import needs_chromium, screenshot
 ICON = "/static/engage/favicon.svg"
 
 
-@pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def test_the_nav_has_a_log_out_form_that_posts_to_the_admin_s_logout_with_csrf(staff):
     html = staff.get("/").content.decode()
     form = html.split('class="logout">', 1)[1].split("</form>", 1)[0]

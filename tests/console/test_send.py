@@ -24,12 +24,6 @@ _VARYING = {"id", "generation_start_time", "generation_end_time", "start_time", 
 
 
 @pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def shop(db):
     """A published template ``promo``, a draft-only ``draft``, and a list ``friends`` of three."""
     template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})

@@ -20,12 +20,6 @@ pytestmark = pytest.mark.usefixtures("shop")
 
 
 @pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def shop(db):
     template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})
 

@@ -23,12 +23,6 @@ from transmissions.services import transmission_start_generation
 PAGE = "/transmissions/"
 
 
-@pytest.fixture
-def staff(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def recipients(count: int) -> list[dict]:
     return [{"address": {"email": f"r{n}@example.com"}} for n in range(count)]
 
