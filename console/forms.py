@@ -7,6 +7,8 @@ refuses exactly what the API refuses, with its messages."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from mailcore.addresses import split_address
 from recipient_lists.recipients import normalize_recipient
 from recipient_lists.selectors import recipient_list_list
 from templates_app.selectors import template_list
@@ -132,6 +135,11 @@ class SendForm(forms.Form):
         help_text="Leave both empty to send now. A date and a time in UTC (not your local time), "
         "not in the past; a scheduled send can be canceled from its page until shortly before it starts.",
     )
+    resend = forms.BooleanField(
+        label="Send it again anyway",
+        required=False,
+        help_text="The same template, recipients and campaign were sent a few minutes ago: send them again.",
+    )
     submission = forms.CharField(
         widget=forms.HiddenInput,
         error_messages={"required": "This form has no submission token: reload the send page and send again."},
@@ -198,6 +206,16 @@ class SendForm(forms.Form):
             if not cleaned["addresses"] and not cleaned["recipient_list"]:
                 raise forms.ValidationError("Choose a recipient list or type at least one address.")
         return cleaned
+
+
+def send_fingerprint(cleaned: dict[str, Any]) -> str:
+    """What a valid :class:`SendForm` sends, as 64 hex digits (SHA-256): its template, its
+    recipient list or the set of its typed addresses (their emails, lower case, in any order
+    and with any names), and its campaign. Two sends with the same fingerprint reach the same
+    people with the same mail; the options, description and start time do not count."""
+    emails = sorted({split_address(line)[1].strip().lower() for line in cleaned["addresses"]})
+    what = [cleaned["template"], cleaned["recipient_list"], emails, cleaned["campaign_id"]]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
 
 def send_body(cleaned: dict[str, Any]) -> dict[str, Any]:

@@ -4,20 +4,28 @@
   filters (``analytics.search``) answered per message, each message as a timeline.
 - :func:`transmission_summary`: a transmission as ``GET /api/v1/transmissions/{id}`` shows
   it, with the count of its events per type.
+- :func:`send_token_used`, :func:`send_recent_duplicate`: what the send page knows of the
+  forms it already sent (``console.models.SendSubmission``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from analytics.search import EventQuery
 from analytics.selectors import event_counts, message_events, message_search
 from analytics.serialize import event_flat
+from console.models import SendSubmission
 from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
 from transmissions.selectors import transmission_detail, transmission_template_id
+
+#: How long a send is remembered as "just sent": the same send again by the same user within
+#: it is asked about first (``console.views.transmission_new``).
+RESEND_WINDOW = timedelta(minutes=10)
 
 #: Events shown per message; a message with more (a link clicked a thousand times) says so.
 TIMELINE_LIMIT = 200
@@ -183,3 +191,34 @@ def transmission_summary(*, transmission_id: int) -> dict[str, Any]:
         "template_id": transmission_template_id(transmission_id=transmission_id) or "inline",
         "events": [(kind, label(kind), counts[kind]) for kind in NAMES if counts.get(kind)],
     }
+
+
+def send_token_used(*, token: str) -> bool:
+    """Whether the send form ``token`` already created a transmission (or is creating one)."""
+    return SendSubmission.objects.filter(token=token).exists()
+
+
+@dataclass(frozen=True)
+class EarlierSend:
+    """A transmission the same user created with the same send (its id, when)."""
+
+    transmission_id: int
+    created_at: datetime
+
+
+def send_recent_duplicate(*, user_id: int, fingerprint: str, now: datetime) -> EarlierSend | None:
+    """The newest transmission that ``user_id`` sent from the send page with the same
+    ``fingerprint`` (``console.forms.send_fingerprint``: template, list or typed addresses,
+    campaign) less than :data:`RESEND_WINDOW` before ``now`` (aware), or None."""
+    row = (
+        SendSubmission.objects.filter(
+            user_id=user_id,
+            fingerprint=fingerprint,
+            transmission_id__isnull=False,
+            created_at__gte=now - RESEND_WINDOW,
+        )
+        .order_by("-created_at")
+        .values_list("transmission_id", "created_at")
+        .first()
+    )
+    return EarlierSend(transmission_id=row[0], created_at=row[1]) if row and row[0] is not None else None

@@ -27,9 +27,13 @@ class SendOnce:
     earlier: int | None = None
 
 
-def transmission_send_once(*, token: str, body: dict[str, Any]) -> SendOnce:
+def transmission_send_once(
+    *, token: str, body: dict[str, Any], user_id: int | None = None, fingerprint: str = ""
+) -> SendOnce:
     """Create the transmission of ``body`` (``transmissions.services.transmission_create``)
-    unless the send form ``token`` was already used. The token is claimed by inserting its row
+    unless the send form ``token`` was already used; the token is kept with the sender's
+    ``user_id`` and the send's ``fingerprint`` (``console.forms.send_fingerprint``), for
+    ``console.selectors.send_recent_duplicate``. The token is claimed by inserting its row
     in the transaction that creates the transmission: a second use waits on the first's row
     until it commits (then it is refused: ``SendOnce(earlier=<id>)``) or rolls back (then it
     creates: the first created nothing). Errors: the service's ``EngageError``, and nothing
@@ -37,7 +41,7 @@ def transmission_send_once(*, token: str, body: dict[str, Any]) -> SendOnce:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                SendSubmission.objects.create(token=token)
+                SendSubmission.objects.create(token=token, user_id=user_id, fingerprint=fingerprint)
         except IntegrityError:
             earlier = SendSubmission.objects.filter(token=token).values_list("transmission_id", flat=True).first()
             return SendOnce(earlier=earlier)

@@ -5,6 +5,11 @@ later. The form (``console.forms.SendForm``) becomes the body a client would POS
 (``transmissions.schemas.TransmissionCreate``) and stored by its service (``transmission_create``,
 once per rendered form: ``console.services.transmission_send_once``), so the limits, errors and
 events are the API's. Success goes to the transmission's page.
+
+The same send again (Back, then Send: a new form, the fields restored by the browser) is asked
+about first: when the same user sent the same template to the same recipients with the same
+campaign in the last ``console.selectors.RESEND_WINDOW``, the form comes back naming that
+transmission, and sends only with "Send it again anyway" (its ``resend`` field).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from console.forms import SendForm, send_body, submission_token
+from console.forms import SendForm, send_body, send_fingerprint, submission_token
+from console.selectors import send_recent_duplicate, send_token_used
 from console.services import transmission_send_once
 from console.templatetags.console import when
 from console.views.permissions import SEND, permission_page
@@ -34,6 +42,12 @@ def error_lines(exc: errors.EngageError) -> list[str]:
     return lines
 
 
+def _ago(seconds: float) -> str:
+    """How long ago, in whole minutes: ``"under a minute ago"``, ``"1 minute ago"``, ``"7 minutes ago"``."""
+    minutes = int(seconds // 60)
+    return "under a minute ago" if minutes < 1 else f"{minutes} minute{pluralize(minutes)} ago"
+
+
 def _when(start_time: datetime | None) -> str:
     return f"scheduled for {when(start_time)}" if start_time else "sending now"
 
@@ -46,7 +60,9 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
     ``submission`` token. POST: create, then 303 to ``/transmissions/<id>/``; a refused form is
     shown again with its errors and the input kept (400); a form whose token was already sent
     (a double click, Back then Send) creates nothing and goes to the transmission it created,
-    saying so. Needs the permission to add transmissions (``console.views.permissions.SEND``)."""
+    saying so; the same send as one the user made in the last ten minutes creates nothing
+    without the ``resend`` box (409, the form kept, the earlier transmission named). Needs the
+    permission to add transmissions (``console.views.permissions.SEND``)."""
     if request.method != "POST":
         form = SendForm(
             initial={
@@ -59,9 +75,22 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
     form = SendForm(request.POST)
     if form.is_valid():
         body = send_body(form.cleaned_data)
+        token, fingerprint = form.cleaned_data["submission"], send_fingerprint(form.cleaned_data)
         try:
             parse_object(body, TransmissionCreate)
-            sent = transmission_send_once(token=form.cleaned_data["submission"], body=body)
+            earlier = (
+                None
+                if form.cleaned_data["resend"] or send_token_used(token=token)
+                else send_recent_duplicate(user_id=request.user.pk, fingerprint=fingerprint, now=timezone.now())
+            )
+            if earlier is not None:
+                context = {
+                    "form": form,
+                    "earlier": earlier,
+                    "ago": _ago((timezone.now() - earlier.created_at).total_seconds()),
+                }
+                return render(request, "console/transmission_new.html", context, status=409)
+            sent = transmission_send_once(token=token, body=body, user_id=request.user.pk, fingerprint=fingerprint)
         except errors.EngageError as exc:
             for line in error_lines(exc):
                 form.add_error(None, line)
@@ -78,11 +107,14 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
             created = sent.created
             tid = created.transmission_id
             when = _when(form.cleaned_data["start_time"])
-            messages.success(request, f"Transmission {tid} created: {created.accepted} recipients, {when}.")
+            messages.success(
+                request,
+                f"Transmission {tid} created: {created.accepted} recipient{pluralize(created.accepted)}, {when}.",
+            )
             if created.rejected:
                 messages.error(
                     request,
-                    f"{created.rejected} recipients were rejected: "
+                    f"{created.rejected} recipient{pluralize(created.rejected)} {pluralize(created.rejected, 'was,were')} rejected: "
                     + "; ".join(item.get("description", "") for item in created.rcpt_errors[:10]),
                 )
             return HttpResponseRedirect(f"/transmissions/{tid}/", status=303)

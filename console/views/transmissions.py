@@ -147,7 +147,9 @@ def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpRespo
         "messages_url": "/messages/?" + urlencode(search),
         "cancelable": cancelable,
         "may_cancel": request.user.has_perm(CANCEL),
-        "too_close": scheduled and not cancelable,
+        # Only a start still ahead is "too close": a send-now one (or one past its start) has
+        # nothing to say about canceling.
+        "too_close": scheduled and not cancelable and start_time is not None and start_time > timezone.now(),
         "window": duration(window),
         "start_time": start_time,
         "catching_up": catching_up,

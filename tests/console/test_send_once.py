@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from console import services
+from console.models import SendSubmission
 from templates_app.services import template_create
 from tests.console.helpers import CONTENT, created_id, errors_shown, rendered_form
 from tests.console.helpers import SEND_PAGE as PAGE
@@ -36,8 +39,59 @@ def test_the_same_form_sent_twice_creates_one_transmission_and_says_so(client, s
 def test_each_rendered_form_sends_once(client, staff_user, promo):
     client.force_login(staff_user)
     created_id(client.post(PAGE, rendered_form(client)))
-    created_id(client.post(PAGE, rendered_form(client)))
+    created_id(client.post(PAGE, {**rendered_form(client), "addresses": "bob@example.com"}))
     assert Transmission.objects.count() == 2
+
+
+def test_the_same_send_again_in_a_new_form_asks_first_and_sends_when_confirmed(client, staff_user, promo):
+    # Back after a send, then Send: a new form (a new token), the fields restored by the browser.
+    client.force_login(staff_user)
+    first = created_id(client.post(PAGE, rendered_form(client)))
+    again = rendered_form(client)
+    asked = client.post(PAGE, {**again, "addresses": "Ann <ANN@example.com>\n"})
+    html = asked.content.decode()
+    assert asked.status_code == 409
+    assert "Not sent: you sent this under a minute ago." in html
+    assert f'Transmission <a href="/transmissions/{first}/">{first}</a>' in html
+    assert 'name="resend"' in html and "Send it again anyway" in html
+    assert list(Transmission.objects.values_list("pk", flat=True)) == [first]
+    second = created_id(client.post(PAGE, {**again, "resend": "on"}))
+    assert second != first and Transmission.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"addresses": "ann@example.com\nbob@example.com"}, {"campaign_id": "autumn"}, {"template": "other"}],
+)
+def test_a_different_send_in_a_new_form_is_not_asked_about(client, staff_user, promo, change):
+    template_create(template_id="other", name="Other", published=True, content=CONTENT, options={})
+    client.force_login(staff_user)
+    created_id(client.post(PAGE, rendered_form(client)))
+    created_id(client.post(PAGE, {**rendered_form(client), **change}))
+    assert Transmission.objects.count() == 2
+
+
+def test_the_same_send_by_another_user_or_ten_minutes_later_is_not_asked_about(
+    client, staff_user, django_user_model, promo
+):
+    client.force_login(staff_user)
+    created_id(client.post(PAGE, rendered_form(client)))
+    other = django_user_model.objects.create_superuser("other", "other@example.com", "pw-other-123")
+    client.force_login(other)
+    created_id(client.post(PAGE, rendered_form(client)))
+    SendSubmission.objects.update(created_at=timezone.now() - timedelta(minutes=11))
+    created_id(client.post(PAGE, rendered_form(client)))
+    assert Transmission.objects.count() == 3
+
+
+def test_the_same_form_twice_still_says_already_sent_not_asks(client, staff_user, promo):
+    client.force_login(staff_user)
+    data = rendered_form(client)
+    first = created_id(client.post(PAGE, data))
+    again = client.post(PAGE, {**data, "resend": "on"}, follow=True)
+    assert again.redirect_chain == [(f"/transmissions/{first}/", 303)]
+    assert "This form was already sent" in again.content.decode()
+    assert Transmission.objects.count() == 1
 
 
 @pytest.mark.parametrize(("token", "said"), [("", "has no submission token"), ("a b", "is not valid")])

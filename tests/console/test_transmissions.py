@@ -390,3 +390,11 @@ def test_an_unknown_transmission_says_so_and_links_to_the_list(staff, db, raw):
 def test_a_long_unknown_transmission_id_is_cut_short(staff, db):
     html = staff.get(f"{PAGE}{'1' * 500}/").content.decode()
     assert f"No transmission {'1' * 40}…" in html and "1" * 41 not in html
+
+
+def test_a_send_now_transmission_says_nothing_about_canceling(staff, api, settings):
+    settings.ENGAGE_SCHEDULED_DELETE_WINDOW = 600
+    tid = create(api)  # not started yet (no worker here): still "submitted", with no start time
+    assert Transmission.objects.get(pk=tid).state == TransmissionState.SUBMITTED
+    html = staff.get(f"{PAGE}{tid}/").content.decode()
+    assert "too close" not in html and "canceled" not in html.lower().split("<h2>events</h2>")[0]
