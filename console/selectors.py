@@ -4,6 +4,7 @@
   filters (``analytics.search``) answered per message, each message as a timeline.
 - :func:`transmission_summary`: a transmission as ``GET /api/v1/transmissions/{id}`` shows
   it, with the count of its events per type.
+- :func:`getting_started`: what a newcomer has done of the overview's first steps.
 - :func:`send_token_used`, :func:`send_recent_duplicate`: what the send page knows of the
   forms it already sent (``console.models.SendSubmission``).
 """
@@ -21,8 +22,13 @@ from console.models import SendSubmission
 from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
-from transmissions.selectors import transmission_detail, transmission_template_id
+from recipient_lists.selectors import recipient_list_list
+from templates_app.selectors import template_list
+from transmissions.selectors import transmission_detail, transmission_exists, transmission_template_id
 
+#: The campaign of every test send from the template editor (``console.views.template_test_send``),
+#: so reports, and the overview's first steps, can tell them apart.
+TEST_SEND_CAMPAIGN = "admin-test-send"
 #: How long a send is remembered as "just sent": the same send again by the same user within
 #: it is asked about first (``console.views.transmission_new``).
 RESEND_WINDOW = timedelta(minutes=10)
@@ -222,3 +228,26 @@ def send_recent_duplicate(*, user_id: int, fingerprint: str, now: datetime) -> E
         .first()
     )
     return EarlierSend(transmission_id=row[0], created_at=row[1]) if row and row[0] is not None else None
+
+
+@dataclass(frozen=True)
+class GettingStarted:
+    """The overview's first steps (``console/overview.html``), each True once done: a published
+    ``template``, a ``recipient_list``, and a ``sent`` transmission other than a test send."""
+
+    template: bool
+    recipient_list: bool
+    sent: bool
+
+
+def getting_started(*, recent_campaigns: list[str]) -> GettingStarted:
+    """:class:`GettingStarted` as it stands now. ``recent_campaigns``: the campaigns of the
+    newest transmissions, already read by the caller (none: nothing was sent; one that is not
+    ``TEST_SEND_CAMPAIGN``: something real was), so transmissions are asked about only when
+    every recent one was a test send. Two or three queries."""
+    sent = any(campaign != TEST_SEND_CAMPAIGN for campaign in recent_campaigns) or (
+        bool(recent_campaigns) and transmission_exists(excluding_campaign=TEST_SEND_CAMPAIGN)
+    )
+    return GettingStarted(
+        template=template_list(draft=False).exists(), recipient_list=recipient_list_list().exists(), sent=sent
+    )

@@ -94,6 +94,15 @@ def transmission_list(*, campaign_id: str | None = None, template_id: str | None
     ]
 
 
+def transmission_exists(*, excluding_campaign: str = "") -> bool:
+    """Whether any transmission exists, those of the campaign ``excluding_campaign`` (when
+    given) left out. One query."""
+    queryset = Transmission.objects.all()
+    if excluding_campaign:
+        queryset = queryset.exclude(campaign_id=excluding_campaign)
+    return queryset.exists()
+
+
 def transmission_recent(*, limit: int = 10) -> list[dict[str, Any]]:
     """The ``limit`` newest transmissions for the console's overview, newest first: the rows
     of :func:`transmission_page` (its counters while generating counted from the messages).

@@ -3,7 +3,9 @@ the admin's sign-in page, titled Engage, and come back here).
 
 It shows the figures of the last 24 whole hours (the current one included, :func:`last_day_window`), read by ``analytics.selectors.metrics_summary`` exactly
 as ``GET /api/v1/metrics/deliverability`` reads them (the page names the equivalent API
-query), the newest transmissions, and a link to every console page (``console.pages``).
+query), the newest transmissions, and a link to every console page (``console.pages``). Until a
+transmission other than a test send exists, a box lists the first steps, each marked once done
+(``console.selectors.getting_started``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from analytics import selectors as analytics_selectors
 from analytics.figures import figure_rows, figures
 from analytics.metrics import parse_metrics_query
 from console.pages import pages_for
+from console.selectors import getting_started
 from transmissions import selectors as transmission_selectors
 
 #: (metric, label, the metric it is a rate of, or ""), in the order shown: the report's
@@ -68,6 +71,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     totals = analytics_selectors.metrics_summary(query=parse_metrics_query(params, now=end))
     figures_shown = figures(FIGURES, totals)
+    recent = transmission_selectors.transmission_recent(limit=RECENT_TRANSMISSIONS)
     context = {
         "start": start,
         "title": window_title(start, now),
@@ -76,7 +80,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "api_to": params["to"],
         "api_query": "/api/v1/metrics/deliverability?" + urlencode(params, safe=",:"),
         "figures": figures_shown,
-        "transmissions": transmission_selectors.transmission_recent(limit=RECENT_TRANSMISSIONS),
+        "transmissions": recent,
         "pages": pages_for(request.user),
+        "started": getting_started(recent_campaigns=[row["campaign_id"] for row in recent]),
     }
     return render(request, "console/overview.html", context)

@@ -18,14 +18,13 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
+from console.selectors import TEST_SEND_CAMPAIGN
 from engage import errors
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview, sample_data
 from templates_app.selectors import template_version
 from transmissions.services import transmission_create
 
-#: The campaign of every test send, so reports can tell them apart.
-TEST_SEND_CAMPAIGN = "admin-test-send"
 # The window of ENGAGE_TEST_SENDS_PER_MINUTE, in seconds.
 _WINDOW = 60
 

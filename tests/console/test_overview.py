@@ -16,10 +16,13 @@ from django.utils import timezone
 
 from analytics.figures import DELIVERABILITY, ENGAGEMENT, figures
 from console.pages import PAGES
+from console.selectors import TEST_SEND_CAMPAIGN
 from console.views.overview import FIGURES, last_day_window, window_title
+from recipient_lists.models import RecipientList
+from templates_app.services import template_create
 from tests.analytics import data
 from tests.browser import STAFF, needs_chromium, screenshot
-from tests.console.helpers import recent_events, shown_window
+from tests.console.helpers import CONTENT, recent_events, shown_window
 from transmissions.models import Message, Transmission, TransmissionState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +142,22 @@ def test_once_something_was_sent_the_overview_no_longer_shows_how_to_start(clien
     client.force_login(staff_user)
     html = client.get("/").content.decode()
     assert 'id="start"' not in html and "first" in html
+
+
+def test_after_only_a_test_send_the_overview_still_shows_how_to_start_with_the_list_step(client, staff_user):
+    template_create(template_id="promo", name="Promo", published=True, content=CONTENT, options={})
+    Transmission.objects.create(campaign_id=TEST_SEND_CAMPAIGN, template_id="promo", num_rcpts=1)
+    client.force_login(staff_user)
+    html = client.get("/").content.decode()
+    start = html.split('<div id="start"', 1)[1].split("</div>", 1)[0]
+    assert "Only test sends so far." in start
+    assert "— done: a published template exists" in start and "done: a list exists" not in start
+    assert '<li><a href="/admin/recipient_lists/recipientlist/add/">create a recipient list</a>' in start
+    RecipientList.objects.create(id="friends", name="Friends")
+    start = client.get("/").content.decode().split('<div id="start"', 1)[1].split("</div>", 1)[0]
+    assert "— done: a list exists" in start
+    Transmission.objects.create(campaign_id="spring", template_id="promo", list_id="friends", num_rcpts=1)
+    assert 'id="start"' not in client.get("/").content.decode()
 
 
 def test_the_tutorial_is_staff_only(client, db):

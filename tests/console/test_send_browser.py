@@ -107,3 +107,65 @@ def test_in_a_browser_a_half_filled_send_later_is_stopped_and_send_is_disabled_w
     assert page.evaluate("sessionStorage.getItem('button')") == '[true,"Sending…"]'  # no second click
     assert len(posts) == 1 and Transmission.objects.count() == 1
     assert "sending now" in page.locator("[role=status]").inner_text()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_in_a_browser_a_past_start_time_is_said_at_the_top_in_view(
+    monkeypatch, live_server, transactional_db, staff_user, browser_page
+):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
+    page = browser_page(live_server.url + "/transmissions/new/")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.select_option("#id_template", "welcome")
+    page.fill("#id_addresses", "ada@example.com")
+    page.fill("#id_start_date", "2020-01-01")
+    page.fill("#id_start_time", "10:30")
+    page.click("#send-button")
+    page.wait_for_load_state()
+    summary = page.locator("#error-summary")
+    assert summary.inner_text().startswith("Not sent:")
+    assert "When: Send later is in the past: 2020-01-01 10:30 UTC" in summary.inner_text()
+    in_view = """e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"""
+    assert page.eval_on_selector("#error-summary li", in_view)  # the error itself, not only a heading
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    screenshot(page, "send-past-time")
+    page.click("#error-summary li a")  # the link goes to the field to fix
+    assert page.evaluate("document.activeElement.id") == "id_start_date"
+    assert not Transmission.objects.exists()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_in_a_browser_the_same_send_again_asks_first_and_sends_on_send_it_again_anyway(
+    monkeypatch, live_server, transactional_db, staff_user, browser_page
+):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
+    page = browser_page(live_server.url + "/transmissions/new/")
+
+    def send_the_same() -> None:  # as after Back: a new form, the same fields
+        page.goto(live_server.url + "/transmissions/new/")
+        page.select_option("#id_template", "welcome")
+        page.fill("#id_addresses", "ada@example.com")
+        page.fill("#id_campaign_id", "again")
+        page.click("#send-button")
+        page.wait_for_load_state()
+
+    send_the_same()
+    first = Transmission.objects.get()
+    assert "1 recipient, sending now" in page.locator("[role=status]").inner_text()
+    send_the_same()
+    warning = page.locator("#resend-warning")
+    assert warning.inner_text().startswith("Not sent: you sent this under a minute ago.")
+    assert warning.locator(f'a[href="/transmissions/{first.pk}/"]').count() == 2
+    screenshot(page, "send-again-asked")
+    assert Transmission.objects.count() == 1
+    page.click("#resend-button")  # without the box ticked: asked again, nothing sent
+    page.wait_for_load_state()
+    assert page.locator("#resend-warning").count() == 1 and Transmission.objects.count() == 1
+    page.check("#id_resend")
+    page.click("#resend-button")
+    page.wait_for_url(re.compile(r".*/transmissions/[0-9]+/$"))
+    assert Transmission.objects.count() == 2 and not page.url.endswith(f"/{first.pk}/")

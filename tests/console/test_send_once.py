@@ -53,7 +53,7 @@ def test_the_same_send_again_in_a_new_form_asks_first_and_sends_when_confirmed(c
     assert asked.status_code == 409
     assert "Not sent: you sent this under a minute ago." in html
     assert f'Transmission <a href="/transmissions/{first}/">{first}</a>' in html
-    assert 'name="resend"' in html and "Send it again anyway" in html
+    assert '<input type="checkbox" name="resend" id="id_resend"> Send it again anyway' in html
     assert list(Transmission.objects.values_list("pk", flat=True)) == [first]
     second = created_id(client.post(PAGE, {**again, "resend": "on"}))
     assert second != first and Transmission.objects.count() == 2
