@@ -79,3 +79,37 @@ def test_at_400_px_wide_no_console_page_scrolls_sideways(live_server, console_da
             assert box.evaluate("e => e.scrollWidth > e.clientWidth && e.clientWidth <= 400")
             assert page.locator("#transmissions th").last.inner_text() == "Description"
     assert wide == {}, wide  # the elements that stick out, per page
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_report_chart_follows_the_window_down_to_400_px(live_server, console_data, browser_page):
+    # Opened wide, then the window narrowed (as a person drags it): the chart and its legend
+    # shrink with it, and the page does not scroll sideways.
+    page = browser_page(live_server.url + "/report/")
+    assert page.locator("#chart canvas").count() == 1  # the report has data and a chart
+    wide = page.eval_on_selector("#chart .uplot", "e => e.getBoundingClientRect().width")
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    page.wait_for_function("document.querySelector('#chart .uplot').getBoundingClientRect().right <= 400")
+    screenshot(page, "narrow-report-resized")
+    assert wide > 900
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, page.evaluate(_OVERFLOWING)
+    legend = page.eval_on_selector("#chart .u-legend", "e => e.getBoundingClientRect().right")
+    assert legend <= WIDTH
+    page.set_viewport_size({"width": 1280, "height": HEIGHT})  # and back
+    page.wait_for_function(f"document.querySelector('#chart .uplot').getBoundingClientRect().width >= {wide - 1}")
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_at_1280_px_the_overview_shows_every_column_of_its_transmissions(live_server, console_data, browser_page):
+    page = browser_page(live_server.url + "/")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live_server.url + "/")
+    box = page.locator(".scroll:has(#transmissions)")
+    assert box.evaluate("e => e.scrollWidth <= e.clientWidth")  # nothing hidden to scroll to
+    last = page.locator("#transmissions th").last
+    assert last.inner_text() == "Created"
+    right = last.evaluate("e => e.getBoundingClientRect().right")
+    assert right <= box.evaluate("e => e.getBoundingClientRect().right") and right <= 1280
+    screenshot(page, "overview-1280")

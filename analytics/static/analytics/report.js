@@ -30,9 +30,15 @@
   var xLabel = (hourly ? "Hour" : "Date") + " (" + tz + ")";
   var yLabel = "Messages / events per " + data.precision;
   var xTicks = [];
-  var width = Math.max(320, Math.min(holder.clientWidth || 1000, 1050) - 16);
+  // As wide as its box (which the page's CSS keeps within the window), whenever the window
+  // changes: a chart drawn at its first width would stick out of a narrowed window, legend and all.
+  function fit() {
+    var style = getComputedStyle(holder);
+    var inner = holder.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    return Math.max(200, Math.floor(inner || 1000));
+  }
   var options = {
-    width: width,
+    width: fit(),
     height: 320,
     tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), tz); },
     scales: {x: {time: true}, y: {range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; }}},
@@ -45,8 +51,22 @@
     padding: [16, 48, 0, 0],
     cursor: {points: {size: 8}},
   };
-  if (!hourly && data.x.length <= 14) options.axes[0].splits = function () { return data.x; };
+  // A few days: a label on each day, or on every n-th day when the chart is too narrow for all.
+  if (!hourly && data.x.length <= 14) options.axes[0].splits = function (u) {
+    var step = Math.ceil(data.x.length * 90 / Math.max(1, u.bbox.width / uPlot.pxRatio));
+    return data.x.filter(function (x, i) { return (last - i) % step === 0; });
+  };
   var plot = new uPlot(options, [data.x].concat(data.series.map(function (s) { return s.values; })), holder);
+  var pending = 0;
+  function refit() {
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(function () {
+      var width = fit();
+      if (width !== plot.width) plot.setSize({width: width, height: options.height});
+    });
+  }
+  if (typeof ResizeObserver !== "undefined") new ResizeObserver(refit).observe(holder);
+  window.addEventListener("resize", refit);
   // For the page's browser test: the axis titles, the x tick labels drawn, and where bucket i is.
   window.engageReportChart = {
     axes: [xLabel, yLabel],
