@@ -5,7 +5,9 @@ The query string is the events API's (``GET /api/v1/events/message``: ``recipien
 ``console.queries.message_query``); a filter the API refuses shows the API's error (400).
 ``back`` (``console.queries.back_parse``) holds the cursors of the pages before, for
 "Previous page": the API gives only the next page's cursor.
-Answered by ``console.selectors.message_timelines``: one timeline per message.
+Answered by ``console.selectors.message_timelines``: one timeline per message. Recipients are
+matched as whole addresses, as the API matches them (case aside); a search that finds nothing
+names the recipients typed without an ``@``, which can match nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ def messages(request: HttpRequest) -> HttpResponse:
         page = message_timelines(query=message_query(params, now=now))
     except EngageError as exc:
         error = f"{exc.message}: {exc.description}" if exc.description else exc.message
+    delimiter = params.get("delimiter") or ","
+    typed = [item.strip() for item in params.get("recipients", "").split(delimiter) if item.strip()]
     context = {
         "params": params,
+        "partial_recipients": [item for item in typed if "@" not in item][:5],
         "chosen_events": set(params.get("events", "").split(params.get("delimiter") or ",")),
         "event_types": NAMES,
         "page": page,

@@ -28,6 +28,17 @@ def two_messages(db):
     )
 
 
+def test_a_part_of_an_address_finds_nothing_and_says_recipients_are_whole_addresses(staff, two_messages):
+    html = staff.get(URL, {"recipients": "jo, ann@example.org"}).content.decode()
+    assert messages_shown(html) == ["m-ann"] and 'id="partial-recipients"' not in html  # something found
+    html = staff.get(URL, {"recipients": "jo"}).content.decode()
+    assert messages_shown(html) == [] and "0 messages" in html
+    hint = html.split('id="partial-recipients"', 1)[1].split("</p>", 1)[0]
+    assert "No recipient is <em>jo</em>: recipients are matched as whole addresses" in hint
+    assert "Whole addresses, separated by commas: a part of one (jo) matches nothing." in html
+    assert 'id="partial-recipients"' not in staff.get(URL, {"recipients": "nobody@example.com"}).content.decode()
+
+
 def test_anonymous_is_sent_to_sign_in(client, db):
     response = client.get(URL)
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")

@@ -26,6 +26,8 @@ def test_logging_out_lands_on_the_sign_in_page_which_leads_back_to_the_console(s
     html = response.content.decode()
     assert 'id="id_username"' in html and 'name="next" value="/"' in html
     assert "quality time" not in html
+    assert "Signed out boss. Sign in again below." in html
+    assert "Signed out" not in staff.get("/admin/login/?next=/").content.decode()  # said once
 
 
 def test_admin_pages_have_the_console_s_main_links(staff):

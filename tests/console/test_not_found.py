@@ -88,3 +88,10 @@ def test_a_page_typed_without_its_slash_is_suggested(client, db):
 def test_a_long_path_is_shown_cut(client, db):
     html = assert_console_404(client.get("/" + "y" * 5000))
     assert "y" * 199 + "…</code>" in html and "y" * 201 not in html
+
+
+def test_the_404_page_offers_a_sign_in_when_signed_out_and_not_when_signed_in(client, staff_user):
+    html = assert_console_404(client.get("/nope"))
+    assert '<p id="sign-in">You are not signed in: <a href="/admin/login/?next=/">sign in</a>' in html
+    client.force_login(staff_user)
+    assert 'id="sign-in"' not in assert_console_404(client.get("/nope"))
