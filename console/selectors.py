@@ -212,10 +212,13 @@ class EarlierSend:
     created_at: datetime
 
 
-def send_recent_duplicate(*, user_id: int, fingerprint: str, now: datetime) -> EarlierSend | None:
+def send_recent_duplicate(*, user_id: int | None, fingerprint: str, now: datetime) -> EarlierSend | None:
     """The newest transmission that ``user_id`` sent from the send page with the same
     ``fingerprint`` (``console.forms.send_fingerprint``: template, list or typed addresses,
-    campaign) less than :data:`RESEND_WINDOW` before ``now`` (aware), or None."""
+    campaign) less than :data:`RESEND_WINDOW` before ``now`` (aware), or None (always for no
+    user)."""
+    if user_id is None:
+        return None
     row = (
         SendSubmission.objects.filter(
             user_id=user_id,
