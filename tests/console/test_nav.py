@@ -68,4 +68,4 @@ def test_the_api_docs_page_leads_back_to_the_console(client):
     nav = html.split('<nav class="engage-back"', 1)[1].split("</nav>", 1)[0]
     assert '<a href="/">← Engage console</a>' in nav
     assert html.index('class="engage-back"') < html.index('id="swagger-ui"')  # above the docs, once
-    assert html.count('id="swagger-ui"') == 1
+    assert html.count('id="swagger-ui"') == 1 and html.count('class="engage-back"') == 1
