@@ -27,7 +27,12 @@ urlpatterns = [
     ),
     path(
         "api/v1/docs",
-        SpectacularSwaggerView.as_view(url_name="openapi", authentication_classes=[], permission_classes=[]),
+        SpectacularSwaggerView.as_view(
+            url_name="openapi",
+            authentication_classes=[],
+            permission_classes=[],
+            template_name="engage/api_docs.html",  # the library's page with a way back to the console
+        ),
         name="api-docs",
     ),
     path("api/v1/", include("templates_app.urls")),

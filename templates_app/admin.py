@@ -32,7 +32,13 @@ from engage import errors
 from engage.api.parsers import loads
 from templates_app import content as content_rules
 from templates_app.models import Template
-from templates_app.rendering import content_compile, content_link_check, content_render_preview, sample_data
+from templates_app.rendering import (
+    content_compile,
+    content_link_check,
+    content_render_preview,
+    sample_data,
+    sample_recipient,
+)
 from templates_app.selectors import template_version
 from templates_app.services import TemplateUpdateMode, template_create, template_update
 
@@ -112,6 +118,15 @@ def content_from_fields(fields: Any) -> dict[str, Any]:
         field = content_error_field(exc)
         raise forms.ValidationError({field: exc.description} if field else exc.description) from None
     return content
+
+
+def missing_hints(missing: list[str], *, address: dict[str, str]) -> list[str]:
+    """Sentences for the likely slips among the ``missing`` names: ``name`` read while the
+    sample's recipient has a display name (a list's ``name`` column is the recipient's name,
+    ``{{address.name}}``, not substitution data)."""
+    if "name" in missing and address.get("name"):
+        return [f"use {{{{address.name}}}} for the recipient's name ({address['name']})"]
+    return []
 
 
 class VersionFilter(admin.SimpleListFilter):
@@ -203,7 +218,9 @@ class TemplateDraftForm(forms.ModelForm):
 @admin.register(Template)
 class TemplateAdmin(admin.ModelAdmin):
     form = TemplateDraftForm
-    list_display = ["id", "name", "has_published_flag", "has_draft_flag", "updated", "last_use", "preview_link"]
+    # One "versions" column ("published v1, draft v2"), not two flag columns: at 1280 px,
+    # beside the sidebar and the filters, the Preview column was cut off ("Previe").
+    list_display = ["id", "name", "versions", "updated", "last_use", "preview_link"]
     list_filter = [PublishedFilter, HasDraftFilter]
     search_fields = ["id", "name"]
     readonly_fields = ["id", "versions", "preview_link"]
@@ -320,14 +337,18 @@ class TemplateAdmin(admin.ModelAdmin):
         form is, plus ``substitution_data`` as JSON text and ``click_tracking``:
         ``""``/``"true"``/``"false"``). Answers ``{"rendered": {from, subject, html, text,
         ...} | null, "links": {"click_tracking", "links": [...]} | null, "errors": [{"field",
-        "message"}], "missing": [name, ...]}``, always 200: the errors are what the page shows;
-        ``missing`` names what the template reads that the sample data lacks (rendered empty:
-        the page warns, beside the preview and the test send)."""
+        "message"}], "missing": [name, ...], "hints": [sentence, ...]}``, always 200: the
+        errors are what the page shows; ``missing`` names what the template reads that the
+        sample data lacks (rendered empty: the page warns, beside the preview and the test
+        send), ``address.name`` among them when the sample names no recipient. The sample's
+        ``address`` (a recipient list entry's, ``sample_recipient``) is the recipient's, as
+        in a real message; ``hints`` says how to fix a likely slip (``{{name}}`` missing while
+        the entry has a name: ``{{address.name}}``)."""
         if not self.has_view_or_change_permission(request):
             return JsonResponse({"errors": [{"field": None, "message": "permission denied"}]}, status=403)
-        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": [], "missing": []}
+        answer: dict[str, Any] = {"rendered": None, "links": None, "errors": [], "missing": [], "hints": []}
         try:
-            data = sample_data(request.POST.get("substitution_data", ""))
+            data, address = sample_recipient(sample_data(request.POST.get("substitution_data", "")))
         except errors.EngageError as exc:
             answer["errors"].append({"field": "substitution_data", "message": f"Sample data: {exc.description}"})
             return JsonResponse(answer)
@@ -345,10 +366,14 @@ class TemplateAdmin(admin.ModelAdmin):
         stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
         template_options = (stored.draft_options or stored.published_options) if stored else None
         try:
-            answer["rendered"] = content_render_preview(content, substitution_data=data, missing=answer["missing"])
+            answer["rendered"] = content_render_preview(
+                content, substitution_data=data, address=address, missing=answer["missing"]
+            )
+            answer["hints"] = missing_hints(answer["missing"], address=address)
             answer["links"] = content_link_check(
                 content,
                 substitution_data=data,
+                address=address,
                 options={"click_tracking": click} if click is not None else None,
                 template_options=template_options,
             )
@@ -366,9 +391,9 @@ class TemplateAdmin(admin.ModelAdmin):
         missing: list[str] = []
         if request.method == "POST":
             try:
-                data = sample_data(sample)
+                data, address = sample_recipient(sample_data(sample))
                 _published, content, _options, _number, _updated = template_version(template, draft=version == "draft")
-                rendered = content_render_preview(content, substitution_data=data, missing=missing)
+                rendered = content_render_preview(content, substitution_data=data, address=address, missing=missing)
             except errors.InvalidJson as exc:
                 error = f"Invalid JSON: {exc.description}"
             except errors.EngageError as exc:

@@ -30,6 +30,24 @@ def sample_data(text: str) -> dict[str, Any]:
     return data
 
 
+def sample_recipient(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Sample data as the editor keeps it → ``(substitution_data, address)``.
+
+    Its ``address`` key, ``{"email": str, "name": str}`` (as a recipient list entry gives it,
+    ``recipient_lists.admin``'s ``sample/``), is the recipient's address, which generation
+    puts in every recipient's context (``mailcore.language.build_context``): ``{{address.name}}``
+    then renders as a message to that recipient says it. Without it the recipient is
+    anonymous (``{"email": "", "name": ""}``). An ``address`` that is not an object of
+    strings is 400 / 1300 (``errors.InvalidJson``) saying so; the rest is returned as is."""
+    rest = dict(data)
+    address = rest.pop("address", None)
+    if address is None:
+        return rest, {"email": "", "name": ""}
+    if not isinstance(address, dict) or any(not isinstance(address.get(key, ""), str) for key in ("email", "name")):
+        raise errors.InvalidJson('address must be an object {"email": "...", "name": "..."} of strings')
+    return rest, {"email": address.get("email") or "", "name": address.get("name") or ""}
+
+
 def content_compile(content: dict[str, Any]) -> Any:
     """Compile stored content once; raises ``errors.TemplateSyntaxError`` (3000) with part and line.
 
@@ -43,11 +61,16 @@ def content_compile(content: dict[str, Any]) -> Any:
 
 class _NamesRead(dict):
     """A render context that notes each top-level name the template reads and the context
-    lacks (the compiled parts read a name as ``d.get(name)``, ``mailcore.language.compiler``)."""
+    lacks (the compiled parts read a name as ``d.get(name)``, ``mailcore.language.compiler``),
+    and each field of ``address`` read while empty (``"address.name"``: the sample names no
+    recipient, so it renders empty; fields are read as ``obj.get(key)``,
+    ``mailcore.language.runtime.attr``)."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         super().__init__(data)
         self.missing: dict[str, None] = {}
+        if isinstance(data.get("address"), dict):
+            self["address"] = _FieldsRead(data["address"], "address.", self.missing)
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key not in self:
@@ -55,15 +78,34 @@ class _NamesRead(dict):
         return super().get(key, default)
 
 
+class _FieldsRead(dict):
+    """An object of the context that notes, in ``missing``, each field read that is empty."""
+
+    def __init__(self, data: dict[str, Any], prefix: str, missing: dict[str, None]) -> None:
+        super().__init__(data)
+        self.prefix, self.missing = prefix, missing
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if value in (None, ""):
+            self.missing[f"{self.prefix}{key}"] = None
+        return value
+
+
 def content_render_preview(
-    content: dict[str, Any], *, substitution_data: dict[str, Any], missing: list[str] | None = None
+    content: dict[str, Any],
+    *,
+    substitution_data: dict[str, Any],
+    address: dict[str, str] | None = None,
+    missing: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Render content the way a message to an anonymous recipient would be, for preview.
+    """Render content the way a message to the recipient ``address`` (``{"email", "name"}``,
+    :func:`sample_recipient`; None: an anonymous recipient) would be, for preview.
 
     ``missing``, when given, gets the names the content reads (``{{first_name}}``, ``{{if
     vip}}``) that ``substitution_data`` lacks, in the order first read: each rendered empty
-    (or false), which a test send would send as is. Names read only inside an ``each`` loop
-    are not counted.
+    (or false), which a test send would send as is; and ``address.name`` / ``address.email``
+    when read while empty. Names read only inside an ``each`` loop are not counted.
 
     The result is ``{from, subject, reply_to, text, html, headers}`` with the parts the
     content has. A reserved key in ``substitution_data`` (SPEC B §4.2) is 422 / 1300 naming
@@ -71,7 +113,7 @@ def content_render_preview(
     capped at ``ENGAGE_MAX_MESSAGE_BYTES`` (headers included): past it, 422 / 3001 saying
     the limit (``limit`` in bytes), the render stopped where it passed.
     """
-    context = _NamesRead(_preview_context(substitution_data))
+    context = _NamesRead(_preview_context(substitution_data, address))
     compiled = content_compile(content)
     limit = settings.ENGAGE_MAX_MESSAGE_BYTES
     try:
@@ -91,9 +133,11 @@ def _too_large(exc: MessageTooLarge, limit: int) -> errors.TemplateRenderError:
     )
 
 
-def _preview_context(substitution_data: dict[str, Any]) -> dict[str, Any]:
-    """The data of an anonymous recipient with ``substitution_data`` as the transmission's;
-    a reserved key (SPEC B §4.2) is 422 / 1300 naming it."""
+def _preview_context(substitution_data: dict[str, Any], address: dict[str, str] | None = None) -> dict[str, Any]:
+    """The data of the recipient ``address`` (None: anonymous) with ``substitution_data`` as
+    the transmission's, built as generation builds it; a reserved key (SPEC B §4.2) is 422 /
+    1300 naming it."""
+    address = address or {}
     if (problem := reserved_key_problem(substitution_data)) is not None:
         raise errors.InvalidData(problem)
     return build_context(
@@ -101,8 +145,8 @@ def _preview_context(substitution_data: dict[str, Any]) -> dict[str, Any]:
         tx_substitution_data=substitution_data,
         rcpt_metadata={},
         rcpt_substitution_data={},
-        address_email="",
-        address_name="",
+        address_email=address.get("email") or "",
+        address_name=address.get("name") or "",
         return_path="",
     )
 
@@ -111,12 +155,13 @@ def content_link_check(
     content: dict[str, Any],
     *,
     substitution_data: dict[str, Any],
+    address: dict[str, str] | None = None,
     options: dict[str, Any] | None = None,
     template_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The link check of ``content`` (Engage's own, ``mailcore.link_check.links_check``) for
-    an anonymous recipient with ``substitution_data``, as :func:`content_render_preview`
-    renders it.
+    the recipient ``address`` (None: anonymous) with ``substitution_data``, as
+    :func:`content_render_preview` renders it.
 
     ``options`` are the request's (``click_tracking``), ``template_options`` a stored
     template's; the effective ``click_tracking`` follows the transmissions' precedence
@@ -132,7 +177,7 @@ def content_link_check(
     if not any(isinstance(content.get(part), str) for part in PARTS):
         raise errors.RequiredFieldMissing("content.html, content.text or content.amp_html is required")
     parts = {part: content[part] for part in PARTS if isinstance(content.get(part), str)}
-    context = _preview_context(substitution_data)
+    context = _preview_context(substitution_data, address)
     content_compile(parts)
     click_tracking = effective_options(
         transmission=options,

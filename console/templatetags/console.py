@@ -1,5 +1,5 @@
 """Template tags of the console: ``{% load console %}{% console_pages as pages %}`` gives
-``console.pages.PAGES`` to a template the console's views do not render (the admin index);
+``console.pages.PAGES`` to a template the console's views do not render;
 ``{{ state|state_label:start_time }}`` is a transmission state in the words every page shows;
 ``{{ moment|when }}`` is a date and time as every page writes it."""
 

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from console.selectors import TEST_SEND_CAMPAIGN
 from engage import errors
 from templates_app.models import Template
-from templates_app.rendering import content_render_preview, sample_data
+from templates_app.rendering import content_render_preview, sample_data, sample_recipient
 from templates_app.selectors import template_version
 from transmissions.services import transmission_create
 
@@ -48,16 +48,17 @@ def test_send_allowed(*, user_id: int | str) -> bool:
         return True
 
 
-def test_send_body(*, template: Template, address: str, substitution_data: dict, user: str) -> dict:
+def test_send_body(*, template: Template, address: str, substitution_data: dict, user: str, name: str = "") -> dict:
     """The transmission a test send creates: the template's draft when it has one (else its
-    published version), to ``address`` alone, with the sample data as the transmission's
-    ``substitution_data`` (SPEC B §1.1)."""
+    published version), to ``address`` alone (with the display name ``name``, the sample's
+    recipient's: ``{{address.name}}`` reads as in the preview), with the sample data as the
+    transmission's ``substitution_data`` (SPEC B §1.1)."""
     return {
         "campaign_id": TEST_SEND_CAMPAIGN,
         "description": f"Test send of {template.pk} by {user}"[:1024],
         "content": {"template_id": template.pk, "use_draft_template": template.has_draft},
         "substitution_data": substitution_data,
-        "recipients": [{"address": {"email": address}}],
+        "recipients": [{"address": {"email": address, "name": name} if name else {"email": address}}],
     }
 
 
@@ -79,12 +80,18 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
         )
         return back
     try:
-        data = sample_data(request.POST.get("substitution_data") or "")
+        data, sample_address = sample_recipient(sample_data(request.POST.get("substitution_data") or ""))
     except errors.InvalidJson as exc:
         messages.error(request, f"Sample data is not valid JSON: {exc.description}")
         return back
     address = (request.POST.get("address") or "").strip()
-    body = test_send_body(template=template, address=address, substitution_data=data, user=request.user.get_username())
+    body = test_send_body(
+        template=template,
+        address=address,
+        substitution_data=data,
+        user=request.user.get_username(),
+        name=sample_address["name"],
+    )
     try:
         result = transmission_create(body=body)
     except errors.EngageError as exc:
@@ -97,19 +104,21 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
         request,
         format_html('Test send to {} queued: transmission <a href="/transmissions/{}/">{}</a>.', address, tid, tid),
     )
-    if missing := sample_data_missing(template=template, substitution_data=data):
+    if missing := sample_data_missing(
+        template=template, substitution_data=data, address={"email": address, "name": sample_address["name"]}
+    ):
         messages.warning(request, f"The sample data lacked {', '.join(missing)}: sent empty.")
     return back
 
 
-def sample_data_missing(*, template: Template, substitution_data: dict) -> list[str]:
+def sample_data_missing(*, template: Template, substitution_data: dict, address: dict | None = None) -> list[str]:
     """The names the version a test send uses (its draft, else its published version) reads
     that ``substitution_data`` lacks (``content_render_preview``'s ``missing``); ``[]`` when
     that version does not render (the send says why)."""
     missing: list[str] = []
     try:
         _published, content, _options, _number, _updated = template_version(template, draft=template.has_draft)
-        content_render_preview(content, substitution_data=substitution_data, missing=missing)
+        content_render_preview(content, substitution_data=substitution_data, address=address, missing=missing)
     except errors.EngageError:
         return []
     return missing

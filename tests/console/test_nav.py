@@ -63,3 +63,11 @@ def test_in_a_browser_no_request_fails_and_log_out_signs_out(staff_user, live_se
     page.wait_for_load_state()
     page.goto(live_server.url + "/messages/")
     assert page.locator("#id_username").count() == 1
+
+
+def test_the_api_docs_page_leads_back_to_the_console(client):
+    html = client.get("/api/v1/docs").content.decode()
+    nav = html.split('<nav class="engage-back"', 1)[1].split("</nav>", 1)[0]
+    assert '<a href="/">← Engage console</a>' in nav
+    assert html.index('class="engage-back"') < html.index('id="swagger-ui"')  # above the docs, once
+    assert html.count('id="swagger-ui"') == 1 and html.count('class="engage-back"') == 1

@@ -194,3 +194,45 @@ def test_a_test_send_with_sample_data_lacking_variables_says_which_were_sent_emp
     )
     assert "lacked" not in full.content.decode()
     assert Transmission.objects.count() == 2
+
+
+GRACE = '{"address": {"email": "grace@example.com", "name": "Grace Hopper"}, "id": "101"}'
+
+
+def test_a_list_entry_s_address_previews_as_a_message_to_that_recipient_says_it(admin_client):
+    form = fields(subject="Hello {{address.name}}", html="<p>To {{address.email}}, id {{id}}</p>", text="")
+    answer = admin_client.post(EDITOR, {**form, "substitution_data": GRACE}).json()
+    assert answer["errors"] == [] and answer["missing"] == []
+    assert answer["rendered"]["subject"] == "Hello Grace Hopper"
+    assert "To grace@example.com, id 101" in answer["rendered"]["html"]
+
+
+def test_address_name_without_a_recipient_in_the_sample_is_said_missing(admin_client):
+    form = fields(subject="Hello {{address.name}}!", html="<p>{{id}}</p>", text="")
+    answer = admin_client.post(EDITOR, {**form, "substitution_data": '{"id": "1"}'}).json()
+    assert answer["rendered"]["subject"] == "Hello !"
+    assert answer["missing"] == ["address.name"]
+    bad = admin_client.post(EDITOR, {**form, "substitution_data": '{"address": "grace@example.com"}'}).json()
+    assert bad["rendered"] is None and bad["errors"][0]["field"] == "substitution_data"
+    assert "address must be an object" in bad["errors"][0]["message"]
+
+
+def test_name_missing_while_the_entry_has_a_name_points_to_address_name(admin_client):
+    answer = admin_client.post(EDITOR, {**fields(), "substitution_data": GRACE}).json()
+    assert answer["missing"] == ["name"]
+    assert answer["hints"] == ["use {{address.name}} for the recipient's name (Grace Hopper)"]
+    anonymous = admin_client.post(EDITOR, {**fields(), "substitution_data": '{"id": "1"}'}).json()
+    assert anonymous["missing"] == ["name"] and anonymous["hints"] == []
+
+
+def test_a_test_send_with_a_list_entry_sends_to_the_typed_address_with_the_entry_s_name(admin_client):
+    content = {**CONTENT, "subject": "Hi {{address.name}}", "html": "<p>{{id}}</p>", "text": "x"}
+    template_create(template_id="t", name="T", content=content, options={})
+    response = admin_client.post(
+        "/templates/t/test-send/", {"address": "me@example.com", "substitution_data": GRACE}, follow=True
+    )
+    assert "lacked" not in response.content.decode()
+    transmission = Transmission.objects.get()
+    assert transmission.substitution_data == {"id": "101"}  # "address" is the recipient's, not data
+    [message] = transmission.messages.all()
+    assert message.email == "me@example.com" and message.recipient["address"]["name"] == "Grace Hopper"

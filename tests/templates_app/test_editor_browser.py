@@ -72,7 +72,7 @@ def test_typing_fast_sends_one_render_at_a_time_and_a_newer_one_cancels_the_olde
     keystrokes closer than the pause send nothing, and a render still on its way when the next
     one is due is cancelled (AbortController), so the page has at most one in flight."""
     page = browser_page(live_server.url + "/admin/templates_app/template/add/")
-    page.locator("#tpl-status").filter(has_text="Not rendered").wait_for()  # the render on load
+    page.locator("#tpl-status").filter(has_text="Fill in From email").wait_for()  # the render on load
     sent, failed, held = [], [], []
     page.on("request", lambda r: sent.append(r) if "editor-render" in r.url else None)
     page.on("requestfailed", lambda r: failed.append(r) if "editor-render" in r.url else None)
@@ -89,5 +89,5 @@ def test_typing_fast_sends_one_render_at_a_time_and_a_newer_one_cancels_the_olde
     assert page.evaluate("() => document.getElementById('tpl-status').textContent") == "Rendering…"
 
     held[-1].continue_()
-    page.locator("#tpl-status").filter(has_text="Not rendered").wait_for()  # no from/subject yet
+    page.locator("#tpl-status").filter(has_text="Fill in From email").wait_for()  # no from/subject yet
     assert len(sent) == 2
