@@ -125,7 +125,9 @@ WSGI_APPLICATION = "engage.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "engage" / "templates"],
+        # engage/templates is found as the first app's (INSTALLED_APPS), ahead of the admin's: listed
+        # in DIRS too, a template that extends its own name ("admin/base_site.html") was read twice.
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
