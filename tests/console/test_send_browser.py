@@ -71,13 +71,9 @@ def test_in_a_browser_create_a_list_send_to_it_and_watch_the_progress(
 def test_in_a_browser_a_half_filled_send_later_is_stopped_and_send_is_disabled_while_sending(
     monkeypatch, live_server, transactional_db, staff_user, browser_page
 ):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
-    page = browser_page(live_server.url + "/transmissions/new/")
+    page = _send_form_filled(monkeypatch, live_server, browser_page)
     posts: list[str] = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
-    page.select_option("#id_template", "welcome")
-    page.fill("#id_addresses", "ada@example.com")
     for box in ("#id_start_date", "#id_start_time"):  # the whole value shows: nothing cut or run together
         assert page.eval_on_selector(box, "e => e.scrollWidth <= e.clientWidth"), box
 
@@ -114,12 +110,8 @@ def test_in_a_browser_a_half_filled_send_later_is_stopped_and_send_is_disabled_w
 def test_in_a_browser_a_past_start_time_is_said_at_the_top_in_view(
     monkeypatch, live_server, transactional_db, staff_user, browser_page
 ):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
-    page = browser_page(live_server.url + "/transmissions/new/")
+    page = _send_form_filled(monkeypatch, live_server, browser_page)
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.select_option("#id_template", "welcome")
-    page.fill("#id_addresses", "ada@example.com")
     page.fill("#id_start_date", "2020-01-01")
     page.fill("#id_start_time", "10:30")
     page.click("#send-button")
@@ -169,3 +161,13 @@ def test_in_a_browser_the_same_send_again_asks_first_and_sends_on_send_it_again_
     page.click("#resend-button")
     page.wait_for_url(re.compile(r".*/transmissions/[0-9]+/$"))
     assert Transmission.objects.count() == 2 and not page.url.endswith(f"/{first.pk}/")
+
+
+def _send_form_filled(monkeypatch, live_server, browser_page):
+    """The send page with a published template ``welcome`` chosen and one address typed."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    template_create(template_id="welcome", name="Welcome", published=True, content=CONTENT, options={})
+    page = browser_page(live_server.url + "/transmissions/new/")
+    page.select_option("#id_template", "welcome")
+    page.fill("#id_addresses", "ada@example.com")
+    return page
