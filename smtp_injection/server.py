@@ -132,8 +132,12 @@ class ListenerConfig:
     #: every ``key_check_seconds``).
     threads: int = 16
     #: Groups of accepted messages stored at once, each on its own thread and connection
-    #: (:class:`GroupStore`).
-    store_threads: int = 2
+    #: (:class:`GroupStore`). One: while its group commits, every message that arrives joins
+    #: the next group, so groups are as large as the load makes them. With two, the groups
+    #: were half as large and the listener took 1.17 ms of CPU per message against 0.96 with
+    #: one (bench/smtp_injection.py, 10 sessions: 758 → 958 msg/s, 32 → 40 % of
+    #: accept-and-discard; bench/RESULTS.md, session 14).
+    store_threads: int = 1
     #: Most messages stored in one statement (:class:`GroupStore`).
     max_group: int = 64
     #: Seconds the stored transmissions' ids are gathered before their generation is queued
@@ -202,7 +206,7 @@ class GroupStore:
     message, no ``SELECT 1`` health check per message, and the SQL built once per process.
     """
 
-    def __init__(self, *, threads: int = 2, max_group: int = 64, enqueue_window: float = 0.05) -> None:
+    def __init__(self, *, threads: int = 1, max_group: int = 64, enqueue_window: float = 0.05) -> None:
         self.threads = threads
         self.max_group = max_group
         self.enqueue_window = enqueue_window
