@@ -62,7 +62,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -583,30 +583,39 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
         log.error("transmission %s: %s", transmission_id, unpreparable)
     claim = _Claim(token)
     try:
-        while True:
-            claim.execute(
-                _CLAIM_SQL,
-                {"token": token, "tx": transmission_id, "chunk": chunk, "stale": claim.stale,
-                 "limit": settings.ENGAGE_SEND_BATCH_SIZE},
-            )  # fmt: skip
-            # RETURNING gives storage order; send in id order
-            rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
-            if not rows:
-                break
-            claim.last_beat = time.monotonic()
+        for rows in _claimed_batches(claim, _CLAIM_SQL, {"token": token, "tx": transmission_id, "chunk": chunk}):
             if prepared is None:
                 for message in rows:
-                    fields = transmission_event_fields(
-                        transmission, message_id=message.message_id, recipient=_loads(message.recipient)
-                    )
-                    _generation_failed(claim, message, fields, unpreparable, "1901")
-                    result.generation_failed += 1
+                    _unpreparable_fail(claim, transmission, unpreparable, message=message, result=result)
                 continue
             _batch_send(claim, [(prepared, message) for message in rows], result)
     finally:
         claim.close()
     transmission_finish_if_done(transmission_id=transmission_id)
     return result
+
+
+def _claimed_batches(claim: _Claim, sql: str, params: dict[str, Any]) -> Iterator[list[_ClaimedMessage]]:
+    """Claim with ``sql`` (``params`` plus the claim's ``stale`` and ``ENGAGE_SEND_BATCH_SIZE``
+    as ``limit``) until it claims nothing: each batch in id order (RETURNING gives storage
+    order), the claim's heartbeat renewed as it comes."""
+    while True:
+        claim.execute(sql, {**params, "stale": claim.stale, "limit": settings.ENGAGE_SEND_BATCH_SIZE})
+        rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
+        if not rows:
+            return
+        claim.last_beat = time.monotonic()
+        yield rows
+
+
+def _unpreparable_fail(
+    claim: _Claim, transmission: Transmission, reason: str, message: _ClaimedMessage, result: ChunkResult
+) -> None:
+    """End a claimed message of a transmission whose content cannot be prepared: its
+    ``generation_failure`` (code 1901) with ``reason``."""
+    fields = transmission_event_fields(transmission, message_id=message.message_id, recipient=_loads(message.recipient))
+    _generation_failed(claim, message, fields, reason, "1901")
+    result.generation_failed += 1
 
 
 def _batch_send(claim: _Claim, items: list[_Item], result: ChunkResult) -> None:
@@ -682,27 +691,14 @@ def group_send(*, transmissions: Sequence[Transmission], token: str) -> ChunkRes
         return result
     claim = _Claim(token)
     try:
-        while True:
-            claim.execute(
-                _CLAIM_GROUP_SQL,
-                {"token": token, "txs": [transmission.id for transmission in transmissions], "stale": claim.stale,
-                 "limit": settings.ENGAGE_SEND_BATCH_SIZE},
-            )  # fmt: skip
-            rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
-            if not rows:
-                break
-            claim.last_beat = time.monotonic()
+        txs = [transmission.id for transmission in transmissions]
+        for rows in _claimed_batches(claim, _CLAIM_GROUP_SQL, {"token": token, "txs": txs}):
             items: list[_Item] = []
             for message in rows:
                 if message.transmission_id in prepared:
                     items.append((prepared[message.transmission_id], message))
-                    continue
-                transmission, reason = unpreparable[message.transmission_id]
-                fields = transmission_event_fields(
-                    transmission, message_id=message.message_id, recipient=_loads(message.recipient)
-                )
-                _generation_failed(claim, message, fields, reason, "1901")
-                result.generation_failed += 1
+                else:
+                    _unpreparable_fail(claim, *unpreparable[message.transmission_id], message=message, result=result)
             _batch_send(claim, items, result)
     finally:
         claim.close()

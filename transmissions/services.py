@@ -588,17 +588,6 @@ def _template_pin(transmission: Transmission) -> tuple[str, dict[str, Any]]:
 _PENDING_SQL = (
     "SELECT 1 FROM transmissions_message WHERE transmission_id = %s AND state IN ('queued', 'sending') LIMIT 1"
 )
-# Success once at least one message was generated (handed to the relay, whatever it answered),
-# Failed when none was (SPEC B §1.7 has no such state: see transmissions.models).
-_FINISH_SQL = f"""
-UPDATE transmissions_transmission t
-   SET state = CASE WHEN c.generated = 0 AND c.failed_gen > 0 THEN %(failed)s ELSE %(success)s END,
-       generation_end_time = now(),
-       num_generated = c.generated,
-       num_failed_gen = c.failed_gen
-  FROM (SELECT {_COUNTERS} FROM transmissions_message m WHERE m.transmission_id = %(id)s) c
- WHERE t.id = %(id)s AND t.state = %(generating)s AND c.pending = 0
-"""
 
 
 def transmission_finish_if_done(*, transmission_id: int) -> bool:
@@ -609,16 +598,7 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
         cursor.execute(_PENDING_SQL, [transmission_id])
         if cursor.fetchone() is not None:
             return False  # the common case, answered from the small msg_pending index
-        cursor.execute(
-            _FINISH_SQL,
-            {
-                "id": transmission_id,
-                "success": TransmissionState.SUCCESS,
-                "failed": TransmissionState.FAILED,
-                "generating": TransmissionState.GENERATING,
-            },  # fmt: skip
-        )
-        return cursor.rowcount > 0
+    return bool(transmissions_finish_group(transmission_ids=[transmission_id]))
 
 
 # The SMTP transmissions of a group (the listener's: inline ``email_rfc822``, no template to
@@ -634,6 +614,9 @@ SELECT t.* FROM transmissions_transmission t
    AND (t.state = %(generating)s OR t.id IN (SELECT id FROM started))
  ORDER BY t.id
 """
+# Success once at least one message was generated (handed to the relay, whatever it answered),
+# Failed when none was (SPEC B §1.7 has no such state: see transmissions.models); one
+# transmission or several (transmission_finish_if_done, transmissions_finish_group).
 _FINISH_GROUP_SQL = f"""
 UPDATE transmissions_transmission t
    SET state = CASE WHEN c.generated = 0 AND c.failed_gen > 0 THEN %(failed)s ELSE %(success)s END,
