@@ -3,6 +3,7 @@ corpus, its verdict is what compiling with the scanners and rendering with a tra
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -259,13 +260,15 @@ def test_every_reason_has_a_sentence():
 
 def _check_seconds(links: int, *, between: str) -> float:
     html = f'<a href="https://e.com/{{{{u}}}}" data-msys-linkname="n">x</a>{between}' * links
-    best = float("inf")
-    for _ in range(2):
+    gc.disable()  # a collection of a larger heap costs more: that growth is not the check's
+    try:
         started = time.perf_counter()
         checks = links_check({"html": html}, context({"u": "v"}), click_tracking=True)
-        best = min(best, time.perf_counter() - started)
-        assert len(checks) == links
-    return best
+        seconds = time.perf_counter() - started
+    finally:
+        gc.enable()
+    assert len(checks) == links
+    return seconds
 
 
 @pytest.mark.slow
@@ -275,7 +278,11 @@ def test_the_check_grows_linearly_with_the_links(between):
     every item; each ``data-msys-*`` attribute is one): 10,000 links took 7 s, 4 times the links
     13 times as long. ``lexer.mark_url_context`` re-read a line up to each of its tags: 8,000
     links on one line took 34 s, 4 times the links 24 times as long. Four times the links must
-    take under 4 times as long, with a 1.5 margin for a loaded machine."""
-    small = _check_seconds(4000, between=between)
-    large = _check_seconds(16000, between=between)
-    assert large < 4 * small * 1.5, (small, large)
+    take under 4 times as long, with a 1.75 margin for a loaded machine (quadratic work is 16
+    times). The small and large runs alternate and each keeps its best of three, so a busy
+    moment on a shared CI machine slows both alike or neither."""
+    small = large = float("inf")
+    for _ in range(3):
+        small = min(small, _check_seconds(4000, between=between))
+        large = min(large, _check_seconds(16000, between=between))
+    assert large < 4 * small * 1.75, (small, large)
