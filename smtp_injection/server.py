@@ -1,10 +1,11 @@
 """The SMTP injection listener on aiosmtpd 1.4.6 (SMTP-INJECTION.md §5.1-§5.5, §5.9, §5.10).
 
 One asyncio loop per process (``manage.py smtp_listen``; never the web process, aiosmtpd
-#293). A message is read and prepared on the loop (no I/O); database work runs in threads,
-so a slow commit holds up the sessions waiting for it, not the loop: the key lookups in a
-bounded pool, the accepted messages in groups (:class:`GroupStore`: the messages of
-concurrent sessions in one statement and one commit).
+#293). A message is read and prepared on the loop (no I/O). The accepted messages are
+stored from the loop on its own asyncio database connection, in groups (:class:`GroupStore`:
+the messages of concurrent sessions in one statement and one commit), so a slow commit
+holds up the sessions waiting for it, not the loop; the key lookups and the policy's view
+(Django's ORM, which is blocking) run in a bounded thread pool.
 
 What the dialogue promises:
 
@@ -26,7 +27,7 @@ What the dialogue promises:
   cannot take the whole process's cap) or ``ENGAGE_SMTP_MAX_CONNECTIONS_PER_KEY`` for one key; ``452 4.5.3`` past
   ``ENGAGE_SMTP_MAX_RCPTS`` recipients; ``552 5.3.4`` over ``ENGAGE_SMTP_MAX_MESSAGE_SIZE``.
 - The reply to the final dot: ``250 2.0.0 OK <transmission id>`` once the transmission is
-  committed (``smtp_injection.services.smtp_messages_store``, by :class:`GroupStore`), the header's or Engage's
+  committed (``smtp_injection.services.smtp_messages_store_async``, by :class:`GroupStore`), the header's or Engage's
   ``5xx`` refusal, or ``451 4.3.0`` when it could not be stored (never 250).
 - Shutdown (:meth:`Listener.shutdown`): stop accepting, ``421 4.3.2`` to sessions not in
   DATA, let DATA in flight finish (up to ``ENGAGE_SMTP_SHUTDOWN_GRACE`` seconds).
@@ -48,7 +49,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
-from django.db import close_old_connections, connection, connections
+from django.db import close_old_connections, connections
+from psycopg import AsyncConnection
 
 from mailcore.addresses import address_problem
 from mailcore.msys_api import MsysApi, MsysApiError
@@ -67,10 +69,11 @@ from smtp_injection.services import (
     SmtpRefusal,
     smtp_message_prepare,
     smtp_message_read,
-    smtp_messages_store,
+    smtp_messages_store_async,
     smtp_policy_view,
     smtp_principal_authenticate,
     smtp_principal_check,
+    smtp_store_connect,
 )
 from transmissions.services import PreparedTransmission, transmissions_generation_enqueue
 
@@ -131,13 +134,16 @@ class ListenerConfig:
     #: Threads for the key checks and the policy's view (few: one per AUTH, one per key
     #: every ``key_check_seconds``).
     threads: int = 16
-    #: Groups of accepted messages stored at once, each on its own thread and connection
+    #: Groups of accepted messages stored at once, each on its own database connection
     #: (:class:`GroupStore`). One: while its group commits, every message that arrives joins
-    #: the next group, so groups are as large as the load makes them. With two, the groups
-    #: were half as large and the listener took 1.17 ms of CPU per message against 0.96 with
-    #: one (bench/smtp_injection.py, 10 sessions: 758 → 958 msg/s, 32 → 40 % of
-    #: accept-and-discard; bench/RESULTS.md, session 14).
-    store_threads: int = 1
+    #: the next group, so groups are as large as the load makes them. With two (then on two
+    #: threads), the groups were half as large and the listener took 1.17 ms of CPU per
+    #: message against 0.96 with one (bench/smtp_injection.py, 10 sessions: 758 → 958 msg/s,
+    #: 32 → 40 % of accept-and-discard; bench/RESULTS.md, session 14).
+    store_connections: int = 1
+    #: Seconds one group's statement (with its connect) may take; past it, each of its
+    #: sessions is answered ``451 4.3.0`` and the connection is closed.
+    store_timeout: float = 30.0
     #: Most messages stored in one statement (:class:`GroupStore`).
     max_group: int = 64
     #: Seconds the stored transmissions' ids are gathered before their generation is queued
@@ -168,17 +174,6 @@ def _authenticate(login: bytes, password: bytes) -> SmtpPrincipal | None:
         close_old_connections()
 
 
-def _store(prepared: list[PreparedTransmission]) -> list[int]:
-    """One group's statement, on the store thread's own connection (kept open: no health
-    check round trip per group). After a failure the connection is closed, so the next group
-    connects again (a PostgreSQL restart costs the groups in flight, not the process)."""
-    try:
-        return smtp_messages_store(prepared=prepared)
-    except BaseException:
-        connection.close()
-        raise
-
-
 def _enqueue(transmission_ids: list[int]) -> None:
     """Queue the generation of a stored group (one broker write); a failure is logged by the
     service and left to the scheduler (``transmissions.services.transmissions_due``)."""
@@ -187,34 +182,44 @@ def _enqueue(transmission_ids: list[int]) -> None:
 
 class GroupStore:
     """Group commit across sessions (issue 13 D3, SMTP-INJECTION.md §5.5): each session's
-    prepared message waits in ``pending``; a group is every message pending when a store
-    thread is free (at most ``max_group``), stored in one statement and one commit
-    (``smtp_injection.services.smtp_messages_store``), and each session gets its
-    transmission id, or the group's exception, only after that commit: "250 means stored"
-    holds for each. ``threads`` groups may be in flight at once (each thread its own
-    connection). Nothing waits to fill a group: a message that finds a thread free is stored
-    at once, and those that arrive meanwhile form the next group, so the group grows with the
-    load. The generation of what was stored is queued after the replies: the ids of the
-    groups stored within ``enqueue_window`` seconds of the first go in one task message (at
-    most ``max_group`` ids a task), which the worker sends as one batch
-    (``transmissions.sending.group_send``): with sessions that each wait for their 250 a
-    group is a few messages, and the worker's cost per batch is a few statements and one
-    task. Ids not queued when the process dies are started by the scheduler.
+    prepared message waits in ``pending``; a group is every message pending when one of the
+    ``connections`` database connections is free (at most ``max_group``), stored in one
+    statement and one commit (``smtp_injection.services.smtp_messages_store_async``), and
+    each session gets its transmission id, or the group's exception, only after that
+    commit: "250 means stored" holds for each. Nothing waits to fill a group: a message that
+    finds a connection free is stored at once, and those that arrive meanwhile form the next
+    group, so the group grows with the load.
 
-    What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"):
-    one statement, one commit (one WAL flush) and one broker write per group instead of per
-    message, no ``SELECT 1`` health check per message, and the SQL built once per process.
+    The statement runs on the event loop itself, on an asyncio connection of the listener's
+    own (psycopg ``AsyncConnection``, autocommit): no thread between the loop and the
+    database. A connection that failed (or whose group ran over ``timeout`` seconds: the
+    sessions get ``451``) is closed, and the next group connects again, so a PostgreSQL
+    restart costs the groups in flight, not the process.
+
+    The generation of what was stored is queued after the replies: the ids of the groups
+    stored within ``enqueue_window`` seconds of the first go in one task message (at most
+    ``max_group`` ids a task, on the enqueue thread: Celery's client is blocking), which the
+    worker sends as one batch (``transmissions.sending.group_send``). Ids not queued when
+    the process dies are started by the scheduler.
+
+    What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"
+    and "The store on the loop"): one statement, one commit (one WAL flush) and one broker
+    write per group instead of per message, the SQL built once per process, and no hop to a
+    thread and back per group.
     """
 
-    def __init__(self, *, threads: int = 1, max_group: int = 64, enqueue_window: float = 0.05) -> None:
-        self.threads = threads
+    def __init__(
+        self, *, connections: int = 1, max_group: int = 64, enqueue_window: float = 0.05, timeout: float = 30.0
+    ) -> None:
         self.max_group = max_group
         self.enqueue_window = enqueue_window
-        self.to_enqueue: list[int] = []  # stored, generation not queued yet (the loop's thread only)
+        self.timeout = timeout
+        self.to_enqueue: list[int] = []  # stored, generation not queued yet
         self.enqueue_timer: asyncio.TimerHandle | None = None
         self.pending: list[tuple[PreparedTransmission, asyncio.Future[int]]] = []
-        self.in_flight = 0
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smtp-store")
+        #: connections not storing a group now (None: not connected yet, or closed after a failure)
+        self.idle: list[AsyncConnection[Any] | None] = [None] * connections
+        self.in_flight: set[asyncio.Task[None]] = set()
         self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         #: groups stored and messages in them (the listener logs the mean at shutdown)
         self.groups = 0
@@ -222,26 +227,37 @@ class GroupStore:
 
     async def store(self, prepared: PreparedTransmission) -> int:
         """``prepared``'s transmission id once its group committed; raises what the group's
-        statement raised (nothing of the group is stored then)."""
+        statement raised (nothing of the group is stored then), or ``TimeoutError``."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.pending.append((prepared, future))
         self._flush()
         return await future
 
     def _flush(self) -> None:
-        while self.pending and self.in_flight < self.threads:
+        while self.pending and self.idle:
             group, self.pending = self.pending[: self.max_group], self.pending[self.max_group :]
-            self.in_flight += 1
-            stored = asyncio.wrap_future(self.executor.submit(_store, [prepared for prepared, _ in group]))
-            stored.add_done_callback(lambda done, group=group: self._stored(done, group))  # type: ignore[misc]
+            task = asyncio.get_running_loop().create_task(self._store_group(self.idle.pop(), group))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
 
-    def _stored(
-        self, done: asyncio.Future[list[int]], group: list[tuple[PreparedTransmission, asyncio.Future[int]]]
+    async def _store_group(
+        self,
+        database: AsyncConnection[Any] | None,
+        group: list[tuple[PreparedTransmission, asyncio.Future[int]]],
     ) -> None:
-        self.in_flight -= 1
-        error = done.exception()
-        if error is None:
-            ids = done.result()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if database is None or database.closed:
+                    database = await smtp_store_connect()
+                ids = await smtp_messages_store_async(database=database, prepared=[prepared for prepared, _ in group])
+        except Exception as error:  # psycopg.Error, TimeoutError...: none of the group is stored
+            if database is not None:
+                await _close_quietly(database)
+            database = None
+            for _prepared, future in group:
+                if not future.done():
+                    future.set_exception(error)
+        else:
             self.groups += 1
             self.messages += len(ids)
             for (_prepared, future), transmission_id in zip(group, ids, strict=True):
@@ -250,11 +266,9 @@ class GroupStore:
             self.to_enqueue += ids
             if self.enqueue_timer is None:
                 self.enqueue_timer = asyncio.get_running_loop().call_later(self.enqueue_window, self._enqueue_now)
-        else:
-            for _prepared, future in group:
-                if not future.done():
-                    future.set_exception(error)
-        self._flush()
+        finally:
+            self.idle.append(database)
+            self._flush()
 
     def _enqueue_now(self) -> None:
         """Queue the generation of the ids gathered since the timer started, in tasks of at
@@ -267,16 +281,22 @@ class GroupStore:
             self.enqueuer.submit(_enqueue, ids[start : start + self.max_group])
 
     async def close(self) -> None:
-        """Wait for the groups in flight, queue what they stored, close each store thread's
-        connection, stop."""
+        """Wait for the groups in flight, queue what they stored, close the connections, stop."""
         while self.in_flight or self.pending:
             await asyncio.sleep(0.01)
         self._enqueue_now()
-        barrier = threading.Barrier(self.threads)
-        closing = [self.executor.submit(_close_connections, barrier) for _ in range(self.threads)]
-        await asyncio.gather(*(asyncio.wrap_future(future) for future in closing))
-        self.executor.shutdown(wait=True)
-        self.enqueuer.shutdown(wait=True)
+        for database in self.idle:
+            if database is not None:
+                await _close_quietly(database)
+        self.idle = []
+        await asyncio.get_running_loop().run_in_executor(None, self.enqueuer.shutdown)
+
+
+async def _close_quietly(database: AsyncConnection[Any]) -> None:
+    try:
+        await database.close()
+    except Exception:  # a connection already broken: nothing left to close
+        log.debug("smtp: closing a store connection failed", exc_info=True)
 
 
 def _check_principal(principal: SmtpPrincipal) -> bool:
@@ -324,7 +344,10 @@ class Listener:
         # queued per group, off the path to the 250; one lost by a crash is started by the
         # scheduler.
         self.store = GroupStore(
-            threads=config.store_threads, max_group=config.max_group, enqueue_window=config.enqueue_window
+            connections=config.store_connections,
+            max_group=config.max_group,
+            enqueue_window=config.enqueue_window,
+            timeout=config.store_timeout,
         )
         self.closing = False
         self.server: asyncio.Server | None = None

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from psycopg import AsyncConnection
 
 from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
@@ -40,6 +41,8 @@ from transmissions.services import (
     transmission_prepare,
     transmissions_generation_enqueue,
     transmissions_insert_group,
+    transmissions_insert_group_async,
+    transmissions_store_connect,
 )
 
 log = logging.getLogger(__name__)
@@ -411,6 +414,21 @@ def smtp_messages_store(*, prepared: Sequence[PreparedTransmission]) -> list[int
     (``django.db.DatabaseError``...) means none was stored: the listener answers each
     ``451 4.3.0``."""
     return transmissions_insert_group(prepared=prepared)
+
+
+async def smtp_messages_store_async(
+    *, database: AsyncConnection[Any], prepared: Sequence[PreparedTransmission]
+) -> list[int]:
+    """:func:`smtp_messages_store` on the listener's asyncio connection
+    (:func:`smtp_store_connect`; ``transmissions.services.transmissions_insert_group_async``):
+    the same statement and commit, the ids in order. Raises ``psycopg.Error``: none stored."""
+    return await transmissions_insert_group_async(database=database, prepared=prepared)
+
+
+async def smtp_store_connect() -> AsyncConnection[Any]:
+    """The listener's asyncio database connection for :func:`smtp_messages_store_async`
+    (``transmissions.services.transmissions_store_connect``). Raises ``psycopg.Error``."""
+    return await transmissions_store_connect()
 
 
 def smtp_message_accept(

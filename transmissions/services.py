@@ -296,39 +296,39 @@ class _GroupInsert:
 
     sql: str
     attnames: tuple[str, ...]
-    json: tuple[bool, ...]
+    columns: tuple[str, ...]
 
 
 @functools.cache
 def _group_insert() -> _GroupInsert:
     """The statement: a transmission id drawn per input row (``ids``, materialised, so each
-    ``nextval`` is taken once and stays with its row's ordinal), the transmission rows and
-    their message rows from arrays (one array per column, ``unnest``), each joined to its id
-    by ordinal. The columns are the model's own except the primary key and those the
-    database fills (``db_default`` with no Python default: ``created_at``); JSON columns go
-    as text and are cast."""
+    ``nextval`` is taken once and stays with its row's ordinal), the transmission rows from
+    one JSON array (``jsonb_populate_recordset`` over the table's own row type: one
+    parameter for every column) and their message rows from arrays (one array per column,
+    ``unnest``), each joined to its id by ordinal. The columns are the model's own except
+    the primary key and those the database fills (``db_default`` with no Python default:
+    ``created_at``).
+
+    Why one JSON array for the transmissions: bound as one array per column (some 23), the
+    client-side dumping of the arrays cost 0.32-0.39 ms of CPU per message in groups of 3
+    (bench/RESULTS.md, "The store on the loop"), a third of it per-array work; the JSON is
+    one call to the C encoder."""
     opts = Transmission._meta
     fields = [
         field for field in opts.local_concrete_fields
         if field is not opts.pk and not field.generated
         and not (field.db_default is not NOT_PROVIDED and not field.has_default())
     ]  # fmt: skip
-    casts, columns, names = [], [], []
-    for number, field in enumerate(fields):
-        db_type = field.db_type(connection)
-        cast = "text[]::jsonb[]" if db_type == "jsonb" else f"{db_type}[]"
-        casts.append(f"%b::{cast}")
-        columns.append(connection.ops.quote_name(str(field.column)))
-        names.append(f"c{number}")
+    columns = [connection.ops.quote_name(str(field.column)) for field in fields]
     table = connection.ops.quote_name(opts.db_table)
     sql = f"""
 WITH ids AS MATERIALIZED (
        SELECT nextval(pg_get_serial_sequence('{opts.db_table}', '{opts.pk.column}')) AS id, ord
          FROM generate_series(1, %b::integer) AS ord),
      tx AS (INSERT INTO {table} ({connection.ops.quote_name(str(opts.pk.column))}, {", ".join(columns)})
-            SELECT ids.id, {", ".join("t." + name for name in names)}
-              FROM unnest({", ".join(casts)}) WITH ORDINALITY AS t({", ".join(names)}, ord)
-              JOIN ids USING (ord)),
+            SELECT ids.id, {", ".join("t." + column for column in columns)}
+              FROM jsonb_populate_recordset(NULL::{table}, %b::text::jsonb) WITH ORDINALITY AS t
+              JOIN ids ON ids.ord = t.ordinality),
      msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
              SELECT ids.id, m.chunk, m.message_id, m.email, m.recipient
                FROM unnest(%b::bigint[], %b::integer[], %b::text[], %b::text[], %b::text[]::jsonb[])
@@ -339,7 +339,7 @@ SELECT id FROM ids ORDER BY ord
     return _GroupInsert(
         sql=sql,
         attnames=tuple(field.attname for field in fields),
-        json=tuple(field.get_internal_type() == "JSONField" for field in fields),
+        columns=tuple(str(field.column) for field in fields),
     )
 
 
@@ -356,33 +356,90 @@ def transmissions_insert_group(*, prepared: Sequence[PreparedTransmission]) -> l
     statement per message through Django's INSERT compiler 17 %; per group, arrays quoted on
     the client 25 %; per group, bound binary 10 % (bench/RESULTS.md, "group store")."""
     insert = _group_insert()
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    columns: list[list[Any]] = [[] for _ in insert.attnames]
-    ords: list[int] = []
-    chunks: list[int] = []
-    message_ids: list[str] = []
-    emails: list[str] = []
-    rows: list[str] = []
-    for ord_, item in enumerate(prepared, 1):
-        transmission = item.transmission
-        for column, attname, is_json in zip(columns, insert.attnames, insert.json, strict=True):
-            value = getattr(transmission, attname)
-            column.append(dumps(value) if is_json and value is not None else value)
-        size = transmission.rcpt_list_chunk_size
-        for index, (recipient, message_id) in enumerate(zip(item.recipients, item.message_ids, strict=True)):
-            ords.append(ord_)
-            chunks.append(index // size)
-            message_ids.append(message_id)
-            emails.append(recipient["address"]["email"])
-            rows.append(dumps(recipient))
+    params = _group_params(insert, prepared)
     connection.ensure_connection()
     with connection.wrap_database_errors:
         # Any: django-stubs type the argument of make_cursor as Django's own wrapper.
         raw: Any = _PreparedBinaryCursor(connection.connection)
     wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with wrapped as cursor:
-        cursor.execute(insert.sql, [len(prepared), *columns, ords, chunks, message_ids, emails, rows])
+        cursor.execute(insert.sql, params)
         ids = [row[0] for row in cursor.fetchall()]
+    return _group_stored(prepared, ids)
+
+
+async def transmissions_insert_group_async(
+    *, database: psycopg.AsyncConnection[Any], prepared: Sequence[PreparedTransmission]
+) -> list[int]:
+    """:func:`transmissions_insert_group` on an asyncio connection in autocommit mode (the
+    SMTP listener's own, on its event loop: :func:`transmissions_store_connect`): the same
+    statement, prepared on the server, and the same all-or-nothing commit. Returns the ids
+    in ``prepared``'s order; raises ``psycopg.Error`` (nothing of the group is stored then).
+
+    Why not the thread: with the statement on a store thread, every group crossed from the
+    loop to the thread and back (a queue, a futex wake-up, a self-pipe write, GIL hand-overs
+    while the loop was busy); bench/smtp_injection.py measured that crossing at about a
+    third of the listener's CPU per message (bench/RESULTS.md, "The store on the loop")."""
+    insert = _group_insert()
+    params = _group_params(insert, prepared)
+    async with database.cursor() as cursor:
+        await cursor.execute(insert.sql, params, prepare=True, binary=True)
+        ids = [row[0] for row in await cursor.fetchall()]
+    return _group_stored(prepared, ids)
+
+
+async def transmissions_store_connect() -> psycopg.AsyncConnection[Any]:
+    """A new asyncio connection to Django's default database, in autocommit mode, with the
+    parameters Django itself connects with (``DATABASES``: host, port, name, user, password,
+    ``OPTIONS``), for :func:`transmissions_insert_group_async`. Raises ``psycopg.Error``
+    (``OperationalError`` when the server cannot be reached)."""
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    params.setdefault("connect_timeout", 10)
+    return await psycopg.AsyncConnection.connect(**params, autocommit=True)
+
+
+def _group_params(insert: _GroupInsert, prepared: Sequence[PreparedTransmission]) -> list[Any]:
+    """The parameters of :func:`_group_insert`'s statement for ``prepared``: the group's
+    size, the transmission rows as one JSON array of objects (column name to value;
+    datetimes in ISO 8601 with their offset), and the message rows' columns (ordinal, chunk,
+    message id, email, recipient as JSON text)."""
+    dumps = _GROUP_JSON.encode
+    rows: list[dict[str, Any]] = []
+    ords: list[int] = []
+    chunks: list[int] = []
+    message_ids: list[str] = []
+    emails: list[str] = []
+    recipients: list[str] = []
+    for ord_, item in enumerate(prepared, 1):
+        transmission = item.transmission
+        rows.append(
+            {
+                column: getattr(transmission, attname)
+                for column, attname in zip(insert.columns, insert.attnames, strict=False)
+            }
+        )
+        size = transmission.rcpt_list_chunk_size
+        for index, (recipient, message_id) in enumerate(zip(item.recipients, item.message_ids, strict=True)):
+            ords.append(ord_)
+            chunks.append(index // size)
+            message_ids.append(message_id)
+            emails.append(recipient["address"]["email"])
+            recipients.append(dumps(recipient))
+    return [len(prepared), dumps(rows), ords, chunks, message_ids, emails, recipients]
+
+
+def _iso_datetime(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not stored by the SMTP group insert")
+
+
+_GROUP_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_iso_datetime)
+
+
+def _group_stored(prepared: Sequence[PreparedTransmission], ids: list[int]) -> list[int]:
     for item, transmission_id in zip(prepared, ids, strict=True):
         item.transmission.id = transmission_id
     return ids

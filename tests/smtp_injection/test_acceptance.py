@@ -4,6 +4,9 @@ generation, where a message that cannot be used fails with its event."""
 
 from __future__ import annotations
 
+import asyncio
+
+import psycopg
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -112,20 +115,19 @@ def test_concurrent_sessions_are_stored_in_shared_groups_and_each_gets_its_own_i
     start_listener, smtp_key, monkeypatch
 ):
     import threading
-    import time
 
     import transmissions.services
 
-    original = transmissions.services.transmissions_insert_group
+    original = transmissions.services.transmissions_insert_group_async
     sizes: list[int] = []
 
-    def slow(*, prepared):
+    async def slow(*, database, prepared):
         sizes.append(len(prepared))
-        time.sleep(0.3)  # the first group is in flight while the other sessions reach the dot
-        return original(prepared=prepared)
+        await asyncio.sleep(0.3)  # the first group is in flight while the other sessions reach the dot
+        return await original(database=database, prepared=prepared)
 
-    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", slow)
-    listener = start_listener(store_threads=1)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", slow)
+    listener = start_listener(store_connections=1)
     clients = []
     for _ in range(5):
         client = listener.client()
@@ -149,19 +151,16 @@ def test_concurrent_sessions_are_stored_in_shared_groups_and_each_gets_its_own_i
 
 def test_a_failed_group_answers_451_to_every_session_in_it(start_listener, smtp_key, monkeypatch):
     import threading
-    import time
-
-    from django.db import OperationalError
 
     calls: list[int] = []
 
-    def broken(*, prepared):
+    async def broken(*, database, prepared):
         calls.append(len(prepared))
-        time.sleep(0.3)
-        raise OperationalError("connection to server was lost")
+        await asyncio.sleep(0.3)
+        raise psycopg.OperationalError("connection to server was lost")
 
-    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", broken)
-    listener = start_listener(store_threads=1)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", broken)
+    listener = start_listener(store_connections=1)
     clients = []
     for _ in range(3):
         client = listener.client()
@@ -178,6 +177,58 @@ def test_a_failed_group_answers_451_to_every_session_in_it(start_listener, smtp_
         sender.join(30)
     assert [code for code, _ in replies] == [451] * 3, replies
     assert sum(calls) == 3 and Transmission.objects.count() == 0
+
+
+def test_a_hung_database_answers_451_after_the_store_timeout_and_the_next_message_is_stored(
+    start_listener, smtp_key, monkeypatch
+):
+    """A statement that never returns (PostgreSQL hung, a lock held) costs its group a
+    ``451 4.3.0`` after ``store_timeout`` seconds, not the listener: the connection is
+    dropped and the next group is stored on a new one."""
+    import transmissions.services
+
+    original = transmissions.services.transmissions_insert_group_async
+    used: list[object] = []
+
+    async def hangs_once(*, database, prepared):
+        used.append(database)
+        if len(used) == 1:
+            await asyncio.sleep(3600)
+        return await original(database=database, prepared=prepared)
+
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", hangs_once)
+    listener = start_listener(store_timeout=0.5)
+    client = listener.client()
+    login(client, smtp_key)
+    assert inject(client, ["jo@example.com"], message()) == (451, b"4.3.0 Temporary failure, please retry")
+    assert Transmission.objects.count() == 0
+    code, reply = inject(client, ["jo@example.com"], message())
+    assert code == 250
+    assert Transmission.objects.filter(pk=transmission_id(reply)).exists()
+    assert used[0] is not used[1] and used[0].closed
+
+
+def test_after_a_lost_connection_the_next_group_connects_again(smtp, smtp_key, monkeypatch):
+    """The store's connection killed under it (a PostgreSQL restart, an idle timeout):
+    that group gets 451, the next one is stored on a new connection."""
+    import transmissions.services
+
+    original = transmissions.services.transmissions_insert_group_async
+    used: list[object] = []
+
+    async def killed_once(*, database, prepared):
+        used.append(database)
+        if len(used) == 1:
+            await database.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return await original(database=database, prepared=prepared)
+
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", killed_once)
+    client = smtp.client()
+    login(client, smtp_key)
+    assert inject(client, ["jo@example.com"], message())[0] == 451
+    code, reply = inject(client, ["jo@example.com"], message())
+    assert code == 250 and Transmission.objects.filter(pk=transmission_id(reply)).exists()
+    assert used[0] is not used[1]
 
 
 def test_the_group_task_starts_and_sends_every_transmission_of_its_group(smtp, smtp_key, relay):

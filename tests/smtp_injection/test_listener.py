@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import smtplib
 import subprocess
 
+import psycopg
 import pytest
-from django.db import OperationalError
 
 from api_keys.models import ApiKey
 from tests.smtp_injection.helpers import inject, inject_raw, login, message, send_all, transmission_id
@@ -241,10 +242,10 @@ def test_smuggling_probes_never_make_two_messages(smtp, smtp_key, probe):
 
 
 def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
-    def broken(**_kwargs):
-        raise OperationalError("connection to server was lost")
+    async def broken(**_kwargs):
+        raise psycopg.OperationalError("connection to server was lost")
 
-    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", broken)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", broken)
     client = smtp.client()
     login(client, smtp_key)
     code, text = inject(client, ["jo@example.com"], message())
@@ -280,19 +281,18 @@ def test_connections_from_one_address_over_its_cap_are_421_before_any_auth(start
 
 def test_shutdown_lets_data_in_flight_finish(start_listener, smtp_key, monkeypatch):
     import threading
-    import time
 
     import transmissions.services
 
-    original = transmissions.services.transmissions_insert_group
+    original = transmissions.services.transmissions_insert_group_async
     entered = threading.Event()
 
-    def slow(**kwargs):
+    async def slow(**kwargs):
         entered.set()
-        time.sleep(1)
-        return original(**kwargs)
+        await asyncio.sleep(1)
+        return await original(**kwargs)
 
-    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group", slow)
+    monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", slow)
     listener = start_listener()
     idle = listener.client()
     client = listener.client()
