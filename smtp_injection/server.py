@@ -147,8 +147,12 @@ class ListenerConfig:
     #: Most messages stored in one statement (:class:`GroupStore`).
     max_group: int = 64
     #: Seconds the stored transmissions' ids are gathered before their generation is queued
-    #: in one task (:class:`GroupStore`), so that the worker sends them as one batch.
-    enqueue_window: float = 0.05
+    #: in one task (:class:`GroupStore`), so that the worker sends them as one batch. Each
+    #: queueing is a Celery publish on the enqueue thread (pure Python under the GIL, which
+    #: the loop then waits for): 0.25 s against 0.05 s gave 653-720 against 422-550 msg/s
+    #: in alternating runs of bench/smtp_injection.py (bench/RESULTS.md, "The store on the
+    #: loop"), for at most a quarter second more before generation starts.
+    enqueue_window: float = 0.25
     #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
@@ -209,7 +213,7 @@ class GroupStore:
     """
 
     def __init__(
-        self, *, connections: int = 1, max_group: int = 64, enqueue_window: float = 0.05, timeout: float = 30.0
+        self, *, connections: int = 1, max_group: int = 64, enqueue_window: float = 0.25, timeout: float = 30.0
     ) -> None:
         self.max_group = max_group
         self.enqueue_window = enqueue_window
