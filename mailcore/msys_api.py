@@ -21,7 +21,8 @@ Reading the value (§1.3):
    neither; the same refusals as the API's JSON parser, ``engage/api/parsers.py``), at
    most :data:`MAX_DEPTH` levels of nesting, at most :data:`MAX_HEADER_BYTES` of UTF-8.
 
-Fields (§1.2; ``null`` anywhere means "not given", SPEC A.1; unknown fields are ignored):
+Fields (§1.2; ``null`` anywhere means "not given", SPEC A.1; other fields are ignored and
+named in :attr:`MsysApi.ignored`, so that the listener can say so in its log):
 
 - ``campaign_id``: a string of at most :data:`MAX_CAMPAIGN_ID_BYTES` UTF-8 bytes.
 - ``metadata``: a JSON object, kept whole; its size is not a reason to refuse (§1.2: the
@@ -284,6 +285,8 @@ class MsysApi:
     - ``options``: :class:`MsysApiOptions`.
     - ``cc``, ``bcc``, ``archive``: ``(display name, address)`` pairs (:data:`mailcore.headers.Address`,
       the name ``""`` when none), in the order sent, each address once across the three.
+    - ``ignored``: the top-level fields given that nothing reads (``substitution_data``, a
+      misspelt ``campaign``, ``tracking_domain``, which only a policy sets), sorted.
     """
 
     campaign_id: str | None = None
@@ -293,7 +296,11 @@ class MsysApi:
     cc: tuple[Address, ...] = ()
     bcc: tuple[Address, ...] = ()
     archive: tuple[Address, ...] = ()
+    ignored: tuple[str, ...] = ()
 
+
+#: The top-level fields :func:`msys_api_parse` reads.
+READ_FIELDS = frozenset({"campaign_id", "metadata", "tags", "options", "cc", "bcc", "archive"})
 
 #: What a message without the header gets.
 NO_HEADER = MsysApi()
@@ -467,4 +474,5 @@ def msys_api_parse(values: Sequence[str], *, max_bytes: int = MAX_HEADER_BYTES) 
         cc=copies["cc"],
         bcc=copies["bcc"],
         archive=copies["archive"],
+        ignored=tuple(sorted(name for name in data if name not in READ_FIELDS)),
     )

@@ -30,7 +30,7 @@ from psycopg import AsyncConnection
 from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
-from mailcore.msys_api import CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.msys_api import READ_FIELDS, CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_reply import SmtpReply, reply_text
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
@@ -212,9 +212,30 @@ def smtp_message_read(injection: Injection) -> MsysApi:
         raise SmtpRefusal(f"554 5.6.0 {problem}")
     head, _rest = head_split(injection.data)
     try:
-        return msys_api_parse(header_values(head, MSYS_API_HEADER))
+        api = msys_api_parse(header_values(head, MSYS_API_HEADER))
     except MsysApiError as exc:
         raise SmtpRefusal(exc.reply.line()) from None
+    if api.ignored:
+        _warn_ignored(injection.principal, api.ignored)
+    return api
+
+
+_ignored_warned: set[tuple[int, tuple[str, ...]]] = set()
+
+
+def _warn_ignored(principal: SmtpPrincipal, ignored: tuple[str, ...]) -> None:
+    """A field of ``X-MSYS-API`` nothing reads (a misspelt ``campaign``; ``tracking_domain``,
+    which only a policy sets) is accepted, as SparkPost does, but said in the log: once per
+    key and set of fields per process, so an application that always sends one does not
+    flood it."""
+    if (principal.key_id, ignored) in _ignored_warned or len(_ignored_warned) > 10_000:
+        return
+    _ignored_warned.add((principal.key_id, ignored))
+    log.warning(
+        "smtp injection: X-MSYS-API field(s) %s from key %r ignored (read: %s; tracking_domain only "
+        "from ENGAGE_SMTP_POLICY); logged once per key and fields",
+        ", ".join(repr(name) for name in ignored), principal.label, ", ".join(sorted(READ_FIELDS)),
+    )  # fmt: skip
 
 
 def smtp_policy_view(*, injection: Injection, api: MsysApi) -> PolicyView:

@@ -212,7 +212,12 @@ def test_null_means_not_given_and_unknown_fields_are_ignored():
     api = _parse(
         {"campaign_id": None, "metadata": None, "tags": None, "options": {"open_tracking": None}, "cc": None, "x": 1}
     )
-    assert api == NO_HEADER
+    assert api == MsysApi(ignored=("x",))
+
+
+def test_fields_nothing_reads_are_named_so_the_listener_can_say_so():
+    api = _parse({"campaign": "typo", "tracking_domain": "t.example", "campaign_id": "c"})
+    assert api.campaign_id == "c" and api.ignored == ("campaign", "tracking_domain")
 
 
 def test_only_the_first_10_tags_are_kept_whatever_follows():
@@ -232,7 +237,7 @@ def test_metadata_size_is_not_a_reason_to_refuse():
 
 
 def test_substitution_data_is_ignored_whatever_it_is():
-    assert _parse({"substitution_data": [1, "x"]}) == NO_HEADER
+    assert _parse({"substitution_data": [1, "x"]}) == MsysApi(ignored=("substitution_data",))
 
 
 def test_an_address_is_kept_once_across_cc_bcc_archive_first_list_wins():

@@ -501,3 +501,18 @@ def test_a_key_label_with_parentheses_stays_readable_in_the_received_comment():
     assert _comment_text("a\\b") == r"a\\b"
     assert _comment_text("é\r\nBcc: x") == "???Bcc: x"
     assert len(_comment_text("(" * 100)) == 128  # cut before quoting: 64 characters, each quoted
+
+
+def test_a_header_field_nothing_reads_is_accepted_and_logged_once_per_key(smtp, smtp_key, caplog):
+    """A misspelt field (``campaign`` for ``campaign_id``) gets its 250 as at SparkPost, but
+    the log says which field was ignored, once per key and fields, not per message."""
+    client = smtp.client()
+    login(client, smtp_key)
+    header = '{"campaign": "typo", "tags": ["t"]}'
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            code, _reply = inject(client, ["jo@example.com"], message(header))
+            assert code == 250
+    warnings = [record.getMessage() for record in caplog.records if "ignored" in record.getMessage()]
+    assert len(warnings) == 1 and "'campaign'" in warnings[0] and "billing app" in warnings[0], warnings
+    assert set(Transmission.objects.values_list("campaign_id", flat=True)) == {""}
