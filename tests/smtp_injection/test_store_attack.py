@@ -201,3 +201,62 @@ def test_a_locked_table_answers_451_after_the_store_timeout_and_nothing_is_store
     assert not Transmission.objects.filter(messages__email="locked@example.com").exists()
     code, reply, elapsed = _timed_inject(client, "after@example.com", 10)
     assert code == 250 and elapsed < 5, (code, reply, elapsed)
+
+
+def test_store_backend_terminated_again_and_again_under_concurrent_sessions(start_listener, smtp_key):
+    """Four sessions send for a few seconds while the store's backend is terminated every
+    0.3 s (``pg_terminate_backend``): every 250's transmission is there with its message,
+    nothing answered 451 is stored, and a message after the storm gets 250."""
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    from transmissions.models import Message
+
+    listener = start_listener(store_timeout=5.0)
+    params = {k: v for k, v in connection.get_connection_params().items()
+              if k not in ("cursor_factory", "context", "prepare_threshold")}  # fmt: skip
+    stop = threading.Event()
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    def sender(n: int) -> None:
+        client = listener.client()
+        login(client, smtp_key)
+        for m in range(10_000):
+            if stop.is_set():
+                break
+            rcpt = f"s{n}m{m}@example.com"
+            answers[rcpt] = inject(client, [rcpt], message())
+            time.sleep(0.01)  # light load: the machine is shared
+
+    threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    killed = 0
+    with psycopg.connect(**params, autocommit=True) as killer:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            killed += killer.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE %s AND pid <> pg_backend_pid()",
+                ("%WITH ids AS MATERIALIZED%",),
+            ).fetchone()[0]
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    codes = {code for code, _ in answers.values()}
+    stored = set(Message.objects.values_list("email", flat=True))
+    ok = {rcpt for rcpt, (code, _) in answers.items() if code == 250}
+    failed = {rcpt for rcpt, (code, _) in answers.items() if code != 250}
+    print(f"killed {killed}, answers {len(answers)}, 250: {len(ok)}, other: {len(failed)} {codes}")
+    assert killed > 5 and failed and ok
+    assert codes <= {250, 451}, codes
+    assert ok <= stored, ok - stored
+    assert not (failed & stored), failed & stored
+    for rcpt in list(ok)[:20]:
+        assert Transmission.objects.filter(pk=transmission_id(answers[rcpt][1]), messages__email=rcpt).exists()
+    client = listener.client()
+    login(client, smtp_key)
+    assert inject(client, ["after@example.com"], message())[0] == 250
