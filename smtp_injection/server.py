@@ -38,7 +38,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -141,8 +143,11 @@ class ListenerConfig:
     #: message against 0.96 with one (bench/smtp_injection.py, 10 sessions: 758 → 958 msg/s,
     #: 32 → 40 % of accept-and-discard; bench/RESULTS.md, session 14).
     store_connections: int = 1
-    #: Seconds one group's statement (with its connect) may take; past it, each of its
-    #: sessions is answered ``451 4.3.0`` and the connection is closed.
+    #: Seconds one group's statement (with its connect) may take; past it, the statement is
+    #: cancelled on the server, its socket shut down if no answer comes (``ABORT_GRACE``),
+    #: each of its sessions is answered ``451 4.3.0`` and the connection is dropped: at most
+    #: ``store_timeout + 3 * ABORT_GRACE`` seconds, however dead the server (a75c2e7 relied on
+    #: psycopg's cancellation, which then waits for the dead connection with no limit).
     store_timeout: float = 30.0
     #: Most messages stored in one statement (:class:`GroupStore`).
     max_group: int = 64
@@ -249,19 +254,22 @@ class GroupStore:
         database: AsyncConnection[Any] | None,
         group: list[tuple[PreparedTransmission, asyncio.Future[int]]],
     ) -> None:
+        held: list[AsyncConnection[Any] | None] = [database]
+        work = asyncio.ensure_future(_statement(held, [prepared for prepared, _ in group]))
         try:
-            async with asyncio.timeout(self.timeout):
-                if database is None or database.closed:
-                    database = await smtp_store_connect()
-                ids = await smtp_messages_store_async(database=database, prepared=[prepared for prepared, _ in group])
+            ids = await self._settle(work, held)
         except Exception as error:  # psycopg.Error, TimeoutError...: none of the group is stored
-            if database is not None:
-                await _close_quietly(database)
+            if work.done():
+                if held[0] is not None:
+                    await _close_quietly(held[0])
+            else:  # abandoned (its socket shut down): closed whenever it ends
+                work.add_done_callback(lambda done: _abandoned(done, held[0]))
             database = None
             for _prepared, future in group:
                 if not future.done():
                     future.set_exception(error)
         else:
+            database = held[0]
             self.groups += 1
             self.messages += len(ids)
             for (_prepared, future), transmission_id in zip(group, ids, strict=True):
@@ -273,6 +281,28 @@ class GroupStore:
         finally:
             self.idle.append(database)
             self._flush()
+
+    async def _settle(self, work: asyncio.Future[list[int]], held: list[AsyncConnection[Any] | None]) -> list[int]:
+        """``work``'s ids, or its exception; past ``timeout`` seconds, the statement is
+        cancelled on the server (a lock wait ends there, nothing stored), then, if no answer
+        came within ``ABORT_GRACE`` seconds, the connection's socket is shut down (a server
+        that froze or vanished: psycopg's own cancellation would wait for its answer with no
+        limit), and ``TimeoutError``. Ids that come back after the timeout (the commit beat
+        the cancel) are the group's: it is stored."""
+        done, _ = await asyncio.wait({work}, timeout=self.timeout)
+        if not done and (database := held[0]) is not None:
+            try:
+                await database.cancel_safe(timeout=ABORT_GRACE)
+            except Exception:
+                log.warning("smtp: cancelling a store statement over %ss failed", self.timeout, exc_info=True)
+            done, _ = await asyncio.wait({work}, timeout=ABORT_GRACE)
+            if not done:
+                _shut_down(database)
+                done, _ = await asyncio.wait({work}, timeout=ABORT_GRACE)
+        if done:
+            return work.result()
+        work.cancel()
+        raise TimeoutError(f"the group's statement ran over {self.timeout}s")
 
     def _enqueue_now(self) -> None:
         """Queue the generation of the ids gathered since the timer started, in tasks of at
@@ -294,6 +324,40 @@ class GroupStore:
                 await _close_quietly(database)
         self.idle = []
         await asyncio.get_running_loop().run_in_executor(None, self.enqueuer.shutdown)
+
+
+#: Seconds a store statement over its timeout is given to answer the server-side cancel,
+#: then to end once its socket is shut down (:meth:`GroupStore._settle`).
+ABORT_GRACE = 2.0
+
+
+async def _statement(held: list[AsyncConnection[Any] | None], prepared: list[PreparedTransmission]) -> list[int]:
+    """Connect (``held[0]`` when closed or None) and store ``prepared``: the ids."""
+    database = held[0]
+    if database is None or database.closed:
+        database = held[0] = await smtp_store_connect()
+    return await smtp_messages_store_async(database=database, prepared=prepared)
+
+
+def _shut_down(database: AsyncConnection[Any]) -> None:
+    """End ``database``'s socket both ways, under psycopg: a read waiting on it sees the end
+    at once (``OperationalError``), however dead the server is."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(database.pgconn.socket))
+    except Exception:  # already closed or broken
+        return
+    with duplicate:
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _abandoned(work: asyncio.Future[list[int]], database: AsyncConnection[Any] | None) -> None:
+    if not work.cancelled() and work.exception() is None:
+        log.error("smtp: a group answered 451 after its timeout was stored after all: %s", work.result())
+    if database is not None:
+        asyncio.get_running_loop().create_task(_close_quietly(database))
 
 
 async def _close_quietly(database: AsyncConnection[Any]) -> None:
