@@ -48,6 +48,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
@@ -75,6 +76,7 @@ from smtp_injection.services import (
     smtp_policy_view,
     smtp_principal_authenticate,
     smtp_principal_check,
+    smtp_store_clock_offset,
     smtp_store_connect,
 )
 from transmissions.services import PreparedTransmission, transmissions_generation_enqueue
@@ -229,6 +231,8 @@ class GroupStore:
         #: connections not storing a group now (None: not connected yet, or closed after a failure)
         self.idle: list[AsyncConnection[Any] | None] = [None] * connections
         self.in_flight: set[asyncio.Task[None]] = set()
+        #: the server's clock ahead of this process's, in seconds, per open connection (by id)
+        self.clock_offsets: dict[int, float] = {}
         self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         #: groups stored and messages in them (the listener logs the mean at shutdown)
         self.groups = 0
@@ -255,7 +259,11 @@ class GroupStore:
         group: list[tuple[PreparedTransmission, asyncio.Future[int]]],
     ) -> None:
         held: list[AsyncConnection[Any] | None] = [database]
-        work = asyncio.ensure_future(_statement(held, [prepared for prepared, _ in group]))
+        # In this process's clock: the server is to begin the statement by then, or store nothing.
+        deadline = time.time() + self.timeout
+        work = asyncio.ensure_future(
+            _statement(held, [prepared for prepared, _ in group], deadline=deadline, offsets=self.clock_offsets)
+        )
         try:
             ids = await self._settle(work, held)
         except Exception as error:  # psycopg.Error, TimeoutError...: none of the group is stored
@@ -331,12 +339,27 @@ class GroupStore:
 ABORT_GRACE = 2.0
 
 
-async def _statement(held: list[AsyncConnection[Any] | None], prepared: list[PreparedTransmission]) -> list[int]:
-    """Connect (``held[0]`` when closed or None) and store ``prepared``: the ids."""
+async def _statement(
+    held: list[AsyncConnection[Any] | None],
+    prepared: list[PreparedTransmission],
+    *,
+    deadline: float,
+    offsets: dict[int, float],
+) -> list[int]:
+    """Connect (``held[0]`` when closed or None; the server's clock offset measured then, kept
+    in ``offsets`` by connection) and store ``prepared`` unless the server begins the
+    statement after ``deadline`` (``time.time()`` seconds, this process's clock): the ids."""
     database = held[0]
     if database is None or database.closed:
         database = held[0] = await smtp_store_connect()
-    return await smtp_messages_store_async(database=database, prepared=prepared)
+        if len(offsets) >= 64:  # entries of connections closed since (an open one's is measured again)
+            offsets.clear()
+        offsets.pop(id(database), None)
+    offset = offsets.get(id(database))
+    if offset is None:
+        offset = offsets[id(database)] = await smtp_store_clock_offset(database)
+    server_deadline = datetime.fromtimestamp(deadline + offset, UTC)
+    return await smtp_messages_store_async(database=database, prepared=prepared, deadline=server_deadline)
 
 
 def _shut_down(database: AsyncConnection[Any]) -> None:

@@ -42,6 +42,7 @@ from transmissions.services import (
     transmissions_generation_enqueue,
     transmissions_insert_group,
     transmissions_insert_group_async,
+    transmissions_store_clock_offset,
     transmissions_store_connect,
 )
 
@@ -438,12 +439,20 @@ def smtp_messages_store(*, prepared: Sequence[PreparedTransmission]) -> list[int
 
 
 async def smtp_messages_store_async(
-    *, database: AsyncConnection[Any], prepared: Sequence[PreparedTransmission]
+    *, database: AsyncConnection[Any], prepared: Sequence[PreparedTransmission], deadline: datetime | None = None
 ) -> list[int]:
     """:func:`smtp_messages_store` on the listener's asyncio connection
     (:func:`smtp_store_connect`; ``transmissions.services.transmissions_insert_group_async``):
-    the same statement and commit, the ids in order. Raises ``psycopg.Error``: none stored."""
-    return await transmissions_insert_group_async(database=database, prepared=prepared)
+    the same statement and commit, the ids in order. ``deadline``, in the server's clock
+    (:func:`smtp_store_clock_offset`): not stored when the server begins the statement
+    later. Raises ``psycopg.Error`` or ``GroupDeadlinePassed``: none stored."""
+    return await transmissions_insert_group_async(database=database, prepared=prepared, deadline=deadline)
+
+
+async def smtp_store_clock_offset(database: AsyncConnection[Any]) -> float:
+    """Seconds the database server's clock is ahead of this process's
+    (``transmissions.services.transmissions_store_clock_offset``)."""
+    return await transmissions_store_clock_offset(database)
 
 
 async def smtp_store_connect() -> AsyncConnection[Any]:

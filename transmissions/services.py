@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -324,7 +325,8 @@ def _group_insert() -> _GroupInsert:
     sql = f"""
 WITH ids AS MATERIALIZED (
        SELECT nextval(pg_get_serial_sequence('{opts.db_table}', '{opts.pk.column}')) AS id, ord
-         FROM generate_series(1, %b::integer) AS ord),
+         FROM generate_series(1, CASE WHEN coalesce(clock_timestamp() <= %b::timestamptz, true)
+                                      THEN %b::integer ELSE 0 END) AS ord),
      tx AS (INSERT INTO {table} ({connection.ops.quote_name(str(opts.pk.column))}, {", ".join(columns)})
             SELECT ids.id, {", ".join("t." + column for column in columns)}
               FROM jsonb_populate_recordset(NULL::{table}, %b::text::jsonb) WITH ORDINALITY AS t
@@ -368,24 +370,53 @@ def transmissions_insert_group(*, prepared: Sequence[PreparedTransmission]) -> l
     return _group_stored(prepared, ids)
 
 
+class GroupDeadlinePassed(Exception):
+    """The group's statement began on the server after its ``deadline``: it stored nothing."""
+
+
 async def transmissions_insert_group_async(
-    *, database: psycopg.AsyncConnection[Any], prepared: Sequence[PreparedTransmission]
+    *,
+    database: psycopg.AsyncConnection[Any],
+    prepared: Sequence[PreparedTransmission],
+    deadline: datetime | None = None,
 ) -> list[int]:
     """:func:`transmissions_insert_group` on an asyncio connection in autocommit mode (the
     SMTP listener's own, on its event loop: :func:`transmissions_store_connect`): the same
     statement, prepared on the server, and the same all-or-nothing commit. Returns the ids
     in ``prepared``'s order; raises ``psycopg.Error`` (nothing of the group is stored then).
 
-    Why not the thread: with the statement on a store thread, every group crossed from the
-    loop to the thread and back (a queue, a futex wake-up, a self-pipe write, GIL hand-overs
-    while the loop was busy); bench/smtp_injection.py measured that crossing at about a
-    third of the listener's CPU per message (bench/RESULTS.md, "The store on the loop")."""
+    ``deadline`` (in the server's clock: :func:`transmissions_store_clock_offset`): a
+    statement the server begins after it stores nothing and raises
+    :class:`GroupDeadlinePassed`. The listener answers ``451`` to a group over its time
+    limit; a statement still in a frozen server's socket buffer then must not be committed
+    once the server resumes, or a message answered ``451`` would be stored and sent while
+    its client sends it again (tests/drills/test_smtp_drills.py, the frozen store backend).
+
+    Why on the loop, not a thread: with the statement on a store thread, every group crossed
+    from the loop to the thread and back (a queue, a futex wake-up, a self-pipe write, GIL
+    hand-overs while the loop was busy); bench/RESULTS.md, "The store on the loop", has the
+    listener's CPU per message before and after."""
     insert = _group_insert()
-    params = _group_params(insert, prepared)
+    params = _group_params(insert, prepared, deadline)
     async with database.cursor() as cursor:
         await cursor.execute(insert.sql, params, prepare=True, binary=True)
         ids = [row[0] for row in await cursor.fetchall()]
+    if prepared and not ids:
+        raise GroupDeadlinePassed(f"the group's statement began after {deadline}: nothing stored")
     return _group_stored(prepared, ids)
+
+
+async def transmissions_store_clock_offset(database: psycopg.AsyncConnection[Any]) -> float:
+    """Seconds the server's clock is ahead of this process's (``time.time``), measured once
+    per connection: the middle of one round trip against ``clock_timestamp()``. For the
+    ``deadline`` of :func:`transmissions_insert_group_async`."""
+    sent = time.time()
+    async with database.cursor() as cursor:
+        await cursor.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+        row = await cursor.fetchone()
+    received = time.time()
+    assert row is not None
+    return float(row[0]) - (sent + received) / 2
 
 
 async def transmissions_store_connect() -> psycopg.AsyncConnection[Any]:
@@ -400,9 +431,11 @@ async def transmissions_store_connect() -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(**params, autocommit=True)
 
 
-def _group_params(insert: _GroupInsert, prepared: Sequence[PreparedTransmission]) -> list[Any]:
-    """The parameters of :func:`_group_insert`'s statement for ``prepared``: the group's
-    size, the transmission rows as one JSON array of objects (column name to value;
+def _group_params(
+    insert: _GroupInsert, prepared: Sequence[PreparedTransmission], deadline: datetime | None = None
+) -> list[Any]:
+    """The parameters of :func:`_group_insert`'s statement for ``prepared``: the latest
+    time the server may begin it (None: any), the group's size, the transmission rows as one JSON array of objects (column name to value;
     datetimes in ISO 8601 with their offset), and the message rows' columns (ordinal, chunk,
     message id, email, recipient as JSON text)."""
     dumps = _GROUP_JSON.encode
@@ -427,7 +460,7 @@ def _group_params(insert: _GroupInsert, prepared: Sequence[PreparedTransmission]
             message_ids.append(message_id)
             emails.append(recipient["address"]["email"])
             recipients.append(dumps(recipient))
-    return [len(prepared), dumps(rows), ords, chunks, message_ids, emails, recipients]
+    return [deadline, len(prepared), dumps(rows), ords, chunks, message_ids, emails, recipients]
 
 
 def _iso_datetime(value: object) -> str:

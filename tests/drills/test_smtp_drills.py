@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import random
+import signal
 import smtplib
 import socket
 import ssl
@@ -242,3 +244,67 @@ def test_redis_stopped_still_250_and_delivered_once_redis_is_back(stack, smtp):
     print(f"250 with Redis down after {took:.2f} s")  # shown with -s or -rP
     # The lost enqueue is found by the scheduler a minute after the transmission's creation.
     _assert_delivered_once(stack, accepted, timeout=150.0)
+
+
+def _store_backend(stack) -> int:
+    with stack.pg.connect(stack.database) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE %s AND pid <> pg_backend_pid()",
+            (stack.database, "%WITH ids AS MATERIALIZED%"),
+        ).fetchall()
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def test_a_frozen_store_backend_costs_its_group_a_451_and_the_next_message_is_stored(stack, smtp):
+    """The SMTP listener's store backend frozen (SIGSTOP) under a group, on the drill stack's
+    private PostgreSQL (tests/drills/harness.py), the listener as in production (``manage.py
+    smtp_listen``, store_timeout 30 s).
+
+    At a75c2e7 the frozen group's session got no reply in 60 s and a second session's message
+    none in 20 s (the store wedged on psycopg's cancellation, which waits for the frozen
+    backend with no limit); 080db60 answers 451 after 32 s and stores the next message at once.
+    Once resumed (SIGCONT), the backend reads the group's statement still in its socket buffer
+    (PostgreSQL ignores a cancel while it reads a command; a shutdown of the client's socket
+    does not take back bytes already sent): the statement carries a deadline in the server's
+    clock and, begun after it, stores nothing, so no message answered 451 is stored (and sent
+    while its client sends it again)."""
+    client = smtp.client()
+    code, text = send(client, "before@example.com")
+    assert code == 250, (code, text)
+    accepted = {_tid(text)}
+    pid = _store_backend(stack)
+    os.kill(pid, signal.SIGSTOP)
+    result: dict[str, object] = {}
+    try:
+
+        def frozen() -> None:
+            began = time.monotonic()
+            try:
+                result["reply"] = send(client, "frozen@example.com")
+            except Exception as error:  # noqa: BLE001 - reported below
+                result["reply"] = repr(error)
+            result["took"] = time.monotonic() - began
+
+        client.sock.settimeout(60)
+        sender = threading.Thread(target=frozen, daemon=True)
+        sender.start()
+        sender.join(55)
+        other = smtp.client()
+        other.sock.settimeout(20)
+        began = time.monotonic()
+        try:
+            after = send(other, "after@example.com")
+        except Exception as error:  # noqa: BLE001
+            after = repr(error)
+        after_took = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(3)
+    stored = _transmissions(stack)
+    print(f"frozen: {result} / after: {after} in {after_took:.1f} s / stored {sorted(stored)}")
+    assert isinstance(result.get("reply"), tuple) and result["reply"][0] == 451, result
+    assert isinstance(after, tuple) and after[0] == 250 and after_took < 5, (after, after_took)
+    accepted.add(_tid(after[1]))
+    # Nothing answered 451 may be stored (it is sent again by the client).
+    assert set(stored) == accepted, f"stored {sorted(stored)}, answered 250 {sorted(accepted)}"

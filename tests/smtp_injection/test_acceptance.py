@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -121,10 +122,10 @@ def test_concurrent_sessions_are_stored_in_shared_groups_and_each_gets_its_own_i
     original = transmissions.services.transmissions_insert_group_async
     sizes: list[int] = []
 
-    async def slow(*, database, prepared):
+    async def slow(*, database, prepared, **kwargs):
         sizes.append(len(prepared))
         await asyncio.sleep(0.3)  # the first group is in flight while the other sessions reach the dot
-        return await original(database=database, prepared=prepared)
+        return await original(database=database, prepared=prepared, **kwargs)
 
     monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", slow)
     listener = start_listener(store_connections=1)
@@ -154,7 +155,7 @@ def test_a_failed_group_answers_451_to_every_session_in_it(start_listener, smtp_
 
     calls: list[int] = []
 
-    async def broken(*, database, prepared):
+    async def broken(*, database, prepared, **kwargs):
         calls.append(len(prepared))
         await asyncio.sleep(0.3)
         raise psycopg.OperationalError("connection to server was lost")
@@ -190,11 +191,11 @@ def test_a_hung_database_answers_451_after_the_store_timeout_and_the_next_messag
     original = transmissions.services.transmissions_insert_group_async
     used: list[object] = []
 
-    async def hangs_once(*, database, prepared):
+    async def hangs_once(*, database, prepared, **kwargs):
         used.append(database)
         if len(used) == 1:
             await asyncio.sleep(3600)
-        return await original(database=database, prepared=prepared)
+        return await original(database=database, prepared=prepared, **kwargs)
 
     monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", hangs_once)
     listener = start_listener(store_timeout=0.5)
@@ -216,11 +217,11 @@ def test_after_a_lost_connection_the_next_group_connects_again(smtp, smtp_key, m
     original = transmissions.services.transmissions_insert_group_async
     used: list[object] = []
 
-    async def killed_once(*, database, prepared):
+    async def killed_once(*, database, prepared, **kwargs):
         used.append(database)
         if len(used) == 1:
             await database.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-        return await original(database=database, prepared=prepared)
+        return await original(database=database, prepared=prepared, **kwargs)
 
     monkeypatch.setattr("smtp_injection.services.transmissions_insert_group_async", killed_once)
     client = smtp.client()
@@ -246,3 +247,43 @@ def test_the_group_task_starts_and_sends_every_transmission_of_its_group(smtp, s
     }
     assert transmission_generate_group_task.apply(args=(ids,)).get() == 0  # twice: nothing sent again
     assert len(relay.received) == 3
+
+
+def _prepared(count: int) -> list:
+    return [
+        smtp_message_prepare(injection=Injection(
+            principal=SmtpPrincipal(key_id=1, label="app"), listener_hostname="smtp.engage.test",
+            client_address="127.0.0.1", helo="client.example.com", tls=True,
+            mail_from="bounce@sender.example.com", rcpt_tos=(f"u{n}@example.com",), data=message().encode(),
+        ))
+        for n in range(count)
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_statement_the_server_begins_after_its_deadline_stores_nothing():
+    """What keeps a message answered 451 from being stored later: a statement still in a
+    frozen server's socket buffer, read once it resumes, is past its deadline and stores
+    nothing (tests/drills/test_smtp_drills.py, the frozen store backend). The deadline is in
+    the server's clock, from the offset measured at connect."""
+    from datetime import UTC, datetime, timedelta
+
+    from smtp_injection.services import smtp_messages_store_async, smtp_store_clock_offset, smtp_store_connect
+    from transmissions.services import GroupDeadlinePassed
+
+    async def store(deadline):
+        database = await smtp_store_connect()
+        try:
+            offset = await smtp_store_clock_offset(database)
+            assert abs(offset) < 5  # the same machine's clock
+            return await smtp_messages_store_async(database=database, prepared=_prepared(2), deadline=deadline)
+        finally:
+            await database.close()
+
+    now = datetime.now(UTC)
+    with pytest.raises(GroupDeadlinePassed):
+        asyncio.run(store(now - timedelta(seconds=1)))
+    assert Transmission.objects.count() == 0 and Message.objects.count() == 0
+    ids = asyncio.run(store(now + timedelta(seconds=30)))
+    assert len(ids) == 2 and Transmission.objects.filter(pk__in=ids).count() == 2
+    assert Message.objects.filter(transmission_id__in=ids).count() == 2
