@@ -1,0 +1,95 @@
+"""CPU per message of the SMTP listener's group statement, on both sides of the socket
+(issue 13; bench/RESULTS.md, "The store on the loop"): this process (building and binding
+the parameters, psycopg) and the PostgreSQL backend that runs it (from /proc), with the
+statement's wall time.
+
+    .venv/bin/python bench/smtp_store_cpu.py [--groups 400] [--group 3] [--size 10240]
+
+Prepares ``--groups`` x ``--group`` messages like bench/smtp_injection.py's (10 KB HTML, one
+recipient, a small ``X-MSYS-API``) with ``smtp_message_prepare``, then stores them group by
+group with ``transmissions.services.transmissions_insert_group`` (the statement the listener
+runs, synchronously here), one warm-up group first (not counted). Database: bench/accept.py's
+``ENGAGE_BENCH_DB``; the rows it made are deleted at the end. Run it from another checkout
+(a ``git worktree``) for a before/after in one window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accept import ROOT, bench_env  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _message(size: int) -> bytes:
+    """bench/smtp_injection.py's message (loaded by path: its module name is the app's)."""
+    spec = importlib.util.spec_from_file_location("bench_smtp_injection", Path(__file__).with_name("smtp_injection.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._message(size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--groups", type=int, default=400, help="groups timed, default 400")
+    parser.add_argument("--group", type=int, default=3, help="messages per group, default 3")
+    parser.add_argument("--size", type=int, default=10240, help="message size in bytes, default 10240")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    os.environ.setdefault("ENGAGE_LOG_LEVEL", "WARNING")
+    bench_env()
+    logging.disable(logging.WARNING)
+    from django.db import connection
+
+    from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare
+    from transmissions.services import transmissions_insert_group
+
+    data = _message(args.size)
+    principal = SmtpPrincipal(key_id=1, label="bench")
+
+    def prepared(number: int):
+        return smtp_message_prepare(injection=Injection(
+            principal=principal, listener_hostname="localhost", client_address="127.0.0.1", helo="bench", tls=True,
+            mail_from="bounce@sender.example.com", rcpt_tos=(f"user{number}@example.com",), data=data,
+        ))  # fmt: skip
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0), pg_backend_pid() FROM transmissions_transmission")
+        before, backend = cursor.fetchone()
+
+    def backend_cpu() -> float:
+        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    groups = [[prepared(g * args.group + n) for n in range(args.group)] for g in range(args.groups + 1)]
+    try:
+        transmissions_insert_group(prepared=groups[0])
+        server, client, wall = backend_cpu(), time.process_time(), time.perf_counter()
+        for group in groups[1:]:
+            transmissions_insert_group(prepared=group)
+        count = args.groups * args.group
+        server = (backend_cpu() - server) * 1000 / count
+        client = (time.process_time() - client) * 1000 / count
+        wall = (time.perf_counter() - wall) * 1000 / count
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM transmissions_message WHERE transmission_id > %s", [before])
+            cursor.execute("DELETE FROM transmissions_transmission WHERE id > %s", [before])
+    print(f"group statement ({ROOT}): {count} messages of {len(data):,} bytes in groups of {args.group}; "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"  per message: this process {client:.3f} ms CPU, PostgreSQL backend {server:.3f} ms CPU, wall {wall:.3f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
