@@ -16,7 +16,6 @@ runs, synchronously here), one warm-up group first (not counted). Database: benc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
@@ -25,17 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accept import ROOT, bench_env  # noqa: E402
+from smtp_group_cpu import _message  # noqa: E402  (bench/smtp_injection.py's message)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _message(size: int) -> bytes:
-    """bench/smtp_injection.py's message (loaded by path: its module name is the app's)."""
-    spec = importlib.util.spec_from_file_location("bench_smtp_injection", Path(__file__).with_name("smtp_injection.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._message(size)
 
 
 def main() -> None:
