@@ -40,6 +40,7 @@ import ipaddress
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from django.db import close_old_connections, connections
 from psycopg import AsyncConnection
@@ -114,6 +116,18 @@ _OWN_REPLIES = {
 _NO_ENHANCED = re.compile(r"^([45])\d\d (?!\d\.\d{1,3}\.\d{1,3}\b)")
 # aiosmtpd's HELP replies (the greeting and HELO/EHLO replies go without one, RFC 2034 §3).
 _HELP = re.compile(r"^250 (?=Supported commands: |Syntax: )")
+
+
+def _simple_path() -> re.Pattern[str]:
+    """MAIL FROM's / RCPT TO's everyday path (RFC 5321 §4.1.2 Dot-string "@" Domain, ASCII
+    only), then, after one space, parameters without a comment or quote to begin them
+    (:meth:`InjectionSMTP._getaddr`)."""
+    atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+    label = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    return re.compile(rf"<({atom}(?:\.{atom})*@{label}(?:\.{label})*)>(?: ([!#-'*-~][!-~]*(?: [!-~]+)*))?\Z")
+
+
+_SIMPLE_PATH = _simple_path()
 # A return path is stored as text and written into Return-Path: no control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -350,6 +364,8 @@ async def _statement(
     in ``offsets`` by connection) and store ``prepared`` unless the server begins the
     statement after ``deadline`` (``time.time()`` seconds, this process's clock): the ids."""
     database = held[0]
+    if database is not None and not database.closed and _ended_while_idle(database):
+        await _close_quietly(database)
     if database is None or database.closed:
         database = held[0] = await smtp_store_connect()
         if len(offsets) >= 64:  # entries of connections closed since (an open one's is measured again)
@@ -360,6 +376,19 @@ async def _statement(
         offset = offsets[id(database)] = await smtp_store_clock_offset(database)
     server_deadline = datetime.fromtimestamp(deadline + offset, UTC)
     return await smtp_messages_store_async(database=database, prepared=prepared, deadline=server_deadline)
+
+
+def _ended_while_idle(database: AsyncConnection[Any]) -> bool:
+    """Whether the server wrote to (or closed) ``database`` while it stored nothing: an idle
+    connection in autocommit is sent nothing unless it ends (``pg_terminate_backend``, a
+    restart, an idle timeout: a FATAL message, then end of file). Such a connection is
+    replaced before the group is sent on it, rather than the group answered 451. One
+    ``poll`` of the socket with no wait."""
+    try:
+        readable, _, _ = select.select([database.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 def _shut_down(database: AsyncConnection[Any]) -> None:
@@ -577,6 +606,30 @@ class InjectionSMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """MAIL FROM's and RCPT TO's path, as aiosmtpd's own ``SMTP._getaddr``: the address and
+        the rest of the argument (its ESMTP parameters). The everyday form, ``<local@domain>``
+        with a dot-atom local part and a host name, is read with one regular expression; any
+        other (the null path ``<>``, a quoted local part, a domain literal, a comment, UTF-8,
+        no angle brackets) goes to aiosmtpd's parser, which builds a token list from
+        ``email._header_value_parser`` and defines a ``typing.Protocol`` class on each call:
+        10 % of the listener's samples under bench/smtp_injection.py (py-spy, two calls per
+        message; bench/RESULTS.md, "The store on the loop"). Both give the same answer for
+        every everyday path (tests/smtp_injection/test_listener.py). A path aiosmtpd's parser
+        raises on (``IndexError`` for ``<++"@a>"@``) is a syntax error here, not a ``451``."""
+        simple = _SIMPLE_PATH.match(arg)
+        if simple is None:
+            try:
+                return super()._getaddr(arg)
+            except Exception:  # e.g. IndexError from email._header_value_parser on <++"@a>"@
+                return None, None  # a syntax error, as for any path it cannot read
+        address, rest = simple.group(1), simple.group(2) or ""
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # a new connection (not the STARTTLS switch)

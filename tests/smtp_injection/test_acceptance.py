@@ -287,3 +287,25 @@ def test_a_group_statement_the_server_begins_after_its_deadline_stores_nothing()
     ids = asyncio.run(store(now + timedelta(seconds=30)))
     assert len(ids) == 2 and Transmission.objects.filter(pk__in=ids).count() == 2
     assert Message.objects.filter(transmission_id__in=ids).count() == 2
+
+
+def test_a_store_connection_ended_while_idle_is_replaced_before_the_next_group(smtp, smtp_key):
+    """The server ended the listener's idle connection (``pg_terminate_backend``; a restart or
+    an idle timeout alike): the next message is stored on a new one and answered 250, not
+    sent on the dead one and answered 451."""
+    import time
+
+    client = smtp.client()
+    login(client, smtp_key)
+    assert inject(client, ["first@example.com"], message())[0] == 250
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE %s AND pid <> pg_backend_pid()",
+            ["%WITH ids AS MATERIALIZED%"],
+        )
+        assert cursor.fetchone()[0] == 1
+    time.sleep(0.2)  # the FATAL message and the end of file reach the listener's socket
+    code, reply = inject(client, ["second@example.com"], message())
+    assert code == 250, reply
+    assert Message.objects.filter(email="second@example.com", transmission_id=transmission_id(reply)).exists()

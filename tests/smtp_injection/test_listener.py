@@ -516,3 +516,52 @@ def test_a_header_field_nothing_reads_is_accepted_and_logged_once_per_key(smtp, 
     warnings = [record.getMessage() for record in caplog.records if "ignored" in record.getMessage()]
     assert len(warnings) == 1 and "'campaign'" in warnings[0] and "billing app" in warnings[0], warnings
     assert set(Transmission.objects.values_list("campaign_id", flat=True)) == {""}
+
+
+def test_the_everyday_path_is_read_as_aiosmtpd_reads_it():
+    """``InjectionSMTP._getaddr`` reads ``<local@domain>`` with one regular expression and
+    hands every other path to aiosmtpd: whatever the path, the address and the rest of the
+    argument are aiosmtpd's (a seeded fuzz of paths and parameters, and the edge cases)."""
+    import random
+
+    from aiosmtpd.smtp import SMTP
+
+    from smtp_injection.server import _SIMPLE_PATH, InjectionSMTP
+
+    library = SMTP(object())
+    ours = InjectionSMTP.__new__(InjectionSMTP)
+    ours.local_part_limit = 0
+    cases = [
+        "<a@b.c>", "<a@b.c> SIZE=100", "<a@b.c>  SIZE=100", "<a@b.c> SIZE=1 BODY=8BITMIME", "<a@b.c>\tX",
+        "<a@b.c>x", "<a@b.c> ", "<a..b@c.d>", "<.a@b.c>", "<a@-b.c>", "<a@b.c.>", "<>", " <a@b.c>",
+        "<a@[1.2.3.4]>", '<"a b"@c.d>', "<a(c)@b.c>", "<a@b.c> (c) SIZE=1", "<jö@b.c>", "a@b.c", "<a@b.c",
+    ]  # fmt: skip
+    pieces = ["<", ">", "a", ".", "@", " ", "\t", "SIZE=1", "(c)", '"', "-", "[1.2.3.4]", "é", "+", "=", "\\", "'", "~"]
+    generator = random.Random(13)
+    for _ in range(20_000):
+        local = "".join(generator.choice(pieces[2:]) for _ in range(generator.randint(1, 3)))
+        domain = "".join(generator.choice("ab.-9") for _ in range(generator.randint(1, 5)))
+        rest = "".join(generator.choice(pieces) for _ in range(generator.randint(0, 3)))
+        cases.append(f"<{local}@{domain}>{rest}")
+    fast = [case for case in cases if _SIMPLE_PATH.match(case)]
+    assert len(fast) > 300  # the fast path is taken (and, below, agrees)
+    for case in cases:
+        try:
+            expected = library._getaddr(case)
+        except IndexError:  # aiosmtpd's parser on e.g. <++"@a>"@: a syntax error here
+            expected = (None, None)
+        assert ours._getaddr(case) == expected, case
+    ours.local_part_limit = library.local_part_limit = 3
+    assert ours._getaddr("<abcd@b.c>") == library._getaddr("<abcd@b.c>") == (None, None)
+    assert ours._getaddr("<abc@b.c> SIZE=1") == library._getaddr("<abc@b.c> SIZE=1") == ("abc@b.c", "SIZE=1")
+
+
+def test_a_path_aiosmtpds_parser_raises_on_is_a_syntax_error_not_a_451(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, _text = client.docmd('MAIL FROM:<++"@a>"@')
+    assert 500 <= code < 600
+    assert client.mail("app@example.com")[0] == 250
+    code, _text = client.docmd('RCPT TO:<(c)"@b>"@')
+    assert 500 <= code < 600
+    assert client.rcpt("jo@example.com")[0] == 250
