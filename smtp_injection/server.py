@@ -50,6 +50,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email._header_value_parser import get_addr_spec, get_angle_addr
 from typing import Any, cast
 
 import psycopg
@@ -124,12 +125,35 @@ def _simple_path() -> re.Pattern[str]:
     (:meth:`InjectionSMTP._getaddr`)."""
     atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
     label = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    return re.compile(rf"<({atom}(?:\.{atom})*@{label}(?:\.{label})*)>(?: ([!#-'*-~][!-~]*(?: [!-~]+)*))?\Z")
+    # Not a local part beginning "=?": aiosmtpd's parser reads one as an RFC 2047 encoded word
+    # and decodes it (<=?utf-8?b?YWRtaW4=?=@b.c> is admin@b.c to it), refused below.
+    return re.compile(rf"<(?!=\?)({atom}(?:\.{atom})*@{label}(?:\.{label})*)>(?: ([!#-'*-~][!-~]*(?: [!-~]+)*))?\Z")
 
 
 _SIMPLE_PATH = _simple_path()
 # A return path is stored as text and written into Return-Path: no control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _decodes_encoded_word(arg: str, address: str) -> bool:
+    """Whether aiosmtpd's parser, reading the path ``arg`` as ``address``, decoded an RFC 2047
+    encoded word in it (``<=?utf-8?b?YWRtaW4=?=@b.c>`` is ``admin@b.c`` to it, ``=0D=0A`` a CR
+    LF). An encoded word must not appear in an address (RFC 2047 §5 (3)); such a path is a
+    syntax error here, so the envelope holds no address other than the one the client wrote.
+    Read again with each ``=?`` as ``=`` and an atext character ``arg`` lacks (the same class
+    as ``?`` in an atom, a quoted string, a comment, a domain literal; no encoded word can
+    begin), the path gives the same address unless a word was decoded."""
+    marker = next((char for char in "_~#$%&^`{|}" if char not in arg), None)
+    if marker is None:
+        return True
+    try:
+        if arg.lstrip().startswith("<"):
+            literal = get_angle_addr(arg.replace("=?", "=" + marker))[0].addr_spec
+        else:
+            literal = get_addr_spec(arg.replace("=?", "=" + marker))[0].addr_spec
+    except Exception:
+        return True
+    return str(literal).replace("=" + marker, "=?") != address
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +297,9 @@ class GroupStore:
         group: list[tuple[PreparedTransmission, asyncio.Future[int]]],
     ) -> None:
         held: list[AsyncConnection[Any] | None] = [database]
-        # In this process's clock: the server is to begin the statement by then, or store nothing.
-        deadline = time.time() + self.timeout
+        # In this process's monotonic clock (a step of the wall clock since the offset was
+        # measured moves no deadline): the server is to begin the statement by then, or store nothing.
+        deadline = time.monotonic() + self.timeout
         work = asyncio.ensure_future(
             _statement(held, [prepared for prepared, _ in group], deadline=deadline, offsets=self.clock_offsets)
         )
@@ -362,7 +387,7 @@ async def _statement(
 ) -> list[int]:
     """Connect (``held[0]`` when closed or None; the server's clock offset measured then, kept
     in ``offsets`` by connection) and store ``prepared`` unless the server begins the
-    statement after ``deadline`` (``time.time()`` seconds, this process's clock): the ids."""
+    statement after ``deadline`` (``time.monotonic()`` seconds, this process's clock): the ids."""
     database = held[0]
     if database is not None and not database.closed and _ended_while_idle(database):
         await _close_quietly(database)
@@ -373,7 +398,8 @@ async def _statement(
         offsets.pop(id(database), None)
     offset = offsets.get(id(database))
     if offset is None:
-        offset = offsets[id(database)] = await smtp_store_clock_offset(database)
+        # the server's clock ahead of time.monotonic(): of time.time(), then time.time()'s over monotonic
+        offset = offsets[id(database)] = await smtp_store_clock_offset(database) + time.time() - time.monotonic()
     server_deadline = datetime.fromtimestamp(deadline + offset, UTC)
     return await smtp_messages_store_async(database=database, prepared=prepared, deadline=server_deadline)
 
@@ -623,7 +649,10 @@ class InjectionSMTP(SMTP):
         simple = _SIMPLE_PATH.match(arg)
         if simple is None:
             try:
-                return super()._getaddr(arg)
+                address, rest = super()._getaddr(arg)
+                if address is not None and "=?" in arg and _decodes_encoded_word(arg, address):
+                    return None, None  # an encoded word in a path (RFC 2047 §5 (3)), decoded by it
+                return address, rest
             except Exception:  # e.g. IndexError from email._header_value_parser on <++"@a>"@
                 return None, None  # a syntax error, as for any path it cannot read
         address, rest = simple.group(1), simple.group(2) or ""

@@ -565,3 +565,37 @@ def test_a_path_aiosmtpds_parser_raises_on_is_a_syntax_error_not_a_451(smtp, smt
     code, _text = client.docmd('RCPT TO:<(c)"@b>"@')
     assert 500 <= code < 600
     assert client.rcpt("jo@example.com")[0] == 250
+
+
+def test_a_path_with_an_encoded_word_is_refused_not_decoded(smtp, smtp_key):
+    """aiosmtpd's parser decodes an RFC 2047 encoded word at the start of a local part
+    (``<=?utf-8?b?YWRtaW4=?=@example.com>`` is ``admin@example.com`` to it, ``=0D=0A`` a CR LF,
+    ``=C3=A9`` a UTF-8 address without SMTPUTF8). The fast path kept such a path as written
+    while the same path with a trailing space or a comment went to aiosmtpd and was decoded:
+    two envelope addresses for one path. An encoded word must not appear in an address
+    (RFC 2047 §5 (3)): either way it is a syntax error, and nothing else changes."""
+    from smtp_injection.server import InjectionSMTP
+
+    ours = InjectionSMTP.__new__(InjectionSMTP)
+    ours.local_part_limit = 0
+    for path in [
+        "<=?utf-8?b?YWRtaW4=?=@example.com>", "<=?utf-8?b?YWRtaW4=?=@example.com>  ",
+        "<(c)=?utf-8?b?YWRtaW4=?=@example.com>", "<=?utf-8?q?a=0D=0Ab?=@example.com> SIZE=1",
+        '<"=?utf-8?q?x?="@example.com>', "<=?utf-8?q?a?=.b@example.com>", "=?utf-8?q?a?=@example.com",
+    ]:  # fmt: skip
+        assert ours._getaddr(path) == (None, None), path
+    assert ours._getaddr("<=?x?=@b.c>") == ("=?x?=@b.c", "")  # not an encoded word: as aiosmtpd reads it
+    assert ours._getaddr("<a.=?utf-8?q?x?=@b.c>") == ("a.=?utf-8?q?x?=@b.c", "")
+    assert ours._getaddr("<a@b.c> (=?utf-8?q?x?=) SIZE=1") == ("a@b.c", "SIZE=1")
+    assert ours._getaddr("<@=?utf-8?q?x?=:a@b.c>") == ("a@b.c", "")  # a source route is dropped
+
+    client = smtp.client()
+    login(client, smtp_key)
+    for path in ["<=?utf-8?b?YWRtaW4=?=@example.com>", "<=?utf-8?b?YWRtaW4=?=@example.com>  "]:
+        code, _text = client.docmd(f"MAIL FROM:{path}")
+        assert 500 <= code < 600, (path, code)
+    assert client.mail("app@example.com")[0] == 250
+    for path in ["<=?utf-8?b?am8=?=@example.com>", "<=?utf-8?b?am8=?=@example.com> "]:
+        code, _text = client.docmd(f"RCPT TO:{path}")
+        assert 500 <= code < 600, (path, code)
+    assert client.rcpt("jo@example.com")[0] == 250
