@@ -600,3 +600,27 @@ def test_a_path_with_an_encoded_word_is_refused_not_decoded(smtp, smtp_key):
         code, _text = client.docmd(f"RCPT TO:{path}")
         assert 500 <= code < 600, (path, code)
     assert client.rcpt("jo@example.com")[0] == 250
+
+
+def test_a_long_hostile_path_is_refused_at_once_whatever_its_shape():
+    """A long path never holds the loop: a lazy ``.*?`` in the first encoded-word check took
+    2.3 s on a 56 KB path of ``=?a?b?x``, and aiosmtpd's own parser 3.3 s on 200 KB of
+    ``a.`` (both quadratic), every session waiting meanwhile. An argument over
+    ``MAX_PATH_ARGUMENT`` characters is a syntax error at once (a path is at most 256 octets,
+    RFC 5321 §4.5.3.1.3), and the checks below that length are linear: a 200 KB path of each
+    shape is answered within a second, as is one just under the cap."""
+    import time
+
+    from smtp_injection.server import MAX_PATH_ARGUMENT, InjectionSMTP
+
+    ours = InjectionSMTP.__new__(InjectionSMTP)
+    ours.local_part_limit = 0
+    for size in (200_000, MAX_PATH_ARGUMENT - 20):
+        for unit in ["=?a?b?x", "=?a?b?c", "=?" + "a" * 50, "a.", "a" * 63 + ".", "<", "=?"]:
+            path = "<" + unit * (size // len(unit)) + "@example.com>"
+            started = time.perf_counter()
+            address, _rest = ours._getaddr(path)
+            assert time.perf_counter() - started < 1.0, unit
+            if size > MAX_PATH_ARGUMENT:
+                assert address is None
+    assert ours._getaddr("<jo@example.com> SIZE=1 " + "X" * 100) == ("jo@example.com", "SIZE=1 " + "X" * 100)
