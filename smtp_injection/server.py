@@ -49,7 +49,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import psycopg
@@ -78,10 +77,9 @@ from smtp_injection.services import (
     smtp_policy_view,
     smtp_principal_authenticate,
     smtp_principal_check,
-    smtp_store_clock_offset,
     smtp_store_connect,
 )
-from transmissions.services import PreparedTransmission, transmissions_generation_enqueue
+from transmissions.services import PreparedTransmission, StoreConnection, transmissions_generation_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +251,8 @@ class GroupStore:
         self.enqueue_timer: asyncio.TimerHandle | None = None
         self.pending: list[tuple[PreparedTransmission, asyncio.Future[int]]] = []
         #: connections not storing a group now (None: not connected yet, or closed after a failure)
-        self.idle: list[AsyncConnection[Any] | None] = [None] * connections
+        self.idle: list[StoreConnection | None] = [None] * connections
         self.in_flight: set[asyncio.Task[None]] = set()
-        #: the server's clock ahead of this process's, in seconds, per open connection (by id)
-        self.clock_offsets: dict[int, float] = {}
         self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
         #: groups stored and messages in them (the listener logs the mean at shutdown)
         self.groups = 0
@@ -279,30 +275,28 @@ class GroupStore:
 
     async def _store_group(
         self,
-        database: AsyncConnection[Any] | None,
+        store: StoreConnection | None,
         group: list[tuple[PreparedTransmission, asyncio.Future[int]]],
     ) -> None:
-        held: list[AsyncConnection[Any] | None] = [database]
+        held: list[StoreConnection | None] = [store]
         # In this process's monotonic clock (a step of the wall clock since the offset was
         # measured moves no deadline): the server is to begin the statement by then, or store nothing.
         deadline = time.monotonic() + self.timeout
-        work = asyncio.ensure_future(
-            _statement(held, [prepared for prepared, _ in group], deadline=deadline, offsets=self.clock_offsets)
-        )
+        work = asyncio.ensure_future(_statement(held, [prepared for prepared, _ in group], deadline=deadline))
         try:
             ids = await self._settle(work, held)
         except Exception as error:  # psycopg.Error, TimeoutError...: none of the group is stored
             if work.done():
                 if held[0] is not None:
-                    await _close_quietly(held[0])
+                    await _close_quietly(held[0].database)
             else:  # abandoned (its socket shut down): closed whenever it ends
                 work.add_done_callback(lambda done: _abandoned(done, held[0]))
-            database = None
+            store = None
             for _prepared, future in group:
                 if not future.done():
                     future.set_exception(error)
         else:
-            database = held[0]
+            store = held[0]
             self.groups += 1
             self.messages += len(ids)
             for (_prepared, future), transmission_id in zip(group, ids, strict=True):
@@ -312,10 +306,10 @@ class GroupStore:
             if self.enqueue_timer is None:
                 self.enqueue_timer = asyncio.get_running_loop().call_later(self.enqueue_window, self._enqueue_now)
         finally:
-            self.idle.append(database)
+            self.idle.append(store)
             self._flush()
 
-    async def _settle(self, work: asyncio.Future[list[int]], held: list[AsyncConnection[Any] | None]) -> list[int]:
+    async def _settle(self, work: asyncio.Future[list[int]], held: list[StoreConnection | None]) -> list[int]:
         """``work``'s ids, or its exception; past ``timeout`` seconds, the statement is
         cancelled on the server (a lock wait ends there, nothing stored), then, if no answer
         came within ``ABORT_GRACE`` seconds, the connection's socket is shut down (a server
@@ -323,7 +317,8 @@ class GroupStore:
         limit), and ``TimeoutError``. Ids that come back after the timeout (the commit beat
         the cancel) are the group's: it is stored."""
         done, _ = await asyncio.wait({work}, timeout=self.timeout)
-        if not done and (database := held[0]) is not None:
+        if not done and held[0] is not None:
+            database = held[0].database
             try:
                 await database.cancel_safe(timeout=ABORT_GRACE)
             except Exception:
@@ -352,9 +347,9 @@ class GroupStore:
         while self.in_flight or self.pending:
             await asyncio.sleep(0.01)
         self._enqueue_now()
-        for database in self.idle:
-            if database is not None:
-                await _close_quietly(database)
+        for store in self.idle:
+            if store is not None:
+                await _close_quietly(store.database)
         self.idle = []
         await asyncio.get_running_loop().run_in_executor(None, self.enqueuer.shutdown)
 
@@ -365,29 +360,20 @@ ABORT_GRACE = 2.0
 
 
 async def _statement(
-    held: list[AsyncConnection[Any] | None],
-    prepared: list[PreparedTransmission],
-    *,
-    deadline: float,
-    offsets: dict[int, float],
+    held: list[StoreConnection | None], prepared: list[PreparedTransmission], *, deadline: float
 ) -> list[int]:
-    """Connect (``held[0]`` when closed or None; the server's clock offset measured then, kept
-    in ``offsets`` by connection) and store ``prepared`` unless the server begins the
-    statement after ``deadline`` (``time.monotonic()`` seconds, this process's clock): the ids."""
-    database = held[0]
-    if database is not None and not database.closed and _ended_while_idle(database):
-        await _close_quietly(database)
-    if database is None or database.closed:
-        database = held[0] = await smtp_store_connect()
-        if len(offsets) >= 64:  # entries of connections closed since (an open one's is measured again)
-            offsets.clear()
-        offsets.pop(id(database), None)
-    offset = offsets.get(id(database))
-    if offset is None:
-        # the server's clock ahead of time.monotonic(): of time.time(), then time.time()'s over monotonic
-        offset = offsets[id(database)] = await smtp_store_clock_offset(database) + time.time() - time.monotonic()
-    server_deadline = datetime.fromtimestamp(deadline + offset, UTC)
-    return await smtp_messages_store_async(database=database, prepared=prepared, deadline=server_deadline)
+    """Connect (``held[0]`` when None, closed, or ended by the server while idle) and store
+    ``prepared`` unless the server begins the statement after ``deadline`` (a
+    ``time.monotonic()`` value, put in the server's clock by :meth:`StoreConnection.server_time`):
+    the ids."""
+    store = held[0]
+    if store is not None and not store.database.closed and _ended_while_idle(store.database):
+        await _close_quietly(store.database)
+    if store is None or store.database.closed:
+        store = held[0] = await smtp_store_connect()
+    return await smtp_messages_store_async(
+        database=store.database, prepared=prepared, deadline=store.server_time(deadline)
+    )
 
 
 def _ended_while_idle(database: AsyncConnection[Any]) -> bool:
@@ -417,11 +403,11 @@ def _shut_down(database: AsyncConnection[Any]) -> None:
             pass
 
 
-def _abandoned(work: asyncio.Future[list[int]], database: AsyncConnection[Any] | None) -> None:
+def _abandoned(work: asyncio.Future[list[int]], store: StoreConnection | None) -> None:
     if not work.cancelled() and work.exception() is None:
         log.error("smtp: a group answered 451 after its timeout was stored after all: %s", work.result())
-    if database is not None:
-        asyncio.get_running_loop().create_task(_close_quietly(database))
+    if store is not None:
+        asyncio.get_running_loop().create_task(_close_quietly(store.database))
 
 
 async def _close_quietly(database: AsyncConnection[Any]) -> None:

@@ -38,11 +38,11 @@ from smtp_injection.message import data_problem, head_fields, head_split, header
 from transmissions.models import TransmissionSource
 from transmissions.services import (
     PreparedTransmission,
+    StoreConnection,
     transmission_prepare,
     transmissions_generation_enqueue,
     transmissions_insert_group,
     transmissions_insert_group_async,
-    transmissions_store_clock_offset,
     transmissions_store_connect,
 )
 
@@ -444,20 +444,15 @@ async def smtp_messages_store_async(
     """:func:`smtp_messages_store` on the listener's asyncio connection
     (:func:`smtp_store_connect`; ``transmissions.services.transmissions_insert_group_async``):
     the same statement and commit, the ids in order. ``deadline``, in the server's clock
-    (:func:`smtp_store_clock_offset`): not stored when the server begins the statement
+    (``StoreConnection.server_time``): not stored when the server begins the statement
     later. Raises ``psycopg.Error`` or ``GroupDeadlinePassed``: none stored."""
     return await transmissions_insert_group_async(database=database, prepared=prepared, deadline=deadline)
 
 
-async def smtp_store_clock_offset(database: AsyncConnection[Any]) -> float:
-    """Seconds the database server's clock is ahead of this process's
-    (``transmissions.services.transmissions_store_clock_offset``)."""
-    return await transmissions_store_clock_offset(database)
-
-
-async def smtp_store_connect() -> AsyncConnection[Any]:
-    """The listener's asyncio database connection for :func:`smtp_messages_store_async`
-    (``transmissions.services.transmissions_store_connect``). Raises ``psycopg.Error``."""
+async def smtp_store_connect() -> StoreConnection:
+    """The listener's asyncio database connection for :func:`smtp_messages_store_async`, with
+    the server's clock offset (``transmissions.services.transmissions_store_connect``).
+    Raises ``psycopg.Error``."""
     return await transmissions_store_connect()
 
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -385,7 +385,7 @@ async def transmissions_insert_group_async(
     statement, prepared on the server, and the same all-or-nothing commit. Returns the ids
     in ``prepared``'s order; raises ``psycopg.Error`` (nothing of the group is stored then).
 
-    ``deadline`` (in the server's clock: :func:`transmissions_store_clock_offset`): a
+    ``deadline`` (in the server's clock: :meth:`StoreConnection.server_time`): a
     statement the server begins after it stores nothing and raises
     :class:`GroupDeadlinePassed`. The listener answers ``451`` to a group over its time
     limit; a statement still in a frozen server's socket buffer then must not be committed
@@ -406,29 +406,51 @@ async def transmissions_insert_group_async(
     return _group_stored(prepared, ids)
 
 
-async def transmissions_store_clock_offset(database: psycopg.AsyncConnection[Any]) -> float:
-    """Seconds the server's clock is ahead of this process's (``time.time``), measured once
-    per connection: the middle of one round trip against ``clock_timestamp()``. For the
-    ``deadline`` of :func:`transmissions_insert_group_async`."""
-    sent = time.time()
-    async with database.cursor() as cursor:
-        await cursor.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
-        row = await cursor.fetchone()
-    received = time.time()
-    assert row is not None
-    return float(row[0]) - (sent + received) / 2
+@dataclass(slots=True)
+class StoreConnection:
+    """The SMTP listener's asyncio connection (:func:`transmissions_store_connect`) and the
+    server's clock against this process's ``time.monotonic()``, measured when it connected."""
+
+    database: psycopg.AsyncConnection[Any]
+    #: the server's clock (seconds since the epoch) minus ``time.monotonic()``
+    clock_offset: float
+
+    def server_time(self, monotonic: float) -> datetime:
+        """``monotonic`` (a ``time.monotonic()`` value) in the server's clock, for the
+        ``deadline`` of :func:`transmissions_insert_group_async`. Kept against the monotonic
+        clock, a step of this host's wall clock after connecting moves no deadline."""
+        return datetime.fromtimestamp(monotonic + self.clock_offset, UTC)
 
 
-async def transmissions_store_connect() -> psycopg.AsyncConnection[Any]:
-    """A new asyncio connection to Django's default database, in autocommit mode, with the
-    parameters Django itself connects with (``DATABASES``: host, port, name, user, password,
-    ``OPTIONS``), for :func:`transmissions_insert_group_async`. Raises ``psycopg.Error``
-    (``OperationalError`` when the server cannot be reached)."""
+def transmissions_store_params(**overrides: Any) -> dict[str, Any]:
+    """psycopg's connection parameters for Django's default database, as Django itself
+    connects (``DATABASES``: host, port, name, user, password, ``OPTIONS``), without Django's
+    own keys; ``overrides`` replace any of them."""
     params = connection.get_connection_params()
     for django_only in ("cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
     params.setdefault("connect_timeout", 10)
-    return await psycopg.AsyncConnection.connect(**params, autocommit=True)
+    params.update(overrides)
+    return params
+
+
+async def transmissions_store_connect(**overrides: Any) -> StoreConnection:
+    """A new asyncio connection in autocommit mode (:func:`transmissions_store_params`) for
+    :func:`transmissions_insert_group_async`, with the server's clock offset measured over
+    one round trip (its middle against ``clock_timestamp()``). Raises ``psycopg.Error``
+    (``OperationalError`` when the server cannot be reached)."""
+    database = await psycopg.AsyncConnection.connect(**transmissions_store_params(**overrides), autocommit=True)
+    try:
+        sent = time.monotonic()
+        async with database.cursor() as cursor:
+            await cursor.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            row = await cursor.fetchone()
+        received = time.monotonic()
+    except BaseException:
+        await database.close()
+        raise
+    assert row is not None
+    return StoreConnection(database=database, clock_offset=float(row[0]) - (sent + received) / 2)
 
 
 def _group_params(
@@ -450,7 +472,7 @@ def _group_params(
         rows.append(
             {
                 column: getattr(transmission, attname)
-                for column, attname in zip(insert.columns, insert.attnames, strict=False)
+                for column, attname in zip(insert.columns, insert.attnames, strict=True)
             }
         )
         size = transmission.rcpt_list_chunk_size

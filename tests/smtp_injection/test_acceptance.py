@@ -266,19 +266,22 @@ def test_a_group_statement_the_server_begins_after_its_deadline_stores_nothing()
     frozen server's socket buffer, read once it resumes, is past its deadline and stores
     nothing (tests/drills/test_smtp_drills.py, the frozen store backend). The deadline is in
     the server's clock, from the offset measured at connect."""
+    import time
     from datetime import UTC, datetime, timedelta
 
-    from smtp_injection.services import smtp_messages_store_async, smtp_store_clock_offset, smtp_store_connect
+    from smtp_injection.services import smtp_messages_store_async, smtp_store_connect
     from transmissions.services import GroupDeadlinePassed
 
     async def store(deadline):
-        database = await smtp_store_connect()
+        connected = await smtp_store_connect()
         try:
-            offset = await smtp_store_clock_offset(database)
-            assert abs(offset) < 5  # the same machine's clock
-            return await smtp_messages_store_async(database=database, prepared=_prepared(2), deadline=deadline)
+            # the same machine's clock
+            assert abs((connected.server_time(time.monotonic()) - datetime.now(UTC)).total_seconds()) < 5
+            return await smtp_messages_store_async(
+                database=connected.database, prepared=_prepared(2), deadline=deadline
+            )
         finally:
-            await database.close()
+            await connected.database.close()
 
     now = datetime.now(UTC)
     with pytest.raises(GroupDeadlinePassed):

@@ -13,6 +13,7 @@ import pytest
 
 from tests.smtp_injection.helpers import inject, inject_raw, login, message, transmission_id
 from transmissions.models import Transmission
+from transmissions.services import transmissions_store_connect, transmissions_store_params
 
 HOSTILE = {
     "nul-in-metadata": message('{"metadata":{"a":"x\\u0000y"}}').encode(),
@@ -109,18 +110,13 @@ class BlackHoleProxy:
 @pytest.fixture
 def proxied_store(monkeypatch):
     """The listener's store connections go through a :class:`BlackHoleProxy`."""
-    import psycopg
     from django.db import connection
 
     params = connection.get_connection_params()
     proxy = BlackHoleProxy(params.get("host") or "127.0.0.1", int(params.get("port") or 5432))
 
     async def connect():
-        own = dict(connection.get_connection_params())
-        for django_only in ("cursor_factory", "context", "prepare_threshold"):
-            own.pop(django_only, None)
-        own.update(host="127.0.0.1", port=proxy.port, connect_timeout=2)
-        return await psycopg.AsyncConnection.connect(**own, autocommit=True)
+        return await transmissions_store_connect(host="127.0.0.1", port=proxy.port, connect_timeout=2)
 
     monkeypatch.setattr("smtp_injection.services.transmissions_store_connect", connect)
     yield proxy
@@ -183,14 +179,12 @@ def test_a_locked_table_answers_451_after_the_store_timeout_and_nothing_is_store
     ``store_timeout``: 451, and when the lock goes, the statement must not commit behind the
     client's back (it was cancelled on the server); the next message is stored."""
     import psycopg
-    from django.db import connection
 
     listener = start_listener(store_timeout=1.0)
     client = listener.client()
     login(client, smtp_key)
     assert inject(client, ["before@example.com"], message())[0] == 250
-    params = {k: v for k, v in connection.get_connection_params().items()
-              if k not in ("cursor_factory", "context", "prepare_threshold")}  # fmt: skip
+    params = transmissions_store_params()
     with psycopg.connect(**params) as locker:
         locker.execute("LOCK TABLE transmissions_transmission IN ACCESS EXCLUSIVE MODE")
         code, reply, elapsed = _timed_inject(client, "locked@example.com", 15)
@@ -210,13 +204,11 @@ def test_store_backend_terminated_again_and_again_under_concurrent_sessions(star
     import time
 
     import psycopg
-    from django.db import connection
 
     from transmissions.models import Message
 
     listener = start_listener(store_timeout=5.0)
-    params = {k: v for k, v in connection.get_connection_params().items()
-              if k not in ("cursor_factory", "context", "prepare_threshold")}  # fmt: skip
+    params = transmissions_store_params()
     stop = threading.Event()
     answers: dict[str, tuple[int, bytes]] = {}
 
@@ -251,7 +243,9 @@ def test_store_backend_terminated_again_and_again_under_concurrent_sessions(star
     ok = {rcpt for rcpt, (code, _) in answers.items() if code == 250}
     failed = {rcpt for rcpt, (code, _) in answers.items() if code != 250}
     print(f"killed {killed}, answers {len(answers)}, 250: {len(ok)}, other: {len(failed)} {codes}")
-    assert killed > 5 and failed and ok
+    # Not every run has a 451: a backend killed between groups is replaced before the next
+    # group (smtp_injection.server._ended_while_idle), so only kills in mid-statement cost one.
+    assert killed > 5 and ok
     assert codes <= {250, 451}, codes
     assert ok <= stored, ok - stored
     assert not (failed & stored), failed & stored
