@@ -63,8 +63,22 @@ class RunningListener:
         if not self.thread.is_alive():
             return
         asyncio.run_coroutine_threadsafe(self.listener.shutdown(), self.loop).result(60)
+
+        # As asyncio.run (manage.py smtp_listen) does at exit: the sessions' tasks still
+        # pending are cancelled and awaited, or their destruction is logged later, as an
+        # error, in whatever test then collects them.
+        async def cancel_the_rest() -> None:
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_the_rest(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     def client(self, *, tls: bool = True) -> smtplib.SMTP:
         client = smtplib.SMTP("127.0.0.1", self.port, timeout=30)
