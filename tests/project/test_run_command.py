@@ -208,7 +208,7 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
     assert_stops_leaving_nothing(run, pids)
     assert re.search(r"system\s+\| SIGTERM received", run.text())
     # no pool child is killed mid-task by the group's SIGTERM (engage/celery.py): the main process
-    # ends its running task and stops (honcho's SIGKILL still ends a stop over 5 s, a whole group)
+    # ends its running task and stops (SIGKILL still ends a stop over ENGAGE_STOP_GRACE, a whole group)
     assert "WorkerLostError" not in run.text(), run.text()[-3000:]
 
 
