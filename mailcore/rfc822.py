@@ -604,6 +604,8 @@ class CompiledMessage:
     ) -> RenderedMessage:  # fmt: skip
         """The message for one recipient; ``extra_headers`` (complete lines) go at the end
         of the top-level header block. Raises ``TemplateRenderError``."""
+        if limits.message_loops is None:
+            limits = limits.for_message()  # one loop budget for every header and body part
         headers = [slot.render(data, limits) for slot in self._headers]
         bodies = [slot.render(data, tracker, limits) for slot in self._bodies]
         out: list[bytes] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import runtime as rt
@@ -48,13 +48,24 @@ class RenderLimits:
     """Per-render resource limits; exceeding one is a TemplateRenderError.
 
     ``max_output_size`` counts characters of one rendered part, ``max_loop_iterations``
-    counts every ``each`` iteration of one part render (dynamic chunks included), and
-    ``max_dynamic_depth`` bounds dynamic content rendered from dynamic content.
+    counts every ``each`` iteration (dynamic chunks included): of one part rendered alone,
+    or of a whole message with :meth:`for_message` (every part, header and address of it
+    together), and ``max_dynamic_depth`` bounds dynamic content rendered from dynamic content.
     """
 
     max_output_size: int = 20_000_000
     max_loop_iterations: int = 100_000
     max_dynamic_depth: int = 2
+    #: Iterations left to the message these limits render (a one-element list every part
+    #: rendered with them draws from), or None: each part gets ``max_loop_iterations``.
+    message_loops: list[int] | None = field(default=None, compare=False)
+
+    def for_message(self) -> RenderLimits:
+        """These limits with one loop budget for every part rendered with them: what
+        ``CompiledContent.render`` and ``mailcore.rfc822``'s message render use, so a message
+        of many parts or headers, each a loop, runs at most ``max_loop_iterations`` in all
+        (per part, 20,000 headers of 100,000 iterations each took minutes a message)."""
+        return replace(self, message_loops=[self.max_loop_iterations])
 
 
 DEFAULT_RENDER_LIMITS = RenderLimits()
@@ -393,7 +404,7 @@ _BOOL_NODES = frozenset(["not"])
 
 
 def _loops_exceeded() -> None:
-    raise RenderFailure("too many loop iterations (limit reached)")
+    raise RenderFailure("too many loop iterations (limit reached; every part and header of a message count together)")
 
 
 def _account(b: list[str], mk: int, sz: int, mx: int) -> tuple[int, int]:
@@ -744,7 +755,8 @@ class CompiledPart:
         mx = limits.max_output_size
         if budget is not None and budget < mx:
             mx = max(budget, 0)
-        st = [limits.max_loop_iterations, mx, limits.max_dynamic_depth]
+        shared = limits.message_loops
+        st = [limits.max_loop_iterations if shared is None else shared[0], mx, limits.max_dynamic_depth]
         try:
             out = "".join(self._fn(data, tracker, st, 0))
         except OutputLimitReached as e:
@@ -755,6 +767,9 @@ class CompiledPart:
             raise TemplateRenderError(self.part, e.detail) from None
         except (TypeError, ValueError, OverflowError, RecursionError, AttributeError) as e:
             raise TemplateRenderError(self.part, f"unexpected value ({e})") from None
+        finally:
+            if shared is not None:
+                shared[0] = st[0]
         if len(out) > mx:
             if mx < limits.max_output_size:
                 raise MessageTooLarge(self.part, mx)

@@ -64,6 +64,8 @@ class CompiledContent:
         """
         out = dict(self.content)
         used = 0
+        if limits.message_loops is None:
+            limits = limits.for_message()  # one loop budget for every part and header
 
         def part(compiled: CompiledPart, trk: Tracker | None = None) -> str:
             nonlocal used

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.helpers import assert_error
@@ -28,3 +30,17 @@ def test_preview_under_the_message_cap_renders(api, settings):
     response = api.post("/api/v1/templates/small/preview?draft=true", {"substitution_data": {"v": "ok"}}, format="json")
     assert response.status_code == 200
     assert response.json()["results"]["headers"] == {"X-A": "ok"}
+
+
+def test_preview_of_many_looping_headers_stops_at_the_message_loop_budget(api):
+    """An attacker's 10,000 headers, each two nested loops under the per-part limit, took a
+    preview 102 s; the loop budget is the whole message's, so it stops at once."""
+    headers = {f"X-Loop-{i}": "{{each a}}{{each a}}{{end}}{{end}}" for i in range(2000)}
+    content = {"from": "shop@example.com", "subject": "Hi", "text": "t", "headers": headers}
+    assert api.post("/api/v1/templates", {"id": "loopy", "content": content}, format="json").status_code == 200
+    started = time.monotonic()
+    response = api.post("/api/v1/templates/loopy/preview?draft=true", {"substitution_data": {"a": list(range(315))}},
+                        format="json")  # fmt: skip
+    error = assert_error(response, 422, "3001")
+    assert "too many loop iterations" in error["description"]
+    assert time.monotonic() - started < 10
