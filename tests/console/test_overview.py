@@ -160,6 +160,22 @@ def test_after_only_a_test_send_the_overview_still_shows_how_to_start_with_the_l
     assert 'id="start"' not in client.get("/").content.decode()
 
 
+def test_the_tutorial_names_the_address_it_was_served_from_not_the_readme_default(client, staff_user, settings):
+    # Found by a newcomer: on ENGAGE_PORT=8130 the commands said API=http://127.0.0.1:8000/api/v1.
+    settings.ALLOWED_HOSTS = ["engage.example"]
+    settings.ENGAGE_TRACKING_BASE_URL = "https://track.example"
+    settings.ENGAGE_SINK_DIR = settings.BASE_DIR / "elsewhere" / "sink"
+    client.force_login(staff_user)
+    html = client.get("/tutorial/", headers={"host": "engage.example:8130"}, secure=True).content.decode()
+    assert "API=https://engage.example:8130/api/v1" in html
+    assert "open https://engage.example:8130/report/sink/ (sign in" in html
+    assert "the engagement report: https://engage.example:8130/report/" in html
+    assert "ls elsewhere/sink/" in html and "https://track.example" in html
+    assert "127.0.0.1:8000" not in html and "var/sink" not in html
+    # the host is the one ALLOWED_HOSTS let through: any other is refused, not echoed
+    assert client.get("/tutorial/", headers={"host": "evil.example:8130"}).status_code == 400
+
+
 def test_the_tutorial_is_staff_only(client, db):
     response = client.get("/tutorial/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
