@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 
 from engage import errors
 from engage.api.parsers import loads
+from mailcore.links import RAW_URL
 from templates_app import content as content_rules
 from templates_app.models import Template
 from templates_app.rendering import (
@@ -304,6 +305,7 @@ class TemplateAdmin(admin.ModelAdmin):
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "raw_url": RAW_URL}  # the link check's note explains it
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except errors.EngageError as exc:  # e.g. 409: the id is taken (the form is not shown again)
