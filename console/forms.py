@@ -149,6 +149,11 @@ class SendForm(forms.Form):
         required=False,
         help_text="The same template, recipients and campaign were sent a few minutes ago: send them again.",
     )
+    send_empty = forms.BooleanField(
+        label="Send with them empty",
+        required=False,
+        help_text="The template reads data that no recipient supplies: send anyway, with it empty.",
+    )
     submission = forms.CharField(
         widget=forms.HiddenInput,
         error_messages={"required": "This form has no submission token: reload the send page and send again."},

@@ -100,7 +100,14 @@ def test_typed_addresses_and_chosen_options_are_sent_as_given(staff, shop, api):
     tid = created_id(
         staff.post(
             PAGE,
-            form(recipient_list="", addresses=typed, open_tracking="off", click_tracking="on", transactional="on"),
+            form(
+                recipient_list="",
+                addresses=typed,
+                open_tracking="off",
+                click_tracking="on",
+                transactional="on",
+                send_empty="on",
+            ),
         )
     )
     answer = detail(api, tid)

@@ -24,7 +24,7 @@ def shop(db):
 
 
 def to_addresses(**overrides: str) -> dict[str, str]:
-    return form(recipient_list="", addresses="ann@example.com", **overrides)
+    return form(recipient_list="", addresses="ann@example.com", send_empty="on", **overrides)  # {{name}}: sent empty
 
 
 @pytest.mark.parametrize(
