@@ -26,15 +26,13 @@ from mailcore.addresses import split_address
 from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from recipient_lists.selectors import recipient_list_list
 from templates_app.models import Template
 from templates_app.rendering import content_render_preview
 from templates_app.selectors import template_get, template_list, template_version
 from transmissions.selectors import transmission_detail, transmission_exists, transmission_template_id
 
-#: The campaign of every test send from the template editor (``console.views.template_test_send``),
-#: so reports, and the overview's first steps, can tell them apart.
-TEST_SEND_CAMPAIGN = "admin-test-send"
 #: How long a send is remembered as "just sent": the same send again by the same user within
 #: it is asked about first (``console.views.transmission_new``).
 RESEND_WINDOW = timedelta(minutes=10)

@@ -18,8 +18,9 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from console.selectors import TEST_SEND_CAMPAIGN, template_data_missing
+from console.selectors import template_data_missing
 from engage import errors
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from templates_app.models import Template
 from templates_app.rendering import sample_data, sample_recipient
 from transmissions.services import transmission_create
