@@ -3,6 +3,7 @@ metrics API."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from analytics.figures import DELIVERABILITY, ENGAGEMENT, figure_rows
 from analytics.figures import figures as _figures
 from analytics.metrics import ParamError, parse_metrics_query
 from engage import errors
-from mailcore.ids import smtp_template_transmission
+from mailcore.ids import TEST_SEND_CAMPAIGN, smtp_template_transmission
 from mailcore.links import RAW_URL
 
 #: The report's figures (``analytics.figures``): every figure is ``selectors.metrics_summary``
@@ -96,6 +97,19 @@ def _template_note(template_id: str) -> str:
     return f"SMTP injection, transmission {smtp_id}" if smtp_id is not None else ""
 
 
+def unmatched_filter(kind: str, values: tuple[str, ...], known: list[str]) -> str:
+    """What the page says when a filter names ids that have no data in the window (the metrics
+    API's filters are exact, as SparkPost's: a partial id counts nothing): ``""`` when every
+    value is ``known``; else which are not, and the known ids that contain one of them."""
+    unknown = [value for value in values if value not in known]
+    if not unknown:
+        return ""
+    quoted = ", ".join(f"'{value}'" for value in unknown[:5])
+    said = f"No {kind} {quoted} has data in this period: the {kind} filter takes exact ids"
+    near = [k for k in known if any(value.lower() in k.lower() for value in unknown)][:10]
+    return f"{said}. Did you mean {', '.join(near)}?" if near else f"{said} (the suggestions list the known ones)."
+
+
 @staff_member_required
 def report(request: HttpRequest) -> HttpResponse:
     """The engagement and deliverability report (staff only). Query: ``from`` and ``to``
@@ -103,7 +117,10 @@ def report(request: HttpRequest) -> HttpResponse:
     ``timezone`` (IANA, default UTC). A value it cannot read is the page with the reason,
     400. Figures: ``selectors.metrics_summary`` (:data:`DELIVERABILITY`,
     :data:`ENGAGEMENT`); chart: ``selectors.metrics_time_series`` (:data:`CHART_SERIES`,
-    every bucket of the window); links: ``selectors.metrics_links``."""
+    every bucket of the window); links: ``selectors.metrics_links``. The filters' suggestions
+    are the campaign and template ids with data in the window (whatever the filters); a
+    filter value with no data there is said (:func:`unmatched_filter`), and so are the
+    template editor's test sends among the figures (``selectors.metrics_test_sends``)."""
     now = timezone.now()
     today = now.date()
     get = {key: request.GET.get(key, "")[:_MAX_TEXT] for key in ("from", "to", "campaign", "template", "timezone")}
@@ -137,6 +154,9 @@ def report(request: HttpRequest) -> HttpResponse:
         context["error"] = str(exc)
         return render(request, "analytics/report.html", context, status=400)
     totals = selectors.metrics_summary(query=query)
+    window = dataclasses.replace(query, campaigns=(), templates=(), domains=())
+    campaigns = selectors.metrics_values(query=window, key="campaign_id")
+    templates = selectors.metrics_values(query=window, key="template_id")
     context.update(
         totals=totals,
         deliverability=_figures(DELIVERABILITY, totals),
@@ -144,7 +164,17 @@ def report(request: HttpRequest) -> HttpResponse:
         precision=precision,
         chart=_chart_data(series, tz=query.tz.key, precision=precision),
         links=[{**row, "label": link_label(row)} for row in selectors.metrics_links(query=query)],
-        campaigns=selectors.metrics_values(query=query, key="campaign_id"),
-        templates=[(t, _template_note(t)) for t in selectors.metrics_values(query=query, key="template_id")],
+        campaigns=campaigns,
+        templates=[(t, _template_note(t)) for t in templates],
+        unmatched=[
+            said
+            for said in (
+                unmatched_filter("campaign", query.campaigns, campaigns),
+                unmatched_filter("template", query.templates, templates),
+            )
+            if said
+        ],
+        test_sends=selectors.metrics_test_sends(query=query),
+        test_send_campaign=TEST_SEND_CAMPAIGN,
     )
     return render(request, "analytics/report.html", context)

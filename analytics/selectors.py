@@ -6,6 +6,7 @@ rows over the requested UTC hours; none counts raw events.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from analytics.metrics import LINK_METRICS, METRICS, MetricsQuery
 from analytics.models import ROLLUP_COUNTERS, BatchState, Webhook, WebhookBatch
 from analytics.search import FILTERS, EventQuery
 from engage import errors
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from tracking.models import EVENT_COLUMNS
 
 GROUP_KEYS = {"domain": "domain", "campaign_id": "campaign_id", "template_id": "template_id"}
@@ -185,6 +187,17 @@ def metrics_values(*, query: MetricsQuery, key: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def metrics_test_sends(*, query: MetricsQuery) -> int:
+    """How many of the messages ``query`` counts (``count_targeted`` over its window and
+    filters) are the template editor's test sends (campaign ``TEST_SEND_CAMPAIGN``): the
+    metrics API counts them as any other; the overview and the report say so. 0 when the
+    campaign filter leaves them out."""
+    if query.campaigns and TEST_SEND_CAMPAIGN not in query.campaigns:
+        return 0
+    narrowed = dataclasses.replace(query, campaigns=(TEST_SEND_CAMPAIGN,), metrics=("count_targeted",))
+    return metrics_summary(query=narrowed)["count_targeted"]
 
 
 _EVENT_SELECT = "id, " + ", ".join(EVENT_COLUMNS)

@@ -44,8 +44,8 @@ def _when_text(moment: datetime) -> str:
 
 
 def parse_start_time(day: str, clock: str, *, now: datetime) -> datetime | None:
-    """The send's start from the form's ``start_date`` (``YYYY-MM-DD``, a ``date`` input) and
-    ``start_time`` (``HH:MM[:SS]``, a ``time`` input), read as UTC; None when both are blank
+    """The send's start from the form's ``start_date`` (``YYYY-MM-DD``) and ``start_time``
+    (``HH:MM[:SS]``, 24-hour), both text inputs, read as UTC; None when both are blank
     (send now). A raw POST may instead give the whole ``YYYY-MM-DD[T ]HH:MM[:SS]`` in
     ``start_time`` (the API's shape) with no ``start_date``.
 
@@ -121,24 +121,38 @@ class SendForm(forms.Form):
     transactional = _tri_state(
         "Transactional", False, "Transactional mail has no unsubscribe link and ignores non-transactional opt-outs."
     )
+    # Text inputs, not the browser's date and time pickers: those show the browser's locale
+    # (06/01/2030, 10:30 AM) beside the "UTC" label; the format asked for is the one read.
     start_date = forms.CharField(
         label="Send later on",
         label_suffix="",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
+        widget=forms.TextInput(
+            attrs={"placeholder": "YYYY-MM-DD", "pattern": _DATE.pattern, "inputmode": "numeric",
+                   "autocomplete": "off", "size": 12, "aria-describedby": "when-help"}
+        ),
+    )  # fmt: skip
     start_time = forms.CharField(
         label="at",
         label_suffix="",
         required=False,
-        widget=forms.TimeInput(attrs={"type": "time", "step": 60}),
-        help_text="Leave both empty to send now. A date and a time in UTC (not your local time), "
-        "not in the past; a scheduled send can be canceled from its page until shortly before it starts.",
-    )
+        widget=forms.TextInput(
+            attrs={"placeholder": "HH:MM", "pattern": _TIME.pattern, "inputmode": "numeric",
+                   "autocomplete": "off", "size": 7, "aria-describedby": "when-help"}
+        ),
+        help_text="Leave both empty to send now. The date as YYYY-MM-DD and the time as HH:MM on a 24-hour clock "
+        "(2030-06-01 and 14:30), in UTC (not your local time), not in the past; a scheduled send can be canceled "
+        "from its page until shortly before it starts.",
+    )  # fmt: skip
     resend = forms.BooleanField(
         label="Send it again anyway",
         required=False,
         help_text="The same template, recipients and campaign were sent a few minutes ago: send them again.",
+    )
+    send_empty = forms.BooleanField(
+        label="Send with them empty",
+        required=False,
+        help_text="The template reads data that no recipient supplies: send anyway, with it empty.",
     )
     submission = forms.CharField(
         widget=forms.HiddenInput,

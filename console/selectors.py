@@ -7,6 +7,8 @@
 - :func:`getting_started`: what a newcomer has done of the overview's first steps.
 - :func:`send_token_used`, :func:`send_recent_duplicate`: what the send page knows of the
   forms it already sent (``console.models.SendSubmission``).
+- :func:`template_data_missing`, :func:`send_data_missing`: what a template reads that a
+  test send's sample data, or the send page's typed addresses, do not supply.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from analytics.search import EventQuery
 from analytics.selectors import event_counts, message_events, message_search
 from analytics.serialize import event_flat
 from console.models import SendSubmission
+from engage import errors
+from mailcore.addresses import split_address
 from mailcore.bounces import bounce_class_text
 from mailcore.cursors import cursor_encode
 from mailcore.events import CATEGORIES, NAMES
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from recipient_lists.selectors import recipient_list_list
-from templates_app.selectors import template_list
+from templates_app.models import Template
+from templates_app.rendering import content_render_preview
+from templates_app.selectors import template_get, template_list, template_version
 from transmissions.selectors import transmission_detail, transmission_exists, transmission_template_id
 
-#: The campaign of every test send from the template editor (``console.views.template_test_send``),
-#: so reports, and the overview's first steps, can tell them apart.
-TEST_SEND_CAMPAIGN = "admin-test-send"
 #: How long a send is remembered as "just sent": the same send again by the same user within
 #: it is asked about first (``console.views.transmission_new``).
 RESEND_WINDOW = timedelta(minutes=10)
@@ -254,3 +258,35 @@ def getting_started(*, recent_campaigns: list[str]) -> GettingStarted:
     return GettingStarted(
         template=template_list(draft=False).exists(), recipient_list=recipient_list_list().exists(), sent=sent
     )
+
+
+def template_data_missing(
+    *, template: Template, draft: bool, substitution_data: dict, address: dict | None = None
+) -> list[str]:
+    """The names the template's draft (``draft``, else its published version) reads that
+    ``substitution_data`` and the recipient ``address`` (``{"email", "name"}``, None:
+    anonymous) lack, in the order first read: rendered empty (``content_render_preview``'s
+    ``missing``, the template editor's warning). ``[]`` when that version does not render
+    (the send says why)."""
+    missing: list[str] = []
+    try:
+        _published, content, _options, _number, _updated = template_version(template, draft=draft)
+        content_render_preview(content, substitution_data=substitution_data, address=address, missing=missing)
+    except errors.EngageError:
+        return []
+    return missing
+
+
+def send_data_missing(*, template_id: str, addresses: list[str]) -> list[str]:
+    """What the published version of ``template_id`` reads that none of the typed
+    ``addresses`` (``Ada <ada@example.com>`` or ``ada@example.com``, one or more) supplies:
+    they carry no substitution data, so every name it reads is empty for all of them;
+    ``address.name`` only when none has a display name. ``[]`` for an unknown template."""
+    try:
+        template = template_get(template_id=template_id)
+    except errors.NotFound:
+        return []
+    parsed = [split_address(line) for line in addresses]
+    name = next((name.strip() for name, _email in parsed if name and name.strip()), "")
+    address = {"email": parsed[0][1] if parsed else "", "name": name}
+    return template_data_missing(template=template, draft=False, substitution_data={}, address=address)

@@ -34,6 +34,10 @@ def first_free_id(base: str, *, taken: Callable[[str], set[str]]) -> str:
     return f"{base}-{n}"
 
 
+#: The campaign of every test send from the template editor (``console.views.template_test_send``),
+#: so the overview's first steps, the overview and the report can tell them apart.
+TEST_SEND_CAMPAIGN = "admin-test-send"
+
 #: What an SMTP-injected transmission's events and tracking tokens carry as ``template_id``:
 #: ``smtp_<transmission id>``, as SparkPost's real events do (SMTP-INJECTION.md §1.7, §5.6).
 SMTP_TEMPLATE_PREFIX = "smtp_"

@@ -67,7 +67,7 @@ RECIPIENTS_HELP = (
     "(<code>[{&quot;address&quot;: {&quot;email&quot;: ...}, &quot;substitution_data&quot;: {...}}]</code>), "
     "as <code>POST /api/v1/recipient-lists</code> takes them. "
     "A name (the <code>name</code> column, or <code>Ada &lt;ada@example.com&gt;</code>) is the recipient's "
-    "display name, shown in To: in a template write <code>{{address.name}}</code> for it and "
+    "display name, shown in the To: header. In a template, write <code>{{address.name}}</code> for it and "
     "<code>{{address.email}}</code> for the address (as SparkPost); any other column is "
     "<code>{{first_name}}</code>, <code>{{plan}}</code>..."
 )

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 
 from engage import errors
 from engage.api.parsers import loads
+from mailcore.links import RAW_URL
 from templates_app import content as content_rules
 from templates_app.models import Template
 from templates_app.rendering import (
@@ -149,13 +150,36 @@ class HasDraftFilter(VersionFilter):
     title, parameter_name, field = "has draft", "has_draft", "draft_content"
 
 
+#: The editor's field of each template option (``content_rules.OPTION_KEYS``); not the bare
+#: names: the live preview posts ``click_tracking`` as its own choice for the link check.
+OPTION_FIELDS = {key: f"option_{key}" for key in content_rules.OPTION_KEYS}
+_ON, _OFF = "on", "off"
+
+
+def _option_field(key: str, label: str, server_default: bool, help_text: str) -> forms.ChoiceField:
+    """A tri-state option: not set (the key is absent from the template's options, as an API
+    client that leaves it out), on (true) or off (false)."""
+    unset = f"not set: the transmission's, else the server's ({'on' if server_default else 'off'})"
+    return forms.ChoiceField(
+        label=label, choices=[("", unset), (_ON, "on"), (_OFF, "off")], required=False, help_text=help_text
+    )
+
+
+def options_from_fields(fields: Any) -> dict[str, bool]:
+    """The template options the editor's option fields describe, as the API stores a body's
+    ``options`` (``content_rules.normalize_options``): the keys set, as booleans."""
+    raw = {key: fields.get(name) == _ON for key, name in OPTION_FIELDS.items() if fields.get(name) in (_ON, _OFF)}
+    return content_rules.normalize_options(raw)
+
+
 def _wide_text(rows: int) -> forms.Textarea:
     return forms.Textarea(attrs={"rows": rows, "class": "tpl-source", "spellcheck": "false"})
 
 
 class TemplateDraftForm(forms.ModelForm):
-    """Name, description and the draft's content (started from the published version when
-    there is no draft); on the add page also the id (made from the name when left empty)."""
+    """Name, description and the draft's content and options (started from the published
+    version when there is no draft); on the add page also the id (made from the name when left
+    empty)."""
 
     template_id = forms.CharField(
         label="Id", required=False, max_length=64, help_text="Left empty: made from the name (as the API does)."
@@ -172,6 +196,18 @@ class TemplateDraftForm(forms.ModelForm):
         required=False,
         help_text='A JSON object, e.g. {"X-Tag": "x"}',
     )
+    option_open_tracking = _option_field(
+        "open_tracking", "Open tracking", settings.ENGAGE_OPEN_TRACKING, "A pixel records opens."
+    )
+    option_click_tracking = _option_field(
+        "click_tracking", "Click tracking", settings.ENGAGE_CLICK_TRACKING, "Links are rewritten to record clicks."
+    )
+    option_transactional = _option_field(
+        "transactional",
+        "Transactional",
+        False,
+        "Transactional mail has no unsubscribe link and ignores non-transactional opt-outs.",
+    )
 
     class Meta:
         model = Template
@@ -182,6 +218,7 @@ class TemplateDraftForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         template = self.instance
         content = template.draft_content or template.published_content or {}
+        options = (template.draft_options if template.draft_content else template.published_options) or {}
         sender = content.get("from") or {}
         self.initial.update(
             {
@@ -195,6 +232,9 @@ class TemplateDraftForm(forms.ModelForm):
                 "headers": json.dumps(content["headers"]) if content.get("headers") else "",
             }
         )
+        for key, name in OPTION_FIELDS.items():
+            if isinstance(options.get(key), bool):
+                self.initial[name] = _ON if options[key] else _OFF
 
     def clean_template_id(self) -> str | None:
         value = self.cleaned_data.get("template_id") or None
@@ -212,6 +252,7 @@ class TemplateDraftForm(forms.ModelForm):
         if self.errors:
             return cleaned
         cleaned["content"] = content_from_fields(cleaned)
+        cleaned["options"] = options_from_fields(cleaned)
         return cleaned
 
 
@@ -225,6 +266,7 @@ class TemplateAdmin(admin.ModelAdmin):
     search_fields = ["id", "name"]
     readonly_fields = ["id", "versions", "preview_link"]
     content_fields = ["from_email", "from_name", "subject", "reply_to", "html", "text", "amp_html", "headers"]
+    option_fields = list(OPTION_FIELDS.values())
     actions = ["publish"]
     change_form_template = "admin/templates_app/template/editor.html"
 
@@ -232,7 +274,16 @@ class TemplateAdmin(admin.ModelAdmin):
         head = (
             ["id", "name", "description", "versions", "preview_link"] if obj else ["template_id", "name", "description"]
         )
-        return [(None, {"fields": head}), ("Draft content", {"fields": self.content_fields})]
+        options = {
+            "fields": self.option_fields,
+            "description": "The template's options, as the API's options: a transmission's own options win over "
+            "them; not set, the server's defaults apply.",
+        }
+        return [
+            (None, {"fields": head}),
+            ("Draft content", {"fields": self.content_fields}),
+            ("Draft options", options),
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Template | None = None) -> Any:
         return self.readonly_fields if obj else []
@@ -276,6 +327,8 @@ class TemplateAdmin(admin.ModelAdmin):
                 name=cleaned["name"],
                 description=cleaned.get("description") or "",
                 content=cleaned["content"],
+                options=cleaned["options"],
+                replace_options=True,
             )
         else:
             template = template_create(
@@ -283,7 +336,7 @@ class TemplateAdmin(admin.ModelAdmin):
                 name=cleaned["name"],
                 description=cleaned.get("description") or "",
                 content=cleaned["content"],
-                options={},
+                options=cleaned["options"],
             )
         if "_publish" in request.POST:
             template = template_update(template_id=template.pk, mode=TemplateUpdateMode.PUBLISH)
@@ -304,6 +357,7 @@ class TemplateAdmin(admin.ModelAdmin):
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "raw_url": RAW_URL}  # the link check's note explains it
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except errors.EngageError as exc:  # e.g. 409: the id is taken (the form is not shown again)
@@ -343,7 +397,8 @@ class TemplateAdmin(admin.ModelAdmin):
         send), ``address.name`` among them when the sample names no recipient. The sample's
         ``address`` (a recipient list entry's, ``sample_recipient``) is the recipient's, as
         in a real message; ``hints`` says how to fix a likely slip (``{{name}}`` missing while
-        the entry has a name: ``{{address.name}}``)."""
+        the entry has a name: ``{{address.name}}``). The link check's template options are the
+        form's option fields when posted (unsaved, as the rest), else the stored template's."""
         if not self.has_view_or_change_permission(request):
             return JsonResponse({"errors": [{"field": None, "message": "permission denied"}]}, status=403)
         answer: dict[str, Any] = {"rendered": None, "links": None, "errors": [], "missing": [], "hints": []}
@@ -363,8 +418,11 @@ class TemplateAdmin(admin.ModelAdmin):
                     answer["errors"].append({"field": None if field == "__all__" else field, "message": message})
             return JsonResponse(answer)
         click = {"true": True, "false": False}.get(request.POST.get("click_tracking", ""))
-        stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
-        template_options = (stored.draft_options or stored.published_options) if stored else None
+        if any(name in request.POST for name in OPTION_FIELDS.values()):  # the form's, unsaved
+            template_options: dict[str, Any] | None = options_from_fields(request.POST)
+        else:
+            stored = Template.objects.filter(pk=request.POST.get("_template") or None).first()
+            template_options = (stored.draft_options or stored.published_options) if stored else None
         try:
             answer["rendered"] = content_render_preview(
                 content, substitution_data=data, address=address, missing=answer["missing"]

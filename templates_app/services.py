@@ -65,17 +65,24 @@ def template_create(
 
 
 def _write_version(
-    template: Template, *, slot: str, content: dict | None, options: dict | None, now: datetime
+    template: Template,
+    *,
+    slot: str,
+    content: dict | None,
+    options: dict | None,
+    now: datetime,
+    replace_options: bool = False,
 ) -> list[str]:
     """Write content/options into the ``draft`` or ``published`` slot; the slot's base is itself,
-    or the published version when a draft is started."""
+    or the published version when a draft is started. ``options`` keys replace the base's, or
+    the whole of them with ``replace_options``."""
     base_content = getattr(template, f"{slot}_content")
     base_options = getattr(template, f"{slot}_options")
     if base_content is None:
         base_content, base_options = template.published_content, template.published_options
     template.last_version += 1
     setattr(template, f"{slot}_content", content if content is not None else base_content)
-    merged_options = dict(base_options or {})
+    merged_options = {} if replace_options and options is not None else dict(base_options or {})
     merged_options.update(options or {})
     setattr(template, f"{slot}_options", merged_options)
     setattr(template, f"{slot}_version", template.last_version)
@@ -111,10 +118,13 @@ def template_update(
     content: dict[str, Any] | None = None,
     options: dict[str, bool] | None = None,
     mode: TemplateUpdateMode = TemplateUpdateMode.DRAFT,
+    replace_options: bool = False,
 ) -> Template:
     """Update a template (SPEC B §2.2, PUT): the version ``mode`` says (see
     :class:`TemplateUpdateMode`). ``content`` replaces the whole content; given ``options``
-    keys replace those keys; ``name`` and ``description`` change only when given.
+    keys replace those keys (the API's PUT), or, with ``replace_options`` (DRAFT only), given
+    ``options`` are the draft's whole options (the admin's form, where an option can also be
+    left unset); ``name`` and ``description`` change only when given.
 
     Raises NotFound (404 / 1600), TemplateSyntaxError (422 / 3000), NoDraftTemplate
     (422 / 2004) or NoPublishedTemplate (422 / 2005); nothing is written then.
@@ -126,6 +136,7 @@ def template_update(
         if template is None:
             template_get(template_id=template_id)  # raises the 404
         assert template is not None
+        assert not replace_options or mode is TemplateUpdateMode.DRAFT, "replace_options writes a draft"
         now = timezone.now()
         update_fields = _labels_write(template, name=name, description=description)
         if mode is TemplateUpdateMode.PUBLISH:
@@ -133,7 +144,9 @@ def template_update(
         elif mode is TemplateUpdateMode.PUBLISHED:
             update_fields += _published_write(template, content=content, options=options, now=now)
         else:
-            update_fields += _draft_write(template, content=content, options=options, now=now)
+            update_fields += _draft_write(
+                template, content=content, options=options, now=now, replace_options=replace_options
+            )
         if update_fields:
             template.save(update_fields=sorted(set(update_fields)))
     return template
@@ -151,11 +164,15 @@ def _labels_write(template: Template, *, name: str | None, description: str | No
     return update_fields
 
 
-def _draft_write(template: Template, *, content: dict | None, options: dict | None, now: datetime) -> list[str]:
+def _draft_write(
+    template: Template, *, content: dict | None, options: dict | None, now: datetime, replace_options: bool = False
+) -> list[str]:
     """DRAFT: a new draft version from the given changes, if any; the fields changed."""
     if content is None and options is None:
         return []
-    return _write_version(template, slot="draft", content=content, options=options, now=now)
+    return _write_version(
+        template, slot="draft", content=content, options=options, now=now, replace_options=replace_options
+    )
 
 
 def _published_write(template: Template, *, content: dict | None, options: dict | None, now: datetime) -> list[str]:

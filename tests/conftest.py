@@ -104,13 +104,15 @@ def api_with(make_key):
 
 @pytest.fixture(autouse=True)
 def _clear_throttle_cache(request):
-    """Forget API rate-limit counters between tests, and nothing else: Redis also holds the
-    Celery queue and the event buffer, so never FLUSHDB here."""
+    """Forget API rate-limit and test-send counters between tests, and nothing else: Redis also
+    holds the Celery queue and the event buffer, so never FLUSHDB here. (Test sends are
+    counted per user id, which the next test's user can have again within the minute.)"""
     if "db" in request.fixturenames or "api" in request.fixturenames:
         from django.core.cache import cache
 
         client = cache._cache.get_client()
-        keys = list(client.scan_iter(match="*throttle_api_key*", count=1000))
+        keys = [key for pattern in ("*throttle_api_key*", "*console:test-sends:*")
+                for key in client.scan_iter(match=pattern, count=1000)]  # fmt: skip
         if keys:
             client.delete(*keys)
     yield

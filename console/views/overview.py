@@ -3,7 +3,7 @@ the admin's sign-in page, titled Engage, and come back here).
 
 It shows the figures of the last 24 whole hours (the current one included, :func:`last_day_window`), read by ``analytics.selectors.metrics_summary`` exactly
 as ``GET /api/v1/metrics/deliverability`` reads them (the page names the equivalent API
-query), the newest transmissions, and a link to every console page (``console.pages``). Until a
+query, and says how many of them are the template editor's test sends), the newest transmissions, and a link to every console page (``console.pages``). Until a
 transmission other than a test send exists, a box lists the first steps, each marked once done
 (``console.selectors.getting_started``).
 """
@@ -23,6 +23,7 @@ from analytics.figures import figure_rows, figures
 from analytics.metrics import parse_metrics_query
 from console.pages import pages_for
 from console.selectors import getting_started
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from transmissions import selectors as transmission_selectors
 
 #: (metric, label, the metric it is a rate of, or ""), in the order shown: the report's
@@ -69,7 +70,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "to": end.strftime(_API_TIME),
         "metrics": ",".join(dict.fromkeys(name for row in FIGURES for name in row[::2] if name)),
     }
-    totals = analytics_selectors.metrics_summary(query=parse_metrics_query(params, now=end))
+    query = parse_metrics_query(params, now=end)
+    totals = analytics_selectors.metrics_summary(query=query)
     figures_shown = figures(FIGURES, totals)
     recent = transmission_selectors.transmission_recent(limit=RECENT_TRANSMISSIONS)
     context = {
@@ -80,6 +82,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "api_to": params["to"],
         "api_query": "/api/v1/metrics/deliverability?" + urlencode(params, safe=",:"),
         "figures": figures_shown,
+        "test_sends": analytics_selectors.metrics_test_sends(query=query),
+        "test_send_campaign": TEST_SEND_CAMPAIGN,
         "transmissions": recent,
         "pages": pages_for(request.user),
         "started": getting_started(recent_campaigns=[row["campaign_id"] for row in recent]),

@@ -18,11 +18,11 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from console.selectors import TEST_SEND_CAMPAIGN
+from console.selectors import template_data_missing
 from engage import errors
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from templates_app.models import Template
-from templates_app.rendering import content_render_preview, sample_data, sample_recipient
-from templates_app.selectors import template_version
+from templates_app.rendering import sample_data, sample_recipient
 from transmissions.services import transmission_create
 
 # The window of ENGAGE_TEST_SENDS_PER_MINUTE, in seconds.
@@ -104,21 +104,11 @@ def template_test_send(request: HttpRequest, template_id: str) -> HttpResponseRe
         request,
         format_html('Test send to {} queued: transmission <a href="/transmissions/{}/">{}</a>.', address, tid, tid),
     )
-    if missing := sample_data_missing(
-        template=template, substitution_data=data, address={"email": address, "name": sample_address["name"]}
+    if missing := template_data_missing(
+        template=template,
+        draft=template.has_draft,
+        substitution_data=data,
+        address={"email": address, "name": sample_address["name"]},
     ):
         messages.warning(request, f"The sample data lacked {', '.join(missing)}: sent empty.")
     return back
-
-
-def sample_data_missing(*, template: Template, substitution_data: dict, address: dict | None = None) -> list[str]:
-    """The names the version a test send uses (its draft, else its published version) reads
-    that ``substitution_data`` lacks (``content_render_preview``'s ``missing``); ``[]`` when
-    that version does not render (the send says why)."""
-    missing: list[str] = []
-    try:
-        _published, content, _options, _number, _updated = template_version(template, draft=template.has_draft)
-        content_render_preview(content, substitution_data=substitution_data, address=address, missing=missing)
-    except errors.EngageError:
-        return []
-    return missing

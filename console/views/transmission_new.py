@@ -6,6 +6,11 @@ later. The form (``console.forms.SendForm``) becomes the body a client would POS
 once per rendered form: ``console.services.transmission_send_once``), so the limits, errors and
 events are the API's. Success goes to the transmission's page.
 
+Typed addresses carry no substitution data: when the template reads names that none of them
+supplies (``console.selectors.send_data_missing``, the template editor's check of missing
+sample data), the form comes back listing them, and sends only with "Send with them empty"
+(its ``send_empty`` field).
+
 The same send again (Back, then Send: a new form, the fields restored by the browser) is asked
 about first: when the same user sent the same template to the same recipients with the same
 campaign in the last ``console.selectors.RESEND_WINDOW``, the form comes back naming that
@@ -25,7 +30,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from console.forms import SendForm, send_body, send_fingerprint, submission_token
-from console.selectors import send_recent_duplicate, send_token_used
+from console.selectors import send_data_missing, send_recent_duplicate, send_token_used
 from console.services import transmission_send_once
 from console.templatetags.console import when
 from console.views.permissions import SEND, permission_page
@@ -61,7 +66,9 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
     shown again with its errors and the input kept (400); a form whose token was already sent
     (a double click, Back then Send) creates nothing and goes to the transmission it created,
     saying so; the same send as one the user made in the last ten minutes creates nothing
-    without the ``resend`` box (409, the form kept, the earlier transmission named). Needs the
+    without the ``resend`` box (409, the form kept, the earlier transmission named); typed
+    addresses to a template that reads names none of them supplies create nothing without the
+    ``send_empty`` box (409, the form kept, the names listed), asked before the resend. Needs the
     permission to add transmissions (``console.views.permissions.SEND``)."""
     if request.method != "POST":
         form = SendForm(
@@ -78,6 +85,13 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
         token, fingerprint = form.cleaned_data["submission"], send_fingerprint(form.cleaned_data)
         try:
             parse_object(body, TransmissionCreate)
+            missing = (
+                send_data_missing(template_id=form.cleaned_data["template"], addresses=form.cleaned_data["addresses"])
+                if form.cleaned_data["addresses"] and not form.cleaned_data["send_empty"]
+                else []
+            )
+            if missing:
+                return render(request, "console/transmission_new.html", {"form": form, "missing": missing}, status=409)
             earlier = (
                 None
                 if form.cleaned_data["resend"] or send_token_used(token=token)

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from analytics.figures import percent
 from analytics.ingest import event_row, events_insert
 from analytics.report import CHART_SERIES, DELIVERABILITY, ENGAGEMENT, REPORT_METRICS
+from mailcore.ids import TEST_SEND_CAMPAIGN
 from tests.analytics import data
 from tests.browser import needs_chromium, screenshot
 from tests.console.helpers import story
@@ -309,3 +310,40 @@ def test_the_template_filter_suggests_smtp_injections_by_the_id_their_events_car
     suggested = re.search(r'<datalist id="template-list">(.*?)</datalist>', html, re.S).group(1)
     assert '<option value="smtp_4243" label="smtp_4243 (SMTP injection, transmission 4243)">' in suggested
     assert '<option value="inline" label="inline (inline content)">' in suggested
+
+
+def test_template_test_sends_in_the_window_are_said_and_still_counted_as_the_api_counts(client, api, staff):
+    # Found by a newcomer: test sends from the template editor were in the figures, unsaid.
+    at = datetime(2024, 3, 2, 8, tzinfo=UTC)
+    data.land([
+        *story("m-real", "rae@example.com", at, kinds=("injection", "delivery"), campaign_id="spring"),
+        *story("m-test1", "me@example.com", at, kinds=("injection", "delivery"), campaign_id=TEST_SEND_CAMPAIGN),
+        *story("m-test2", "me@example.com", at, kinds=("injection", "delivery"), campaign_id=TEST_SEND_CAMPAIGN),
+    ])  # fmt: skip
+    client.force_login(staff)
+    html = client.get("/report/", WINDOW).content.decode()
+    assert f'id="count_targeted">{_api_totals(api)["count_targeted"]}<' in html and 'id="count_targeted">3<' in html
+    note = re.search(r'<p class="r" id="test-sends-note">(.*?)</p>', html, re.S)[1]
+    assert "include 2 messages of template test sends (campaign <code>admin-test-send</code>" in " ".join(note.split())
+    assert "test-sends-note" not in client.get("/report/", {**WINDOW, "campaign": "spring"}).content.decode()
+    assert "test-sends-note" not in client.get("/report/", {**WINDOW, "from": "2024-03-03"}).content.decode()
+
+
+def test_a_campaign_filter_matching_no_campaign_says_so_and_the_suggestions_stay_complete(client, staff):
+    # Found by a newcomer: "spring" (for spring-sale) showed all zeros without a word.
+    data.land(data.generate())
+    client.force_login(staff)
+    html = client.get("/report/", {**WINDOW, "campaign": "spring", "template": "tpl-a"}).content.decode()
+    [said] = re.findall(r'<p class="error filter-unmatched" role="status">(.*?)</p>', html)
+    assert said == (
+        "No campaign &#x27;spring&#x27; has data in this period: the campaign filter takes exact ids. "
+        "Did you mean spring-sale?"
+    )
+    assert 'id="count_targeted">0<' in html  # the API's answer, no longer silent
+    assert "Campaign and template take exact ids" in html and 'placeholder="exact id"' in html
+    suggested = re.search(r'<datalist id="campaign-list">(.*?)</datalist>', html, re.S)[1]
+    assert re.findall(r'value="([^"]+)"', suggested) == sorted(data.CAMPAIGNS)  # not only the filtered one
+    exact = client.get("/report/", {**WINDOW, "campaign": "spring-sale,newsletter"}).content.decode()
+    assert "filter-unmatched" not in exact
+    nothing_near = client.get("/report/", {**WINDOW, "template": "zzz"}).content.decode()
+    assert "No template &#x27;zzz&#x27; has data in this period" in nothing_near

@@ -22,7 +22,7 @@ from recipient_lists.models import RecipientList
 from templates_app.services import template_create
 from tests.analytics import data
 from tests.browser import STAFF, needs_chromium, screenshot
-from tests.console.helpers import CONTENT, recent_events, shown_window
+from tests.console.helpers import CONTENT, recent_events, shown_window, story
 from transmissions.models import Message, Transmission, TransmissionState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +85,25 @@ def test_the_overview_shows_the_metrics_api_figures_of_the_last_day(client, api,
         assert 0 < expected[metric] == totals[metric] < everything[metric], metric
     # the rates say what they are of
     assert re.search(r'id="count_accepted">\d+</div><div class="r">\d+\.\d+ % of targeted</div>', html)
+
+
+def test_the_overview_says_how_many_of_its_figures_are_template_test_sends(client, api, staff_user):
+    # Found by a newcomer: test sends from the template editor were counted without a word.
+    client.force_login(staff_user)
+    assert 'id="test-sends-note"' not in client.get("/").content.decode()
+    now = timezone.now()
+    data.land([
+        *story("m-real", "rae@example.com", now - timedelta(minutes=5), kinds=("injection", "delivery")),
+        *story("m-test", "me@example.com", now - timedelta(minutes=5), kinds=("injection", "delivery"),
+               campaign_id=TEST_SEND_CAMPAIGN),
+    ])  # fmt: skip
+    html = client.get("/").content.decode()
+    start, end = shown_window(html)
+    total = api.get("/api/v1/metrics/deliverability", {"from": start, "to": end, "metrics": "count_targeted"})
+    assert f'id="count_targeted">{total.json()["results"][0]["count_targeted"]}<' in html  # unchanged: 2
+    assert 'id="count_targeted">2<' in html
+    note = " ".join(html.split('id="test-sends-note">', 1)[1].split("</p>", 1)[0].split())
+    assert note.startswith("They include 1 message of template test sends (campaign <code>admin-test-send</code>")
 
 
 def test_the_overview_names_and_rates_each_figure_as_the_report_does():
@@ -158,6 +177,22 @@ def test_after_only_a_test_send_the_overview_still_shows_how_to_start_with_the_l
     assert "— done: a list exists" in start
     Transmission.objects.create(campaign_id="spring", template_id="promo", list_id="friends", num_rcpts=1)
     assert 'id="start"' not in client.get("/").content.decode()
+
+
+def test_the_tutorial_names_the_address_it_was_served_from_not_the_readme_default(client, staff_user, settings):
+    # Found by a newcomer: on ENGAGE_PORT=8130 the commands said API=http://127.0.0.1:8000/api/v1.
+    settings.ALLOWED_HOSTS = ["engage.example"]
+    settings.ENGAGE_TRACKING_BASE_URL = "https://track.example"
+    settings.ENGAGE_SINK_DIR = settings.BASE_DIR / "elsewhere" / "sink"
+    client.force_login(staff_user)
+    html = client.get("/tutorial/", headers={"host": "engage.example:8130"}, secure=True).content.decode()
+    assert "API=https://engage.example:8130/api/v1" in html
+    assert "open https://engage.example:8130/report/sink/ (sign in" in html
+    assert "the engagement report: https://engage.example:8130/report/" in html
+    assert "ls elsewhere/sink/" in html and "https://track.example" in html
+    assert "127.0.0.1:8000" not in html and "var/sink" not in html
+    # the host is the one ALLOWED_HOSTS let through: any other is refused, not echoed
+    assert client.get("/tutorial/", headers={"host": "evil.example:8130"}).status_code == 400
 
 
 def test_the_tutorial_is_staff_only(client, db):

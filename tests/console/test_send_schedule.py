@@ -4,7 +4,6 @@ attacker: both sent at once, the past one while saying "scheduled for 2020-01-01
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,7 +24,7 @@ def shop(db):
 
 
 def to_addresses(**overrides: str) -> dict[str, str]:
-    return form(recipient_list="", addresses="ann@example.com", **overrides)
+    return form(recipient_list="", addresses="ann@example.com", send_empty="on", **overrides)  # {{name}}: sent empty
 
 
 @pytest.mark.parametrize(
@@ -79,8 +78,11 @@ def test_a_start_tomorrow_is_scheduled_and_said_so(staff):
     assert f"scheduled for {later:%Y-%m-%d %H:%M:%S} UTC" in staff.get(f"/transmissions/{tid}/").content.decode()
 
 
-def test_the_inputs_are_a_date_and_a_time_to_the_minute(staff):
+def test_the_start_fields_ask_for_an_iso_date_and_a_24_hour_time_whatever_the_browser_s_locale(staff):
+    # Found by a newcomer: date and time pickers showed 06/01/2030 and 10:30 AM beside "UTC".
     html = staff.get(PAGE).content.decode()
-    assert re.search(r'<input type="date" name="start_date"[^>]*id="id_start_date"', html)
-    assert re.search(r'<input type="time" name="start_time"[^>]*step="60"', html)
-    assert 'type="datetime-local"' not in html
+    when = html.split('id="field-start_time"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'type="date"' not in when and 'type="time"' not in when
+    assert 'name="start_date"' in when and 'placeholder="YYYY-MM-DD"' in when
+    assert 'name="start_time"' in when and 'placeholder="HH:MM"' in when
+    assert "UTC (24-hour)" in when and "the time as HH:MM on a 24-hour clock" in when

@@ -95,6 +95,8 @@ def test_the_help_says_how_a_template_uses_the_name_column_and_that_works():
     from recipient_lists.upload import recipients_from_text
 
     assert "<code>{{address.name}}</code>" in RECIPIENTS_HELP and "<code>{{address.email}}</code>" in RECIPIENTS_HELP
+    # one sentence a thought (found by a newcomer: "shown in To: in a template write ...")
+    assert "shown in the To: header. In a template, write <code>{{address.name}}</code>" in RECIPIENTS_HELP
     raw = recipients_from_text("email,name,plan\nada@example.com,Ada L,gold\n").recipients[0]
     recipient, _error = normalize_recipient(raw, 0)
     assert recipient is not None

@@ -118,6 +118,36 @@ def test_the_editor_link_check_follows_the_click_tracking_choice_and_the_templat
     assert forced.json()["links"]["links"][0]["tracked"] is True
 
 
+def test_the_template_options_set_in_the_admin_are_what_the_api_returns(admin_client, api):
+    # Found by a newcomer: the preview and the Send form said "as the template says", and the
+    # admin had no field for what the template says.
+    added = fields(template_id="opts", option_open_tracking="off", option_click_tracking="on")
+    assert admin_client.post("/admin/templates_app/template/add/", added).status_code == 302
+    api.post("/api/v1/templates", {"id": "by-api", "content": CONTENT,
+             "options": {"open_tracking": False, "click_tracking": True}}, format="json")  # fmt: skip
+    draft = api.get("/api/v1/templates/opts", {"draft": "true"}).json()["results"]
+    assert draft["options"] == {"open_tracking": False, "click_tracking": True}
+    assert draft["options"] == api.get("/api/v1/templates/by-api", {"draft": "true"}).json()["results"]["options"]
+    page = admin_client.get("/admin/templates_app/template/opts/change/").content.decode()
+    assert '<option value="off" selected>off</option>' in page and '<option value="on" selected>on</option>' in page
+    assert "not set: the transmission&#x27;s, else the server&#x27;s" in page
+
+    # left unset, an option is absent (as an API client that leaves it out), not false
+    changed = fields(option_open_tracking="", option_click_tracking="off", option_transactional="on", _publish="1")
+    assert admin_client.post("/admin/templates_app/template/opts/change/", changed).status_code == 302
+    published = api.get("/api/v1/templates/opts").json()["results"]
+    assert published["published"] and published["options"] == {"click_tracking": False, "transactional": True}
+
+
+def test_the_editor_link_check_follows_the_unsaved_click_tracking_option(admin_client, settings):
+    settings.ENGAGE_CLICK_TRACKING = True
+    template_create(template_id="on", name="On", content=CONTENT, options={"click_tracking": True})
+    check = {**fields(option_click_tracking="off"), "substitution_data": "{}", "_template": "on"}
+    assert admin_client.post(EDITOR, check).json()["links"]["click_tracking"] is False
+    unset = {**fields(option_click_tracking=""), "substitution_data": "{}", "_template": "on"}
+    assert admin_client.post(EDITOR, unset).json()["links"]["click_tracking"] is True  # the server's default
+
+
 def test_the_editor_endpoint_is_staff_only_and_post_only(client, admin_client):
     assert client.post(EDITOR, fields()).status_code == 302  # to the sign-in page
     assert admin_client.get(EDITOR).status_code == 405

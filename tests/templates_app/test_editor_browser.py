@@ -65,6 +65,40 @@ def test_create_type_preview_error_link_check_publish(staff_user, live_server, b
     connections.close_all()  # this thread's connection, so the test database can be dropped
 
 
+def test_the_link_check_says_why_it_did_not_run_and_what_raw_url_means(staff_user, live_server, browser_page):
+    # Found by a newcomer: "Check links" with a syntax error left an empty table and no word;
+    # "Raw URL" was not explained; the mailto row had a bare "mailto" and an empty name cell.
+    page = browser_page(live_server.url + "/admin/templates_app/template/add/")
+    page.fill("#id_from_email", "shop@example.com")
+    page.fill("#id_subject", "Hi")
+    page.fill("#id_html", '<a href="https://example.com/a">A</a>\n<p>{{ name </p>')
+    page.click("#tpl-check")
+    problem = page.locator("#tpl-link-errors li")
+    problem.filter(has_text="html, line 2").wait_for()
+    assert problem.count() == 1 and problem.inner_text() == "Links not checked: fix the error at html, line 2 first."
+    assert page.locator("#tpl-links tbody tr").count() == 0 and page.locator("#tpl-raw-url-note").is_hidden()
+    problem.click()  # goes to the line
+    assert page.evaluate("() => document.activeElement.id") == "id_html"
+
+    page.fill("#id_html", '<a href="https://example.com/a">A</a>\n<a href="mailto:help@example.com">Help</a>')
+    page.click("#tpl-check")
+    page.locator("#tpl-link-summary").filter(has_text="1 of 2 links tracked").wait_for()
+    assert page.locator("#tpl-link-errors").is_hidden()
+    rows = page.locator("#tpl-links tbody tr.tpl-link")
+    assert rows.nth(0).inner_text().split("\t")[1:] == ["yes", "Raw URL"]
+    note = page.locator("#tpl-raw-url-note")
+    assert note.is_visible() and "data-msys-linkname" in note.inner_text()
+    mailto = rows.nth(1).locator("td")
+    assert mailto.nth(1).inner_text().split("\n") == ["no: mailto: links are never tracked", "API reason: mailto"]
+    assert mailto.nth(2).inner_text() == "—"
+    screenshot(page, "template-editor-link-check-raw-url")
+
+    page.fill("#id_html", '<a href="https://example.com/a" data-msys-linkname="a">A</a>')
+    page.click("#tpl-check")
+    page.locator("#tpl-link-summary").filter(has_text="1 of 1 links tracked").wait_for()
+    assert note.is_hidden()  # every tracked link is named: nothing to explain
+
+
 def test_typing_fast_sends_one_render_at_a_time_and_a_newer_one_cancels_the_older(
     staff_user, live_server, browser_page
 ):

@@ -75,8 +75,9 @@ def test_the_link_check_table_fits_its_panel_at_1280(template, staff_user, live_
     assert rows.nth(0).locator("td").first.inner_text().split() == ["html", "position", "1,", "line", "1"]
     assert rows.nth(1).locator("td").first.inner_text().split() == ["html", "line", "2"]
     mailto = rows.nth(1).locator("td").nth(1)
-    assert mailto.inner_text().split("\n") == ["no: mailto: links are never tracked", "mailto"]
+    assert mailto.inner_text().split("\n") == ["no: mailto: links are never tracked", "API reason: mailto"]
     assert mailto.locator("small code").inner_text() == "mailto"
+    assert rows.nth(1).locator("td").nth(2).inner_text() == "—"  # no link name, said as such
     screenshot(page, "template-editor-link-check")
     connections.close_all()
 
