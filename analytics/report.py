@@ -97,11 +97,17 @@ def _template_note(template_id: str) -> str:
     return f"SMTP injection, transmission {smtp_id}" if smtp_id is not None else ""
 
 
-def unmatched_filter(kind: str, values: tuple[str, ...], known: list[str]) -> str:
+#: Ids each filter's suggestion list offers (the first, in order): 100,000 campaigns with data
+#: made the page 7.3 MB (an attacker's finding).
+MAX_SUGGESTIONS = 500
+
+
+def unmatched_filter(kind: str, values: tuple[str, ...], present: list[str], known: list[str]) -> str:
     """What the page says when a filter names ids that have no data in the window (the metrics
     API's filters are exact, as SparkPost's: a partial id counts nothing): ``""`` when every
-    value is ``known``; else which are not, and the known ids that contain one of them."""
-    unknown = [value for value in values if value not in known]
+    value is ``present`` (has data); else which are not (each once), and the ``known`` ids
+    (the suggestions) that contain one of them."""
+    unknown = [value for value in dict.fromkeys(values) if value not in present]
     if not unknown:
         return ""
     quoted = ", ".join(f"'{value}'" for value in unknown[:5])
@@ -118,7 +124,8 @@ def report(request: HttpRequest) -> HttpResponse:
     400. Figures: ``selectors.metrics_summary`` (:data:`DELIVERABILITY`,
     :data:`ENGAGEMENT`); chart: ``selectors.metrics_time_series`` (:data:`CHART_SERIES`,
     every bucket of the window); links: ``selectors.metrics_links``. The filters' suggestions
-    are the campaign and template ids with data in the window (whatever the filters); a
+    are the campaign and template ids with data in the window (whatever the filters; the
+    first :data:`MAX_SUGGESTIONS` of each); a
     filter value with no data there is said (:func:`unmatched_filter`), and so are the
     template editor's test sends among the figures (``selectors.metrics_test_sends``)."""
     now = timezone.now()
@@ -154,9 +161,14 @@ def report(request: HttpRequest) -> HttpResponse:
         context["error"] = str(exc)
         return render(request, "analytics/report.html", context, status=400)
     totals = selectors.metrics_summary(query=query)
-    window = dataclasses.replace(query, campaigns=(), templates=(), domains=())
+    window = dataclasses.replace(query, campaigns=(), templates=(), domains=(), limit=MAX_SUGGESTIONS)
     campaigns = selectors.metrics_values(query=window, key="campaign_id")
     templates = selectors.metrics_values(query=window, key="template_id")
+    unlimited = dataclasses.replace(window, limit=None)  # which of the filter's values have data at all
+    campaigns_present = selectors.metrics_values(query=dataclasses.replace(unlimited, campaigns=query.campaigns),
+                                                 key="campaign_id") if query.campaigns else []  # fmt: skip
+    templates_present = selectors.metrics_values(query=dataclasses.replace(unlimited, templates=query.templates),
+                                                 key="template_id") if query.templates else []  # fmt: skip
     context.update(
         totals=totals,
         deliverability=_figures(DELIVERABILITY, totals),
@@ -169,8 +181,8 @@ def report(request: HttpRequest) -> HttpResponse:
         unmatched=[
             said
             for said in (
-                unmatched_filter("campaign", query.campaigns, campaigns),
-                unmatched_filter("template", query.templates, templates),
+                unmatched_filter("campaign", query.campaigns, campaigns_present, campaigns),
+                unmatched_filter("template", query.templates, templates_present, templates),
             )
             if said
         ],

@@ -149,9 +149,10 @@ class SendForm(forms.Form):
         required=False,
         help_text="The same template, recipients and campaign were sent a few minutes ago: send them again.",
     )
-    send_empty = forms.BooleanField(
+    send_empty = forms.CharField(  # the box's value: console.selectors.send_empty_confirmation
         label="Send with them empty",
         required=False,
+        max_length=64,
         help_text="The template reads data that no recipient supplies: send anyway, with it empty.",
     )
     submission = forms.CharField(

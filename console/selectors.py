@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -275,6 +277,16 @@ def template_data_missing(
     except errors.EngageError:
         return []
     return missing
+
+
+def send_empty_confirmation(*, template_id: str, missing: list[str]) -> str:
+    """What the send page's "Send with them empty" box carries (``SendForm.send_empty``): tied
+    to the template and the names it was asked about, so a form whose template or names
+    changed since it was ticked is asked again (an attacker's finding: the box ticked for one
+    template sent another, through a form shown again after another error). Not a secret: it
+    says what was shown, to the user who was shown it."""
+    shown = json.dumps([template_id, sorted(missing)], ensure_ascii=True)
+    return "empty-" + hashlib.sha256(shown.encode("ascii")).hexdigest()[:20]
 
 
 def send_data_missing(*, template_id: str, addresses: list[str]) -> list[str]:

@@ -9,7 +9,8 @@ events are the API's. Success goes to the transmission's page.
 Typed addresses carry no substitution data: when the template reads names that none of them
 supplies (``console.selectors.send_data_missing``, the template editor's check of missing
 sample data), the form comes back listing them, and sends only with "Send with them empty"
-(its ``send_empty`` field).
+(its ``send_empty`` field), ticked for that template and those names: a form whose template
+or names changed since is asked again.
 
 The same send again (Back, then Send: a new form, the fields restored by the browser) is asked
 about first: when the same user sent the same template to the same recipients with the same
@@ -30,7 +31,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from console.forms import SendForm, send_body, send_fingerprint, submission_token
-from console.selectors import send_data_missing, send_recent_duplicate, send_token_used
+from console.selectors import send_data_missing, send_empty_confirmation, send_recent_duplicate, send_token_used
 from console.services import transmission_send_once
 from console.templatetags.console import when
 from console.views.permissions import SEND, permission_page
@@ -85,13 +86,16 @@ def transmission_new(request: HttpRequest) -> HttpResponse:
         token, fingerprint = form.cleaned_data["submission"], send_fingerprint(form.cleaned_data)
         try:
             parse_object(body, TransmissionCreate)
+            template_id = form.cleaned_data["template"]
             missing = (
-                send_data_missing(template_id=form.cleaned_data["template"], addresses=form.cleaned_data["addresses"])
-                if form.cleaned_data["addresses"] and not form.cleaned_data["send_empty"]
+                send_data_missing(template_id=template_id, addresses=form.cleaned_data["addresses"])
+                if form.cleaned_data["addresses"]
                 else []
             )
-            if missing:
-                return render(request, "console/transmission_new.html", {"form": form, "missing": missing}, status=409)
+            confirm = send_empty_confirmation(template_id=template_id, missing=missing) if missing else ""
+            if missing and form.cleaned_data["send_empty"] != confirm:
+                context = {"form": form, "missing": missing, "confirm": confirm}
+                return render(request, "console/transmission_new.html", context, status=409)
             earlier = (
                 None
                 if form.cleaned_data["resend"] or send_token_used(token=token)

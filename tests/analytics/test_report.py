@@ -347,3 +347,21 @@ def test_a_campaign_filter_matching_no_campaign_says_so_and_the_suggestions_stay
     assert "filter-unmatched" not in exact
     nothing_near = client.get("/report/", {**WINDOW, "template": "zzz"}).content.decode()
     assert "No template &#x27;zzz&#x27; has data in this period" in nothing_near
+
+
+def test_suggestions_stop_at_their_cap_and_a_filter_value_past_it_still_counts_as_present(
+    client, staff, monkeypatch
+):
+    """An attacker's finding: 100,000 campaigns with data made the page 7.3 MB (every id
+    suggested). The lists stop at MAX_SUGGESTIONS; a value past the cap is still found."""
+    from analytics import report
+
+    data.land(data.generate())
+    monkeypatch.setattr(report, "MAX_SUGGESTIONS", 1)
+    client.force_login(staff)
+    last = sorted(data.CAMPAIGNS)[-1]
+    html = client.get("/report/", {**WINDOW, "campaign": f"{last},nope,nope"}).content.decode()
+    suggested = re.search(r'<datalist id="campaign-list">(.*?)</datalist>', html, re.S)[1]
+    assert re.findall(r'value="([^"]+)"', suggested) == sorted(data.CAMPAIGNS)[:1]
+    [said] = re.findall(r'<p class="error filter-unmatched" role="status">(.*?)</p>', html)
+    assert said.startswith("No campaign &#x27;nope&#x27; has data")  # once, and the past-the-cap id is not named

@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from console.forms import submission_token
+from console.selectors import send_data_missing, send_empty_confirmation
 from console.sink_mailbox import Mailbox
 from tests.analytics import data
 from tests.transmissions.helpers import URL as API
@@ -151,6 +152,14 @@ def send_form(**overrides: str) -> dict[str, str]:
     return data
 
 
+def send_empty_for(template_id: str, addresses: str) -> str:
+    """The "Send with them empty" box's value for ``template_id`` and the typed ``addresses``
+    (one a line), as the send page gives it when it asks (a person ticking it)."""
+    lines = [line.strip() for line in addresses.splitlines() if line.strip()]
+    missing = send_data_missing(template_id=template_id, addresses=lines)
+    return send_empty_confirmation(template_id=template_id, missing=missing)
+
+
 def created_id(response) -> int:
     assert response.status_code == 303, response.content.decode()[:3000]
     found = re.fullmatch(r"/transmissions/([0-9]+)/", response["Location"])
@@ -169,7 +178,8 @@ def rendered_form(client: Client) -> dict[str, str]:
     assert token, html[:3000]
     # CONTENT reads {{name}}, which a typed address does not supply: confirmed, as a person would
     # (the question itself: tests/console/test_send_missing_data.py)
-    return {"template": "promo", "addresses": "ann@example.com", "send_empty": "on", "submission": token[1]}
+    return {"template": "promo", "addresses": "ann@example.com", "send_empty": send_empty_for("promo", "ann@example.com"),
+            "submission": token[1]}  # fmt: skip
 
 
 def create(api, **overrides) -> int:

@@ -11,7 +11,7 @@ from django.test import Client
 
 from recipient_lists.services import recipient_list_create
 from templates_app.services import template_create
-from tests.console.helpers import CONTENT, created_id, errors_shown
+from tests.console.helpers import CONTENT, created_id, errors_shown, send_empty_for
 from tests.console.helpers import SEND_PAGE as PAGE
 from tests.console.helpers import send_form as form
 from tests.transmissions.helpers import URL as API
@@ -106,7 +106,7 @@ def test_typed_addresses_and_chosen_options_are_sent_as_given(staff, shop, api):
                 open_tracking="off",
                 click_tracking="on",
                 transactional="on",
-                send_empty="on",
+                send_empty=send_empty_for("promo", typed),
             ),
         )
     )

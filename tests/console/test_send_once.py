@@ -16,7 +16,7 @@ from django.utils import timezone
 from console import services
 from console.models import SendSubmission
 from templates_app.services import template_create
-from tests.console.helpers import CONTENT, created_id, errors_shown, rendered_form
+from tests.console.helpers import CONTENT, created_id, errors_shown, rendered_form, send_empty_for
 from tests.console.helpers import SEND_PAGE as PAGE
 from transmissions.models import Transmission
 
@@ -67,7 +67,9 @@ def test_a_different_send_in_a_new_form_is_not_asked_about(client, staff_user, p
     template_create(template_id="other", name="Other", published=True, content=CONTENT, options={})
     client.force_login(staff_user)
     created_id(client.post(PAGE, rendered_form(client)))
-    created_id(client.post(PAGE, {**rendered_form(client), **change}))
+    changed = {**rendered_form(client), **change}
+    changed["send_empty"] = send_empty_for(changed["template"], changed["addresses"])  # asked again for another template
+    created_id(client.post(PAGE, changed))
     assert Transmission.objects.count() == 2
 
 
