@@ -349,9 +349,7 @@ def test_a_campaign_filter_matching_no_campaign_says_so_and_the_suggestions_stay
     assert "No template &#x27;zzz&#x27; has data in this period" in nothing_near
 
 
-def test_suggestions_stop_at_their_cap_and_a_filter_value_past_it_still_counts_as_present(
-    client, staff, monkeypatch
-):
+def test_suggestions_stop_at_their_cap_and_a_filter_value_past_it_still_counts_as_present(client, staff, monkeypatch):
     """An attacker's finding: 100,000 campaigns with data made the page 7.3 MB (every id
     suggested). The lists stop at MAX_SUGGESTIONS; a value past the cap is still found."""
     from analytics import report

@@ -68,7 +68,9 @@ def test_a_different_send_in_a_new_form_is_not_asked_about(client, staff_user, p
     client.force_login(staff_user)
     created_id(client.post(PAGE, rendered_form(client)))
     changed = {**rendered_form(client), **change}
-    changed["send_empty"] = send_empty_for(changed["template"], changed["addresses"])  # asked again for another template
+    changed["send_empty"] = send_empty_for(
+        changed["template"], changed["addresses"]
+    )  # asked again for another template
     created_id(client.post(PAGE, changed))
     assert Transmission.objects.count() == 2
 
