@@ -227,6 +227,24 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str,
     }
 
 
+def _machine_busy():
+    """Start measuring how busy the machine's CPUs are (all processes, /proc/stat); the
+    returned function gives the busy fraction since (0-1: 1 means every core was busy)."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # minus idle and iowait
+
+    busy, total = read()
+
+    def since() -> float:
+        now_busy, now_total = read()
+        return (now_busy - busy) / max(1, now_total - total)
+
+    return since
+
+
 def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) -> list[dict[str, float]]:
     """SMTP-in → relay-out against the REST path's generation rate (issue 13, "Benchmark"),
     with bench/generation.py's sink, worker and REST POST: one real Celery worker
@@ -239,7 +257,8 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
     generation and relay, one transmission per message). Returns per round
     ``{"rest": msg/s, "smtp": msg/s, "smtp_sink": the SMTP side's first-to-last rate, "accepted": the
     clients' rate (start to last 250), "rest_cpu_ms" / "smtp_cpu_ms": the worker's CPU per message
-    (all its processes, /proc)}``."""
+    (all its processes, /proc), "rest_busy" / "smtp_busy": how busy the machine's cores were
+    during each side (:func:`_machine_busy`, 0-1)}``."""
     import redis
     from django.conf import settings
     from django.db import connections
@@ -259,14 +278,16 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
     count = per_session.sessions * per_session.messages
     found: list[dict[str, float]] = []
 
-    def rest() -> tuple[float, float]:
+    def rest() -> tuple[float, float, float]:
+        busy = _machine_busy()
         clock_reset(clock)
         cpu = _tree_cpu(worker.pid)
         rest_post(client, content, count)
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "REST: not every message reached the sink"
-        return clock_rate(clock)[1], (_tree_cpu(worker.pid) - cpu) * 1000 / count
+        return clock_rate(clock)[1], (_tree_cpu(worker.pid) - cpu) * 1000 / count, busy()
 
-    def smtp() -> tuple[float, float, float, float]:
+    def smtp() -> tuple[float, float, float, float, float]:
+        busy = _machine_busy()
         clock_reset(clock)
         connections.close_all()  # the clients are forked
         cpu = _tree_cpu(worker.pid)
@@ -274,7 +295,7 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
         started = found["started"]
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "SMTP: not every message reached the sink"
         worker_ms = (_tree_cpu(worker.pid) - cpu) * 1000 / count
-        return count / (clock[2] - started), clock_rate(clock)[1], count / (found["ended"] - started), worker_ms
+        return count / (clock[2] - started), clock_rate(clock)[1], count / (found["ended"] - started), worker_ms, busy()
 
     try:
         time.sleep(4)  # the worker boots
@@ -284,13 +305,14 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
         clock_wait(clock, 2 * args.concurrency + 20, time.perf_counter() + 120)
         for number in range(args.rounds):
             if number % 2 == 0:
-                rest_rate, rest_cpu = rest()
-                smtp_rate, smtp_sink, accepted, smtp_cpu = smtp()
+                rest_rate, rest_cpu, rest_busy = rest()
+                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy = smtp()
             else:
-                smtp_rate, smtp_sink, accepted, smtp_cpu = smtp()
-                rest_rate, rest_cpu = rest()
+                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy = smtp()
+                rest_rate, rest_cpu, rest_busy = rest()
             found.append({"rest": rest_rate, "smtp": smtp_rate, "smtp_sink": smtp_sink, "accepted": accepted,
-                          "rest_cpu_ms": rest_cpu, "smtp_cpu_ms": smtp_cpu})  # fmt: skip
+                          "rest_cpu_ms": rest_cpu, "smtp_cpu_ms": smtp_cpu, "rest_busy": rest_busy,
+                          "smtp_busy": smtp_busy})  # fmt: skip
     finally:
         worker.terminate()
         worker.wait(30)
@@ -395,7 +417,8 @@ def main() -> None:
         print(f"  round {number}: REST generation {found['rest']:,.0f} msg/s, worker {found['rest_cpu_ms']:.2f} ms "
               f"CPU/msg | SMTP in -> relay out {found['smtp']:,.0f} msg/s (sink first to last "
               f"{found['smtp_sink']:,.0f}, accepted {found['accepted']:,.0f}), worker {found['smtp_cpu_ms']:.2f} ms "
-              f"CPU/msg | ratio {found['smtp'] / found['rest']:.0%}")  # fmt: skip
+              f"CPU/msg | ratio {found['smtp'] / found['rest']:.0%} | machine busy: REST {found['rest_busy']:.0%}, "
+              f"SMTP {found['smtp_busy']:.0%}")  # fmt: skip
     e2e = statistics.median(found["smtp"] / found["rest"] for found in end_to_end)
     print(f"  median: REST {statistics.median(f['rest'] for f in end_to_end):,.0f} msg/s, SMTP "
           f"{statistics.median(f['smtp'] for f in end_to_end):,.0f} msg/s, ratio {e2e:.0%} "
