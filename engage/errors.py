@@ -152,6 +152,13 @@ class QueryTimeout(EngageError):
     status, code, message = 503, "1502", "server resources unavailable"
 
 
+class WriteContention(EngageError):
+    """A write PostgreSQL ended as a deadlock's victim, as often as it was retried."""
+
+    status, code, message = 503, "1502", "server resources unavailable"
+    default_description = "Other requests were writing the same data at the same time; retry the request"
+
+
 class TransmissionValidation(EngageError):
     """Returned with HTTP 200 alongside ``results`` when some recipients were rejected."""
 

@@ -23,7 +23,9 @@ Tracking consent (SPEC A.5) is decided per recipient in :func:`message_generate`
 ``tracking_consent`` > the register > ``ENGAGE_TRACKING_CONSENT_DEFAULT``); the register is read once per claimed batch
 (:func:`registered_consent`). A recipient who did not consent gets the parts tracking off
 would give (no pixel, links exactly as written); a non-transactional message keeps its
-List-Unsubscribe headers, whose token then carries no metadata and no tags.
+List-Unsubscribe headers, whose token then carries no metadata and no tags. An SMTP
+``archive`` copy replicates another recipient's copy (SMTP-INJECTION.md §1.6), so it is
+tracked only when both that recipient and the archive recipient consent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
@@ -44,7 +47,7 @@ from django.conf import settings
 from consent.selectors import consent_among
 from engage import errors
 from mailcore.address_templates import AddressTemplate, compile_addresses
-from mailcore.addresses import address_problem
+from mailcore.addresses import address_problem, mailbox_key
 from mailcore.consent import tracking_consented
 from mailcore.domains import list_unsubscribe_uri_problem
 from mailcore.headers import HeaderError, envelope_address, header_block, own_bcc_line
@@ -425,10 +428,11 @@ def _inline_css(html: str) -> str:
 
 def registered_consent(prepared: PreparedTransmission, recipients: list[dict[str, Any]]) -> dict[str, str]:
     """The register's current consent of the ``recipients`` (stored recipients) of one batch,
-    by ``mailbox_key``, for :func:`message_generate`'s ``registered``. One statement for
+    by ``mailbox_key``, for :func:`message_generate`'s ``consents``. One statement for
     the batch (``consent.selectors.consent_among``); none when nothing of the transmission
     could be tracked (open and click tracking off) or every recipient carries its own
-    ``tracking_consent`` of ``denied`` (a ``granted`` one still yields to a register denial)."""
+    ``tracking_consent`` of ``denied`` (a ``granted`` one still yields to a register denial).
+    An ``archive`` copy's original recipient is asked for too (:func:`_consent_subjects`)."""
     return registered_consent_group([(prepared, recipient) for recipient in recipients])
 
 
@@ -436,14 +440,54 @@ def registered_consent_group(pairs: list[tuple[PreparedTransmission, dict[str, A
     """:func:`registered_consent` for a batch whose recipients belong to several
     transmissions (``(prepared, stored recipient)`` pairs: a group of SMTP injections, each
     with its own options): one statement for all, asking only for the recipients of a
-    transmission that tracks something and that carry no ``tracking_consent`` of ``denied``."""
+    transmission that tracks something and that carry no ``tracking_consent`` of ``denied``
+    (for an ``archive`` copy: itself and the recipient whose copy it replicates)."""
     asked = [
-        recipient["address"]["email"]
+        email
         for prepared, recipient in pairs
-        if (prepared.options.open_tracking or prepared.options.click_tracking or prepared.options.initial_open)
-        and recipient.get("tracking_consent") != "denied"
+        if prepared.options.open_tracking or prepared.options.click_tracking or prepared.options.initial_open
+        for subject in _consent_subjects(recipient)
+        if subject.get("tracking_consent") != "denied" and (email := _email_or_none(subject)) is not None
     ]
     return consent_among(addresses=asked) if asked else {}
+
+
+def _consent_subjects(recipient: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The stored recipients whose consent decides whether ``recipient``'s message is
+    tracked: itself, and for an SMTP ``archive`` copy the recipient it replicates
+    (``archive_of``, SMTP-INJECTION.md §1.6: that recipient's links and pixel; an
+    ``archive_of`` that cannot be read is yielded as ``{}``: no address, so no consent)."""
+    yield recipient
+    original = recipient.get("archive_of")
+    if original:
+        subject = original.get("recipient") if isinstance(original, dict) else None
+        yield subject if isinstance(subject, dict) else {}
+
+
+def _email_or_none(recipient: Any) -> str | None:
+    """The stored recipient's address, or None when it has none that can be read."""
+    address = recipient.get("address") if isinstance(recipient, dict) else None
+    email = address.get("email") if isinstance(address, dict) else None
+    return email if isinstance(email, str) else None
+
+
+def _consented(recipient: dict[str, Any], consents: Mapping[str, str]) -> bool:
+    """Whether ``recipient``'s message may be tracked (``mailcore.consent.tracking_consented``,
+    SPEC A.5), from ``consents`` (the register's states by ``mailbox_key``, see
+    :func:`registered_consent`): for an SMTP ``archive`` copy only when the recipient whose
+    copy it replicates consents too, so the archive copy is as untracked as that copy is."""
+    for subject in _consent_subjects(recipient):
+        email = _email_or_none(subject)
+        if email is None:
+            return False
+        consented = tracking_consented(
+            recipient=subject.get("tracking_consent"),
+            register=consents.get(mailbox_key(email)),
+            default=settings.ENGAGE_TRACKING_CONSENT_DEFAULT,
+        )
+        if not consented:
+            return False
+    return True
 
 
 def message_generate(
@@ -452,19 +496,21 @@ def message_generate(
     message_id: str,
     recipient: dict[str, Any],
     now: float | None = None,
-    registered: str | None = None,
+    consents: Mapping[str, str] | None = None,
 ) -> GeneratedMessage:
     """Render and build one message: the recipient's data context, its tracking tokens,
     the rendered parts, the envelope, the header list, the MIME bytes (LF line ends).
 
     ``recipient`` is a stored recipient (``address``, ``metadata``, ``substitution_data``,
-    ``tags``, ``return_path``, optional ``tracking_consent``); ``now`` (Unix seconds, default
-    the clock) dates the message and its tokens; ``registered`` is the address's current
-    consent in the register (``"granted"``, ``"denied"`` or None: see
-    :func:`registered_consent`). Without consent the message is built as with open and click
-    tracking off (SPEC A.5). Raises :class:`GenerationFailed` on a render error, an address or header
-    that cannot be written (``mailcore.headers.HeaderError``), an unusable tracking domain
-    or a message over ENGAGE_MAX_MESSAGE_BYTES.
+    ``tags``, ``return_path``, optional ``tracking_consent``, an SMTP archive copy's
+    ``archive_of``); ``now`` (Unix seconds, default the clock) dates the message and its
+    tokens; ``consents`` is the register's current consent (``"granted"`` / ``"denied"``) by
+    ``mailbox_key``, of this address and, for an archive copy, of the address it replicates
+    (:func:`registered_consent`; an address left out is not in the register). Without consent
+    the message is built as with open and click tracking off (SPEC A.5). Raises
+    :class:`GenerationFailed` on a render error, an address or header that cannot be written
+    (``mailcore.headers.HeaderError``), an unusable tracking domain or a message over
+    ENGAGE_MAX_MESSAGE_BYTES.
     """
     now = time.time() if now is None else now
     address = recipient["address"]
@@ -479,15 +525,11 @@ def message_generate(
         address_name=address.get("name"),
         return_path=return_path or None,
     )
-    consented = tracking_consented(
-        recipient=recipient.get("tracking_consent"),
-        register=registered,
-        default=settings.ENGAGE_TRACKING_CONSENT_DEFAULT,
-    )
+    consented = _consented(recipient, consents or {})
     tokens = _message_tokens(prepared, recipient, message_id=message_id, now=now, consented=consented)
     tracker = MessageTracker(
         base_url=prepared.base_url,
-        tokens=_body_tokens(prepared, recipient, tokens, now=now),
+        tokens=_body_tokens(prepared, recipient, tokens, now=now, consented=consented),
         options=prepared.options,
         consented=consented,
     )
@@ -517,7 +559,7 @@ def message_generate(
 
 
 def _message_tokens(
-    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float, consented: bool = True
+    prepared: PreparedTransmission, recipient: dict[str, Any], *, message_id: str, now: float, consented: bool
 ) -> MessageTokens | None:
     """The message's click/open token maker, or None when nothing of it is tracked (a
     transactional message with open and click tracking off, or without consent). Without
@@ -556,17 +598,24 @@ def _message_tokens(
 
 
 def _body_tokens(
-    prepared: PreparedTransmission, recipient: dict[str, Any], tokens: MessageTokens | None, *, now: float
-) -> MessageTokens | None:
+    prepared: PreparedTransmission, recipient: dict[str, Any], tokens: MessageTokens | None, *, now: float,
+    consented: bool,
+) -> MessageTokens | None:  # fmt: skip
     """The tokens of the message's body links and pixels: its own, except for an SMTP
     ``archive`` copy, which carries those of the envelope copy it replicates (its stored
     ``archive_of``: that copy's message id and recipient), so a click or open on the archive
     copy counts for that recipient (SMTP-INJECTION.md §1.6). Its List-Unsubscribe stays its
-    own: an archiver's unsubscribe must not unsubscribe the recipient."""
+    own: an archiver's unsubscribe must not unsubscribe the recipient. ``consented`` is the
+    archive copy's consent, which includes that recipient's (:func:`_consented`): without it
+    the body is untracked and its tokens name no one and carry no metadata."""
     original = recipient.get("archive_of")
     if tokens is None or not original:
         return tokens
-    return _message_tokens(prepared, original["recipient"], message_id=original["message_id"], now=now)
+    if not consented:
+        return None
+    return _message_tokens(
+        prepared, original["recipient"], message_id=original["message_id"], now=now, consented=consented
+    )
 
 
 def _render(

@@ -70,7 +70,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from psycopg import pq
 
-from mailcore.addresses import mailbox_key
 from suppression.models import SUPPRESSED_BOUNCE_CLASS, SUPPRESSED_ERROR_CODE, SUPPRESSED_REASON, type_checked
 from suppression.selectors import suppressed_among
 from tracking.outbox import OUTBOX_INSERT, OUTBOX_INSERT_EACH, outbox_json
@@ -377,8 +376,7 @@ def _job_build(
     try:
         if consents is None:
             consents = registered_consent(prepared, [recipient])
-        registered = consents.get(mailbox_key(recipient["address"]["email"]))
-        built = message_generate(prepared, message_id=message_id, recipient=recipient, registered=registered)
+        built = message_generate(prepared, message_id=message_id, recipient=recipient, consents=consents)
     except GenerationFailed as exc:
         _generation_failed(claim, message, fields, exc.reason, "3001")
         return None

@@ -263,14 +263,14 @@ def transmission_create(
 def _archive_copies_link(recipients: list[dict], message_ids: list[str]) -> None:
     """Point each SMTP ``archive`` recipient at the copy it replicates, the first envelope
     recipient (no ``rcpt_type``): ``archive_of`` = that copy's message id and its address,
-    metadata and tags, whose tracking tokens the archive copy's body carries
-    (``transmissions.generation``; SMTP-INJECTION.md §1.6). Set here, after the recipients
-    were normalised, so no request can set it."""
+    metadata, tags and ``tracking_consent`` if any, whose tracking tokens the archive copy's
+    body carries and whose consent it needs (``transmissions.generation``; SMTP-INJECTION.md
+    §1.6, SPEC A.5). Set here, after the recipients were normalised, so no request can set it."""
     original = next((index for index, recipient in enumerate(recipients) if not recipient.get("rcpt_type")), None)
     if original is None:
         return
     source = recipients[original]
-    shown = {key: source[key] for key in ("address", "metadata", "tags") if key in source}
+    shown = {key: source[key] for key in ("address", "metadata", "tags", "tracking_consent") if key in source}
     for recipient in recipients:
         if recipient.get("rcpt_type") == "archive":
             recipient["archive_of"] = {"message_id": message_ids[original], "recipient": shown}

@@ -20,16 +20,25 @@ log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer", bound=HttpResponse)
 
 
-def is_query_canceled(exc: BaseException) -> bool:
-    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: BaseException | None = exc
     for _ in range(5):  # Django chains the driver error as __cause__
         if seen is None:
             return False
-        if isinstance(seen, pg_errors.QueryCanceled):
+        if isinstance(seen, kind):
             return True
         seen = seen.__cause__
     return False
+
+
+def is_query_canceled(exc: BaseException) -> bool:
+    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
+    return _caused_by(exc, pg_errors.QueryCanceled)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """True for a transaction PostgreSQL ended as a deadlock's victim (``40P01``), as Django wraps it."""
+    return _caused_by(exc, pg_errors.DeadlockDetected)
 
 
 def query_timeout_error() -> errors.QueryTimeout:
@@ -81,6 +90,9 @@ def as_engage_error(exc: Exception) -> errors.EngageError:
         return errors.RequestTooLarge("The request body is too large")
     if is_query_canceled(exc):
         return query_timeout_error()
+    if is_deadlock(exc):  # a writer that does not retry its own (suppression.services does)
+        log.warning("a request's transaction was a deadlock's victim: %s", exc)
+        return errors.WriteContention()
     if isinstance(exc, drf.APIException):
         error = errors.EngageError(str(exc.detail))
         error.status = exc.status_code

@@ -64,6 +64,20 @@ def test_an_update_keeps_the_description_when_none_is_given(api):
     assert found(api, "a@example.com")["results"][0]["description"] == "kept"
 
 
+def test_one_put_mixing_entries_with_and_without_a_description_replaces_only_the_given_ones(api):
+    put(api, *({"recipient": f"{name}@example.com", "type": "transactional", "description": "old"} for name in "abc"))
+    put(
+        api,
+        {"recipient": "c@example.com", "type": "transactional", "description": "new"},
+        {"recipient": "b@example.com", "type": "transactional"},
+        {"recipient": "a@example.com", "type": "transactional", "description": ""},
+        {"recipient": "d@example.com", "type": "transactional", "description": "fresh"},
+        {"recipient": "e@example.com", "type": "transactional"},
+    )
+    descriptions = {name: found(api, f"{name}@example.com")["results"][0]["description"] for name in "abcde"}
+    assert descriptions == {"a": "", "b": "old", "c": "new", "d": "fresh", "e": ""}
+
+
 def test_bulk_put_is_all_or_nothing(api):
     response = put(
         api,

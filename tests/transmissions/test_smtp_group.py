@@ -153,6 +153,55 @@ def test_a_recipient_who_denied_consent_gets_an_untracked_copy_in_a_tracked_grou
     assert b'href="https://example.com/invoice"' in body["ada@example.com"]
 
 
+@pytest.mark.parametrize(
+    ("default", "said", "suppressed"),
+    [
+        ("granted", {"den@example.com": "denied"}, False),
+        ("granted", {"den@example.com": "denied"}, True),  # den's own copy leaves the batch unsent
+        ("denied", {"jo@example.com": "granted", "arch-jo@example.com": "granted", "arch-den@example.com": "granted"},
+         False),
+    ],
+    ids=["denied", "denied and suppressed", "default denied, never granted"],
+)  # fmt: skip
+def test_the_archive_copy_of_an_untracked_recipient_is_untracked_in_a_tracked_group(
+    relay, events, settings, default, said, suppressed
+):
+    """SMTP-INJECTION.md §1.6, SPEC A.5: an archive copy replicates its envelope recipient's
+    copy, so the group reads that recipient's consent too (even when its own copy is not in
+    the batch) and its archive copy gets no pixel, its links as written, no metadata in any URL."""
+    from consent.services import ConsentWrite, consent_record
+    from suppression.services import suppression_add
+
+    settings.ENGAGE_TRACKING_CONSENT_DEFAULT = default
+    consent_record(writes=[ConsentWrite(recipient=rcpt, consent=consent) for rcpt, consent in said.items()])
+    if suppressed:
+        suppression_add(recipient="den@example.com", types=["non_transactional"], source="Manually Added",
+                        description="test")  # fmt: skip
+    header = {**TRACKED, "metadata": {"secret": "ARCHMETA"}}
+    ids = _stored(
+        ("jo@example.com", message({**header, "archive": ["arch-jo@example.com"]})),
+        ("den@example.com", message({**header, "archive": ["arch-den@example.com"]})),
+    )
+    _group(ids)
+    body = {received.rcpt_tos[0]: received.data for received in relay.received}
+    assert ("den@example.com" in body) is not suppressed
+    assert b"/f/" in body["arch-jo@example.com"] and b"/q/" in body["arch-jo@example.com"]
+    assert body["arch-jo@example.com"].split(b"\r\n\r\n", 1)[1] == body["jo@example.com"].split(b"\r\n\r\n", 1)[1]
+    archive = body["arch-den@example.com"]
+    assert b"/f/" not in archive and b"/q/" not in archive and b'href="https://example.com/invoice"' in archive
+    assert b"ARCHMETA" not in _tokens_read(archive) and b'"den@' not in _tokens_read(archive)
+
+
+def _tokens_read(data: bytes) -> bytes:
+    """Every Engage URL token in ``data`` as anyone holding it reads it (base64url decoded)."""
+    import base64
+    import re
+
+    tokens = re.findall(rb"/[fqu]/(?:[^\s\"/<>]+/)*([A-Za-z0-9_-]{16,})", data)
+    assert tokens  # at least the List-Unsubscribe URL's
+    return b"".join(base64.urlsafe_b64decode(token + b"=" * (-len(token) % 4)) for token in tokens)
+
+
 class _WorkerDied(BaseException):
     """Stands for a SIGKILL or an OOM kill: nothing of the task's own handling runs."""
 
