@@ -716,14 +716,23 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
 # The SMTP transmissions of a group (the listener's: inline ``email_rfc822``, no template to
 # pin) moved to Generating together; those already Generating (a redelivered group) come back
 # too. The SELECT reads the snapshot before the UPDATE: a row just started shows ``submitted``.
+# The rows are found by their ids alone (the primary key): ``state`` and ``template_id`` are
+# read only after, never offered to the planner as index conditions. With statistics behind a
+# burst of injections (autovacuum not yet run, or off), it took ``state = 'submitted' AND
+# template_id = ''`` for a rare pair and scanned every such index entry: 12-45 ms a group
+# against 0.2 ms (bench/RESULTS.md, "session 16"). FOR UPDATE: a redelivered task for the same
+# ids waits, then reads the state the first one left.
 _START_GROUP_SQL = """
-WITH started AS (
-  UPDATE transmissions_transmission SET state = %(generating)s, generation_start_time = now()
-   WHERE id = ANY(%(ids)s) AND state = %(submitted)s AND source = %(smtp)s AND template_id = ''
-  RETURNING id)
-SELECT t.* FROM transmissions_transmission t
- WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND t.template_id = ''
-   AND (t.state = %(generating)s OR t.id IN (SELECT id FROM started))
+WITH picked AS MATERIALIZED (
+  SELECT t.id, t.state FROM transmissions_transmission t
+   WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND length(t.template_id) = 0
+   FOR UPDATE),
+started AS (
+  UPDATE transmissions_transmission t SET state = %(generating)s, generation_start_time = now()
+    FROM picked p WHERE t.id = p.id AND p.state = %(submitted)s
+  RETURNING t.id)
+SELECT t.* FROM transmissions_transmission t JOIN picked p ON t.id = p.id
+ WHERE p.state = %(generating)s OR t.id IN (SELECT id FROM started)
  ORDER BY t.id
 """
 # Success once at least one message was generated (handed to the relay, whatever it answered),
