@@ -88,6 +88,30 @@ def test_the_listener_queues_generation_after_the_250(smtp, smtp_key, monkeypatc
     assert done.wait(10) and queued == [transmission_id(reply)]
 
 
+def test_a_whole_task_of_ids_is_queued_at_once_and_the_rest_waits_for_the_window(start_listener, smtp_key, monkeypatch):
+    """A busy listener's worker starts within one task's worth of messages (``max_group``),
+    not a window later; ids short of a task wait for ``enqueue_window`` (or the shutdown)."""
+    import threading
+
+    import smtp_injection.server
+
+    tasks: list[list[int]] = []
+    queued = threading.Event()
+
+    def enqueue(*, transmission_ids: list[int]) -> None:
+        tasks.append(list(transmission_ids))
+        queued.set()
+
+    monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", enqueue)
+    listener = start_listener(max_group=2, enqueue_window=600)
+    client = listener.client()
+    login(client, smtp_key)
+    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(3)]
+    assert queued.wait(10) and tasks == [ids[:2]]  # at once, not 600 s later
+    listener.shutdown()  # what waits is queued when the listener stops
+    assert tasks == [ids[:2], ids[2:]]
+
+
 def test_a_subject_with_braces_goes_out_as_written(smtp, smtp_key, relay):
     client = smtp.client()
     login(client, smtp_key)
