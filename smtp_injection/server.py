@@ -183,6 +183,9 @@ class ListenerConfig:
     #: loop"), for at most a quarter second more before generation starts. A whole task's
     #: worth (``max_group`` ids) is queued at once, without waiting for the window.
     enqueue_window: float = 0.25
+    #: Seconds with nothing more stored after which the ids gathered are queued at once (the
+    #: end of a burst: its last messages do not wait for the rest of ``enqueue_window``).
+    enqueue_idle: float = 0.02
     #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
@@ -234,8 +237,9 @@ class GroupStore:
     stored within ``enqueue_window`` seconds of the first go in one task message (at most
     ``max_group`` ids a task, on the enqueue thread: Celery's client is blocking), which the
     worker sends as one batch (``transmissions.sending.group_send``); a task's worth of ids
-    is queued as soon as it is there. Ids not queued when the process dies are started by
-    the scheduler.
+    is queued as soon as it is there, and the rest as soon as ``enqueue_idle`` seconds pass
+    with nothing more stored (the end of a burst). Ids not queued when the process dies are
+    started by the scheduler.
 
     What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"
     and "The store on the loop"): one statement, one commit (one WAL flush) and one broker
@@ -244,13 +248,21 @@ class GroupStore:
     """
 
     def __init__(
-        self, *, connections: int = 1, max_group: int = 64, enqueue_window: float = 0.25, timeout: float = 30.0
+        self,
+        *,
+        connections: int = 1,
+        max_group: int = 64,
+        enqueue_window: float = 0.25,
+        enqueue_idle: float = 0.02,
+        timeout: float = 30.0,
     ) -> None:
         self.max_group = max_group
         self.enqueue_window = enqueue_window
+        self.enqueue_idle = enqueue_idle
         self.timeout = timeout
         self.to_enqueue: list[int] = []  # stored, generation not queued yet
-        self.enqueue_timer: asyncio.TimerHandle | None = None
+        self.enqueue_timer: asyncio.TimerHandle | None = None  # enqueue_window after the first
+        self.idle_timer: asyncio.TimerHandle | None = None  # enqueue_idle after the last
         self.pending: list[tuple[PreparedTransmission, asyncio.Future[int]]] = []
         #: connections not storing a group now (None: not connected yet, or closed after a failure)
         self.idle: list[StoreConnection | None] = [None] * connections
@@ -306,8 +318,13 @@ class GroupStore:
                     future.set_result(transmission_id)
             self.to_enqueue += ids
             self._enqueue_full()
-            if self.to_enqueue and self.enqueue_timer is None:
-                self.enqueue_timer = asyncio.get_running_loop().call_later(self.enqueue_window, self._enqueue_now)
+            if self.to_enqueue:
+                loop = asyncio.get_running_loop()
+                if self.enqueue_timer is None:
+                    self.enqueue_timer = loop.call_later(self.enqueue_window, self._enqueue_now)
+                if self.idle_timer is not None:
+                    self.idle_timer.cancel()
+                self.idle_timer = loop.call_later(self.enqueue_idle, self._enqueue_now)
         finally:
             self.idle.append(store)
             self._flush()
@@ -342,16 +359,19 @@ class GroupStore:
         while len(self.to_enqueue) >= self.max_group:
             ids, self.to_enqueue = self.to_enqueue[: self.max_group], self.to_enqueue[self.max_group :]
             self.enqueuer.submit(_enqueue, ids)
-        if not self.to_enqueue and self.enqueue_timer is not None:
-            self.enqueue_timer.cancel()
-            self.enqueue_timer = None
+        if not self.to_enqueue:
+            self._timers_cancel()
+
+    def _timers_cancel(self) -> None:
+        for timer in (self.enqueue_timer, self.idle_timer):
+            if timer is not None:
+                timer.cancel()
+        self.enqueue_timer = self.idle_timer = None
 
     def _enqueue_now(self) -> None:
-        """Queue the generation of the ids gathered since the timer started, in tasks of at
+        """Queue the generation of the ids gathered since the timers started, in tasks of at
         most ``max_group`` ids, on the enqueue thread."""
-        if self.enqueue_timer is not None:
-            self.enqueue_timer.cancel()
-            self.enqueue_timer = None
+        self._timers_cancel()
         ids, self.to_enqueue = self.to_enqueue, []
         for start in range(0, len(ids), self.max_group):
             self.enqueuer.submit(_enqueue, ids[start : start + self.max_group])
@@ -479,6 +499,7 @@ class Listener:
             connections=config.store_connections,
             max_group=config.max_group,
             enqueue_window=config.enqueue_window,
+            enqueue_idle=config.enqueue_idle,
             timeout=config.store_timeout,
         )
         self.closing = False

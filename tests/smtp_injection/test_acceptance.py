@@ -103,13 +103,31 @@ def test_a_whole_task_of_ids_is_queued_at_once_and_the_rest_waits_for_the_window
         queued.set()
 
     monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", enqueue)
-    listener = start_listener(max_group=2, enqueue_window=600)
+    listener = start_listener(max_group=2, enqueue_window=600, enqueue_idle=600)
     client = listener.client()
     login(client, smtp_key)
     ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(3)]
     assert queued.wait(10) and tasks == [ids[:2]]  # at once, not 600 s later
     listener.shutdown()  # what waits is queued when the listener stops
     assert tasks == [ids[:2], ids[2:]]
+
+
+def test_the_end_of_a_burst_is_queued_once_nothing_more_is_stored(start_listener, smtp_key, monkeypatch):
+    """Ids short of a task are queued ``enqueue_idle`` seconds after the last store, not a
+    whole ``enqueue_window`` later: the last messages of a burst start at once."""
+    import threading
+    import time
+
+    import smtp_injection.server
+
+    queued = threading.Event()
+    monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", lambda **kwargs: queued.set())
+    listener = start_listener(enqueue_window=600, enqueue_idle=0.05)
+    client = listener.client()
+    login(client, smtp_key)
+    assert inject(client, ["jo@example.com"], message())[0] == 250
+    started = time.monotonic()
+    assert queued.wait(10) and time.monotonic() - started < 5
 
 
 def test_a_subject_with_braces_goes_out_as_written(smtp, smtp_key, relay):
