@@ -12,6 +12,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from analytics import selectors
 from analytics.figures import DELIVERABILITY, ENGAGEMENT, figure_rows
@@ -117,6 +118,7 @@ def unmatched_filter(kind: str, values: tuple[str, ...], present: list[str], kno
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def report(request: HttpRequest) -> HttpResponse:
     """The engagement and deliverability report (staff only). Query: ``from`` and ``to``
     (days, ``YYYY-MM-DD``, default the last 7 days), ``campaign``, ``template``,

@@ -18,6 +18,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from console.queries import Back, back_parse, is_cursor, message_links, message_query, query_dict
 from console.selectors import message_timelines
@@ -29,6 +30,7 @@ FORM_MINUTE = "%Y-%m-%dT%H:%M"
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def messages(request: HttpRequest) -> HttpResponse:
     params = query_dict(request.GET)
     now = timezone.now()

@@ -17,6 +17,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from analytics import selectors as analytics_selectors
 from analytics.figures import figure_rows, figures
@@ -62,6 +63,7 @@ def window_title(start: datetime, now: datetime) -> str:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     start, end = last_day_window(now)

@@ -26,6 +26,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_safe
 
 from console.sink_mailbox import MAX_PARTS, Entry, Mailbox, header_summary, message_path, message_read, read_head
 from transmissions.selectors import message_transmission_id
@@ -76,6 +77,7 @@ def _row(entry: Entry) -> dict[str, Any]:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def sink_list(request: HttpRequest) -> HttpResponse:
     """``GET /report/sink/?to=&subject=&page=``: the sink's messages, newest first,
     :data:`PAGE_SIZE` a page; ``to`` (envelope recipient or To header) and ``subject`` are
@@ -137,6 +139,7 @@ def _events_link(rcpt_to: str, message_id_header: str) -> str:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def sink_message(request: HttpRequest, name: str) -> HttpResponse:
     """``GET /report/sink/<name>?images=1``: one message: envelope, headers, the HTML in a
     sandboxed frame (:func:`sink_message_html`; remote images only with ``images=1``), the
@@ -183,6 +186,7 @@ def _with_base(html: str) -> str:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 @xframe_options_sameorigin
 def sink_message_html(request: HttpRequest, name: str) -> HttpResponse:
     """``GET /report/sink/<name>/html?images=1``: the message's HTML body (UTF-8), for the
@@ -201,6 +205,7 @@ def sink_message_html(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def sink_message_raw(request: HttpRequest, name: str) -> FileResponse:
     """``GET /report/sink/<name>/raw``: the file as the sink kept it (the envelope fields,
     then the message as received), as an attachment of type ``message/rfc822``."""

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from console.queries import (
     TRANSMISSIONS_PER_PAGE,
@@ -86,6 +86,7 @@ def no_transmission(request: HttpRequest, raw: str) -> HttpResponse:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def transmission_list(request: HttpRequest) -> HttpResponse:
     rows: list[dict[str, Any]] = []
     more, error, chosen = False, "", TransmissionFilter()
@@ -119,6 +120,7 @@ def transmission_list(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def transmission_detail(request: HttpRequest, transmission_id: str) -> HttpResponse:
     """One transmission; an unknown or malformed id is :func:`no_transmission` (404). The
     cancel button shows only to a user who may cancel (``console.views.permissions.CANCEL``)."""

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 #: The README's heading of the tutorial (its ``## `` line).
 SECTION = "Tutorial with curl"
@@ -56,6 +57,7 @@ def _sink_dir() -> str:
 
 
 @staff_member_required
+@require_safe  # a reading page: GET and HEAD alone (others 405)
 def tutorial(request: HttpRequest) -> HttpResponse:
     try:
         text = (settings.BASE_DIR / "README.md").read_text(encoding="utf-8")

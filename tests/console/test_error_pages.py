@@ -78,3 +78,15 @@ def test_the_reports_far_dates_are_its_400_not_a_500(admin_client, to):
         response = admin_client.get("/report/", {"to": to, "from": "2024-01-01"})
     assert response.status_code == 400, response.content[:300]
     _no_debug_page(response)
+
+
+@pytest.mark.parametrize(
+    "page", ["/", "/report/", "/tutorial/", "/messages/", "/transmissions/", "/transmissions/1/", "/report/sink/"]
+)
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_a_reading_page_answers_405_to_a_method_that_would_change_something(admin_client, page, method):
+    """An attacker's finding: DELETE, PUT or TRACE on a reading page answered 200 with the page."""
+    response = getattr(admin_client, method)(page)
+    assert response.status_code == 405, (page, method, response.status_code)
+    assert set(response["Allow"].split(", ")) == {"GET", "HEAD"}
+    assert admin_client.head(page).status_code in (200, 404)
