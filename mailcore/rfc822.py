@@ -574,7 +574,7 @@ class CompiledMessage:
     """
 
     __slots__ = ("_segments", "_headers", "_bodies", "_subject", "_from", "parts", "headers",
-                 "has_list_unsubscribe", "has_list_unsubscribe_post")  # fmt: skip
+                 "has_list_unsubscribe", "has_list_unsubscribe_post", "has_date", "has_message_id")  # fmt: skip
 
     def __init__(
         self,
@@ -587,6 +587,8 @@ class CompiledMessage:
         parts: tuple[str, ...],
         has_list_unsubscribe: bool,
         has_list_unsubscribe_post: bool = False,
+        has_date: bool = True,
+        has_message_id: bool = True,
     ) -> None:
         self._segments = segments
         self._headers = headers
@@ -597,6 +599,15 @@ class CompiledMessage:
         self.headers = tuple(slot.name for slot in headers)
         self.has_list_unsubscribe = has_list_unsubscribe
         self.has_list_unsubscribe_post = has_list_unsubscribe_post
+        #: Whether the top-level header block has a ``Date`` / ``Message-ID`` field: the sender
+        #: adds one to each copy when not (RFC 5322 §3.6.1 requires Date; RFC 6409 §8.2-8.3).
+        self.has_date = has_date
+        self.has_message_id = has_message_id
+
+    @property
+    def literal_from(self) -> str:
+        """The ``From`` field's text as written, or "" when it is substituted per recipient."""
+        return self._from if isinstance(self._from, str) else ""
 
     def render(
         self, data: dict[str, Any], tracker: Tracker | None = None, *, limits: RenderLimits = DEFAULT_RENDER_LIMITS,
@@ -776,4 +787,6 @@ def compile_message(source: str, *, substitute: bool = True, substitute_headers:
         parts=tuple(kinds),
         has_list_unsubscribe=root.header("list-unsubscribe") is not None,
         has_list_unsubscribe_post=root.header("list-unsubscribe-post") is not None,
+        has_date=root.header("date") is not None,
+        has_message_id=root.header("message-id") is not None,
     )

@@ -534,7 +534,10 @@ def message_generate(
         consented=consented,
     )
     if prepared.rfc822:
-        return _generate_rfc822(prepared, context, tracker, tokens, recipient=recipient, return_path=return_path)
+        return _generate_rfc822(
+            prepared, context, tracker, tokens, recipient=recipient, return_path=return_path, message_id=message_id,
+            now=now,
+        )  # fmt: skip
     rendered, html = _render(prepared, context, tracker)
     from_email, from_name = from_parts(rendered.get("from") or "")
     subject = rendered.get("subject") or ""
@@ -747,16 +750,41 @@ def _list_unsubscribe(prepared: PreparedTransmission, tokens: MessageTokens) -> 
     ]
 
 
+def _missing_origin_fields(
+    compiled: CompiledMessage, *, message_id: str, return_path: str, now: float
+) -> list[tuple[str, str]]:
+    """``Date`` and ``Message-ID`` for an ``email_rfc822`` source that lacks them, as a message
+    submission agent adds them (RFC 6409 §8.2-8.3; RFC 5322 §3.6.1 requires a Date, and the
+    large mailbox providers refuse mail without one or without a Message-ID). The Message-ID
+    is the copy's own (``<message_id@domain>``, as REST messages have), its domain the return
+    path's, else the literal From's, else ``localhost``. What the source has is left as it is."""
+    fields: list[tuple[str, str]] = []
+    if not compiled.has_date:
+        fields.append(("Date", formatdate(now, usegmt=True)))
+    if not compiled.has_message_id:
+        domain = ""
+        for address in (return_path, from_parts(compiled.literal_from)[0]):
+            try:
+                domain = envelope_address(address).rpartition("@")[2] if address else ""
+            except HeaderError:
+                domain = ""
+            if domain:
+                break
+        fields.append(("Message-ID", f"<{message_id}@{domain or 'localhost'}>"))
+    return fields
+
+
 def _generate_rfc822(
     prepared: PreparedTransmission, context: dict, tracker: MessageTracker, tokens: MessageTokens | None, *,
-    recipient: dict[str, Any], return_path: str,
+    recipient: dict[str, Any], return_path: str, message_id: str, now: float,
 ) -> GeneratedMessage:  # fmt: skip
     """email_rfc822 content: the compiled source rendered with the message's tracker; no To
     header is built (SPEC B §1.3, B §3.2). A non-transactional message gets Engage's
     List-Unsubscribe headers unless the source has its own, as inline content does: the
     source's List-Unsubscribe replaces both, its List-Unsubscribe-Post only Engage's. An SMTP
     ``bcc`` copy gets a ``Bcc:`` naming only its own recipient
-    (``mailcore.headers.own_bcc_line``; SMTP-INJECTION.md §1.6)."""
+    (``mailcore.headers.own_bcc_line``; SMTP-INJECTION.md §1.6), and a source without ``Date``
+    or ``Message-ID`` gets them (:func:`_missing_origin_fields`)."""
     compiled: CompiledMessage = prepared.compiled
     address = recipient["address"]
     email = address["email"]
@@ -769,6 +797,7 @@ def _generate_rfc822(
     if not prepared.options.transactional and tokens is not None and not compiled.has_list_unsubscribe:
         own = _list_unsubscribe(prepared, tokens)
         extra += header_block(own[:1] if compiled.has_list_unsubscribe_post else own)
+    extra += header_block(_missing_origin_fields(compiled, message_id=message_id, return_path=return_path, now=now))
     try:
         rendered = compiled.render(context, tracker, extra_headers=extra)
     except TemplateRenderError as exc:

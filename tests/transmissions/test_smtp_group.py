@@ -277,3 +277,23 @@ def test_a_group_with_a_rest_transmission_sends_it_the_per_transmission_way(api,
     assert _group(ids) == 2
     assert _rcpts(relay) == ["rest@example.com", "smtp@example.com"]
     assert set(Transmission.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"Success"}
+
+
+def test_a_message_without_date_or_message_id_goes_out_with_them_each_copy_its_own(relay, events):
+    """A newcomer's smtplib message had neither: it went out without a Date (RFC 5322 requires
+    one) or a Message-ID, which the large mailbox providers refuse. Each copy now gets both
+    (RFC 6409 §8.2-8.3); a message that has them keeps its own, once."""
+    bare = _stored(("ann@example.com", message({"cc": ["cat@example.com"]})))
+    dated = "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <own@app.example>\r\n"
+    kept = _stored(
+        ("bob@example.com", message().replace("Subject: Your invoice\r\n", "Subject: Your invoice\r\n" + dated))
+    )
+    _group(bare + kept)
+    by_rcpt = {received.rcpt_tos[0]: received.message for received in relay.received}
+    ids = {rcpt: Message.objects.get(email=rcpt).message_id for rcpt in ("ann@example.com", "cat@example.com")}
+    for rcpt in ("ann@example.com", "cat@example.com"):
+        mail = by_rcpt[rcpt]
+        assert len(mail.get_all("Date")) == 1 and mail["Date"].datetime is not None
+        assert mail.get_all("Message-ID") == [f"<{ids[rcpt]}@sender.example.com>"]  # the MAIL FROM's domain
+    assert by_rcpt["bob@example.com"].get_all("Message-ID") == ["<own@app.example>"]
+    assert by_rcpt["bob@example.com"].get_all("Date") == ["Tue, 01 Dec 2026 10:00:00 +0000"]
