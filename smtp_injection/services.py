@@ -111,19 +111,24 @@ def smtp_principal_authenticate(*, username: str, password: str) -> SmtpPrincipa
     SMTP-INJECTION.md "Decisions"). ``password`` is an API key, looked up hashed by the same
     selector as REST's ``Authorization`` (``api_keys.selectors.api_key_get_active``); it must
     be unrevoked and hold ``smtp/inject``. A valid key without that grant is logged at WARNING
-    with its label and prefix (never the key), so the operator can tell it from a wrong key.
+    with its label and prefix (never the key), so the operator can tell it from a wrong key;
+    every other refusal at INFO, saying which (never the password).
     """
     user, _, rest = username.partition(":")
     if user.lower() != SMTP_USERNAME.lower():
+        log.info("smtp: AUTH refused: the user is %r, not %s", username[:64], SMTP_USERNAME)
         return None
     if rest:
         match = _SUBACCOUNT.fullmatch(":" + rest)
         if match is None or int(match.group(1)) != 0:
+            log.info("smtp: AUTH refused: %r names a subaccount other than 0 (none exist)", username[:64])
             return None
     if not password or len(password) > 1024:
+        log.info("smtp: AUTH refused: the password (an API key) is empty or over 1024 characters")
         return None
     key = api_key_get_active(raw_key=password)
     if key is None:
+        log.info("smtp: AUTH refused: no API key matches the password (unknown or revoked)")
         return None
     if SMTP_GRANT not in key.grants:
         # The client hears only 535 5.7.8, as for a wrong key; the operator learns why here.

@@ -144,11 +144,28 @@ def test_a_key_without_the_smtp_inject_grant_is_535_and_a_warning_names_the_key_
     assert not any(key in record.getMessage() for record in caplog.records)
 
 
-def test_a_wrong_key_logs_no_warning(smtp, smtp_key, caplog):
+def test_a_wrong_key_logs_no_warning_and_says_why_at_info(smtp, smtp_key, caplog):
     client = smtp.client()
     with caplog.at_level(logging.INFO), pytest.raises(smtplib.SMTPAuthenticationError):
         login(client, smtp_key + "x")
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    said = [record.getMessage() for record in caplog.records if "AUTH refused" in record.getMessage()]
+    # smtplib tries PLAIN, then LOGIN: one line for each
+    assert said and set(said) == {"smtp: AUTH refused: no API key matches the password (unknown or revoked)"}
+    assert not any(smtp_key in record.getMessage() for record in caplog.records)
+
+
+def test_another_user_name_is_logged_as_the_reason(smtp, smtp_key, caplog):
+    """A newcomer's finding: the README says the log tells which 535 it was; for a wrong user
+    or an unknown key it only said that AUTH failed."""
+    import base64
+
+    client = smtp.client()
+    with caplog.at_level(logging.INFO):
+        client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0someone\0{smtp_key}".encode()).decode())
+    said = [record.getMessage() for record in caplog.records if "AUTH refused" in record.getMessage()]
+    assert said == ["smtp: AUTH refused: the user is 'someone', not SMTP_Injection"]
+    assert not any(smtp_key in record.getMessage() for record in caplog.records)
 
 
 def test_another_user_name_or_a_subaccount_is_535(smtp, smtp_key):
