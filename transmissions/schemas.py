@@ -197,7 +197,8 @@ class TransmissionCreateQuery(Query):
 class TransmissionListQuery(Query):
     campaign_id: Text(MAX_CAMPAIGN_ID_BYTES) | None = Field(default=None, description="only this campaign")
     template_id: Text(MAX_TEMPLATE_ID_BYTES) | None = Field(
-        default=None, description='only this stored template; "inline" for inline content'
+        default=None,
+        description='only this stored template; "inline" for inline content, "smtp_<id>" for an SMTP injection',
     )
 
 
@@ -219,7 +220,9 @@ class TransmissionCreateResponse(BaseModel):
 
 
 class TransmissionContentSummary(BaseModel):
-    template_id: str = Field(description='"inline" for inline content')
+    template_id: str = Field(
+        description='the stored template; "inline" for inline content, "smtp_<id>" for an SMTP injection'
+    )
     use_draft_template: bool | None = None
 
 

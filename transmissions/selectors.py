@@ -69,19 +69,21 @@ def transmission_uses_list(*, list_id: str, **_signal: Any) -> bool:
 def _content_summary(transmission: Transmission) -> dict[str, Any]:
     if transmission.template_id:
         return {"template_id": transmission.template_id, "use_draft_template": transmission.use_draft_template}
-    return {"template_id": "inline"}
+    return {"template_id": template_id_of(transmission)}
 
 
 def transmission_list(*, campaign_id: str | None = None, template_id: str | None = None) -> list[dict[str, Any]]:
     """Summaries ``{id, campaign_id, description, state, content: {template_id}}``, newest
-    first, in one query. Inline content is reported (and filterable) as ``"inline"``."""
+    first, in one query. ``template_id`` is what the transmission's events carry
+    (:func:`template_id_of`): ``"inline"`` for inline content, ``smtp_<id>`` for an SMTP
+    injection (a newcomer found those listed as ``inline``); the filter reads it the same way."""
     queryset = Transmission.objects.order_by("-id").only(
-        "id", "campaign_id", "description", "state", "template_id", "use_draft_template"
+        "id", "campaign_id", "description", "state", "template_id", "use_draft_template", "source"
     )
     if campaign_id:
         queryset = queryset.filter(campaign_id=campaign_id)
     if template_id:
-        queryset = queryset.filter(template_id="" if template_id == "inline" else template_id)
+        queryset = queryset.filter(_template_filter(template_id))
     return [
         {
             "id": str(transmission.id),

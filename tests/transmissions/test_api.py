@@ -272,6 +272,25 @@ def test_list_returns_summaries_and_filters(api, template):
     assert inline_id in [i["id"] for i in api.get(URL + "?template_id=inline").json()["results"]]
 
 
+def test_an_smtp_injection_is_listed_and_filtered_by_the_template_id_its_events_carry(api):
+    """A newcomer's finding: SMTP injections were listed as ``inline``, while their events say
+    ``smtp_<id>`` (SMTP-INJECTION.md §1.7)."""
+    from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare, smtp_messages_store
+    from tests.smtp_injection.helpers import message
+
+    (smtp_id,) = smtp_messages_store(prepared=[smtp_message_prepare(injection=Injection(
+        principal=SmtpPrincipal(key_id=1, label="app"), listener_hostname="smtp.engage.test",
+        client_address="127.0.0.1", helo="client.example.com", tls=True,
+        mail_from="bounce@sender.example.com", rcpt_tos=("jo@example.com",), data=message().encode(),
+    ))])  # fmt: skip
+    inline_id = post(api, body()).json()["results"]["id"]
+    by_id = {item["id"]: item for item in api.get(URL).json()["results"]}
+    assert by_id[str(smtp_id)]["content"] == {"template_id": f"smtp_{smtp_id}"}
+    assert by_id[inline_id]["content"] == {"template_id": "inline"}
+    assert [i["id"] for i in api.get(URL + f"?template_id=smtp_{smtp_id}").json()["results"]] == [str(smtp_id)]
+    assert [i["id"] for i in api.get(URL + "?template_id=inline").json()["results"]] == [inline_id]
+
+
 def test_list_is_one_query(api, django_assert_num_queries):
     for _ in range(3):
         post(api, body())
