@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -55,8 +56,12 @@ async def serve(host: str, port: int, directory: Path) -> None:
         lambda: SMTP(handler, decode_data=False, enable_SMTPUTF8=True, data_size_limit=None), host, port
     )
     print(f"engage: development SMTP sink on {host}:{port}, keeping mail in {directory}", flush=True)
+    # SIGTERM (scripts/run's stop) ends it as a clean exit, status 0, as the other processes do
+    # (it showed as "sink.1 stopped (rc=-15)", which reads as a crash).
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
     async with server:
-        await server.serve_forever()
+        await stopping.wait()
 
 
 def main() -> None:

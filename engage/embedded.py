@@ -208,15 +208,18 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def stop() -> None:
-    """Stop both servers. Waits (up to 30 s) for Redis to exit, having flushed its
-    append-only file, so a start right after finds what it acknowledged."""
+def stop() -> list[str]:
+    """Stop both servers; returns the names of those that were running. Waits (up to 30 s)
+    for Redis to exit, having flushed its append-only file, so a start right after finds what
+    it acknowledged."""
+    stopped: list[str] = []
     var = var_dir()
     pid_file = var / "redis" / "redis.pid"
     if pid_file.exists():
         try:
             pid = int(pid_file.read_text().strip())
             os.kill(pid, 15)  # SIGTERM: Redis fsyncs its append-only file and exits
+            stopped.append("Redis")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 os.kill(pid, 0)
@@ -227,8 +230,10 @@ def stop() -> None:
     if postmaster.exists():
         try:
             os.kill(int(postmaster.read_text().split()[0]), 2)  # SIGINT: PostgreSQL's fast shutdown
+            stopped.append("PostgreSQL")
         except (ProcessLookupError, ValueError, IndexError):
             pass
+    return stopped
 
 
 def main(argv: list[str]) -> int:
@@ -262,7 +267,9 @@ def main(argv: list[str]) -> int:
         ensure_database(url)
         return 0
     if command == "stop":
-        stop()
+        stopped = stop()
+        said = f"stopped the embedded {' and '.join(stopped)}" if stopped else "no embedded server was running"
+        print(f"engage: {said} under {var_dir()}/", file=sys.stderr)
         return 0
     print(f"usage: {argv[0]} env|ensure-db|stop", file=sys.stderr)
     return 2

@@ -40,3 +40,30 @@ def test_each_message_received_is_kept_with_its_envelope_and_indexed(tmp_path):
     assert [entry.name for entry in entries] == [files[1].name, files[0].name]
     assert entries[0].summary.subject == "Order 2 shipped"
     assert entries[0].summary.rcpt_to == "user2@example.org, copy@example.org"
+
+
+def test_sigterm_ends_the_sink_with_status_0(tmp_path):
+    """scripts/run's stop showed "sink.1 stopped (rc=-15)", which reads as a crash (newcomer)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "engage.devsink", "--port", str(port), "--dir", str(tmp_path / "sink")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "development SMTP sink on" in sink.stdout.readline()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # serving
+            try:
+                smtplib.SMTP("127.0.0.1", port, timeout=2).quit()
+                break
+            except OSError:
+                time.sleep(0.1)
+        sink.send_signal(signal.SIGTERM)
+        assert sink.wait(10) == 0
+    finally:
+        sink.kill()

@@ -41,7 +41,8 @@ def test_what_the_embedded_redis_acknowledged_survives_its_stop_and_start(var):
     client.set("engage:test:key", "kept")
     client.lpush("celery", "a task")  # what the Celery broker holds
     client.xadd("engage:test:events", {"e": "a click"})  # what the event buffer holds
-    embedded.stop()  # returns once Redis has exited
+    assert embedded.stop() == ["Redis"]  # returns once Redis has exited, saying what it stopped
+    assert embedded.stop() == []  # nothing running: nothing said stopped
     client = redis.Redis.from_url(embedded.start_redis())
     assert client.get("engage:test:key") == b"kept"
     assert client.lrange("celery", 0, -1) == [b"a task"]
