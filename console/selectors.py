@@ -107,6 +107,16 @@ class Timeline:
     events: list[dict[str, Any]]
     total: int  # events stored; more than len(events) when cut at TIMELINE_LIMIT
     recv_method: str = ""  # "esmtp" for a message that came in by SMTP injection (SMTP-INJECTION.md §1.7)
+    #: The recipient's metadata and tags as its events carry them (``rcpt_meta``, ``rcpt_tags``):
+    #: a REST recipient's, or an SMTP injection's from its X-MSYS-API header.
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def metadata_text(self) -> str:
+        """The metadata as compact JSON, cut to 300 characters for the page."""
+        text = json.dumps(self.metadata, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+        return text if len(text) <= 300 else text[:299] + "…"
 
     @property
     def outcome_label(self) -> str:
@@ -172,7 +182,11 @@ def timeline(rows: list[dict[str, Any]], *, total: int | None = None) -> Timelin
         events=events,
         total=len(rows) if total is None else total,
         recv_method=next((str(event["recv_method"]) for event in events if event.get("recv_method")), ""),
-    )
+        metadata=next((event["rcpt_meta"] for event in events if isinstance(event.get("rcpt_meta"), dict)
+                       and event["rcpt_meta"]), {}),
+        tags=next(([str(tag) for tag in event["rcpt_tags"]] for event in events
+                   if isinstance(event.get("rcpt_tags"), list) and event["rcpt_tags"]), []),
+    )  # fmt: skip
 
 
 def message_timelines(*, query: EventQuery) -> MessagePage:

@@ -327,3 +327,16 @@ def test_the_from_and_to_examples_are_the_search_s_own_defaults_not_a_stale_year
         "to": f"{hours_ago(1 / 60):%Y-%m-%dT%H:%M}",
     }  # the minute may turn between the page and this line
     assert "2024-" not in html
+
+
+def test_a_message_shows_the_metadata_and_tags_its_events_carry(staff, db):
+    """A newcomer's finding: the X-MSYS-API header's metadata and tags reached the events API
+    but no console page."""
+    meta = {"order": "A-17", "note": "<b>bold</b>"}
+    land_stories(story("m-meta", "meta@example.com", hours_ago(1), kinds=("injection", "delivery", "click"),
+                       rcpt_meta=meta, rcpt_tags=["invoice", "eu"]))  # fmt: skip
+    html = staff.get(URL, {"recipients": "meta@example.com"}).content.decode()
+    assert '<span class="tags">Tags invoice, eu</span>' in html
+    shown = escape('{"note": "<b>bold</b>", "order": "A-17"}')
+    assert f'<span class="metadata">Metadata <code>{shown}</code></span>' in html
+    assert "<b>bold</b>" not in html  # shown as text
