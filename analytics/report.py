@@ -127,9 +127,9 @@ def report(request: HttpRequest) -> HttpResponse:
     :data:`ENGAGEMENT`); chart: ``selectors.metrics_time_series`` (:data:`CHART_SERIES`,
     every bucket of the window); links: ``selectors.metrics_links``. The filters' suggestions
     are the campaign and template ids with data in the window (whatever the filters; the
-    first :data:`MAX_SUGGESTIONS` of each); a
-    filter value with no data there is said (:func:`unmatched_filter`), and so are the
-    template editor's test sends among the figures (``selectors.metrics_test_sends``)."""
+    first :data:`MAX_SUGGESTIONS` of each); a filter value with no data there is said
+    (:func:`unmatched_filter`), and so are the template editor's test sends among the
+    figures (``selectors.metrics_test_sends``)."""
     now = timezone.now()
     today = now.date()
     get = {key: request.GET.get(key, "")[:_MAX_TEXT] for key in ("from", "to", "campaign", "template", "timezone")}
