@@ -117,6 +117,16 @@ def unmatched_filter(kind: str, values: tuple[str, ...], present: list[str], kno
     return f"{said}. Did you mean {', '.join(near)}?" if near else f"{said} (the suggestions list the known ones)."
 
 
+def _present(window: Any, key: str, values: tuple[str, ...], suggested: list[str]) -> list[str]:
+    """Which of a filter's ``values`` have data in the ``window``: read off the ``suggested``
+    ids when that list is whole (under :data:`MAX_SUGGESTIONS`), else one query for them."""
+    if not values or len(suggested) < MAX_SUGGESTIONS:
+        return suggested
+    field = {"campaign_id": "campaigns", "template_id": "templates"}[key]
+    narrowed = dataclasses.replace(window, limit=None, **{field: values})
+    return selectors.metrics_values(query=narrowed, key=key)
+
+
 @staff_member_required
 @require_safe  # a reading page: GET and HEAD alone (others 405)
 def report(request: HttpRequest) -> HttpResponse:
@@ -166,11 +176,8 @@ def report(request: HttpRequest) -> HttpResponse:
     window = dataclasses.replace(query, campaigns=(), templates=(), domains=(), limit=MAX_SUGGESTIONS)
     campaigns = selectors.metrics_values(query=window, key="campaign_id")
     templates = selectors.metrics_values(query=window, key="template_id")
-    unlimited = dataclasses.replace(window, limit=None)  # which of the filter's values have data at all
-    campaigns_present = selectors.metrics_values(query=dataclasses.replace(unlimited, campaigns=query.campaigns),
-                                                 key="campaign_id") if query.campaigns else []  # fmt: skip
-    templates_present = selectors.metrics_values(query=dataclasses.replace(unlimited, templates=query.templates),
-                                                 key="template_id") if query.templates else []  # fmt: skip
+    campaigns_present = _present(window, "campaign_id", query.campaigns, campaigns)
+    templates_present = _present(window, "template_id", query.templates, templates)
     context.update(
         totals=totals,
         deliverability=_figures(DELIVERABILITY, totals),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import errors as pg_errors
+
 
 class EngageError(Exception):
     status = 400
@@ -207,3 +209,27 @@ class ListCreatedWithErrors(EngageError):
 
 class NoValidRecipients(EngageError):
     status, code, message = 400, "5002", "At least one valid recipient is required"
+
+
+# --- what a database error was (the API's handler, and services that retry, ask) ------------
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):  # Django chains the driver error as __cause__
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def is_query_canceled(exc: BaseException) -> bool:
+    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
+    return _caused_by(exc, pg_errors.QueryCanceled)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """True for a transaction PostgreSQL ended as a deadlock's victim (``40P01``), as Django wraps it."""
+    return _caused_by(exc, pg_errors.DeadlockDetected)

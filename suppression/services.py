@@ -29,7 +29,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from engage import errors
-from engage.api.handler import is_deadlock
+from engage.errors import is_deadlock
 from mailcore.addresses import mailbox_key
 from suppression.entries import EntryWrite
 from suppression.models import (

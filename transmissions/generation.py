@@ -547,7 +547,7 @@ def message_generate(
         ("To", to_addresses(address)),
         ("Subject", subject),
     ]
-    message_id_header = f"<{message_id}@{sender.rpartition('@')[2]}>"
+    message_id_header = _message_id_header(message_id, sender.rpartition("@")[2])
     custom = rendered.get("headers") or {}
     _headers_add(headers, prepared, context, tokens, custom=custom, now=now, message_id_header=message_id_header)
     data = _mime(prepared, headers, rendered, html)
@@ -770,8 +770,13 @@ def _missing_origin_fields(
                 domain = ""
             if domain:
                 break
-        fields.append(("Message-ID", f"<{message_id}@{domain or 'localhost'}>"))
+        fields.append(("Message-ID", _message_id_header(message_id, domain or "localhost")))
     return fields
+
+
+def _message_id_header(message_id: str, domain: str) -> str:
+    """A copy's ``Message-ID``: ``<message_id@domain>``, the id its events and tokens carry."""
+    return f"<{message_id}@{domain}>"
 
 
 def _generate_rfc822(

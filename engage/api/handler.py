@@ -10,35 +10,14 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse, JsonResponse
-from psycopg import errors as pg_errors
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from engage import errors
+from engage.errors import is_deadlock, is_query_canceled
 
 log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer", bound=HttpResponse)
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(5):  # Django chains the driver error as __cause__
-        if seen is None:
-            return False
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def is_query_canceled(exc: BaseException) -> bool:
-    """True for a statement PostgreSQL cancelled (``57014``), as Django wraps it."""
-    return _caused_by(exc, pg_errors.QueryCanceled)
-
-
-def is_deadlock(exc: BaseException) -> bool:
-    """True for a transaction PostgreSQL ended as a deadlock's victim (``40P01``), as Django wraps it."""
-    return _caused_by(exc, pg_errors.DeadlockDetected)
 
 
 def query_timeout_error() -> errors.QueryTimeout:

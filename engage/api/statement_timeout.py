@@ -20,8 +20,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
-from engage.api.handler import error_response, is_query_canceled, query_timeout_error
+from engage.api.handler import error_response, query_timeout_error
 from engage.api.paths import is_api_path
+from engage.errors import is_query_canceled
 
 log = logging.getLogger(__name__)
 
