@@ -79,16 +79,52 @@ _HEAD = (
 
 def _tree_cpu(pid: int) -> float:
     """:func:`_cpu_seconds` of process ``pid`` and all its descendants (a prefork worker)."""
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
+    total = 0.0
+    for current in _tree_pids(pid):
         try:
             total += _cpu_seconds(current)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def _cpu_by_kind(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by kind: each name in
+    ``pids`` for that process and its descendants (``"bench"``, this process, alone: its
+    forked clients and servers are counted apart), ``"postgres"`` and ``"redis"`` by command
+    name, ``"other"`` the rest (proc(5); a process that exited is no longer counted)."""
+    mine = {pid: name for name, root in pids.items() if name != "bench" for pid in _tree_pids(root)}
+    mine |= {pids["bench"]: "bench"} if "bench" in pids else {}
+    totals = dict.fromkeys([*pids, "postgres", "redis", "other"], 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = rest.split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        pid = int(entry.name)
+        kind = mine.get(pid) or (
+            "postgres" if comm.startswith("postgres") else "redis" if comm.startswith("redis") else "other"
+        )
+        totals[kind] += seconds
+    return totals
+
+
+def _tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
             for task in Path(f"/proc/{current}/task").iterdir():
                 stack += [int(child) for child in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return found
 
 
 def _html(size: int) -> str:
@@ -164,48 +200,74 @@ def _serve_discard(port: int, tls_dir: str, ready) -> None:
     asyncio.run(serve())
 
 
-def _client(port: int, key: str, count: int, data: bytes, go, results) -> None:
-    """One session: STARTTLS and AUTH once, then ``count`` messages; puts (latencies, error)."""
+def _client(port: int, key: str, count: int, data: bytes, go, results, pipelining: bool = True) -> None:
+    """One session: STARTTLS and AUTH once (smtplib), then ``count`` messages; puts
+    ``(latencies, error, the process's CPU seconds from the start signal)``. With ``pipelining`` the messages go as
+    an MTA sends them under PIPELINING (RFC 2920 §3.1): the payload and final dot, then the
+    next message's MAIL, RCPT and DATA, in one write, and the replies read after it; without,
+    smtplib's one command per round trip. Latency is from that write to the dot's reply. (Plain
+    aiosmtpd, the discard server, reads pipelined commands though it does not advertise it.)"""
     latencies: list[float] = []
     try:
-        context = ssl.create_default_context()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the throwaway certificate: nothing to verify
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         payload = data + b".\r\n"  # already dot-safe: no line starts with "."
         go.wait()
+        cpu = time.process_time()
         client = smtplib.SMTP("127.0.0.1", port, timeout=60)
         client.starttls(context=context)
         client.login("SMTP_Injection", key)
-        for n in range(count):
-            assert client.mail("bounce@sender.example.com")[0] == 250
-            assert client.rcpt(f"user{n}@example.com")[0] == 250
-            assert client.docmd("DATA")[0] == 354
-            client.send(payload)
-            sent = time.perf_counter()
-            code, text = client.getreply()
-            latencies.append(time.perf_counter() - sent)
-            assert code == 250, (code, text)
+        if pipelining:
+            envelope = [b"MAIL FROM:<bounce@sender.example.com>\r\n" + f"RCPT TO:<user{n}@example.com>\r\n".encode()
+                        + b"DATA\r\n" for n in range(count)]  # fmt: skip
+            client.send(envelope[0])
+            assert [client.getreply()[0] for _ in range(3)] == [250, 250, 354]
+            for n in range(count):
+                client.send(payload + (envelope[n + 1] if n + 1 < count else b""))
+                sent = time.perf_counter()
+                code, text = client.getreply()
+                latencies.append(time.perf_counter() - sent)
+                assert code == 250, (code, text)
+                if n + 1 < count:
+                    assert [client.getreply()[0] for _ in range(3)] == [250, 250, 354]
+        else:
+            for n in range(count):
+                assert client.mail("bounce@sender.example.com")[0] == 250
+                assert client.rcpt(f"user{n}@example.com")[0] == 250
+                assert client.docmd("DATA")[0] == 354
+                client.send(payload)
+                sent = time.perf_counter()
+                code, text = client.getreply()
+                latencies.append(time.perf_counter() - sent)
+                assert code == 250, (code, text)
         client.quit()
-        results.put((latencies, None))
+        results.put((latencies, None, time.process_time() - cpu))
     except Exception as exc:  # reported by the parent
-        results.put((latencies, repr(exc)))
+        results.put((latencies, repr(exc), 0.0))
 
 
-def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str, float]:
+def _round(server_pid: int, port: int, key: str, args, data: bytes, at_go=None) -> dict[str, float]:
+    """One round against the server on ``port`` (process ``server_pid``); ``at_go``, if given,
+    is called just before the clients are let go (after they are forked)."""
     context = multiprocessing.get_context("fork")
     go, results = context.Event(), context.Queue()
-    clients = [context.Process(target=_client, args=(port, key, args.messages, data, go, results))
+    clients = [context.Process(target=_client, args=(port, key, args.messages, data, go, results, args.pipelining))
                for _ in range(args.sessions)]  # fmt: skip
     for process in clients:
         process.start()
     time.sleep(0.5)
+    if at_go:
+        at_go()
     cpu = _cpu_seconds(server_pid)
     started = time.perf_counter()
     go.set()
     latencies: list[float] = []
     errors = []
+    clients_cpu = 0.0
     for _ in clients:
-        got, error = results.get(timeout=600)
+        got, error, spent = results.get(timeout=600)
         latencies += got
+        clients_cpu += spent
         if error:
             errors.append(error)
     ended = time.perf_counter()
@@ -222,6 +284,7 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes) -> dict[str,
         "ended": ended,
         "rate": messages / elapsed,
         "cpu_ms": cpu * 1000 / messages,
+        "clients_cpu": clients_cpu,
         "p50_ms": latencies[messages // 2] * 1000,
         "p99_ms": latencies[min(messages - 1, int(messages * 0.99))] * 1000,
     }
@@ -274,45 +337,61 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
     client = Client(HTTP_AUTHORIZATION=raw)
     content = _rest_content(args.size)
     count = args.end_to_end
-    per_session = argparse.Namespace(sessions=args.sessions, messages=max(1, count // args.sessions))
+    per_session = argparse.Namespace(
+        sessions=args.sessions, messages=max(1, count // args.sessions), pipelining=args.pipelining
+    )
     count = per_session.sessions * per_session.messages
     found: list[dict[str, float]] = []
 
-    def rest() -> tuple[float, float, float]:
-        busy = _machine_busy()
+    kinds = {"bench": os.getpid(), "listener": engage_pid, "worker": worker.pid, "sink": sink.pid}
+
+    def spent(before: dict[str, float]) -> dict[str, float]:
+        """CPU ms per message by kind since ``before`` (:func:`_cpu_by_kind`)."""
+        return {kind: (seconds - before[kind]) * 1000 / count for kind, seconds in _cpu_by_kind(kinds).items()}
+
+    def rest() -> tuple[float, float, float, dict[str, float]]:
+        busy, before = _machine_busy(), _cpu_by_kind(kinds)
         clock_reset(clock)
         cpu = _tree_cpu(worker.pid)
         rest_post(client, content, count)
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "REST: not every message reached the sink"
-        return clock_rate(clock)[1], (_tree_cpu(worker.pid) - cpu) * 1000 / count, busy()
+        return clock_rate(clock)[1], (_tree_cpu(worker.pid) - cpu) * 1000 / count, busy(), spent(before)
 
-    def smtp() -> tuple[float, float, float, float, float]:
-        busy = _machine_busy()
+    def smtp() -> tuple[float, float, float, float, float, dict[str, float]]:
+        meters = {}
+
+        def at_go() -> None:  # from the clients' start, not their fork and handshake
+            meters.update(busy=_machine_busy(), before=_cpu_by_kind(kinds), worker=_tree_cpu(worker.pid))
+
         clock_reset(clock)
         connections.close_all()  # the clients are forked
-        cpu = _tree_cpu(worker.pid)
-        found = _round(engage_pid, engage_port, key, per_session, data)
+        found = _round(engage_pid, engage_port, key, per_session, data, at_go)
         started = found["started"]
         assert clock_wait(clock, count, time.perf_counter() + 600) >= count, "SMTP: not every message reached the sink"
-        worker_ms = (_tree_cpu(worker.pid) - cpu) * 1000 / count
-        return count / (clock[2] - started), clock_rate(clock)[1], count / (found["ended"] - started), worker_ms, busy()
+        worker_ms = (_tree_cpu(worker.pid) - meters["worker"]) * 1000 / count
+        busy, where = meters["busy"](), spent(meters["before"])
+        where["clients"] = found["clients_cpu"] * 1000 / count
+        rate = count / (clock[2] - started)
+        return rate, clock_rate(clock)[1], count / (found["ended"] - started), worker_ms, busy, where
 
     try:
         time.sleep(4)  # the worker boots
         clock_reset(clock)  # warm: the worker's processes, the listener's sessions
         rest_post(client, content, 2 * args.concurrency)
-        _round(engage_pid, engage_port, key, argparse.Namespace(sessions=2, messages=10), data)
+        _round(
+            engage_pid, engage_port, key, argparse.Namespace(sessions=2, messages=10, pipelining=args.pipelining), data
+        )
         clock_wait(clock, 2 * args.concurrency + 20, time.perf_counter() + 120)
         for number in range(args.rounds):
             if number % 2 == 0:
-                rest_rate, rest_cpu, rest_busy = rest()
-                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy = smtp()
+                rest_rate, rest_cpu, rest_busy, rest_where = rest()
+                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy, smtp_where = smtp()
             else:
-                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy = smtp()
-                rest_rate, rest_cpu, rest_busy = rest()
+                smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy, smtp_where = smtp()
+                rest_rate, rest_cpu, rest_busy, rest_where = rest()
             found.append({"rest": rest_rate, "smtp": smtp_rate, "smtp_sink": smtp_sink, "accepted": accepted,
                           "rest_cpu_ms": rest_cpu, "smtp_cpu_ms": smtp_cpu, "rest_busy": rest_busy,
-                          "smtp_busy": smtp_busy})  # fmt: skip
+                          "smtp_busy": smtp_busy, "rest_where": rest_where, "smtp_where": smtp_where})  # fmt: skip
     finally:
         worker.terminate()
         worker.wait(30)
@@ -335,6 +414,12 @@ def main() -> None:
         default=1000,
         metavar="N",
         help="messages per side of the end-to-end comparison (0: leave it out), default 1000",
+    )
+    parser.add_argument(
+        "--no-pipelining",
+        dest="pipelining",
+        action="store_false",
+        help="clients send one command per round trip (smtplib) instead of pipelining (RFC 2920)",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="the end-to-end worker's processes, default 2")
     args = parser.parse_args()
@@ -369,7 +454,9 @@ def main() -> None:
         for name, process in servers.items():
             process.start()
             assert ready[name].wait(60), f"the {name} server did not start"
-        warm = argparse.Namespace(sessions=2, messages=20)  # connections, threads' database connections
+        warm = argparse.Namespace(
+            sessions=2, messages=20, pipelining=args.pipelining
+        )  # connections, threads' database connections
         for name in servers:
             _round(servers[name].pid, ports[name], key, warm, data)
         for number in range(args.rounds):
@@ -419,6 +506,10 @@ def main() -> None:
               f"{found['smtp_sink']:,.0f}, accepted {found['accepted']:,.0f}), worker {found['smtp_cpu_ms']:.2f} ms "
               f"CPU/msg | ratio {found['smtp'] / found['rest']:.0%} | machine busy: REST {found['rest_busy']:.0%}, "
               f"SMTP {found['smtp_busy']:.0%}")  # fmt: skip
+        for side in ("rest", "smtp"):
+            where = found[f"{side}_where"]
+            print(f"    {side.upper()} CPU ms/msg: " + ", ".join(f"{kind} {ms:.2f}" for kind, ms in where.items())
+                  + f"; total {sum(where.values()):.2f}")  # fmt: skip
     e2e = statistics.median(found["smtp"] / found["rest"] for found in end_to_end)
     print(f"  median: REST {statistics.median(f['rest'] for f in end_to_end):,.0f} msg/s, SMTP "
           f"{statistics.median(f['smtp'] for f in end_to_end):,.0f} msg/s, ratio {e2e:.0%} "

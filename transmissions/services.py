@@ -306,7 +306,11 @@ def _group_insert() -> _GroupInsert:
     ``nextval`` is taken once and stays with its row's ordinal), the transmission rows from
     one JSON array (``jsonb_populate_recordset`` over the table's own row type: one
     parameter for every column) and their message rows from arrays (one array per column,
-    ``unnest``), each joined to its id by ordinal. The columns are the model's own except
+    ``unnest``), each joined to its id by ordinal. A transmission's ``email_rfc822`` source
+    goes apart, as one element of a ``text[]``, and is put back into ``content`` on the
+    server (``jsonb_build_object``): inside the JSON array, its 10 KB of escaped text cost
+    the listener a JSON encoding and PostgreSQL a character-by-character JSON parse per
+    message (bench/RESULTS.md, "Session 17"). The columns are the model's own except
     the primary key and those the database fills (``db_default`` with no Python default:
     ``created_at``).
 
@@ -321,6 +325,13 @@ def _group_insert() -> _GroupInsert:
         and not (field.db_default is not NOT_PROVIDED and not field.has_default())
     ]  # fmt: skip
     columns = [connection.ops.quote_name(str(field.column)) for field in fields]
+    content = connection.ops.quote_name(str(opts.get_field("content").column))
+    selected = [
+        f"CASE WHEN raw.source IS NULL THEN t.{column} "
+        f"ELSE t.{column} || jsonb_build_object('{EMAIL_RFC822}', raw.source) END"
+        if column == content else f"t.{column}"
+        for column in columns
+    ]  # fmt: skip
     table = connection.ops.quote_name(opts.db_table)
     sql = f"""
 WITH ids AS MATERIALIZED (
@@ -328,9 +339,10 @@ WITH ids AS MATERIALIZED (
          FROM generate_series(1, CASE WHEN coalesce(clock_timestamp() <= %b::timestamptz, true)
                                       THEN %b::integer ELSE 0 END) AS ord),
      tx AS (INSERT INTO {table} ({connection.ops.quote_name(str(opts.pk.column))}, {", ".join(columns)})
-            SELECT ids.id, {", ".join("t." + column for column in columns)}
+            SELECT ids.id, {", ".join(selected)}
               FROM jsonb_populate_recordset(NULL::{table}, %b::text::jsonb) WITH ORDINALITY AS t
-              JOIN ids ON ids.ord = t.ordinality),
+              JOIN ids ON ids.ord = t.ordinality
+              JOIN unnest(%b::text[]) WITH ORDINALITY AS raw(source, ord) ON raw.ord = t.ordinality),
      msg AS (INSERT INTO transmissions_message (transmission_id, chunk, message_id, email, recipient)
              SELECT ids.id, m.chunk, m.message_id, m.email, m.recipient
                FROM unnest(%b::bigint[], %b::integer[], %b::text[], %b::text[], %b::text[]::jsonb[])
@@ -458,10 +470,12 @@ def _group_params(
 ) -> list[Any]:
     """The parameters of :func:`_group_insert`'s statement for ``prepared``: the latest
     time the server may begin it (None: any), the group's size, the transmission rows as one JSON array of objects (column name to value;
-    datetimes in ISO 8601 with their offset), and the message rows' columns (ordinal, chunk,
-    message id, email, recipient as JSON text)."""
+    datetimes in ISO 8601 with their offset; ``content`` without its ``email_rfc822``), each
+    row's ``email_rfc822`` source (None: it has none), and the message rows' columns (ordinal,
+    chunk, message id, email, recipient as JSON text)."""
     dumps = _GROUP_JSON.encode
     rows: list[dict[str, Any]] = []
+    sources: list[str | None] = []
     ords: list[int] = []
     chunks: list[int] = []
     message_ids: list[str] = []
@@ -469,12 +483,15 @@ def _group_params(
     recipients: list[str] = []
     for ord_, item in enumerate(prepared, 1):
         transmission = item.transmission
-        rows.append(
-            {
-                column: getattr(transmission, attname)
-                for column, attname in zip(insert.columns, insert.attnames, strict=True)
-            }
-        )
+        row = {
+            column: getattr(transmission, attname)
+            for column, attname in zip(insert.columns, insert.attnames, strict=True)
+        }
+        source = transmission.content.get(EMAIL_RFC822)
+        if isinstance(source, str):  # put back on the server (_group_insert)
+            row["content"] = {key: value for key, value in transmission.content.items() if key != EMAIL_RFC822}
+        sources.append(source if isinstance(source, str) else None)
+        rows.append(row)
         size = transmission.rcpt_list_chunk_size
         for index, (recipient, message_id) in enumerate(zip(item.recipients, item.message_ids, strict=True)):
             ords.append(ord_)
@@ -482,7 +499,7 @@ def _group_params(
             message_ids.append(message_id)
             emails.append(recipient["address"]["email"])
             recipients.append(dumps(recipient))
-    return [deadline, len(prepared), dumps(rows), ords, chunks, message_ids, emails, recipients]
+    return [deadline, len(prepared), dumps(rows), sources, ords, chunks, message_ids, emails, recipients]
 
 
 def _iso_datetime(value: object) -> str:
@@ -491,6 +508,7 @@ def _iso_datetime(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not stored by the SMTP group insert")
 
 
+EMAIL_RFC822 = "email_rfc822"  # the content field of a raw source (SPEC B §1.3)
 _GROUP_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_iso_datetime)
 
 

@@ -44,6 +44,34 @@ def test_acceptance_is_one_statement_for_the_transmission_and_its_messages(db):
     assert Transmission.objects.get(pk=tid).num_rcpts == 2
 
 
+# What JSON escapes, and text JSON parsers have mishandled: the stored source must be the
+# source, character for character (the group statement puts it into ``content`` on the
+# server, outside the JSON of the rest of the row).
+JSON_HOSTILE_BODY = (
+    '<p class="a">quote " backslash \\ slash / tab \t {"a": [1]} \\u0041 caf\u00e9 \u2028 \U0001f600</p>\r\n'
+)
+
+
+def test_the_stored_source_is_the_source_to_the_character(db):
+    data = message().replace("<p>Hello</p>", JSON_HOSTILE_BODY)
+    tid = smtp_message_accept(injection=_injection(data))
+    stored = Transmission.objects.get(pk=tid).content
+    assert list(stored) == ["email_rfc822"]
+    assert stored["email_rfc822"].startswith("Received: ")
+    assert stored["email_rfc822"].endswith(data.split("\r\n", 3)[3]), stored["email_rfc822"][-300:]
+
+
+def test_a_source_stored_through_the_listener_is_the_source_to_the_character(smtp, smtp_key):
+    data = message().replace("<p>Hello</p>", JSON_HOSTILE_BODY)
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], data.encode())
+    client.quit()
+    assert code == 250, reply
+    stored = Transmission.objects.get(pk=transmission_id(reply)).content["email_rfc822"]
+    assert JSON_HOSTILE_BODY in stored and stored.endswith(data.split("\r\n", 3)[3])
+
+
 def test_a_body_generation_cannot_use_gets_250_then_a_generation_failure_event(smtp, smtp_key, relay):
     client = smtp.client()
     login(client, smtp_key)

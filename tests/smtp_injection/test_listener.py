@@ -7,6 +7,7 @@ import logging
 import shutil
 import smtplib
 import subprocess
+import time
 
 import psycopg
 import pytest
@@ -256,6 +257,40 @@ def test_smuggling_probes_never_make_two_messages(smtp, smtp_key, probe):
     assert code == 250
     assert Transmission.objects.count() == 1
     assert list(Message.objects.values_list("email", flat=True)) == ["jo@example.com"]
+
+
+def _replies_in_one_read(client) -> list[bytes]:
+    """The reply lines one read of the TLS socket gives (one TLS record at most)."""
+    time.sleep(0.3)  # every reply the listener writes has arrived
+    return client.sock.recv(65536).splitlines()
+
+
+def test_a_pipelined_group_is_answered_in_one_write(smtp, smtp_key):
+    """RFC 2920 §3.2: the dot, MAIL, RCPT and DATA of a pipelining client are answered as a
+    unit (one TLS record), not a record and a packet each."""
+    client = smtp.client()
+    login(client, smtp_key)
+    client.send(b"MAIL FROM:<a@sender.example.com>\r\nRCPT TO:<jo@example.com>\r\nDATA\r\n")
+    assert [line[:3] for line in _replies_in_one_read(client)] == [b"250", b"250", b"354"]
+    body = message().encode() + b".\r\n"
+    client.send(body + b"MAIL FROM:<a@sender.example.com>\r\nRCPT TO:<al@example.com>\r\nDATA\r\n")
+    replies = _replies_in_one_read(client)
+    assert [line[:3] for line in replies] == [b"250", b"250", b"250", b"354"], replies
+    assert replies[0].startswith(b"250 2.0.0 OK ")
+    client.send(body)
+    assert _replies_in_one_read(client)[0].startswith(b"250 2.0.0 OK ")
+    assert sorted(Message.objects.values_list("email", flat=True)) == ["al@example.com", "jo@example.com"]
+
+
+def test_a_held_250_goes_out_before_the_reply_that_closes_the_session(smtp, smtp_key):
+    client = smtp.client()
+    login(client, smtp_key)
+    client.send(b"MAIL FROM:<a@sender.example.com>\r\nRSET\r\nNOOP\r\nQUIT\r\n")
+    time.sleep(0.3)
+    received = b""
+    while chunk := client.sock.recv(65536):
+        received += chunk
+    assert [line[:3] for line in received.splitlines()] == [b"250", b"250", b"250", b"221"], received
 
 
 def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
