@@ -3,7 +3,7 @@ with durable acceptance against the same library's server (aiosmtpd) that accept
 discards, side by side in one run.
 
     .venv/bin/python bench/smtp_injection.py [--sessions 10] [--messages 100] [--size 10240]
-                                             [--rounds 3] [--threads 16]
+                                             [--rounds 3] [--threads 16] [--no-pipelining]
 
 Both servers run in their own process for the whole run, with the same throwaway certificate,
 STARTTLS required and AUTH PLAIN required after it; the discard server's authenticator says
@@ -15,7 +15,8 @@ bench/accept.py: no worker takes the queued generation, and the queue is emptied
 
 After a warm-up of 40 messages per server (not counted), each round sends to each server in turn (which goes first alternates): ``--sessions`` client
 processes, each one connection with STARTTLS and AUTH once, then ``--messages`` messages of
-``--size`` bytes (one recipient, a small ``X-MSYS-API``). Figures per server: messages/s
+``--size`` bytes (one recipient, a small ``X-MSYS-API``), pipelined as an MTA sends them
+(RFC 2920; ``--no-pipelining``: one command per round trip, as smtplib). Figures per server: messages/s
 (all messages over the wall time from the start signal to the last 250), the server process's
 CPU per message (utime + stime from /proc, all its threads), and the p50/p99 from the final
 dot (the DATA payload handed to the socket) to the 250. The verdict takes the medians over
@@ -24,6 +25,8 @@ rounds: >= 50 % of accept-and-discard, >= 400 msg/s, p99 <= 100 ms.
 Then, unless ``--end-to-end 0``, SMTP-in to relay-out end to end against the REST path's
 generation rate in the same run (:func:`_end_to_end`, with bench/generation.py's sink, worker
 and REST POST), ``--rounds`` alternating rounds; target: >= 80 % of the REST rate (medians).
+Each side also prints its CPU per message by process (worker, sink, PostgreSQL, listener,
+clients, ...: :func:`_cpu_by_kind`), from the clients' start signal on the SMTP side.
 """
 
 from __future__ import annotations
