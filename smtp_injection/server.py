@@ -131,6 +131,12 @@ _SIMPLE_PATH = _simple_path()
 #: the rest. aiosmtpd's parser is quadratic in a long path: "a." repeated over 200 KB took
 #: 3.3 s of the loop, every session waiting (ENGAGE_SMTP_MAX_LINE_LENGTH allows 64 KB lines).
 MAX_PATH_ARGUMENT = 4096
+#: Bytes of 250 replies held back to go out together (InjectionSMTP.push): a pipelined
+#: group's replies are a few hundred bytes; past this, they go out and the session waits on TCP.
+MAX_HELD_REPLIES = 16384
+#: Seconds a closing reply (421) may wait for a client that does not read before the
+#: connection is dropped (InjectionSMTP.close_with).
+CLOSE_TIMEOUT = 2.0
 # An RFC 2047 encoded word's shape, =?charset?encoding?text?=: aiosmtpd's parser decodes it in a path (<=?utf-8?b?YWRtaW4=?=@b.c> is admin@b.c
 # to it, =0D=0A a CR LF), and one must not appear in an address (RFC 2047 §5 (3)).
 # Each part without "?" (as email._header_value_parser's split of a word), so the search is
@@ -539,14 +545,13 @@ class Listener:
         self.closing = True
         if self.server is not None:
             self.server.close()
-        for session in list(self.sessions):
-            if not session.in_data:
-                await session.close_with(SHUTTING_DOWN)
+        await asyncio.gather(
+            *(session.close_with(SHUTTING_DOWN) for session in list(self.sessions) if not session.in_data)
+        )
         deadline = time.monotonic() + self.config.shutdown_grace
         while any(session.in_data for session in self.sessions) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for session in list(self.sessions):
-            await session.close_with(SHUTTING_DOWN)
+        await asyncio.gather(*(session.close_with(SHUTTING_DOWN) for session in list(self.sessions)))
         # Each pool thread closes its own database connection (one task per thread: the
         # barrier keeps a thread from taking two).
         barrier = threading.Barrier(self.config.threads)
@@ -634,6 +639,7 @@ class InjectionSMTP(SMTP):
         self._counted = False
         self._ip = ""
         self._held: list[bytes] = []  # 250 replies not yet written (push)
+        self._held_size = 0
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
@@ -720,16 +726,26 @@ class InjectionSMTP(SMTP):
             self.session.authenticated = False
             self.session.auth_data = None
 
+    def _stream_transport(self) -> asyncio.Transport | None:
+        """The connection's transport (aiosmtpd types it as a ``BaseTransport``; a stream
+        server's is a read-write ``Transport``, TLS or not)."""
+        return cast("asyncio.Transport | None", self.transport)
+
     async def close_with(self, reply: str) -> None:
-        """Send ``reply`` (a 421) and close the connection."""
-        if self.transport is None or self.transport.is_closing():
+        """Send ``reply`` (a 421) and close the connection. A client that does not read
+        gets :data:`CLOSE_TIMEOUT` seconds for the reply and for what is still unsent, then
+        the connection is dropped: a stopping listener waits on no client."""
+        transport = self._stream_transport()
+        if transport is None or transport.is_closing():
             return
         try:
-            await self.push(reply)
-        except (ConnectionError, RuntimeError):
-            pass
-        if self.transport is not None:
-            self.transport.close()
+            await asyncio.wait_for(self.push(reply), CLOSE_TIMEOUT)
+        except (ConnectionError, RuntimeError, TimeoutError):
+            transport.abort()
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self.loop.call_later(CLOSE_TIMEOUT, transport.abort)
 
     # --- replies -----------------------------------------------------------------------------
 
@@ -745,7 +761,13 @@ class InjectionSMTP(SMTP):
         four: for 200 pipelined messages in one session, the listener's ``sendto`` calls
         fell from 1,242 to 629 (strace; bench/RESULTS.md, "Session 17"). Every other reply,
         and so every one that may be followed by a close (221, 421, 502) or a TLS switch
-        (220), is written at once, after what was held before it."""
+        (220), is written at once, after what was held before it.
+
+        A 250 is held only while the connection has nothing waiting to be sent and less than
+        :data:`MAX_HELD_REPLIES` bytes are held; otherwise it goes with what was held through
+        aiosmtpd's ``push``, which waits while the connection's buffer is over its high-water
+        mark. So a client that sends and never reads is held back by TCP, as before, and its
+        replies cannot grow the listener's memory (tests/smtp_injection/test_listener.py)."""
         if isinstance(status, str):
             # Every reply is printable ASCII (RFC 5321 §4.2), whoever wrote its text.
             status = reply_text(_OWN_REPLIES.get(status, status))
@@ -756,19 +778,27 @@ class InjectionSMTP(SMTP):
             reply = status.encode("ascii")
         else:
             reply = status
-        if reply[:3] == b"250":
+        transport = self._stream_transport()
+        if (
+            reply[:3] == b"250"
+            and self._held_size + len(reply) < MAX_HELD_REPLIES
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+        ):
             if not self._held:
                 self.loop.call_soon(self._write_held)
             self._held.append(reply + b"\r\n")
+            self._held_size += len(reply) + 2
             return
         if self._held:
             reply = b"".join(self._held) + reply
             self._held.clear()
+            self._held_size = 0
         await super().push(reply)
 
     def _write_held(self) -> None:
         """Write the held 250 replies (:meth:`push`), unless the connection has gone."""
-        held, self._held = b"".join(self._held), []
+        held, self._held, self._held_size = b"".join(self._held), [], 0
         if held and self.transport is not None and not self.transport.is_closing():
             self._writer.write(held)
 

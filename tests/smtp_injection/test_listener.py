@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shutil
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from api_keys.models import ApiKey
+from smtp_injection.server import CLOSE_TIMEOUT, MAX_HELD_REPLIES
 from tests.smtp_injection.helpers import inject, inject_raw, login, message, send_all, transmission_id
 from transmissions.models import Message, Transmission
 
@@ -291,6 +293,60 @@ def test_a_held_250_goes_out_before_the_reply_that_closes_the_session(smtp, smtp
     while chunk := client.sock.recv(65536):
         received += chunk
     assert [line[:3] for line in received.splitlines()] == [b"250", b"250", b"250", b"221"], received
+
+
+def _unsent_while_flooded(smtp, command: bytes, seconds: float = 4.0) -> int:
+    """Send ``command`` repeated for ``seconds`` from a client that never reads its replies;
+    the most bytes the listener then had waiting to go out to it (its transport's buffer and
+    the replies it held), read from the listener's own loop."""
+
+    async def unsent() -> int:
+        return max(
+            (session._stream_transport().get_write_buffer_size() + session._held_size
+             for session in smtp.listener.sessions if session._stream_transport() is not None),
+            default=0,
+        )  # fmt: skip
+
+    most = 0
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", smtp.port))
+        sock.settimeout(0.2)
+        chunk, until = command * 8192, time.monotonic() + seconds
+        while time.monotonic() < until:
+            try:
+                sock.send(chunk)
+            except TimeoutError:
+                pass
+            most = max(most, asyncio.run_coroutine_threadsafe(unsent(), smtp.loop).result(10))
+    return most
+
+
+def test_a_client_that_never_reads_is_held_back_by_tcp_not_buffered_for(smtp):
+    """Its 250s are not held without bound (push): once the connection's buffer is past its
+    high-water mark the session waits, stops reading, and the client's sends block (helper
+    attack, session 17: 15 MB of EHLO had grown the listener by 257 MB)."""
+    bound = 64 * 1024 + MAX_HELD_REPLIES + 4096  # asyncio's high-water mark, what is held, one reply
+    assert _unsent_while_flooded(smtp, b"EHLO x\r\n") <= bound
+    assert _unsent_while_flooded(smtp, b"NOOP\r\n") <= bound
+
+
+def test_a_stopping_listener_waits_on_no_client_that_does_not_read(smtp):
+    """Its 421 gets CLOSE_TIMEOUT seconds, then the connection is dropped (helper attack,
+    session 17: the listener was still running 40 s after SIGTERM, until the client left)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", smtp.port))
+        sock.settimeout(0.2)
+        until = time.monotonic() + 2
+        while time.monotonic() < until:  # the listener's buffer to this client fills
+            try:
+                sock.send(b"EHLO x\r\n" * 8192)
+            except TimeoutError:
+                pass
+        started = time.monotonic()
+        smtp.shutdown()
+        assert time.monotonic() - started < CLOSE_TIMEOUT + 3
 
 
 def test_a_database_failure_is_451_never_250(smtp, smtp_key, monkeypatch):
