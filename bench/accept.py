@@ -41,8 +41,9 @@ MAX_SLOWDOWN = 1.20
 
 
 def bench_env(tree: Path = ROOT) -> None:
-    """Point DATABASE_URL / REDIS_URL at the bench database and Redis db, then set up Django
-    from ``tree`` (this checkout unless told; bench/generation.py uses it too)."""
+    """Point DATABASE_URL / REDIS_URL at the bench database and Redis db, set up Django from
+    ``tree`` (this checkout unless told; bench/generation.py uses it too), migrate the bench
+    database and vacuum it (``VACUUM (ANALYZE)``: earlier runs' deleted rows gone)."""
     db = urlsplit(os.environ["DATABASE_URL"])
     os.environ["DATABASE_URL"] = urlunsplit((db.scheme, db.netloc, f"/{BENCH_DB}", db.query, ""))
     redis = urlsplit(os.environ["REDIS_URL"])
@@ -65,6 +66,15 @@ def bench_env(tree: Path = ROOT) -> None:
         admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
     admin.close()
     call_command("migrate", verbosity=0)
+    vacuum = psycopg.connect(
+        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
+        password=params["PASSWORD"] or None, dbname=BENCH_DB, autocommit=True,
+    )  # fmt: skip
+    # Each run deletes the rows it made: without autovacuum (off on some machines, or behind a
+    # run's burst) their dead tuples pile up run after run, and the group statements of the SMTP
+    # benches scanned them (bench/RESULTS.md, "Session 17": a group's finish 23 ms against 5 ms).
+    vacuum.execute("VACUUM (ANALYZE)")
+    vacuum.close()
 
 
 def request_body(recipients: int) -> str:

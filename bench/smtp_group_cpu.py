@@ -12,7 +12,8 @@ small ``X-MSYS-API`` with open and click tracking) through the listener's own st
 body of its own, so no two compiles share a link scan: ``mailcore.rfc822._scan_part``); then runs the group task
 (``transmission_generate_group_task.apply``, eager, this process) on each group against
 bench/generation.py's counting sink. Prints ``time.process_time`` and wall time per message
-over all groups (one warm-up group first, not counted) and, with ``--profile N``, the N
+over all groups, with the CPU of the PostgreSQL backend serving this process's queries (one
+warm-up group first, not counted) and, with ``--profile N``, the N
 costliest functions of a ``cProfile`` run (cumulative). ``--tree`` runs another checkout's
 code (e.g. a ``git worktree`` of main) with this script, for a before/after in one window.
 Database and Redis db: bench/accept.py's ``ENGAGE_BENCH_DB`` / ``ENGAGE_BENCH_REDIS_DB``; the
@@ -43,6 +44,12 @@ def _message(size: int) -> bytes:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module._message(size)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (proc(5)), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -95,6 +102,10 @@ def main() -> None:
         count = sum(len(group) for group in groups)
         clock_reset(clock)
         profile = cProfile.Profile() if args.profile else None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (backend,) = cursor.fetchone()
+        server = _cpu_seconds(backend)
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
@@ -103,6 +114,7 @@ def main() -> None:
         if profile:
             profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        server = _cpu_seconds(backend) - server
         reached = clock_wait(clock, count, time.perf_counter() + 30)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -117,7 +129,8 @@ def main() -> None:
     print(f"generate_group ({tree}): {count} SMTP messages of {len(data):,} bytes in groups of {args.group}"
           f"{', each body its own' if args.distinct else ', one body'}; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"  CPU {cpu * 1000 / count:.2f} ms/message, wall {wall * 1000 / count:.2f} ms/message "
+    print(f"  CPU {cpu * 1000 / count:.2f} ms/message (PostgreSQL backend {server * 1000 / count:.3f}), "
+          f"wall {wall * 1000 / count:.2f} ms/message "
           f"({count / wall:,.0f} msg/s in one process); sink counted {reached}; states {states}")  # fmt: skip
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
