@@ -205,11 +205,13 @@ def _serve_discard(port: int, tls_dir: str, ready) -> None:
 
 def _client(port: int, key: str, count: int, data: bytes, go, results, pipelining: bool = True) -> None:
     """One session: STARTTLS and AUTH once (smtplib), then ``count`` messages; puts
-    ``(latencies, error, the process's CPU seconds from the start signal)``. With ``pipelining`` the messages go as
-    an MTA sends them under PIPELINING (RFC 2920 §3.1): the payload and final dot, then the
-    next message's MAIL, RCPT and DATA, in one write, and the replies read after it; without,
-    smtplib's one command per round trip. Latency is from that write to the dot's reply. (Plain
-    aiosmtpd, the discard server, reads pipelined commands though it does not advertise it.)"""
+    ``(latencies, error, the process's CPU seconds from the start signal)``.
+
+    With ``pipelining`` the messages go as an MTA sends them under PIPELINING (RFC 2920
+    §3.1): the payload and final dot, then the next message's MAIL, RCPT and DATA, in one
+    write, and the replies read after it; without, smtplib's one command per round trip.
+    Latency is from that write to the dot's reply. (Plain aiosmtpd, the discard server, reads
+    pipelined commands though it does not advertise PIPELINING.)"""
     latencies: list[float] = []
     try:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the throwaway certificate: nothing to verify
