@@ -137,6 +137,10 @@ MAX_HELD_REPLIES = 16384
 #: Seconds a closing reply (421) may wait for a client that does not read before the
 #: connection is dropped (InjectionSMTP.close_with).
 CLOSE_TIMEOUT = 2.0
+#: A session yields to the others after this many replies (InjectionSMTP.push): commands a
+#: client pipelined are read from its buffer without waiting, and 40 sessions each with
+#: megabytes of them had kept an honest session waiting 7-13 s for a NOOP's reply.
+YIELD_EVERY = 64
 # An RFC 2047 encoded word's shape, =?charset?encoding?text?=: aiosmtpd's parser decodes it in a path (<=?utf-8?b?YWRtaW4=?=@b.c> is admin@b.c
 # to it, =0D=0A a CR LF), and one must not appear in an address (RFC 2047 §5 (3)).
 # Each part without "?" (as email._header_value_parser's split of a word), so the search is
@@ -640,6 +644,8 @@ class InjectionSMTP(SMTP):
         self._ip = ""
         self._held: list[bytes] = []  # 250 replies not yet written (push)
         self._held_size = 0
+        self._replies = 0  # replies pushed (push yields to the other sessions every YIELD_EVERY)
+        self.closed = False  # the closing reply is sent: nothing more is answered or stored
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
@@ -732,20 +738,33 @@ class InjectionSMTP(SMTP):
         return cast("asyncio.Transport | None", self.transport)
 
     async def close_with(self, reply: str) -> None:
-        """Send ``reply`` (a 421) and close the connection. A client that does not read
-        gets :data:`CLOSE_TIMEOUT` seconds for the reply and for what is still unsent, then
-        the connection is dropped: a stopping listener waits on no client."""
+        """Send ``reply`` (a 421) and close the connection. From then on the session answers
+        nothing, stores nothing and handles no command it had already read (its handler is
+        cancelled): a closing transport still sends what is written to it, and aiosmtpd
+        goes on with the lines in its buffer until the connection is lost. A client that
+        does not read gets :data:`CLOSE_TIMEOUT` seconds for the reply and what is still
+        unsent, then the connection is dropped: a stopping listener waits on no client."""
         transport = self._stream_transport()
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.closed:
             return
         try:
             await asyncio.wait_for(self.push(reply), CLOSE_TIMEOUT)
         except (ConnectionError, RuntimeError, TimeoutError):
-            transport.abort()
+            self._close(transport, abort=True)
             return
-        transport.close()
-        if transport.get_write_buffer_size():
-            self.loop.call_later(CLOSE_TIMEOUT, transport.abort)
+        self._close(transport, abort=False)
+
+    def _close(self, transport: asyncio.Transport, *, abort: bool) -> None:
+        self.closed = True
+        if abort:
+            transport.abort()
+        else:
+            transport.close()
+            if transport.get_write_buffer_size():
+                self.loop.call_later(CLOSE_TIMEOUT, transport.abort)
+        handler = self._handler_coroutine
+        if handler is not None and handler is not asyncio.current_task():
+            handler.cancel()  # the session's own task ends at its next wait (closed: nothing done before)
 
     # --- replies -----------------------------------------------------------------------------
 
@@ -778,6 +797,13 @@ class InjectionSMTP(SMTP):
             reply = status.encode("ascii")
         else:
             reply = status
+        if self.closed:
+            return
+        self._replies += 1
+        if self._replies % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # the other sessions' turn (the held replies go out too)
+            if self.closed:
+                return
         transport = self._stream_transport()
         if (
             reply[:3] == b"250"
@@ -811,8 +837,8 @@ class InjectionSMTP(SMTP):
         return await self._verify(await super().auth_LOGIN(_, args))
 
     async def _verify(self, collected: AuthResult) -> AuthResult:
-        if not collected.success:  # malformed or aborted: aiosmtpd has answered
-            return collected
+        if not collected.success or self.closed:  # malformed or aborted: aiosmtpd has answered
+            return AuthResult(success=False, handled=True) if self.closed else collected
         credentials = cast(LoginPassword, collected.auth_data)  # aiosmtpd's PLAIN and LOGIN give a LoginPassword
         loop = asyncio.get_running_loop()
         try:
@@ -898,6 +924,8 @@ class InjectionHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: InjectionSMTP, session: Any, envelope: Any) -> str:
+        if server.closed:  # its 421 is sent: a message read after it is not stored (no 250 would go)
+            return SHUTTING_DOWN
         if server.principal is None:  # aiosmtpd's auth_required answers 530 before this
             return "530 5.7.0 Authentication required"
         peer = session.peer if isinstance(session.peer, tuple) else ("", 0)
@@ -927,6 +955,8 @@ class InjectionHandler:
         except PolicyDecisionError as exc:
             log.error("smtp: the policy's answer cannot be used (%s): answered 451", exc.detail)
             return exc.reply.line()
+        if server.closed:  # closed while the policy decided
+            return SHUTTING_DOWN
         try:
             transmission_id = await self.listener.store.store(prepared)
         except Exception:

@@ -204,6 +204,80 @@ def test_repeated_auth_failures_are_421_and_close(smtp, smtp_key):
     assert client.docmd("AUTH", bad) == (421, b"4.7.0 Too many authentication failures")
 
 
+def _read_to_eof(sock) -> list[bytes]:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received.splitlines()
+
+
+def test_nothing_is_answered_after_the_421_though_replies_wait_to_be_sent(smtp):
+    """A session closed with a 421 while replies still wait in its buffer (a client slow to
+    read) answers nothing more: a closing transport still sends what is written to it, and
+    aiosmtpd goes on with the lines it had read (helper attack, session 17: 31,188 replies
+    after the 421, a message stored without its 250, 20 AUTHs tried past the limit of 3)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", smtp.port))
+        sock.settimeout(10)
+
+        async def close_with_replies_waiting() -> int:
+            (session,) = smtp.listener.sessions
+            transport = session._stream_transport()
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            session._writer.write(b"250-waiting\r\n" * 2000)  # 26 KB: under the high-water mark
+            waiting = transport.get_write_buffer_size()
+            await session.close_with("421 4.3.2 Service shutting down")
+            await session.push("250 2.0.0 OK")
+            await session.push("252 2.1.5 Cannot VRFY user")
+            return waiting
+
+        time.sleep(0.2)
+        waiting = asyncio.run_coroutine_threadsafe(close_with_replies_waiting(), smtp.loop).result(10)
+        replies = _read_to_eof(sock)
+    assert waiting > 0
+    assert replies[-1] == b"421 4.3.2 Service shutting down", replies[-3:]
+
+
+def test_sessions_pipelining_megabytes_do_not_stall_the_others(smtp):
+    """A session yields to the others every YIELD_EVERY replies: ten clients each sending
+    NOOPs without reading (their buffers full of commands) leave an honest session's NOOP
+    answered promptly (helper attack, session 17: 10 such clients, 1.4-1.9 s; 40, 7-13 s)."""
+    import threading
+
+    stop = threading.Event()
+
+    def flood() -> None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", smtp.port))
+            sock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    sock.send(b"NOOP\r\n" * 16384)
+                except TimeoutError:
+                    pass
+
+    flooders = [threading.Thread(target=flood, daemon=True) for _ in range(10)]
+    for flooder in flooders:
+        flooder.start()
+    try:
+        time.sleep(1)
+        client = smtp.client(tls=False)
+        slowest = 0.0
+        for _ in range(20):
+            started = time.perf_counter()
+            assert client.noop()[0] == 250
+            slowest = max(slowest, time.perf_counter() - started)
+        client.quit()
+    finally:
+        stop.set()
+        for flooder in flooders:
+            flooder.join(5)
+    print(f"slowest NOOP {slowest * 1000:.0f} ms")
+    assert slowest < 1.0
+
+
 def test_mail_before_auth_is_530(smtp):
     client = smtp.client()
     assert client.mail("a@sender.example.com") == (530, b"5.7.0 Authentication required")
