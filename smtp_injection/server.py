@@ -837,8 +837,10 @@ class InjectionSMTP(SMTP):
         return await self._verify(await super().auth_LOGIN(_, args))
 
     async def _verify(self, collected: AuthResult) -> AuthResult:
-        if not collected.success or self.closed:  # malformed or aborted: aiosmtpd has answered
-            return AuthResult(success=False, handled=True) if self.closed else collected
+        if self.closed:  # its 421 is sent: an AUTH read after it is not tried
+            return AuthResult(success=False, handled=True)
+        if not collected.success:  # malformed or aborted: aiosmtpd has answered
+            return collected
         credentials = cast(LoginPassword, collected.auth_data)  # aiosmtpd's PLAIN and LOGIN give a LoginPassword
         loop = asyncio.get_running_loop()
         try:
