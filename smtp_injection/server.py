@@ -758,9 +758,10 @@ class InjectionSMTP(SMTP):
         self.closed = True
         if abort:
             transport.abort()
-        else:
+        elif not transport.is_closing():  # (closed while the reply went: nothing to add)
+            unsent = _unsent(transport)  # before close: a closed TLS transport has no buffer to ask
             transport.close()
-            if transport.get_write_buffer_size():
+            if unsent:
                 self.loop.call_later(CLOSE_TIMEOUT, transport.abort)
         handler = self._handler_coroutine
         if handler is not None and handler is not asyncio.current_task():
@@ -809,7 +810,8 @@ class InjectionSMTP(SMTP):
             reply[:3] == b"250"
             and self._held_size + len(reply) < MAX_HELD_REPLIES
             and transport is not None
-            and transport.get_write_buffer_size() == 0
+            and not transport.is_closing()
+            and _unsent(transport) == 0
         ):
             if not self._held:
                 self.loop.call_soon(self._write_held)
@@ -970,6 +972,14 @@ class InjectionHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp: session error", exc_info=error)
         return TEMPORARY_FAILURE
+
+
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes written to ``transport`` and not yet sent; 0 once it is closing (asyncio's TLS
+    transport raises ``AttributeError`` when asked after its connection is gone)."""
+    if transport.is_closing():
+        return 0
+    return transport.get_write_buffer_size()
 
 
 def _tls_version(server: InjectionSMTP) -> str | None:

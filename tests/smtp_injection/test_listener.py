@@ -239,6 +239,26 @@ def test_nothing_is_answered_after_the_421_though_replies_wait_to_be_sent(smtp):
     assert replies[-1] == b"421 4.3.2 Service shutting down", replies[-3:]
 
 
+def test_a_tls_connection_lost_while_its_421_goes_does_not_break_the_shutdown(smtp):
+    """asyncio's TLS transport, closed twice, forgets its protocol and raises on any question
+    about its buffer; a session whose client left while its 421 was being sent is closed
+    quietly (CI, session 17: the listener's shutdown raised AttributeError)."""
+    client = smtp.client()  # STARTTLS: the transport is asyncio's TLS one
+
+    async def lose_the_connection_during_the_421() -> None:
+        (session,) = smtp.listener.sessions
+        transport = session._stream_transport()
+
+        async def push(_reply: str) -> None:
+            transport.close()  # as a lost connection does, while the reply is on its way
+
+        session.push = push
+        await session.close_with("421 4.3.2 Service shutting down")
+
+    asyncio.run_coroutine_threadsafe(lose_the_connection_during_the_421(), smtp.loop).result(10)
+    client.close()
+
+
 def test_sessions_pipelining_megabytes_do_not_stall_the_others(smtp):
     """A session yields to the others every YIELD_EVERY replies: ten clients each sending
     NOOPs without reading (their buffers full of commands) leave an honest session's NOOP
@@ -377,7 +397,8 @@ def _unsent_while_flooded(smtp, command: bytes, seconds: float = 4.0) -> int:
     async def unsent() -> int:
         return max(
             (session._stream_transport().get_write_buffer_size() + session._held_size
-             for session in smtp.listener.sessions if session._stream_transport() is not None),
+             for session in smtp.listener.sessions
+             if session._stream_transport() is not None and not session._stream_transport().is_closing()),
             default=0,
         )  # fmt: skip
 
