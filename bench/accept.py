@@ -38,6 +38,14 @@ BENCH_DB = os.environ.get("ENGAGE_BENCH_DB", "engage_bench_tx")
 BENCH_REDIS_DB = os.environ.get("ENGAGE_BENCH_REDIS_DB", "14")
 BASELINE = "368d10a"
 MAX_SLOWDOWN = 1.20
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds (proc(5)); raises
+    ``FileNotFoundError`` or ``ProcessLookupError`` for a process that is gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def bench_env(tree: Path = ROOT) -> None:
@@ -58,23 +66,22 @@ def bench_env(tree: Path = ROOT) -> None:
     from django.core.management import call_command
 
     params = settings.DATABASES["default"]
-    admin = psycopg.connect(
-        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
-        password=params["PASSWORD"] or None, dbname="postgres", autocommit=True,
-    )  # fmt: skip
-    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    admin.close()
+
+    def connect(dbname: str) -> psycopg.Connection:
+        return psycopg.connect(
+            host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
+            password=params["PASSWORD"] or None, dbname=dbname, autocommit=True,
+        )  # fmt: skip
+
+    with connect("postgres") as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
+            admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
     call_command("migrate", verbosity=0)
-    vacuum = psycopg.connect(
-        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
-        password=params["PASSWORD"] or None, dbname=BENCH_DB, autocommit=True,
-    )  # fmt: skip
     # Each run deletes the rows it made: without autovacuum (off on some machines, or behind a
     # run's burst) their dead tuples pile up run after run, and the group statements of the SMTP
     # benches scanned them (bench/RESULTS.md, "Session 17": a group's finish 23 ms against 5 ms).
-    vacuum.execute("VACUUM (ANALYZE)")
-    vacuum.close()
+    with connect(BENCH_DB) as bench:
+        bench.execute("VACUUM (ANALYZE)")
 
 
 def request_body(recipients: int) -> str:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accept import ROOT, bench_env  # noqa: E402
+from accept import ROOT, bench_env, cpu_seconds  # noqa: E402
 from generation import clock_reset, clock_wait, sink_start  # noqa: E402
 
 
@@ -44,12 +44,6 @@ def _message(size: int) -> bytes:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module._message(size)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (proc(5)), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -105,7 +99,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             (backend,) = cursor.fetchone()
-        server = _cpu_seconds(backend)
+        server = cpu_seconds(backend)
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
@@ -114,7 +108,7 @@ def main() -> None:
         if profile:
             profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        server = _cpu_seconds(backend) - server
+        server = cpu_seconds(backend) - server
         reached = clock_wait(clock, count, time.perf_counter() + 30)
         with connection.cursor() as cursor:
             cursor.execute(

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accept import ROOT, bench_env  # noqa: E402
+from accept import ROOT, bench_env, cpu_seconds  # noqa: E402
 from generation import (  # noqa: E402
     EVENT_STREAM,
     clock_rate,
@@ -57,19 +57,11 @@ from generation import (  # noqa: E402
     worker_start,
 )
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds (proc(5))."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 _HEAD = (
@@ -81,11 +73,11 @@ _HEAD = (
 
 
 def _tree_cpu(pid: int) -> float:
-    """:func:`_cpu_seconds` of process ``pid`` and all its descendants (a prefork worker)."""
+    """:func:`accept.cpu_seconds` of process ``pid`` and all its descendants (a prefork worker)."""
     total = 0.0
     for current in _tree_pids(pid):
         try:
-            total += _cpu_seconds(current)
+            total += cpu_seconds(current)
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
@@ -102,13 +94,11 @@ def _cpu_by_kind(pids: dict[str, int]) -> dict[str, float]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        pid = int(entry.name)
         try:
-            comm, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+            comm, seconds = (entry / "comm").read_text(), cpu_seconds(pid)
         except (FileNotFoundError, ProcessLookupError):
             continue
-        fields = rest.split()
-        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        pid = int(entry.name)
         kind = mine.get(pid) or (
             "postgres" if comm.startswith("postgres") else "redis" if comm.startswith("redis") else "other"
         )
@@ -263,7 +253,7 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes, at_go=None) 
     time.sleep(0.5)
     if at_go:
         at_go()
-    cpu = _cpu_seconds(server_pid)
+    cpu = cpu_seconds(server_pid)
     started = time.perf_counter()
     go.set()
     latencies: list[float] = []
@@ -277,7 +267,7 @@ def _round(server_pid: int, port: int, key: str, args, data: bytes, at_go=None) 
             errors.append(error)
     ended = time.perf_counter()
     elapsed = ended - started
-    cpu = _cpu_seconds(server_pid) - cpu
+    cpu = cpu_seconds(server_pid) - cpu
     for process in clients:
         process.join(30)
     if errors:

@@ -26,10 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accept import ROOT, bench_env  # noqa: E402
+from accept import ROOT, bench_env, cpu_seconds  # noqa: E402
 from smtp_group_cpu import _message  # noqa: E402  (bench/smtp_injection.py's message)
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -78,18 +76,14 @@ def main() -> None:
             transmissions_insert_group_async(database=store.database, prepared=group, deadline=deadline)
         )
 
-    def backend_cpu() -> float:
-        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
     groups = [[prepared(g * args.group + n) for n in range(args.group)] for g in range(args.groups + 1)]
     try:
         insert(groups[0])
-        server, client, wall = backend_cpu(), time.process_time(), time.perf_counter()
+        server, client, wall = cpu_seconds(backend), time.process_time(), time.perf_counter()
         for group in groups[1:]:
             insert(group)
         count = args.groups * args.group
-        server = (backend_cpu() - server) * 1000 / count
+        server = (cpu_seconds(backend) - server) * 1000 / count
         client = (time.process_time() - client) * 1000 / count
         wall = (time.perf_counter() - wall) * 1000 / count
     finally:

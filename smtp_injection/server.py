@@ -642,8 +642,7 @@ class InjectionSMTP(SMTP):
         self._refused = False
         self._counted = False
         self._ip = ""
-        self._held: list[bytes] = []  # 250 replies not yet written (push)
-        self._held_size = 0
+        self._held = bytearray()  # 250 replies not yet written (push)
         self._replies = 0  # replies pushed (push yields to the other sessions every YIELD_EVERY)
         self.closed = False  # the closing reply is sent: nothing more is answered or stored
         super().__init__(handler, **kwargs)
@@ -808,25 +807,23 @@ class InjectionSMTP(SMTP):
         transport = self._stream_transport()
         if (
             reply[:3] == b"250"
-            and self._held_size + len(reply) < MAX_HELD_REPLIES
+            and len(self._held) + len(reply) < MAX_HELD_REPLIES
             and transport is not None
             and not transport.is_closing()
             and _unsent(transport) == 0
         ):
             if not self._held:
                 self.loop.call_soon(self._write_held)
-            self._held.append(reply + b"\r\n")
-            self._held_size += len(reply) + 2
+            self._held += reply + b"\r\n"
             return
         if self._held:
-            reply = b"".join(self._held) + reply
+            reply = bytes(self._held) + reply
             self._held.clear()
-            self._held_size = 0
         await super().push(reply)
 
     def _write_held(self) -> None:
         """Write the held 250 replies (:meth:`push`), unless the connection has gone."""
-        held, self._held, self._held_size = b"".join(self._held), [], 0
+        held, self._held = bytes(self._held), bytearray()
         if held and self.transport is not None and not self.transport.is_closing():
             self._writer.write(held)
 
