@@ -51,7 +51,7 @@ def cpu_seconds(pid: int) -> float:
 def bench_env(tree: Path = ROOT) -> None:
     """Point DATABASE_URL / REDIS_URL at the bench database and Redis db, set up Django from
     ``tree`` (this checkout unless told; bench/generation.py uses it too), migrate the bench
-    database and vacuum it (``VACUUM (ANALYZE)``: earlier runs' deleted rows gone)."""
+    database and vacuum it (:func:`bench_vacuum`: earlier runs' deleted rows gone)."""
     db = urlsplit(os.environ["DATABASE_URL"])
     os.environ["DATABASE_URL"] = urlunsplit((db.scheme, db.netloc, f"/{BENCH_DB}", db.query, ""))
     redis = urlsplit(os.environ["REDIS_URL"])
@@ -61,26 +61,37 @@ def bench_env(tree: Path = ROOT) -> None:
     import django
 
     django.setup()
-    import psycopg
-    from django.conf import settings
     from django.core.management import call_command
 
-    params = settings.DATABASES["default"]
-
-    def connect(dbname: str) -> psycopg.Connection:
-        return psycopg.connect(
-            host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
-            password=params["PASSWORD"] or None, dbname=dbname, autocommit=True,
-        )  # fmt: skip
-
-    with connect("postgres") as admin:
+    with _connect("postgres") as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
             admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
     call_command("migrate", verbosity=0)
-    # Each run deletes the rows it made: without autovacuum (off on some machines, or behind a
-    # run's burst) their dead tuples pile up run after run, and the group statements of the SMTP
-    # benches scanned them (bench/RESULTS.md, "Session 17": a group's finish 23 ms against 5 ms).
-    with connect(BENCH_DB) as bench:
+    bench_vacuum()
+
+
+def _connect(dbname: str):
+    """An autocommit psycopg connection to ``dbname`` with Django's settings (set up first)."""
+    import psycopg
+    from django.conf import settings
+
+    params = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432, user=params["USER"],
+        password=params["PASSWORD"] or None, dbname=dbname, autocommit=True,
+    )  # fmt: skip
+
+
+def bench_vacuum() -> None:
+    """``VACUUM (ANALYZE)`` the bench database, what autovacuum does on a live server (this
+    machine's PostgreSQL runs without it). Each run deletes the rows it made: without a vacuum
+    their dead tuples pile up run after run, and the group statements of the SMTP benches
+    scanned them (bench/RESULTS.md, "Session 17": a group's finish 23 ms against 5 ms). Within
+    a run, statistics taken while the tables were empty make the planner scan them whole as
+    they grow: a long-lived connection keeps those plans (the foreign-key check of every
+    message row a sequential scan of the transmission table; bench/RESULTS.md, "Session 18"),
+    so the benches call this before each measured side, as autovacuum's analyze would."""
+    with _connect(BENCH_DB) as bench:
         bench.execute("VACUUM (ANALYZE)")
 
 

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accept import ROOT, bench_env, cpu_seconds  # noqa: E402
+from accept import ROOT, bench_env, bench_vacuum, cpu_seconds  # noqa: E402
 from generation import (  # noqa: E402
     EVENT_STREAM,
     clock_rate,
@@ -345,6 +345,7 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
         return {kind: (seconds - before[kind]) * 1000 / count for kind, seconds in _cpu_by_kind(kinds).items()}
 
     def rest() -> tuple[float, float, float, dict[str, float]]:
+        bench_vacuum()
         busy, before = _machine_busy(), _cpu_by_kind(kinds)
         clock_reset(clock)
         cpu = _tree_cpu(worker.pid)
@@ -358,6 +359,7 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
         def at_go() -> None:  # from the clients' start, not their fork and handshake
             meters.update(busy=_machine_busy(), before=_cpu_by_kind(kinds), worker=_tree_cpu(worker.pid))
 
+        bench_vacuum()
         clock_reset(clock)
         connections.close_all()  # the clients are forked
         found = _round(engage_pid, engage_port, key, per_session, data, at_go)
@@ -377,7 +379,7 @@ def _end_to_end(args, engage_pid: int, engage_port: int, key: str, data: bytes) 
             engage_pid, engage_port, key, argparse.Namespace(sessions=2, messages=10, pipelining=args.pipelining), data
         )
         clock_wait(clock, 2 * args.concurrency + 20, time.perf_counter() + 120)
-        for number in range(args.rounds):
+        for number in range(args.rounds if args.end_to_end_rounds is None else args.end_to_end_rounds):
             if number % 2 == 0:
                 rest_rate, rest_cpu, rest_busy, rest_where = rest()
                 smtp_rate, smtp_sink, accepted, smtp_cpu, smtp_busy, smtp_where = smtp()
@@ -402,6 +404,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100, help="messages per session, default 100")
     parser.add_argument("--size", type=int, default=10240, help="message size in bytes, default 10240")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, default 3")
+    parser.add_argument(
+        "--end-to-end-rounds", type=int, default=None, metavar="N",
+        help="rounds of the end-to-end comparison, default --rounds (0 listener rounds: --rounds 0)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=16, help="the listener's database threads, default 16")
     parser.add_argument(
         "--end-to-end",
@@ -456,7 +462,11 @@ def main() -> None:
             _round(servers[name].pid, ports[name], key, warm, data)
         for number in range(args.rounds):
             order = ("engage", "discard") if number % 2 == 0 else ("discard", "engage")
-            rounds.append({name: _round(servers[name].pid, ports[name], key, args, data) for name in order})
+            found = {}
+            for name in order:
+                bench_vacuum()
+                found[name] = _round(servers[name].pid, ports[name], key, args, data)
+            rounds.append(found)
         if args.end_to_end:
             servers["discard"].terminate()  # not needed now: its CPU is the worker's
             end_to_end = _end_to_end(args, servers["engage"].pid, ports["engage"], key, data)
@@ -472,7 +482,7 @@ def main() -> None:
     total = args.sessions * args.messages
     print(f"smtp injection: {args.sessions} sessions x {args.messages} messages of {len(data):,} bytes, one RCPT, "
           f"STARTTLS + AUTH PLAIN once per session; {args.threads} listener threads; load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    for number, found in enumerate(rounds, 1):
+    for number, found in enumerate(rounds, 1):  # none with --rounds 0
         engage, discard = found["engage"], found["discard"]
         print(f"  round {number}: engage {engage['rate']:,.0f} msg/s, {engage['cpu_ms']:.2f} ms CPU/msg, "
               f"p50 {engage['p50_ms']:.1f} ms, p99 {engage['p99_ms']:.1f} ms | discard {discard['rate']:,.0f} msg/s, "
@@ -482,6 +492,10 @@ def main() -> None:
     def median(name: str, figure: str) -> float:
         return statistics.median(found[name][figure] for found in rounds)
 
+    if not rounds:
+        _end_to_end_print(args, end_to_end)
+        return
+
     rate, p99 = median("engage", "rate"), median("engage", "p99_ms")
     ratio = statistics.median(found["engage"]["rate"] / found["discard"]["rate"] for found in rounds)
     print(f"  median of {len(rounds)} rounds ({total} messages each): engage {rate:,.0f} msg/s, "
@@ -489,6 +503,10 @@ def main() -> None:
           f"{median('discard', 'rate'):,.0f} msg/s, {median('discard', 'cpu_ms'):.2f} ms CPU/msg; ratio {ratio:.0%}")  # fmt: skip
     print(f"  targets: >= 50% of accept-and-discard: {'PASS' if ratio >= 0.5 else 'FAIL'}; "
           f">= 400 msg/s: {'PASS' if rate >= 400 else 'FAIL'}; p99 <= 100 ms: {'PASS' if p99 <= 100 else 'FAIL'}")  # fmt: skip
+    _end_to_end_print(args, end_to_end)
+
+
+def _end_to_end_print(args, end_to_end: list[dict[str, float]]) -> None:
     if not end_to_end:
         return
     print(f"end to end: {args.sessions * max(1, args.end_to_end // args.sessions)} messages per side, a Celery worker "

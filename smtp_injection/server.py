@@ -195,7 +195,12 @@ class ListenerConfig:
     enqueue_window: float = 0.25
     #: Seconds with nothing more stored after which the ids gathered are queued at once (the
     #: end of a burst: its last messages do not wait for the rest of ``enqueue_window``).
-    enqueue_idle: float = 0.02
+    #: At 0.02 s, a loaded machine's scheduling gaps (the listener, its clients and the
+    #: worker sharing the cores) passed for idleness: the end-to-end bench's tasks held 15-18
+    #: ids on average against 50 in the listener's own rounds, and SMTP-in to relay-out was
+    #: 53 % of the REST rate against 66 % at 0.1 s (medians of 10 rounds each, bench/RESULTS.md,
+    #: "Session 18").
+    enqueue_idle: float = 0.1
     #: ``ENGAGE_SMTP_POLICY``'s callable (``smtp_injection.services.smtp_policy_load``), or None.
     policy: Callable[[PolicyView], object] | None = None
     #: ``ENGAGE_SMTP_POLICY_TIMEOUT``: seconds a policy may take per message.
