@@ -59,7 +59,7 @@ class Transmission(models.Model):
         default=TransmissionSource.API,
         db_default=TransmissionSource.API,
     )
-    campaign_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    campaign_id = models.CharField(max_length=64, blank=True, default="")
     description = models.CharField(max_length=1024, blank=True, default="")
     return_path = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
@@ -67,7 +67,7 @@ class Transmission(models.Model):
     options = models.JSONField(default=dict, blank=True)
     # Inline content (normalized), {"email_rfc822": ...}, or {} for a stored template.
     content = models.JSONField(default=dict, blank=True)
-    template_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    template_id = models.CharField(max_length=64, blank=True, default="")
     use_draft_template = models.BooleanField(default=False)
     template_version = models.CharField(max_length=16, blank=True, default="")
     # The stored template as it was when generation started, written with template_version
@@ -75,7 +75,7 @@ class Transmission(models.Model):
     # or {"error": {"type": ..., "description": ...}} when it could not be loaded then. None
     # for inline content and for transmissions started before migration 0005.
     template_snapshot = models.JSONField(null=True, blank=True)
-    list_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    list_id = models.CharField(max_length=64, blank=True, default="")
     tracking_domain = models.CharField(max_length=255, blank=True, default="")
     start_time = models.DateTimeField(null=True, blank=True)
     num_rcpts = models.PositiveIntegerField(default=0)
@@ -88,7 +88,16 @@ class Transmission(models.Model):
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
-        indexes = [models.Index(fields=["state", "start_time"], name="tx_state_start")]
+        # campaign_id, template_id and list_id are matched exactly (the transmission list's
+        # filters, a template or list in use): plain b-tree indexes. ``db_index=True`` on a
+        # CharField also builds a ``varchar_pattern_ops`` index for LIKE, which nothing runs,
+        # and every transmission row written paid for it (migration 0009).
+        indexes = [
+            models.Index(fields=["state", "start_time"], name="tx_state_start"),
+            models.Index(fields=["campaign_id"], name="tx_campaign_id"),
+            models.Index(fields=["template_id"], name="tx_template_id"),
+            models.Index(fields=["list_id"], name="tx_list_id"),
+        ]
 
     def __str__(self) -> str:
         return str(self.id)

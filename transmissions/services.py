@@ -21,7 +21,7 @@ import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import NOT_PROVIDED
+from django.db.models import NOT_PROVIDED, Exists, OuterRef
 from django.utils import timezone
 
 from engage import errors
@@ -194,7 +194,10 @@ def transmission_prepare(
         raise error
     chunk_size = max(1, settings.ENGAGE_GENERATION_CHUNK_SIZE)
     transmission = Transmission(
-        state=TransmissionState.SUBMITTED,
+        # An SMTP injection has no start time nor template to pin: it is stored Generating,
+        # and its group task reads it without writing the row again (_START_GROUP_SQL).
+        state=TransmissionState.GENERATING if smtp else TransmissionState.SUBMITTED,
+        generation_start_time=now if smtp else None,
         source=source,
         campaign_id=data.campaign_id,
         description=data.description,
@@ -732,19 +735,21 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
 
 
 # The SMTP transmissions of a group (the listener's: inline ``email_rfc822``, no template to
-# pin) moved to Generating together; those already Generating (a redelivered group) come back
-# too. The SELECT reads the snapshot before the UPDATE: a row just started shows ``submitted``.
+# pin), each returned once Generating. The listener stores them Generating
+# (:func:`transmission_prepare`), so the common case reads the rows and writes nothing: no
+# row lock, no new row version with its index entries (bench/RESULTS.md, "Session 18").
+# One stored Submitted (by an earlier release) is moved to Generating here (two tasks for
+# the same ids may both move it and both send its group: each message goes under its claim
+# alone).
 # The rows are found by their ids alone (the primary key): ``state`` and ``template_id`` are
 # read only after, never offered to the planner as index conditions. With statistics behind a
 # burst of injections (autovacuum not yet run, or off), it took ``state = 'submitted' AND
 # template_id = ''`` for a rare pair and scanned every such index entry: 12-45 ms a group
-# against 0.2 ms (bench/RESULTS.md, "session 16"). FOR UPDATE: a redelivered task for the same
-# ids waits, then reads the state the first one left.
+# against 0.2 ms (bench/RESULTS.md, "session 16").
 _START_GROUP_SQL = """
 WITH picked AS MATERIALIZED (
   SELECT t.id, t.state FROM transmissions_transmission t
-   WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND length(t.template_id) = 0
-   FOR UPDATE),
+   WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND length(t.template_id) = 0),
 started AS (
   UPDATE transmissions_transmission t SET state = %(generating)s, generation_start_time = now()
     FROM picked p WHERE t.id = p.id AND p.state = %(submitted)s
@@ -792,7 +797,7 @@ def transmissions_start_group(*, transmission_ids: Sequence[int]) -> list[Transm
         )  # fmt: skip
     )
     for transmission in rows:
-        transmission.state = TransmissionState.GENERATING  # the SELECT saw the row before the UPDATE
+        transmission.state = TransmissionState.GENERATING  # the SELECT saw a started row before the UPDATE
     return rows
 
 
@@ -810,9 +815,11 @@ def transmissions_finish_group(*, transmission_ids: Sequence[int]) -> set[int]:
 
 
 def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
-    """Submitted transmissions that should be generating: scheduled ones whose time has come,
-    and immediate ones whose enqueue was lost (still submitted ``grace_seconds`` after
-    creation). The scheduler enqueues them; starting twice is harmless."""
+    """Transmissions that should be generating and may have no task: scheduled ones whose
+    time has come, immediate ones whose enqueue was lost (still submitted ``grace_seconds``
+    after creation), and SMTP injections (stored Generating) with a message still never
+    claimed ``grace_seconds`` after they were stored. The scheduler enqueues them; starting
+    twice is harmless (a message is sent under its claim alone)."""
     now = now or timezone.now()
     scheduled = Transmission.objects.filter(
         state=TransmissionState.SUBMITTED, start_time__isnull=False, start_time__lte=now
@@ -822,4 +829,15 @@ def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -
         start_time__isnull=True,
         created_at__lte=now - timedelta(seconds=grace_seconds),
     ).values_list("pk", flat=True)
-    return list(scheduled) + list(stalled)
+    # SMTP injections are stored Generating: one whose group task was never queued (the
+    # broker down, the listener killed before it queued) has a message never claimed.
+    unqueued = (
+        Transmission.objects.filter(
+            state=TransmissionState.GENERATING,
+            source=TransmissionSource.SMTP,
+            created_at__lte=now - timedelta(seconds=grace_seconds),
+        )
+        .filter(Exists(Message.objects.filter(transmission_id=OuterRef("pk"), state=MessageState.QUEUED, attempts=0)))
+        .values_list("pk", flat=True)
+    )
+    return list(scheduled) + list(stalled) + list(unqueued)

@@ -297,3 +297,60 @@ def test_a_message_without_date_or_message_id_goes_out_with_them_each_copy_its_o
         assert mail.get_all("Message-ID") == [f"<{ids[rcpt]}@sender.example.com>"]  # the MAIL FROM's domain
     assert by_rcpt["bob@example.com"].get_all("Message-ID") == ["<own@app.example>"]
     assert by_rcpt["bob@example.com"].get_all("Date") == ["Tue, 01 Dec 2026 10:00:00 +0000"]
+
+
+def _row_version(transmission_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xmin::text FROM transmissions_transmission WHERE id = %s", [transmission_id])
+        return cursor.fetchone()[0]
+
+
+def test_an_injection_is_stored_generating_and_its_group_start_writes_nothing(relay, events):
+    """Stored Generating (no start time nor template to pin), so the group task reads the row
+    and leaves it alone until its finish: no lock and no new row version per message."""
+    from transmissions.services import transmissions_start_group
+
+    (transmission_id,) = _stored(("jo@example.com", message(TRACKED)))
+    stored = Transmission.objects.get(pk=transmission_id)
+    assert stored.state == TransmissionState.GENERATING
+    assert stored.generation_start_time is not None
+    version = _row_version(transmission_id)
+    (started,) = transmissions_start_group(transmission_ids=[transmission_id])
+    assert started.pk == transmission_id and started.state == TransmissionState.GENERATING
+    assert _row_version(transmission_id) == version
+    assert _group([transmission_id]) == 1
+    assert Transmission.objects.get(pk=transmission_id).state == TransmissionState.SUCCESS
+
+
+def test_an_injection_stored_submitted_before_the_upgrade_is_started_by_its_group(relay, events):
+    (transmission_id,) = _stored(("jo@example.com", message(TRACKED)))
+    Transmission.objects.filter(pk=transmission_id).update(
+        state=TransmissionState.SUBMITTED, generation_start_time=None
+    )
+    assert _group([transmission_id]) == 1
+    done = Transmission.objects.get(pk=transmission_id)
+    assert done.state == TransmissionState.SUCCESS and done.generation_start_time is not None
+    assert _rcpts(relay) == ["jo@example.com"]
+
+
+def test_the_scheduler_starts_an_injection_whose_group_task_was_never_queued(relay, events):
+    """The broker down when the listener queued it: a minute on, ``transmissions_due`` has
+    it (a message never claimed), and what the task it queues runs sends it once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from transmissions.sending import chunk_send
+    from transmissions.services import transmission_start_generation, transmissions_due
+
+    lost, sent = _stored(("lost@example.com", message(TRACKED)), ("sent@example.com", message(TRACKED)))
+    assert _group([sent]) == 1
+    assert lost not in transmissions_due(), "within its first minute a task may still be on its way"
+    later = timezone.now() + timedelta(seconds=61)
+    due = transmissions_due(now=later)
+    assert lost in due and sent not in due
+    for chunk in transmission_start_generation(transmission_id=lost):  # transmissions.generate, then its chunks
+        chunk_send(transmission_id=lost, chunk=chunk, token="beat")
+    assert _rcpts(relay) == ["lost@example.com", "sent@example.com"]
+    assert Transmission.objects.get(pk=lost).state == TransmissionState.SUCCESS
+    assert lost not in transmissions_due(now=later)
