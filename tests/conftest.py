@@ -54,6 +54,34 @@ def _session_spool() -> None:
 _session_spool()
 
 
+def _xdist_worker_apart() -> None:
+    """Under pytest-xdist (scripts/test runs the suite on every core: ``-n``), each worker
+    its own Redis db and its own share of ``ENGAGE_TEST_SMTP_PORTS``, in this process and the
+    processes its tests start: the throttle counters one test clears, the Celery queue
+    another counts and the event stream a third reads are not the other worker's. The test
+    database is pytest-django's own per worker (``test_<name>_gw1``). Worker ``gw<n>``
+    takes Redis db ``n + 1`` (1-8; 9-15 are tests/tracking's and tests/e2e's, which tests/e2e
+    claims while a test runs: a worker on one of them saw its Celery tasks taken by the
+    other worker's e2e worker)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    index = int(worker[2:])
+    url = urlunsplit(urlsplit(django_settings.REDIS_URL)._replace(path=f"/{1 + index % 8}"))
+    os.environ["REDIS_URL"] = django_settings.REDIS_URL = django_settings.CELERY_BROKER_URL = url
+    django_settings.CACHES["default"]["LOCATION"] = url
+    first, _, last = os.environ.get("ENGAGE_TEST_SMTP_PORTS", "2600-2699").partition("-")
+    share = (int(last) - int(first) + 1) // count
+    start = int(first) + index * share
+    os.environ["ENGAGE_TEST_SMTP_PORTS"] = f"{start}-{start + share - 1}"
+
+
+_xdist_worker_apart()
+
+
 @pytest.fixture(autouse=True)
 def hit_log_shipped(settings):
     """What a test's tracking hits wrote to this process's hit log (``tracking.hitlog``) is
