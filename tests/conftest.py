@@ -146,6 +146,19 @@ def _clear_throttle_cache(request):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _prepared_transmissions_forgotten():
+    """This process's prepared transmissions (``transmissions.generation.prepared_for``,
+    cached by id) are forgotten before each test: a test database emptied with its identity
+    sequences restarted gives the next test's transmission an id an earlier test's had, and
+    an SMTP injection was sent as that earlier REST transmission (under pytest-xdist, where a
+    worker runs another mix of files: no ``recv_method``, no ``Cc``)."""
+    from transmissions.generation import prepared_cache_clear
+
+    prepared_cache_clear()
+    yield
+
+
 @pytest.fixture
 def relay(settings):
     """A running in-process relay (tests/transmissions/relay.py); ENGAGE_RELAY_URL points at it."""

@@ -73,6 +73,7 @@ __all__ = [
     "GeneratedMessage",
     "message_generate",
     "prepared_for",
+    "prepared_cache_clear",
     "prepared_get",
     "registered_consent",
     "registered_consent_group",
@@ -310,6 +311,12 @@ def _bodies_literal(compiled: Any, content: dict[str, Any]) -> None:
         compiled.html = LiteralPart(content["html"], part="html", html=True, scan=scan_html(content["html"]))
     if content.get("amp_html") is not None:
         compiled.amp_html = LiteralPart(content["amp_html"], part="amp_html", html=True)
+
+
+def prepared_cache_clear() -> None:
+    """Forget every transmission :func:`prepared_for` compiled in this process (tests: a
+    test database restarts its ids, production never does)."""
+    _cache.clear()
 
 
 def prepared_get(*, transmission_id: int) -> PreparedTransmission | None:
