@@ -775,16 +775,17 @@ RETURNING t.id
 
 
 def transmissions_start_group(*, transmission_ids: Sequence[int]) -> list[Transmission]:
-    """Move the SMTP-injected transmissions among ``transmission_ids`` from Submitted to
-    Generating in one statement, and return every one of them now Generating (those a
-    redelivered task finds Generating already included), in id order, as full rows (their
-    content: ``transmissions.sending.group_send`` prepares them).
+    """The SMTP-injected transmissions among ``transmission_ids`` that are Generating, in id
+    order, as full rows (their content: ``transmissions.sending.group_send`` prepares them),
+    read in one statement. The listener stores them Generating, so this writes nothing; one
+    stored Submitted by an earlier release is moved to Generating by the same statement.
 
     Only SMTP ones without a template are started here: they have no template to pin
     (:func:`transmission_start_generation` does that in a transaction of its own). An id
     that is missing, another kind of transmission, canceled or finished is left out; the
     caller gives those to :func:`transmission_start_generation`, which knows what to do
-    with each. Safe to run twice (the UPDATE only moves ``submitted`` rows)."""
+    with each. Safe to run twice (the UPDATE only moves ``submitted`` rows; a message is
+    sent under its claim alone)."""
     rows = list(
         Transmission.objects.raw(
             _START_GROUP_SQL,
