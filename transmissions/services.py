@@ -577,7 +577,10 @@ def transmission_cancel(*, transmission_id: int, now: datetime | None = None) ->
         raise errors.InvalidTransmissionState(f"Transmission {transmission_id} is no longer scheduled")
 
 
-# Nothing claimed, heart-beaten or finished for the claim timeout: no worker is on it.
+# Nothing claimed, heart-beaten or finished for the claim timeout: no worker is on it. An SMTP
+# injection is stored Generating before any worker has it: one none of whose messages was ever
+# claimed is waiting in the queue (or its task was lost, and transmissions_due queues it
+# again), not stuck, so a backlog does not make it cancelable.
 _STUCK_SQL = """
 SELECT 1 FROM transmissions_transmission t
  WHERE t.id = %(id)s AND t.state = %(generating)s
@@ -586,6 +589,8 @@ SELECT 1 FROM transmissions_transmission t
                     WHERE r.transmission_id = t.id
                       AND (r.claimed_at > now() - make_interval(secs => %(stale)s)
                            OR r.finished_at > now() - make_interval(secs => %(stale)s)))
+   AND (t.source <> %(smtp)s
+        OR EXISTS (SELECT 1 FROM transmissions_message a WHERE a.transmission_id = t.id AND a.attempts > 0))
 """
 # Every message not yet ended: never claimed, delayed, or claimed by a worker that died.
 _CANCEL_MESSAGES_SQL = """
@@ -624,7 +629,8 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
         if transmission is None:
             return False
         with connection.cursor() as cursor:
-            params: dict[str, Any] = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale}
+            params: dict[str, Any] = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale,
+                                      "smtp": TransmissionSource.SMTP}  # fmt: skip
             cursor.execute(_STUCK_SQL, params)
             if cursor.fetchone() is None:
                 return False

@@ -5,9 +5,12 @@ fate. Real PostgreSQL and an in-process relay; the task runs in this process."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.timezone import now as timezone_now
 
 from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare, smtp_messages_store
 from tests.smtp_injection.helpers import message
@@ -257,9 +260,14 @@ def test_a_stuck_transmission_of_a_group_can_be_canceled_and_is_not_sent(relay, 
 
     ids = _stored(*((rcpt, message(TRACKED)) for rcpt in ("jo@example.com", "al@example.com")))
     transmissions_start_group(transmission_ids=ids)
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # claimed an hour ago by a worker that died
         cursor.execute(
             "UPDATE transmissions_transmission SET generation_start_time = now() - interval '1 hour' WHERE id = %s",
+            [ids[0]],
+        )
+        cursor.execute(
+            "UPDATE transmissions_message SET state = 'sending', attempts = 1, claimed_by = 'dead',"
+            " claimed_at = now() - interval '1 hour' WHERE transmission_id = %s",
             [ids[0]],
         )
     assert transmission_cancel_stuck(transmission_id=ids[0])
@@ -354,3 +362,22 @@ def test_the_scheduler_starts_an_injection_whose_group_task_was_never_queued(rel
     assert _rcpts(relay) == ["lost@example.com", "sent@example.com"]
     assert Transmission.objects.get(pk=lost).state == TransmissionState.SUCCESS
     assert lost not in transmissions_due(now=later)
+
+
+def test_an_injection_waiting_in_a_backlog_is_not_stuck_and_is_sent(api, relay, events):
+    """Stored Generating an hour ago and never claimed (a backlog, or its task lost: the
+    scheduler queues it again): DELETE is 409 / 2006 as for any transmission being generated,
+    nothing is canceled, and its group sends it."""
+    from tests.transmissions.helpers import URL
+    from transmissions.services import transmission_cancel_stuck
+
+    (transmission_id,) = _stored(("jo@example.com", message(TRACKED)))
+    Transmission.objects.filter(pk=transmission_id).update(
+        generation_start_time=timezone_now() - timedelta(hours=1), created_at=timezone_now() - timedelta(hours=1)
+    )
+    assert not transmission_cancel_stuck(transmission_id=transmission_id)
+    response = api.delete(f"{URL}/{transmission_id}")
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "2006"
+    assert _group([transmission_id]) == 1
+    assert _rcpts(relay) == ["jo@example.com"]
+    assert Transmission.objects.get(pk=transmission_id).state == TransmissionState.SUCCESS
