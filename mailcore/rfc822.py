@@ -470,19 +470,44 @@ def _scan_part(text: str, kind: str) -> Scan | None:
     return _scan_cached(text, kind == "html")
 
 
+@functools.lru_cache(maxsize=SCAN_CACHE_SIZE)
+def _literal_cached(text: str, kind: str) -> LiteralPart:
+    return LiteralPart(text, part=kind, html=kind != "text", scan=_scan_part(text, kind))
+
+
+def _literal_part(text: str, kind: str) -> LiteralPart:
+    """The :class:`LiteralPart` of a body part sent without substitution, kept with its scan
+    (:func:`_scan_part`: the same size limit and count; a ``LiteralPart`` is immutable) so
+    that messages sharing a body share its split into pieces too: building it took about
+    half of ``compile_message``'s time on bench/smtp_injection.py's 10 KB HTML of 110 links
+    (bench/smtp_group_cpu.py; bench/RESULTS.md, "Session 19")."""
+    if kind not in ("html", "text") or len(text) > SCAN_CACHE_MAX_CHARS:
+        return LiteralPart(text, part=kind, html=kind != "text", scan=_scan_part(text, kind))
+    return _literal_cached(text, kind)
+
+
 def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _BodySlot | None:
     raw = data[entity.body_start : entity.end]
     decoded = decode_body(raw, cte=entity.cte, charset=entity.charset)
     if decoded is None:
         return None
     text, codec = decoded
-    scan = _scan_part(text, kind)
     part: CompiledPart | LiteralPart
     if substitute:
-        part = compile_part(text, part=kind, mode="text" if kind == "text" else "html", scan=scan)
+        part = compile_part(text, part=kind, mode="text" if kind == "text" else "html", scan=_scan_part(text, kind))
     else:
-        part = LiteralPart(text, part=kind, html=kind != "text", scan=scan)
+        part = _literal_part(text, kind)
     return _BodySlot(part, raw, text, codec, entity)
+
+
+@functools.lru_cache(maxsize=256)
+def _utf8_content_type(value: str) -> str:
+    """A Content-Type value with its ``charset`` parameter set to ``utf-8`` (the others kept:
+    ``email.message.Message.set_param``), computed once per distinct value."""
+    meta = Message()
+    meta["Content-Type"] = value
+    meta.set_param("charset", "utf-8")
+    return str(meta["Content-Type"])
 
 
 def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) -> list[tuple[int, int, int, Any]]:
@@ -495,10 +520,7 @@ def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) ->
         original, value = b"", f'{entity.content_type}; charset="utf-8"'
     else:
         original = data[content_type.start : content_type.end]
-        meta = Message()
-        meta["Content-Type"] = content_type.value
-        meta.set_param("charset", "utf-8")
-        value = meta["Content-Type"]
+        value = _utf8_content_type(content_type.value)
     changed = header_line("Content-Type", value)
     variants = tuple(changed if state & NEW_CHARSET else original for state in _STATES)
     span = (

@@ -566,6 +566,7 @@ def test_a_body_seen_before_is_not_scanned_again_and_a_changed_one_is(monkeypatc
     from mailcore import rfc822
 
     rfc822._scan_cached.cache_clear()
+    rfc822._literal_cached.cache_clear()
     scanned: list[str] = []
     real = rfc822.scan_html
 
