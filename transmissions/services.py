@@ -752,7 +752,15 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
 # burst of injections (autovacuum not yet run, or off), it took ``state = 'submitted' AND
 # template_id = ''`` for a rare pair and scanned every such index entry: 12-45 ms a group
 # against 0.2 ms (bench/RESULTS.md, "session 16").
-_START_GROUP_SQL = """
+# The ``email_rfc822`` source comes apart, as text (``->>``), and is put back into ``content``
+# in Python: inside the JSON, each message's 10 KB cost the server a JSON output with every
+# quote and line end escaped and the worker a JSON parse undoing it (bench/RESULTS.md,
+# "Session 19").
+_SOURCE_COLUMN = "engage_rfc822_source"
+_START_COLUMNS = ", ".join(
+    f't."{field.column}"' for field in Transmission._meta.concrete_fields if field.name != "content"
+)
+_START_GROUP_SQL = f"""
 WITH picked AS MATERIALIZED (
   SELECT t.id, t.state FROM transmissions_transmission t
    WHERE t.id = ANY(%(ids)s) AND t.source = %(smtp)s AND length(t.template_id) = 0),
@@ -760,7 +768,8 @@ started AS (
   UPDATE transmissions_transmission t SET state = %(generating)s, generation_start_time = now()
     FROM picked p WHERE t.id = p.id AND p.state = %(submitted)s
   RETURNING t.id)
-SELECT t.* FROM transmissions_transmission t JOIN picked p ON t.id = p.id
+SELECT {_START_COLUMNS}, t.content - %(rfc822)s AS content, t.content ->> %(rfc822)s AS {_SOURCE_COLUMN}
+  FROM transmissions_transmission t JOIN picked p ON t.id = p.id
  WHERE p.state = %(generating)s OR t.id IN (SELECT id FROM started)
  ORDER BY t.id
 """
@@ -780,6 +789,17 @@ RETURNING t.id
 """
 
 
+def _start_group_params(transmission_ids: Sequence[int]) -> dict[str, Any]:
+    """The parameters of :data:`_START_GROUP_SQL` for ``transmission_ids``."""
+    return {
+        "ids": list(transmission_ids),
+        "generating": TransmissionState.GENERATING,
+        "submitted": TransmissionState.SUBMITTED,
+        "smtp": TransmissionSource.SMTP,
+        "rfc822": EMAIL_RFC822,
+    }
+
+
 def transmissions_start_group(*, transmission_ids: Sequence[int]) -> list[Transmission]:
     """The SMTP-injected transmissions among ``transmission_ids`` that are Generating, in id
     order, as full rows (their content: ``transmissions.sending.group_send`` prepares them),
@@ -792,19 +812,13 @@ def transmissions_start_group(*, transmission_ids: Sequence[int]) -> list[Transm
     caller gives those to :func:`transmission_start_generation`, which knows what to do
     with each. Safe to run twice (the UPDATE only moves ``submitted`` rows; a message is
     sent under its claim alone)."""
-    rows = list(
-        Transmission.objects.raw(
-            _START_GROUP_SQL,
-            {
-                "ids": list(transmission_ids),
-                "generating": TransmissionState.GENERATING,
-                "submitted": TransmissionState.SUBMITTED,
-                "smtp": TransmissionSource.SMTP,
-            },
-        )  # fmt: skip
-    )
+    rows = list(Transmission.objects.raw(_START_GROUP_SQL, _start_group_params(transmission_ids)))
     for transmission in rows:
         transmission.state = TransmissionState.GENERATING  # the SELECT saw a started row before the UPDATE
+        source = getattr(transmission, _SOURCE_COLUMN)
+        delattr(transmission, _SOURCE_COLUMN)
+        if source is not None:
+            transmission.content[EMAIL_RFC822] = source
     return rows
 
 

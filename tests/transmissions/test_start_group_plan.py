@@ -12,8 +12,8 @@ from django.db import connection
 
 from smtp_injection.services import Injection, SmtpPrincipal, smtp_message_prepare, smtp_messages_store
 from tests.smtp_injection.helpers import message
-from transmissions.models import Transmission, TransmissionSource, TransmissionState
-from transmissions.services import _START_GROUP_SQL, transmissions_start_group
+from transmissions.models import Transmission, TransmissionState
+from transmissions.services import _START_GROUP_SQL, _start_group_params, transmissions_start_group
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +54,8 @@ def test_the_group_start_reads_by_id_alone_with_statistics_from_before_a_burst()
     ids = list(
         Transmission.objects.filter(state=TransmissionState.SUBMITTED).order_by("id").values_list("id", flat=True)[:64]
     )
-    params = {"ids": ids, "generating": TransmissionState.GENERATING, "submitted": TransmissionState.SUBMITTED,
-              "smtp": TransmissionSource.SMTP}  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + _START_GROUP_SQL, params)
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _START_GROUP_SQL, _start_group_params(ids))
         plan = cursor.fetchone()[0]
     scans = _indexes(plan[0]["Plan"])
     assert scans and {name for _kind, name in scans} == {"transmissions_transmission_pkey"}, scans
