@@ -9,6 +9,7 @@ refuses a header block with a bare CR or LF (:func:`data_problem`) before anythi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from email.errors import HeaderParseError
@@ -57,10 +58,23 @@ def head_split(data: bytes) -> tuple[bytes, bytes]:
     return data[:cut], data[cut:]
 
 
-def _fields(head: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
+# A field name: printable ASCII but the space and the colon (RFC 5322 §2.2, ftext).
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
+
+
+@functools.lru_cache(maxsize=4)
+def _fields(head: bytes) -> tuple[tuple[bytes, bytes, int, int], ...]:
     """``(name, raw value, start, end)`` of each field, ``head[start:end]`` being the whole
     field with its continuation lines and final line end. A line that is neither a field
-    nor a continuation (no colon) is skipped."""
+    nor a continuation (no colon) is skipped.
+
+    Kept for the last few header blocks read: a message's block is read by three or four
+    of the readers below in turn (the header, the names, the fields removed), a pass each,
+    on the listener's event loop."""
+    return tuple(_fields_read(head))
+
+
+def _fields_read(head: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
     lines: list[tuple[int, int]] = []
     position = 0
     while position < len(head):
@@ -77,7 +91,7 @@ def _fields(head: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
             index += 1
         name, colon, value = head[start:end].partition(b":")
         name = name.rstrip(b" \t")
-        if not colon or not name or any(byte <= 32 or byte > 126 for byte in name):
+        if not colon or _FIELD_NAME.fullmatch(name) is None:
             continue
         yield name, value.rstrip(b"\r\n"), start, end
 
