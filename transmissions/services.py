@@ -329,10 +329,14 @@ def _group_insert() -> _GroupInsert:
     ]  # fmt: skip
     columns = [connection.ops.quote_name(str(field.column)) for field in fields]
     content = connection.ops.quote_name(str(opts.get_field("content").column))
+    started = connection.ops.quote_name(str(opts.get_field("generation_start_time").column))
     selected = [
         f"CASE WHEN raw.source IS NULL THEN t.{column} "
         f"ELSE t.{column} || jsonb_build_object('{EMAIL_RFC822}', raw.source) END"
-        if column == content else f"t.{column}"
+        if column == content
+        # stored Generating: started in the server's clock, as created_at (not the listener's)
+        else f"CASE WHEN t.{column} IS NULL THEN NULL ELSE statement_timestamp() END" if column == started
+        else f"t.{column}"
         for column in columns
     ]  # fmt: skip
     table = connection.ops.quote_name(opts.db_table)

@@ -344,17 +344,13 @@ def test_an_injection_stored_submitted_before_the_upgrade_is_started_by_its_grou
 def test_the_scheduler_starts_an_injection_whose_group_task_was_never_queued(relay, events):
     """The broker down when the listener queued it: a minute on, ``transmissions_due`` has
     it (a message never claimed), and what the task it queues runs sends it once."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     from transmissions.sending import chunk_send
     from transmissions.services import transmission_start_generation, transmissions_due
 
     lost, sent = _stored(("lost@example.com", message(TRACKED)), ("sent@example.com", message(TRACKED)))
     assert _group([sent]) == 1
     assert lost not in transmissions_due(), "within its first minute a task may still be on its way"
-    later = timezone.now() + timedelta(seconds=61)
+    later = timezone_now() + timedelta(seconds=61)
     due = transmissions_due(now=later)
     assert lost in due and sent not in due
     for chunk in transmission_start_generation(transmission_id=lost):  # transmissions.generate, then its chunks
@@ -381,3 +377,21 @@ def test_an_injection_waiting_in_a_backlog_is_not_stuck_and_is_sent(api, relay, 
     assert _group([transmission_id]) == 1
     assert _rcpts(relay) == ["jo@example.com"]
     assert Transmission.objects.get(pk=transmission_id).state == TransmissionState.SUCCESS
+
+
+def test_an_injection_starts_in_the_database_clock_whatever_the_listener_clock_says():
+    """The listener's host clock an hour behind: the stored transmission's
+    ``generation_start_time`` is the server's, as its ``created_at`` (the scheduler and the
+    stuck check compare both with the server's ``now()``)."""
+    prepared = smtp_message_prepare(
+        injection=Injection(
+            principal=SmtpPrincipal(key_id=1, label="app"), listener_hostname="smtp.engage.test",
+            client_address="127.0.0.1", helo="client.example.com", tls=True,
+            mail_from="bounce@sender.example.com", rcpt_tos=("jo@example.com",), data=message(TRACKED).encode(),
+        ),
+        now=timezone_now() - timedelta(hours=1),
+    )  # fmt: skip
+    (transmission_id,) = smtp_messages_store(prepared=[prepared])
+    stored = Transmission.objects.get(pk=transmission_id)
+    assert stored.state == TransmissionState.GENERATING
+    assert stored.generation_start_time == stored.created_at
