@@ -593,17 +593,30 @@ def chunk_send(*, transmission_id: int, chunk: int, token: str) -> ChunkResult:
     return result
 
 
-def _claimed_batches(claim: _Claim, sql: str, params: dict[str, Any]) -> Iterator[list[_ClaimedMessage]]:
+def _claimed_batches(
+    claim: _Claim, sql: str, params: dict[str, Any], *, whole_batches: bool = False
+) -> Iterator[list[_ClaimedMessage]]:
     """Claim with ``sql`` (``params`` plus the claim's ``stale`` and ``ENGAGE_SEND_BATCH_SIZE``
     as ``limit``) until it claims nothing: each batch in id order (RETURNING gives storage
-    order), the claim's heartbeat renewed as it comes."""
+    order), the claim's heartbeat renewed as it comes.
+
+    ``whole_batches``: ``sql`` claims every message it picks (:data:`_CLAIM_GROUP_SQL`), so a
+    batch of fewer than ``limit`` took every message it could (``SKIP LOCKED`` passes over
+    those another execution holds, which that execution sends or gives back to its own
+    retry) and the claiming stops there, without a statement that finds nothing: a
+    listener's group of 64 was claimed in three statements (50, 14, then 0), each planned
+    anew (bench/RESULTS.md, "Session 19"). Not for :data:`_CLAIM_SQL`, which claims one
+    message at a time while its chunk holds a lost claim."""
+    limit = settings.ENGAGE_SEND_BATCH_SIZE
     while True:
-        claim.execute(sql, {**params, "stale": claim.stale, "limit": settings.ENGAGE_SEND_BATCH_SIZE})
+        claim.execute(sql, {**params, "stale": claim.stale, "limit": limit})
         rows = sorted(_ClaimedMessage(*row) for row in claim.cursor.fetchall())
         if not rows:
             return
         claim.last_beat = time.monotonic()
         yield rows
+        if whole_batches and len(rows) < limit:
+            return
 
 
 def _unpreparable_fail(
@@ -690,7 +703,7 @@ def group_send(*, transmissions: Sequence[Transmission], token: str) -> ChunkRes
     claim = _Claim(token)
     try:
         txs = [transmission.id for transmission in transmissions]
-        for rows in _claimed_batches(claim, _CLAIM_GROUP_SQL, {"token": token, "txs": txs}):
+        for rows in _claimed_batches(claim, _CLAIM_GROUP_SQL, {"token": token, "txs": txs}, whole_batches=True):
             items: list[_Item] = []
             for message in rows:
                 if message.transmission_id in prepared:

@@ -76,6 +76,20 @@ def test_a_group_costs_the_same_statements_whatever_its_size(relay, events):
     assert len(relay.received) == 9
 
 
+def test_a_group_is_claimed_in_as_many_statements_as_it_has_batches_and_no_more(relay, events, settings):
+    """A batch that comes back short took every message there was: no further claim runs
+    to find nothing. Five messages in batches of two: three claims, each message sent once."""
+    settings.ENGAGE_SEND_BATCH_SIZE = 2
+    _group(_stored(("warm@example.com", message(TRACKED))))
+    ids = _stored(*((f"b{n}@example.com", message(TRACKED)) for n in range(5)))
+    with CaptureQueriesContext(connection) as queries:
+        assert _group(ids) == 5
+    claims = [query for query in queries if "FOR UPDATE SKIP LOCKED" in query["sql"]]
+    assert len(claims) == 3, [query["sql"][:80] for query in queries]
+    assert _rcpts(relay) == sorted(["warm@example.com", *(f"b{n}@example.com" for n in range(5))])
+    assert set(Message.objects.filter(transmission_id__in=ids).values_list("state", flat=True)) == {"delivered"}
+
+
 def test_each_message_keeps_its_own_campaign_metadata_tags_and_options(relay, events):
     headers = [
         {"campaign_id": "invoices", "metadata": {"customer": "1"}, "tags": ["billing"], **TRACKED},
