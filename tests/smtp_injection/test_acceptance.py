@@ -117,9 +117,12 @@ def test_the_listener_queues_generation_after_the_250(smtp, smtp_key, monkeypatc
 
 
 def test_a_whole_task_of_ids_is_queued_at_once_and_the_rest_waits_for_the_window(start_listener, smtp_key, monkeypatch):
-    """A busy listener's worker starts within one task's worth of messages (``max_group``),
-    not a window later; ids short of a task wait for ``enqueue_window`` (or the shutdown)."""
+    """The first message after a pause goes at once (its worker starts now); then a busy
+    listener's worker gets each task's worth of messages (``max_group``) as soon as it is
+    there, not a window later; ids short of a task wait for ``enqueue_window`` (or the
+    shutdown)."""
     import threading
+    import time
 
     import smtp_injection.server
 
@@ -134,28 +137,38 @@ def test_a_whole_task_of_ids_is_queued_at_once_and_the_rest_waits_for_the_window
     listener = start_listener(max_group=2, enqueue_window=600, enqueue_idle=600)
     client = listener.client()
     login(client, smtp_key)
-    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(3)]
-    assert queued.wait(10) and tasks == [ids[:2]]  # at once, not 600 s later
+    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(4)]
+    deadline = time.monotonic() + 10
+    while len(tasks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tasks == [ids[:1], ids[1:3]]  # the first alone, then a task's worth: at once, not 600 s later
     listener.shutdown()  # what waits is queued when the listener stops
-    assert tasks == [ids[:2], ids[2:]]
+    assert tasks == [ids[:1], ids[1:3], ids[3:]]
 
 
 def test_the_end_of_a_burst_is_queued_once_nothing_more_is_stored(start_listener, smtp_key, monkeypatch):
     """Ids short of a task are queued ``enqueue_idle`` seconds after the last store, not a
-    whole ``enqueue_window`` later: the last messages of a burst start at once."""
-    import threading
+    whole ``enqueue_window`` later: the last messages of a burst start at once (the burst's
+    first went at once)."""
     import time
 
     import smtp_injection.server
 
-    queued = threading.Event()
-    monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", lambda **kwargs: queued.set())
-    listener = start_listener(enqueue_window=600, enqueue_idle=0.05)
+    tasks: list[tuple[float, list[int]]] = []
+    monkeypatch.setattr(
+        smtp_injection.server, "transmissions_generation_enqueue",
+        lambda *, transmission_ids: tasks.append((time.monotonic(), list(transmission_ids))),
+    )  # fmt: skip
+    listener = start_listener(enqueue_window=600, enqueue_idle=1.0)
     client = listener.client()
     login(client, smtp_key)
-    assert inject(client, ["jo@example.com"], message())[0] == 250
-    started = time.monotonic()
-    assert queued.wait(10) and time.monotonic() - started < 5
+    ids = [transmission_id(inject(client, [f"u{n}@example.com"], message())[1]) for n in range(2)]
+    stored = time.monotonic()
+    deadline = stored + 10
+    while len(tasks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [queued for _at, queued in tasks] == [ids[:1], ids[1:]]
+    assert tasks[1][0] - stored >= 0.5, "the burst's last waits for enqueue_idle"
 
 
 def test_a_subject_with_braces_goes_out_as_written(smtp, smtp_key, relay):
