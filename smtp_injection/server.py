@@ -36,9 +36,11 @@ What the dialogue promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
+import queue
 import re
 import select
 import socket
@@ -255,7 +257,11 @@ class GroupStore:
     worker sends as one batch (``transmissions.sending.group_send``); a task's worth of ids
     is queued as soon as it is there, and the rest as soon as ``enqueue_idle`` seconds pass
     with nothing more stored (the end of a burst). Ids not queued when the process dies are
-    started by the scheduler.
+    started by the scheduler. The enqueue thread is a daemon and :meth:`close` waits for it
+    at most :data:`ENQUEUE_GRACE` seconds: a broker that accepts connections and never
+    answers (each publish then gives up after about three times ``ENGAGE_BROKER_TIMEOUT``)
+    costs a shutdown those seconds, not forever, and what was not queued is left to the
+    scheduler, as after a crash.
 
     What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"
     and "The store on the loop"): one statement, one commit (one WAL flush) and one broker
@@ -283,7 +289,12 @@ class GroupStore:
         #: connections not storing a group now (None: not connected yet, or closed after a failure)
         self.idle: list[StoreConnection | None] = [None] * connections
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
+        #: groups of ids for the enqueue thread, in order (None: stop), and the one it is queueing
+        self.enqueue_waiting: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.enqueuing: list[int] | None = None
+        # A daemon: a publish the broker never answers must not keep the process from exiting.
+        self.enqueuer = threading.Thread(target=self._enqueue_run, name="smtp-enqueue", daemon=True)
+        self.enqueuer.start()
         #: groups stored and messages in them (the listener logs the mean at shutdown)
         self.groups = 0
         self.messages = 0
@@ -374,7 +385,7 @@ class GroupStore:
         than a window later (bench/RESULTS.md, "session 16")."""
         while len(self.to_enqueue) >= self.max_group:
             ids, self.to_enqueue = self.to_enqueue[: self.max_group], self.to_enqueue[self.max_group :]
-            self.enqueuer.submit(_enqueue, ids)
+            self.enqueue_waiting.put(ids)
         if not self.to_enqueue:
             self._timers_cancel()
 
@@ -390,10 +401,23 @@ class GroupStore:
         self._timers_cancel()
         ids, self.to_enqueue = self.to_enqueue, []
         for start in range(0, len(ids), self.max_group):
-            self.enqueuer.submit(_enqueue, ids[start : start + self.max_group])
+            self.enqueue_waiting.put(ids[start : start + self.max_group])
+
+    def _enqueue_run(self) -> None:
+        """The enqueue thread: queue each group of ids in turn (:func:`_enqueue`) until None."""
+        while (ids := self.enqueue_waiting.get()) is not None:
+            self.enqueuing = ids
+            try:
+                _enqueue(ids)
+            except Exception:  # the service logs the broker's errors; anything else, here
+                log.exception("smtp: queueing the generation of %s failed: the scheduler will start them", ids)
+            self.enqueuing = None
 
     async def close(self) -> None:
-        """Wait for the groups in flight, queue what they stored, close the connections, stop."""
+        """Wait for the groups in flight, queue what they stored, close the connections, and
+        stop the enqueue thread once it queued the rest, or after :data:`ENQUEUE_GRACE`
+        seconds: then the ids it did not queue are logged (a warning) and left to the
+        scheduler, and the thread, a daemon, is left to its publish."""
         while self.in_flight or self.pending:
             await asyncio.sleep(0.01)
         self._enqueue_now()
@@ -401,7 +425,27 @@ class GroupStore:
             if store is not None:
                 await _close_quietly(store.database)
         self.idle = []
-        await asyncio.get_running_loop().run_in_executor(None, self.enqueuer.shutdown)
+        self.enqueue_waiting.put(None)
+        deadline = time.monotonic() + ENQUEUE_GRACE
+        while self.enqueuer.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self.enqueuer.is_alive():
+            return
+        left = list(self.enqueuing or [])
+        with contextlib.suppress(queue.Empty):  # the groups not begun, up to the None put above
+            while (ids := self.enqueue_waiting.get_nowait()) is not None:
+                left += ids
+        self.enqueue_waiting.put(None)  # so the thread ends after its publish
+        log.warning(
+            "smtp: the broker took no task within %ss of shutdown: transmissions %s are stored and not queued, "
+            "the scheduler will start them", ENQUEUE_GRACE, left,
+        )  # fmt: skip
+
+
+#: Seconds :meth:`GroupStore.close` waits for the enqueue thread to queue what is left before
+#: the listener stops without it (stored all the same: the scheduler starts it a minute later).
+#: A publish takes a millisecond, or gives up after about three times ``ENGAGE_BROKER_TIMEOUT``.
+ENQUEUE_GRACE = 5.0
 
 
 #: Seconds a store statement over its timeout is given to answer the server-side cancel,
