@@ -216,7 +216,25 @@ CELERY_TASK_ALWAYS_EAGER = False
 # their own queue, served by their own worker, so a slow endpoint never holds up sending.
 CELERY_TASK_ROUTES = {"analytics.webhook_batch_deliver": {"queue": "webhooks"}}
 ENGAGE_TASK_VISIBILITY_TIMEOUT = env_int("ENGAGE_TASK_VISIBILITY_TIMEOUT", 300, minimum=1, maximum=_TEN_YEARS)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ENGAGE_TASK_VISIBILITY_TIMEOUT}
+# Seconds the broker (Redis) has to answer a command, and to accept a connection, before the
+# call fails (a kombu OperationalError). Without it, a Redis that accepts connections and never
+# answers held a publish forever: the SMTP listener's queueing thread (and so its SIGTERM), a
+# web request's on_commit enqueue. A publish is tried again once, on a new connection, so it
+# gives up within about three times this (9 s at 3, measured against a frozen Redis; 3 s when
+# the broker never answered at all); what it was queueing is stored, and the scheduler starts
+# it (transmissions.services.transmissions_due). At least 2: a worker's BRPOP waits 1 s.
+ENGAGE_BROKER_TIMEOUT = env_int("ENGAGE_BROKER_TIMEOUT", 3, minimum=2, maximum=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": ENGAGE_TASK_VISIBILITY_TIMEOUT,
+    "socket_timeout": ENGAGE_BROKER_TIMEOUT,
+    "socket_connect_timeout": ENGAGE_BROKER_TIMEOUT,
+}
+# The time kombu spends retrying to open a channel (one attempt of ENGAGE_BROKER_TIMEOUT).
+CELERY_BROKER_CONNECTION_TIMEOUT = ENGAGE_BROKER_TIMEOUT
+# Celery's default tries a publish 4 times, each retry reconnecting (5 waits of the timeout
+# against a frozen Redis). One retry still gets past a connection lost mid-publish (a pooled
+# connection Redis closed is replaced by redis-py before it is used).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 # Tracking (SPEC A.2)
 ENGAGE_OPEN_TRACKING = env_bool("ENGAGE_OPEN_TRACKING", ENGAGEMENT_DEFAULTS["open_tracking"])

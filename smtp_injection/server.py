@@ -36,10 +36,12 @@ What the dialogue promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
 import os
+import queue
 import re
 import select
 import socket
@@ -257,7 +259,11 @@ class GroupStore:
     is queued as soon as it is there, and the rest as soon as ``enqueue_idle`` seconds pass
     with nothing more stored (the end of a burst). The first group stored after such a pause
     (a lone message, a burst's first) is queued at once. Ids not queued when the process
-    dies are started by the scheduler.
+    dies are started by the scheduler. The enqueue thread is a daemon and :meth:`close` waits
+    for it at most :data:`ENQUEUE_GRACE` seconds: a broker that accepts connections and never
+    answers (each publish then gives up after about three times ``ENGAGE_BROKER_TIMEOUT``)
+    costs a shutdown those seconds, not forever, and what was not queued is left to the
+    scheduler, as after a crash.
 
     What it saves, measured with bench/smtp_injection.py (bench/RESULTS.md, "group store"
     and "The store on the loop"): one statement, one commit (one WAL flush) and one broker
@@ -286,7 +292,12 @@ class GroupStore:
         #: connections not storing a group now (None: not connected yet, or closed after a failure)
         self.idle: list[StoreConnection | None] = [None] * connections
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.enqueuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-enqueue")
+        #: groups of ids for the enqueue thread, in order (None: stop), and the one it is queueing
+        self.enqueue_waiting: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.enqueuing: list[int] | None = None
+        # A daemon: a publish the broker never answers must not keep the process from exiting.
+        self.enqueuer = threading.Thread(target=self._enqueue_run, name="smtp-enqueue", daemon=True)
+        self.enqueuer.start()
         #: groups stored and messages in them (the listener logs the mean at shutdown)
         self.groups = 0
         self.messages = 0
@@ -384,7 +395,7 @@ class GroupStore:
         than a window later (bench/RESULTS.md, "session 16")."""
         while len(self.to_enqueue) >= self.max_group:
             ids, self.to_enqueue = self.to_enqueue[: self.max_group], self.to_enqueue[self.max_group :]
-            self.enqueuer.submit(_enqueue, ids)
+            self.enqueue_waiting.put(ids)
         if not self.to_enqueue:
             self._timers_cancel()
 
@@ -400,10 +411,23 @@ class GroupStore:
         self._timers_cancel()
         ids, self.to_enqueue = self.to_enqueue, []
         for start in range(0, len(ids), self.max_group):
-            self.enqueuer.submit(_enqueue, ids[start : start + self.max_group])
+            self.enqueue_waiting.put(ids[start : start + self.max_group])
+
+    def _enqueue_run(self) -> None:
+        """The enqueue thread: queue each group of ids in turn (:func:`_enqueue`) until None."""
+        while (ids := self.enqueue_waiting.get()) is not None:
+            self.enqueuing = ids
+            try:
+                _enqueue(ids)
+            except Exception:  # the service logs the broker's errors; anything else, here
+                log.exception("smtp: queueing the generation of %s failed: the scheduler will start them", ids)
+            self.enqueuing = None
 
     async def close(self) -> None:
-        """Wait for the groups in flight, queue what they stored, close the connections, stop."""
+        """Wait for the groups in flight, queue what they stored, close the connections, and
+        stop the enqueue thread once it queued the rest, or after :data:`ENQUEUE_GRACE`
+        seconds: then the ids it did not queue are logged (a warning) and left to the
+        scheduler, and the thread, a daemon, is left to its publish."""
         while self.in_flight or self.pending:
             await asyncio.sleep(0.01)
         self._enqueue_now()
@@ -411,7 +435,27 @@ class GroupStore:
             if store is not None:
                 await _close_quietly(store.database)
         self.idle = []
-        await asyncio.get_running_loop().run_in_executor(None, self.enqueuer.shutdown)
+        self.enqueue_waiting.put(None)
+        deadline = time.monotonic() + ENQUEUE_GRACE
+        while self.enqueuer.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self.enqueuer.is_alive():
+            return
+        left = list(self.enqueuing or [])
+        with contextlib.suppress(queue.Empty):  # the groups not begun, up to the None put above
+            while (ids := self.enqueue_waiting.get_nowait()) is not None:
+                left += ids
+        self.enqueue_waiting.put(None)  # so the thread ends after its publish
+        log.warning(
+            "smtp: the broker took no task within %ss of shutdown: transmissions %s are stored and not queued, "
+            "the scheduler will start them", ENQUEUE_GRACE, left,
+        )  # fmt: skip
+
+
+#: Seconds :meth:`GroupStore.close` waits for the enqueue thread to queue what is left before
+#: the listener stops without it (stored all the same: the scheduler starts it a minute later).
+#: A publish takes a millisecond, or gives up after about three times ``ENGAGE_BROKER_TIMEOUT``.
+ENQUEUE_GRACE = 5.0
 
 
 #: Seconds a store statement over its timeout is given to answer the server-side cancel,
@@ -924,6 +968,7 @@ class InjectionSMTP(SMTP):
 
 
 _END_OF_DATA = b".\r\n"
+_AFTER_CRLF = b"\r\n" + _END_OF_DATA  # the end of a payload, unless its first line is the dot
 
 
 async def data_read(
@@ -945,43 +990,83 @@ async def data_read(
     bench's 10 KB message of 120 lines, 290-340 µs against 55-80 µs read here in runs up to
     each ``.\\r\\n`` (bench/RESULTS.md, "Session 18"); its DATA loop was a fifth of the
     listener's samples (py-spy). tests/smtp_injection/test_data_read.py holds this to
-    aiosmtpd's own loop on random streams. Memory is bounded as there: past ``size_limit``
-    nothing more is kept."""
+    aiosmtpd's own loop on random streams.
+
+    Memory: the payload once, then the message (``bytes``) made from it; past either limit
+    nothing more is kept (aiosmtpd: "prevent memory pressure"). Lines are measured in each run
+    as it arrives, only the line still open carried over (:func:`_line_check`): the whole
+    payload checked at its end had been split into a list of its lines, and 19 MB of 4-byte
+    lines peaked at 247 MiB more (38 MiB now, tracemalloc) and held the loop 340-360 ms
+    (about 20 ms now; the reader fed 64 KB at a time, as a socket does).
+    tests/smtp_injection/test_data_read_memory.py bounds it."""
     kept = bytearray()
     total = 0  # bytes before the dot line, as aiosmtpd counts them
-    tail = b""  # the last bytes read (none yet: the payload's first line is next)
-    too_big = False
+    tail = b""  # the last 4 bytes read (none yet: the payload's first line is next)
+    line, after_cr = 0, False  # the line still open: its length so far, whether it ends with CR
+    too_big = too_long = False
     while True:
         try:
             piece = await reader.readuntil(_END_OF_DATA)
+            closed = True  # it ends with CRLF: no line is open after it
         except asyncio.LimitOverrunError as exc:  # no ".\r\n" within the reader's limit: take what surely holds none
             piece = await reader.readexactly(exc.consumed)
-        seen = tail + piece
-        ended = seen.endswith(b"\r\n" + _END_OF_DATA) or seen == _END_OF_DATA  # after a CRLF, or first
-        total += len(piece) - (len(_END_OF_DATA) if ended else 0)
+            closed = False
+        seen = piece if len(piece) >= len(_AFTER_CRLF) else tail + piece  # the last 5 bytes read, at least
+        ended = seen.endswith(_AFTER_CRLF) or seen == _END_OF_DATA  # after a CRLF, or first
+        size = len(piece) - (len(_END_OF_DATA) if ended else 0)
+        total += size
         if not too_big:
             if size_limit and total > size_limit:
                 too_big = True
                 kept = bytearray()  # nothing more is kept (aiosmtpd: "prevent memory pressure")
-            else:
-                kept += piece
+            elif not too_long:
+                if closed and not after_cr and line + size <= line_limit:  # no line over the limit, none open after
+                    line = 0
+                else:
+                    line = _line_check(piece, size, line=line, after_cr=after_cr, limit=line_limit)
+                    too_long, after_cr = line < 0, piece[size - 1 : size] == b"\r"
+                if too_long:
+                    kept = bytearray()
+                else:
+                    kept += piece
         tail = seen[-4:]
         if ended:
             break
     if too_big:
         return b"", TOO_BIG
-    body = bytes(kept[: -len(_END_OF_DATA)])
-    if _longest_line(body) > line_limit:
+    if too_long:
         return b"", LINE_TOO_LONG
-    if body[:1] == b".":
-        body = body[1:]
+    del kept[-len(_END_OF_DATA) :]
+    if kept[:1] == b".":
+        del kept[:1]
+    body = bytes(kept)
+    kept.clear()  # before the replace, which copies only when a line was dot-stuffed
     return body.replace(b"\r\n.", b"\r\n"), None
 
 
-def _longest_line(data: bytes | bytearray) -> int:
-    """The length of ``data``'s longest line with its CRLF (an unended last line counted as
-    if it had one, as aiosmtpd's reader limit does)."""
-    return max(map(len, data.split(b"\r\n"))) + 2 if data else 0
+def _line_check(data: bytes, end: int, *, line: int, after_cr: bool, limit: int) -> int:
+    """The length of the line still open after ``data[:end]``, the payload's next bytes, or
+    -1 when one of their lines is over ``limit`` bytes with its CRLF. ``line``: the length of
+    the line open before them (with a CR that ended them, ``after_cr``: with an LF first,
+    they end it).
+
+    Linear in ``end`` whatever the lines, nothing copied: each search (``bytes.rfind``, in C)
+    looks for the last CRLF the open line may end with, so two searches cover at least
+    ``limit`` bytes."""
+    position = 0
+    if after_cr and end and data[0] == 0x0A:  # a CRLF across two runs
+        if line + 1 > limit:
+            return -1
+        position, line = 1, 0
+    while True:
+        reach = position + limit - line  # the open line's CRLF must end by here
+        found = data.rfind(b"\r\n", position, min(reach, end))
+        if found >= 0:
+            position, line = found + 2, 0
+        elif reach <= end:
+            return -1
+        else:
+            return line + end - position
 
 
 class InjectionHandler:

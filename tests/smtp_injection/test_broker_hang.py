@@ -1,0 +1,214 @@
+"""A broker that accepts connections and never answers (a frozen Redis, a proxy in front of a
+dead one): a publish gives up after ``ENGAGE_BROKER_TIMEOUT`` (about three times it at most),
+the SMTP listener still answers 250 for what it stored, and its shutdown ends: the generation
+it could not queue is stored, and the scheduler starts it (``transmissions_due``).
+
+Before the broker had socket timeouts, ``send_task`` waited for the answer forever, and with it
+the listener's enqueue thread, which ``GroupStore.close`` waited for with no limit: SIGTERM never
+ended ``manage.py smtp_listen``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from celery import current_app
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+import smtp_injection.server
+from tests.helpers import fails_if_hung
+from tests.smtp_injection.helpers import inject, login, message, transmission_id
+from transmissions.models import Transmission
+from transmissions.services import transmission_generation_enqueue, transmissions_due
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class HungBroker:
+    """A TCP server on a free loopback port that accepts every connection, reads nothing and
+    answers nothing, until :meth:`close` (which ends every connection it holds)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.connections.append(self.server.accept()[0])
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def _broker_use(url: str) -> None:
+    """Point this process's Celery producer at ``url``, dropping the pooled connections."""
+    from kombu import pools
+
+    pools.reset()
+    current_app._pool = None
+    current_app.amqp._producer_pool = None
+    current_app.conf.broker_write_url = url
+    current_app.conf.broker_read_url = url
+
+
+@pytest.fixture
+def hung_broker():
+    """This process's Celery producer pointed at a :class:`HungBroker`; afterwards the broker's
+    connections are closed (a publish still waiting gets an error and ends) and the producer
+    goes back to the configured broker."""
+    saved = current_app.conf.broker_write_url
+    broker = HungBroker()
+    _broker_use(broker.url)
+    yield broker
+    broker.close()
+    _broker_use(saved)
+
+
+def _started_within_a_minute(tid: int) -> bool:
+    """Whether the scheduler starts transmission ``tid`` a minute after it was stored."""
+    return tid in transmissions_due(now=timezone.now() + timedelta(seconds=61))
+
+
+@pytest.mark.slow
+def test_send_task_to_a_broker_that_never_answers_raises_instead_of_waiting(hung_broker):
+    with fails_if_hung(15), pytest.raises(OperationalError):
+        current_app.send_task("transmissions.generate", args=(1,))
+    assert hung_broker.connections  # it reached the broker, which never answered
+
+
+@pytest.mark.slow
+def test_a_web_enqueue_to_a_broker_that_never_answers_returns_and_says_so(hung_broker, caplog):
+    """``transaction.on_commit``'s enqueue in a web request: the request is answered, the
+    transmission stays stored for the scheduler, and the log says why it was not queued."""
+    with caplog.at_level(logging.WARNING, logger="transmissions.services"), fails_if_hung(15):
+        transmission_generation_enqueue(transmission_id=1)
+    (record,) = [r for r in caplog.records if r.name == "transmissions.services"]
+    assert "transmission 1 stored; its start was not queued (Timeout reading from socket)" in record.getMessage()
+
+
+@pytest.mark.slow
+def test_with_the_broker_hung_a_message_is_250_and_stored_and_the_listener_stops(smtp, smtp_key, hung_broker):
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message())
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    assert Transmission.objects.filter(pk=tid).exists()
+    client.quit()
+    with fails_if_hung(10):
+        while not hung_broker.connections:  # the enqueue thread is publishing to it
+            time.sleep(0.05)
+    with fails_if_hung(15):
+        smtp.shutdown()
+    assert _started_within_a_minute(tid)
+
+
+def test_shutdown_waits_for_a_stuck_enqueue_only_its_grace_and_names_what_it_left(
+    start_listener, smtp_key, monkeypatch, caplog
+):
+    """A publish that never ends (whatever the broker client does): the listener stops after
+    ``ENQUEUE_GRACE`` seconds, and the ids it could not queue are logged, left to the scheduler."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(*, transmission_ids: list[int]) -> None:
+        entered.set()
+        release.wait(60)
+
+    monkeypatch.setattr(smtp_injection.server, "transmissions_generation_enqueue", stuck)
+    monkeypatch.setattr(smtp_injection.server, "ENQUEUE_GRACE", 0.5)
+    listener = start_listener(max_group=1)
+    client = listener.client()
+    login(client, smtp_key)
+    first = transmission_id(inject(client, ["jo@example.com"], message())[1])
+    assert entered.wait(10)
+    second = transmission_id(inject(client, ["al@example.com"], message())[1])  # waits behind the first
+    client.quit()
+    try:
+        with caplog.at_level(logging.WARNING, logger="smtp_injection.server"), fails_if_hung(15):
+            listener.shutdown()
+    finally:
+        release.set()
+    (record,) = [r for r in caplog.records if "the scheduler will start them" in r.getMessage()]
+    assert f"transmissions {[first, second]} are stored and not queued" in record.getMessage()
+    assert _started_within_a_minute(first) and _started_within_a_minute(second)
+
+
+def _database_url(settings_dict: dict) -> str:
+    user, password = quote(settings_dict.get("USER") or ""), quote(settings_dict.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
+    return f"postgresql://{auth}{host}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
+
+
+@pytest.mark.slow
+def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_db, smtp_key, hung_broker, tmp_path):
+    """``manage.py smtp_listen`` as in production, its broker hung: a message is answered 250
+    and stored, and SIGTERM ends the process (at ebdf75a it never did)."""
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "REDIS_URL": hung_broker.url,
+        "ENGAGE_VAR_DIR": str(tmp_path / "var"),
+        "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
+    }
+    log = tmp_path / "smtp_listen.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "smtp_listen", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        with fails_if_hung(60):
+            while not (bound := re.search(r"listener on \('127\.0\.0\.1', (\d+)\)", log.read_text())):
+                assert process.poll() is None, log.read_text()
+                time.sleep(0.1)
+        client = smtplib.SMTP("127.0.0.1", int(bound.group(1)), timeout=30)
+        client.ehlo("client.example.com")
+        login(client, smtp_key)
+        code, reply = inject(client, ["jo@example.com"], message())
+        client.quit()
+        assert code == 250, reply
+        tid = transmission_id(reply)
+        with fails_if_hung(10):
+            while not hung_broker.connections:  # its enqueue thread is publishing
+                time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(15) == 0, log.read_text()
+        except subprocess.TimeoutExpired:
+            pytest.fail("smtp_listen still running 15 s after SIGTERM:\n" + log.read_text())
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert Transmission.objects.filter(pk=tid).exists()
+    assert _started_within_a_minute(tid)
