@@ -5,11 +5,23 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 #: Tables Django's flush leaves alone (unmanaged models: the partitioned event table), which a
 #: transactional test must still find empty: emptied after each such test (tests/conftest.py)
 #: and when an end-to-end module's worker stops (tests/e2e/conftest.py).
 UNFLUSHED_TABLES = ("tracking_event",)
+
+
+def database_url(settings_dict: dict) -> str:
+    """A ``DATABASE_URL`` for Django's connection settings ``settings_dict`` (the test
+    database), for a process a test starts (gunicorn, ``manage.py smtp_listen``)."""
+    user, password = quote(settings_dict.get("USER") or ""), quote(settings_dict.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
+    return f"postgresql://{auth}{host}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
 
 
 def assert_error(response, status: int, code: str) -> dict:

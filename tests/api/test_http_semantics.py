@@ -19,7 +19,6 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -30,7 +29,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from engage.api.views import ApiView
-from tests.helpers import assert_error
+from tests.helpers import assert_error, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -252,15 +251,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url(settings_dict: dict) -> str:
-    user, password = quote(settings_dict.get("USER") or ""), quote(settings_dict.get("PASSWORD") or "")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    if host.startswith("/"):
-        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
-    return f"postgresql://{auth}{host}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
-
-
 @pytest.fixture
 def gunicorn(transactional_db, settings, tmp_path):
     """gunicorn (gthread, as scripts/run and docker-compose.yml) on a loopback port, serving
@@ -270,7 +260,7 @@ def gunicorn(transactional_db, settings, tmp_path):
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "ENGAGE_SECRET_KEY": settings.SECRET_KEY,
         "ENGAGE_TRACKING_KEYS": ",".join(settings.ENGAGE_TRACKING_KEYS),

@@ -21,7 +21,6 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from celery import current_app
@@ -29,7 +28,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 import smtp_injection.server
-from tests.helpers import fails_if_hung
+from tests.helpers import database_url, fails_if_hung
 from tests.smtp_injection.helpers import inject, login, message, transmission_id
 from transmissions.models import Transmission
 from transmissions.services import transmission_generation_enqueue, transmissions_due
@@ -158,15 +157,6 @@ def test_shutdown_waits_for_a_stuck_enqueue_only_its_grace_and_names_what_it_lef
     assert _started_within_a_minute(first) and _started_within_a_minute(second)
 
 
-def _database_url(settings_dict: dict) -> str:
-    user, password = quote(settings_dict.get("USER") or ""), quote(settings_dict.get("PASSWORD") or "")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    if host.startswith("/"):
-        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
-    return f"postgresql://{auth}{host}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
-
-
 @pytest.mark.slow
 def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_db, smtp_key, hung_broker, tmp_path):
     """``manage.py smtp_listen`` as in production, its broker hung: a message is answered 250
@@ -175,7 +165,7 @@ def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_d
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": hung_broker.url,
         "ENGAGE_VAR_DIR": str(tmp_path / "var"),
         "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
