@@ -197,11 +197,18 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "engage.api.schema.public_descriptions"],
 }
 
+# The cache holds the API's rate counters and the console's test-send counters; both let a
+# request through when Redis does not answer (engage.api.auth.ApiKeyRateThrottle). Without
+# socket timeouts, a Redis that accepts connections and never answers held every API request
+# forever; with them, each waits at most REDIS_CACHE_TIMEOUT seconds (a healthy Redis answers
+# in well under a millisecond).
+REDIS_CACHE_TIMEOUT = 1.0
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "engage",
+        "OPTIONS": {"socket_timeout": REDIS_CACHE_TIMEOUT, "socket_connect_timeout": REDIS_CACHE_TIMEOUT},
     }
 }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -74,3 +76,32 @@ def fails_if_hung(seconds: float = 30) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class HungServer:
+    """A TCP server on a free loopback port that accepts every connection, reads nothing and
+    answers nothing, until :meth:`close` (which ends every connection it holds): a Redis that
+    hangs. ``url``: a ``redis://`` URL for it."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.connections.append(self.server.accept()[0])
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        self.server.close()
+        for connection in self.connections:
+            connection.close()

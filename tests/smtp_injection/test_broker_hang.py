@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -28,40 +27,12 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 import smtp_injection.server
-from tests.helpers import database_url, fails_if_hung
+from tests.helpers import HungServer, database_url, fails_if_hung
 from tests.smtp_injection.helpers import inject, login, message, transmission_id
 from transmissions.models import Transmission
 from transmissions.services import transmission_generation_enqueue, transmissions_due
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class HungBroker:
-    """A TCP server on a free loopback port that accepts every connection, reads nothing and
-    answers nothing, until :meth:`close` (which ends every connection it holds)."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)
-        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
-        self.connections: list[socket.socket] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.connections.append(self.server.accept()[0])
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(5)
-        self.server.close()
-        for connection in self.connections:
-            connection.close()
 
 
 def _broker_use(url: str) -> None:
@@ -77,11 +48,11 @@ def _broker_use(url: str) -> None:
 
 @pytest.fixture
 def hung_broker():
-    """This process's Celery producer pointed at a :class:`HungBroker`; afterwards the broker's
+    """This process's Celery producer pointed at a :class:`HungServer`; afterwards the broker's
     connections are closed (a publish still waiting gets an error and ends) and the producer
     goes back to the configured broker."""
     saved = current_app.conf.broker_write_url
-    broker = HungBroker()
+    broker = HungServer()
     _broker_use(broker.url)
     yield broker
     broker.close()
