@@ -9,3 +9,11 @@ NOT_CALLABLE = "a policy must be callable"
 
 def tracking_off(view: PolicyView) -> SmtpSettings:
     return SmtpSettings(open_tracking=False)
+
+
+def never_returns(view: PolicyView) -> SmtpSettings:
+    """A policy stuck for good (a network call without a timeout)."""
+    import threading
+
+    threading.Event().wait()
+    raise AssertionError("unreachable")

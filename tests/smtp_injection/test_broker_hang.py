@@ -173,3 +173,46 @@ def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_d
             process.wait(10)
     assert Transmission.objects.filter(pk=tid).exists()
     assert _started_within_a_minute(tid)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_smtp_listen_while_a_policy_call_never_returns(transactional_db, smtp_key, tmp_path):
+    """A policy stuck for good: its message is answered 451 at the policy's time limit, and
+    SIGTERM still ends the process (the interpreter used to wait for the policy's thread)."""
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "ENGAGE_VAR_DIR": str(tmp_path / "var"),
+        "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
+        "ENGAGE_SMTP_POLICY": "tests.smtp_injection.policies.never_returns",
+        "ENGAGE_SMTP_POLICY_TIMEOUT": "1",
+    }
+    log = tmp_path / "smtp_listen.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "smtp_listen", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        with fails_if_hung(60):
+            while not (bound := re.search(r"listener on \('127\.0\.0\.1', (\d+)\)", log.read_text())):
+                assert process.poll() is None, log.read_text()
+                time.sleep(0.1)
+        client = smtplib.SMTP("127.0.0.1", int(bound.group(1)), timeout=30)
+        client.ehlo("client.example.com")
+        login(client, smtp_key)
+        code, reply = inject(client, ["jo@example.com"], message())
+        client.quit()
+        assert code == 451, reply
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(15) == 0, log.read_text()
+        except subprocess.TimeoutExpired:
+            pytest.fail("smtp_listen still running 15 s after SIGTERM:\n" + log.read_text())
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert "policy call(s) still running after the shutdown" in log.read_text()
