@@ -178,7 +178,9 @@ def test_a_forked_child_writes_its_own_file_never_its_parents(event_stream, spoo
             os._exit(code)
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert [e["message_id"] for e in buffered()] == ["child", "parent"]  # the child shipped its own alone
+    # The child shipped its own alone (its flush counted one); the parent's, once, by the parent,
+    # before or after the child's (its shipper is free again: the order is the machine's).
+    assert sorted(e["message_id"] for e in buffered()) == ["child", "parent"]
     assert hits_flush() == 0
 
 
