@@ -38,6 +38,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def _state(pid: int) -> str:
+    """The process's state letter (proc(5): R, S, Z...), or "" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -199,6 +207,9 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
     assert first_run.stat().st_mode & 0o777 == 0o600
     assert key in first_run.read_text() and password in first_run.read_text()
     assert f"{first_run}, readable by you alone" in block[1]
+    # the subshell that printed the block has ended and is not left a zombie of the run
+    zombies = [pid for pid in descendants(run.process.pid) if _state(pid) == "Z"]
+    assert not zombies, zombies
     # idle, the workers and beat log nothing at INFO (beat queues a task every second)
     quiet_from = len(run.text())
     time.sleep(8)
