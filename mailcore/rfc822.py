@@ -50,9 +50,12 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from base64 import encodebytes
 from binascii import Error as BinasciiError
 from binascii import a2b_base64, a2b_qp, b2a_qp
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, cast
@@ -365,7 +368,7 @@ class LiteralPart:
     (``data-msys-*`` and ``[[...]]`` removed, links through ``tracker.link``, pixels through
     ``tracker.pixel``), except that an untracked link keeps its source text."""
 
-    __slots__ = ("part", "source", "_pieces", "_plain")
+    __slots__ = ("part", "source", "_pieces", "_plain", "links")
 
     def __init__(self, source: str, *, part: str, html: bool, scan: Scan | None = None) -> None:
         self.part = part
@@ -393,6 +396,7 @@ class LiteralPart:
             pos = max(pos, end)
         pieces.append(source[pos:])
         self._pieces = tuple(pieces)
+        self.links = len(scan.links) if scan is not None else 0
         self._plain = "".join(p if p.__class__ is str else p[1] if p[0] == "link" else "" for p in pieces)
 
     def render(
@@ -444,46 +448,88 @@ class _BodySlot:
         return encode_body(text, codec=self.codec, cte=self.cte, suffix=self.suffix, boundaries=self.boundaries)
 
 
-#: Longest body part (characters) whose scan :func:`_scan_part` keeps, and how many it keeps.
+#: Longest body part (characters) whose scan :func:`_scan_part` keeps, how many it keeps, and
+#: the most links a kept part may hold: each link costs a scan entry and the literal part's
+#: pieces (about 1 KB together), so 64 parts of 64 Ki characters with a link every 9 of them
+#: kept 180 MiB in each process (an attacker's finding); at most 512 links a part, the two
+#: caches stay under about 40 MiB whatever the parts, and a body with more is scanned each time.
 SCAN_CACHE_MAX_CHARS = 64 * 1024
 SCAN_CACHE_SIZE = 64
+SCAN_CACHE_MAX_LINKS = 512
 
 
-@functools.lru_cache(maxsize=SCAN_CACHE_SIZE)
-def _scan_cached(text: str, html: bool) -> Scan:
-    return scan_html(text) if html else scan_text(text)
+class _PartCache:
+    """What ``build(text, kind)`` gives for the last :data:`SCAN_CACHE_SIZE` body parts of at
+    most :data:`SCAN_CACHE_MAX_CHARS` characters and :data:`SCAN_CACHE_MAX_LINKS` links
+    (``links`` of the value), looked up by their exact text (least recently used first out).
+    Safe across threads (a web process compiles ``email_rfc822`` content on several)."""
+
+    def __init__(self, build: Callable[[str, str], Any], links: Callable[[Any], int]) -> None:
+        self.build = build
+        self.links = links
+        self.entries: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str, kind: str) -> Any:
+        if len(text) > SCAN_CACHE_MAX_CHARS:
+            return self.build(text, kind)
+        key = (text, kind)
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                return found
+        value = self.build(text, kind)
+        if self.links(value) <= SCAN_CACHE_MAX_LINKS:
+            with self.lock:
+                self.entries[key] = value
+                while len(self.entries) > SCAN_CACHE_SIZE:
+                    self.entries.popitem(last=False)
+        return value
+
+    def cache_clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+def _scan_build(text: str, kind: str) -> Scan:
+    return scan_html(text) if kind == "html" else scan_text(text)
+
+
+_scan_cached = _PartCache(_scan_build, lambda scan: len(scan.links))
 
 
 def _scan_part(text: str, kind: str) -> Scan | None:
     """The link scan of a ``text`` or ``html`` body part (``mailcore.links``; None for AMP).
 
     A part of up to :data:`SCAN_CACHE_MAX_CHARS` is looked up by its exact text among the
-    last :data:`SCAN_CACHE_SIZE` scanned (both scans are pure and a ``Scan`` is immutable):
-    each SMTP-injected message is a transmission of its own, compiled once, and an
-    application that sends one body to many recipients one message each would otherwise
-    have the same HTML scanned every time (its messages differ in their header block: the
-    ``Received:`` line, ``Date``, ``To``). A different text, by one character, is scanned."""
+    last :data:`SCAN_CACHE_SIZE` scanned (:class:`_PartCache`; both scans are pure and a
+    ``Scan`` is immutable): each SMTP-injected message is a transmission of its own, compiled
+    once, and an application that sends one body to many recipients one message each would
+    otherwise have the same HTML scanned every time (its messages differ in their header
+    block: the ``Received:`` line, ``Date``, ``To``). A different text, by one character, is
+    scanned."""
     if kind not in ("html", "text"):
         return None
-    if len(text) > SCAN_CACHE_MAX_CHARS:
-        return scan_html(text) if kind == "html" else scan_text(text)
-    return _scan_cached(text, kind == "html")
+    return cast(Scan, _scan_cached(text, kind))
 
 
-@functools.lru_cache(maxsize=SCAN_CACHE_SIZE)
-def _literal_cached(text: str, kind: str) -> LiteralPart:
+def _literal_build(text: str, kind: str) -> LiteralPart:
     return LiteralPart(text, part=kind, html=kind != "text", scan=_scan_part(text, kind))
+
+
+_literal_cached = _PartCache(_literal_build, lambda part: part.links)
 
 
 def _literal_part(text: str, kind: str) -> LiteralPart:
     """The :class:`LiteralPart` of a body part sent without substitution, kept with its scan
-    (:func:`_scan_part`: the same size limit and count; a ``LiteralPart`` is immutable) so
-    that messages sharing a body share its split into pieces too: building it took about
-    half of ``compile_message``'s time on bench/smtp_injection.py's 10 KB HTML of 110 links
+    (:class:`_PartCache`: the same limits; a ``LiteralPart`` is immutable) so that messages
+    sharing a body share its split into pieces too: building it took about half of
+    ``compile_message``'s time on bench/smtp_injection.py's 10 KB HTML of 110 links
     (bench/smtp_group_cpu.py; bench/RESULTS.md, "Session 19")."""
-    if kind not in ("html", "text") or len(text) > SCAN_CACHE_MAX_CHARS:
-        return LiteralPart(text, part=kind, html=kind != "text", scan=_scan_part(text, kind))
-    return _literal_cached(text, kind)
+    if kind not in ("html", "text"):
+        return _literal_build(text, kind)
+    return cast(LiteralPart, _literal_cached(text, kind))
 
 
 def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _BodySlot | None:
@@ -500,10 +546,22 @@ def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _
     return _BodySlot(part, raw, text, codec, entity)
 
 
-@functools.lru_cache(maxsize=256)
 def _utf8_content_type(value: str) -> str:
     """A Content-Type value with its ``charset`` parameter set to ``utf-8`` (the others kept:
-    ``email.message.Message.set_param``), computed once per distinct value."""
+    ``email.message.Message.set_param``), computed once per distinct value of up to a line's
+    length (998 octets, RFC 5322 §2.1.1): a part's Content-Type is bounded only by the
+    message's size, and 256 kept values of 4 MiB each held a gigabyte (an attacker's finding)."""
+    if len(value) <= 998:
+        return _utf8_content_type_kept(value)
+    return _utf8_content_type_made(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _utf8_content_type_kept(value: str) -> str:
+    return _utf8_content_type_made(value)
+
+
+def _utf8_content_type_made(value: str) -> str:
     meta = Message()
     meta["Content-Type"] = value
     meta.set_param("charset", "utf-8")

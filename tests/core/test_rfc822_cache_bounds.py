@@ -1,0 +1,57 @@
+"""What ``mailcore.rfc822``'s per-process caches keep is bounded whatever the content: a
+sender chooses the parts (an attacker's findings on the literal-part and Content-Type caches)."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+from mailcore import rfc822
+
+
+def _kept(build) -> int:
+    """Bytes still allocated after ``build()`` (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    build()
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return kept
+
+
+def _message(index: int, parameter_bytes: int) -> str:
+    pad = "A" * parameter_bytes
+    folded = "\r\n ".join(pad[j : j + 900] for j in range(0, len(pad), 900))
+    return (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=BB\r\n\r\n--BB\r\n"
+        f"Content-Type: text/plain; charset=us-ascii; x{index}=\r\n {folded}\r\n\r\nhello\r\n--BB--\r\n"
+    )
+
+
+def test_a_part_content_type_of_any_size_is_not_kept_after_its_message():
+    """A part's Content-Type is bounded only by the message's size: four messages with a
+    2 MiB one each keep nothing of them once compiled (each was kept, twice, before)."""
+    rfc822._utf8_content_type_kept.cache_clear()
+
+    def build() -> None:
+        for index in range(4):
+            rfc822.compile_message(_message(index, 2 * 1024 * 1024), substitute=False, substitute_headers=False)
+
+    kept = _kept(build)
+    assert kept < 4 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept after 4 messages of a 2 MiB Content-Type"
+
+
+def test_the_scan_and_literal_part_caches_keep_a_bounded_amount_and_still_keep_everyday_bodies():
+    """64 distinct 64 Ki-character bodies with a link every 9 characters: the two caches kept
+    about 180 MiB; a part with that many links is now scanned each time, not kept. An everyday
+    body (a few hundred links) is still kept and shared."""
+    rfc822._literal_cached.cache_clear()
+    rfc822._scan_cached.cache_clear()
+    bodies = [f"{i:06d}" + "http://a " * ((rfc822.SCAN_CACHE_MAX_CHARS - 6) // 9) for i in range(64)]
+    kept = _kept(lambda: [rfc822._literal_part(body, "text") for body in bodies])
+    assert kept < 16 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept by the part caches"
+    everyday = "<p>" + '<a href="https://shop.example.com/item">item</a> ' * 110 + "</p>"
+    assert rfc822._literal_part(everyday, "html") is rfc822._literal_part(everyday, "html")
