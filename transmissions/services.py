@@ -766,8 +766,9 @@ def transmission_finish_if_done(*, transmission_id: int) -> bool:
 # burst of injections (autovacuum not yet run, or off), it took ``state = 'submitted' AND
 # template_id = ''`` for a rare pair and scanned every such index entry: 12-45 ms a group
 # against 0.2 ms (bench/RESULTS.md, "session 16").
-# The ``email_rfc822`` source comes apart, as text (``->>``), and is put back into ``content``
-# in Python: inside the JSON, each message's 10 KB cost the server a JSON output with every
+# The ``email_rfc822`` source, when a string (anything else stays in ``content``, for
+# generation to refuse), comes apart as text (``->>``) and is put back into ``content`` in
+# Python: inside the JSON, each message's 10 KB cost the server a JSON output with every
 # quote and line end escaped and the worker a JSON parse undoing it (bench/RESULTS.md,
 # "Session 19").
 _SOURCE_COLUMN = "engage_rfc822_source"
@@ -782,7 +783,11 @@ started AS (
   UPDATE transmissions_transmission t SET state = %(generating)s, generation_start_time = now()
     FROM picked p WHERE t.id = p.id AND p.state = %(submitted)s
   RETURNING t.id)
-SELECT {_START_COLUMNS}, t.content - %(rfc822)s AS content, t.content ->> %(rfc822)s AS {_SOURCE_COLUMN}
+SELECT {_START_COLUMNS},
+       CASE WHEN jsonb_typeof(t.content -> %(rfc822)s) = 'string' THEN t.content - %(rfc822)s ELSE t.content END
+         AS content,
+       CASE WHEN jsonb_typeof(t.content -> %(rfc822)s) = 'string' THEN t.content ->> %(rfc822)s END
+         AS {_SOURCE_COLUMN}
   FROM transmissions_transmission t JOIN picked p ON t.id = p.id
  WHERE p.state = %(generating)s OR t.id IN (SELECT id FROM started)
  ORDER BY t.id

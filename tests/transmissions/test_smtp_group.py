@@ -409,3 +409,20 @@ def test_an_injection_starts_in_the_database_clock_whatever_the_listener_clock_s
     stored = Transmission.objects.get(pk=transmission_id)
     assert stored.state == TransmissionState.GENERATING
     assert stored.generation_start_time == stored.created_at
+
+
+@pytest.mark.parametrize("value", ["null", "12", '{"a": 1}', '["x"]'])
+def test_an_injection_whose_stored_source_is_not_a_string_fails_and_is_not_sent(relay, events, value):
+    """A row altered by hand or by a foreign writer: its ``email_rfc822`` is not a JSON string.
+    The group's start leaves it in ``content`` as stored, generation refuses it (a
+    ``generation_failure``), nothing goes to the relay; a JSON object was sent as its text."""
+    (tid,) = _stored(("jo@example.com", message(TRACKED)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE transmissions_transmission SET content = jsonb_build_object('email_rfc822', %s::jsonb)"
+            " WHERE id = %s",
+            [value, tid],
+        )
+    _group([tid])
+    assert _rcpts(relay) == []
+    assert list(Message.objects.filter(transmission_id=tid).values_list("state", flat=True)) == ["generation_failed"]
