@@ -261,7 +261,7 @@ class GroupStore:
     (a lone message, a burst's first) is queued at once. Ids not queued when the process
     dies are started by the scheduler. The enqueue thread is a daemon and :meth:`close` waits
     for it at most :data:`ENQUEUE_GRACE` seconds: a broker that accepts connections and never
-    answers (each publish then gives up after about three times ``ENGAGE_BROKER_TIMEOUT``)
+    answers (each publish then gives up after about four times ``ENGAGE_BROKER_TIMEOUT``)
     costs a shutdown those seconds, not forever, and what was not queued is left to the
     scheduler, as after a crash.
 
@@ -454,7 +454,7 @@ class GroupStore:
 
 #: Seconds :meth:`GroupStore.close` waits for the enqueue thread to queue what is left before
 #: the listener stops without it (stored all the same: the scheduler starts it a minute later).
-#: A publish takes a millisecond, or gives up after about three times ``ENGAGE_BROKER_TIMEOUT``.
+#: A publish takes a millisecond, or gives up after about four times ``ENGAGE_BROKER_TIMEOUT``.
 ENQUEUE_GRACE = 5.0
 
 

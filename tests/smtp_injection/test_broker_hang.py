@@ -1,5 +1,5 @@
 """A broker that accepts connections and never answers (a frozen Redis, a proxy in front of a
-dead one): a publish gives up after ``ENGAGE_BROKER_TIMEOUT`` (about three times it at most),
+dead one): a publish gives up after ``ENGAGE_BROKER_TIMEOUT`` (about four times it at most),
 the SMTP listener still answers 250 for what it stored, and its shutdown ends: the generation
 it could not queue is stored, and the scheduler starts it (``transmissions_due``).
 
