@@ -128,49 +128,68 @@ def test_shutdown_waits_for_a_stuck_enqueue_only_its_grace_and_names_what_it_lef
     assert _started_within_a_minute(first) and _started_within_a_minute(second)
 
 
-@pytest.mark.slow
-def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_db, smtp_key, hung_broker, tmp_path):
-    """``manage.py smtp_listen`` as in production, its broker hung: a message is answered 250
-    and stored, and SIGTERM ends the process (at ebdf75a it never did)."""
-    from django.db import connection
+class _SmtpListen:
+    """``manage.py smtp_listen`` in a process of its own on a free port, its output in ``log``."""
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "REDIS_URL": hung_broker.url,
-        "ENGAGE_VAR_DIR": str(tmp_path / "var"),
-        "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
-    }
-    log = tmp_path / "smtp_listen.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "smtp_listen", "--host", "127.0.0.1", "--port", "0"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    def __init__(self, tmp_path, **env: str) -> None:
+        from django.db import connection
+
+        self.log = tmp_path / "smtp_listen.log"
+        environ = {
+            **os.environ,
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "ENGAGE_VAR_DIR": str(tmp_path / "var"),
+            "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
+            **env,
+        }
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "smtp_listen", "--host", "127.0.0.1", "--port", "0"],
+                cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         with fails_if_hung(60):
-            while not (bound := re.search(r"listener on \('127\.0\.0\.1', (\d+)\)", log.read_text())):
-                assert process.poll() is None, log.read_text()
+            while not (bound := re.search(r"listener on \('127\.0\.0\.1', (\d+)\)", self.log.read_text())):
+                assert self.process.poll() is None, self.log.read_text()
                 time.sleep(0.1)
-        client = smtplib.SMTP("127.0.0.1", int(bound.group(1)), timeout=30)
+        self.port = int(bound.group(1))
+
+    def inject(self, smtp_key: str) -> tuple[int, str]:
+        """One message, in a session of its own (STARTTLS, AUTH): the final reply."""
+        client = smtplib.SMTP("127.0.0.1", self.port, timeout=30)
         client.ehlo("client.example.com")
         login(client, smtp_key)
         code, reply = inject(client, ["jo@example.com"], message())
         client.quit()
+        return code, reply
+
+    def sigterm_ends_it(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            assert self.process.wait(15) == 0, self.log.read_text()
+        except subprocess.TimeoutExpired:
+            pytest.fail("smtp_listen still running 15 s after SIGTERM:\n" + self.log.read_text())
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_db, smtp_key, hung_broker, tmp_path):
+    """``manage.py smtp_listen`` as in production, its broker hung: a message is answered 250
+    and stored, and SIGTERM ends the process (at ebdf75a it never did)."""
+    listen = _SmtpListen(tmp_path, REDIS_URL=hung_broker.url)
+    try:
+        code, reply = listen.inject(smtp_key)
         assert code == 250, reply
         tid = transmission_id(reply)
         with fails_if_hung(10):
             while not hung_broker.connections:  # its enqueue thread is publishing
                 time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(15) == 0, log.read_text()
-        except subprocess.TimeoutExpired:
-            pytest.fail("smtp_listen still running 15 s after SIGTERM:\n" + log.read_text())
+        listen.sigterm_ends_it()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        listen.kill()
     assert Transmission.objects.filter(pk=tid).exists()
     assert _started_within_a_minute(tid)
 
@@ -179,40 +198,13 @@ def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_d
 def test_sigterm_ends_smtp_listen_while_a_policy_call_never_returns(transactional_db, smtp_key, tmp_path):
     """A policy stuck for good: its message is answered 451 at the policy's time limit, and
     SIGTERM still ends the process (the interpreter used to wait for the policy's thread)."""
-    from django.db import connection
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "ENGAGE_VAR_DIR": str(tmp_path / "var"),
-        "ENGAGE_SMTP_ALLOW_PLAINTEXT_AUTH": "true",
-        "ENGAGE_SMTP_POLICY": "tests.smtp_injection.policies.never_returns",
-        "ENGAGE_SMTP_POLICY_TIMEOUT": "1",
-    }
-    log = tmp_path / "smtp_listen.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "smtp_listen", "--host", "127.0.0.1", "--port", "0"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    listen = _SmtpListen(
+        tmp_path, ENGAGE_SMTP_POLICY="tests.smtp_injection.policies.never_returns", ENGAGE_SMTP_POLICY_TIMEOUT="1"
+    )
     try:
-        with fails_if_hung(60):
-            while not (bound := re.search(r"listener on \('127\.0\.0\.1', (\d+)\)", log.read_text())):
-                assert process.poll() is None, log.read_text()
-                time.sleep(0.1)
-        client = smtplib.SMTP("127.0.0.1", int(bound.group(1)), timeout=30)
-        client.ehlo("client.example.com")
-        login(client, smtp_key)
-        code, reply = inject(client, ["jo@example.com"], message())
-        client.quit()
+        code, reply = listen.inject(smtp_key)
         assert code == 451, reply
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(15) == 0, log.read_text()
-        except subprocess.TimeoutExpired:
-            pytest.fail("smtp_listen still running 15 s after SIGTERM:\n" + log.read_text())
+        listen.sigterm_ends_it()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert "policy call(s) still running after the shutdown" in log.read_text()
+        listen.kill()
+    assert "policy call(s) still running after the shutdown" in listen.log.read_text()
