@@ -854,11 +854,13 @@ def transmissions_finish_group(*, transmission_ids: Sequence[int]) -> set[int]:
         return {pk for (pk,) in cursor.fetchall()}
 
 
-def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
+def transmissions_due(
+    *, now: datetime | None = None, grace_seconds: int = 60, unqueued_injections: bool = True
+) -> list[int]:
     """Transmissions that should be generating and may have no task: scheduled ones whose
     time has come, immediate ones whose enqueue was lost (still submitted ``grace_seconds``
-    after creation), and SMTP injections (stored Generating) with a message still never
-    claimed ``grace_seconds`` after they were stored. The scheduler enqueues them; starting
+    after creation), and, unless ``unqueued_injections`` is false, SMTP injections
+    (:func:`transmissions_unqueued_injections`). The scheduler enqueues them; starting
     twice is harmless (a message is sent under its claim alone)."""
     now = now or timezone.now()
     scheduled = Transmission.objects.filter(
@@ -869,9 +871,16 @@ def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -
         start_time__isnull=True,
         created_at__lte=now - timedelta(seconds=grace_seconds),
     ).values_list("pk", flat=True)
-    # SMTP injections are stored Generating: one whose group task was never queued (the
-    # broker down, the listener killed before it queued) has a message never claimed.
-    unqueued = (
+    unqueued = transmissions_unqueued_injections(now=now, grace_seconds=grace_seconds) if unqueued_injections else []
+    return list(scheduled) + list(stalled) + unqueued
+
+
+def transmissions_unqueued_injections(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
+    """SMTP injections (stored Generating) with a message still never claimed ``grace_seconds``
+    after they were stored: their group task was never queued (the broker down, the listener
+    killed before it queued), or it waits behind others in a backlog."""
+    now = now or timezone.now()
+    return list(
         Transmission.objects.filter(
             state=TransmissionState.GENERATING,
             source=TransmissionSource.SMTP,
@@ -880,4 +889,3 @@ def transmissions_due(*, now: datetime | None = None, grace_seconds: int = 60) -
         .filter(Exists(Message.objects.filter(transmission_id=OuterRef("pk"), state=MessageState.QUEUED, attempts=0)))
         .values_list("pk", flat=True)
     )
-    return list(scheduled) + list(stalled) + list(unqueued)

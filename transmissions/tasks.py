@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import uuid
+from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -31,7 +32,9 @@ from transmissions.services import (
     transmission_start_generation,
     transmissions_due,
     transmissions_finish_group,
+    transmissions_generation_enqueue,
     transmissions_start_group,
+    transmissions_unqueued_injections,
 )
 
 log = logging.getLogger(__name__)
@@ -143,11 +146,43 @@ def message_retry_task(self: Task, message_pk: int) -> str:
 
 @shared_task(name="transmissions.start_due", expires=30)
 def transmissions_start_due_task() -> int:
-    """Beat: start scheduled transmissions whose time has come (and stalled immediate ones)."""
-    due = transmissions_due()
+    """Beat: start scheduled transmissions whose time has come (and stalled immediate ones),
+    and SMTP injections whose group task was lost, once no task waits in the queue.
+
+    An injection never claimed a minute after it was stored either lost its task (the broker
+    down, the listener killed before it queued) or waits behind others: while tasks wait,
+    it is the second, and queueing it again every tick queued a task per waiting injection
+    each time (tens of thousands a tick in a long backlog). Once the queue is empty (its
+    task, if it had one, was taken), it goes again, in group tasks of
+    :data:`UNQUEUED_GROUP` ids as the listener queues them."""
+    due = transmissions_due(unqueued_injections=False)
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
-    return len(due)
+    lost = transmissions_unqueued_injections() if generation_queue_empty() else []
+    for start in range(0, len(lost), UNQUEUED_GROUP):
+        transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP])
+    return len(due) + len(lost)
+
+
+#: Ids a group task of the scheduler's holds (the listener's ``max_group``).
+UNQUEUED_GROUP = 64
+
+
+def generation_queue_empty() -> bool:
+    """Whether no task waits in the queue the generation tasks go to (Celery's default queue;
+    tasks a worker has taken are not counted; a queue not declared yet holds none). When the
+    broker cannot say, True: queueing an injection twice is harmless (a message is sent under
+    its claim alone)."""
+    from celery import current_app
+
+    try:
+        with current_app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            declared = channel.queue_declare(queue=current_app.conf.task_default_queue, passive=True)
+        return int(declared.message_count) == 0
+    except Exception as exc:  # the queue not declared (no worker yet), the broker down...
+        log.debug("the generation queue's length is unknown (%s): taken as empty", exc)
+        return True
 
 
 @shared_task(name="transmissions.recover_stale", expires=30)

@@ -426,3 +426,32 @@ def test_an_injection_whose_stored_source_is_not_a_string_fails_and_is_not_sent(
     _group([tid])
     assert _rcpts(relay) == []
     assert list(Message.objects.filter(transmission_id=tid).values_list("state", flat=True)) == ["generation_failed"]
+
+
+def test_the_scheduler_queues_a_waiting_injection_again_only_once_no_task_waits(monkeypatch):
+    """Never claimed a minute after it was stored: while tasks wait in the queue it waits
+    behind them (queueing it again each tick queued a task per waiting injection, every five
+    seconds); once the queue is empty its task was lost, and it goes again, in a group task."""
+    from celery import current_app
+
+    from transmissions import tasks
+
+    (waiting,) = _stored(("jo@example.com", message(TRACKED)))
+    Transmission.objects.filter(pk=waiting).update(created_at=timezone_now() - timedelta(minutes=2))
+    queued: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids)
+    )
+    monkeypatch.setattr(tasks.transmission_generate_task, "delay", lambda tid: queued.append([tid]))
+    queue = current_app.conf.task_default_queue
+    with current_app.connection_for_write() as broker:
+        broker.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+        broker.default_channel.queue_purge(queue)
+        current_app.send_task("tests.a_task_that_waits", args=(), connection=broker)
+        try:
+            tasks.transmissions_start_due_task()
+            assert queued == [], "a task waits in the queue: the injection's may be one of those"
+        finally:
+            broker.default_channel.queue_purge(queue)
+    tasks.transmissions_start_due_task()
+    assert queued == [[waiting]]
