@@ -872,13 +872,16 @@ def transmissions_due(
         created_at__lte=now - timedelta(seconds=grace_seconds),
     ).values_list("pk", flat=True)
     unqueued = transmissions_unqueued_injections(now=now, grace_seconds=grace_seconds) if unqueued_injections else []
-    return list(scheduled) + list(stalled) + unqueued
+    return list(scheduled) + list(stalled) + [pk for pk, _stored in unqueued]
 
 
-def transmissions_unqueued_injections(*, now: datetime | None = None, grace_seconds: int = 60) -> list[int]:
-    """SMTP injections (stored Generating) with a message still never claimed ``grace_seconds``
-    after they were stored: their group task was never queued (the broker down, the listener
-    killed before it queued), or it waits behind others in a backlog."""
+def transmissions_unqueued_injections(
+    *, now: datetime | None = None, grace_seconds: int = 60
+) -> list[tuple[int, datetime]]:
+    """``(id, stored at)`` of the SMTP injections (stored Generating) with a message still
+    never claimed ``grace_seconds`` after they were stored: their group task was never queued
+    (the broker down, the listener killed before it queued), or it waits behind others in a
+    backlog."""
     now = now or timezone.now()
     return list(
         Transmission.objects.filter(
@@ -887,5 +890,5 @@ def transmissions_unqueued_injections(*, now: datetime | None = None, grace_seco
             created_at__lte=now - timedelta(seconds=grace_seconds),
         )
         .filter(Exists(Message.objects.filter(transmission_id=OuterRef("pk"), state=MessageState.QUEUED, attempts=0)))
-        .values_list("pk", flat=True)
+        .values_list("pk", "created_at")
     )

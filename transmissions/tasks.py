@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
@@ -147,23 +148,31 @@ def message_retry_task(self: Task, message_pk: int) -> str:
 @shared_task(name="transmissions.start_due", expires=30)
 def transmissions_start_due_task() -> int:
     """Beat: start scheduled transmissions whose time has come (and stalled immediate ones),
-    and SMTP injections whose group task was lost, once no task waits in the queue.
+    and SMTP injections whose group task may have been lost.
 
     An injection never claimed a minute after it was stored either lost its task (the broker
-    down, the listener killed before it queued) or waits behind others: while tasks wait,
-    it is the second, and queueing it again every tick queued a task per waiting injection
-    each time (tens of thousands a tick in a long backlog). Once the queue is empty (its
-    task, if it had one, was taken), it goes again, in group tasks of
-    :data:`UNQUEUED_GROUP` ids as the listener queues them."""
+    down, the listener killed before it queued) or waits behind others. Queueing every such
+    injection again at each tick queued a task per waiting injection every few seconds
+    (tens of thousands a tick in a long backlog). So: all of them once no task waits in the
+    queue (their tasks, if they had any, were taken); while tasks wait, each once every
+    :data:`REQUEUE_PERIOD` seconds of its wait (a lost task is made up within that, however
+    busy the queue stays). In group tasks of :data:`UNQUEUED_GROUP` ids, as the listener
+    queues them."""
     due = transmissions_due(unqueued_injections=False)
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
-    lost = transmissions_unqueued_injections() if generation_queue_empty() else []
+    waiting = transmissions_unqueued_injections()
+    if waiting and not generation_queue_empty():
+        now, tick = timezone.now(), settings.ENGAGE_SCHEDULER_INTERVAL
+        waiting = [(pk, stored) for pk, stored in waiting if (now - stored).total_seconds() % REQUEUE_PERIOD < tick]
+    lost = [pk for pk, _stored in waiting]
     for start in range(0, len(lost), UNQUEUED_GROUP):
         transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP])
     return len(due) + len(lost)
 
 
+#: While tasks wait in the queue, seconds between two re-queueings of one waiting injection.
+REQUEUE_PERIOD = 600
 #: Ids a group task of the scheduler's holds (the listener's ``max_group``).
 UNQUEUED_GROUP = 64
 

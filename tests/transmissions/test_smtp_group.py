@@ -431,13 +431,17 @@ def test_an_injection_whose_stored_source_is_not_a_string_fails_and_is_not_sent(
 def test_the_scheduler_queues_a_waiting_injection_again_only_once_no_task_waits(monkeypatch):
     """Never claimed a minute after it was stored: while tasks wait in the queue it waits
     behind them (queueing it again each tick queued a task per waiting injection, every five
-    seconds); once the queue is empty its task was lost, and it goes again, in a group task."""
+    seconds), queued again once every REQUEUE_PERIOD of its wait; once the queue is empty its
+    task was lost, and it goes again at once, in a group task."""
     from celery import current_app
 
     from transmissions import tasks
 
-    (waiting,) = _stored(("jo@example.com", message(TRACKED)))
+    waiting, period_over = _stored(("jo@example.com", message(TRACKED)), ("al@example.com", message(TRACKED)))
     Transmission.objects.filter(pk=waiting).update(created_at=timezone_now() - timedelta(minutes=2))
+    Transmission.objects.filter(pk=period_over).update(
+        created_at=timezone_now() - timedelta(seconds=tasks.REQUEUE_PERIOD + 1)
+    )
     queued: list[list[int]] = []
     monkeypatch.setattr(
         tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids)
@@ -450,8 +454,9 @@ def test_the_scheduler_queues_a_waiting_injection_again_only_once_no_task_waits(
         current_app.send_task("tests.a_task_that_waits", args=(), connection=broker)
         try:
             tasks.transmissions_start_due_task()
-            assert queued == [], "a task waits in the queue: the injection's may be one of those"
+            assert queued == [[period_over]], "a task waits: the injection's may be one of those"
         finally:
             broker.default_channel.queue_purge(queue)
+    queued.clear()
     tasks.transmissions_start_due_task()
-    assert queued == [[waiting]]
+    assert [sorted(group) for group in queued] == [sorted([waiting, period_over])]
