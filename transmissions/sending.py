@@ -765,6 +765,9 @@ UPDATE transmissions_message
  WHERE state = 'sending' AND claimed_at < now() - make_interval(secs => %s)
 RETURNING transmission_id, chunk
 """
+# An SMTP injection none of whose messages was ever claimed waits for its group task (in a
+# backlog, or lost: the scheduler's start_due makes that up, transmissions.tasks): it is not
+# a stalled chunk, or every recovery tick queued a chunk task per waiting injection.
 _STALLED_SQL = """
 SELECT m.transmission_id, m.chunk
   FROM transmissions_message m JOIN transmissions_transmission t ON t.id = m.transmission_id
@@ -774,6 +777,8 @@ SELECT m.transmission_id, m.chunk
                     WHERE r.transmission_id = t.id
                       AND (r.claimed_at > now() - make_interval(secs => %s)
                            OR r.finished_at > now() - make_interval(secs => %s)))
+   AND (t.source <> 'smtp'
+        OR EXISTS (SELECT 1 FROM transmissions_message a WHERE a.transmission_id = t.id AND a.attempts > 0))
  GROUP BY m.transmission_id, m.chunk
 """
 

@@ -203,6 +203,10 @@ def transmissions_recover_stale_task() -> int:
         chunk_send_task.delay(transmission_id, chunk)
     for message_pk in delayed_orphans_find():
         message_retry_task.delay(message_pk)
-    for transmission_id in generating:
-        transmission_finish_if_done(transmission_id=transmission_id)
+    for start in range(0, len(generating), FINISH_BATCH):  # one statement a batch, not one a transmission
+        transmissions_finish_group(transmission_ids=generating[start : start + FINISH_BATCH])
     return len(pairs)
+
+
+#: Generating transmissions checked for completion in one statement by the recovery.
+FINISH_BATCH = 500

@@ -460,3 +460,26 @@ def test_the_scheduler_queues_a_waiting_injection_again_only_once_no_task_waits(
     queued.clear()
     tasks.transmissions_start_due_task()
     assert [sorted(group) for group in queued] == [sorted([waiting, period_over])]
+
+
+def test_the_recovery_leaves_an_injection_waiting_for_its_group_task_and_finishes_the_done_ones(
+    relay, events, monkeypatch
+):
+    """An injection stored an hour ago and never claimed waits for its group task (or the
+    scheduler's start_due makes up a lost one): the stale-claim recovery queued a chunk task
+    for each such injection on every tick of a backlog. It queues none; a transmission whose
+    messages all ended is finished (its state Success) in the same pass."""
+    from transmissions import tasks
+
+    waiting, done = _stored(("jo@example.com", message(TRACKED)), ("al@example.com", message(TRACKED)))
+    assert _group([done]) == 1
+    Transmission.objects.filter(pk=done).update(state=TransmissionState.GENERATING)  # its finish not run yet
+    Transmission.objects.filter(pk__in=[waiting, done]).update(
+        created_at=timezone_now() - timedelta(hours=1), generation_start_time=timezone_now() - timedelta(hours=1)
+    )
+    chunks: list[tuple[int, int]] = []
+    monkeypatch.setattr(tasks.chunk_send_task, "delay", lambda tid, chunk: chunks.append((tid, chunk)))
+    tasks.transmissions_recover_stale_task()
+    assert chunks == []
+    assert Transmission.objects.get(pk=done).state == TransmissionState.SUCCESS
+    assert Transmission.objects.get(pk=waiting).state == TransmissionState.GENERATING
