@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q
 
 from engage import errors
@@ -236,3 +237,14 @@ def message_transmission_id(*, message_id: str) -> int | None:
     in its ``Message-ID`` header ``<message_id@domain>``), or None when no such message is
     stored. One query, on the unique ``message_id``."""
     return Message.objects.filter(message_id=message_id).values_list("transmission_id", flat=True).first()
+
+
+def database_now() -> datetime:
+    """The database server's clock (``now()``, aware): the one ``created_at`` and an SMTP
+    injection's ``generation_start_time`` are stamped with, so ages computed from them do not
+    depend on this host's clock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        row = cursor.fetchone()
+    assert row is not None
+    return row[0]

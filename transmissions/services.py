@@ -535,11 +535,12 @@ def _group_stored(prepared: Sequence[PreparedTransmission], ids: list[int]) -> l
     return ids
 
 
-def transmissions_generation_enqueue(*, transmission_ids: Sequence[int]) -> None:
+def transmissions_generation_enqueue(*, transmission_ids: Sequence[int]) -> bool:
     """Queue the start of generation of several stored transmissions in one task message
     (``transmissions.generate_group``): the listener's group, one broker write rather than
-    one per message. When the broker does not take it, the scheduler starts them
-    (:func:`transmissions_due`), as for :func:`transmission_generation_enqueue`."""
+    one per message. Returns whether the broker took it; when it did not (logged), the
+    scheduler starts them (:func:`transmissions_due`), as for
+    :func:`transmission_generation_enqueue`."""
     try:
         current_app.send_task(GENERATE_GROUP_TASK, args=(list(transmission_ids),))
     except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, ...
@@ -547,6 +548,8 @@ def transmissions_generation_enqueue(*, transmission_ids: Sequence[int]) -> None
             "transmissions %s stored; their start was not queued (%s): the scheduler will start them",
             list(transmission_ids), exc,
         )  # fmt: skip
+        return False
+    return True
 
 
 def transmission_generation_enqueue(*, transmission_id: int) -> None:

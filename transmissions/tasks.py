@@ -10,14 +10,15 @@ import logging
 import os
 import socket
 import uuid
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from transmissions.delivery import RelayUnavailable
 from transmissions.models import Message
+from transmissions.selectors import database_now
 from transmissions.sending import (
     ChunkResult,
     chunk_send,
@@ -154,20 +155,25 @@ def transmissions_start_due_task() -> int:
     down, the listener killed before it queued) or waits behind others. Queueing every such
     injection again at each tick queued a task per waiting injection every few seconds
     (tens of thousands a tick in a long backlog). So: all of them once no task waits in the
-    queue (their tasks, if they had any, were taken); while tasks wait, each once every
-    :data:`REQUEUE_PERIOD` seconds of its wait (a lost task is made up within that, however
-    busy the queue stays). In group tasks of :data:`UNQUEUED_GROUP` ids, as the listener
-    queues them."""
+    queue (their tasks, if they had any, were taken); while tasks wait, each whose wait
+    crossed a multiple of :data:`REQUEUE_PERIOD` seconds since the previous sweep
+    (:func:`_requeue_due`, in the database's clock, the sweep's time kept in the cache). In
+    group tasks of :data:`UNQUEUED_GROUP` ids, as the listener queues them; a group the
+    broker does not take ends the sweep (the next tick tries again).
+
+    A tick waits in the queue it measures: in a backlog longer than its expiry (two
+    ``ENGAGE_SCHEDULER_INTERVAL``), ticks are dropped and the injections go once it drains."""
     due = transmissions_due(unqueued_injections=False)
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
-    waiting = transmissions_unqueued_injections()
+    now = database_now()
+    waiting = transmissions_unqueued_injections(now=now)
     if waiting and not generation_queue_empty():
-        now, tick = timezone.now(), settings.ENGAGE_SCHEDULER_INTERVAL
-        waiting = [(pk, stored) for pk, stored in waiting if (now - stored).total_seconds() % REQUEUE_PERIOD < tick]
+        waiting = _requeue_due(waiting, now)
     lost = [pk for pk, _stored in waiting]
     for start in range(0, len(lost), UNQUEUED_GROUP):
-        transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP])
+        if not transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP]):
+            break
     return len(due) + len(lost)
 
 
@@ -175,6 +181,28 @@ def transmissions_start_due_task() -> int:
 REQUEUE_PERIOD = 600
 #: Ids a group task of the scheduler's holds (the listener's ``max_group``).
 UNQUEUED_GROUP = 64
+_LAST_SWEEP = "transmissions:start_due:last_sweep"
+
+
+def _requeue_due(waiting: list[tuple[int, datetime]], now: datetime) -> list[tuple[int, datetime]]:
+    """Those of ``waiting`` (``(id, stored at)``) whose wait crossed a multiple of
+    :data:`REQUEUE_PERIOD` since the previous sweep, whose time (``now``, the database's)
+    the cache keeps. Without it (the first sweep, the cache down), those whose wait is
+    within one ``ENGAGE_SCHEDULER_INTERVAL`` past a multiple."""
+    from django.core.cache import cache
+
+    try:
+        last = cache.get(_LAST_SWEEP)
+        cache.set(_LAST_SWEEP, now.timestamp(), timeout=REQUEUE_PERIOD * 2)
+    except Exception:  # redis' errors: as without a previous sweep
+        last = None
+    at = now.timestamp()
+    since = at - settings.ENGAGE_SCHEDULER_INTERVAL if not isinstance(last, float) or last >= at else last
+    return [
+        (pk, stored)
+        for pk, stored in waiting
+        if (at - stored.timestamp()) // REQUEUE_PERIOD > (since - stored.timestamp()) // REQUEUE_PERIOD
+    ]
 
 
 def generation_queue_empty() -> bool:

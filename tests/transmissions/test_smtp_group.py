@@ -434,9 +434,11 @@ def test_the_scheduler_queues_a_waiting_injection_again_only_once_no_task_waits(
     seconds), queued again once every REQUEUE_PERIOD of its wait; once the queue is empty its
     task was lost, and it goes again at once, in a group task."""
     from celery import current_app
+    from django.core.cache import cache
 
     from transmissions import tasks
 
+    cache.delete(tasks._LAST_SWEEP)
     waiting, period_over = _stored(("jo@example.com", message(TRACKED)), ("al@example.com", message(TRACKED)))
     Transmission.objects.filter(pk=waiting).update(created_at=timezone_now() - timedelta(minutes=2))
     Transmission.objects.filter(pk=period_over).update(
@@ -483,3 +485,46 @@ def test_the_recovery_leaves_an_injection_waiting_for_its_group_task_and_finishe
     assert chunks == []
     assert Transmission.objects.get(pk=done).state == TransmissionState.SUCCESS
     assert Transmission.objects.get(pk=waiting).state == TransmissionState.GENERATING
+
+
+def test_a_waiting_injection_goes_again_when_its_wait_crosses_the_period_between_two_late_sweeps(monkeypatch):
+    """While tasks wait, an injection goes again when its wait passed a multiple of
+    REQUEUE_PERIOD since the previous sweep, however late the sweeps run: a window of one
+    tick at the multiple was jumped over by a sweep at 598 s and the next at 605.5 s (their
+    queue waits 2.5 s apart), and the injection was never queued again."""
+    from django.core.cache import cache
+
+    from transmissions import tasks
+
+    cache.delete(tasks._LAST_SWEEP)
+    (waiting,) = _stored(("jo@example.com", message(TRACKED)))
+    stored = Transmission.objects.get(pk=waiting).created_at
+    queued: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids) or True
+    )
+    monkeypatch.setattr(tasks, "generation_queue_empty", lambda: False)  # a backlog
+    for age in (590.0, 598.0, 605.5, 611.0, 1195.0, 1203.0):
+        monkeypatch.setattr(tasks, "database_now", lambda age=age: stored + timedelta(seconds=age))
+        tasks.transmissions_start_due_task()
+    assert queued == [[waiting], [waiting]]  # at 605.5 s and at 1,203 s: once a period
+
+
+def test_the_sweep_stops_at_the_first_group_the_broker_does_not_take(monkeypatch):
+    """A broker down: each group's publish waits for its timeout; the sweep stops at the first
+    refusal (the next tick tries again) rather than hold a worker for every group."""
+    from django.core.cache import cache
+
+    from transmissions import tasks
+
+    cache.delete(tasks._LAST_SWEEP)
+    monkeypatch.setattr(tasks, "UNQUEUED_GROUP", 1)
+    ids = _stored(("jo@example.com", message(TRACKED)), ("al@example.com", message(TRACKED)))
+    Transmission.objects.filter(pk__in=ids).update(created_at=timezone_now() - timedelta(minutes=2))
+    tried: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: tried.append(transmission_ids) and False
+    )
+    monkeypatch.setattr(tasks, "generation_queue_empty", lambda: True)
+    tasks.transmissions_start_due_task()
+    assert len(tried) == 1
