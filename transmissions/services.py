@@ -21,7 +21,8 @@ import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import NOT_PROVIDED, Exists, OuterRef
+from django.db.models import NOT_PROVIDED, BooleanField, Exists, OuterRef
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from engage import errors
@@ -875,23 +876,34 @@ def transmissions_due(
         created_at__lte=now - timedelta(seconds=grace_seconds),
     ).values_list("pk", flat=True)
     unqueued = transmissions_unqueued_injections(now=now, grace_seconds=grace_seconds) if unqueued_injections else []
-    return list(scheduled) + list(stalled) + [pk for pk, _stored in unqueued]
+    return list(scheduled) + list(stalled) + unqueued
 
 
 def transmissions_unqueued_injections(
-    *, now: datetime | None = None, grace_seconds: int = 60
-) -> list[tuple[int, datetime]]:
-    """``(id, stored at)`` of the SMTP injections (stored Generating) with a message still
-    never claimed ``grace_seconds`` after they were stored: their group task was never queued
-    (the broker down, the listener killed before it queued), or it waits behind others in a
-    backlog."""
+    *,
+    now: datetime | None = None,
+    grace_seconds: int = 60,
+    crossed_since: datetime | None = None,
+    period_seconds: int = 600,
+) -> list[int]:
+    """The SMTP injections (stored Generating) with a message still never claimed
+    ``grace_seconds`` after they were stored: their group task was never queued (the broker
+    down, the listener killed before it queued), or it waits behind others in a backlog.
+    With ``crossed_since``, only those whose wait (from ``created_at`` to ``now``) passed a
+    multiple of ``period_seconds`` after that time, chosen in the statement."""
     now = now or timezone.now()
-    return list(
-        Transmission.objects.filter(
-            state=TransmissionState.GENERATING,
-            source=TransmissionSource.SMTP,
-            created_at__lte=now - timedelta(seconds=grace_seconds),
-        )
-        .filter(Exists(Message.objects.filter(transmission_id=OuterRef("pk"), state=MessageState.QUEUED, attempts=0)))
-        .values_list("pk", "created_at")
-    )
+    found = Transmission.objects.filter(
+        state=TransmissionState.GENERATING,
+        source=TransmissionSource.SMTP,
+        created_at__lte=now - timedelta(seconds=grace_seconds),
+    ).filter(Exists(Message.objects.filter(transmission_id=OuterRef("pk"), state=MessageState.QUEUED, attempts=0)))
+    if crossed_since is not None:
+        found = found.alias(
+            crossed=RawSQL(
+                "floor(extract(epoch FROM %s::timestamptz - created_at) / %s)"
+                " > floor(extract(epoch FROM %s::timestamptz - created_at) / %s)",
+                [now, period_seconds, crossed_since, period_seconds],
+                output_field=BooleanField(),
+            )
+        ).filter(crossed=True)
+    return list(found.values_list("pk", flat=True))

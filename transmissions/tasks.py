@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -156,10 +156,10 @@ def transmissions_start_due_task() -> int:
     injection again at each tick queued a task per waiting injection every few seconds
     (tens of thousands a tick in a long backlog). So: all of them once no task waits in the
     queue (their tasks, if they had any, were taken); while tasks wait, each whose wait
-    crossed a multiple of :data:`REQUEUE_PERIOD` seconds since the previous sweep
-    (:func:`_requeue_due`, in the database's clock, the sweep's time kept in the cache). In
-    group tasks of :data:`UNQUEUED_GROUP` ids, as the listener queues them; a group the
-    broker does not take ends the sweep (the next tick tries again).
+    crossed a multiple of :data:`REQUEUE_PERIOD` seconds since the previous sweep (chosen
+    in the statement, in the database's clock; the previous sweep's time kept in the cache:
+    :func:`_last_sweep`). In group tasks of :data:`UNQUEUED_GROUP` ids, as the listener
+    queues them; a group the broker does not take ends the sweep (the next tick tries again).
 
     A tick waits in the queue it measures: in a backlog longer than its expiry (two
     ``ENGAGE_SCHEDULER_INTERVAL``), ticks are dropped and the injections go once it drains."""
@@ -167,10 +167,8 @@ def transmissions_start_due_task() -> int:
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
     now = database_now()
-    waiting = transmissions_unqueued_injections(now=now)
-    if waiting and not generation_queue_empty():
-        waiting = _requeue_due(waiting, now)
-    lost = [pk for pk, _stored in waiting]
+    since = None if generation_queue_empty() else _last_sweep(now)
+    lost = transmissions_unqueued_injections(now=now, crossed_since=since, period_seconds=REQUEUE_PERIOD)
     for start in range(0, len(lost), UNQUEUED_GROUP):
         if not transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP]):
             break
@@ -184,11 +182,10 @@ UNQUEUED_GROUP = 64
 _LAST_SWEEP = "transmissions:start_due:last_sweep"
 
 
-def _requeue_due(waiting: list[tuple[int, datetime]], now: datetime) -> list[tuple[int, datetime]]:
-    """Those of ``waiting`` (``(id, stored at)``) whose wait crossed a multiple of
-    :data:`REQUEUE_PERIOD` since the previous sweep, whose time (``now``, the database's)
-    the cache keeps. Without it (the first sweep, the cache down), those whose wait is
-    within one ``ENGAGE_SCHEDULER_INTERVAL`` past a multiple."""
+def _last_sweep(now: datetime) -> datetime:
+    """The previous sweep's time while tasks wait (the cache keeps it), and ``now`` kept as
+    this one's. Without it (the first sweep, the cache down), one ``ENGAGE_SCHEDULER_INTERVAL``
+    before ``now``."""
     from django.core.cache import cache
 
     try:
@@ -196,13 +193,9 @@ def _requeue_due(waiting: list[tuple[int, datetime]], now: datetime) -> list[tup
         cache.set(_LAST_SWEEP, now.timestamp(), timeout=REQUEUE_PERIOD * 2)
     except Exception:  # redis' errors: as without a previous sweep
         last = None
-    at = now.timestamp()
-    since = at - settings.ENGAGE_SCHEDULER_INTERVAL if not isinstance(last, float) or last >= at else last
-    return [
-        (pk, stored)
-        for pk, stored in waiting
-        if (at - stored.timestamp()) // REQUEUE_PERIOD > (since - stored.timestamp()) // REQUEUE_PERIOD
-    ]
+    if not isinstance(last, float) or last >= now.timestamp():
+        return now - timedelta(seconds=settings.ENGAGE_SCHEDULER_INTERVAL)
+    return datetime.fromtimestamp(last, tz=now.tzinfo)
 
 
 def generation_queue_empty() -> bool:
