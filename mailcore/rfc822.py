@@ -556,16 +556,14 @@ def _utf8_content_type(value: str) -> str:
     return _utf8_content_type_made(value)
 
 
-@functools.lru_cache(maxsize=256)
-def _utf8_content_type_kept(value: str) -> str:
-    return _utf8_content_type_made(value)
-
-
 def _utf8_content_type_made(value: str) -> str:
     meta = Message()
     meta["Content-Type"] = value
     meta.set_param("charset", "utf-8")
     return str(meta["Content-Type"])
+
+
+_utf8_content_type_kept = functools.lru_cache(maxsize=256)(_utf8_content_type_made)
 
 
 def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) -> list[tuple[int, int, int, Any]]:

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from django.conf import settings
 
 from transmissions.delivery import RelayUnavailable
@@ -203,8 +203,6 @@ def generation_queue_empty() -> bool:
     tasks a worker has taken are not counted; a queue not declared yet holds none). When the
     broker cannot say, True: queueing an injection twice is harmless (a message is sent under
     its claim alone)."""
-    from celery import current_app
-
     try:
         with current_app.connection_for_read() as connection:
             channel: Any = connection.default_channel
