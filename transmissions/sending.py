@@ -88,7 +88,7 @@ from transmissions.generation import (
     transmission_event_fields,
 )
 from transmissions.models import STATE_EVENT, MessageState, Transmission, TransmissionState
-from transmissions.services import transmission_finish_if_done
+from transmissions.services import UNATTENDED_SQL, transmission_finish_if_done
 
 log = logging.getLogger(__name__)
 
@@ -765,20 +765,12 @@ UPDATE transmissions_message
  WHERE state = 'sending' AND claimed_at < now() - make_interval(secs => %s)
 RETURNING transmission_id, chunk
 """
-# An SMTP injection none of whose messages was ever claimed waits for its group task (in a
-# backlog, or lost: the scheduler's start_due makes that up, transmissions.tasks): it is not
-# a stalled chunk, or every recovery tick queued a chunk task per waiting injection.
-_STALLED_SQL = """
+# Queued messages of a transmission no worker is on (UNATTENDED_SQL: an SMTP injection never
+# claimed is not one, or every recovery tick queued a chunk task per waiting injection).
+_STALLED_SQL = f"""
 SELECT m.transmission_id, m.chunk
   FROM transmissions_message m JOIN transmissions_transmission t ON t.id = m.transmission_id
- WHERE t.state = 'Generating' AND m.state = 'queued'
-   AND t.generation_start_time < now() - make_interval(secs => %s)
-   AND NOT EXISTS (SELECT 1 FROM transmissions_message r
-                    WHERE r.transmission_id = t.id
-                      AND (r.claimed_at > now() - make_interval(secs => %s)
-                           OR r.finished_at > now() - make_interval(secs => %s)))
-   AND (t.source <> 'smtp'
-        OR EXISTS (SELECT 1 FROM transmissions_message a WHERE a.transmission_id = t.id AND a.attempts > 0))
+ WHERE m.state = 'queued' AND {UNATTENDED_SQL}
  GROUP BY m.transmission_id, m.chunk
 """
 
@@ -795,7 +787,7 @@ def stale_claims_recover() -> tuple[set[tuple[int, int]], list[int]]:
         pairs = {(tx, chunk) for tx, chunk in cursor.fetchall()}
         if pairs:
             log.warning("re-queued stale claimed messages in %d chunk(s): %s", len(pairs), sorted(pairs)[:10])
-        cursor.execute(_STALLED_SQL, [timeout, timeout, timeout])
+        cursor.execute(_STALLED_SQL, {"stale": timeout})
         pairs |= {(tx, chunk) for tx, chunk in cursor.fetchall()}
         cursor.execute("SELECT id FROM transmissions_transmission WHERE state = 'Generating'")
         generating = [pk for (pk,) in cursor.fetchall()]

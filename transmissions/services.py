@@ -595,21 +595,21 @@ def transmission_cancel(*, transmission_id: int, now: datetime | None = None) ->
         raise errors.InvalidTransmissionState(f"Transmission {transmission_id} is no longer scheduled")
 
 
-# Nothing claimed, heart-beaten or finished for the claim timeout: no worker is on it. An SMTP
-# injection is stored Generating before any worker has it: one none of whose messages was ever
-# claimed is waiting in the queue (or its task was lost, and transmissions_due queues it
-# again), not stuck, so a backlog does not make it cancelable.
-_STUCK_SQL = """
-SELECT 1 FROM transmissions_transmission t
- WHERE t.id = %(id)s AND t.state = %(generating)s
+#: The Generating transmission ``t`` no worker is on: nothing claimed, heart-beaten or
+#: finished for ``%(stale)s`` seconds. An SMTP injection is stored Generating before any worker
+#: has it: one none of whose messages was ever claimed is waiting in the queue (or its task
+#: was lost, and the scheduler's start_due queues it again), not stuck, so a backlog makes it
+#: neither cancelable (:data:`_STUCK_SQL`) nor a stalled chunk (``transmissions.sending``).
+UNATTENDED_SQL = """
+t.state = 'Generating'
    AND t.generation_start_time < now() - make_interval(secs => %(stale)s)
    AND NOT EXISTS (SELECT 1 FROM transmissions_message r
                     WHERE r.transmission_id = t.id
                       AND (r.claimed_at > now() - make_interval(secs => %(stale)s)
                            OR r.finished_at > now() - make_interval(secs => %(stale)s)))
-   AND (t.source <> %(smtp)s
-        OR EXISTS (SELECT 1 FROM transmissions_message a WHERE a.transmission_id = t.id AND a.attempts > 0))
-"""
+   AND (t.source <> 'smtp'
+        OR EXISTS (SELECT 1 FROM transmissions_message a WHERE a.transmission_id = t.id AND a.attempts > 0))"""
+_STUCK_SQL = f"SELECT 1 FROM transmissions_transmission t WHERE t.id = %(id)s AND {UNATTENDED_SQL}"
 # Every message not yet ended: never claimed, delayed, or claimed by a worker that died.
 _CANCEL_MESSAGES_SQL = """
 UPDATE transmissions_message
@@ -647,9 +647,7 @@ def transmission_cancel_stuck(*, transmission_id: int) -> bool:
         if transmission is None:
             return False
         with connection.cursor() as cursor:
-            params: dict[str, Any] = {"id": transmission_id, "generating": TransmissionState.GENERATING, "stale": stale,
-                                      "smtp": TransmissionSource.SMTP}  # fmt: skip
-            cursor.execute(_STUCK_SQL, params)
+            cursor.execute(_STUCK_SQL, {"id": transmission_id, "stale": stale})
             if cursor.fetchone() is None:
                 return False
             cursor.execute(_CANCEL_MESSAGES_SQL, {"id": transmission_id, "stale": stale, "reason": CANCELED_REASON})
