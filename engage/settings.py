@@ -407,3 +407,14 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "tracking-retention": {"task": "analytics.retention", "schedule": 3600.0, "options": {"expires": 600}},
 }
+# Beat's tasks go to a queue of their own, served by a worker of its own (scripts/Procfile's
+# and compose's ``housekeeping``): in the sending queue, each tick waited behind every
+# generation task queued before it and expired after two intervals, so a backlog longer than
+# that stopped the landing of events, scheduled sends and the recovery until it drained (an
+# attacker's finding). The sending worker serves this queue too, so an installation that runs
+# no housekeeping worker still runs them (as before, behind its backlog).
+HOUSEKEEPING_QUEUE = "housekeeping"
+CELERY_TASK_ROUTES = {
+    **CELERY_TASK_ROUTES,
+    **{entry["task"]: {"queue": HOUSEKEEPING_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()},
+}

@@ -161,8 +161,9 @@ def transmissions_start_due_task() -> int:
     :func:`_last_sweep`). In group tasks of :data:`UNQUEUED_GROUP` ids, as the listener
     queues them; a group the broker does not take ends the sweep (the next tick tries again).
 
-    A tick waits in the queue it measures: in a backlog longer than its expiry (two
-    ``ENGAGE_SCHEDULER_INTERVAL``), ticks are dropped and the injections go once it drains."""
+    Its ticks go to beat's own queue (``HOUSEKEEPING_QUEUE``, its own worker), not the one
+    they measure: in that one, a backlog longer than a tick's expiry (two
+    ``ENGAGE_SCHEDULER_INTERVAL``) dropped every tick until it drained."""
     due = transmissions_due(unqueued_injections=False)
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)

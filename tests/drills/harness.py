@@ -439,7 +439,7 @@ class Stack:
         self.worker = Proc(
             "worker",
             [PYTHON, "-m", "celery", "-A", "engage", "worker", "--beat", "-l", "INFO", "-P", "prefork", "-c", "2",
-             "-Q", "celery,webhooks", "-s", str(self.base / "beat-schedule"), "-n", f"drill-{os.getpid()}@%h",
+             "-Q", "celery,webhooks,housekeeping", "-s", str(self.base / "beat-schedule"), "-n", f"drill-{os.getpid()}@%h",
              "--without-gossip", "--without-mingle"],
             self.env, self.logdir,
         )  # fmt: skip

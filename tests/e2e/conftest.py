@@ -80,7 +80,7 @@ class Worker:
         log = open(self.logdir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "engage", "worker", "--beat", "-l", "INFO", "-P", "prefork",
-             "-c", "2", "-Q", "celery,webhooks", "-s", str(self.logdir / "beat-schedule"), "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
+             "-c", "2", "-Q", "celery,webhooks,housekeeping", "-s", str(self.logdir / "beat-schedule"), "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
              "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

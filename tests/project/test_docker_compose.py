@@ -93,18 +93,53 @@ def test_every_task_queue_has_a_worker_in_compose_and_in_scripts_run():
 
     app.loader.import_default_modules()  # the autodiscovered task modules
     routed = {app.amqp.router.route({}, name)["queue"].name for name in app.tasks if not name.startswith("celery.")}
-    assert routed == {"celery", "webhooks"}
-    served = set()
-    for service in compose()["services"].values():
+    assert routed == {"celery", "webhooks", "housekeeping"}
+    assert set().union(*_compose_workers().values()) == routed
+    assert set().union(*_procfile_workers().values()) == routed
+
+
+def _compose_workers() -> dict[str, set[str]]:
+    """compose's Celery workers: service name -> the queues it serves."""
+    workers = {}
+    for name, service in compose()["services"].items():
         words = _words(service.get("command") or [])
         if words[:4] == ["celery", "-A", "engage", "worker"]:
-            served |= _queues(words)
-    assert served == routed
-    run_served = set()  # scripts/run's processes are the lines of scripts/Procfile
+            workers[name] = _queues(words)
+    return workers
+
+
+def _procfile_workers() -> dict[str, set[str]]:
+    """scripts/run's Celery workers (the lines of scripts/Procfile): name -> the queues it serves."""
+    workers = {}
     for line in (ROOT / "scripts" / "Procfile").read_text().splitlines():
         if not line.startswith("#") and "celery -A engage worker" in line:
-            run_served |= _queues(shlex.split(line.partition(":")[2]))
-    assert run_served == routed
+            name, _, command = line.partition(":")
+            workers[name] = _queues(shlex.split(command))
+    return workers
+
+
+def test_beat_tasks_have_a_queue_and_a_worker_that_no_backlog_of_sending_holds_up():
+    """A tick of beat (landing events, scheduled sends, recovery) never waits behind the
+    generation tasks: every task beat queues goes to the housekeeping queue, no generation
+    task does, and compose and scripts/run each run a worker serving that queue alone. (In
+    the sending queue a tick waited behind every task queued before it and expired after two
+    intervals: a backlog longer than that stopped them all until it drained.)"""
+    from django.conf import settings
+
+    from engage.celery import app
+
+    app.loader.import_default_modules()
+    beat = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"analytics.land_events", "transmissions.start_due", "transmissions.recover_stale"} <= beat
+    for name in app.tasks:
+        if name.startswith("celery."):
+            continue
+        queue = app.amqp.router.route({}, name)["queue"].name
+        assert (queue == "housekeeping") == (name in beat), (name, queue)
+    for generation in ("transmissions.generate", "transmissions.generate_group", "transmissions.send_chunk"):
+        assert app.amqp.router.route({}, app.tasks[generation].name)["queue"].name == "celery"
+    assert {"housekeeping"} in _compose_workers().values()
+    assert {"housekeeping"} in _procfile_workers().values()
 
 
 def _web_environment(**interpolated: str) -> dict[str, str]:
