@@ -37,6 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import formatdate
 from functools import lru_cache
 from typing import Any
@@ -182,6 +183,11 @@ class PreparedTransmission:
     #: The transmission's own ``options.skip_suppression`` (REST or X-MSYS-API, never a
     #: template's, SPEC A.5): only ``Compliance`` entries are checked.
     skip_suppression: bool = False
+    #: An SMTP injection's ``injection`` event time: when the listener stored it (its ``250``;
+    #: the transmission's ``created_at``, ISO 8601), not when a worker handed it to the relay,
+    #: which a backlog puts minutes later ("Message is received by or injected into
+    #: SparkPost", SMTP-INJECTION.md §1.7). "" for REST: a message is injected as it is generated.
+    received_at: str = ""
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -280,7 +286,16 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         from_templated=not rfc822 and "{{" in str((content.get("from") or {}).get("email", "")),
         source=transmission.source,
         skip_suppression=bool((transmission.options or {}).get("skip_suppression")),
+        received_at=_received_at(transmission),
     )
+
+
+def _received_at(transmission: Transmission) -> str:
+    """:attr:`PreparedTransmission.received_at` of ``transmission``."""
+    created = transmission.created_at
+    if transmission.source != TransmissionSource.SMTP or not isinstance(created, datetime):
+        return ""
+    return created.astimezone(UTC).isoformat()
 
 
 def event_template(transmission: Transmission, *, version: str = "") -> tuple[str, str]:

@@ -326,12 +326,22 @@ def _result_event(
     return event
 
 
+def _received(injection: dict, received_at: str) -> dict:
+    """A message's ``injection`` event at ``received_at`` when given (an SMTP injection's:
+    ``transmissions.generation.PreparedTransmission.received_at``, when the listener stored
+    it); otherwise it takes the time it is recorded (``tracking.events.events_stamp``)."""
+    if received_at:
+        injection["timestamp"] = received_at
+    return injection
+
+
 @dataclass(slots=True)
 class _Job:
     position: int  # in the claimed batch
     message: _ClaimedMessage
     fields: dict
     built: GeneratedMessage
+    received_at: str = ""  # PreparedTransmission.received_at: an SMTP injection's injection time
 
 
 #: Characters of an exception's message kept in a ``generation_failure`` reason.
@@ -387,7 +397,7 @@ def _job_build(
         log.warning("message %s: %s", message_id, reason, exc_info=True)
         _generation_failed(claim, message, fields, reason, "1901")
         return None
-    return _Job(position, message, fields, built)
+    return _Job(position, message, fields, built, prepared.received_at)
 
 
 def _relay_fault(claim: _Claim, job: _Job, exc: Exception) -> str:
@@ -414,7 +424,10 @@ def _job_record(claim: _Claim, job: _Job, result: RelayResult) -> str:
     event["num_retries"] = str(max(attempts - 1, 0))
     # One per message: with the first outcome recorded for it, whatever attempt that was (a
     # message re-claimed after its worker died, or given back when the relay went away).
-    events = [_result_event("injection", job.fields, job.built, None), event] if job.message.fresh else [event]
+    events = (
+        [_received(_result_event("injection", job.fields, job.built, None), job.received_at), event]
+        if job.message.fresh else [event]
+    )  # fmt: skip
     if outcome == MessageState.DELIVERED:
         claim.mark_delivered(pk, events)
     else:
@@ -533,7 +546,9 @@ def _suppressed_end(claim: _Claim, items: list[_Item], result: ChunkResult) -> l
         bounce = {"type": "bounce", **fields, "reason": SUPPRESSED_REASON, "raw_reason": SUPPRESSED_REASON,
                   "error_code": SUPPRESSED_ERROR_CODE, "bounce_class": SUPPRESSED_BOUNCE_CLASS,
                   "num_retries": str(max(message.attempts - 1, 0))}  # fmt: skip
-        events = [{"type": "injection", **fields}, bounce] if message.fresh else [bounce]
+        events = (
+            [_received({"type": "injection", **fields}, prepared.received_at), bounce] if message.fresh else [bounce]
+        )
         ends.append((message.pk, MessageState.BOUNCED, SUPPRESSED_REASON, events))
         result.bounced += 1
     claim.finish_many(ends)

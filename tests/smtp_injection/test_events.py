@@ -56,3 +56,44 @@ def test_a_rest_transmission_has_no_recv_method_and_cannot_set_rcpt_type(api, re
     for event in found:
         assert event["template_id"] == "inline"
         assert "recv_method" not in event and "rcpt_type" not in event
+
+
+def _at(value: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_an_injection_event_is_timed_when_the_listener_stored_the_message_not_when_it_was_relayed(
+    smtp, smtp_key, relay, events, api
+):
+    """SparkPost's ``injection``: "Message is received by or injected into SparkPost". A
+    message that waited in a backlog (here: stored ten minutes before a worker took it) keeps
+    the time of its 250 on its ``injection``; its ``delivery`` has the hand-off's. On both
+    sending paths: a transmission's chunks (``chunk_send``) and the listener's groups
+    (``group_send``)."""
+    from datetime import timedelta
+
+    from transmissions.sending import group_send
+    from transmissions.services import transmissions_start_group
+
+    client = smtp.client()
+    login(client, smtp_key)
+    ids = []
+    for rcpt in ("jo@example.com", "al@example.com"):
+        code, reply = inject(client, [rcpt], message())
+        assert code == 250, reply
+        ids.append(transmission_id(reply))
+    client.quit()
+    Transmission.objects.filter(pk__in=ids).update(
+        created_at=Transmission.objects.get(pk=ids[0]).created_at - timedelta(minutes=10)
+    )
+    stored = {pk: Transmission.objects.get(pk=pk).created_at for pk in ids}
+    send_all(ids[0])
+    group_send(transmissions=transmissions_start_group(transmission_ids=[ids[1]]), token="test")
+
+    for tid in ids:
+        found = {event["type"]: event for event in _events(api, tid)}
+        assert set(found) == {"injection", "delivery"}
+        assert abs(_at(found["injection"]["timestamp"]) - stored[tid]) < timedelta(milliseconds=1)  # API: ms
+        assert _at(found["delivery"]["timestamp"]) - stored[tid] >= timedelta(minutes=10)
