@@ -13,6 +13,7 @@ listener prepares a message on its loop (no I/O) and stores groups in a thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -167,13 +168,26 @@ def received_line(*, injection: Injection, now: datetime) -> bytes:
     """The ``Received:`` field Engage prepends (RFC 5321 §4.4; ``ESMTPSA`` / ``ESMTPA`` of
     RFC 3848): the client's HELO and address, the listener's name and the key's label in a
     comment (never the key), through ``mailcore.headers.header_line`` (no line break from
-    data). LF line end."""
-    helo = _UNSAFE_DOMAIN.sub("?", injection.helo)[:255] or "unknown"
-    protocol = "ESMTPSA" if injection.tls else "ESMTPA"
+    data). LF line end.
+
+    Made once per session and second: one client's messages in one second share it (their
+    date has no finer unit), and building it (three escapes, the date, the folding) was a
+    tenth of the listener's work on each message (``bench/smtp_injection.py``'s messages;
+    bench/RESULTS.md, "Session 20")."""
+    return _received_line(
+        injection.helo, injection.client_address, injection.listener_hostname, injection.principal.label,
+        injection.tls, now.replace(microsecond=0),
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _received_line(helo: str, client_address: str, hostname: str, label: str, tls: bool, now: datetime) -> bytes:
+    """:func:`received_line` of these values (each bounded: a HELO and a label as the listener
+    reads them, the others the listener's own)."""
     value = (
-        f"from {helo} ([{_UNSAFE_DOMAIN.sub('?', injection.client_address)}]) "
-        f"by {_UNSAFE_DOMAIN.sub('?', injection.listener_hostname)[:255]} (Engage; key {_comment_text(injection.principal.label)}) "
-        f"with {protocol}; {format_datetime(now)}"
+        f"from {_UNSAFE_DOMAIN.sub('?', helo)[:255] or 'unknown'} ([{_UNSAFE_DOMAIN.sub('?', client_address)}]) "
+        f"by {_UNSAFE_DOMAIN.sub('?', hostname)[:255]} (Engage; key {_comment_text(label)}) "
+        f"with {'ESMTPSA' if tls else 'ESMTPA'}; {format_datetime(now)}"
     )
     return header_line("Received", value)
 
@@ -217,13 +231,28 @@ def smtp_message_read(injection: Injection) -> MsysApi:
     if problem is not None:
         raise SmtpRefusal(f"554 5.6.0 {problem}")
     head, _rest = head_split(injection.data)
+    values = header_values(head, MSYS_API_HEADER)
     try:
-        api = msys_api_parse(header_values(head, MSYS_API_HEADER))
+        api = _msys_api_cached(tuple(values)) if sum(map(len, values)) <= MSYS_API_CACHED_CHARS else msys_api_parse(values)
     except MsysApiError as exc:
         raise SmtpRefusal(exc.reply.line()) from None
     if api.ignored:
         _warn_ignored(injection.principal, api.ignored)
     return api
+
+
+#: An ``X-MSYS-API`` value up to this many characters is parsed once per distinct value (the
+#: last :func:`_msys_api_cached` ones kept): an application sends the same header on many
+#: messages (a campaign's id, metadata and tags).
+MSYS_API_CACHED_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _msys_api_cached(values: tuple[str, ...]) -> MsysApi:
+    """``mailcore.msys_api.msys_api_parse`` of ``values``, kept (an ``MsysApi`` is immutable;
+    a refused value raises each time, nothing is kept for it). Its parse was a tenth of the
+    listener's work on each message (bench/RESULTS.md, "Session 20")."""
+    return msys_api_parse(values)
 
 
 _ignored_warned: set[tuple[int, tuple[str, ...]]] = set()
