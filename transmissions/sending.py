@@ -173,13 +173,26 @@ WITH changed AS (
    WHERE id = %s AND claimed_by = %s AND state = 'sending' RETURNING id)
 {OUTBOX_INSERT.format(param="%s")}"""
 # Sent without waiting for the answer, right after the relay's 2xx (see the module docstring).
-_MARK_DELIVERED = b"engage_mark_delivered"
+# Prepared once per connection, it keeps the generic plan made at its sixth run for the
+# connection's life: that plan must find the row by the primary key whatever the statistics
+# said then. Made while they said the message table was nearly empty (a new install until
+# autovacuum's first analyze; every bench run after its vacuum), it was a sequential scan, and
+# each message after scanned the whole growing table (0.27 ms of server CPU a message over
+# 2,112, bench/smtp_group_cpu.py with pg_stat_statements), or a scan of all of msg_pending
+# (every queued message) with sequential scans off. So the claim's connection runs with
+# ``enable_seqscan`` off (_Claim), and the state is compared so that no other index serves
+# it: a parameter ($4, always 'sending'), from which no partial index's predicate follows, by
+# IS NOT DISTINCT FROM (equal, state being NOT NULL), which no index searches (``=`` let
+# msg_tx_chunk_state be scanned whole). The primary key is the one path left
+# (tests/transmissions/test_claim_connection.py; bench/RESULTS.md, "Session 20").
+_MARK_DELIVERED = b"engage_mark_delivered_by_pk"
 _MARK_DELIVERED_PREPARE = f"""
-PREPARE engage_mark_delivered (bigint, text, text) AS
+PREPARE engage_mark_delivered_by_pk (bigint, text, text, text) AS
 WITH changed AS (
   UPDATE transmissions_message SET state = 'delivered', finished_at = now(), last_error = '', claimed_by = ''
-   WHERE id = $1 AND claimed_by = $2 AND state = 'sending' RETURNING id)
+   WHERE id = $1 AND claimed_by = $2 AND state IS NOT DISTINCT FROM $4 RETURNING id)
 {OUTBOX_INSERT.format(param="$3")}"""
+_SENDING = MessageState.SENDING.encode()
 _RELEASE_SQL = f"""
 WITH changed AS (
   UPDATE transmissions_message SET state = 'queued', claimed_by = '', claimed_at = NULL
@@ -225,6 +238,7 @@ class _Claim:
         self.token_bytes = token.encode()
         self.cursor = connection.cursor()
         self.cursor.execute("SET synchronous_commit TO off")
+        self.cursor.execute("SET enable_seqscan TO off")  # see _MARK_DELIVERED
         self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_DELIVERED.decode()])
         if self.cursor.fetchone() is None:
             self.cursor.execute(_MARK_DELIVERED_PREPARE)
@@ -244,7 +258,7 @@ class _Claim:
         connection's next use."""
         self.drain()
         payload = outbox_json(events).encode()
-        self.pgconn.send_query_prepared(_MARK_DELIVERED, [str(pk).encode(), self.token_bytes, payload])
+        self.pgconn.send_query_prepared(_MARK_DELIVERED, [str(pk).encode(), self.token_bytes, payload, _SENDING])
         self.marking = pk
 
     def drain(self) -> None:
@@ -299,6 +313,7 @@ class _Claim:
                 except Exception:
                     log.exception("could not record the last delivered message")
             self.cursor.execute("SET synchronous_commit TO DEFAULT")
+            self.cursor.execute("SET enable_seqscan TO DEFAULT")
         finally:
             self.cursor.close()
 
