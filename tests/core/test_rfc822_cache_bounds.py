@@ -55,3 +55,31 @@ def test_the_scan_and_literal_part_caches_keep_a_bounded_amount_and_still_keep_e
     assert kept < 16 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept by the part caches"
     everyday = "<p>" + '<a href="https://shop.example.com/item">item</a> ' * 110 + "</p>"
     assert rfc822._literal_part(everyday, "html") is rfc822._literal_part(everyday, "html")
+
+
+def test_each_part_is_read_by_its_own_first_mime_fields_while_readings_are_kept():
+    """A part's Content-Type, Content-Disposition and Content-Transfer-Encoding are read once
+    per distinct value (``rfc822._mime_fields``): each part still gets its own reading, the
+    first of a repeated field, its own default type (a digest's parts), and a value too long
+    to keep is read all the same."""
+    rfc822._mime_fields_kept.cache_clear()
+
+    def root(head: str, body: str = "body\n") -> rfc822.Entity:
+        return rfc822.split_message(f"From: a@example.com\n{head}\n\n{body}".encode())
+
+    latin = root("Content-Type: text/plain; charset=iso-8859-1\nContent-Type: text/html")
+    utf8 = root("Content-Type: text/plain; charset=utf-8")
+    assert (latin.content_type, latin.charset) == ("text/plain", "iso-8859-1")
+    assert (utf8.content_type, utf8.charset) == ("text/plain", "utf-8")
+    attached = root("Content-Type: text/html\nContent-Disposition: attachment; filename=a.html\n"
+                    "Content-Transfer-Encoding: BASE64")  # fmt: skip
+    assert (attached.content_type, attached.disposition, attached.cte) == ("text/html", "attachment", "base64")
+    assert root("Content-Type: text/html").disposition is None and root("X-A: b").cte == "7bit"
+    digest = root("Content-Type: multipart/digest; boundary=D", "--D\n\nFrom: c@example.com\n\nhi\n--D--\n")
+    mixed = root("Content-Type: multipart/mixed; boundary=M", "--M\n\nhi\n--M--\n")
+    assert [part.content_type for part in digest.children] == ["message/rfc822"]
+    assert [part.content_type for part in mixed.children] == ["text/plain"]
+    kept = rfc822._mime_fields_kept.cache_info().currsize
+    long = root("Content-Type: text/plain; charset=utf-8; x=" + "a" * 1000)
+    assert (long.content_type, long.charset) == ("text/plain", "utf-8")
+    assert rfc822._mime_fields_kept.cache_info().currsize == kept  # the long value is not kept
