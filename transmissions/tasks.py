@@ -168,7 +168,8 @@ def transmissions_start_due_task() -> int:
     for transmission_id in due:
         transmission_generate_task.delay(transmission_id)
     now = database_now()
-    since = None if generation_queue_empty() else _last_sweep(now)
+    previous = _last_sweep(now)  # this sweep's time kept either way: the next one counts from it
+    since = None if generation_queue_empty() else previous
     lost = transmissions_unqueued_injections(now=now, crossed_since=since, period_seconds=REQUEUE_PERIOD)
     for start in range(0, len(lost), UNQUEUED_GROUP):
         if not transmissions_generation_enqueue(transmission_ids=lost[start : start + UNQUEUED_GROUP]):
@@ -184,8 +185,8 @@ _LAST_SWEEP = "transmissions:start_due:last_sweep"
 
 
 def _last_sweep(now: datetime) -> datetime:
-    """The previous sweep's time while tasks wait (the cache keeps it), and ``now`` kept as
-    this one's. Without it (the first sweep, the cache down), one ``ENGAGE_SCHEDULER_INTERVAL``
+    """The previous sweep's time (the cache keeps it; a sweep of an empty queue counts), and
+    ``now`` kept as this one's. Without it (the first sweep, the cache down), one ``ENGAGE_SCHEDULER_INTERVAL``
     before ``now``."""
     from django.core.cache import cache
 

@@ -510,6 +510,28 @@ def test_a_waiting_injection_goes_again_when_its_wait_crosses_the_period_between
     assert queued == [[waiting], [waiting]]  # at 605.5 s and at 1,203 s: once a period
 
 
+def test_a_sweep_of_an_empty_queue_counts_as_the_previous_sweep(monkeypatch):
+    """Queued again by a sweep that found the queue empty, an injection is not queued once
+    more by the next sweep of a backlog: that one counts from the empty queue's sweep, not
+    from the last backlog sweep before it (which put a multiple of REQUEUE_PERIOD between)."""
+    from django.core.cache import cache
+
+    from transmissions import tasks
+
+    cache.delete(tasks._LAST_SWEEP)
+    (waiting,) = _stored(("jo@example.com", message(TRACKED)))
+    stored = Transmission.objects.get(pk=waiting).created_at
+    queued: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids) or True
+    )
+    for age, empty in ((10.0, False), (605.0, True), (700.0, False)):
+        monkeypatch.setattr(tasks, "database_now", lambda age=age: stored + timedelta(seconds=age))
+        monkeypatch.setattr(tasks, "generation_queue_empty", lambda empty=empty: empty)
+        tasks.transmissions_start_due_task()
+    assert queued == [[waiting]]  # by the empty queue's sweep alone
+
+
 def test_the_sweep_stops_at_the_first_group_the_broker_does_not_take(monkeypatch):
     """A broker down: each group's publish waits for its timeout; the sweep stops at the first
     refusal (the next tick tries again) rather than hold a worker for every group."""
