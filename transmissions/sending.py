@@ -237,11 +237,12 @@ class _Claim:
         self.token = token
         self.token_bytes = token.encode()
         self.cursor = connection.cursor()
-        self.cursor.execute("SET synchronous_commit TO off")
-        self.cursor.execute("SET enable_seqscan TO off")  # see _MARK_DELIVERED
         self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_MARK_DELIVERED.decode()])
         if self.cursor.fetchone() is None:
-            self.cursor.execute(_MARK_DELIVERED_PREPARE)
+            self.cursor.execute(_MARK_DELIVERED_PREPARE)  # planned when run, under the settings below
+        # Last, so that nothing above can fail with them set: close() sets them back.
+        self.cursor.execute("SET synchronous_commit TO off")
+        self.cursor.execute("SET enable_seqscan TO off")  # see _MARK_DELIVERED
         self.pgconn = connection.connection.pgconn
         self.marking: int | None = None  # pk whose ``delivered`` UPDATE has not been read back
         self.stale = settings.ENGAGE_SEND_CLAIM_TIMEOUT
