@@ -21,7 +21,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv/bin/python")
-PROCESSES = ("sink", "send", "beat", "webhooks", "web", "track")
+PROCESSES = ("sink", "send", "housekeeping", "beat", "webhooks", "web", "track")
 
 
 def free_port() -> int:
@@ -94,6 +94,7 @@ class Run:
             self.wait_for(rf"system\s+\| {name}\.1 started")
         self.wait_for(r"^\S+ send\.1\s+\|.* send-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.")
+        self.wait_for(r"^\S+ housekeeping\.1\s+\|.* housekeeping-\d+@\S+ ready\.")
         self.wait_for(r"^\S+ web\.1\s+\|.*Booting worker")
         self.wait_for(r"^\S+ track\.1\s+\|.*Spawning worker")  # granian (scripts/Procfile)
         self.wait_for(r"^\S+ sink\.1\s+\|.*development SMTP sink")
@@ -198,15 +199,17 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
     assert (response.status_code, response.text) == (404, "Not Found\n")
     # last, once every process is up: the URLs, the key and the admin account, kept in a file
     # only this user can read
-    block = run.wait_for(r"^Engage is running \(Ctrl-C stops it\):\n((?:  .*\n)+)")
+    block = run.wait_for(r"^Engage is running \(Ctrl-C or kill (\d+) stops it\):\n((?:  .*\n)+)")
     assert re.search(r"send\.1\s+\|.* send-\d+@\S+ ready\.", text := run.text()[: block.start()]), text[-3000:]
     assert re.search(r"webhooks\.1\s+\|.* webhooks-\d+@\S+ ready\.", text)
-    assert f"http://127.0.0.1:{run.port}/  (sign in" in block[1] and key in block[1]
-    password = re.search(r"admin account \(shown once\): user 'admin', password '(\S+)'", block[1])[1]
+    assert re.search(r"housekeeping\.1\s+\|.* housekeeping-\d+@\S+ ready\.", text)
+    assert int(block[1]) == run.process.pid, "the pid to kill is scripts/run's (the supervisor's)"
+    assert f"http://127.0.0.1:{run.port}/  (sign in" in block[2] and key in block[2]
+    password = re.search(r"admin account \(shown once\): user 'admin', password '(\S+)'", block[2])[1]
     first_run = var_root / "var" / "first-run.txt"
     assert first_run.stat().st_mode & 0o777 == 0o600
     assert key in first_run.read_text() and password in first_run.read_text()
-    assert f"{first_run}, readable by you alone" in block[1]
+    assert f"{first_run}, readable by you alone" in block[2]
     # the subshell that printed the block has ended and is not left a zombie of the run
     zombies = [pid for pid in descendants(run.process.pid) if _state(pid) == "Z"]
     assert not zombies, zombies
@@ -241,7 +244,7 @@ def test_ctrl_c_stops_every_process_of_the_run(start_run):
     run = start_run()
     pids = run.ready()
     # a later start points at the file the first one wrote (this test alone: it is the first)
-    block = run.wait_for(r"^Engage is running \(Ctrl-C stops it\):\n((?:  .*\n)+)")[1]
+    block = run.wait_for(r"^Engage is running \(Ctrl-C or kill (\d+) stops it\):\n((?:  .*\n)+)")[2]
     assert "(made by the first start)" in block or "demo API key (shown once, keep it)" in block, block
     os.killpg(run.process.pid, signal.SIGINT)  # what a terminal sends to its foreground group
     assert_stops_leaving_nothing(run, pids)
