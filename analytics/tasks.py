@@ -1,10 +1,11 @@
 """Celery tasks of the analytics app: thin, idempotent, named.
 
-Every webhook task runs on ``WEBHOOK_QUEUE`` (its own worker: scripts/Procfile,
-docker-compose.yml), beat's dispatch included: cutting batches grows with the number of
-webhooks and POSTs wait on other people's servers, so neither may take a slot of the send
-worker, which serves the default queue. The queue is set on the task, so it holds for
-``delay()`` and for beat (which runs the registered task with its entry's options).
+A webhook POST runs on ``WEBHOOK_QUEUE`` (its own worker: scripts/Procfile,
+docker-compose.yml): it waits on other people's servers, so it may take no slot of the send
+worker. The queue is set on the task, so it holds for ``delay()``. Beat's tasks, the webhook
+dispatch among them, go to ``settings.HOUSEKEEPING_QUEUE`` (``CELERY_TASK_ROUTES``; its own
+worker): on the webhooks queue the dispatch tick waited behind slow POSTs (an attacker's
+finding), and a route named on the task would win over that setting.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ LAND_SECONDS = 1.0
 WEBHOOK_QUEUE = "webhooks"
 
 
-@shared_task(name="analytics.webhooks_dispatch", queue=WEBHOOK_QUEUE, ignore_result=True)
+@shared_task(name="analytics.webhooks_dispatch", ignore_result=True)
 def webhooks_dispatch() -> None:
     """Beat: cut the batches that are due from the feed, expire the abandoned ones past
     their retry window, and queue a delivery per due batch."""
@@ -41,7 +42,7 @@ def webhook_batch_deliver(batch_id: str, lease: str | None = None) -> None:
     webhooks.webhook_batch_deliver(batch_id=batch_id, lease=datetime.fromisoformat(lease) if lease else None)
 
 
-# --- landing and retention: the default queue (the send worker runs beat and lands) -----
+# --- landing and retention: beat's queue (settings.HOUSEKEEPING_QUEUE) ---------------------
 @shared_task(name="analytics.land_events", ignore_result=True)
 def land_events() -> int:
     """Land buffered events for about a second (beat runs this every second)."""

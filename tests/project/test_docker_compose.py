@@ -118,6 +118,19 @@ def _procfile_workers() -> dict[str, set[str]]:
     return workers
 
 
+def _queue_sent_to(app, name: str) -> str:
+    """The queue a task's message goes to when beat or ``delay()`` sends it: the registered
+    task's own options (a ``queue`` set on the task wins over ``CELERY_TASK_ROUTES``), then
+    the routes."""
+    from unittest import mock
+
+    task = app.tasks[name]
+    with mock.patch.object(app, "send_task") as send_task, mock.patch.object(task, "typing", False):
+        task.apply_async((), {})  # typing off: no arguments needed to see where it goes
+    queue = send_task.call_args.kwargs.get("queue")
+    return app.amqp.router.route({"queue": queue} if queue else {}, name)["queue"].name
+
+
 def test_beat_tasks_have_a_queue_and_a_worker_that_no_backlog_of_sending_holds_up():
     """A tick of beat (landing events, scheduled sends, recovery) never waits behind the
     generation tasks: every task beat queues goes to the housekeeping queue, no generation
@@ -134,10 +147,10 @@ def test_beat_tasks_have_a_queue_and_a_worker_that_no_backlog_of_sending_holds_u
     for name in app.tasks:
         if name.startswith("celery."):
             continue
-        queue = app.amqp.router.route({}, name)["queue"].name
+        queue = _queue_sent_to(app, name)
         assert (queue == "housekeeping") == (name in beat), (name, queue)
     for generation in ("transmissions.generate", "transmissions.generate_group", "transmissions.send_chunk"):
-        assert app.amqp.router.route({}, app.tasks[generation].name)["queue"].name == "celery"
+        assert _queue_sent_to(app, generation) == "celery"
     assert {"housekeeping"} in _compose_workers().values()
     assert {"housekeeping"} in _procfile_workers().values()
 
