@@ -184,10 +184,11 @@ class PreparedTransmission:
     #: template's, SPEC A.5): only ``Compliance`` entries are checked.
     skip_suppression: bool = False
     #: An SMTP injection's ``injection`` event time: when the listener stored it (its ``250``;
-    #: the transmission's ``created_at``, ISO 8601), not when a worker handed it to the relay,
+    #: the transmission's ``created_at``, aware UTC), not when a worker handed it to the relay,
     #: which a backlog puts minutes later ("Message is received by or injected into
-    #: SparkPost", SMTP-INJECTION.md §1.7). "" for REST: a message is injected as it is generated.
-    received_at: str = ""
+    #: SparkPost", SMTP-INJECTION.md §1.7). None for REST: a message is injected as it is
+    #: generated.
+    received_at: datetime | None = None
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -290,12 +291,12 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
     )
 
 
-def _received_at(transmission: Transmission) -> str:
+def _received_at(transmission: Transmission) -> datetime | None:
     """:attr:`PreparedTransmission.received_at` of ``transmission``."""
     created = transmission.created_at
     if transmission.source != TransmissionSource.SMTP or not isinstance(created, datetime):
-        return ""
-    return created.astimezone(UTC).isoformat()
+        return None
+    return created.astimezone(UTC)
 
 
 def event_template(transmission: Transmission, *, version: str = "") -> tuple[str, str]:

@@ -64,6 +64,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -342,12 +343,15 @@ def _result_event(
     return event
 
 
-def _received(injection: dict, received_at: str) -> dict:
+def _received(injection: dict, received_at: datetime | None) -> dict:
     """A message's ``injection`` event at ``received_at`` when given (an SMTP injection's:
     ``transmissions.generation.PreparedTransmission.received_at``, when the listener stored
-    it); otherwise it takes the time it is recorded (``tracking.events.events_stamp``)."""
-    if received_at:
-        injection["timestamp"] = received_at
+    it, in the database's clock), and never later than now in this process's clock, which
+    stamps its ``delivery``: a worker whose clock is behind the database's would otherwise
+    show the message delivered before it was injected (an attacker's finding). Otherwise it
+    takes the time it is recorded (``tracking.events.events_stamp``)."""
+    if received_at is not None:
+        injection["timestamp"] = min(received_at, datetime.now(UTC)).isoformat()
     return injection
 
 
@@ -357,7 +361,7 @@ class _Job:
     message: _ClaimedMessage
     fields: dict
     built: GeneratedMessage
-    received_at: str = ""  # PreparedTransmission.received_at: an SMTP injection's injection time
+    received_at: datetime | None = None  # PreparedTransmission.received_at: an SMTP injection's time
 
 
 #: Characters of an exception's message kept in a ``generation_failure`` reason.

@@ -97,3 +97,34 @@ def test_an_injection_event_is_timed_when_the_listener_stored_the_message_not_wh
         assert set(found) == {"injection", "delivery"}
         assert abs(_at(found["injection"]["timestamp"]) - stored[tid]) < timedelta(milliseconds=1)  # API: ms
         assert _at(found["delivery"]["timestamp"]) - stored[tid] >= timedelta(minutes=10)
+
+
+def test_an_injection_is_never_after_its_delivery_when_the_workers_clock_is_behind_the_databases(
+    smtp, smtp_key, relay, events, api, monkeypatch
+):
+    """The injection's time comes from the database's clock (when the listener stored it), the
+    delivery's from the worker's: a worker half a second behind (drift between hosts, a
+    managed database) showed a message delivered before it was injected (an attacker's
+    finding). The injection is never later than the worker's now."""
+    from datetime import datetime, timedelta
+
+    import tracking.events
+    import transmissions.sending
+
+    class _Behind(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) - timedelta(milliseconds=500)
+
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message())
+    client.quit()
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    monkeypatch.setattr(tracking.events, "datetime", _Behind)  # this worker's clock, both places it is read
+    monkeypatch.setattr(transmissions.sending, "datetime", _Behind)
+    send_all(tid)
+    monkeypatch.undo()
+    found = {event["type"]: event for event in _events(api, tid)}
+    assert _at(found["injection"]["timestamp"]) <= _at(found["delivery"]["timestamp"]), found
