@@ -93,6 +93,30 @@ def _quiet_when_idle(**kwargs: Any) -> None:
         logging.getLogger(name).addFilter(quiet)
 
 
+#: What a worker that serves the sending queue and not beat's says when it starts.
+NO_HOUSEKEEPING = (
+    "this worker serves the %r queue and not %r, where beat's tasks go (landing events, scheduled "
+    "sends, recovery, webhook dispatch): unless another worker serves %r, none of them runs and "
+    "their messages pile up in Redis. Add it to --queues (%s,%s) or run the housekeeping worker "
+    "(scripts/Procfile, docker-compose.yml)"
+)
+
+
+@signals.celeryd_after_setup.connect
+def _say_when_beats_queue_is_not_served(instance: Any, **kwargs: Any) -> None:
+    """A worker set up before beat's queue existed (``--queues celery``, from an older
+    Procfile or unit file) starts as it did and would run none of beat's tasks: say so, at
+    WARNING, when a worker's queues hold the sending queue and not beat's (settings
+    ``HOUSEKEEPING_QUEUE``). A worker without ``--queues`` serves both
+    (``CELERY_TASK_QUEUES``)."""
+    from django.conf import settings
+
+    queues = set(instance.app.amqp.queues.consume_from)
+    default, housekeeping = instance.app.conf.task_default_queue, settings.HOUSEKEEPING_QUEUE
+    if default in queues and housekeeping not in queues:
+        logging.getLogger(__name__).warning(NO_HOUSEKEEPING, default, housekeeping, housekeeping, default, housekeeping)
+
+
 @signals.worker_process_init.connect
 def _children_leave_sigterm_to_the_main_process(**kwargs: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from engage.embedded import embedded_urls
 from engage.env import LOG_LEVELS, database_from_url, env_bool, env_int, env_list, env_path, env_str, load_dotenv
@@ -418,3 +419,11 @@ CELERY_TASK_ROUTES = {
     **CELERY_TASK_ROUTES,
     **{entry["task"]: {"queue": HOUSEKEEPING_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()},
 }
+# What a worker started without --queues serves: the sending queue and beat's, so a worker
+# set up before beat's queue existed still runs beat's tasks. A worker whose --queues names
+# the sending queue and not beat's says so when it starts (engage/celery.py), or nothing
+# would land and beat's ticks would pile up in Redis unread (an attacker's finding).
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery"), routing_key="celery"),
+    Queue(HOUSEKEEPING_QUEUE, Exchange(HOUSEKEEPING_QUEUE), routing_key=HOUSEKEEPING_QUEUE),
+)

@@ -84,7 +84,9 @@ def _queues(words: list[str]) -> set[str]:
     for flag in ("--queues", "-Q"):
         if flag in words:
             return set(words[words.index(flag) + 1].split(","))
-    return {"celery"}  # a worker without --queues serves the default queue only
+    from django.conf import settings
+
+    return {queue.name for queue in settings.CELERY_TASK_QUEUES}  # a worker without --queues
 
 
 def test_every_task_queue_has_a_worker_in_compose_and_in_scripts_run():
