@@ -233,7 +233,11 @@ def smtp_message_read(injection: Injection) -> MsysApi:
     head, _rest = head_split(injection.data)
     values = header_values(head, MSYS_API_HEADER)
     try:
-        api = _msys_api_cached(tuple(values)) if sum(map(len, values)) <= MSYS_API_CACHED_CHARS else msys_api_parse(values)
+        api = (
+            _msys_api_cached(tuple(values))
+            if sum(map(len, values)) <= MSYS_API_CACHED_CHARS
+            else msys_api_parse(values)
+        )
     except MsysApiError as exc:
         raise SmtpRefusal(exc.reply.line()) from None
     if api.ignored:
