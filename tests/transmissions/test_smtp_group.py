@@ -487,11 +487,10 @@ def test_the_recovery_leaves_an_injection_waiting_for_its_group_task_and_finishe
     assert Transmission.objects.get(pk=waiting).state == TransmissionState.GENERATING
 
 
-def test_a_waiting_injection_goes_again_when_its_wait_crosses_the_period_between_two_late_sweeps(monkeypatch):
-    """While tasks wait, an injection goes again when its wait passed a multiple of
-    REQUEUE_PERIOD since the previous sweep, however late the sweeps run: a window of one
-    tick at the multiple was jumped over by a sweep at 598 s and the next at 605.5 s (their
-    queue waits 2.5 s apart), and the injection was never queued again."""
+def _sweeps(monkeypatch, sweeps: list[tuple[float, bool]]) -> tuple[int, list[list[int]]]:
+    """One injection stored and never claimed, then the scheduler's sweeps (``start_due``),
+    one per ``(seconds it has waited, whether the generation queue is empty)``; returns its
+    id and the groups of ids the sweeps queued."""
     from django.core.cache import cache
 
     from transmissions import tasks
@@ -503,10 +502,20 @@ def test_a_waiting_injection_goes_again_when_its_wait_crosses_the_period_between
     monkeypatch.setattr(
         tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids) or True
     )
-    monkeypatch.setattr(tasks, "generation_queue_empty", lambda: False)  # a backlog
-    for age in (590.0, 598.0, 605.5, 611.0, 1195.0, 1203.0):
+    for age, empty in sweeps:
         monkeypatch.setattr(tasks, "database_now", lambda age=age: stored + timedelta(seconds=age))
+        monkeypatch.setattr(tasks, "generation_queue_empty", lambda empty=empty: empty)
         tasks.transmissions_start_due_task()
+    return waiting, queued
+
+
+def test_a_waiting_injection_goes_again_when_its_wait_crosses_the_period_between_two_late_sweeps(monkeypatch):
+    """While tasks wait, an injection goes again when its wait passed a multiple of
+    REQUEUE_PERIOD since the previous sweep, however late the sweeps run: a window of one
+    tick at the multiple was jumped over by a sweep at 598 s and the next at 605.5 s (their
+    queue waits 2.5 s apart), and the injection was never queued again."""
+    backlog = [(age, False) for age in (590.0, 598.0, 605.5, 611.0, 1195.0, 1203.0)]
+    waiting, queued = _sweeps(monkeypatch, backlog)
     assert queued == [[waiting], [waiting]]  # at 605.5 s and at 1,203 s: once a period
 
 
@@ -514,21 +523,7 @@ def test_a_sweep_of_an_empty_queue_counts_as_the_previous_sweep(monkeypatch):
     """Queued again by a sweep that found the queue empty, an injection is not queued once
     more by the next sweep of a backlog: that one counts from the empty queue's sweep, not
     from the last backlog sweep before it (which put a multiple of REQUEUE_PERIOD between)."""
-    from django.core.cache import cache
-
-    from transmissions import tasks
-
-    cache.delete(tasks._LAST_SWEEP)
-    (waiting,) = _stored(("jo@example.com", message(TRACKED)))
-    stored = Transmission.objects.get(pk=waiting).created_at
-    queued: list[list[int]] = []
-    monkeypatch.setattr(
-        tasks, "transmissions_generation_enqueue", lambda *, transmission_ids: queued.append(transmission_ids) or True
-    )
-    for age, empty in ((10.0, False), (605.0, True), (700.0, False)):
-        monkeypatch.setattr(tasks, "database_now", lambda age=age: stored + timedelta(seconds=age))
-        monkeypatch.setattr(tasks, "generation_queue_empty", lambda empty=empty: empty)
-        tasks.transmissions_start_due_task()
+    waiting, queued = _sweeps(monkeypatch, [(10.0, False), (605.0, True), (700.0, False)])
     assert queued == [[waiting]]  # by the empty queue's sweep alone
 
 
