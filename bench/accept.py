@@ -41,11 +41,12 @@ MAX_SLOWDOWN = 1.20
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds (proc(5)); raises
-    ``FileNotFoundError`` or ``ProcessLookupError`` for a process that is gone."""
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds (proc(5)), plus with
+    ``reaped`` the CPU of its children that ended and were waited for (cutime + cstime);
+    raises ``FileNotFoundError`` or ``ProcessLookupError`` for a process that is gone."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return sum(int(field) for field in fields[11 : 15 if reaped else 13]) / CLOCK_TICKS
 
 
 def bench_env(tree: Path = ROOT) -> None:

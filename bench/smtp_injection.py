@@ -87,7 +87,10 @@ def _cpu_by_kind(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far of every process on the machine, summed by kind: each name in
     ``pids`` for that process and its descendants (``"bench"``, this process, alone: its
     forked clients and servers are counted apart), ``"postgres"`` and ``"redis"`` by command
-    name, ``"other"`` the rest (proc(5); a process that exited is no longer counted)."""
+    name, ``"other"`` the rest (proc(5)). A PostgreSQL backend that ended counts in the
+    postmaster's reaped CPU (``cutime`` + ``cstime``): one ended mid-side (a connection
+    closed) made the ``"postgres"`` figure negative. Other processes that ended are not
+    counted (a side's worker, reaped by this process during the next side, would count twice)."""
     mine = {pid: name for name, root in pids.items() if name != "bench" for pid in _tree_pids(root)}
     mine |= {pids["bench"]: "bench"} if "bench" in pids else {}
     totals = dict.fromkeys([*pids, "postgres", "redis", "other"], 0.0)
@@ -96,7 +99,8 @@ def _cpu_by_kind(pids: dict[str, int]) -> dict[str, float]:
             continue
         pid = int(entry.name)
         try:
-            comm, seconds = (entry / "comm").read_text(), cpu_seconds(pid)
+            comm = (entry / "comm").read_text()
+            seconds = cpu_seconds(pid, reaped=comm.startswith("postgres"))
         except (FileNotFoundError, ProcessLookupError):
             continue
         kind = mine.get(pid) or (
