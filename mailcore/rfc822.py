@@ -58,7 +58,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
@@ -250,6 +250,8 @@ def _entity(
     return entity
 
 
+_T = TypeVar("_T")
+
 #: The fields :func:`_mime_fields` reads, lower case.
 _MIME_FIELDS = frozenset(("content-type", "content-disposition", "content-transfer-encoding"))
 
@@ -263,21 +265,29 @@ class _MimeFields:
     boundary: str | None
 
 
-def _mime_fields(default_type: str, content_type: str | None, disposition: str | None, cte: str | None) -> _MimeFields:
-    """What an entity's first ``Content-Type``, ``Content-Disposition`` and
-    ``Content-Transfer-Encoding`` (unfolded values, None when absent) say, as
-    ``email.message.Message`` reads them (RFC 2045, 2183, 2231). Kept for values up to 998
-    characters (the line limit of RFC 5322 §2.1.1; the last 256 kept): the messages of one
-    application share them, and reading them was a fifth of splitting each SMTP injection
-    (bench/RESULTS.md, "Session 20")."""
-    if max(len(content_type or ""), len(disposition or ""), len(cte or "")) <= 998:
-        return _mime_fields_kept(default_type, content_type, disposition, cte)
-    return _mime_fields_made(default_type, content_type, disposition, cte)
+class _KeptForLineValues(Generic[_T]):
+    """``made``, a pure function of short strings (or None), with its results kept for the
+    last 256 distinct arguments whose strings all fit a line (998 characters, RFC 5322
+    §2.1.1); longer ones are made each time and not kept: a header value is bounded only by
+    the message's size, and 256 kept values of 4 MiB each held a gigabyte (an attacker's
+    finding). ``kept``: the cache."""
+
+    def __init__(self, made: Callable[..., _T]) -> None:
+        self.made = made
+        self.kept = functools.lru_cache(maxsize=256)(made)
+
+    def __call__(self, *args: str | None) -> _T:
+        if all(arg is None or len(arg) <= 998 for arg in args):
+            return self.kept(*args)
+        return self.made(*args)
 
 
 def _mime_fields_made(
     default_type: str, content_type: str | None, disposition: str | None, cte: str | None
 ) -> _MimeFields:
+    """What an entity's first ``Content-Type``, ``Content-Disposition`` and
+    ``Content-Transfer-Encoding`` (unfolded values, None when absent) say, as
+    ``email.message.Message`` reads them (RFC 2045, 2183, 2231)."""
     meta = Message()
     meta.set_default_type(default_type)
     for name, value in (("Content-Type", content_type), ("Content-Disposition", disposition),
@@ -293,7 +303,10 @@ def _mime_fields_made(
     )
 
 
-_mime_fields_kept = functools.lru_cache(maxsize=256)(_mime_fields_made)
+#: :func:`_mime_fields_made`, once per distinct value: the messages of one application share
+#: them, and reading them was a fifth of splitting each SMTP injection (bench/RESULTS.md,
+#: "Session 20").
+_mime_fields = _KeptForLineValues(_mime_fields_made)
 
 
 def _children(data: bytes, entity: Entity, boundary: str, child_type: str, depth: int) -> list[Entity]:
@@ -594,24 +607,17 @@ def _body_slot(data: bytes, entity: Entity, kind: str, *, substitute: bool) -> _
     return _BodySlot(part, raw, text, codec, entity)
 
 
-def _utf8_content_type(value: str) -> str:
-    """A Content-Type value with its ``charset`` parameter set to ``utf-8`` (the others kept:
-    ``email.message.Message.set_param``), computed once per distinct value of up to a line's
-    length (998 octets, RFC 5322 §2.1.1): a part's Content-Type is bounded only by the
-    message's size, and 256 kept values of 4 MiB each held a gigabyte (an attacker's finding)."""
-    if len(value) <= 998:
-        return _utf8_content_type_kept(value)
-    return _utf8_content_type_made(value)
-
-
 def _utf8_content_type_made(value: str) -> str:
+    """A Content-Type value with its ``charset`` parameter set to ``utf-8`` (the others kept:
+    ``email.message.Message.set_param``)."""
     meta = Message()
     meta["Content-Type"] = value
     meta.set_param("charset", "utf-8")
     return str(meta["Content-Type"])
 
 
-_utf8_content_type_kept = functools.lru_cache(maxsize=256)(_utf8_content_type_made)
+#: :func:`_utf8_content_type_made`, once per distinct value.
+_utf8_content_type = _KeptForLineValues(_utf8_content_type_made)
 
 
 def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) -> list[tuple[int, int, int, Any]]:

@@ -34,7 +34,7 @@ def _message(index: int, parameter_bytes: int) -> str:
 def test_a_part_content_type_of_any_size_is_not_kept_after_its_message():
     """A part's Content-Type is bounded only by the message's size: four messages with a
     2 MiB one each keep nothing of them once compiled (each was kept, twice, before)."""
-    rfc822._utf8_content_type_kept.cache_clear()
+    rfc822._utf8_content_type.kept.cache_clear()
 
     def build() -> None:
         for index in range(4):
@@ -62,7 +62,7 @@ def test_each_part_is_read_by_its_own_first_mime_fields_while_readings_are_kept(
     per distinct value (``rfc822._mime_fields``): each part still gets its own reading, the
     first of a repeated field, its own default type (a digest's parts), and a value too long
     to keep is read all the same."""
-    rfc822._mime_fields_kept.cache_clear()
+    rfc822._mime_fields.kept.cache_clear()
 
     def root(head: str, body: str = "body\n") -> rfc822.Entity:
         return rfc822.split_message(f"From: a@example.com\n{head}\n\n{body}".encode())
@@ -79,7 +79,7 @@ def test_each_part_is_read_by_its_own_first_mime_fields_while_readings_are_kept(
     mixed = root("Content-Type: multipart/mixed; boundary=M", "--M\n\nhi\n--M--\n")
     assert [part.content_type for part in digest.children] == ["message/rfc822"]
     assert [part.content_type for part in mixed.children] == ["text/plain"]
-    kept = rfc822._mime_fields_kept.cache_info().currsize
+    kept = rfc822._mime_fields.kept.cache_info().currsize
     long = root("Content-Type: text/plain; charset=utf-8; x=" + "a" * 1000)
     assert (long.content_type, long.charset) == ("text/plain", "utf-8")
-    assert rfc822._mime_fields_kept.cache_info().currsize == kept  # the long value is not kept
+    assert rfc822._mime_fields.kept.cache_info().currsize == kept  # the long value is not kept
