@@ -798,11 +798,10 @@ started AS (
     FROM picked p WHERE t.id = p.id AND p.state = %(submitted)s
   RETURNING t.id)
 SELECT {_START_COLUMNS},
-       CASE WHEN jsonb_typeof(t.content -> %(rfc822)s) = 'string' THEN t.content - %(rfc822)s ELSE t.content END
-         AS content,
-       CASE WHEN jsonb_typeof(t.content -> %(rfc822)s) = 'string' THEN t.content ->> %(rfc822)s END
-         AS {_SOURCE_COLUMN}
+       CASE WHEN s.text THEN t.content - %(rfc822)s ELSE t.content END AS content,
+       CASE WHEN s.text THEN t.content ->> %(rfc822)s END AS {_SOURCE_COLUMN}
   FROM transmissions_transmission t JOIN picked p ON t.id = p.id
+       CROSS JOIN LATERAL (SELECT jsonb_typeof(t.content -> %(rfc822)s) = 'string' AS text) s
  WHERE p.state = %(generating)s OR t.id IN (SELECT id FROM started)
  ORDER BY t.id
 """
