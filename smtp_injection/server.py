@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -50,7 +51,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -556,12 +557,9 @@ class Listener:
         self.per_ip: Counter[str] = Counter()
         self.executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-db")
         # Policies run apart from the database pool: one that hangs past its time limit keeps
-        # its thread (a thread cannot be stopped) but never holds up acceptance.
-        self.policy_executor = (
-            ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="smtp-policy")
-            if config.policy is not None
-            else None
-        )
+        # its thread (a thread cannot be stopped) but never holds up acceptance, nor the
+        # process's exit (PolicyThreads).
+        self.policy_executor = PolicyThreads(config.threads) if config.policy is not None else None
         # Accepted messages are stored in groups (one statement per group); generation is
         # queued per group, off the path to the 250; one lost by a crash is started by the
         # scheduler.
@@ -627,6 +625,11 @@ class Listener:
             log.info("smtp: %d message(s) stored in %d group(s)", self.store.messages, self.store.groups)
         if self.policy_executor is not None:
             self.policy_executor.shutdown(wait=False, cancel_futures=True)
+            if self.policy_executor.running:
+                log.warning(
+                    "smtp: %d policy call(s) still running after the shutdown: exiting without them",
+                    self.policy_executor.running,
+                )
 
     async def principal_valid(self, principal: SmtpPrincipal) -> bool:
         """Whether ``principal``'s key may still inject (:func:`smtp_principal_check`), the
@@ -1161,6 +1164,68 @@ class InjectionHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp: session error", exc_info=error)
         return TEMPORARY_FAILURE
+
+
+class PolicyThreads(Executor):
+    """``workers`` daemon threads (``smtp-policy-N``) that run the policy's calls, started as
+    calls come. Not ``ThreadPoolExecutor``: the interpreter joins that pool's threads at exit,
+    so a policy call that never returns (a network call without a timeout) held a SIGTERM'd
+    listener forever after everything it accepted was committed; a daemon thread is left
+    to it, and the process ends. :meth:`shutdown` never waits for a call (its message was
+    answered ``451`` after ``ENGAGE_SMTP_POLICY_TIMEOUT``) and cancels those not begun."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+        self.calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self.lock = threading.Lock()
+        self.closed = False
+        self.running = 0  # calls begun and not returned
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the policy threads are shut down")
+            self.calls.put((future, functools.partial(fn, **kwargs) if kwargs else fn, args))
+            if self.idle <= 0 and len(self.threads) < self.workers:
+                thread = threading.Thread(target=self._run, name=f"smtp-policy-{len(self.threads)}", daemon=True)
+                self.threads.append(thread)
+                thread.start()
+            else:
+                self.idle -= 1
+        return future
+
+    def _run(self) -> None:
+        while (call := self.calls.get()) is not None:
+            future, fn, args = call
+            if future.set_running_or_notify_cancel():
+                with self.lock:
+                    self.running += 1
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # the future carries it to the caller
+                    future.set_exception(exc)
+                with self.lock:
+                    self.running -= 1
+            with self.lock:
+                self.idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self.lock:
+            self.closed = True
+        if cancel_futures:
+            with contextlib.suppress(queue.Empty):
+                while (call := self.calls.get_nowait()) is not None:
+                    call[0].cancel()
+        for _thread in self.threads:
+            self.calls.put(None)
+        if wait:
+            for thread in self.threads:
+                thread.join()
 
 
 def _unsent(transport: asyncio.Transport) -> int:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import ssl
-import threading
-import time
 from argparse import ArgumentParser
 from collections.abc import Callable
 from pathlib import Path
@@ -66,29 +63,6 @@ class Command(BaseCommand):
             policy_timeout=settings.ENGAGE_SMTP_POLICY_TIMEOUT,
         )
         asyncio.run(self._serve(config, host, port))
-        self._exit_past_stuck_policy_calls()
-
-    def _exit_past_stuck_policy_calls(self) -> None:
-        """End the process now when a policy call is still running after the shutdown.
-
-        Each call had ``ENGAGE_SMTP_POLICY_TIMEOUT`` seconds (its message was answered ``451``
-        past them), but a thread cannot be stopped, and the interpreter joins the policy
-        pool's threads at exit: a policy that never returns (a network call without a
-        timeout) held a SIGTERM'd listener forever. Everything the listener accepted is
-        committed by now, so nothing is lost by not waiting."""
-        deadline = time.monotonic() + 1.0  # an idle pool thread ends on its own at once
-        stuck = []
-        for thread in threading.enumerate():
-            if thread.name.startswith("smtp-policy"):
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    stuck.append(thread.name)
-        if not stuck:
-            return
-        log.warning("smtp: %d policy call(s) still running after the shutdown: exiting without them", len(stuck))
-        logging.shutdown()
-        self.stdout.flush()
-        os._exit(0)
 
     def _policy(self) -> Callable[[PolicyView], object] | None:
         try:
