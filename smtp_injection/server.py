@@ -531,9 +531,21 @@ def _check_principal(principal: SmtpPrincipal) -> bool:
 
 
 def _run_policy(policy: Callable[[PolicyView], object], view: PolicyView) -> object:
+    """``policy(view)`` on a policy thread. What the policy raises that is not an
+    ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), and ``StopIteration`` (which an
+    asyncio future refuses: its 451 came only at the time limit), comes back as a
+    ``RuntimeError`` from it: carried to the event loop as it was, ``SystemExit`` ended the
+    listener without its shutdown (an attacker's finding). The listener answers it ``451``
+    like any policy error."""
     close_old_connections()
     try:
         return policy(view)
+    except (StopIteration, StopAsyncIteration) as exc:
+        raise RuntimeError(f"the policy raised {type(exc).__name__}") from exc
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise RuntimeError(f"the policy raised {type(exc).__name__}") from exc
     finally:
         close_old_connections()
 

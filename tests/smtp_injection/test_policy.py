@@ -83,6 +83,25 @@ def test_a_policy_that_raises_is_451_and_logged(start_listener, smtp_key, caplog
     assert not Transmission.objects.exists()
 
 
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), StopIteration()])
+def test_a_policy_that_raises_what_is_not_an_exception_is_451_at_once_and_the_listener_goes_on(
+    start_listener, smtp_key, raised
+):
+    """``SystemExit`` or ``KeyboardInterrupt`` from a policy reached the event loop and ended
+    the listener (no reply, no shutdown); ``StopIteration`` was answered only at the policy's
+    time limit (an attacker's findings)."""
+
+    def policy(view: PolicyView) -> None:
+        raise raised
+
+    listener = start_listener(policy=policy, policy_timeout=5)
+    began = time.monotonic()
+    assert _send(listener, smtp_key, message()) == FAILED
+    assert time.monotonic() - began < 4, "answered at once, not at the time limit"
+    assert _send(listener, smtp_key, message()) == FAILED, "the listener still answers"
+    assert not Transmission.objects.exists()
+
+
 def test_a_policy_over_its_time_limit_is_451_and_logged(start_listener, smtp_key, caplog):
     def policy(view: PolicyView) -> None:
         time.sleep(3)
