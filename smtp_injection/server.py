@@ -643,6 +643,10 @@ class Listener:
                     self.policy_executor.running,
                 )
 
+    def policy_calls_running(self) -> int:
+        """Policy calls begun and not returned (after :meth:`shutdown`: those left running)."""
+        return self.policy_executor.running if self.policy_executor is not None else 0
+
     async def principal_valid(self, principal: SmtpPrincipal) -> bool:
         """Whether ``principal``'s key may still inject (:func:`smtp_principal_check`), the
         answer reused for ``key_check_seconds``. Raises what the lookup raised."""

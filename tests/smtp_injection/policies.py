@@ -17,3 +17,13 @@ def never_returns(view: PolicyView) -> SmtpSettings:
 
     threading.Event().wait()
     raise AssertionError("unreachable")
+
+
+def never_returns_via_pool(view: PolicyView) -> SmtpSettings:
+    """A policy stuck on a helper pool's worker that never returns (a library doing its
+    network call on a ``ThreadPoolExecutor``): the interpreter joins such workers at exit."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    ThreadPoolExecutor(max_workers=1).submit(threading.Event().wait).result()
+    raise AssertionError("unreachable")

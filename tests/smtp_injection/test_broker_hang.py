@@ -195,11 +195,13 @@ def test_sigterm_ends_smtp_listen_while_the_broker_never_answers(transactional_d
 
 
 @pytest.mark.slow
-def test_sigterm_ends_smtp_listen_while_a_policy_call_never_returns(transactional_db, smtp_key, tmp_path):
+@pytest.mark.parametrize("policy", ["never_returns", "never_returns_via_pool"])
+def test_sigterm_ends_smtp_listen_while_a_policy_call_never_returns(transactional_db, smtp_key, tmp_path, policy):
     """A policy stuck for good: its message is answered 451 at the policy's time limit, and
-    SIGTERM still ends the process (the interpreter used to wait for the policy's thread)."""
+    SIGTERM still ends the process (the interpreter used to wait for the policy's thread), also
+    when the policy waits on another pool's worker, which the interpreter joins at exit."""
     listen = _SmtpListen(
-        tmp_path, ENGAGE_SMTP_POLICY="tests.smtp_injection.policies.never_returns", ENGAGE_SMTP_POLICY_TIMEOUT="1"
+        tmp_path, ENGAGE_SMTP_POLICY=f"tests.smtp_injection.policies.{policy}", ENGAGE_SMTP_POLICY_TIMEOUT="1"
     )
     try:
         code, reply = listen.inject(smtp_key)

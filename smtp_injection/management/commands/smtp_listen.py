@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from argparse import ArgumentParser
@@ -62,7 +63,14 @@ class Command(BaseCommand):
             policy=self._policy(),
             policy_timeout=settings.ENGAGE_SMTP_POLICY_TIMEOUT,
         )
-        asyncio.run(self._serve(config, host, port))
+        if asyncio.run(self._serve(config, host, port)):
+            # Policy calls still running: their threads are daemons (PolicyThreads), but what a
+            # call waits on may not be (a library's ThreadPoolExecutor worker, which the
+            # interpreter joins at exit: a SIGTERM'd listener stayed forever, an attacker's
+            # finding). Everything accepted is committed by now; exit without the exit hooks.
+            logging.shutdown()
+            self.stdout.flush()
+            os._exit(0)
 
     def _policy(self) -> Callable[[PolicyView], object] | None:
         try:
@@ -84,7 +92,7 @@ class Command(BaseCommand):
         except TlsSetupError as exc:
             raise CommandError(str(exc)) from None
 
-    async def _serve(self, config: ListenerConfig, host: str, port: int) -> None:
+    async def _serve(self, config: ListenerConfig, host: str, port: int) -> int:
         listener = Listener(config)
         try:
             server = await listener.start(host, port)
@@ -100,3 +108,4 @@ class Command(BaseCommand):
         await stop.wait()
         self.stdout.write("engage: SMTP listener shutting down (DATA in flight finishes)")
         await listener.shutdown()
+        return listener.policy_calls_running()
