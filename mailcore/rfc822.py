@@ -48,7 +48,6 @@ Decisions (SPEC B §1.3, A.2):
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from base64 import encodebytes
@@ -58,12 +57,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from mailcore.address_templates import AddressTemplate, compile_addresses
 from mailcore.headers import ADDRESS_HEADERS, BLIND_HEADERS, HeaderError, decode_words, header_line
 from mailcore.language import DEFAULT_RENDER_LIMITS, CompiledPart, MessageTooLarge, RenderLimits, Tracker, compile_part
 from mailcore.links import Scan, scan_html, scan_text, unescape_attribute
+from mailcore.memo import KeptForShortValues
 
 __all__ = [
     "MAX_DEPTH",
@@ -250,8 +250,6 @@ def _entity(
     return entity
 
 
-_T = TypeVar("_T")
-
 #: The fields :func:`_mime_fields` reads, lower case.
 _MIME_FIELDS = frozenset(("content-type", "content-disposition", "content-transfer-encoding"))
 
@@ -263,23 +261,6 @@ class _MimeFields:
     disposition: str | None
     cte: str
     boundary: str | None
-
-
-class _KeptForLineValues(Generic[_T]):
-    """``made``, a pure function of short strings (or None), with its results kept for the
-    last 256 distinct arguments whose strings all fit a line (998 characters, RFC 5322
-    §2.1.1); longer ones are made each time and not kept: a header value is bounded only by
-    the message's size, and 256 kept values of 4 MiB each held a gigabyte (an attacker's
-    finding). ``kept``: the cache."""
-
-    def __init__(self, made: Callable[..., _T]) -> None:
-        self.made = made
-        self.kept = functools.lru_cache(maxsize=256)(made)
-
-    def __call__(self, *args: str | None) -> _T:
-        if all(arg is None or len(arg) <= 998 for arg in args):
-            return self.kept(*args)
-        return self.made(*args)
 
 
 def _mime_fields_made(
@@ -306,7 +287,9 @@ def _mime_fields_made(
 #: :func:`_mime_fields_made`, once per distinct value: the messages of one application share
 #: them, and reading them was a fifth of splitting each SMTP injection (bench/RESULTS.md,
 #: "Session 20").
-_mime_fields = _KeptForLineValues(_mime_fields_made)
+#: :func:`_mime_fields_made`, kept for the last 256 values that fit a line (998 characters, RFC
+#: 5322 §2.1.1).
+_mime_fields = KeptForShortValues(_mime_fields_made, maxsize=256, max_chars=998)
 
 
 def _children(data: bytes, entity: Entity, boundary: str, child_type: str, depth: int) -> list[Entity]:
@@ -616,8 +599,8 @@ def _utf8_content_type_made(value: str) -> str:
     return str(meta["Content-Type"])
 
 
-#: :func:`_utf8_content_type_made`, once per distinct value.
-_utf8_content_type = _KeptForLineValues(_utf8_content_type_made)
+#: :func:`_utf8_content_type_made`, once per distinct value that fits a line (as :data:`_mime_fields`).
+_utf8_content_type = KeptForShortValues(_utf8_content_type_made, maxsize=256, max_chars=998)
 
 
 def _structural_edits(data: bytes, entity: Entity, index: int, *, root: bool) -> list[tuple[int, int, int, Any]]:

@@ -31,6 +31,7 @@ from psycopg import AsyncConnection
 from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
+from mailcore.memo import KeptForShortValues
 from mailcore.msys_api import READ_FIELDS, CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_reply import SmtpReply, reply_text
@@ -233,11 +234,7 @@ def smtp_message_read(injection: Injection) -> MsysApi:
     head, _rest = head_split(injection.data)
     values = header_values(head, MSYS_API_HEADER)
     try:
-        api = (
-            _msys_api_cached(tuple(values))
-            if sum(map(len, values)) <= MSYS_API_CACHED_CHARS
-            else msys_api_parse(values)
-        )
+        api = _msys_api_cached(tuple(values))
     except MsysApiError as exc:
         raise SmtpRefusal(exc.reply.line()) from None
     if api.ignored:
@@ -246,17 +243,14 @@ def smtp_message_read(injection: Injection) -> MsysApi:
 
 
 #: An ``X-MSYS-API`` value up to this many characters is parsed once per distinct value (the
-#: last :func:`_msys_api_cached` ones kept): an application sends the same header on many
-#: messages (a campaign's id, metadata and tags).
+#: last 64 kept): an application sends the same header on many messages (a campaign's id,
+#: metadata and tags).
 MSYS_API_CACHED_CHARS = 4096
 
-
-@functools.lru_cache(maxsize=64)
-def _msys_api_cached(values: tuple[str, ...]) -> MsysApi:
-    """``mailcore.msys_api.msys_api_parse`` of ``values``, kept (an ``MsysApi`` is immutable;
-    a refused value raises each time, nothing is kept for it). Its parse was a tenth of the
-    listener's work on each message (bench/RESULTS.md, "Session 20")."""
-    return msys_api_parse(values)
+#: ``mailcore.msys_api.msys_api_parse`` of a header's values, kept (an ``MsysApi`` is immutable;
+#: a refused value raises each time, nothing is kept for it). Its parse was a tenth of the
+#: listener's work on each message (bench/RESULTS.md, "Session 20").
+_msys_api_cached = KeptForShortValues(msys_api_parse, maxsize=64, max_chars=MSYS_API_CACHED_CHARS)
 
 
 _ignored_warned: set[tuple[int, tuple[str, ...]]] = set()

@@ -39,7 +39,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -55,6 +54,7 @@ from mailcore.headers import HeaderError, envelope_address, header_block, own_bc
 from mailcore.language import CompiledPart, build_context, compile_content, compile_part
 from mailcore.language.errors import TemplateRenderError, TemplateSyntaxError
 from mailcore.links import pixel_html, scan_html, scan_text
+from mailcore.memo import KeptForShortValues
 from mailcore.mime import build_message, from_parts, to_addresses
 from mailcore.options import EffectiveOptions, effective_options
 from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
@@ -80,7 +80,12 @@ __all__ = [
     "registered_consent_group",
 ]
 
+#: The prepared transmissions a process keeps (:func:`prepared_for`): the last 32, holding
+#: at most 64 Mi characters of content between them (:attr:`PreparedTransmission.size`; a
+#: content is up to ``ENGAGE_MAX_REQUEST_BYTES``, 50 MiB, and 32 of those held gigabytes in
+#: each worker process). The one just prepared is kept whatever its size.
 _CACHE_SIZE = 32
+_CACHE_CHARS = 64 * 1024 * 1024
 _cache: OrderedDict[tuple[int, str], PreparedTransmission] = OrderedDict()
 
 
@@ -94,11 +99,16 @@ class GenerationFailed(Exception):
         self.part = part
 
 
-@lru_cache(maxsize=1024)
-def _sublink_path(sublink: str) -> str:
+def _sublink_path_made(sublink: str) -> str:
     """A ``data-msys-sublink`` as URL path segments: percent-encoded (RFC 3986 §2.1), ``/``
     kept, so no quote, space or control character of the attribute reaches the URL."""
     return quote(sublink, safe="/")
+
+
+#: :func:`_sublink_path_made`, kept for the last 1,024 sublinks of up to 256 characters: an
+#: attribute is bounded only by the content's size (1,024 kept sublinks of megabytes each held
+#: gigabytes in every worker process).
+_sublink_path = KeptForShortValues(_sublink_path_made, maxsize=1024, max_chars=256)
 
 
 class MessageTracker:
@@ -189,6 +199,20 @@ class PreparedTransmission:
     #: SparkPost", SMTP-INJECTION.md §1.7). None for REST: a message is injected as it is
     #: generated.
     received_at: datetime | None = None
+    #: Characters of the content it was compiled from (every string in it: parts, headers,
+    #: attachments), what :func:`prepared_for`'s cache counts against ``_CACHE_CHARS``.
+    size: int = 0
+
+
+def _characters(value: Any) -> int:
+    """Characters of every string in a JSON value (keys included)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(key) + _characters(item) for key, item in value.items())
+    if isinstance(value, list):
+        return sum(map(_characters, value))
+    return 0
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -288,6 +312,7 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         source=transmission.source,
         skip_suppression=bool((transmission.options or {}).get("skip_suppression")),
         received_at=_received_at(transmission),
+        size=_characters(content),
     )
 
 
@@ -351,7 +376,9 @@ def prepared_for(transmission: Transmission) -> PreparedTransmission:
     if prepared is None:
         prepared = prepare(transmission)
         _cache[key] = prepared
-        while len(_cache) > _CACHE_SIZE:
+        while len(_cache) > 1 and (
+            len(_cache) > _CACHE_SIZE or sum(kept.size for kept in _cache.values()) > _CACHE_CHARS
+        ):
             _cache.popitem(last=False)
     else:
         _cache.move_to_end(key)

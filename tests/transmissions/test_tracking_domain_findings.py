@@ -268,3 +268,55 @@ def test_a_content_id_name_goes_out_as_written_and_a_stored_bad_one_fails_that_m
     assert len(relay.received) == 1
     (failure,) = [e for e in events() if e["type"] == "generation_failure"]
     assert "inline image name" in failure["reason"] and "Content-ID" in failure["reason"]
+
+
+def _kept_after(api, relay, contents: list[dict], *, forget: bool) -> int:
+    """Bytes this process still holds (tracemalloc) after sending a transmission of each of
+    ``contents`` (after one sent first, unmeasured: what the first allocates for good), the
+    relayed copies dropped; with ``forget``, the prepared transmissions too."""
+    import gc
+    import tracemalloc
+
+    from transmissions.generation import prepared_cache_clear
+
+    run(api, body(content=LINKED, options=TRACKED))
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for content in contents:
+        run(api, body(content=content, options=TRACKED))
+    relay.received.clear()
+    if forget:
+        prepared_cache_clear()
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return kept
+
+
+def _sublinked(index: int, characters: int) -> dict:
+    sublink = f"s{index}/" + "a" * characters
+    html = f'<html><body><a href="https://example.com/p" data-msys-sublink="{sublink}">l</a></body></html>'
+    return {**LINKED, "html": html}
+
+
+def test_a_worker_keeps_nothing_of_a_long_sublink_once_its_transmission_is_forgotten(api, relay):
+    """A ``data-msys-sublink`` is bounded only by the content's size: each of four 1 MiB
+    sublinks was kept by the worker's sublink cache, with its encoded form, for the process's
+    life (1,024 of them held gigabytes). They are sent all the same, and not kept."""
+    run(api, body(content=_sublinked(0, 1024 * 1024), options=TRACKED))
+    (anchor,) = tags(parts(relay.received[-1].message)[0], "a")
+    assert re.fullmatch(r"http://[^/]+/f/s0/a{1048576}/[A-Za-z0-9_-]+", anchor["href"])
+    kept = _kept_after(api, relay, [_sublinked(index, 1024 * 1024) for index in range(4, 8)], forget=True)
+    assert kept < 1024 * 1024, f"{kept / 2**20:.1f} MiB kept after four 1 MiB sublinks"
+
+
+def test_a_worker_keeps_a_bounded_amount_of_prepared_content(api, relay, monkeypatch):
+    """A worker keeps the transmissions it prepared (the last 32), but no more than
+    ``_CACHE_CHARS`` of content between them: 32 of 50 MiB each held gigabytes. With the
+    bound at 2 Mi characters, eight transmissions of 1 MiB keep about two of them."""
+    from transmissions import generation
+
+    monkeypatch.setattr(generation, "_CACHE_CHARS", 2 * 1024 * 1024)
+    kept = _kept_after(api, relay, [_sublinked(index, 1024 * 1024) for index in range(8)], forget=False)
+    assert kept < 8 * 1024 * 1024, f"{kept / 2**20:.1f} MiB kept after eight transmissions of 1 MiB"
