@@ -7,14 +7,25 @@ messages, each up to ``ENGAGE_RELAY_TIMEOUT`` seconds) and was seen SIGKILLed af
 loaded machine, so its messages waited for the stale-claim reaper and could go out twice.
 Here the grace is ``ENGAGE_STOP_GRACE`` seconds (scripts/run passes it; 1-3600, default 30).
 
+The stop's SIGTERM goes to each process alone, not to its process group as honcho sends it:
+every process of scripts/Procfile that has children (gunicorn, granian, the Celery workers)
+stops them itself, in order, on its own SIGTERM. Sent to the whole group, a granian worker
+could end before its main process read the signal, which then logged "Unexpected exit from
+worker-1" and stopped with status 1 on a clean stop (a newcomer's finding). The SIGKILL after
+the grace still goes to the whole group, so nothing outlives the stop.
+
 Usage: ``python -m engage.supervise GRACE_SECONDS [honcho arguments...]``.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 
 import honcho.command
+import honcho.compat
 import honcho.manager
 
 #: The stop grace's bounds, seconds (.env.example's ENGAGE_STOP_GRACE).
@@ -35,6 +46,15 @@ def grace_parse(text: str) -> int:
     return grace
 
 
+def _terminate_leader(_manager: honcho.compat.ProcessManager, pid: int) -> None:
+    """SIGTERM to process ``pid`` alone (honcho's own sends it to the group ``pid`` leads)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError as exc:  # ended meanwhile, as honcho's own tolerates
+        if exc.errno not in (errno.EPERM, errno.ESRCH):
+            raise
+
+
 def main(argv: list[str]) -> int:
     """Run honcho with ``argv[1:]`` after setting its kill wait to ``argv[0]`` seconds; returns
     honcho's exit status (2 and a line on stderr for a bad grace)."""
@@ -46,6 +66,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"engage: {exc}", file=sys.stderr)
         return 2
+    honcho.compat.ProcessManager.terminate = _terminate_leader
     try:
         honcho.command.main(argv[1:])
     except SystemExit as exc:

@@ -224,6 +224,9 @@ def test_run_command_on_embedded_default_serves_the_api_with_the_printed_key(sta
     # no pool child is killed mid-task by the group's SIGTERM (engage/celery.py): the main process
     # ends its running task and stops (SIGKILL still ends a stop over ENGAGE_STOP_GRACE, a whole group)
     assert "WorkerLostError" not in run.text(), run.text()[-3000:]
+    # each process stops cleanly: status 0 (granian once said 1, its worker signalled before it)
+    stopped = re.findall(r"system\s+\| (\w+)\.1 stopped \(rc=(-?\d+)\)", run.text())
+    assert {name for name, _rc in stopped} >= set(PROCESSES) and all(rc == "0" for _name, rc in stopped), stopped
 
 
 @pytest.mark.slow

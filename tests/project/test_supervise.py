@@ -59,3 +59,46 @@ def test_scripts_run_passes_the_setting():
     run = (ROOT / "scripts" / "run").read_text()
     assert 'STOP_GRACE="$(env_or_dotenv ENGAGE_STOP_GRACE 30)"' in run
     assert 'exec .venv/bin/python -m engage.supervise "$STOP_GRACE" --procfile scripts/Procfile' in run
+
+
+# "parent" starts a child in its process group; on SIGTERM it stops the child itself (SIGUSR1),
+# as gunicorn, granian and Celery stop their workers. Each says which signals it got.
+_FAMILY = textwrap.dedent(
+    """\
+    import os, signal, subprocess, sys, time
+    out = sys.argv[1]
+    def said(who, what):
+        with open(out, "a") as f:
+            f.write(f"{who} {what}\\n")
+    if sys.argv[2:] == ["child"]:
+        signal.signal(signal.SIGTERM, lambda *a: (said("child", "TERM"), sys.exit(1)))
+        signal.signal(signal.SIGUSR1, lambda *a: (said("child", "USR1"), sys.exit(0)))
+        said("child", "up")
+        time.sleep(60)
+    child = subprocess.Popen([sys.executable, __file__, out, "child"])
+    def stop(*a):
+        said("parent", "TERM")
+        time.sleep(0.5)  # the child had the group's SIGTERM by now, had it been sent one
+        child.send_signal(signal.SIGUSR1)
+        sys.exit(child.wait())
+    signal.signal(signal.SIGTERM, stop)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_stop_signals_each_process_not_its_children(tmp_path):
+    """A process with workers gets the SIGTERM and stops them itself: they are not signalled
+    behind its back (a granian worker that ended first made granian log 'Unexpected exit
+    from worker-1' and stop with status 1 on a clean stop: a newcomer's finding)."""
+    script, said = tmp_path / "family.py", tmp_path / "said"
+    script.write_text(_FAMILY)
+    (tmp_path / "Procfile").write_text(f"family: exec {sys.executable} {script} {said}\nquick: sleep 3\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "engage.supervise", "10", "--procfile", str(tmp_path / "Procfile"),
+         "--app-root", str(tmp_path), "--env", "/dev/null", "start"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "family.1 stopped (rc=0)" in done.stdout, done.stdout
+    assert said.read_text().splitlines() == ["child up", "parent TERM", "child USR1"]
