@@ -13,9 +13,10 @@ transmission) and every warning or error are logged as before.
 
 The prefork pool's children ignore SIGTERM: the main process alone answers it with a warm
 shutdown (running tasks end, then the children exit). A process supervisor that signals the
-whole process group (honcho under ``scripts/run``) would otherwise kill a child in the middle
-of a task (``WorkerLostError``; with late acks its task runs again). SIGKILL, and the main
-process's death (Celery sets each child's parent-death signal), still end them.
+whole process group (systemd's default ``KillMode=control-group``, honcho as shipped) would
+otherwise kill a child in the middle of a task (``WorkerLostError``; with late acks its task
+runs again). SIGKILL, and the main process's death (Celery sets each child's parent-death
+signal), still end them.
 """
 
 from __future__ import annotations
