@@ -250,6 +250,12 @@ def _entity(
     return entity
 
 
+#: The most semicolons (parameters, RFC 2045 §5.1) and characters a part's Content-Type or
+#: Content-Disposition may have (:func:`_mime_fields_made`): a long filename split as RFC
+#: 2231 §3 says takes a few dozen; at these bounds a message compiles in a few milliseconds.
+MAX_PARAMETERS = 128
+MAX_PARAMETERS_CHARS = 16 * 1024
+
 #: The fields :func:`_mime_fields` reads, lower case.
 _MIME_FIELDS = frozenset(("content-type", "content-disposition", "content-transfer-encoding"))
 
@@ -268,7 +274,17 @@ def _mime_fields_made(
 ) -> _MimeFields:
     """What an entity's first ``Content-Type``, ``Content-Disposition`` and
     ``Content-Transfer-Encoding`` (unfolded values, None when absent) say, as
-    ``email.message.Message`` reads them (RFC 2045, 2183, 2231)."""
+    ``email.message.Message`` reads them (RFC 2045, 2183, 2231).
+
+    Raises :class:`Rfc822Error` for a Content-Type or Content-Disposition with more than
+    :data:`MAX_PARAMETERS` semicolons or over :data:`MAX_PARAMETERS_CHARS` characters: the
+    library's parameter reading is quadratic in them (one of a megabyte of ``;`` in a quoted
+    string ran for hours: an attacker's finding)."""
+    for name, value in (("Content-Type", content_type), ("Content-Disposition", disposition)):
+        if value is not None and (len(value) > MAX_PARAMETERS_CHARS or value.count(";") > MAX_PARAMETERS):
+            raise Rfc822Error(
+                f"a part's {name} is over {MAX_PARAMETERS} parameters or {MAX_PARAMETERS_CHARS} characters"
+            )
     meta = Message()
     meta.set_default_type(default_type)
     for name, value in (("Content-Type", content_type), ("Content-Disposition", disposition),
@@ -284,11 +300,9 @@ def _mime_fields_made(
     )
 
 
-#: :func:`_mime_fields_made`, once per distinct value: the messages of one application share
-#: them, and reading them was a fifth of splitting each SMTP injection (bench/RESULTS.md,
-#: "Session 20").
-#: :func:`_mime_fields_made`, kept for the last 256 values that fit a line (998 characters, RFC
-#: 5322 §2.1.1).
+#: :func:`_mime_fields_made`, once per distinct value that fits a line (998 characters, RFC
+#: 5322 §2.1.1; the last 256 kept): the messages of one application share them, and reading
+#: them was a fifth of splitting each SMTP injection (bench/RESULTS.md, "Session 20").
 _mime_fields = KeptForShortValues(_mime_fields_made, maxsize=256, max_chars=998)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import pytest
+
 from mailcore import rfc822
 
 
@@ -32,16 +34,20 @@ def _message(index: int, parameter_bytes: int) -> str:
 
 
 def test_a_part_content_type_of_any_size_is_not_kept_after_its_message():
-    """A part's Content-Type is bounded only by the message's size: four messages with a
-    2 MiB one each keep nothing of them once compiled (each was kept, twice, before)."""
+    """A part's Content-Type is bounded only by the message's size: 64 messages with a
+    distinct one of 15 KiB each keep nothing of them once compiled (each was kept, twice,
+    before: 256 of 4 MiB held a gigabyte); one over ``MAX_PARAMETERS_CHARS`` is refused."""
     rfc822._utf8_content_type.kept.cache_clear()
+    rfc822._mime_fields.kept.cache_clear()
 
     def build() -> None:
-        for index in range(4):
-            rfc822.compile_message(_message(index, 2 * 1024 * 1024), substitute=False, substitute_headers=False)
+        for index in range(64):
+            rfc822.compile_message(_message(index, 15 * 1024), substitute=False, substitute_headers=False)
 
     kept = _kept(build)
-    assert kept < 4 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept after 4 messages of a 2 MiB Content-Type"
+    assert kept < 512 * 1024, f"{kept / 2**20:.1f} MiB kept after 64 messages of a 15 KiB Content-Type"
+    with pytest.raises(rfc822.Rfc822Error, match="16384 characters"):
+        rfc822.compile_message(_message(0, 2 * 1024 * 1024), substitute=False, substitute_headers=False)
 
 
 def test_the_scan_and_literal_part_caches_keep_a_bounded_amount_and_still_keep_everyday_bodies():

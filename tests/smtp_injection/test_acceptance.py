@@ -85,6 +85,24 @@ def test_a_body_generation_cannot_use_gets_250_then_a_generation_failure_event(s
     assert relay.received == []
 
 
+def test_a_content_type_with_thousands_of_parameters_gets_250_then_a_generation_failure_at_once(smtp, smtp_key, relay):
+    """An attacker's finding: a megabyte of ``;`` in a quoted Content-Type parameter held the
+    worker for hours (the library reads parameters in quadratic time). The listener stores it
+    as any message; the worker fails it by its parameter count."""
+    semicolons = "\r\n ".join(";" * 4096 for _ in range(16))
+    data = message().replace("Content-Type: text/html", f'Content-Type: text/html; name="{semicolons}"')
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], data.encode())
+    client.quit()
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    assert send_all(tid).num_failed_gen == 1
+    row = Message.objects.get(transmission_id=tid)
+    assert row.state == MessageState.GENERATION_FAILED and "over 128 parameters" in row.last_error
+    assert relay.received == []
+
+
 def test_a_bcc_header_in_the_message_is_554_and_nothing_is_stored(smtp, smtp_key):
     client = smtp.client()
     login(client, smtp_key)
