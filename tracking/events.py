@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -124,8 +125,34 @@ def events_stamp(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def events_json(events: Sequence[dict[str, Any]]) -> list[bytes]:
-    """Each stamped event as compact JSON (dates as ISO 8601, sets as lists)."""
-    return [json.dumps(event, separators=(",", ":"), default=_json_default).encode() for event in events]
+    """Each stamped event as compact JSON (dates as ISO 8601, sets as lists), with a NUL or a
+    lone surrogate in any string as U+FFFD: PostgreSQL's ``jsonb`` refuses both (``\\u0000``,
+    an unpaired ``\\ud800``), and a Subject's encoded word may decode to them (RFC 2047
+    allows any octet): the relayed message's ``delivered`` mark failed, so the message was
+    claimed again and sent again, five times (an attacker's finding)."""
+    out = []
+    for event in events:
+        text = json.dumps(event, separators=(",", ":"), default=_json_default)
+        if "\\u0000" in text or "\\ud" in text:  # rare: a NUL, a surrogate (or an emoji's pair)
+            text = json.dumps(_unpaired_replaced(event), separators=(",", ":"), default=_json_default)
+        out.append(text.encode())
+    return out
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unpaired_replaced(value: Any) -> Any:
+    """``value`` (a JSON-able event) with every NUL and surrogate code point in its strings
+    (keys included) as U+FFFD; a character beyond the BMP is one code point, not a pair, so
+    it is kept."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_unpaired_replaced(key): _unpaired_replaced(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unpaired_replaced(item) for item in value]
+    return value
 
 
 def events_enqueue(events: Sequence[dict[str, Any]]) -> None:

@@ -103,6 +103,30 @@ def test_a_content_type_with_thousands_of_parameters_gets_250_then_a_generation_
     assert relay.received == []
 
 
+@pytest.mark.parametrize("subject", ["=?utf-8?q?a=00b?=", "=?unicode_escape?q?=5Cud800?="])
+def test_a_subject_that_decodes_to_nul_or_a_lone_surrogate_is_delivered_once_and_recorded(
+    smtp, smtp_key, relay, subject
+):
+    """An attacker's finding: the events' ``subject`` held a NUL (or an unpaired surrogate),
+    which PostgreSQL's jsonb refuses, so the ``delivered`` mark failed, the message stayed
+    ``sending`` and was claimed and relayed again, five times, then failed. It is delivered
+    once, its events name the subject with U+FFFD in its place."""
+    from tests.transmissions.helpers import outbox_events
+
+    client = smtp.client()
+    login(client, smtp_key)
+    code, reply = inject(client, ["jo@example.com"], message().replace("Subject: Your invoice", f"Subject: {subject}"))
+    client.quit()
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    assert send_all(tid).num_generated == 1
+    assert Message.objects.get(transmission_id=tid).state == MessageState.DELIVERED
+    assert len(relay.received) == 1
+    with connection.cursor() as cursor:
+        kinds = {event["type"]: event for event in outbox_events(cursor) if event["transmission_id"] == str(tid)}
+    assert set(kinds) == {"injection", "delivery"} and "\ufffd" in kinds["delivery"]["subject"]
+
+
 def test_a_bcc_header_in_the_message_is_554_and_nothing_is_stored(smtp, smtp_key):
     client = smtp.client()
     login(client, smtp_key)
