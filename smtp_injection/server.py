@@ -99,6 +99,7 @@ BAD_SENDER = SmtpReply(553, "5.1.7", "Bad sender address syntax").line()
 BAD_RECIPIENT = SmtpReply(501, "5.1.3", "Bad recipient address syntax").line()
 KEY_REVOKED = SmtpReply(530, "5.7.0", "Authentication required: the key is revoked or lacks smtp/inject").line()
 TOO_BIG = SmtpReply(552, "5.3.4", "Message size exceeds fixed maximum message size").line()
+TLS_ACTIVE = SmtpReply(503, "5.5.1", "TLS already active").line()
 LINE_TOO_LONG = SmtpReply(500, "5.5.2", "Line too long").line()
 
 # aiosmtpd's own replies, with an enhanced status code (RFC 3463) and SparkPost-like texts
@@ -940,9 +941,20 @@ class InjectionSMTP(SMTP):
         if per_key[principal.key_id] >= self.listener.config.max_connections_per_key:
             await self.close_with(TOO_MANY_KEY_CONNECTIONS)
             return AuthResult(success=False, handled=True)
+        self._uncount()  # an AUTH after STARTTLS reset the session: counted once a connection
         per_key[principal.key_id] += 1
         self.principal, self._counted = principal, True
         return AuthResult(success=True, auth_data=principal)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """STARTTLS once: inside TLS it is ``503 5.5.1`` (RFC 3207 §4: a second one is not
+        allowed). aiosmtpd started a second handshake inside the first, and the AUTH after
+        it counted the key a second time (an attacker's finding: 25 such sessions left the
+        key refused with ``421`` until a restart)."""
+        if self._tls_protocol is not None:
+            await self.push(TLS_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg)
 
     # --- DATA --------------------------------------------------------------------------------
 

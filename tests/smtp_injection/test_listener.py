@@ -310,6 +310,23 @@ def test_auth_before_starttls_is_refused(smtp, smtp_key):
     assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first")
 
 
+def test_a_second_starttls_is_503_and_the_key_is_counted_once(smtp, smtp_key):
+    """An attacker's finding: STARTTLS inside TLS started a second handshake, and the AUTH
+    after it counted the key again while the connection's end released one count: 25 such
+    sessions left the key refused with 421. RFC 3207 §4: STARTTLS once."""
+    for _ in range(3):
+        client = smtp.client()
+        login(client, smtp_key)
+        assert client.docmd("STARTTLS") == (503, b"5.5.1 TLS already active")
+        code, reply = inject(client, ["jo@example.com"], message().encode())
+        assert code == 250, reply
+        client.quit()
+    deadline = time.monotonic() + 10
+    while smtp.listener.per_key and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not smtp.listener.per_key, smtp.listener.per_key
+
+
 def test_a_size_over_the_limit_is_552(smtp, smtp_key):
     client = smtp.client()
     login(client, smtp_key)
