@@ -77,6 +77,7 @@ __all__ = [
     "address_key",
     "campaign_id_reply",
     "copy_recipients",
+    "envelope_recipients",
     "json_text_check",
     "json_value_check",
     "msys_api_parse",
@@ -312,6 +313,17 @@ def address_key(address: str) -> str:
     case-sensitive)."""
     local, at, domain = address.rpartition("@")
     return f"{local}@{domain.lower()}" if at else address
+
+
+def envelope_recipients(rcpt_tos: Iterable[str]) -> tuple[str, ...]:
+    """The RCPT TO addresses one copy each goes to: each :func:`address_key` once, the first
+    spelling kept, in order (§1.6: "each recipient will only receive a single instance of
+    each message"; Django's SMTP backend names an address twice when it is in both ``to``
+    and ``cc``)."""
+    kept: dict[str, str] = {}
+    for address in rcpt_tos:
+        kept.setdefault(address_key(address), address)
+    return tuple(kept.values())
 
 
 def copy_recipients(envelope: Iterable[str], api: MsysApi) -> tuple[tuple[Address, CopyType], ...]:

@@ -32,7 +32,15 @@ from api_keys.selectors import api_key_get_active, api_key_grants_if_active
 from engage import errors
 from mailcore.headers import BLIND_HEADERS, HeaderError, header_line
 from mailcore.memo import KeptForShortValues
-from mailcore.msys_api import READ_FIELDS, CopyType, MsysApi, MsysApiError, copy_recipients, msys_api_parse
+from mailcore.msys_api import (
+    READ_FIELDS,
+    CopyType,
+    MsysApi,
+    MsysApiError,
+    copy_recipients,
+    envelope_recipients,
+    msys_api_parse,
+)
 from mailcore.smtp_policy import PolicyAccept, PolicyDecisionError, PolicyView
 from mailcore.smtp_reply import SmtpReply, reply_text
 from mailcore.smtp_settings import HeaderSettings, ResolvedSmtpSettings, SmtpSettings, smtp_settings_resolve
@@ -301,8 +309,9 @@ def _resolve(injection: Injection, api: MsysApi, policy: PolicyAccept) -> tuple[
     one SMTP precedence rule (``mailcore.smtp_settings.smtp_settings_resolve``: policy >
     header > listener, a policy's per-recipient settings over its per-message ones).
 
-    Envelope recipients come first, then the ``cc`` / ``bcc`` / ``archive`` addresses not
-    already one (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6).
+    Envelope recipients come first, each once (``mailcore.msys_api.envelope_recipients``), then
+    the ``cc`` / ``bcc`` / ``archive`` addresses not already one
+    (``mailcore.msys_api.copy_recipients``, SMTP-INJECTION.md §1.6).
 
     Raises :class:`mailcore.smtp_policy.PolicyDecisionError` (``451 4.3.0``) when the policy
     gives one recipient a :data:`TRANSMISSION_FIELDS` value other than the message's: one
@@ -312,8 +321,9 @@ def _resolve(injection: Injection, api: MsysApi, policy: PolicyAccept) -> tuple[
     header, listener = HeaderSettings.from_msys_api(api), _listener_settings()
     message = smtp_settings_resolve(policy.settings, header, listener)
     _warn_link_expiry(message)
-    addresses: list[tuple[tuple[str, str], CopyType | None]] = [(("", rcpt), None) for rcpt in injection.rcpt_tos]
-    addresses += copy_recipients(injection.rcpt_tos, api)
+    envelope = envelope_recipients(injection.rcpt_tos)
+    addresses: list[tuple[tuple[str, str], CopyType | None]] = [(("", rcpt), None) for rcpt in envelope]
+    addresses += copy_recipients(envelope, api)
     resolved: list[_Resolved] = []
     for (name, email), kind in addresses:
         own = message

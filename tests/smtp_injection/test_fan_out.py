@@ -44,6 +44,22 @@ def test_each_bcc_copy_names_only_its_own_address_and_no_other_copy_has_bcc(smtp
     assert copies["arch@example.com"].message.get_all("Bcc") is None
 
 
+def test_an_address_named_twice_in_the_envelope_gets_one_copy(smtp, smtp_key, relay):
+    """An attacker's finding: RCPT TO twice (Django's SMTP backend does it for an address in
+    both to and cc) gave two copies. One per address, the domain compared without case, the
+    local part exactly (RFC 5321 §2.4), as the cc/bcc/archive copies already were."""
+    client = smtp.client()
+    login(client, smtp_key)
+    rcpts = ["jo@example.com", "jo@EXAMPLE.com", "jo@example.com", "Jo@example.com"]
+    code, reply = inject(client, rcpts, message({"cc": ["jo@example.com"]}))
+    client.quit()
+    assert code == 250, reply
+    tid = transmission_id(reply)
+    send_all(tid)
+    assert sorted(received.rcpt_tos[0] for received in relay.received) == ["Jo@example.com", "jo@example.com"]
+    assert Message.objects.filter(transmission_id=tid).count() == 2
+
+
 def test_an_archive_copy_clicks_and_opens_for_the_envelope_recipient(smtp, smtp_key, relay, events, api, client):
     from analytics.landing import land_once
 
