@@ -87,6 +87,22 @@ from transmissions.services import PreparedTransmission, StoreConnection, transm
 
 log = logging.getLogger(__name__)
 
+
+def _unrecognised_redacted(record: logging.LogRecord) -> bool:
+    """aiosmtpd's ``"%r unrecognised: %s"`` warning with its line shown only when it is a
+    command word (letters, at most 12): a client that sends AUTH LOGIN's base64 user and
+    password after a refusal has them logged as unrecognised commands, upper-cased, from
+    which a hex API key decodes back (an attacker's finding). Filter of the ``mail.log``
+    logger; keeps every record."""
+    if record.msg == "%r unrecognised: %s" and isinstance(record.args, tuple) and len(record.args) == 2:
+        peer, command = record.args
+        if not (isinstance(command, str) and command.isalpha() and len(command) <= 12):
+            record.args = (peer, f"<a line of {len(str(command))} characters, not shown: it may be a credential>")
+    return True
+
+
+logging.getLogger("mail.log").addFilter(_unrecognised_redacted)
+
 TEMPORARY_FAILURE = SmtpReply(451, "4.3.0", "Temporary failure, please retry").line()
 SHUTTING_DOWN = SmtpReply(421, "4.3.2", "Service shutting down").line()
 TOO_MANY_CONNECTIONS = SmtpReply(421, "4.7.0", "Too many connections, try again later").line()

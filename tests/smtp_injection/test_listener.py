@@ -310,6 +310,25 @@ def test_auth_before_starttls_is_refused(smtp, smtp_key):
     assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first")
 
 
+def test_credentials_sent_after_a_refused_auth_are_not_logged(smtp, smtp_key, caplog):
+    """An attacker's finding: AUTH LOGIN's base64 user and password sent in one write after a
+    refusal (here: AUTH when already authenticated) were logged by aiosmtpd as unrecognised
+    commands, upper-cased, and the hex key decoded back from them."""
+    import base64
+
+    client = smtp.client()
+    login(client, smtp_key)
+    user, password = (base64.b64encode(value.encode()).decode() for value in ("SMTP_Injection", smtp_key))
+    with caplog.at_level(logging.INFO):
+        client.send(f"AUTH LOGIN\r\n{user}\r\n{password}\r\nXYZZY\r\n".encode())
+        replies = [client.getreply() for _ in range(4)]
+        client.quit()
+    assert replies[0][0] == 503 and all(code == 500 for code, _text in replies[1:]), replies
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "unrecognised: XYZZY" in logged  # a command word is still shown
+    assert password.upper() not in logged and user.upper() not in logged and "it may be a credential" in logged
+
+
 def test_a_second_starttls_is_503_and_the_key_is_counted_once(smtp, smtp_key):
     """An attacker's finding: STARTTLS inside TLS started a second handshake, and the AUTH
     after it counted the key again while the connection's end released one count: 25 such
