@@ -50,3 +50,21 @@ def test_engagement_landed_in_a_later_batch_still_gets_the_fields(api, client, r
     assert land_once(consumer="test", block_ms=None) == 2
     found = api.get(SEARCH, {"transmissions": str(transmission.id), "subjects": "Hello Later"}).json()["results"]
     assert sorted(event["type"] for event in found) == ["click", "delivery", "initial_open", "injection"]
+
+
+def test_a_long_subject_is_sent_whole_and_cut_in_every_event(api, client, relay, events):
+    """An attacker's finding: each event of each copy carried the whole subject (a folded
+    900 KB one on a message with 100 copies made an events page of 182 MB). The message
+    goes as written; its events carry the first 1,023 characters and "…"."""
+    from analytics.landing import land_once
+    from tests.transmissions.helpers import CONTENT
+
+    subject = "word " * 20_000
+    run(api, body(content={**CONTENT, "subject": subject}))
+    (received,) = relay.received
+    assert received.message["Subject"] == subject.strip()
+    _hit_open_and_click(client, received.message)
+    assert land_once(consumer="test", block_ms=None) == 4
+    found = api.get(SEARCH, {"events": "injection,delivery,click,initial_open"}).json()["results"]
+    assert len(found) == 4
+    assert all(event["subject"] == subject[:1023] + "…" for event in found), [len(e["subject"]) for e in found]
