@@ -48,6 +48,7 @@ Decisions (SPEC B §1.3, A.2):
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from base64 import encodebytes
@@ -89,6 +90,10 @@ __all__ = [
 #: Multiparts nested deeper than this are refused (no RFC sets a limit; this bounds the work
 #: and the recursion of the split).
 MAX_DEPTH = 32
+#: The most parts (entities below the root, every level counted) a message may have: each
+#: costs a few hundred bytes to hold, and 20 MiB of ``--a`` lines made 4.1 million of them,
+#: 2 GB in a worker (an attacker's finding).
+MAX_PARTS = 1000
 #: The longest line a message may carry, line end excluded (RFC 5322 §2.1.1).
 MAX_LINE_BYTES = 998
 #: Bits of the state a body render returns: which of the part's structural fields change.
@@ -217,7 +222,14 @@ def _field(data: bytes, pending: tuple[str, int], end: int) -> Field:
 
 
 def _entity(
-    data: bytes, start: int, end: int, *, default_type: str, depth: int, boundaries: tuple[bytes, ...] = ()
+    data: bytes,
+    start: int,
+    end: int,
+    *,
+    default_type: str,
+    depth: int,
+    parts: list[int],
+    boundaries: tuple[bytes, ...] = (),
 ) -> Entity:
     if depth > MAX_DEPTH:
         raise Rfc822Error(f"multiparts are nested more than {MAX_DEPTH} deep")
@@ -246,7 +258,7 @@ def _entity(
         if not boundary:
             raise Rfc822Error(f"a {entity.content_type} part has no boundary parameter")
         child_type = "message/rfc822" if entity.content_type == "multipart/digest" else "text/plain"
-        entity.children = _children(data, entity, boundary, child_type, depth)
+        entity.children = _children(data, entity, boundary, child_type, depth, parts)
     return entity
 
 
@@ -306,27 +318,37 @@ def _mime_fields_made(
 _mime_fields = KeptForShortValues(_mime_fields_made, maxsize=256, max_chars=998)
 
 
-def _children(data: bytes, entity: Entity, boundary: str, child_type: str, depth: int) -> list[Entity]:
+def _children(
+    data: bytes, entity: Entity, boundary: str, child_type: str, depth: int, parts: list[int]
+) -> list[Entity]:
+    """The parts of multipart ``entity``; ``parts[0]``: how many the message has so far
+    (:data:`MAX_PARTS`)."""
     marker = b"--" + boundary.encode("utf-8", "surrogatepass")
     boundaries = (*entity.boundaries, marker)
     delimiter = re.compile(rb"^" + re.escape(marker) + rb"(--)?[ \t]*$", re.MULTILINE)
-    found = list(delimiter.finditer(data, entity.body_start, entity.end))
+    # No more delimiters than the parts still allowed (and the one past them) are looked for.
+    found = list(itertools.islice(delimiter.finditer(data, entity.body_start, entity.end), MAX_PARTS - parts[0] + 2))
     if not found:
         raise Rfc822Error(f"the boundary {boundary!r} of a {entity.content_type} part never appears")
     children: list[Entity] = []
     for index, match in enumerate(found):
         if match.group(1):  # the close delimiter: what follows is the epilogue
             break
+        parts[0] += 1
+        if parts[0] > MAX_PARTS:
+            raise Rfc822Error(f"the message has more than {MAX_PARTS} parts")
         start = min(match.end() + 1, entity.end)
         following = found[index + 1] if index + 1 < len(found) else None
         end = entity.end if following is None else max(following.start() - 1, start)
-        children.append(_entity(data, start, end, default_type=child_type, depth=depth + 1, boundaries=boundaries))
+        children.append(
+            _entity(data, start, end, default_type=child_type, depth=depth + 1, parts=parts, boundaries=boundaries)
+        )
     return children
 
 
 def split_message(data: bytes) -> Entity:
     """The MIME tree of a message (LF line ends) as offsets; raises :class:`Rfc822Error`."""
-    root = _entity(data, 0, len(data), default_type="text/plain", depth=0)
+    root = _entity(data, 0, len(data), default_type="text/plain", depth=0, parts=[0])
     if not any(item.name for item in root.fields):
         raise Rfc822Error("the message has no header fields")
     return root
