@@ -33,6 +33,8 @@ copy's ``Bcc`` naming only its own recipient.
 
 from __future__ import annotations
 
+import encodings
+import encodings.aliases
 import re
 from base64 import b64encode
 from binascii import Error as BinasciiError
@@ -335,9 +337,51 @@ def header_block(headers: Iterable[tuple[str, str | Sequence[Address]]]) -> byte
 
 # --- reading encoded words -----------------------------------------------------------------------
 
+#: Codecs that are not a character set of text: transforms (``base64_codec``...), Python's own
+#: escapes (``unicode_escape`` decodes to lone surrogates), ``punycode`` (quadratic: 16 words
+#: held the listener's loop for seconds) and ``idna``, Windows-only and placeholder codecs.
+_NOT_CHARSETS = frozenset({
+    "aliases", "base64_codec", "bz2_codec", "charmap", "hex_codec", "idna", "mbcs", "oem", "palmos",
+    "punycode", "quopri_codec", "raw_unicode_escape", "rot_13", "undefined", "unicode_escape", "uu_codec",
+    "zlib_codec",
+})  # fmt: skip
+
+
+#: Text codecs of ``encodings`` that no alias names (``encodings.aliases`` lists the rest).
+_UNALIASED_CHARSETS = frozenset({
+    "cp1006", "cp720", "cp737", "cp856", "cp874", "cp875", "iso8859_1", "koi8_t", "koi8_u", "mac_arabic",
+    "mac_croatian", "mac_farsi", "mac_romanian", "utf_8_sig",
+})  # fmt: skip
+
+
+def _charsets() -> dict[str, str]:
+    """Every name this Python decodes text under (``encodings``' codec modules and their
+    aliases, normalised as ``encodings.search_function`` does) → its module, minus
+    :data:`_NOT_CHARSETS`."""
+    modules = (set(encodings.aliases.aliases.values()) | _UNALIASED_CHARSETS) - _NOT_CHARSETS
+    names = {name: name for name in modules}
+    names |= {alias: module for alias, module in encodings.aliases.aliases.items() if module in modules}
+    return names
+
+
+#: :func:`_charsets`, made once. An encoded word's charset is looked up here, never handed to
+#: ``codecs.lookup`` unknown: each unknown name was an import attempt whose failure Python
+#: keeps forever (50,000 distinct names in one header froze the listener for seconds and kept
+#: 5 MB: an attacker's finding).
+_CHARSETS = _charsets()
+
+
+def _charset(name: str) -> str | None:
+    """The module of charset ``name`` (RFC 2047 §2, any case), or None when it is not one
+    this Python decodes as text."""
+    return _CHARSETS.get(encodings.normalize_encoding(name.lower()))
+
 
 def _decode_word(match: re.Match[str]) -> str | None:
-    charset, encoding, text = match.group(1).partition("*")[0], match.group(2).upper(), match.group(3)
+    charset = _charset(match.group(1).partition("*")[0])
+    if charset is None:
+        return None
+    encoding, text = match.group(2).upper(), match.group(3)
     try:
         if encoding == "B":
             payload = a2b_base64(text + "=" * (-len(text) % 4))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+
+from mailcore.headers import decode_words
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 # A CR not followed by LF, or an LF not preceded by CR.
@@ -126,22 +126,15 @@ def header_remove(head: bytes, *names: str) -> bytes:
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
-def _decoded(value: str) -> str:
-    """``value`` with its RFC 2047 encoded-words decoded; as it is when they do not decode."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, HeaderParseError):
-        return value
-
-
 def head_fields(head: bytes) -> tuple[tuple[str, str], ...]:
     """``(name, value)`` of every field of ``head`` in order: names as written, values
     unfolded (RFC 5322 §2.2.3: the line break before a space or tab is removed), stripped,
-    RFC 2047 words decoded (RFC 2047 §6), bytes that are not UTF-8 as U+FFFD. What the
-    injection policy is shown (``mailcore.smtp_policy.PolicyView.headers``)."""
+    RFC 2047 words decoded (RFC 2047 §6; ``mailcore.headers.decode_words``: in linear time
+    and known charsets alone, where ``email.header`` took seconds on a 1 MiB Subject of
+    words and tried to import each unknown charset: an attacker's finding), bytes that are
+    not UTF-8 as U+FFFD. What the injection policy is shown
+    (``mailcore.smtp_policy.PolicyView.headers``)."""
     return tuple(
-        (name.decode("ascii"), _decoded(_FOLD.sub("", value.decode("utf-8", "replace")).strip()))
+        (name.decode("ascii"), decode_words(_FOLD.sub("", value.decode("utf-8", "replace")).strip()))
         for name, value, _start, _end in _fields(head)
     )

@@ -149,3 +149,21 @@ def test_own_bcc_line_names_only_its_address_written_like_to():
     assert own_bcc_line(("Zoë", "z@example.com")) == b"Bcc: " + header_line("To", [("Zoë", "z@example.com")])[4:]
     line = own_bcc_line(("x\r\nBcc: all@example.com", "bcc@example.com"))
     assert line.count(b"\n") == line.count(b"\n ") + 1 and b"\nBcc:" not in line
+
+
+def test_an_encoded_word_decodes_under_a_known_text_charset_only():
+    """An attacker's finding: each unknown charset name was handed to codecs.lookup, an import
+    attempt whose failure Python keeps forever (50,000 names in one header froze the listener
+    for seconds and kept 5 MB), and ``punycode`` (quadratic) or ``unicode_escape`` (lone
+    surrogates) decoded. Those words now stay as written; real charsets decode, in any case."""
+    import encodings
+
+    from mailcore.headers import decode_words
+
+    assert decode_words("=?UTF-8?Q?caf=C3=A9?= =?iso-8859-1?q?Andr=E9?= =?KOI8-U?B?9MXT1A==?=") == "caféAndréТест"
+    before = len(encodings._cache)
+    words = " ".join(f"=?x-made-up-{index}?q?a?=" for index in range(2000))
+    assert decode_words(words) == words
+    assert len(encodings._cache) == before
+    for word in ("=?punycode?q?abc-?=", "=?unicode_escape?q?=5Cud800?=", "=?base64?q?YQ==?="):
+        assert decode_words(word) == word
