@@ -740,7 +740,8 @@ class InjectionSMTP(SMTP):
         self._ip = ""
         self._held = bytearray()  # 250 replies not yet written (push)
         self._replies = 0  # replies pushed (push yields to the other sessions every YIELD_EVERY)
-        self.closed = False  # the closing reply is sent: nothing more is answered or stored
+        self.closed = False  # the closing reply is decided: nothing more is answered or stored
+        self._closing_reply: str | None = None  # that reply, the one push still sends
         super().__init__(handler, **kwargs)
 
     # --- connections -------------------------------------------------------------------------
@@ -842,6 +843,11 @@ class InjectionSMTP(SMTP):
         transport = self._stream_transport()
         if transport is None or transport.is_closing() or self.closed:
             return
+        # Closed before the reply goes: while it is written (the push may wait), the session's
+        # handler goes on with the lines it had read, and a DATA it reached was stored and
+        # answered nothing: its client had the 421 for a message delivered (an attacker's
+        # finding at shutdown), or a 354 after the 421. Only the closing reply goes now.
+        self.closed, self._closing_reply = True, reply
         try:
             await asyncio.wait_for(self.push(reply), CLOSE_TIMEOUT)
         except (ConnectionError, RuntimeError, TimeoutError):
@@ -883,6 +889,7 @@ class InjectionSMTP(SMTP):
         aiosmtpd's ``push``, which waits while the connection's buffer is over its high-water
         mark. So a client that sends and never reads is held back by TCP, as before, and its
         replies cannot grow the listener's memory (tests/smtp_injection/test_listener.py)."""
+        final = status is self._closing_reply  # close_with's reply: it goes, closed or not
         if isinstance(status, str):
             # Every reply is printable ASCII (RFC 5321 §4.2), whoever wrote its text.
             status = reply_text(_OWN_REPLIES.get(status, status))
@@ -893,12 +900,12 @@ class InjectionSMTP(SMTP):
             reply = status.encode("ascii")
         else:
             reply = status
-        if self.closed:
+        if self.closed and not final:
             return
         self._replies += 1
         if self._replies % YIELD_EVERY == 0:
             await asyncio.sleep(0)  # the other sessions' turn (the held replies go out too)
-            if self.closed:
+            if self.closed and not final:
                 return
         transport = self._stream_transport()
         if (

@@ -239,6 +239,47 @@ def test_nothing_is_answered_after_the_421_though_replies_wait_to_be_sent(smtp):
     assert replies[-1] == b"421 4.3.2 Service shutting down", replies[-3:]
 
 
+def test_a_message_read_while_the_421_goes_is_not_stored(smtp, smtp_key):
+    """An attacker's finding at shutdown: the session was marked closed only once its 421 was
+    written, and meanwhile its handler went on with the pipelined message it had read: the
+    message was stored and delivered, its client had the 421 (and retried it: twice
+    delivered), or a 354 after the 421. From the moment the 421 is decided, nothing more
+    is stored or answered."""
+    client = smtp.client()
+    login(client, smtp_key)
+    before = Transmission.objects.count()
+    started = asyncio.Event()
+
+    async def close_slowly() -> None:
+        (session,) = smtp.listener.sessions
+        push = session.push
+
+        async def slow_push(reply):
+            if str(reply).startswith("421"):
+                started.set()
+                await asyncio.sleep(0.5)  # a client slow to read: the handler runs meanwhile
+            await push(reply)
+
+        session.push = slow_push
+        await session.close_with("421 4.3.2 Service shutting down")
+
+    closing = asyncio.run_coroutine_threadsafe(close_slowly(), smtp.loop)
+    asyncio.run_coroutine_threadsafe(started.wait(), smtp.loop).result(10)
+    client.send(
+        b"MAIL FROM:<a@sender.example.com>\r\nRCPT TO:<jo@example.com>\r\nDATA\r\n" + message().encode() + b".\r\n"
+    )
+    closing.result(10)
+    replies = []
+    while True:
+        try:
+            replies.append(client.getreply())
+        except smtplib.SMTPServerDisconnected:
+            break
+    assert [code for code, _text in replies if code != -1] == [421], replies
+    time.sleep(0.5)
+    assert Transmission.objects.count() == before
+
+
 def test_a_tls_connection_lost_while_its_421_goes_does_not_break_the_shutdown(smtp):
     """asyncio's TLS transport, closed twice, forgets its protocol and raises on any question
     about its buffer; a session whose client left while its 421 was being sent is closed
