@@ -254,13 +254,33 @@ def _enqueue(transmission_ids: list[int]) -> None:
     transmissions_generation_enqueue(transmission_ids=transmission_ids)
 
 
+#: The most characters of message sources one group's statement carries (the first message
+#: of a group goes whatever its size): 22 messages of 20 MiB in one statement ran past the
+#: store's timeout, every session of the group got 451 (a small message that came with
+#: them too) and the listener held 2.4 GB (an attacker's finding).
+GROUP_MAX_CHARS = 32 * 1024 * 1024
+
+
+def _group_size(pending: list[tuple[PreparedTransmission, asyncio.Future[int]]], max_group: int) -> int:
+    """How many of ``pending`` (oldest first) the next group takes: at most ``max_group``, and
+    no more than :data:`GROUP_MAX_CHARS` of sources together unless it is the first."""
+    total = 0
+    for index, (prepared, _future) in enumerate(pending[:max_group]):
+        source = prepared.transmission.content.get("email_rfc822")
+        total += len(source) if isinstance(source, str) else 0
+        if total > GROUP_MAX_CHARS and index > 0:
+            return index
+    return min(len(pending), max_group)
+
+
 class GroupStore:
     """Group commit across sessions (issue 13 D3, SMTP-INJECTION.md §5.5): each session's
     prepared message waits in ``pending``; a group is every message pending when one of the
     ``connections`` database connections is free (at most ``max_group``), stored in one
     statement and one commit (``smtp_injection.services.smtp_messages_store_async``), and
     each session gets its transmission id, or the group's exception, only after that
-    commit: "250 means stored" holds for each. Nothing waits to fill a group: a message that
+    commit: "250 means stored" holds for each; a group carries at most :data:`GROUP_MAX_CHARS`
+    of sources (its first message whatever its size). Nothing waits to fill a group: a message that
     finds a connection free is stored at once, and those that arrive meanwhile form the next
     group, so the group grows with the load.
 
@@ -330,7 +350,8 @@ class GroupStore:
 
     def _flush(self) -> None:
         while self.pending and self.idle:
-            group, self.pending = self.pending[: self.max_group], self.pending[self.max_group :]
+            size = _group_size(self.pending, self.max_group)
+            group, self.pending = self.pending[:size], self.pending[size:]
             task = asyncio.get_running_loop().create_task(self._store_group(self.idle.pop(), group))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)

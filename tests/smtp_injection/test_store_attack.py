@@ -254,3 +254,21 @@ def test_store_backend_terminated_again_and_again_under_concurrent_sessions(star
     client = listener.client()
     login(client, smtp_key)
     assert inject(client, ["after@example.com"], message())[0] == 250
+
+
+def test_a_group_carries_at_most_group_max_chars_of_sources_and_its_first_whatever_its_size():
+    """An attacker's finding: 22 messages of 20 MiB went in one statement, which ran past the
+    store's timeout: all 22 sessions, and a small message stored with them, got 451."""
+    from types import SimpleNamespace
+
+    from smtp_injection.server import GROUP_MAX_CHARS, _group_size
+
+    def pending(*sizes: int) -> list:
+        return [(SimpleNamespace(transmission=SimpleNamespace(content={"email_rfc822": "x" * n})), None) for n in sizes]
+
+    big, small = 20 * 1024 * 1024, 10 * 1024
+    assert _group_size(pending(*[small] * 100), 64) == 64
+    assert _group_size(pending(*[big] * 22, small), 64) == 1
+    assert _group_size(pending(small, small, big, big), 64) == 3
+    assert _group_size(pending(GROUP_MAX_CHARS + 1, small), 64) == 1
+    assert _group_size(pending(small), 64) == 1
