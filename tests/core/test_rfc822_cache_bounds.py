@@ -51,12 +51,12 @@ def test_a_part_content_type_of_any_size_is_not_kept_after_its_message():
 
 
 def test_the_scan_and_literal_part_caches_keep_a_bounded_amount_and_still_keep_everyday_bodies():
-    """64 distinct 64 Ki-character bodies with a link every 9 characters: the two caches kept
-    about 180 MiB; a part with that many links is now scanned each time, not kept. An everyday
+    """16 distinct 64 Ki-character bodies with a link every 9 characters: the two caches kept
+    about 45 MiB (180 for 64); a part with that many links is now scanned each time, not kept. An everyday
     body (a few hundred links) is still kept and shared."""
     rfc822._literal_cached.cache_clear()
     rfc822._scan_cached.cache_clear()
-    bodies = [f"{i:06d}" + "http://a " * ((rfc822.SCAN_CACHE_MAX_CHARS - 6) // 9) for i in range(64)]
+    bodies = [f"{i:06d}" + "http://a " * ((rfc822.SCAN_CACHE_MAX_CHARS - 6) // 9) for i in range(16)]
     kept = _kept(lambda: [rfc822._literal_part(body, "text") for body in bodies])
     assert kept < 16 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept by the part caches"
     everyday = "<p>" + '<a href="https://shop.example.com/item">item</a> ' * 110 + "</p>"

@@ -301,22 +301,22 @@ def _sublinked(index: int, characters: int) -> dict:
 
 
 def test_a_worker_keeps_nothing_of_a_long_sublink_once_its_transmission_is_forgotten(api, relay):
-    """A ``data-msys-sublink`` is bounded only by the content's size: each of four 1 MiB
+    """A ``data-msys-sublink`` is bounded only by the content's size: each of four 512 KiB
     sublinks was kept by the worker's sublink cache, with its encoded form, for the process's
     life (1,024 of them held gigabytes). They are sent all the same, and not kept."""
-    run(api, body(content=_sublinked(0, 1024 * 1024), options=TRACKED))
+    run(api, body(content=_sublinked(0, 512 * 1024), options=TRACKED))
     (anchor,) = tags(parts(relay.received[-1].message)[0], "a")
-    assert re.fullmatch(r"http://[^/]+/f/s0/a{1048576}/[A-Za-z0-9_-]+", anchor["href"])
-    kept = _kept_after(api, relay, [_sublinked(index, 1024 * 1024) for index in range(4, 8)], forget=True)
-    assert kept < 1024 * 1024, f"{kept / 2**20:.1f} MiB kept after four 1 MiB sublinks"
+    assert re.fullmatch(r"http://[^/]+/f/s0/a{524288}/[A-Za-z0-9_-]+", anchor["href"])
+    kept = _kept_after(api, relay, [_sublinked(index, 512 * 1024) for index in range(4, 8)], forget=True)
+    assert kept < 512 * 1024, f"{kept / 2**20:.1f} MiB kept after four 512 KiB sublinks"
 
 
 def test_a_worker_keeps_a_bounded_amount_of_prepared_content(api, relay, monkeypatch):
     """A worker keeps the transmissions it prepared (the last 32), but no more than
     ``_CACHE_CHARS`` of content between them: 32 of 50 MiB each held gigabytes. With the
-    bound at 2 Mi characters, eight transmissions of 1 MiB keep about two of them."""
+    bound at 1 Mi characters, eight transmissions of 512 KiB keep about two of them."""
     from transmissions import generation
 
-    monkeypatch.setattr(generation, "_CACHE_CHARS", 2 * 1024 * 1024)
-    kept = _kept_after(api, relay, [_sublinked(index, 1024 * 1024) for index in range(8)], forget=False)
-    assert kept < 8 * 1024 * 1024, f"{kept / 2**20:.1f} MiB kept after eight transmissions of 1 MiB"
+    monkeypatch.setattr(generation, "_CACHE_CHARS", 1024 * 1024)
+    kept = _kept_after(api, relay, [_sublinked(index, 512 * 1024) for index in range(8)], forget=False)
+    assert kept < 4 * 1024 * 1024, f"{kept / 2**20:.1f} MiB kept after eight transmissions of 512 KiB"
