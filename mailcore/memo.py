@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 _T = TypeVar("_T")
 
@@ -20,13 +20,19 @@ _T = TypeVar("_T")
 Argument = str | tuple[str, ...] | None
 
 
-def characters(argument: Argument) -> int:
-    """How many characters ``argument`` holds: 0 for None, the sum over a tuple's strings."""
-    if argument is None:
+def characters(value: Any) -> int:
+    """How many characters of strings ``value`` holds: a string's length, the sum over a
+    tuple's or list's items and a dict's keys and values (a JSON value), 0 for anything else
+    (None, numbers)."""
+    if value is None:
         return 0
-    if isinstance(argument, str):
-        return len(argument)
-    return sum(map(len, argument))
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple | list):
+        return sum(map(characters, value))
+    if isinstance(value, dict):
+        return sum(characters(key) + characters(item) for key, item in value.items())
+    return 0
 
 
 class KeptForShortValues(Generic[_T]):

@@ -105,3 +105,19 @@ class HungServer:
         self.server.close()
         for connection in self.connections:
             connection.close()
+
+
+def kept_bytes(build) -> int:
+    """Bytes still allocated (tracemalloc) after ``build()`` ran, garbage collected before and
+    after: what a cache or a leak keeps of the work."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    build()
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return kept

@@ -54,7 +54,7 @@ from mailcore.headers import HeaderError, envelope_address, header_block, own_bc
 from mailcore.language import CompiledPart, build_context, compile_content, compile_part
 from mailcore.language.errors import TemplateRenderError, TemplateSyntaxError
 from mailcore.links import pixel_html, scan_html, scan_text
-from mailcore.memo import KeptForShortValues
+from mailcore.memo import KeptForShortValues, characters
 from mailcore.mime import build_message, from_parts, to_addresses
 from mailcore.options import EffectiveOptions, effective_options
 from mailcore.rfc822 import CompiledMessage, LiteralPart, Rfc822Error, compile_message
@@ -200,19 +200,9 @@ class PreparedTransmission:
     #: generated.
     received_at: datetime | None = None
     #: Characters of the content it was compiled from (every string in it: parts, headers,
-    #: attachments), what :func:`prepared_for`'s cache counts against ``_CACHE_CHARS``.
+    #: attachments: ``mailcore.memo.characters``), what :func:`prepared_for`'s cache counts against
+    #: ``_CACHE_CHARS``.
     size: int = 0
-
-
-def _characters(value: Any) -> int:
-    """Characters of every string in a JSON value (keys included)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(len(key) + _characters(item) for key, item in value.items())
-    if isinstance(value, list):
-        return sum(map(_characters, value))
-    return 0
 
 
 def _content_and_options(transmission: Transmission) -> tuple[dict, dict | None, str]:
@@ -312,7 +302,7 @@ def prepare(transmission: Transmission) -> PreparedTransmission:
         source=transmission.source,
         skip_suppression=bool((transmission.options or {}).get("skip_suppression")),
         received_at=_received_at(transmission),
-        size=_characters(content),
+        size=characters(content),
     )
 
 

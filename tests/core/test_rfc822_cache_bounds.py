@@ -3,24 +3,10 @@ sender chooses the parts (an attacker's findings on the literal-part and Content
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
 import pytest
 
 from mailcore import rfc822
-
-
-def _kept(build) -> int:
-    """Bytes still allocated after ``build()`` (tracemalloc)."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    build()
-    gc.collect()
-    kept = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    return kept
+from tests.helpers import kept_bytes
 
 
 def _message(index: int, parameter_bytes: int) -> str:
@@ -44,7 +30,7 @@ def test_a_part_content_type_of_any_size_is_not_kept_after_its_message():
         for index in range(64):
             rfc822.compile_message(_message(index, 15 * 1024), substitute=False, substitute_headers=False)
 
-    kept = _kept(build)
+    kept = kept_bytes(build)
     assert kept < 512 * 1024, f"{kept / 2**20:.1f} MiB kept after 64 messages of a 15 KiB Content-Type"
     with pytest.raises(rfc822.Rfc822Error, match="16384 characters"):
         rfc822.compile_message(_message(0, 2 * 1024 * 1024), substitute=False, substitute_headers=False)
@@ -57,7 +43,7 @@ def test_the_scan_and_literal_part_caches_keep_a_bounded_amount_and_still_keep_e
     rfc822._literal_cached.cache_clear()
     rfc822._scan_cached.cache_clear()
     bodies = [f"{i:06d}" + "http://a " * ((rfc822.SCAN_CACHE_MAX_CHARS - 6) // 9) for i in range(16)]
-    kept = _kept(lambda: [rfc822._literal_part(body, "text") for body in bodies])
+    kept = kept_bytes(lambda: [rfc822._literal_part(body, "text") for body in bodies])
     assert kept < 16 * 1024 * 1024, f"{kept / 2**20:.0f} MiB kept by the part caches"
     everyday = "<p>" + '<a href="https://shop.example.com/item">item</a> ' * 110 + "</p>"
     assert rfc822._literal_part(everyday, "html") is rfc822._literal_part(everyday, "html")

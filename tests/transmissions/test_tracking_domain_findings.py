@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import TRACKING_DOMAIN_ATTACKS as TESTER_INPUTS
-from tests.helpers import assert_error
+from tests.helpers import assert_error, kept_bytes
 from tests.transmissions.helpers import body, parts, run
 from transmissions.models import Transmission
 
@@ -271,27 +271,21 @@ def test_a_content_id_name_goes_out_as_written_and_a_stored_bad_one_fails_that_m
 
 
 def _kept_after(api, relay, contents: list[dict], *, forget: bool) -> int:
-    """Bytes this process still holds (tracemalloc) after sending a transmission of each of
-    ``contents`` (after one sent first, unmeasured: what the first allocates for good), the
-    relayed copies dropped; with ``forget``, the prepared transmissions too."""
-    import gc
-    import tracemalloc
-
+    """Bytes this process still holds (``tests.helpers.kept_bytes``) after sending a
+    transmission of each of ``contents`` (after one sent first, unmeasured: what the first
+    allocates for good), the relayed copies dropped; with ``forget``, the prepared
+    transmissions too."""
     from transmissions.generation import prepared_cache_clear
 
+    def send() -> None:
+        for content in contents:
+            run(api, body(content=content, options=TRACKED))
+        relay.received.clear()
+        if forget:
+            prepared_cache_clear()
+
     run(api, body(content=LINKED, options=TRACKED))
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for content in contents:
-        run(api, body(content=content, options=TRACKED))
-    relay.received.clear()
-    if forget:
-        prepared_cache_clear()
-    gc.collect()
-    kept = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    return kept
+    return kept_bytes(send)
 
 
 def _sublinked(index: int, characters: int) -> dict:
